@@ -1,0 +1,214 @@
+"""The TorchServe handler that bridges to a TypeScript handler bundle.
+
+TorchServe loads a generated module (one class subclassing TsserveHandler).
+`initialize` loads the model and starts `node handler.mjs`; `handle` sends
+the batch to Node and serves Node's calls back into the model until the
+answer arrives. A child that dies or hangs fails only its batch, and is
+replaced before the next one.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from typing import Any, List, Optional
+
+import orjson
+
+from . import protocol
+from .errors import PeerClosed, PeerTimeout, RpcError, ShimConfigError
+from .node_process import NodeProcess, find_node
+from .rpc import Peer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RESPONSE_TIMEOUT_S = 120
+HANDSHAKE_TIMEOUT_S = 60
+
+
+def handle_deadline(model_config: dict) -> float:
+    """Seconds the shim waits for one batch: `handler.handle_timeout_s`, else
+    a little below TorchServe's responseTimeout so the shim answers first."""
+    section = model_config.get("handler") or {}
+    if section.get("handle_timeout_s"):
+        return float(section["handle_timeout_s"])
+    response_timeout = float(model_config.get("responseTimeout") or DEFAULT_RESPONSE_TIMEOUT_S)
+    return max(1.0, min(response_timeout * 0.9, response_timeout - 2.0))
+
+
+def decode_body(row: Any) -> dict:
+    """One TorchServe input row as an IncomingRequest."""
+    body = row.get("body") if isinstance(row, dict) else None
+    if body is None and isinstance(row, dict):
+        body = row.get("data")
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"body": None, "body_error": "body: is not valid UTF-8"}
+    if isinstance(body, str):
+        try:
+            body = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            return {"body": None, "body_error": f"body: is not valid JSON ({error})"}
+    return {"body": body}
+
+
+def error_body(status: int, message: str, field: Optional[str] = None) -> dict:
+    error = {"code": status, "message": message}
+    if field is not None:
+        error["field"] = field
+    return {"error": error}
+
+
+class TsserveHandler:
+    """Subclasses set `bundle_file`; TorchServe instantiates the subclass."""
+
+    bundle_file = "handler.mjs"
+
+    def __init__(self) -> None:
+        self.initialized = False
+        self.engine = None
+        self.child: Optional[NodeProcess] = None
+        self.peer: Optional[Peer] = None
+        self._batch_ids = itertools.count(1)
+        self._context = None
+
+    # ------------------------------------------------------------ TorchServe API
+
+    def initialize(self, context) -> None:
+        from .engine import Engine  # torch loads only when a model does
+
+        props = context.system_properties
+        self.model_dir = props.get("model_dir") or os.getcwd()
+        self.model_config = dict(context.model_yaml_config or {})
+        section = self.model_config.get("handler")
+        if not isinstance(section, dict) or not section.get("model_path"):
+            raise ShimConfigError("model-config.yaml needs a handler: section with model_path")
+        self.node = find_node(section.get("node"))
+        self.bundle = os.path.join(self.model_dir, self.bundle_file)
+        if not os.path.isfile(self.bundle):
+            raise ShimConfigError(f"handler bundle {self.bundle} is missing from the archive")
+        self.model_name = context.manifest.get("model", {}).get("modelName") or props.get("model_name") or "model"
+        self.gpu_id = props.get("gpu_id")
+        self.batch_size = int(props.get("batch_size") or 1)
+        self.deadline_s = handle_deadline(self.model_config)
+        self.engine = Engine.load(
+            section,
+            model_dir=self.model_dir,
+            gpu_id=self.gpu_id,
+            device_type=self.model_config.get("deviceType"),
+            device_ids=self.model_config.get("deviceIds"),
+        )
+        self._start_child()
+        self.initialized = True
+
+    def handle(self, data: List[Any], context) -> List[Any]:
+        self._context = context
+        requests = [decode_body(row) for row in data]
+        batch_id = next(self._batch_ids)
+        try:
+            if self.child is None or not self.child.alive():
+                self._start_child()
+            result = self.peer.request(protocol.HANDLE, {"batch_id": batch_id, "requests": requests}, timeout=self.deadline_s)
+            outcomes = result["responses"]
+        except PeerClosed:
+            outcomes = self._fail_all(len(data), 503, f"the handler process died during the request ({self._child_exit()}); it has been restarted")
+            self._replace_child()
+        except PeerTimeout:
+            outcomes = self._fail_all(len(data), 504, f"the handler did not answer within {self.deadline_s:g} s; its process was stopped and restarted")
+            self._replace_child()
+        except RpcError as error:
+            outcomes = self._fail_all(len(data), 500, f"handler error: {error.message}")
+        finally:
+            self._context = None
+        return [self._respond(context, index, outcome) for index, outcome in enumerate(outcomes)]
+
+    # ------------------------------------------------------------ the child
+
+    def _start_child(self) -> None:
+        self.child = NodeProcess(self.node, self.bundle, cwd=self.model_dir)
+        self.peer = Peer(self.child.stdout_fd, self.child.stdin_fd, on_noise=lambda line: logger.warning("tsserve channel: %s", line))
+        self.peer.on_request(protocol.GENERATE, self._serve_generate)
+        self.peer.on_request(protocol.TOKENIZE, lambda p: {"ids": self.engine.tokenize(p["texts"], p["add_special_tokens"])})
+        self.peer.on_request(protocol.DETOKENIZE, lambda p: {"texts": self.engine.detokenize(p["ids"], p["skip_special_tokens"])})
+        self.peer.on_notification(protocol.STREAM_CHUNK, self._send_chunk)
+        params = {
+            "protocol_version": protocol.PROTOCOL_VERSION,
+            "model_name": self.model_name,
+            "model_dir": self.model_dir,
+            "gpu_id": self.gpu_id,
+            "batch_size": self.batch_size,
+            "model_config": self.model_config,
+            "model_info": self.engine.info(),
+        }
+        try:
+            self.peer.request(protocol.INITIALIZE, params, timeout=HANDSHAKE_TIMEOUT_S)
+        except (PeerClosed, PeerTimeout, RpcError) as error:
+            reason = error.message if isinstance(error, RpcError) else str(error)
+            tail = self.child.stderr_tail()
+            self.child.stop()
+            raise ShimConfigError(f"the handler bundle failed to start: {reason} ({self._child_exit()})\n--- node stderr ---\n{tail}") from None
+        logger.info("tsserve: handler bundle started (node pid %d)", self.child.pid)
+
+    def _child_exit(self) -> str:
+        return self.child.exit_description() if self.child else "not started"
+
+    def _replace_child(self) -> None:
+        if self.child is not None:
+            self.child.stop()
+            logger.error("tsserve: handler process %s; stderr tail:\n%s", self.child.exit_description(), self.child.stderr_tail())
+        self.child = None
+        try:
+            self._start_child()
+        except ShimConfigError as error:
+            logger.error("tsserve: could not restart the handler process: %s", error)
+
+    def _serve_generate(self, params: dict) -> dict:
+        call_id = params["call_id"]
+
+        def on_delta(request_index: int, sequence_index: int, text: str, logprobs: Optional[dict]) -> None:
+            self.peer.notify(protocol.GENERATION_DELTA, {
+                "call_id": call_id, "request_index": request_index, "sequence_index": sequence_index,
+                "text": text, "logprobs": logprobs,
+            })
+            self.peer.poll_notifications()
+
+        wants_stream = any(request.get("stream") for request in params["requests"])
+        return {"outcomes": self.engine.generate(params["requests"], on_delta if wants_stream else None)}
+
+    def _send_chunk(self, params: dict) -> None:
+        from ts.handler_utils.utils import send_intermediate_predict_response
+
+        context, index = self._context, params["request_index"]
+        if context is None or context.request_ids is None or index not in context.request_ids:
+            return
+        context.set_response_content_type(index, "application/json")
+        body = orjson.dumps(params["body"]).decode("utf-8")
+        send_intermediate_predict_response({index: body}, {index: context.request_ids[index]}, "Intermediate response", 200, context)
+
+    # ------------------------------------------------------------ responses
+
+    @staticmethod
+    def _fail_all(count: int, status: int, message: str) -> List[dict]:
+        logger.error("tsserve: %s", message)
+        return [{"ok": False, "status": status, "message": message}] * count
+
+    @staticmethod
+    def _respond(context, index: int, outcome: dict) -> str:
+        context.set_response_content_type(index, "application/json")
+        if outcome["ok"]:
+            return orjson.dumps(outcome["body"]).decode("utf-8")
+        status = outcome["status"]
+        context.set_response_status(status, outcome["message"][:200], index)
+        return orjson.dumps(error_body(status, outcome["message"], outcome.get("field"))).decode("utf-8")
+
+    def shutdown(self) -> None:
+        if self.peer is not None and self.child is not None and self.child.alive():
+            try:
+                self.peer.request(protocol.SHUTDOWN, {}, timeout=2)
+            except (PeerClosed, PeerTimeout, RpcError):
+                pass
+        if self.child is not None:
+            self.child.stop()

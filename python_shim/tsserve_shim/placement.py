@@ -1,0 +1,186 @@
+"""Which GPUs a TorchServe worker's model lives on, and how much of each it may use.
+
+Pure functions, testable without CUDA.
+
+Rule (generalising the seed's hard-coded 8-GPU tables): the usable GPUs split
+into ``num_usable // num_gpu_per_model`` contiguous groups; a worker takes group
+``gpu_id mod groups``; every GPU of the group may hold ``gpu_max_memory`` bytes
+and every other GPU 0; the worker's input device is the group's first GPU.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+
+class PlacementError(ValueError):
+    """A placement that cannot work (bad config, group larger than the machine, not enough memory)."""
+
+
+_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+
+
+def parse_bytes(value: int | float | str) -> int:
+    """``4.8e10``, ``"48GiB"``, ``"45GB"``, ``"4.8e10"`` -> bytes (an int). Same rules as src/config/bytes.ts."""
+    if isinstance(value, bool):
+        raise PlacementError(f"gpu_max_memory must be bytes such as 4.8e10, \"48GiB\" or \"45GB\", got {value!r}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value <= 0:
+            raise PlacementError(f"gpu_max_memory must be a positive number of bytes, got {value!r}")
+        return int(math.floor(value))
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        factor = _UNITS.get(match.group(2).lower()) if match else None
+        if match is None or factor is None:
+            raise PlacementError(f"gpu_max_memory must be bytes such as 4.8e10, \"48GiB\" or \"45GB\", got {value!r}")
+        size = float(match.group(1)) * factor
+        if size <= 0:
+            raise PlacementError(f"gpu_max_memory must be a positive number of bytes, got {value!r}")
+        return int(math.floor(size))
+    raise PlacementError(f"gpu_max_memory must be a number of bytes or a string such as \"48GiB\", got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one worker's model goes."""
+
+    device: str  # "cuda:N": where inputs go (the group's first GPU)
+    max_memory: dict[int, int]  # every visible GPU index -> bytes (0 outside the group)
+    group: tuple[int, ...]  # the GPU indices the model is spread over
+
+    @property
+    def device_index(self) -> int:
+        return int(self.device.split(":", 1)[1])
+
+
+def plan_placement(
+    num_visible_gpus: int,
+    gpu_id: int,
+    num_gpu_per_model: int,
+    gpu_max_memory: int | float | str,
+    *,
+    model_bytes: int | None = None,
+) -> Placement:
+    """Plan one worker's GPUs on a machine with GPUs ``0 .. num_visible_gpus-1``.
+
+    ``gpu_id`` is the id TorchServe gave the worker (it wraps around the GPUs);
+    ``model_bytes``, when known, is checked against the group's total memory.
+    """
+    for name, value in (("num_visible_gpus", num_visible_gpus), ("gpu_id", gpu_id), ("num_gpu_per_model", num_gpu_per_model)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PlacementError(f"{name} must be an integer, got {value!r}")
+    if num_visible_gpus < 1:
+        raise PlacementError("no GPU is visible to this worker (check CUDA_VISIBLE_DEVICES and deviceIds)")
+    if num_gpu_per_model < 1:
+        raise PlacementError(f"num_gpu_per_model must be at least 1, got {num_gpu_per_model}")
+    if num_gpu_per_model > num_visible_gpus:
+        raise PlacementError(
+            f"num_gpu_per_model is {num_gpu_per_model} but only {num_visible_gpus} GPU(s) are visible to this worker"
+        )
+    if gpu_id < 0:
+        raise PlacementError(f"gpu_id must be non-negative, got {gpu_id}")
+    per_gpu = parse_bytes(gpu_max_memory)
+    groups = num_visible_gpus // num_gpu_per_model
+    group_index = gpu_id % groups
+    first = group_index * num_gpu_per_model
+    group = tuple(range(first, first + num_gpu_per_model))
+    if model_bytes is not None and per_gpu * len(group) < model_bytes:
+        raise PlacementError(
+            f"the model needs about {_fmt(model_bytes)} but {len(group)} GPU(s) x gpu_max_memory {_fmt(per_gpu)} "
+            f"= {_fmt(per_gpu * len(group))}; raise gpu_max_memory or num_gpu_per_model, or quantize"
+        )
+    max_memory = {index: (per_gpu if index in group else 0) for index in range(num_visible_gpus)}
+    return Placement(device=f"cuda:{first}", max_memory=max_memory, group=group)
+
+
+def _fmt(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB ({n} bytes)"
+
+
+def parse_cuda_visible_devices(value: str | None) -> list[str] | None:
+    """The entries of CUDA_VISIBLE_DEVICES (None when unset). As CUDA does, parsing stops at the first invalid entry."""
+    if value is None:
+        return None
+    entries: list[str] = []
+    for raw in value.split(","):
+        item = raw.strip()
+        if not item:
+            break
+        if item.lstrip("-").isdigit():
+            if int(item) < 0:
+                break
+        elif not re.match(r"^(GPU|MIG)-", item):
+            break
+        entries.append(item)
+    return entries
+
+
+def visible_gpus(
+    device_ids: Sequence[int] | None = None,
+    *,
+    device_count: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[int]:
+    """The CUDA ordinals this worker may spread its model over, in order.
+
+    ``device_count`` is what ``torch.cuda.device_count()`` says (it already
+    honours CUDA_VISIBLE_DEVICES); without it the count comes from
+    CUDA_VISIBLE_DEVICES in ``environ``. ``device_ids`` is the model config's
+    ``deviceIds`` (ordinals in that visible space): when given, only those.
+    """
+    env = os.environ if environ is None else environ
+    if device_count is None:
+        entries = parse_cuda_visible_devices(env.get("CUDA_VISIBLE_DEVICES"))
+        if entries is None:
+            raise PlacementError("cannot tell how many GPUs are visible: pass device_count or set CUDA_VISIBLE_DEVICES")
+        device_count = len(entries)
+    ordinals = list(range(device_count))
+    if not device_ids:
+        return ordinals
+    seen: set[int] = set()
+    chosen: list[int] = []
+    for raw in device_ids:
+        index = int(raw)
+        if index not in ordinals:
+            raise PlacementError(
+                f"deviceIds names GPU {index} but only {device_count} GPU(s) are visible"
+                + (f" (CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']})" if "CUDA_VISIBLE_DEVICES" in env else "")
+            )
+        if index in seen:
+            raise PlacementError(f"deviceIds names GPU {index} twice")
+        seen.add(index)
+        chosen.append(index)
+    return chosen
+
+
+def plan_worker(
+    gpu_id: int | None,
+    num_gpu_per_model: int,
+    gpu_max_memory: int | float | str,
+    usable: Sequence[int],
+    device_count: int,
+    *,
+    model_bytes: int | None = None,
+) -> Placement:
+    """plan_placement over the ``usable`` ordinals (deviceIds), mapped back to CUDA ordinals.
+
+    TorchServe hands a worker a ``gpu_id`` taken from ``deviceIds`` when that is
+    configured, else a counter over all GPUs; either way its position in
+    ``usable`` picks the group. ``max_memory`` covers all ``device_count`` GPUs.
+    """
+    if gpu_id is None:
+        gpu_id = 0
+    position = list(usable).index(gpu_id) if gpu_id in usable else gpu_id
+    local = plan_placement(len(usable), position, num_gpu_per_model, gpu_max_memory, model_bytes=model_bytes)
+    group = tuple(usable[i] for i in local.group)
+    per_gpu = parse_bytes(gpu_max_memory)
+    max_memory = {index: (per_gpu if index in group else 0) for index in range(device_count)}
+    return Placement(device=f"cuda:{group[0]}", max_memory=max_memory, group=group)

@@ -1,0 +1,202 @@
+"""The shim's JSON-RPC peer over the Node child's stdin/stdout.
+
+TorchServe calls the shim synchronously, so the peer is a single-threaded
+select loop: while our request is pending it reads the child's messages,
+answers the child's requests (generate, tokenize, detokenize) and notifications
+(stream chunks), and writes its own output without blocking, so that both
+sides writing large messages at once cannot deadlock on full pipes.
+"""
+from __future__ import annotations
+
+import collections
+import errno
+import os
+import select
+import time
+from typing import Any, Callable, Deque, Dict, Optional
+
+from .errors import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    MESSAGE_TOO_LARGE,
+    METHOD_NOT_FOUND,
+    PeerClosed,
+    PeerTimeout,
+    RpcError,
+)
+from .framing import DEFAULT_MAX_MESSAGE_BYTES, Invalid, LineReader, Message, Oversize, encode_message
+
+RequestHandler = Callable[[dict], Any]
+NotificationHandler = Callable[[dict], None]
+
+_READ_SIZE = 1 << 20
+
+
+class Peer:
+    def __init__(
+        self,
+        read_fd: int,
+        write_fd: int,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        on_noise: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self._read_fd = read_fd
+        self._write_fd = write_fd
+        os.set_blocking(write_fd, False)
+        self._reader = LineReader(max_message_bytes)
+        self._outgoing = bytearray()
+        self._next_id = 1
+        self._results: Dict[int, dict] = {}
+        self._requests: Dict[str, RequestHandler] = {}
+        self._notifications: Dict[str, NotificationHandler] = {}
+        self._on_noise = on_noise
+        self._closed = False
+        self._frames: Deque = collections.deque()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def on_request(self, method: str, handler: RequestHandler) -> None:
+        self._requests[method] = handler
+
+    def on_notification(self, method: str, handler: NotificationHandler) -> None:
+        self._notifications[method] = handler
+
+    def request(self, method: str, params: dict, timeout: Optional[float] = None) -> Any:
+        """Send a request and serve the peer until its answer arrives."""
+        if self._closed:
+            raise PeerClosed(f"cannot send {method}: the handler process has exited")
+        request_id = self._next_id
+        self._next_id += 1
+        self._send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while request_id not in self._results:
+            if self._frames:
+                self._dispatch(self._frames.popleft())
+            else:
+                self._pump(deadline, method)
+        answer = self._results.pop(request_id)
+        if "error" in answer:
+            error = answer["error"]
+            raise RpcError(error.get("code", INTERNAL_ERROR), error.get("message", ""), error.get("data"))
+        return answer.get("result")
+
+    def notify(self, method: str, params: dict) -> None:
+        self._send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def close(self) -> None:
+        self._closed = True
+
+    def poll_notifications(self) -> None:
+        """Without blocking: read what has arrived and serve its notifications now.
+
+        Called from inside a long-running handler (a generate call that
+        streams), so requests are left queued for the main loop rather than
+        served re-entrantly.
+        """
+        if self._closed:
+            return
+        self._flush()
+        readable, _, _ = select.select([self._read_fd], [], [], 0)
+        if readable:
+            self._read_available()
+        kept: Deque = collections.deque()
+        while self._frames:
+            frame = self._frames.popleft()
+            if isinstance(frame, Message) and isinstance(frame.value, dict) and "method" in frame.value and "id" not in frame.value:
+                self._dispatch(frame)
+            else:
+                kept.append(frame)
+        self._frames = kept
+
+    # ------------------------------------------------------------ internals
+
+    def _send(self, message: dict) -> None:
+        self._outgoing += encode_message(message)
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._outgoing:
+            try:
+                written = os.write(self._write_fd, self._outgoing)
+            except BlockingIOError:
+                return
+            except (BrokenPipeError, OSError) as error:
+                if isinstance(error, OSError) and error.errno not in (errno.EPIPE, errno.EBADF, errno.EINVAL):
+                    raise
+                self._outgoing.clear()
+                self._closed = True
+                return
+            del self._outgoing[:written]
+
+    def _pump(self, deadline: Optional[float], method: str) -> None:
+        if self._closed:
+            raise PeerClosed(f"the handler process exited while {method} was pending")
+        wait = None
+        if deadline is not None:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                raise PeerTimeout(f"{method} got no answer before the deadline")
+        writers = [self._write_fd] if self._outgoing else []
+        readable, writable, _ = select.select([self._read_fd], writers, [], wait)
+        if writable:
+            self._flush()
+        if readable and not self._read_available():
+            raise PeerClosed(f"the handler process exited while {method} was pending")
+
+    def _read_available(self) -> bool:
+        """Queue the frames of one read; False at end of stream."""
+        try:
+            chunk = os.read(self._read_fd, _READ_SIZE)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._closed = True
+            return False
+        self._frames.extend(self._reader.push(chunk))
+        return True
+
+    def _dispatch(self, frame) -> None:
+        if isinstance(frame, Oversize):
+            self._on_noise(f"dropped a message of {frame.size} bytes (over the size cap)")
+            self._send({"jsonrpc": "2.0", "id": None, "error": {"code": MESSAGE_TOO_LARGE, "message": f"message of {frame.size} bytes exceeds the size cap"}})
+            return
+        if isinstance(frame, Invalid):
+            self._on_noise(f"not JSON: {frame.line}")
+            return
+        message = frame.value
+        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+            self._on_noise(f"not a JSON-RPC message: {str(message)[:200]}")
+            return
+        if "method" in message:
+            if "id" in message:
+                self._serve_request(message)
+            else:
+                self._serve_notification(message)
+        elif isinstance(message.get("id"), int):
+            self._results[message["id"]] = message
+        elif "error" in message:
+            self._on_noise(f"peer error: {message['error'].get('message')}")
+
+    def _serve_request(self, message: dict) -> None:
+        handler = self._requests.get(message["method"])
+        try:
+            if handler is None:
+                raise RpcError(METHOD_NOT_FOUND, f"unknown method {message['method']}")
+            params = message.get("params")
+            if not isinstance(params, dict):
+                raise RpcError(INVALID_PARAMS, f"params of {message['method']} must be an object")
+            reply = {"jsonrpc": "2.0", "id": message["id"], "result": handler(params)}
+        except RpcError as error:
+            reply = {"jsonrpc": "2.0", "id": message["id"], "error": error.to_json()}
+        except Exception as error:  # the handler's failure is the peer's answer, not our crash
+            reply = {"jsonrpc": "2.0", "id": message["id"], "error": {"code": INTERNAL_ERROR, "message": f"{type(error).__name__}: {error}"}}
+        self._send(reply)
+
+    def _serve_notification(self, message: dict) -> None:
+        handler = self._notifications.get(message["method"])
+        params = message.get("params")
+        if handler is not None and isinstance(params, dict):
+            handler(params)

@@ -1,0 +1,67 @@
+import { parseArgs } from "node:util";
+import { UsageError, type Command } from "./command.ts";
+
+/** Commands load lazily, so `tsserve render` never pays for the archiver's imports. */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  render: async () => (await import("./commands/render.ts")).default,
+  init: async () => (await import("./commands/init.ts")).default,
+  bundle: async () => (await import("./commands/bundle.ts")).default,
+  archive: async () => (await import("./commands/archive.ts")).default,
+  start: async () => (await import("./commands/start.ts")).default,
+  stop: async () => (await import("./commands/stop.ts")).default,
+  register: async () => (await import("./commands/register.ts")).default,
+  unregister: async () => (await import("./commands/unregister.ts")).default,
+  status: async () => (await import("./commands/status.ts")).default,
+  predict: async () => (await import("./commands/predict.ts")).default,
+  token: async () => (await import("./commands/token.ts")).default,
+};
+
+export async function usage(): Promise<string> {
+  const lines = ["Usage: tsserve <command> [options]", "", "Commands:"];
+  for (const load of Object.values(COMMANDS)) {
+    const command = await load().catch(() => undefined);
+    if (command) lines.push(`  ${command.name.padEnd(11)} ${command.summary}`);
+  }
+  lines.push("", "Run `tsserve <command> --help` for a command's options.");
+  return lines.join("\n");
+}
+
+export async function runMain(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write((await usage()) + "\n");
+    process.exitCode = name === undefined ? 2 : 0;
+    return;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    process.stderr.write(`tsserve: unknown command "${name}"\n\n${await usage()}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const command = await load();
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(command.usage + "\n");
+    return;
+  }
+  try {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: command.options,
+      allowPositionals: command.positionals ?? false,
+      strict: true,
+    });
+    const code = await command.run({ values, positionals });
+    process.exitCode = code ?? 0;
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      const exitCode = error instanceof UsageError ? error.exitCode : 2;
+      process.stderr.write(`tsserve ${name}: ${(error as Error).message}\n`);
+      if (!(error instanceof UsageError)) process.stderr.write(`\n${command.usage}\n`);
+      process.exitCode = exitCode;
+      return;
+    }
+    process.stderr.write(`tsserve ${name}: ${(error as Error).stack ?? error}\n`);
+    process.exitCode = 1;
+  }
+}

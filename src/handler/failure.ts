@@ -1,0 +1,26 @@
+/**
+ * A refusal or failure of one request. Stages return it in place of an item so
+ * that one bad request never fails its batch mates; the runtime turns it into
+ * that request's HTTP status and `{"error": {...}}` body.
+ */
+export class RequestFailure extends Error {
+  constructor(readonly status: number, message: string, readonly field?: string) {
+    super(message);
+    this.name = "RequestFailure";
+  }
+
+  static badRequest(message: string, field?: string): RequestFailure {
+    return new RequestFailure(400, message, field);
+  }
+
+  /** Any thrown value as a failure: RequestFailures keep their status, others are 500s. */
+  static from(error: unknown): RequestFailure {
+    if (error instanceof RequestFailure) return error;
+    const message = error instanceof Error ? error.message : String(error);
+    return new RequestFailure(500, message);
+  }
+}
+
+export type Maybe<T> = T | RequestFailure;
+
+export const isFailure = (value: unknown): value is RequestFailure => value instanceof RequestFailure;

@@ -1,0 +1,50 @@
+/**
+ * The handler API: one class per model with TorchServe's four functions,
+ * typed by its config schema and its request schema.
+ */
+import type { z } from "zod";
+import type { ModelClient } from "./model.ts";
+import type { Maybe } from "./failure.ts";
+import { HandlerSection, type ModelConfig } from "../config/model-config.ts";
+
+export interface HandlerContext<Cfg = HandlerSection> {
+  readonly modelName: string;
+  readonly modelDir: string;
+  readonly gpuId: number | null;
+  readonly batchSize: number;
+  /** The whole model-config.yaml; its `handler:` section parsed by the handler's config schema. */
+  readonly config: ModelConfig & { handler: Cfg };
+  readonly model: ModelClient;
+}
+
+/** The context of one stage call: positions in the stage's array map to HTTP requests of the batch. */
+export interface StageContext<Cfg = HandlerSection> extends HandlerContext<Cfg> {
+  /** `requestIndices[i]` is the index in the TorchServe batch of the item at position i. */
+  readonly requestIndices: readonly number[];
+  /** Send `body` now as an intermediate (streamed) response of batch request `requestIndex`. */
+  stream(requestIndex: number, body: unknown): void;
+}
+
+export abstract class Handler<Req = unknown, Cfg = HandlerSection, In = unknown, Out = unknown> {
+  /** Validates one HTTP request body; a refusal names the field. */
+  abstract readonly requestSchema: z.ZodType<Req>;
+  /** Parses the `handler:` section of model-config.yaml (extend `HandlerSection`). */
+  readonly configSchema: z.ZodType<Cfg> = HandlerSection as unknown as z.ZodType<Cfg>;
+
+  /** Called once per worker after the model is loaded. */
+  async initialize(_ctx: HandlerContext<Cfg>): Promise<void> {}
+
+  /** Valid requests of one batch in, model inputs out (a RequestFailure refuses one request). */
+  abstract preprocess(requests: Req[], ctx: StageContext<Cfg>): Promise<Maybe<In>[]>;
+
+  /** Model inputs in, raw outputs out. The default handlers make one batched `generate` call. */
+  abstract inference(inputs: In[], ctx: StageContext<Cfg>): Promise<Maybe<Out>[]>;
+
+  /** Raw outputs in, one JSON-serialisable response body per request out. */
+  abstract postprocess(outputs: Out[], ctx: StageContext<Cfg>): Promise<Maybe<unknown>[]>;
+}
+
+export type AnyHandler = Handler<any, any, any, any>;
+export type HandlerClass<H extends AnyHandler = AnyHandler> = new () => H;
+export type RequestOf<H> = H extends Handler<infer R, any, any, any> ? R : never;
+export type ConfigOf<H> = H extends Handler<any, infer C, any, any> ? C : never;

@@ -1,0 +1,23 @@
+/**
+ * The tensor side as a handler sees it. In production every call goes over
+ * the bridge to the Python shim; in tests it is a scripted fake (tsserve/testing).
+ */
+import type { GenerateOutcome, GenerateRequest, GenerationDelta, ModelInfo } from "../protocol/messages.ts";
+
+export type { GenerateOutcome, GenerateRequest, GenerationDelta, ModelInfo };
+
+export interface GenerateOptions {
+  /**
+   * Called with each new piece of text while generating (requests with
+   * `stream: true`); `delta.request_index` indexes the `requests` passed to generate.
+   */
+  onDelta?: (delta: GenerationDelta) => void;
+}
+
+export interface ModelClient {
+  readonly info: ModelInfo;
+  /** One batched generation pass; outcomes line up with `requests`. */
+  generate(requests: GenerateRequest[], options?: GenerateOptions): Promise<GenerateOutcome[]>;
+  tokenize(texts: string[], options?: { addSpecialTokens?: boolean }): Promise<number[][]>;
+  detokenize(ids: number[][], options?: { skipSpecialTokens?: boolean }): Promise<string[]>;
+}

@@ -1,0 +1,191 @@
+/**
+ * A JSON-RPC 2.0 peer over a pair of byte streams. Both sides serve and send
+ * requests at once: while a request of ours is pending, the other side's
+ * requests are answered. Only method descriptors from ./methods.ts are accepted.
+ */
+import type { Readable, Writable } from "node:stream";
+import type { z } from "zod";
+import { ConnectionError, ErrorCode, RpcError } from "./errors.ts";
+import { LineReader, encodeMessage, type Frame, DEFAULT_MAX_MESSAGE_BYTES } from "./framing.ts";
+import { JsonRpcMessage, type JsonRpcRequest, type RequestId } from "./messages.ts";
+import type { NotificationType, RequestType } from "./methods.ts";
+
+type State = "listening" | "closed";
+
+type RequestHandler = (params: unknown) => unknown | Promise<unknown>;
+type NotificationHandler = (params: unknown) => void;
+
+interface Pending {
+  method: string;
+  result: z.ZodType;
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  timer?: NodeJS.Timeout;
+}
+
+export interface ConnectionOptions {
+  maxMessageBytes?: number;
+  /** Lines that are not protocol messages (noise on the channel); default: ignored. */
+  onNoise?: (description: string) => void;
+  /** Validate incoming params and results against the descriptors' schemas (default true). */
+  validate?: boolean;
+}
+
+export class Connection {
+  private state: State = "listening";
+  private nextId = 1;
+  private readonly pending = new Map<RequestId, Pending>();
+  private readonly requestHandlers = new Map<string, { params: z.ZodType; handler: RequestHandler }>();
+  private readonly notificationHandlers = new Map<string, { params: z.ZodType; handler: NotificationHandler }>();
+  private readonly reader: LineReader;
+  private readonly closeListeners: Array<() => void> = [];
+  private readonly validate: boolean;
+
+  constructor(
+    private readonly input: Readable,
+    private readonly output: Writable,
+    private readonly options: ConnectionOptions = {},
+  ) {
+    this.reader = new LineReader(options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
+    this.validate = options.validate ?? true;
+    input.on("data", (chunk: Buffer) => {
+      for (const frame of this.reader.push(chunk)) this.dispatch(frame);
+    });
+    input.on("end", () => this.close());
+    input.on("error", () => this.close());
+    output.on("error", () => this.close());
+  }
+
+  get isOpen(): boolean {
+    return this.state === "listening";
+  }
+
+  onClose(listener: () => void): void {
+    if (this.state === "closed") listener();
+    else this.closeListeners.push(listener);
+  }
+
+  onRequest<P extends z.ZodType, R extends z.ZodType>(
+    type: RequestType<P, R>,
+    handler: (params: z.infer<P>) => z.input<R> | Promise<z.input<R>>,
+  ): void {
+    this.requestHandlers.set(type.method, { params: type.params, handler: handler as RequestHandler });
+  }
+
+  onNotification<P extends z.ZodType>(type: NotificationType<P>, handler: (params: z.infer<P>) => void): void {
+    this.notificationHandlers.set(type.method, { params: type.params, handler: handler as NotificationHandler });
+  }
+
+  sendRequest<P extends z.ZodType, R extends z.ZodType>(
+    type: RequestType<P, R>,
+    params: z.input<P>,
+    options: { timeoutMs?: number } = {},
+  ): Promise<z.infer<R>> {
+    if (this.state !== "listening") {
+      return Promise.reject(new ConnectionError("closed", `cannot send ${type.method}: connection is closed`));
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const entry: Pending = { method: type.method, result: type.result, resolve: resolve as (value: unknown) => void, reject };
+      if (options.timeoutMs !== undefined) {
+        entry.timer = setTimeout(() => {
+          this.pending.delete(id);
+          reject(new ConnectionError("timeout", `${type.method} got no answer within ${options.timeoutMs} ms`));
+        }, options.timeoutMs);
+        entry.timer.unref();
+      }
+      this.pending.set(id, entry);
+      this.write({ jsonrpc: "2.0", id, method: type.method, params });
+    });
+  }
+
+  sendNotification<P extends z.ZodType>(type: NotificationType<P>, params: z.input<P>): void {
+    if (this.state === "listening") this.write({ jsonrpc: "2.0", method: type.method, params });
+  }
+
+  /** Stops listening; every pending request is rejected. */
+  close(): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    for (const [id, entry] of this.pending) {
+      clearTimeout(entry.timer);
+      entry.reject(new ConnectionError("closed", `connection closed while ${entry.method} was pending`));
+      this.pending.delete(id);
+    }
+    for (const listener of this.closeListeners.splice(0)) listener();
+  }
+
+  private write(message: unknown): void {
+    // Node's stream buffers writes in order; callers need no back-pressure
+    // signal because every request's answer waits on the peer anyway.
+    this.output.write(encodeMessage(message));
+  }
+
+  private dispatch(frame: Frame): void {
+    if (frame.kind === "oversize") {
+      this.options.onNoise?.(`dropped a message of ${frame.bytes} bytes (over the size cap)`);
+      this.write({ jsonrpc: "2.0", id: null, error: { code: ErrorCode.MessageTooLarge, message: `message of ${frame.bytes} bytes exceeds the size cap` } });
+      return;
+    }
+    if (frame.kind === "invalid") {
+      this.options.onNoise?.(`not JSON: ${frame.line}`);
+      return;
+    }
+    const parsed = JsonRpcMessage.safeParse(frame.value);
+    if (!parsed.success) {
+      this.options.onNoise?.(`not a JSON-RPC message: ${JSON.stringify(frame.value).slice(0, 200)}`);
+      return;
+    }
+    const message = parsed.data;
+    if ("method" in message) {
+      if ("id" in message) void this.serveRequest(message as JsonRpcRequest);
+      else this.serveNotification(message.method, message.params);
+    } else {
+      this.settle(message);
+    }
+  }
+
+  private async serveRequest(request: JsonRpcRequest): Promise<void> {
+    const entry = this.requestHandlers.get(request.method);
+    try {
+      if (!entry) throw new RpcError(ErrorCode.MethodNotFound, `unknown method ${request.method}`);
+      const params = this.validate ? entry.params.safeParse(request.params ?? {}) : { success: true as const, data: request.params };
+      if (!params.success) throw new RpcError(ErrorCode.InvalidParams, `invalid params for ${request.method}: ${params.error.message}`);
+      const result = await entry.handler(params.data);
+      this.write({ jsonrpc: "2.0", id: request.id, result });
+    } catch (error) {
+      const rpc = error instanceof RpcError ? error : new RpcError(ErrorCode.InternalError, (error as Error)?.message ?? String(error));
+      this.write({ jsonrpc: "2.0", id: request.id, error: rpc.toJSON() });
+    }
+  }
+
+  private serveNotification(method: string, params: unknown): void {
+    const entry = this.notificationHandlers.get(method);
+    if (!entry) return;
+    const parsed = this.validate ? entry.params.safeParse(params ?? {}) : { success: true as const, data: params };
+    if (parsed.success) entry.handler(parsed.data);
+    else this.options.onNoise?.(`invalid params for notification ${method}`);
+  }
+
+  private settle(message: { id: RequestId | null; result?: unknown; error?: { code: number; message: string; data?: unknown } }): void {
+    if (message.id === null) {
+      if (message.error) this.options.onNoise?.(`peer error: ${message.error.message}`);
+      return;
+    }
+    const entry = this.pending.get(message.id);
+    if (!entry) return;
+    this.pending.delete(message.id);
+    clearTimeout(entry.timer);
+    if (message.error) {
+      entry.reject(new RpcError(message.error.code, message.error.message, message.error.data));
+      return;
+    }
+    if (!this.validate) {
+      entry.resolve(message.result);
+      return;
+    }
+    const result = entry.result.safeParse(message.result);
+    if (result.success) entry.resolve(result.data);
+    else entry.reject(new RpcError(ErrorCode.InvalidParams, `invalid result for ${entry.method}: ${result.error.message}`));
+  }
+}

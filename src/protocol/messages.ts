@@ -1,0 +1,205 @@
+/**
+ * Every message that crosses the stdio channel between the Python shim and the
+ * Node runtime, defined once. The Python half is checked against the JSON
+ * Schema exported from these definitions (protocol.schema.json).
+ */
+import { z } from "zod";
+
+export const PROTOCOL_VERSION = 1;
+
+// ---------------------------------------------------------------- envelopes
+
+export const RequestId = z.union([z.number().int(), z.string()]);
+
+export const ErrorObject = z.strictObject({
+  code: z.number().int(),
+  message: z.string(),
+  data: z.unknown().optional(),
+});
+
+export const JsonRpcRequest = z.strictObject({
+  jsonrpc: z.literal("2.0"),
+  id: RequestId,
+  method: z.string(),
+  params: z.unknown().optional(),
+});
+
+export const JsonRpcNotification = z.strictObject({
+  jsonrpc: z.literal("2.0"),
+  method: z.string(),
+  params: z.unknown().optional(),
+});
+
+export const JsonRpcSuccess = z.strictObject({
+  jsonrpc: z.literal("2.0"),
+  id: RequestId,
+  result: z.unknown(),
+});
+
+export const JsonRpcError = z.strictObject({
+  jsonrpc: z.literal("2.0"),
+  id: RequestId.nullable(),
+  error: ErrorObject,
+});
+
+export const JsonRpcMessage = z.union([JsonRpcRequest, JsonRpcNotification, JsonRpcSuccess, JsonRpcError]);
+
+export type RequestId = z.infer<typeof RequestId>;
+export type ErrorObject = z.infer<typeof ErrorObject>;
+export type JsonRpcRequest = z.infer<typeof JsonRpcRequest>;
+export type JsonRpcNotification = z.infer<typeof JsonRpcNotification>;
+export type JsonRpcSuccess = z.infer<typeof JsonRpcSuccess>;
+export type JsonRpcError = z.infer<typeof JsonRpcError>;
+export type JsonRpcMessage = z.infer<typeof JsonRpcMessage>;
+
+// ------------------------------------------------------- shim -> node methods
+
+/** Facts about the loaded model that the text side needs (context length, special tokens). */
+export const ModelInfo = z.strictObject({
+  name_or_path: z.string(),
+  context_length: z.number().int().positive(),
+  vocab_size: z.number().int().positive(),
+  bos_token: z.string().nullable(),
+  eos_token: z.string().nullable(),
+  chat_template: z.string().nullable(),
+  device: z.string(),
+});
+export type ModelInfo = z.infer<typeof ModelInfo>;
+
+export const InitializeParams = z.strictObject({
+  protocol_version: z.number().int(),
+  model_name: z.string(),
+  model_dir: z.string(),
+  gpu_id: z.number().int().nullable(),
+  batch_size: z.number().int().positive(),
+  /** The whole model-config.yaml as TorchServe parsed it. */
+  model_config: z.record(z.string(), z.unknown()),
+  model_info: ModelInfo,
+});
+export const InitializeResult = z.strictObject({
+  protocol_version: z.number().int(),
+  handler: z.string(),
+});
+
+/** One HTTP request of a TorchServe batch: its body as the shim received it. */
+export const IncomingRequest = z.strictObject({
+  /** Parsed JSON when the body was JSON, else the raw text (or null when empty). */
+  body: z.unknown(),
+  /** Set when the body could not be read as JSON; the runtime refuses it with this message. */
+  body_error: z.string().optional(),
+  request_id: z.string().optional(),
+});
+export type IncomingRequest = z.infer<typeof IncomingRequest>;
+
+export const HandleParams = z.strictObject({
+  batch_id: z.number().int(),
+  requests: z.array(IncomingRequest),
+});
+
+export const RequestOutcome = z.discriminatedUnion("ok", [
+  z.strictObject({ ok: z.literal(true), body: z.unknown() }),
+  z.strictObject({
+    ok: z.literal(false),
+    status: z.number().int().min(400).max(599),
+    message: z.string(),
+    field: z.string().optional(),
+  }),
+]);
+export type RequestOutcome = z.infer<typeof RequestOutcome>;
+
+export const HandleResult = z.strictObject({ responses: z.array(RequestOutcome) });
+
+export const ShutdownParams = z.strictObject({});
+export const ShutdownResult = z.strictObject({});
+
+// ------------------------------------------------------- node -> shim methods
+
+export const GenerateRequest = z.strictObject({
+  prompt: z.string(),
+  max_tokens: z.number().int().min(0),
+  temperature: z.number().min(0),
+  top_p: z.number().min(0).max(1),
+  top_k: z.number().int().min(0),
+  repetition_penalty: z.number().positive(),
+  seed: z.number().int().nullable(),
+  stop: z.array(z.string()),
+  /** How many alternatives to report per token (0 = only the chosen token's logprob). */
+  logprobs: z.number().int().min(0).max(20),
+  /** Sequences to sample for this prompt. */
+  num_sequences: z.number().int().min(1),
+  /** Also score the prompt's own tokens (echo). */
+  echo: z.boolean(),
+  /** Send each new piece of text as a `stream` notification while generating. */
+  stream: z.boolean(),
+});
+export type GenerateRequest = z.infer<typeof GenerateRequest>;
+
+export const TokenLogprobs = z.strictObject({
+  tokens: z.array(z.string()),
+  token_ids: z.array(z.number().int()),
+  token_logprobs: z.array(z.number().nullable()),
+  top_logprobs: z.array(z.record(z.string(), z.number()).nullable()),
+  text_offset: z.array(z.number().int()),
+});
+export type TokenLogprobs = z.infer<typeof TokenLogprobs>;
+
+export const Sequence = z.strictObject({
+  text: z.string(),
+  finish_reason: z.enum(["stop", "length"]),
+  logprobs: TokenLogprobs,
+  cumulative_logprob: z.number(),
+});
+export type Sequence = z.infer<typeof Sequence>;
+
+export const GenerateOutcome = z.discriminatedUnion("ok", [
+  z.strictObject({
+    ok: z.literal(true),
+    prompt: TokenLogprobs,
+    sequences: z.array(Sequence),
+    prompt_tokens: z.number().int(),
+    compute_time: z.number(),
+  }),
+  z.strictObject({
+    ok: z.literal(false),
+    status: z.number().int().min(400).max(599),
+    message: z.string(),
+  }),
+]);
+export type GenerateOutcome = z.infer<typeof GenerateOutcome>;
+
+export const GenerateParams = z.strictObject({
+  /** Unique per generate call; `generation/delta` notifications carry it back. */
+  call_id: z.number().int(),
+  requests: z.array(GenerateRequest),
+});
+export const GenerateResult = z.strictObject({ outcomes: z.array(GenerateOutcome) });
+
+export const TokenizeParams = z.strictObject({
+  texts: z.array(z.string()),
+  add_special_tokens: z.boolean(),
+});
+export const TokenizeResult = z.strictObject({ ids: z.array(z.array(z.number().int())) });
+
+export const DetokenizeParams = z.strictObject({
+  ids: z.array(z.array(z.number().int())),
+  skip_special_tokens: z.boolean(),
+});
+export const DetokenizeResult = z.strictObject({ texts: z.array(z.string()) });
+
+/** Shim -> node notification: new text for one generate request while it runs. */
+export const GenerationDeltaParams = z.strictObject({
+  call_id: z.number().int(),
+  /** Index into the generate call's `requests`. */
+  request_index: z.number().int(),
+  sequence_index: z.number().int(),
+  text: z.string(),
+  logprobs: TokenLogprobs.nullable(),
+});
+export type GenerationDelta = z.infer<typeof GenerationDeltaParams>;
+
+/** Node -> shim notification: send this chunk to the HTTP client now (TorchServe intermediate response). */
+export const StreamChunkParams = z.strictObject({
+  batch_id: z.number().int(),
+  request_index: z.number().int(),
+  body: z.unknown(),
+});

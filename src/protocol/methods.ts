@@ -1,0 +1,44 @@
+/**
+ * One descriptor per RPC method: its wire name, which side serves it, and the
+ * schemas of its params and result. Connections accept only these descriptors.
+ */
+import type { z } from "zod";
+import * as m from "./messages.ts";
+
+export type Side = "node" | "shim";
+
+export interface RequestType<P extends z.ZodType, R extends z.ZodType> {
+  readonly kind: "request";
+  readonly method: string;
+  /** The side that answers the request. */
+  readonly servedBy: Side;
+  readonly params: P;
+  readonly result: R;
+}
+
+export interface NotificationType<P extends z.ZodType> {
+  readonly kind: "notification";
+  readonly method: string;
+  readonly servedBy: Side;
+  readonly params: P;
+}
+
+const request = <P extends z.ZodType, R extends z.ZodType>(method: string, servedBy: Side, params: P, result: R): RequestType<P, R> =>
+  ({ kind: "request", method, servedBy, params, result });
+const notification = <P extends z.ZodType>(method: string, servedBy: Side, params: P): NotificationType<P> =>
+  ({ kind: "notification", method, servedBy, params });
+
+export const Initialize = request("initialize", "node", m.InitializeParams, m.InitializeResult);
+export const Handle = request("handle", "node", m.HandleParams, m.HandleResult);
+export const Shutdown = request("shutdown", "node", m.ShutdownParams, m.ShutdownResult);
+export const GenerationDelta = notification("generation/delta", "node", m.GenerationDeltaParams);
+
+export const Generate = request("generate", "shim", m.GenerateParams, m.GenerateResult);
+export const Tokenize = request("tokenize", "shim", m.TokenizeParams, m.TokenizeResult);
+export const Detokenize = request("detokenize", "shim", m.DetokenizeParams, m.DetokenizeResult);
+export const StreamChunk = notification("stream/chunk", "shim", m.StreamChunkParams);
+
+export const ALL_METHODS = [Initialize, Handle, Shutdown, GenerationDelta, Generate, Tokenize, Detokenize, StreamChunk] as const;
+
+export type ParamsOf<T> = T extends RequestType<infer P, z.ZodType> ? z.infer<P> : T extends NotificationType<infer P> ? z.infer<P> : never;
+export type ResultOf<T> = T extends RequestType<z.ZodType, infer R> ? z.infer<R> : never;

@@ -1,0 +1,33 @@
+/**
+ * Entry point of a handler bundle: `serve(HandlerClass)` claims stdout for the
+ * protocol and runs until stdin closes or the parent process goes away.
+ */
+import type { HandlerClass } from "../handler/handler.ts";
+import { claimStdout } from "./stdio.ts";
+import { startRuntime } from "./server.ts";
+
+export { startRuntime } from "./server.ts";
+export { runBatch } from "./pipeline.ts";
+
+const PARENT_POLL_MS = 250;
+
+export function serve(Handler: HandlerClass): void {
+  const output = claimStdout();
+  const runtime = startRuntime(Handler, { input: process.stdin, output });
+  const parent = process.ppid;
+  // A SIGKILLed parent may leave stdin open in a grandchild; re-parenting tells us it is gone.
+  const watch = setInterval(() => {
+    if (process.ppid !== parent) {
+      process.stderr.write("[tsserve] parent process exited; stopping\n");
+      process.exit(1);
+    }
+  }, PARENT_POLL_MS);
+  watch.unref();
+  process.on("uncaughtException", (error) => {
+    process.stderr.write(`[tsserve] uncaught exception: ${error.stack ?? error}\n`);
+    process.exit(1);
+  });
+  void runtime.closed.then((code) => {
+    output.end(() => process.exit(code));
+  });
+}

@@ -1,0 +1,75 @@
+/**
+ * The Node side of the bridge: answers the shim's initialize / handle /
+ * shutdown, runs the handler's pipeline, and lends it a model that calls back
+ * into the shim.
+ */
+import type { Readable, Writable } from "node:stream";
+import { Connection } from "../protocol/connection.ts";
+import { ErrorCode, RpcError } from "../protocol/errors.ts";
+import { PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { GenerationDelta, Handle, Initialize, Shutdown, StreamChunk } from "../protocol/methods.ts";
+import { parseModelConfig } from "../config/model-config.ts";
+import { describeIssues } from "../handler/validate.ts";
+import type { AnyHandler, HandlerClass, HandlerContext } from "../handler/handler.ts";
+import { RemoteModel } from "./remote-model.ts";
+import { runBatch } from "./pipeline.ts";
+
+export interface RuntimeOptions {
+  input: Readable;
+  output: Writable;
+  log?: (line: string) => void;
+}
+
+export interface Runtime {
+  connection: Connection;
+  /** Resolves with the exit code the process should use: 0 after shutdown, 1 if the channel closed first. */
+  closed: Promise<number>;
+}
+
+export function startRuntime(Handler: HandlerClass, options: RuntimeOptions): Runtime {
+  const log = options.log ?? ((line: string) => process.stderr.write(`[tsserve] ${line}\n`));
+  const connection = new Connection(options.input, options.output, { onNoise: (d) => log(`protocol: ${d}`) });
+  const handler: AnyHandler = new Handler();
+  let ctx: HandlerContext<unknown> | undefined;
+  let model: RemoteModel | undefined;
+  let shutdownRequested = false;
+
+  connection.onRequest(Initialize, async (params) => {
+    if (params.protocol_version !== PROTOCOL_VERSION) {
+      throw new RpcError(ErrorCode.ProtocolVersionMismatch,
+        `protocol version mismatch: the shim speaks ${params.protocol_version}, this handler bundle speaks ${PROTOCOL_VERSION}; rebuild the archive with the same tsserve version`);
+    }
+    const config = parseModelConfig(params.model_config, handler.configSchema);
+    if (!config.success) {
+      throw new RpcError(ErrorCode.InvalidParams, `model config: ${describeIssues(config.error).message}`);
+    }
+    model = new RemoteModel(connection, params.model_info);
+    ctx = {
+      modelName: params.model_name,
+      modelDir: params.model_dir,
+      gpuId: params.gpu_id,
+      batchSize: params.batch_size,
+      config: config.data,
+      model,
+    };
+    await handler.initialize(ctx);
+    return { protocol_version: PROTOCOL_VERSION, handler: Handler.name };
+  });
+
+  connection.onRequest(Handle, async (params) => {
+    if (!ctx) throw new RpcError(ErrorCode.NotInitialized, "handle before initialize");
+    const stream = (requestIndex: number, body: unknown) =>
+      connection.sendNotification(StreamChunk, { batch_id: params.batch_id, request_index: requestIndex, body });
+    return { responses: await runBatch(handler, ctx, params.requests, { stream }) };
+  });
+
+  connection.onNotification(GenerationDelta, (delta) => model?.deliverDelta(delta));
+
+  connection.onRequest(Shutdown, () => {
+    shutdownRequested = true;
+    return {};
+  });
+
+  const closed = new Promise<number>((resolve) => connection.onClose(() => resolve(shutdownRequested ? 0 : 1)));
+  return { connection, closed };
+}
