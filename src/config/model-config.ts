@@ -4,6 +4,7 @@
  * with their own typed fields.
  */
 import { z } from "zod";
+import path from "node:path";
 import { parseByteSize } from "./bytes.ts";
 
 export const Dtype = z.enum(["auto", "float16", "bfloat16", "float32"]);
@@ -18,24 +19,44 @@ const ByteSize = z.union([z.number().positive(), z.string()]).transform((value, 
   }
 });
 
-export const HandlerSection = z
-  .looseObject({
-    model_path: z.string().min(1),
-    tokenizer_path: z.string().min(1).optional(),
-    dtype: Dtype.default("auto"),
-    quantize: Quantize.default("none"),
-    /** Keep 4-bit double quantization off unless asked (the seed never used it). */
-    double_quant: z.boolean().default(false),
-    num_gpu_per_model: z.number().int().positive().default(1),
-    /** Bytes per GPU: `4.8e10`, `"48GiB"`, `"45GB"`. The seed's `per_gpu_mem` is an alias. */
-    gpu_max_memory: ByteSize.optional(),
-    per_gpu_mem: ByteSize.optional(),
-    /** The Node binary that runs the handler bundle (else $TSSERVE_NODE, else `node` on PATH). */
-    node: z.string().min(1).optional(),
-    /** Seconds the shim waits for the handler to answer a batch; below TorchServe's responseTimeout. */
-    handle_timeout_s: z.number().positive().optional(),
-  })
-  .transform(({ per_gpu_mem, ...rest }) => ({ ...rest, gpu_max_memory: rest.gpu_max_memory ?? per_gpu_mem }));
+/** The fields every handler section has; extend them with `extendHandlerSection`. */
+export const HandlerSectionFields = {
+  /**
+   * The checkpoint folder. A relative path resolves against the folder of the
+   * model-config.yaml that names it (see `resolveModelPath`).
+   */
+  model_path: z.string().min(1),
+  tokenizer_path: z.string().min(1).optional(),
+  dtype: Dtype.default("auto"),
+  quantize: Quantize.default("none"),
+  /** Keep 4-bit double quantization off unless asked (the seed never used it). */
+  double_quant: z.boolean().default(false),
+  num_gpu_per_model: z.number().int().positive().default(1),
+  /** Bytes per GPU: `4.8e10`, `"48GiB"`, `"45GB"`. The seed's `per_gpu_mem` is an alias. */
+  gpu_max_memory: ByteSize.optional(),
+  per_gpu_mem: ByteSize.optional(),
+  /** The Node binary that runs the handler bundle (else $TSSERVE_NODE, else `node` on PATH). */
+  node: z.string().min(1).optional(),
+  /** Seconds the shim waits for the handler to answer a batch; below TorchServe's responseTimeout. */
+  handle_timeout_s: z.number().positive().optional(),
+} satisfies z.ZodRawShape;
+
+/**
+ * A handler section with more typed fields: `extendHandlerSection({ chat_template: z.string().optional() })`.
+ * Unknown keys are kept, and `per_gpu_mem` folds into `gpu_max_memory`.
+ */
+export function extendHandlerSection<Extra extends z.ZodRawShape>(extra: Extra) {
+  return z
+    .looseObject({ ...HandlerSectionFields, ...extra })
+    .transform((section) => {
+      // Spread, not rest-destructuring: Omit<> over a loose object's index signature would erase the known keys' types.
+      const out = { ...section, gpu_max_memory: section.gpu_max_memory ?? section.per_gpu_mem };
+      delete out.per_gpu_mem;
+      return out;
+    });
+}
+
+export const HandlerSection = extendHandlerSection({});
 export type HandlerSection = z.output<typeof HandlerSection>;
 
 export const ModelConfig = z.looseObject({
@@ -59,8 +80,23 @@ export function parseModelConfig<Cfg>(raw: unknown, handlerSchema: z.ZodType<Cfg
   if (!outer.success) return outer as z.ZodSafeParseResult<never>;
   const inner = handlerSchema.safeParse(outer.data.handler);
   if (!inner.success) {
-    for (const issue of inner.error.issues) issue.path = ["handler", ...issue.path];
-    return inner as z.ZodSafeParseResult<never>;
+    const issues = inner.error.issues.map((issue) => ({ ...issue, path: ["handler", ...issue.path] }));
+    return { success: false, error: new z.ZodError(issues) } as z.ZodSafeParseResult<never>;
   }
-  return { success: true, data: { ...outer.data, handler: inner.data } };
+  return { success: true, data: { ...outer.data, handler: inner.data } as ModelConfig & { handler: Cfg } };
+}
+
+/**
+ * Where a config's `model_path` (or `tokenizer_path`) points: an absolute path
+ * as is; a relative one against the folder of the config file that names it
+ * (so `model_path: ../.cache/tiny-llama` in `configs/x.yaml` is
+ * `<repo>/.cache/tiny-llama`, wherever the command runs). `~/` is the home
+ * folder. The Python shim applies the same rule.
+ */
+export function resolveModelPath(configFile: string, modelPath: string): string {
+  if (modelPath === "~" || modelPath.startsWith("~/")) {
+    return path.join(process.env.HOME ?? "", modelPath.slice(1));
+  }
+  if (path.isAbsolute(modelPath)) return path.normalize(modelPath);
+  return path.resolve(path.dirname(path.resolve(configFile)), modelPath);
 }

@@ -1,0 +1,484 @@
+"""The tensor side of tsserve: tokenization and batched generation with a transformers causal LM.
+
+``Engine.generate`` takes GenerateRequest dicts and returns GenerateOutcome
+dicts (src/protocol/messages.ts). One call is one pass: every row (request x
+sequence) is tokenized on its own, the rows are left-padded into one batch and
+decoded together by a small loop over the model's forward with a KV cache
+(prefill, then one token per step), each row with its own sampling settings,
+random generator, stop sequences and token budget. Rows leave the batch as
+they finish. Logprobs are the log-softmax of the model's raw logits at each
+step of this same loop (before repetition penalty, temperature, top-k/top-p).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from .detokenize import IncrementalDecoder, token_strings
+from .loading import LoadPlan, load_model, load_tokenizer, plan_load_here
+from .sampling import make_generator, select_tokens
+from .stopping import StopMatcher
+
+log = logging.getLogger(__name__)
+
+OnDelta = Callable[[int, int, str, "dict | None"], None]
+
+# A model config's max_position_embeddings is trusted up to this; beyond it the
+# tokenizer's model_max_length (when smaller) wins.
+_HUGE = 10**9
+
+
+def empty_token_logprobs() -> dict:
+    return {"tokens": [], "token_ids": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+
+
+def error_outcome(status: int, message: str) -> dict:
+    return {"ok": False, "status": status, "message": message}
+
+
+def _is_oom(error: BaseException) -> bool:
+    oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(error, oom):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+@dataclass
+class _Row:
+    """One sequence being generated."""
+
+    request: int
+    sequence: int
+    prompt_ids: list[int]
+    max_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    penalty: float
+    k: int  # top_logprobs wanted
+    stream: bool
+    stops: StopMatcher
+    generator: torch.Generator | None
+    decoder: IncrementalDecoder
+    text: str = ""
+    tokens: list[str] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    tops: list[dict | None] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    finish_reason: str | None = None
+    streamed_chars: int = 0
+    streamed_tokens: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+
+class Engine:
+    """A loaded causal LM and its tokenizer, generating GenerateRequest batches."""
+
+    def __init__(self, model, tokenizer, *, device: str | torch.device | None = None, name_or_path: str | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.name_or_path = name_or_path or getattr(model, "name_or_path", None) or "model"
+        config = model.config
+        context = getattr(config, "max_position_embeddings", None) or _HUGE
+        tok_max = getattr(tokenizer, "model_max_length", None)
+        if isinstance(tok_max, int) and 0 < tok_max < _HUGE:
+            context = min(context, tok_max)
+        self.context_length = int(context)
+        self.vocab_size = int(getattr(config, "vocab_size", None) or len(tokenizer))
+        self.bos_token: str | None = tokenizer.bos_token
+        self.eos_token: str | None = tokenizer.eos_token
+        eos = getattr(model.generation_config, "eos_token_id", None) if getattr(model, "generation_config", None) else None
+        if eos is None:
+            eos = tokenizer.eos_token_id
+        self.eos_ids: set[int] = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+        pad = tokenizer.pad_token_id
+        if pad is None:
+            pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+        self.pad_id = int(pad)
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(
+        cls,
+        handler_section: Mapping[str, Any],
+        *,
+        model_dir: str,
+        gpu_id: int | None = None,
+        device_type: str | None = None,
+        device_ids: Sequence[int] | None = None,
+    ) -> "Engine":
+        """Load per the model-config.yaml ``handler:`` section (see loading.plan_load)."""
+        plan: LoadPlan = plan_load_here(
+            handler_section, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids
+        )
+        log.info("tsserve: loading %s on %s (dtype %s, quantize %s)", plan.model_path, plan.device, plan.dtype_name, plan.quantize)
+        tokenizer = load_tokenizer(plan)
+        model = load_model(plan)
+        engine = cls(model, tokenizer, device=plan.device, name_or_path=str(handler_section.get("model_path") or plan.model_path))
+        engine.plan = plan
+        return engine
+
+    def info(self) -> dict:
+        """ModelInfo."""
+        return {
+            "name_or_path": str(self.name_or_path),
+            "context_length": self.context_length,
+            "vocab_size": self.vocab_size,
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+            "chat_template": getattr(self.tokenizer, "chat_template", None) or None,
+            "device": str(self.device),
+        }
+
+    # ------------------------------------------------------------- tokenization
+
+    def encode_prompt(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of a prompt; a prompt that already begins with the BOS text gets no second BOS."""
+        if add_special_tokens and self.bos_token and text.startswith(self.bos_token):
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
+        return [self.encode_prompt(t, add_special_tokens) for t in texts]
+
+    def detokenize(self, ids: Sequence[Sequence[int]], skip_special_tokens: bool = False) -> list[str]:
+        return [
+            self.tokenizer.decode(list(row), skip_special_tokens=skip_special_tokens, clean_up_tokenization_spaces=False)
+            for row in ids
+        ]
+
+    # --------------------------------------------------------------- generation
+
+    def generate(self, requests: Sequence[Mapping[str, Any]], on_delta: OnDelta | None = None) -> list[dict]:
+        """One GenerateOutcome per GenerateRequest; requests that are refused do not fail the others."""
+        outcomes: list[dict | None] = [None] * len(requests)
+        prompts: dict[int, list[int]] = {}
+        for index, request in enumerate(requests):
+            try:
+                ids = self.encode_prompt(request["prompt"])
+                problem = self._check_lengths(len(ids), int(request["max_tokens"]))
+            except Exception as error:  # noqa: BLE001 - a bad request must not fail its batch mates
+                outcomes[index] = error_outcome(400, f"cannot tokenize the prompt: {error}")
+                continue
+            if problem:
+                outcomes[index] = error_outcome(400, problem)
+            else:
+                prompts[index] = ids
+        if prompts:
+            for index, outcome in self._run_pass(requests, prompts, on_delta).items():
+                outcomes[index] = outcome
+        return [o if o is not None else error_outcome(500, "no outcome") for o in outcomes]
+
+    def _check_lengths(self, prompt_tokens: int, max_tokens: int) -> str | None:
+        if prompt_tokens == 0:
+            return "the prompt is empty (0 tokens)"
+        if prompt_tokens > self.context_length:
+            return (
+                f"the prompt has {prompt_tokens} tokens, more than the model's context length of "
+                f"{self.context_length} tokens"
+            )
+        if prompt_tokens + max_tokens > self.context_length:
+            return (
+                f"the prompt has {prompt_tokens} tokens and max_tokens is {max_tokens}: "
+                f"{prompt_tokens} + {max_tokens} = {prompt_tokens + max_tokens} is more than the model's context "
+                f"length of {self.context_length} tokens (at most {self.context_length - prompt_tokens} new tokens fit)"
+            )
+        return None
+
+    def _run_pass(self, requests, prompts: dict[int, list[int]], on_delta: OnDelta | None) -> dict[int, dict]:
+        started = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                rows, prompt_lp = self._decode_loop(requests, prompts, on_delta)
+        except Exception as error:  # noqa: BLE001
+            if _is_oom(error):
+                log.error("tsserve: out of memory while generating a batch of %d: %s", len(prompts), error)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                return {i: error_outcome(507, f"out of memory while generating: {error}") for i in prompts}
+            log.exception("tsserve: generation failed")
+            return {i: error_outcome(500, f"generation failed: {type(error).__name__}: {error}") for i in prompts}
+        elapsed = time.perf_counter() - started
+        result: dict[int, dict] = {}
+        for index, ids in prompts.items():
+            sequences = [self._sequence(row) for row in rows if row.request == index]
+            result[index] = {
+                "ok": True,
+                "prompt": prompt_lp.get(index) or empty_token_logprobs(),
+                "sequences": sequences,
+                "prompt_tokens": len(ids),
+                "compute_time": elapsed,
+            }
+        return result
+
+    def _make_rows(self, requests, prompts: dict[int, list[int]]) -> list[_Row]:
+        rows: list[_Row] = []
+        for index, ids in prompts.items():
+            request = requests[index]
+            temperature = float(request.get("temperature", 0.0))
+            top_p = float(request.get("top_p", 0.0) or 0.0)
+            stops = StopMatcher(request.get("stop") or [])
+            for sequence in range(int(request.get("num_sequences", 1))):
+                rows.append(
+                    _Row(
+                        request=index,
+                        sequence=sequence,
+                        prompt_ids=ids,
+                        max_tokens=int(request["max_tokens"]),
+                        temperature=temperature,
+                        top_p=top_p if 0.0 < top_p < 1.0 else 1.0,
+                        top_k=max(0, int(request.get("top_k", 0) or 0)),
+                        penalty=float(request.get("repetition_penalty", 1.0) or 1.0),
+                        k=int(request.get("logprobs", 0) or 0),
+                        stream=bool(request.get("stream", False)),
+                        stops=stops,
+                        generator=make_generator(request.get("seed"), sequence, self.device) if temperature > 0 else None,
+                        decoder=IncrementalDecoder(self.tokenizer, ids),
+                    )
+                )
+        return rows
+
+    def _decode_loop(self, requests, prompts, on_delta):
+        from transformers import DynamicCache
+
+        rows = self._make_rows(requests, prompts)
+        device = self.device
+        width = max(len(r.prompt_ids) for r in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            n = len(row.prompt_ids)
+            input_ids[i, width - n :] = torch.tensor(row.prompt_ids, dtype=torch.long)
+            mask[i, width - n :] = 1
+        input_ids = input_ids.to(device)
+        mask = mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+
+        echo = {r.request for r in rows if requests[r.request].get("echo")}
+        cache = DynamicCache(config=self.model.config)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=0 if echo else 1,
+        )
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        all_logits = out.logits
+        prompt_lp: dict[int, dict] = {}
+        for i, row in enumerate(rows):
+            if row.request in echo and row.request not in prompt_lp:
+                k = row.k
+                prompt_lp[row.request] = self._prompt_logprobs(all_logits[i, width - len(row.prompt_ids) :], row.prompt_ids, k)
+        logits = all_logits[:, -1, :].to(device=device, dtype=torch.float32)
+        del all_logits, out
+
+        # Per-row settings as tensors; pruned along with the batch as rows finish.
+        active = [i for i, r in enumerate(rows) if r.max_tokens > 0]
+        for row in rows:
+            if row.max_tokens == 0:
+                row.finish_reason = "length"
+        temperature = torch.tensor([r.temperature for r in rows], dtype=torch.float32, device=device)
+        top_k = torch.tensor([r.top_k for r in rows], dtype=torch.long, device=device)
+        top_p = torch.tensor([r.top_p for r in rows], dtype=torch.float32, device=device)
+        penalty = seen = None
+        if any(r.penalty != 1.0 for r in rows):
+            penalty = torch.tensor([r.penalty for r in rows], dtype=torch.float32, device=device)
+            seen = torch.zeros((len(rows), logits.shape[-1]), dtype=torch.bool, device=device)
+            real = torch.where(mask.bool(), input_ids, input_ids[:, -1:])  # the last column is never padding
+            seen.scatter_(1, real, True)
+        last_pos = positions[:, -1]
+
+        keep = torch.tensor(active, dtype=torch.long, device=device)
+        if len(active) < len(rows):
+            if not active:
+                return rows, prompt_lp
+            cache.batch_select_indices(keep)
+            logits, mask, last_pos, temperature, top_k, top_p = (t[keep] for t in (logits, mask, last_pos, temperature, top_k, top_p))
+            if seen is not None:
+                penalty, seen = penalty[keep], seen[keep]
+
+        while True:
+            batch = [rows[i] for i in active]
+            chosen = select_tokens(
+                logits,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                penalty=penalty,
+                seen=seen,
+                generators=[r.generator for r in batch],
+            )
+            raw = torch.log_softmax(logits, dim=-1)
+            chosen_lp = raw.gather(1, chosen.unsqueeze(-1)).squeeze(-1)
+            k_max = max(r.k for r in batch)
+            top_vals = top_ids = None
+            if k_max > 0:
+                top_vals, top_ids = raw.topk(k_max, dim=-1)
+                top_vals, top_ids = top_vals.tolist(), top_ids.tolist()
+            chosen_list = chosen.tolist()
+            chosen_lp_list = chosen_lp.tolist()
+
+            for j, row in enumerate(batch):
+                tops = None
+                if row.k > 0:
+                    alts = row.decoder.alternatives(top_ids[j][: row.k])
+                    tops = {}
+                    for text, value in zip(alts, top_vals[j][: row.k]):
+                        tops.setdefault(text, value)
+                self._advance(row, chosen_list[j], chosen_lp_list[j], tops)
+                if row.stream and on_delta is not None:
+                    self._stream(row, on_delta)
+
+            still = [j for j, row in enumerate(batch) if not row.done]
+            if not still:
+                break
+            if len(still) < len(batch):
+                keep = torch.tensor(still, dtype=torch.long, device=device)
+                cache.batch_select_indices(keep)
+                chosen, mask, last_pos, temperature, top_k, top_p = (
+                    t[keep] for t in (chosen, mask, last_pos, temperature, top_k, top_p)
+                )
+                if seen is not None:
+                    penalty, seen = penalty[keep], seen[keep]
+                active = [active[j] for j in still]
+            if seen is not None:
+                seen.scatter_(1, chosen.unsqueeze(-1), True)
+            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+            last_pos = last_pos + 1
+            out = self.model(
+                input_ids=chosen.unsqueeze(-1),
+                attention_mask=mask,
+                position_ids=last_pos.unsqueeze(-1),
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+            logits = out.logits[:, -1, :].to(device=device, dtype=torch.float32)
+        return rows, prompt_lp
+
+    def _advance(self, row: _Row, token: int, logprob: float, tops: dict | None) -> None:
+        """Take one chosen token into a row: EOS, text, stop sequences, budget."""
+        if token in self.eos_ids:
+            row.finish_reason = "stop"
+            self._flush(row)
+            return
+        before = len(row.text)
+        piece = row.decoder.step(token)
+        row.offsets.append(before)
+        row.tokens.append(piece)
+        row.token_ids.append(token)
+        row.logprobs.append(logprob)
+        row.tops.append(tops)
+        row.text += piece
+        if row.stops and piece:
+            at = row.stops.find(row.text, before)
+            if at is not None:
+                self._cut(row, at)
+                row.finish_reason = "stop"
+                return
+        if len(row.token_ids) >= row.max_tokens:
+            row.finish_reason = "length"
+            self._flush(row)
+
+    def _flush(self, row: _Row) -> None:
+        tail = row.decoder.flush()
+        if tail and row.tokens:
+            row.tokens[-1] += tail
+            row.text += tail
+
+    @staticmethod
+    def _cut(row: _Row, at: int) -> None:
+        """Cut the text before a stop; keep the tokens that begin before the cut."""
+        row.text = row.text[:at]
+        keep = sum(1 for offset in row.offsets if offset < at)
+        for name in ("tokens", "token_ids", "logprobs", "tops", "offsets"):
+            del getattr(row, name)[keep:]
+
+    def _stream(self, row: _Row, on_delta: OnDelta) -> None:
+        """Send what can no longer turn into a stop sequence (everything, once the row is done)."""
+        end = len(row.text) if row.done else len(row.text) - row.stops.holdback(row.text)
+        if end <= row.streamed_chars and not row.done:
+            return
+        first = row.streamed_tokens
+        last = first
+        while last < len(row.tokens) and (row.done or row.offsets[last] + len(row.tokens[last]) <= end):
+            last += 1
+        text = row.text[row.streamed_chars : end] if end > row.streamed_chars else ""
+        if not text and last == first:
+            return
+        row.streamed_chars = max(row.streamed_chars, end)
+        row.streamed_tokens = last
+        on_delta(row.request, row.sequence, text, self._token_logprobs(row, first, last))
+
+    @staticmethod
+    def _token_logprobs(row: _Row, first: int = 0, last: int | None = None) -> dict:
+        sl = slice(first, last)
+        return {
+            "tokens": row.tokens[sl],
+            "token_ids": row.token_ids[sl],
+            "token_logprobs": row.logprobs[sl],
+            "top_logprobs": row.tops[sl],
+            "text_offset": row.offsets[sl],
+        }
+
+    def _sequence(self, row: _Row) -> dict:
+        return {
+            "text": row.text,
+            "finish_reason": row.finish_reason or "length",
+            "logprobs": self._token_logprobs(row),
+            "cumulative_logprob": float(sum(row.logprobs)),
+        }
+
+    def _prompt_logprobs(self, logits: torch.Tensor, ids: list[int], k: int) -> dict:
+        """Echo: each prompt token's logprob given the tokens before it (the first has none)."""
+        strings = token_strings(self.tokenizer, ids)
+        offsets, at = [], 0
+        for s in strings:
+            offsets.append(at)
+            at += len(s)
+        token_lp: list[float | None] = [None]
+        tops: list[dict | None] = [None]
+        if len(ids) > 1:
+            target = torch.tensor(ids[1:], device=logits.device)
+            values: list[float] = []
+            top_vals: list[list[float]] = []
+            top_ids: list[list[int]] = []
+            chunk = 512
+            for start in range(0, len(ids) - 1, chunk):
+                lp = torch.log_softmax(logits[start : min(start + chunk, len(ids) - 1)].float(), dim=-1)
+                values += lp.gather(1, target[start : start + lp.shape[0]].unsqueeze(-1)).squeeze(-1).tolist()
+                if k > 0:
+                    v, i = lp.topk(k, dim=-1)
+                    top_vals += v.tolist()
+                    top_ids += i.tolist()
+            token_lp += values
+            for pos in range(1, len(ids)):
+                if k == 0:
+                    tops.append(None)
+                    continue
+                context = ids[max(0, pos - 4) : pos]
+                decoder = IncrementalDecoder(self.tokenizer, context)
+                entry: dict[str, float] = {}
+                for text, value in zip(decoder.alternatives(top_ids[pos - 1]), top_vals[pos - 1]):
+                    entry.setdefault(text, value)
+                tops.append(entry)
+        return {
+            "tokens": strings,
+            "token_ids": list(ids),
+            "token_logprobs": token_lp,
+            "top_logprobs": tops,
+            "text_offset": offsets,
+        }

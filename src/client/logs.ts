@@ -1,0 +1,86 @@
+/**
+ * Reading TorchServe's logs while something happens: a watcher remembers
+ * where each log ended, and the worker-failure finder turns the model log's
+ * new lines into the cause (the Python traceback's tail) that `register`
+ * reports instead of waiting for a timeout.
+ */
+import fs from "node:fs";
+import path from "node:path";
+
+export class LogWatcher {
+  private readonly offsets = new Map<string, number>();
+
+  constructor(private readonly dir: string, files: string[] = ["model_log.log", "ts_log.log"]) {
+    for (const f of files) this.offsets.set(f, this.size(f));
+  }
+
+  private size(file: string): number {
+    try {
+      return fs.statSync(path.join(this.dir, file)).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Text appended to `file` since the watcher started. */
+  since(file: string): string {
+    const start = this.offsets.get(file) ?? 0;
+    const full = path.join(this.dir, file);
+    let fd: number;
+    try {
+      fd = fs.openSync(full, "r");
+    } catch {
+      return "";
+    }
+    try {
+      const end = fs.fstatSync(fd).size;
+      if (end < start) return ""; // rotated; ignore
+      const buffer = Buffer.alloc(end - start);
+      fs.readSync(fd, buffer, 0, buffer.length, start);
+      return buffer.toString("utf8");
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+/** `2024-05-01T10:00:00,123 [INFO ] W-9000-name_1.0-stdout MODEL_LOG - text` → `text`. */
+export function stripLogPrefix(line: string): string {
+  const match = /^\d{4}-\d\d-\d\dT[\d:,.]+ \[[A-Z ]+\] \S+ \S+ - (.*)$/.exec(line);
+  return match ? match[1]! : line;
+}
+
+/** Lines of a log that belong to the workers of `modelName` (their thread names are W-PORT-NAME_VERSION-...). */
+function linesOf(text: string, modelName: string | undefined): string[] {
+  const lines = text.split(/\r?\n/).filter(Boolean);
+  if (!modelName) return lines;
+  const mine = lines.filter((l) => l.includes(`-${modelName}_`));
+  return mine.length ? mine : lines;
+}
+
+const FRONTEND_FAILURE = /Load model failed|Backend worker process died|Worker died|Backend worker did not respond|Backend worker startup time out|Failed to start workers/;
+const WORKER_FAILURE = /Backend worker process died|Traceback \(most recent call last\)|Load model failed/;
+
+/**
+ * If the new log text shows a worker of `modelName` failing to start, the
+ * cause as a few lines (the end of the Python traceback), else undefined.
+ */
+export function findWorkerFailure(modelLog: string, tsLog: string, modelName?: string): string | undefined {
+  const tsLines = linesOf(tsLog, undefined).filter((l) => !modelName || l.includes(modelName) || /Worker died|worker process died/.test(l));
+  const frontend = tsLines.find((l) => FRONTEND_FAILURE.test(l));
+  const model = linesOf(modelLog, modelName).map(stripLogPrefix);
+  const start = model.findIndex((l) => WORKER_FAILURE.test(l));
+  if (!frontend && start < 0) return undefined;
+  if (start < 0) return stripLogPrefix(frontend!);
+  // The traceback ends at its exception line; take what follows the "died" marker, at most 25 lines.
+  const traceStart = model.findIndex((l, i) => i >= start && l.startsWith("Traceback"));
+  const from = traceStart >= 0 ? traceStart : start;
+  const tail = model.slice(from).filter((l) => !/^\s*$/.test(l));
+  let exceptionLine = -1;
+  tail.forEach((l, i) => {
+    if (/^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b/.test(l)) exceptionLine = i;
+  });
+  const end = exceptionLine >= 0 ? exceptionLine + 1 : tail.length;
+  const lines = tail.slice(0, end);
+  return (lines.length > 25 ? ["...", ...lines.slice(-25)] : lines).join("\n");
+}

@@ -1,0 +1,45 @@
+/**
+ * Where tsserve keeps TorchServe's state: one git-ignored working folder in
+ * the project (`.work/torchserve/`), so logs, key_file.json, the pid file and
+ * unpacked archives never land in the user's current directory.
+ */
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The tsserve package root (where scripts/setup.sh creates .venv). */
+export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+export interface WorkPaths {
+  root: string;
+  /** TorchServe's cwd: key_file.json lands here. */
+  work: string;
+  logs: string;
+  /** TEMP/TMPDIR of TorchServe: unpacked archives and its pid file. */
+  tmp: string;
+  defaultModelStore: string;
+  /** What `tsserve start` recorded: pid, addresses, model store. */
+  state: string;
+  keyFile: string;
+  pidFile: string;
+  venvBin: string;
+  defaultTsConfig: string;
+}
+
+export function workPaths(env: NodeJS.ProcessEnv = process.env): WorkPaths {
+  const root = env.TSSERVE_ROOT ? path.resolve(env.TSSERVE_ROOT) : PROJECT_ROOT.replace(/[\\/]$/, "");
+  const work = env.TSSERVE_WORK_DIR ? path.resolve(env.TSSERVE_WORK_DIR) : path.join(root, ".work", "torchserve");
+  const tmp = path.join(work, "tmp");
+  return {
+    root,
+    work,
+    logs: path.join(work, "logs"),
+    tmp,
+    defaultModelStore: path.join(work, "model-store"),
+    state: path.join(work, "tsserve-state.json"),
+    keyFile: path.join(work, "key_file.json"),
+    // torchserve's launcher writes its pid file into tempfile.gettempdir(), i.e. $TMPDIR.
+    pidFile: path.join(tmp, ".model_server.pid"),
+    venvBin: env.TSSERVE_VENV ? path.join(path.resolve(env.TSSERVE_VENV), "bin") : path.join(root, ".venv", "bin"),
+    defaultTsConfig: path.join(root, "configs", "config.properties"),
+  };
+}

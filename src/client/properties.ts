@@ -1,0 +1,52 @@
+/** TorchServe's config.properties: the keys tsserve needs, read the way TorchServe reads them. */
+import fs from "node:fs";
+
+export type Properties = Map<string, string>;
+
+/** Java-properties subset TorchServe uses: `key=value` or `key: value`, `#`/`!` comments, `\` continuations. */
+export function parseProperties(text: string): Properties {
+  const props: Properties = new Map();
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i]!.trim();
+    if (line === "" || line.startsWith("#") || line.startsWith("!")) continue;
+    while (line.endsWith("\\") && i + 1 < lines.length) line = line.slice(0, -1) + lines[++i]!.trim();
+    const match = /^([^=:\s]+)\s*[=:\s]\s*(.*)$/.exec(line);
+    if (match) props.set(match[1]!, match[2]!);
+  }
+  return props;
+}
+
+export function readProperties(file: string): Properties {
+  return parseProperties(fs.readFileSync(file, "utf8"));
+}
+
+export interface ServerAddresses {
+  inference: string;
+  management: string;
+  metrics: string;
+}
+
+/** TorchServe's own defaults. */
+export const DEFAULT_ADDRESSES: ServerAddresses = {
+  inference: "http://127.0.0.1:8080",
+  management: "http://127.0.0.1:8081",
+  metrics: "http://127.0.0.1:8082",
+};
+
+function normalize(address: string): string {
+  // TorchServe accepts 0.0.0.0 to listen everywhere; a client connects over loopback.
+  return address.replace(/\/+$/, "").replace("://0.0.0.0", "://127.0.0.1");
+}
+
+export function addressesFrom(props: Properties | undefined): ServerAddresses {
+  return {
+    inference: normalize(props?.get("inference_address") ?? DEFAULT_ADDRESSES.inference),
+    management: normalize(props?.get("management_address") ?? DEFAULT_ADDRESSES.management),
+    metrics: normalize(props?.get("metrics_address") ?? DEFAULT_ADDRESSES.metrics),
+  };
+}
+
+export function isTrue(value: string | undefined): boolean {
+  return value?.trim().toLowerCase() === "true";
+}

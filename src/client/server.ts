@@ -1,0 +1,328 @@
+/**
+ * Starting and stopping the project's TorchServe, and talking to it.
+ *
+ * `startServer` spawns `.venv/bin/torchserve --start` with an argument list
+ * (never a shell) in the working folder, with LOG_LOCATION, METRICS_LOCATION
+ * and TEMP/TMPDIR pointing there, then waits for /ping. `stopServer` stops
+ * the Java frontend and waits until it, its Python workers and their Node
+ * children are all gone, escalating to SIGKILL for any that linger.
+ */
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { readArchiveFile, listArchive } from "../archive/reader.ts";
+import { MANIFEST_PATH } from "../archive/manifest.ts";
+import { TorchServeClient, TorchServeError, type RegisterOptions } from "./http.ts";
+import { readKeyFile } from "./keys.ts";
+import { LogWatcher, findWorkerFailure } from "./logs.ts";
+import { allProcs, procInfo, processTree, procsMentioning, signal, stillRunning, TS_MAIN_CLASS, type ProcInfo } from "./procs.ts";
+import { addressesFrom, isTrue, readProperties, type Properties, type ServerAddresses } from "./properties.ts";
+import { workPaths, type WorkPaths } from "./paths.ts";
+
+/** What `tsserve start` records in the working folder for the other commands. */
+export interface ServerState {
+  pid: number;
+  start: string;
+  tsConfig?: string;
+  modelStore: string;
+  addresses: ServerAddresses;
+  startedAt: string;
+}
+
+/** A failure the user can act on (bad flags, nothing running, port taken): exit code 2 in the CLI. */
+export class ServerError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+    this.name = "ServerError";
+  }
+}
+
+/** A worker that failed to start, with the cause from the model log. */
+export class WorkerStartError extends Error {
+  constructor(readonly modelName: string, readonly cause: string) {
+    super(`the worker of model "${modelName}" failed to start:\n${cause}`);
+    this.name = "WorkerStartError";
+  }
+}
+
+export function readState(paths: WorkPaths = workPaths()): ServerState | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(paths.state, "utf8")) as ServerState;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The running TorchServe frontend of this working folder, if any. */
+export function runningServer(paths: WorkPaths = workPaths()): ProcInfo | undefined {
+  const state = readState(paths);
+  const candidates: number[] = [];
+  if (state) candidates.push(state.pid);
+  try {
+    candidates.push(Number(fs.readFileSync(paths.pidFile, "utf8").trim()));
+  } catch {
+    // no pid file
+  }
+  for (const pid of candidates) {
+    const info = Number.isInteger(pid) && pid > 0 ? procInfo(pid) : undefined;
+    if (info && info.cmdline.includes(TS_MAIN_CLASS) && stillRunning(info)) return info;
+  }
+  return undefined;
+}
+
+function loadProps(tsConfig: string | undefined): Properties | undefined {
+  return tsConfig && fs.existsSync(tsConfig) ? readProperties(tsConfig) : undefined;
+}
+
+/** A client for the project's TorchServe: addresses from what `start` recorded (or the config), keys from key_file.json. */
+export function connect(paths: WorkPaths = workPaths()): TorchServeClient {
+  const state = readState(paths);
+  const addresses = state?.addresses ?? addressesFrom(loadProps(paths.defaultTsConfig));
+  return new TorchServeClient({ addresses, keys: () => readKeyFile(paths.keyFile) });
+}
+
+function portOpen(address: string): Promise<boolean> {
+  const url = new URL(address);
+  const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: url.hostname, port });
+    socket.setTimeout(1000);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("timeout", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+function tail(file: string, lines = 30): string {
+  try {
+    return fs.readFileSync(file, "utf8").split(/\r?\n/).filter(Boolean).slice(-lines).join("\n");
+  } catch {
+    return "";
+  }
+}
+
+export interface StartOptions {
+  modelStore?: string;
+  tsConfig?: string;
+  /** NAME=ARCHIVE pairs (or bare archives) loaded at start. */
+  models?: string[];
+  timeoutMs?: number;
+  onProgress?: (message: string) => void;
+  paths?: WorkPaths;
+}
+
+/** The environment TorchServe and its workers run with. */
+export function serverEnv(paths: WorkPaths, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return {
+    ...base,
+    PATH: [paths.venvBin, base.PATH].filter(Boolean).join(path.delimiter),
+    VIRTUAL_ENV: path.dirname(paths.venvBin),
+    LOG_LOCATION: paths.logs,
+    METRICS_LOCATION: paths.logs,
+    // TEMP is TorchServe's java.io.tmpdir (unpacked archives, worker sockets); TMPDIR holds its pid file.
+    TEMP: paths.tmp,
+    TMPDIR: paths.tmp,
+  };
+}
+
+export async function startServer(options: StartOptions = {}): Promise<ServerState> {
+  const paths = options.paths ?? workPaths();
+  const progress = options.onProgress ?? (() => {});
+  const running = runningServer(paths);
+  if (running) throw new ServerError(`TorchServe is already running (pid ${running.pid}); stop it with \`tsserve stop\``, 2);
+
+  const tsConfig = options.tsConfig ? path.resolve(options.tsConfig) : fs.existsSync(paths.defaultTsConfig) ? paths.defaultTsConfig : undefined;
+  if (options.tsConfig && !fs.existsSync(tsConfig!)) throw new ServerError(`--ts-config file not found: ${options.tsConfig}`, 2);
+  const props = loadProps(tsConfig);
+  const addresses = addressesFrom(props);
+  const modelStore = path.resolve(options.modelStore ?? props?.get("model_store") ?? paths.defaultModelStore);
+  if (!isTrue(props?.get("enable_model_api"))) {
+    progress("warning: enable_model_api is not true in the TorchServe config; `tsserve register` will be refused");
+  }
+
+  for (const [api, address] of Object.entries(addresses)) {
+    if (await portOpen(address)) {
+      throw new ServerError(`the ${api} address ${address} is already in use (another TorchServe?); stop it first`, 2);
+    }
+  }
+  const torchserve = path.join(paths.venvBin, "torchserve");
+  if (!fs.existsSync(torchserve)) throw new ServerError(`${torchserve} not found: run \`npm run setup\` first`, 2);
+
+  for (const dir of [paths.work, paths.logs, paths.tmp, modelStore]) await fsp.mkdir(dir, { recursive: true });
+  // Keys of a previous run are stale: TorchServe writes new ones at start.
+  await fsp.rm(paths.keyFile, { force: true });
+  await fsp.rm(paths.state, { force: true });
+
+  const args = ["--start", "--ncs", "--model-store", modelStore];
+  if (tsConfig) args.push("--ts-config", tsConfig);
+  if (options.models?.length) args.push("--models", ...options.models);
+  const consoleLog = path.join(paths.logs, "torchserve-console.log");
+  const out = fs.openSync(consoleLog, "a");
+  const env = serverEnv(paths);
+  delete env.TS_CONFIG_FILE; // the launcher would prefer it over --ts-config
+  const launcher = spawn(torchserve, args, { cwd: paths.work, env, stdio: ["ignore", out, out], detached: true });
+  fs.closeSync(out);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    launcher.once("error", reject);
+    launcher.once("exit", (c) => resolve(c));
+  });
+  if (code !== 0) throw new ServerError(`torchserve --start exited with ${code}:\n${tail(consoleLog, 15)}`);
+
+  let java: ProcInfo | undefined;
+  const started = Date.now();
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const client = new TorchServeClient({ addresses, keys: () => readKeyFile(paths.keyFile) });
+  let lastReport = 0;
+  for (;;) {
+    java ??= runningServer(paths);
+    const elapsed = Date.now() - started;
+    if (elapsed > 3000 && !runningServer(paths)) {
+      throw new ServerError(`TorchServe exited while starting:\n${tail(path.join(paths.logs, "ts_log.log"), 20) || tail(consoleLog, 20)}`);
+    }
+    if (java) {
+      try {
+        const pong = await client.ping(AbortSignal.timeout(2000));
+        if (pong.status) {
+          const state: ServerState = { pid: java.pid, start: java.start, tsConfig, modelStore, addresses, startedAt: new Date().toISOString() };
+          await fsp.writeFile(paths.state, JSON.stringify(state, null, 2) + "\n");
+          progress(`TorchServe is up (pid ${java.pid}) after ${(elapsed / 1000).toFixed(1)}s: inference ${addresses.inference}, management ${addresses.management}`);
+          return state;
+        }
+      } catch {
+        // not listening yet
+      }
+    }
+    if (elapsed > timeoutMs) {
+      throw new ServerError(`TorchServe did not answer ${addresses.inference}/ping within ${timeoutMs / 1000}s:\n${tail(path.join(paths.logs, "ts_log.log"), 20)}`);
+    }
+    if (elapsed - lastReport >= 2000) {
+      lastReport = elapsed;
+      progress(`waiting for TorchServe to answer ${addresses.inference}/ping (${Math.round(elapsed / 1000)}s)`);
+    }
+    await sleep(250);
+  }
+}
+
+/** Processes that belong to this working folder's TorchServe: the frontend's tree, plus orphans naming the folder. */
+export function serverProcesses(paths: WorkPaths = workPaths(), java?: ProcInfo): ProcInfo[] {
+  const procs = allProcs();
+  const found = new Map<number, ProcInfo>();
+  if (java && stillRunning(java)) for (const p of processTree(java.pid, procs)) found.set(p.pid, p);
+  for (const p of procsMentioning(paths.tmp, procs)) {
+    found.set(p.pid, p);
+    for (const q of processTree(p.pid, procs)) found.set(q.pid, q);
+  }
+  return [...found.values()].filter(stillRunning);
+}
+
+export interface StopResult {
+  wasRunning: boolean;
+  /** Processes that needed SIGKILL. */
+  killed: ProcInfo[];
+}
+
+export async function stopServer(options: { paths?: WorkPaths; graceMs?: number; onProgress?: (m: string) => void } = {}): Promise<StopResult> {
+  const paths = options.paths ?? workPaths();
+  const progress = options.onProgress ?? (() => {});
+  const graceMs = options.graceMs ?? 30_000;
+  const java = runningServer(paths);
+  const tracked = new Map<string, ProcInfo>();
+  const track = (): void => {
+    for (const p of serverProcesses(paths, java)) tracked.set(`${p.pid}:${p.start}`, p);
+  };
+  track();
+  if (java) {
+    progress(`stopping TorchServe (pid ${java.pid}) and ${tracked.size - 1} child process(es)`);
+    signal(java, "SIGTERM");
+  } else if (tracked.size > 0) {
+    progress(`TorchServe is not running; ending ${tracked.size} leftover process(es)`);
+    for (const p of tracked.values()) signal(p, "SIGTERM");
+  }
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (java && stillRunning(java)) track();
+    if ([...tracked.values()].every((p) => !stillRunning(p))) break;
+    await sleep(200);
+  }
+  const killed = [...tracked.values()].filter(stillRunning);
+  for (const p of killed) signal(p, "SIGKILL");
+  const killDeadline = Date.now() + 5000;
+  while (killed.some(stillRunning) && Date.now() < killDeadline) await sleep(100);
+  const survivors = killed.filter(stillRunning);
+  if (survivors.length) throw new ServerError(`processes survived SIGKILL: ${survivors.map((p) => p.pid).join(", ")}`);
+  for (const file of [paths.keyFile, paths.pidFile, paths.state]) await fsp.rm(file, { force: true });
+  return { wasRunning: java !== undefined, killed };
+}
+
+/**
+ * Puts an archive (a .mar, .tar.gz or folder anywhere) into the model store,
+ * after checking it is safe, and returns the name to register it by.
+ */
+export async function stageArchive(archive: string, modelStore: string): Promise<{ url: string; modelName: string }> {
+  const source = path.resolve(archive);
+  await listArchive(source); // refuses unsafe entries before anything is copied
+  const manifest = JSON.parse((await readArchiveFile(source, MANIFEST_PATH)).toString("utf8")) as { model?: { modelName?: string } };
+  const modelName = manifest.model?.modelName;
+  if (!modelName) throw new ServerError(`${archive}: its manifest names no model`, 2);
+  const url = path.basename(source);
+  const dest = path.join(modelStore, url);
+  if (path.resolve(dest) !== source) {
+    await fsp.rm(dest, { recursive: true, force: true });
+    await fsp.cp(source, dest, { recursive: true, dereference: false });
+  }
+  return { url, modelName };
+}
+
+/**
+ * Registers synchronously, watching the logs while TorchServe starts the
+ * workers: a worker that dies while loading ends the wait at once with the
+ * cause from the model log (and the model is unregistered again, so its
+ * workers stop retrying).
+ */
+export async function registerWatched(
+  client: TorchServeClient,
+  options: RegisterOptions & { modelName: string },
+  paths: WorkPaths = workPaths(),
+): Promise<{ status: string }> {
+  const watcher = new LogWatcher(paths.logs);
+  const abort = new AbortController();
+  let failure: string | undefined;
+  const poll = (async () => {
+    while (!abort.signal.aborted) {
+      await sleep(300);
+      failure = findWorkerFailure(watcher.since("model_log.log"), watcher.since("ts_log.log"), options.modelName);
+      if (failure) {
+        abort.abort();
+        return;
+      }
+    }
+  })();
+  try {
+    const result = await client.registerModel({ ...options, signal: abort.signal });
+    return result;
+  } catch (error) {
+    if (!failure && error instanceof TorchServeError) {
+      // The frontend answered first: the log may say why.
+      await sleep(500);
+      failure = findWorkerFailure(watcher.since("model_log.log"), watcher.since("ts_log.log"), options.modelName);
+      if (!failure) throw error;
+    }
+    if (failure) {
+      await client.unregisterModel(options.modelName).catch(() => undefined);
+      throw new WorkerStartError(options.modelName, failure);
+    }
+    throw error;
+  } finally {
+    abort.abort();
+    await poll;
+  }
+}

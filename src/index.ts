@@ -1,0 +1,15 @@
+/**
+ * tsserve's public API for handler authors: `import { ... } from "tsserve"`.
+ * (The test kit is `tsserve/testing`; the Node runtime entry is `tsserve/runtime`.)
+ */
+export { Handler, type HandlerContext, type StageContext, type AnyHandler, type HandlerClass, type RequestOf, type ConfigOf } from "./handler/handler.ts";
+export { RequestFailure, isFailure, type Maybe } from "./handler/failure.ts";
+export { parseOrFail, describeIssues, issuePath } from "./handler/validate.ts";
+export type { ModelClient, GenerateOptions } from "./handler/model.ts";
+export type { GenerateRequest, GenerateOutcome, GenerationDelta, ModelInfo, Sequence, TokenLogprobs } from "./protocol/messages.ts";
+export {
+  HandlerSection, HandlerSectionFields, extendHandlerSection, ModelConfig, parseModelConfig, resolveModelPath, Dtype, Quantize,
+} from "./config/model-config.ts";
+export { parseByteSize } from "./config/bytes.ts";
+export * from "./completions/index.ts";
+export * from "./prompts/index.ts";

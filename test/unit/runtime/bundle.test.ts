@@ -1,0 +1,80 @@
+// The bundled handler as a real child process: plain `node handler.mjs`, no
+// node_modules beside it, stdout reserved for the protocol.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { bundleHandler } from "../../../src/bundle/bundle.ts";
+import { Connection } from "../../../src/protocol/connection.ts";
+import { PROTOCOL_VERSION } from "../../../src/protocol/messages.ts";
+import { Generate, Handle, Initialize, Shutdown } from "../../../src/protocol/methods.ts";
+
+let bundlePath: string;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  const outDir = mkdtempSync(path.join(tmpdir(), "tsserve-bundle-"));
+  ({ bundlePath } = await bundleHandler({ handler: "test/fixtures/handlers/echo-handler.ts", outDir }));
+});
+afterEach(() => children.splice(0).forEach((c) => c.kill("SIGKILL")));
+
+function startChild() {
+  const child = spawn(process.execPath, ["--enable-source-maps", bundlePath], { cwd: path.dirname(bundlePath), stdio: ["pipe", "pipe", "pipe"] });
+  children.push(child);
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  const noise: string[] = [];
+  const connection = new Connection(child.stdout!, child.stdin!, { onNoise: (n) => noise.push(n) });
+  connection.onRequest(Generate, ({ requests }) => ({
+    outcomes: requests.map(() => ({ ok: true as const, prompt: { tokens: [], token_ids: [], token_logprobs: [], top_logprobs: [], text_offset: [] },
+      sequences: [{ text: "!", finish_reason: "length" as const, cumulative_logprob: 0, logprobs: { tokens: [], token_ids: [], token_logprobs: [], top_logprobs: [], text_offset: [] } }],
+      prompt_tokens: 1, compute_time: 0 })),
+  }));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, connection, noise, exited, stderr: () => stderr };
+}
+
+const init = {
+  protocol_version: PROTOCOL_VERSION, model_name: "echo", model_dir: "/tmp", gpu_id: null, batch_size: 1,
+  model_config: { handler: { model_path: "/m" } },
+  model_info: { name_or_path: "m", context_length: 64, vocab_size: 32000, bos_token: "<s>", eos_token: "</s>", chat_template: null, device: "cpu" },
+};
+
+describe("handler bundle", () => {
+  it("is one ESM file with a source map and nothing else", () => {
+    expect(readdirSync(path.dirname(bundlePath)).sort()).toEqual(["handler.mjs", "handler.mjs.map"]);
+    expect(readFileSync(`${bundlePath}.map`, "utf8")).toContain("echo-handler.ts");
+  });
+
+  it("keeps console.log and process.stdout.write out of the protocol", async () => {
+    const { connection, noise, stderr } = startChild();
+    await connection.sendRequest(Initialize, init);
+    const { responses } = await connection.sendRequest(Handle, { batch_id: 1, requests: [{ body: { prompt: "x", fault: "stdout" } }] });
+    expect(responses[0]).toEqual({ ok: true, body: { texts: ["!"] } });
+    expect(noise).toEqual([]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(stderr()).toContain("noise from console.log");
+    expect(stderr()).toContain("raw noise");
+  });
+
+  it("exits with code 0 on stdin EOF after shutdown, and 1 on a bare EOF", async () => {
+    const a = startChild();
+    await a.connection.sendRequest(Initialize, init);
+    await a.connection.sendRequest(Shutdown, {});
+    a.child.stdin!.end();
+    await expect(a.exited).resolves.toBe(0);
+    const b = startChild();
+    await b.connection.sendRequest(Initialize, init);
+    b.child.stdin!.end();
+    await expect(b.exited).resolves.toBe(1);
+  });
+
+  it("points stack traces at the handler's .ts lines", async () => {
+    const { connection, exited, stderr } = startChild();
+    await connection.sendRequest(Initialize, init);
+    void connection.sendRequest(Handle, { batch_id: 1, requests: [{ body: { prompt: "x", fault: "crash" } }] }).catch(() => {});
+    await exited;
+    expect(stderr()).toMatch(/echo-handler\.ts:\d+/);
+  });
+});
