@@ -1,18 +1,61 @@
+"""Shared fixtures: the tiny Llama model (built once per session) and an Engine over it."""
+from __future__ import annotations
+
+import importlib.util
 import os
-import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "scripts"
+sys.path.insert(0, str(ROOT / "python_shim"))
 
 
-def bundle(handler: str, out_dir: str) -> str:
-    """Bundle a TypeScript handler with the real `tsserve bundle`."""
-    subprocess.run(["node", os.path.join(ROOT, "bin", "tsserve.mjs"), "bundle", "--handler", handler, "--out", out_dir], cwd=ROOT, check=True, capture_output=True)
-    return os.path.join(out_dir, "handler.mjs")
+def load_script(name: str):
+    """Import a scripts/*.py file (their names have dashes) as a module."""
+    path = SCRIPTS / name
+    spec = importlib.util.spec_from_file_location(name.replace("-", "_").removesuffix(".py"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
-def echo_bundle(tmp_path_factory) -> str:
-    return bundle(os.path.join(ROOT, "test", "fixtures", "handlers", "echo-handler.ts"), str(tmp_path_factory.mktemp("echo-bundle")))
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A freshly written tiny model (TSSERVE_TINY_MODEL points at an existing one to save the build)."""
+    given = os.environ.get("TSSERVE_TINY_MODEL")
+    if given:
+        return Path(given).resolve()
+    out = tmp_path_factory.mktemp("tiny") / "tiny-llama"
+    load_script("make-tiny-model.py").write_model(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_model_dir):
+    from tsserve_shim.engine import Engine
+
+    return Engine.load({"model_path": str(tiny_model_dir)}, model_dir=str(tiny_model_dir), gpu_id=None, device_type=None, device_ids=None)
+
+
+def make_request(prompt: str, **overrides) -> dict:
+    """A GenerateRequest with the seed's defaults (greedy, no stops)."""
+    request = {
+        "prompt": prompt,
+        "max_tokens": 12,
+        "temperature": 0.0,
+        "top_p": 0.0,
+        "top_k": 0,
+        "repetition_penalty": 1.0,
+        "seed": None,
+        "stop": [],
+        "logprobs": 0,
+        "num_sequences": 1,
+        "echo": False,
+        "stream": False,
+    }
+    request.update(overrides)
+    return request
+

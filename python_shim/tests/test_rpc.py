@@ -13,6 +13,7 @@ from tsserve_shim.errors import ShimConfigError
 from tsserve_shim.rpc import Peer
 
 from protocol_check import RecordingPeer, check_result
+from bundles import echo_bundle  # noqa: F401  (fixture)
 
 MODEL_INFO = {"name_or_path": "fake", "context_length": 64, "vocab_size": 32000, "bos_token": "<s>", "eos_token": "</s>", "chat_template": None, "device": "cpu"}
 EMPTY = {"tokens": [], "token_ids": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}

@@ -13,7 +13,7 @@ import * as tar from "tar";
 import YAML from "yaml";
 import yazl from "yazl";
 import type { z } from "zod";
-import { parseModelConfig } from "../config/model-config.ts";
+import { parseModelConfig, resolveModelPath } from "../config/model-config.ts";
 import { MANIFEST_PATH, MODEL_NAME_PATTERN, renderManifest, type ManifestModel } from "./manifest.ts";
 import { secretReason } from "./secrets.ts";
 import { BUNDLE_FILE, BUNDLE_MAP_FILE, SHIM_HANDLER_FILE, SHIM_PACKAGE_DIR, renderShimHandler } from "./shim.ts";
@@ -109,8 +109,8 @@ export async function loadHandlerConfigSchema(handler: string): Promise<z.ZodTyp
   return schema;
 }
 
-/** Parses and validates model-config.yaml against the handler's schema; returns the parsed config. */
-export async function validateModelConfig(configFile: string, handler: string): Promise<Record<string, unknown>> {
+/** Parses and validates model-config.yaml against the handler's schema; returns the parsed config and the YAML document. */
+export async function validateModelConfig(configFile: string, handler: string): Promise<{ config: Record<string, unknown>; doc: YAML.Document }> {
   const text = await fsp.readFile(configFile, "utf8");
   const doc = YAML.parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
@@ -124,7 +124,30 @@ export async function validateModelConfig(configFile: string, handler: string): 
   if (!parsed.success) {
     throw new ArchiveInputError(`${configFile} does not match ${path.basename(handler)}'s config schema:\n${formatIssues(parsed.error.issues)}`);
   }
-  return parsed.data as Record<string, unknown>;
+  return { config: parsed.data as Record<string, unknown>, doc };
+}
+
+/** Paths of the handler section that name folders on the serving host. */
+const PATH_KEYS = ["model_path", "tokenizer_path"] as const;
+
+/**
+ * The config as packed: a relative `model_path`/`tokenizer_path` resolves
+ * against the config file's folder, which inside the archive would be the
+ * unpacked model folder, so it is rewritten to the absolute path it names
+ * here. Comments and layout are kept. Returns the new text, or undefined when
+ * nothing changed.
+ */
+export function absolutizePaths(doc: YAML.Document, configFile: string, rewrites: string[]): string | undefined {
+  let changed = false;
+  for (const key of PATH_KEYS) {
+    const value: unknown = doc.getIn(["handler", key]);
+    if (typeof value !== "string" || value === "" || path.isAbsolute(value) || value === "~" || value.startsWith("~/")) continue;
+    const absolute = resolveModelPath(configFile, value);
+    doc.setIn(["handler", key], absolute);
+    rewrites.push(`handler.${key}: ${value} -> ${absolute}`);
+    changed = true;
+  }
+  return changed ? doc.toString() : undefined;
 }
 
 /** The shim package's files: everything but tests and caches. */
@@ -247,12 +270,11 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
   }
 
   // 1. The config, against the handler's own schema, before anything is built or packed.
-  const config = await validateModelConfig(options.configFile, options.handler);
+  const { config, doc } = await validateModelConfig(options.configFile, options.handler);
   const handlerSection = config.handler as { model_path?: unknown };
-  const modelPath = typeof handlerSection.model_path === "string" ? handlerSection.model_path : undefined;
-  if (modelPath && !path.isAbsolute(modelPath)) {
-    warnings.push(`handler.model_path "${modelPath}" is relative: TorchServe's worker runs in the unpacked model folder, so use an absolute path`);
-  }
+  const modelPath = typeof handlerSection.model_path === "string" ? resolveModelPath(options.configFile, handlerSection.model_path) : undefined;
+  const rewrites: string[] = [];
+  const packedConfig = absolutizePaths(doc, options.configFile, rewrites);
 
   // 2. Everything that goes in, checked for clashes and secrets.
   const extras = await extraFileItems(options.extraFiles ?? [], force, modelPath, warnings);
@@ -262,6 +284,13 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
     log(`bundling ${options.handler}`);
     const bundle = hooks.bundle ?? (await import("../bundle/bundle.ts")).bundleHandler;
     const built = await bundle({ handler: options.handler, outDir: path.join(scratch, "bundle") });
+    let configSource = options.configFile;
+    if (packedConfig !== undefined) {
+      configSource = path.join(scratch, "config", path.basename(options.configFile));
+      await fsp.mkdir(path.dirname(configSource), { recursive: true });
+      await fsp.writeFile(configSource, packedConfig);
+      for (const r of rewrites) log(`packed config: ${r} (relative paths resolve against ${path.basename(options.configFile)}'s folder)`);
+    }
     const shimFile = path.join(scratch, SHIM_HANDLER_FILE);
     await fsp.writeFile(shimFile, renderShimHandler({ modelName: options.modelName, handlerSource: path.basename(options.handler) }));
     const items: Item[] = [
@@ -269,7 +298,7 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
       { name: BUNDLE_FILE, from: built.bundlePath },
       { name: BUNDLE_MAP_FILE, from: built.mapPath },
       ...shim,
-      { name: path.basename(options.configFile), from: options.configFile },
+      { name: path.basename(options.configFile), from: configSource },
       ...(options.requirementsFile ? [{ name: path.basename(options.requirementsFile), from: options.requirementsFile }] : []),
       ...extras,
     ];

@@ -42,8 +42,8 @@ export class ServerError extends Error {
 
 /** A worker that failed to start, with the cause from the model log. */
 export class WorkerStartError extends Error {
-  constructor(readonly modelName: string, readonly cause: string) {
-    super(`the worker of model "${modelName}" failed to start:\n${cause}`);
+  constructor(readonly modelName: string, readonly reason: string) {
+    super(`the worker of model "${modelName}" failed to start:\n${reason}`);
     this.name = "WorkerStartError";
   }
 }

@@ -6,10 +6,11 @@
  * `raise_exception` in scope. A template's `raise_exception(...)` becomes a
  * RequestFailure naming `messages`.
  *
- * Known difference: the library's `strip()`/`trim` use JavaScript's notion of
- * whitespace, so content with U+001C..U+001F, U+0085 or U+FEFF at its ends can
- * differ from Python; the hand-written formats (llama-2-chat.ts) do not have
- * this gap.
+ * Known differences from Python's Jinja2 (the hand-written formats such as
+ * llama-2-chat.ts have neither): the library's `strip()`/`trim` use
+ * JavaScript's notion of whitespace (U+001C..U+001F, U+0085, U+FEFF at the
+ * ends of content), and it compares `"" != false` as false, so Llama-2's
+ * published template drops an empty system message here.
  */
 import { Template } from "@huggingface/jinja";
 import { RequestFailure } from "../handler/failure.ts";

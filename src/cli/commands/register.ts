@@ -1,0 +1,83 @@
+import fs from "node:fs";
+import path from "node:path";
+import { UnsafeArchiveError } from "../../archive/reader.ts";
+import { TorchServeError } from "../../client/http.ts";
+import { workPaths } from "../../client/paths.ts";
+import { connect, readState, registerWatched, ServerError, stageArchive, WorkerStartError } from "../../client/server.ts";
+import { UsageError, type Command } from "../command.ts";
+
+const usage = `Usage: tsserve register ARCHIVE [--model-name N] [--initial-workers N] [--batch-size B] [--max-batch-delay MS]
+
+Copies ARCHIVE (a .mar, .tar.gz or archive folder) into the model store if it is not there,
+registers it, and waits until its workers are ready. A worker that fails to start is
+reported with the cause from the model log.
+
+Options:
+  --model-name N        name to serve it under (default: the manifest's modelName)
+  --initial-workers N   workers to start (default 1)
+  --batch-size B        TorchServe batch size
+  --max-batch-delay MS  how long TorchServe waits to fill a batch`;
+
+function intOption(values: Record<string, unknown>, key: string, min: number): number | undefined {
+  const raw = values[key];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${key} must be an integer >= ${min}, not "${raw}"`);
+  return n;
+}
+
+const command: Command = {
+  name: "register",
+  summary: "register a model archive and wait for its workers",
+  usage,
+  positionals: true,
+  options: {
+    "model-name": { type: "string" },
+    "initial-workers": { type: "string" },
+    "batch-size": { type: "string" },
+    "max-batch-delay": { type: "string" },
+  },
+  async run({ values, positionals }) {
+    if (positionals.length !== 1) throw new UsageError(`expected one ARCHIVE\n\n${usage}`);
+    const archive = positionals[0]!;
+    const paths = workPaths();
+    const state = readState(paths);
+    if (!state) throw new UsageError("TorchServe is not running here: start it with `tsserve start`");
+    const initialWorkers = intOption(values, "initial-workers", 0) ?? 1;
+    const batchSize = intOption(values, "batch-size", 1);
+    const maxBatchDelay = intOption(values, "max-batch-delay", 0);
+    let url = archive;
+    let modelName = values["model-name"] as string | undefined;
+    if (fs.existsSync(archive)) {
+      try {
+        const staged = await stageArchive(archive, state.modelStore);
+        url = staged.url;
+        modelName ??= staged.modelName;
+      } catch (error) {
+        if (error instanceof UnsafeArchiveError || error instanceof ServerError) throw new UsageError(error.message);
+        throw error;
+      }
+    } else if (!/^https?:\/\//.test(archive) && !fs.existsSync(path.join(state.modelStore, archive))) {
+      throw new UsageError(`archive not found: ${archive} (neither a path nor a name in the model store ${state.modelStore})`);
+    }
+    modelName ??= path.basename(url).replace(/\.(mar|tar\.gz)$/, "");
+    const client = connect(paths);
+    process.stderr.write(`tsserve register: registering ${modelName} from ${url} with ${initialWorkers} worker(s)\n`);
+    try {
+      const result = await registerWatched(client, { url, modelName, initialWorkers, batchSize, maxBatchDelay }, paths);
+      process.stdout.write(`${result.status}\n`);
+    } catch (error) {
+      if (error instanceof WorkerStartError) {
+        process.stderr.write(`tsserve register: ${error.message}\n(full log: ${path.join(paths.logs, "model_log.log")})\n`);
+        return 1;
+      }
+      if (error instanceof TorchServeError) {
+        process.stderr.write(`tsserve register: TorchServe answered ${error.status}: ${error.message}\n`);
+        return 1;
+      }
+      throw error;
+    }
+  },
+};
+
+export default command;

@@ -1,0 +1,48 @@
+import { ServerError, startServer } from "../../client/server.ts";
+import { UsageError, type Command } from "../command.ts";
+
+const usage = `Usage: tsserve start [--model-store DIR] [--ts-config FILE] [--models NAME=ARCHIVE ...]
+
+Starts TorchServe (from .venv) in the background in the working folder .work/torchserve/
+(logs, key_file.json) and waits until it answers /ping.
+
+Options:
+  --model-store DIR   where archives are registered from (default: model_store of the
+                      config, else .work/torchserve/model-store)
+  --ts-config FILE    TorchServe config.properties (default: configs/config.properties)
+  --models SPEC       a model to load at start, NAME=ARCHIVE in the model store (repeatable)
+  --timeout S         seconds to wait for /ping (default 120)`;
+
+const command: Command = {
+  name: "start",
+  summary: "start TorchServe and wait until it answers /ping",
+  usage,
+  positionals: true,
+  options: {
+    "model-store": { type: "string" },
+    "ts-config": { type: "string" },
+    models: { type: "string", multiple: true },
+    timeout: { type: "string" },
+  },
+  async run({ values, positionals }) {
+    // `--models a=x.mar b=y.mar` as torchserve takes it: extra positionals are more models.
+    const models = [...((values.models as string[] | undefined) ?? []), ...positionals];
+    if (positionals.length && !values.models) throw new UsageError(`unexpected argument ${positionals[0]}\n\n${usage}`);
+    const timeout = values.timeout === undefined ? 120 : Number(values.timeout);
+    if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError("--timeout must be a positive number of seconds");
+    try {
+      await startServer({
+        modelStore: values["model-store"] as string | undefined,
+        tsConfig: values["ts-config"] as string | undefined,
+        models,
+        timeoutMs: timeout * 1000,
+        onProgress: (m) => process.stderr.write(`tsserve start: ${m}\n`),
+      });
+    } catch (error) {
+      if (error instanceof ServerError && error.exitCode === 2) throw new UsageError(error.message);
+      throw error;
+    }
+  },
+};
+
+export default command;

@@ -1,0 +1,17 @@
+export { TorchServeClient, TorchServeError, type ModelDescription, type PredictResult, type RegisterOptions } from "./http.ts";
+export { readKeyFile, isExpired, type KeyFile, type KeyKind } from "./keys.ts";
+export { workPaths, PROJECT_ROOT, type WorkPaths } from "./paths.ts";
+export { parseProperties, readProperties, addressesFrom, type ServerAddresses } from "./properties.ts";
+export {
+  connect,
+  readState,
+  registerWatched,
+  runningServer,
+  serverProcesses,
+  stageArchive,
+  startServer,
+  stopServer,
+  ServerError,
+  WorkerStartError,
+  type ServerState,
+} from "./server.ts";

@@ -1,0 +1,52 @@
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import yauzl from "yauzl";
+
+export const ROOT = path.resolve(import.meta.dirname, "../../..");
+export const VENV_BIN = path.join(ROOT, ".venv", "bin");
+export const PYTHON = path.join(VENV_BIN, "python");
+export const FIXTURES = path.join(import.meta.dirname, "fixtures");
+export const GREETING_HANDLER = path.join(FIXTURES, "greeting-handler.ts");
+export const GREETING_CONFIG = path.join(FIXTURES, "greeting.yaml");
+
+export function tempDir(prefix = "tsserve-test-"): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A stand-in for esbuild in tests that are about packing, not bundling. */
+export function fakeBundle(calls: string[] = []) {
+  return async ({ handler, outDir }: { handler: string; outDir: string }) => {
+    calls.push(handler);
+    fs.mkdirSync(outDir, { recursive: true });
+    const bundlePath = path.join(outDir, "handler.mjs");
+    fs.writeFileSync(bundlePath, "// bundle\n");
+    fs.writeFileSync(`${bundlePath}.map`, "{}\n");
+    return { bundlePath, mapPath: `${bundlePath}.map` };
+  };
+}
+
+/** Runs a Python snippet with the venv's interpreter; returns stdout. */
+export function python(code: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): string {
+  return execFileSync(PYTHON, ["-c", code, ...args], { encoding: "utf8", env: { ...process.env, ...env } });
+}
+
+/** name → compression method (0 stored, 8 deflate) of every zip entry. */
+export async function zipMethods(file: string): Promise<Map<string, number>> {
+  const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
+    yauzl.open(file, { lazyEntries: true }, (err, z) => (err ? reject(err) : resolve(z!))),
+  );
+  const out = new Map<string, number>();
+  await new Promise<void>((resolve, reject) => {
+    zip.on("entry", (e: yauzl.Entry) => {
+      out.set(e.fileName, e.compressionMethod);
+      zip.readEntry();
+    });
+    zip.on("end", () => resolve());
+    zip.on("error", reject);
+    zip.readEntry();
+  });
+  zip.close();
+  return out;
+}
