@@ -7,6 +7,6 @@ bash scripts/setup.sh
 echo "== typecheck" >&2
 npx tsc --noEmit -p .
 echo "== pytest (python_shim)" >&2
-.venv/bin/python -m pytest -q python_shim/tests
+TSSERVE_TINY_MODEL="$PWD/.cache/tiny-llama" .venv/bin/python -m pytest -q python_shim/tests
 echo "== vitest" >&2
 npx vitest run "$@"

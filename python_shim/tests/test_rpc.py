@@ -133,3 +133,9 @@ def test_find_node_refuses_an_old_node(tmp_path):
     fake.chmod(0o755)
     with pytest.raises(ShimConfigError, match="v18.19.0; tsserve needs Node 20"):
         find_node(str(fake))
+
+
+def test_ping_returns_its_payload_unchanged(child):
+    _, peer, _ = child
+    for payload in ["", "héllo ✓ 😀\n\"quoted\"", "x" * 100_000]:
+        assert peer.request(protocol.PING, {"payload": payload}, timeout=10) == {"payload": payload}

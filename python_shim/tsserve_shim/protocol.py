@@ -21,6 +21,7 @@ PROTOCOL_VERSION: int = schema()["protocolVersion"]
 INITIALIZE = "initialize"
 HANDLE = "handle"
 SHUTDOWN = "shutdown"
+PING = "ping"
 GENERATION_DELTA = "generation/delta"
 GENERATE = "generate"
 TOKENIZE = "tokenize"

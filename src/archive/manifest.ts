@@ -48,10 +48,10 @@ export function formatCreatedOn(date: Date): string {
   );
 }
 
-/** `json.dumps(value, indent=2)`: same separators, and ensure_ascii's \uXXXX escapes. */
+/** `json.dumps(value, indent=2)`: same separators; ensure_ascii escapes all but " " to "~" as \uXXXX. */
 export function pythonJsonDumps(value: unknown): string {
   return JSON.stringify(value, null, 2).replace(
-    /[\u0080-\uffff]/g,
+    /[\u007f-\uffff]/g,
     (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
 }

@@ -22,7 +22,7 @@ export function shimClassName(modelName: string): string {
 
 /** A Python string literal (double-quoted, ASCII only). */
 function pyString(value: string): string {
-  return JSON.stringify(value).replace(/[\u0080-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 export interface ShimSource {

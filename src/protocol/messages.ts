@@ -109,6 +109,10 @@ export type RequestOutcome = z.infer<typeof RequestOutcome>;
 
 export const HandleResult = z.strictObject({ responses: z.array(RequestOutcome) });
 
+/** A health check and the benchmark's round trip: the payload comes back unchanged. */
+export const PingParams = z.strictObject({ payload: z.string() });
+export const PingResult = z.strictObject({ payload: z.string() });
+
 export const ShutdownParams = z.strictObject({});
 export const ShutdownResult = z.strictObject({});
 

@@ -31,6 +31,7 @@ const notification = <P extends z.ZodType>(method: string, servedBy: Side, param
 export const Initialize = request("initialize", "node", m.InitializeParams, m.InitializeResult);
 export const Handle = request("handle", "node", m.HandleParams, m.HandleResult);
 export const Shutdown = request("shutdown", "node", m.ShutdownParams, m.ShutdownResult);
+export const Ping = request("ping", "node", m.PingParams, m.PingResult);
 export const GenerationDelta = notification("generation/delta", "node", m.GenerationDeltaParams);
 
 export const Generate = request("generate", "shim", m.GenerateParams, m.GenerateResult);
@@ -38,7 +39,7 @@ export const Tokenize = request("tokenize", "shim", m.TokenizeParams, m.Tokenize
 export const Detokenize = request("detokenize", "shim", m.DetokenizeParams, m.DetokenizeResult);
 export const StreamChunk = notification("stream/chunk", "shim", m.StreamChunkParams);
 
-export const ALL_METHODS = [Initialize, Handle, Shutdown, GenerationDelta, Generate, Tokenize, Detokenize, StreamChunk] as const;
+export const ALL_METHODS = [Initialize, Handle, Shutdown, Ping, GenerationDelta, Generate, Tokenize, Detokenize, StreamChunk] as const;
 
 export type ParamsOf<T> = T extends RequestType<infer P, z.ZodType> ? z.infer<P> : T extends NotificationType<infer P> ? z.infer<P> : never;
 export type ResultOf<T> = T extends RequestType<z.ZodType, infer R> ? z.infer<R> : never;

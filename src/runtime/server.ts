@@ -7,7 +7,7 @@ import type { Readable, Writable } from "node:stream";
 import { Connection } from "../protocol/connection.ts";
 import { ErrorCode, RpcError } from "../protocol/errors.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
-import { GenerationDelta, Handle, Initialize, Shutdown, StreamChunk } from "../protocol/methods.ts";
+import { GenerationDelta, Handle, Initialize, Ping, Shutdown, StreamChunk } from "../protocol/methods.ts";
 import { parseModelConfig } from "../config/model-config.ts";
 import { describeIssues } from "../handler/validate.ts";
 import type { AnyHandler, HandlerClass, HandlerContext } from "../handler/handler.ts";
@@ -64,6 +64,8 @@ export function startRuntime(Handler: HandlerClass, options: RuntimeOptions): Ru
   });
 
   connection.onNotification(GenerationDelta, (delta) => model?.deliverDelta(delta));
+
+  connection.onRequest(Ping, ({ payload }) => ({ payload }));
 
   connection.onRequest(Shutdown, () => {
     shutdownRequested = true;

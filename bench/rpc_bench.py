@@ -1,0 +1,68 @@
+"""Round trips between the shim's RPC peer and a Node child running a bundled
+handler, through the real framing code on both sides (`ping`).
+
+Prints one JSON object: {"100B": {"p50_us", "p99_us", "per_s"}, ...}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+from tsserve_shim import protocol
+from tsserve_shim.node_process import NodeProcess, find_node
+from tsserve_shim.rpc import Peer
+
+SIZES = {"100B": 100, "1KB": 1_000, "100KB": 100_000, "1MB": 1_000_000}
+MODEL_INFO = {"name_or_path": "bench", "context_length": 64, "vocab_size": 32000, "bos_token": "<s>", "eos_token": "</s>", "chat_template": None, "device": "cpu"}
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure(peer: Peer, size: int, seconds: float, max_rounds: int) -> dict:
+    payload = "x" * size
+    for _ in range(20):
+        peer.request(protocol.PING, {"payload": payload})
+    samples: list[float] = []
+    started = time.perf_counter()
+    while len(samples) < max_rounds and time.perf_counter() - started < seconds:
+        t0 = time.perf_counter()
+        peer.request(protocol.PING, {"payload": payload})
+        samples.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
+    return {
+        "p50_us": round(statistics.median(samples) * 1e6, 1),
+        "p99_us": round(percentile(samples, 0.99) * 1e6, 1),
+        "per_s": round(len(samples) / elapsed, 1),
+        "rounds": len(samples),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--max-rounds", type=int, default=20_000)
+    args = parser.parse_args()
+    child = NodeProcess(find_node(), args.bundle, cwd=os.path.dirname(args.bundle))
+    peer = Peer(child.stdout_fd, child.stdin_fd)
+    try:
+        peer.request(protocol.INITIALIZE, {
+            "protocol_version": protocol.PROTOCOL_VERSION, "model_name": "bench", "model_dir": os.path.dirname(args.bundle),
+            "gpu_id": None, "batch_size": 1, "model_config": {"handler": {"model_path": "/unused"}}, "model_info": MODEL_INFO,
+        }, timeout=30)
+        results = {name: measure(peer, size, args.seconds, args.max_rounds) for name, size in SIZES.items()}
+    finally:
+        child.stop(grace=1)
+    json.dump(results, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

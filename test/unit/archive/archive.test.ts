@@ -1,0 +1,175 @@
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import YAML from "yaml";
+import { describe, expect, it } from "vitest";
+import { ArchiveInputError, createArchive, type ArchiveFormatOption } from "../../../src/archive/archive.ts";
+import { listArchive, modelFiles, readArchiveFile, readManifest } from "../../../src/archive/reader.ts";
+import { FIXTURES, GREETING_CONFIG, GREETING_HANDLER, ROOT, fakeBundle, tempDir, zipMethods } from "./helpers.ts";
+
+const SHIM_FILES = fs
+  .readdirSync(path.join(ROOT, "python_shim", "tsserve_shim"))
+  .filter((f) => !f.endsWith(".pyc") && f !== "__pycache__" && f !== "tests")
+  .map((f) => `tsserve_shim/${f}`);
+
+const EXPECTED = [
+  "MAR-INF/MANIFEST.json",
+  "greeting.yaml",
+  "handler.mjs",
+  "handler.mjs.map",
+  "requirements.txt",
+  "tsserve_handler.py",
+  ...SHIM_FILES,
+].sort();
+
+function options(exportPath: string, format: ArchiveFormatOption = "default") {
+  const req = path.join(exportPath, "..", `req-${path.basename(exportPath)}`, "requirements.txt");
+  fs.mkdirSync(path.dirname(req), { recursive: true });
+  fs.writeFileSync(req, "# nothing extra\n");
+  return { modelName: "greeting", version: "1.0", handler: GREETING_HANDLER, configFile: GREETING_CONFIG, requirementsFile: req, exportPath, archiveFormat: format };
+}
+
+describe("createArchive", () => {
+  it.each([
+    ["default", "greeting.mar", 8],
+    ["zip-store", "greeting.mar", 0],
+    ["tgz", "greeting.tar.gz", undefined],
+    ["no-archive", "greeting", undefined],
+  ] as const)("writes the %s format as %s", async (format, file, method) => {
+    const out = tempDir();
+    const result = await createArchive(options(out, format), { bundle: fakeBundle() });
+    expect(result.path).toBe(path.join(out, file));
+    expect(fs.readdirSync(out)).toEqual([file]);
+    const { format: detected, entries } = await listArchive(result.path);
+    expect(modelFiles(detected, entries)).toEqual(EXPECTED);
+    expect(result.files).toEqual(EXPECTED);
+    if (format === "tgz") expect(entries.every((e) => e.name.startsWith("greeting/"))).toBe(true);
+    if (method !== undefined) {
+      const methods = await zipMethods(result.path);
+      expect(new Set(methods.values())).toEqual(new Set([method]));
+    }
+    const manifest = await readManifest(result.path);
+    expect(manifest.model).toEqual({
+      modelName: "greeting",
+      handler: "tsserve_handler.py",
+      modelVersion: "1.0",
+      requirementsFile: "requirements.txt",
+      configFile: "greeting.yaml",
+    });
+    expect(manifest.createdOn).toMatch(/^\d\d\/\d\d\/\d{4} \d\d:\d\d:\d\d$/);
+    expect((await readArchiveFile(result.path, "greeting.yaml")).toString()).toBe(fs.readFileSync(GREETING_CONFIG, "utf8"));
+  });
+
+  it("refuses to overwrite existing output unless forced", async () => {
+    const out = tempDir();
+    await createArchive(options(out), { bundle: fakeBundle() });
+    await expect(createArchive(options(out), { bundle: fakeBundle() })).rejects.toThrow(/already exists.*--force/);
+    const again = await createArchive({ ...options(out), force: true, version: "2.0" }, { bundle: fakeBundle() });
+    expect((await readManifest(again.path)).model.modelVersion).toBe("2.0");
+    expect(fs.readdirSync(out)).toEqual(["greeting.mar"]);
+  });
+
+  it("validates the config against the handler's schema before bundling or writing anything", async () => {
+    const out = tempDir();
+    const bad = path.join(out, "..", `bad-${path.basename(out)}.yaml`);
+    fs.writeFileSync(bad, "handler:\n  model_path: /m\n  greeting: 3\n");
+    const calls: string[] = [];
+    const error = await createArchive({ ...options(out), configFile: bad }, { bundle: fakeBundle(calls) }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ArchiveInputError);
+    expect((error as Error).message).toMatch(/handler\.greeting/);
+    expect(calls).toEqual([]);
+    expect(fs.readdirSync(out)).toEqual([]);
+  });
+
+  it("names a missing handler key and refuses YAML that does not parse", async () => {
+    const out = tempDir();
+    const missing = path.join(out, "..", `missing-${path.basename(out)}.yaml`);
+    fs.writeFileSync(missing, "handler:\n  greeting: hi\n");
+    await expect(createArchive({ ...options(out), configFile: missing }, { bundle: fakeBundle() })).rejects.toThrow(/handler\.model_path/);
+    fs.writeFileSync(missing, "handler: [unclosed\n");
+    await expect(createArchive({ ...options(out), configFile: missing }, { bundle: fakeBundle() })).rejects.toThrow(/not valid YAML/);
+    expect(fs.readdirSync(out)).toEqual([]);
+  });
+
+  it("refuses a model name torch-model-archiver would refuse", async () => {
+    await expect(createArchive({ ...options(tempDir()), modelName: "../evil" }, { bundle: fakeBundle() })).rejects.toThrow(/model name/);
+  });
+
+  it("rewrites a relative model_path against the config's folder, keeping comments", async () => {
+    const out = tempDir();
+    const cfgDir = tempDir();
+    const cfg = path.join(cfgDir, "rel.yaml");
+    fs.writeFileSync(cfg, "# keep me\nhandler:\n  model_path: ../weights/tiny # the checkpoint\n  greeting: hi\n");
+    const result = await createArchive({ ...options(out, "no-archive"), configFile: cfg }, { bundle: fakeBundle() });
+    const packed = fs.readFileSync(path.join(result.path, "rel.yaml"), "utf8");
+    expect(packed).toContain("# keep me");
+    expect(YAML.parse(packed).handler.model_path).toBe(path.resolve(cfgDir, "../weights/tiny"));
+    expect(fs.readFileSync(cfg, "utf8")).toContain("model_path: ../weights/tiny");
+  });
+
+  it("packs extra files at the top level and a folder's contents as torch-model-archiver does", async () => {
+    const out = tempDir();
+    const src = tempDir();
+    fs.writeFileSync(path.join(src, "vocab.txt"), "a\n");
+    fs.mkdirSync(path.join(src, "assets", "deep"), { recursive: true });
+    fs.writeFileSync(path.join(src, "assets", "deep", "x.json"), "{}");
+    fs.writeFileSync(path.join(src, "assets", "top.json"), "{}");
+    const result = await createArchive(
+      { ...options(out), extraFiles: [path.join(src, "vocab.txt"), path.join(src, "assets")] },
+      { bundle: fakeBundle() },
+    );
+    expect(result.files).toEqual(expect.arrayContaining(["vocab.txt", "top.json", "deep/x.json"]));
+  });
+
+  it.each([".env", "key_file.json", "id_rsa", "server.pem", ".env.production"])("refuses the secret %s in --extra-files unless forced", async (name) => {
+    const out = tempDir();
+    const src = tempDir();
+    fs.writeFileSync(path.join(src, name), "secret");
+    await expect(createArchive({ ...options(out), extraFiles: [path.join(src, name)] }, { bundle: fakeBundle() })).rejects.toThrow(
+      /refusing extra file.*--force/,
+    );
+    expect(fs.readdirSync(out)).toEqual([]);
+    const forced = await createArchive({ ...options(out), extraFiles: [path.join(src, name)], force: true }, { bundle: fakeBundle() });
+    expect(forced.files).toContain(name);
+    expect(forced.warnings.join("\n")).toContain(name);
+  });
+
+  it("refuses secrets inside an extra folder, and model weights", async () => {
+    const src = tempDir();
+    fs.mkdirSync(path.join(src, "dir"));
+    fs.writeFileSync(path.join(src, "dir", "key_file.json"), "{}");
+    fs.writeFileSync(path.join(src, "model.safetensors"), "w");
+    await expect(createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "dir")] }, { bundle: fakeBundle() })).rejects.toThrow(/key_file\.json/);
+    await expect(createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "model.safetensors")] }, { bundle: fakeBundle() })).rejects.toThrow(/weights/);
+  });
+
+  it("refuses an extra file that would replace one of tsserve's", async () => {
+    const src = tempDir();
+    fs.writeFileSync(path.join(src, "handler.mjs"), "evil");
+    await expect(createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "handler.mjs")] }, { bundle: fakeBundle() })).rejects.toThrow(
+      /would overwrite handler\.mjs/,
+    );
+  });
+});
+
+describe("tsserve archive (CLI)", () => {
+  it("exits 2 naming the bad key, and writes nothing", () => {
+    const out = tempDir();
+    const bad = path.join(out, "..", `cli-bad-${path.basename(out)}.yaml`);
+    fs.writeFileSync(bad, "handler:\n  model_path: /m\n");
+    const run = spawnSync(
+      process.execPath,
+      [path.join(ROOT, "bin", "tsserve.mjs"), "archive", "--model-name", "g", "--version", "1", "--handler", path.join(FIXTURES, "greeting-handler.ts"), "-c", bad, "--export-path", out],
+      { encoding: "utf8" },
+    );
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain("handler.greeting");
+    expect(fs.readdirSync(out)).toEqual([]);
+  });
+
+  it("exits 2 when a required flag is missing", () => {
+    const run = spawnSync(process.execPath, [path.join(ROOT, "bin", "tsserve.mjs"), "archive", "--model-name", "g"], { encoding: "utf8" });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain("--version is required");
+  });
+});
