@@ -12,6 +12,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 sys.path.insert(0, str(ROOT / "python_shim"))
 
+import torch  # noqa: E402
+
+# On a small, busy CPU (2 cores, other processes) OpenMP's second thread makes the
+# tiny model many times slower and its timing erratic; one thread is fastest.
+torch.set_num_threads(1)
+
 
 def load_script(name: str):
     """Import a scripts/*.py file (their names have dashes) as a module."""

@@ -106,10 +106,14 @@ function openZipEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<NodeJS.Re
   return new Promise((resolve, reject) => zip.openReadStream(entry, (err, s) => (err ? reject(err) : resolve(s!))));
 }
 
-async function readStream(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
-  return Buffer.concat(chunks);
+/** Collects a stream with plain events: yauzl's streams for stored entries do not end under `for await`. */
+function readStream(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("end", () => resolve(Buffer.concat(chunks)));
+    stream.on("error", reject);
+  });
 }
 
 function zipEntryType(entry: yauzl.Entry, name: string): ArchiveEntry["type"] {

@@ -50,3 +50,38 @@ export async function zipMethods(file: string): Promise<Map<string, number>> {
   zip.close();
   return out;
 }
+
+/**
+ * Packs the contents of one of our `no-archive` folders with the real
+ * torch-model-archiver from the venv: the generated shim module as
+ * --handler, the config, requirements, and the rest through --extra-files
+ * (a folder whose contents land at the archive's top level).
+ */
+export function realArchiver(
+  ours: string,
+  manifest: { model: { modelName: string; modelVersion?: string; configFile?: string; requirementsFile?: string } },
+  format: "default" | "zip-store" | "tgz" | "no-archive",
+  exportPath: string,
+): string {
+  const scratch = tempDir("tsserve-tma-");
+  const extra = path.join(scratch, "extra");
+  const handled = new Set(["tsserve_handler.py", "MAR-INF", manifest.model.configFile, manifest.model.requirementsFile]);
+  fs.mkdirSync(extra);
+  for (const name of fs.readdirSync(ours)) {
+    if (!handled.has(name)) fs.cpSync(path.join(ours, name), path.join(extra, name), { recursive: true });
+  }
+  const args = [
+    "--model-name", manifest.model.modelName,
+    "--version", manifest.model.modelVersion ?? "1.0",
+    "--handler", path.join(ours, "tsserve_handler.py"),
+    "--extra-files", extra,
+    "--export-path", exportPath,
+    "--archive-format", format,
+  ];
+  if (manifest.model.configFile) args.push("--config-file", path.join(ours, manifest.model.configFile));
+  if (manifest.model.requirementsFile) args.push("--requirements-file", path.join(ours, manifest.model.requirementsFile));
+  // The archiver stages in $TMPDIR/<model name> and deletes it: give it its own.
+  execFileSync(path.join(VENV_BIN, "torch-model-archiver"), args, { env: { ...process.env, TMPDIR: scratch }, stdio: "pipe" });
+  const suffix = { default: ".mar", "zip-store": ".mar", tgz: ".tar.gz", "no-archive": "" }[format];
+  return path.join(exportPath, manifest.model.modelName + suffix);
+}

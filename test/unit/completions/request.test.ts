@@ -91,7 +91,7 @@ const BAD: [string, unknown, string][] = [
   ["best_of above 1 with temperature 0", { prompt: "x", best_of: 2, temperature: 0 }, "best_of: must be 1 when temperature is 0 (greedy decoding gives identical choices)"],
   ["best_of above the limit", { prompt: "x", best_of: 21 }, "best_of: must be ≤ 20"],
   ["stop that is a number", { prompt: "x", stop: 5 }, "stop: must be a string or a list of strings"],
-  ["stop with a non-string item", { prompt: "x", stop: ["a", 1] }, "stop.1: must be a string"],
+  ["stop with a non-string item", { prompt: "x", stop: ["a", 1] }, "stop: must be a string or a list of strings"],
   ["stop containing an empty string", { prompt: "x", stop: ["a", ""] }, "stop.1: must not be empty"],
   ["an empty stop string", { prompt: "x", stop: "" }, "stop: must not be empty"],
   ["more than 16 stop sequences", { prompt: "x", stop: Array.from({ length: 17 }, (_, i) => `s${i}`) }, "stop: must contain at most 16 sequences"],

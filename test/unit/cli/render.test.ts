@@ -1,0 +1,114 @@
+/**
+ * `tsserve render` for real: node bin/tsserve.mjs as a child process.
+ * Expected chat prompts come from the golden fixtures (transformers / FastChat).
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+const ROOT = path.resolve(import.meta.dirname, "../../..");
+const tmp = mkdtempSync(path.join(tmpdir(), "tsserve-render-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function render(args: string[], stdin?: string) {
+  const result = spawnSync(process.execPath, ["bin/tsserve.mjs", "render", ...args], { cwd: ROOT, input: stdin, encoding: "utf8", timeout: 60_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+let n = 0;
+function requestFile(body: unknown): string {
+  const file = path.join(tmp, `request-${n++}.json`);
+  writeFileSync(file, JSON.stringify(body));
+  return file;
+}
+
+const SEED_EXAMPLE = { seed: 0, prompt: "Alan Turing was a ", max_tokens: 128, temperature: 0.7, top_p: 0.7, top_k: 50, logprobs: 0, stop: [] };
+const golden = (file: string, name: string) =>
+  (JSON.parse(readFileSync(path.join(ROOT, "test/fixtures/prompts", file), "utf8")) as { cases: { name: string; messages: unknown[]; expected: string }[] })
+    .cases.find((c) => c.name === name)!;
+
+const SHIPPED = [
+  ["llama-2-7b-chat", "[INST] <<SYS>>\n\n<</SYS>>\n\nAlan Turing was a", "llama-2-chat.json"],
+  ["llama-2-13b-chat", "[INST] <<SYS>>\n\n<</SYS>>\n\nAlan Turing was a", "llama-2-chat.json"],
+  ["llama-2-70b-chat", "[INST] <<SYS>>\n\n<</SYS>>\n\nAlan Turing was a", "llama-2-chat.json"],
+  ["vicuna-13b", "Alan Turing was a", "vicuna-v1.1.json"],
+] as const;
+
+describe("tsserve render with the shipped handlers", () => {
+  for (const [name, seedPrompt, chatFixture] of SHIPPED) {
+    it(`${name}: prints the seed example's prompt as exactly one JSON object`, () => {
+      const r = render(["--handler", `handlers/${name}.ts`, "--request", requestFile(SEED_EXAMPLE), "--config", `configs/${name}.yaml`]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual({ prompts: [seedPrompt] });
+      expect(r.stdout.trim().split("\n")).toHaveLength(1);
+    });
+
+    it(`${name}: renders a multi-turn chat as the reference renderer does`, () => {
+      const c = golden(chatFixture, "multi-turn with system");
+      const r = render(["--handler", `handlers/${name}.ts`, "--request", requestFile({ messages: c.messages, max_tokens: 64 })]);
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual({ prompts: [c.expected] });
+    });
+  }
+
+  it("reads the request from stdin with --request -", () => {
+    const r = render(["--handler", "handlers/vicuna-13b.ts", "--request", "-"], JSON.stringify({ prompt: "hi there  " }));
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ prompts: ["hi there"] });
+  });
+
+  it("renders a batch (a JSON array) in order", () => {
+    const r = render(["--handler", "handlers/vicuna-13b.ts", "--request", requestFile([{ prompt: "one" }, { prompt: "two" }])]);
+    expect(JSON.parse(r.stdout)).toEqual({ prompts: ["one", "two"] });
+  });
+
+  it("renders with the tiny model's config, whose relative model_path resolves against the config file", () => {
+    const r = render(["--handler", "handlers/llama-2-7b-chat.ts", "--request", requestFile(SEED_EXAMPLE), "--config", "configs/tiny-llama-2-chat.yaml"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ prompts: ["[INST] <<SYS>>\n\n<</SYS>>\n\nAlan Turing was a"] });
+  });
+});
+
+describe("tsserve render refusals exit 2 and name the field or rule on stderr", () => {
+  const BAD: [string, unknown, RegExp][] = [
+    ["roles not alternating", { messages: [{ role: "user", content: "a" }, { role: "user", content: "b" }] }, /messages\.1\.role: .*alternate/],
+    ["neither prompt nor messages", { max_tokens: 5 }, /prompt: required/],
+    ["a negative max_tokens", { prompt: "x", max_tokens: -1 }, /max_tokens: must be ≥ 0/],
+    ["a wrong type", { prompt: "x", temperature: "hot" }, /temperature: must be a finite number/],
+    ["an unknown role", { messages: [{ role: "robot", content: "a" }] }, /messages\.0\.role: must be one of/],
+    ["n > 1 at temperature 0", { prompt: "x", n: 2, temperature: 0 }, /n: must be 1 when temperature is 0/],
+    ["a body that is not an object", "just a string", /body: must be a JSON object/],
+  ];
+  for (const [description, body, pattern] of BAD) {
+    it(`refuses ${description}`, () => {
+      const r = render(["--handler", "handlers/llama-2-7b-chat.ts", "--request", requestFile(body)]);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toMatch(pattern);
+    });
+  }
+
+  it("exits 2 when a request file is not JSON", () => {
+    const file = path.join(tmp, "bad.json");
+    writeFileSync(file, "{not json");
+    const r = render(["--handler", "handlers/vicuna-13b.ts", "--request", file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/not JSON/);
+  });
+
+  it("exits 2 when the config fails the handler's schema, naming the key", () => {
+    const file = path.join(tmp, "bad.yaml");
+    writeFileSync(file, "handler:\n  model_path: /x\n  quantize: int3\n");
+    const r = render(["--handler", "handlers/vicuna-13b.ts", "--request", requestFile({ prompt: "x" }), "--config", file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/handler\.quantize/);
+  });
+
+  it("exits 2 without --handler", () => {
+    const r = render(["--request", requestFile({ prompt: "x" })]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--handler/);
+  });
+});

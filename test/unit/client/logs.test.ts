@@ -1,0 +1,49 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { LogWatcher, findWorkerFailure, stripLogPrefix } from "../../../src/client/logs.ts";
+
+const P = "2025-01-02T03:04:05,678 [INFO ] W-9000-tiny_1.0-stdout MODEL_LOG - ";
+const MODEL_LOG = [
+  `${P}Backend worker process started.`,
+  `2025-01-02T03:04:05,679 [INFO ] W-9001-other_1.0-stdout MODEL_LOG - Traceback (most recent call last):`,
+  `${P}Backend worker process died.`,
+  `${P}Traceback (most recent call last):`,
+  `${P}  File "/x/ts/model_loader.py", line 143, in load`,
+  `${P}    initialize_fn(service.context)`,
+  `${P}tsserve_shim.errors.ModelConfigError: handler.model_path '/nope' is not a folder`,
+  `2025-01-02T03:04:06,000 [INFO ] W-9000-tiny_1.0-stdout MODEL_LOG - `,
+].join("\n");
+const TS_LOG = "2025-01-02T03:04:06,100 [ERROR] W-9000-tiny_1.0 org.pytorch.serve.wlm.WorkerThread - Load model failed: tiny, error: Worker died.\n";
+
+describe("worker failure from the logs", () => {
+  it("strips TorchServe's log prefix", () => {
+    expect(stripLogPrefix(`${P}hello - world`)).toBe("hello - world");
+    expect(stripLogPrefix("plain")).toBe("plain");
+  });
+
+  it("reports the traceback of this model's worker, ending at the exception", () => {
+    const cause = findWorkerFailure(MODEL_LOG, TS_LOG, "tiny")!;
+    expect(cause.split("\n")[0]).toBe("Traceback (most recent call last):");
+    expect(cause.split("\n").at(-1)).toBe("tsserve_shim.errors.ModelConfigError: handler.model_path '/nope' is not a folder");
+  });
+
+  it("says nothing while workers start normally", () => {
+    expect(findWorkerFailure(`${P}Backend worker process started.\n${P}Torch worker started.`, "", "tiny")).toBeUndefined();
+  });
+
+  it("falls back to the frontend's line when the model log has no traceback", () => {
+    expect(findWorkerFailure("", TS_LOG, "tiny")).toMatch(/Load model failed: tiny/);
+  });
+
+  it("reads only what was appended after the watcher started", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "logs-"));
+    fs.writeFileSync(path.join(dir, "model_log.log"), "old\n");
+    const watcher = new LogWatcher(dir);
+    fs.appendFileSync(path.join(dir, "model_log.log"), "new\n");
+    fs.writeFileSync(path.join(dir, "ts_log.log"), "created later\n");
+    expect(watcher.since("model_log.log")).toBe("new\n");
+    expect(watcher.since("ts_log.log")).toBe("created later\n");
+  });
+});
