@@ -102,6 +102,7 @@ def write_model(out: Path) -> None:
         # The Llama-2 tokenizer has no pad token; tsserve pads by itself (left
         # padding with an attention mask), so none is added here.
         for path in sorted(tmpdir.iterdir()):
+            os.chmod(path, 0o644)
             os.replace(path, out / path.name)
     # Normalise whatever save_pretrained wrote so reruns are byte-identical.
     for name in ("config.json", "generation_config.json"):

@@ -291,7 +291,6 @@ def test_top_k_one_and_tiny_top_p_are_greedy(engine):
 
 
 def test_repetition_penalty_changes_choices_not_reported_logprobs(engine):
-    plain = generate_one(engine, PROMPTS[4], max_tokens=10)["sequences"][0]
     pen = generate_one(engine, PROMPTS[4], max_tokens=10, repetition_penalty=100.0)["sequences"][0]["logprobs"]
     prompt = engine.encode_prompt(PROMPTS[4])
     assert not set(pen["token_ids"]) & set(prompt)  # an extreme penalty forbids every seen token...
@@ -299,7 +298,6 @@ def test_repetition_penalty_changes_choices_not_reported_logprobs(engine):
     lp = forward_logprobs(engine, prompt + pen["token_ids"])
     for i, token in enumerate(pen["token_ids"]):  # logprobs stay those of the raw logits
         assert pen["token_logprobs"][i] == pytest.approx(lp[len(prompt) + i - 1, token].item(), abs=1e-4)
-    assert plain["logprobs"]["token_ids"] != pen["token_ids"] or True
 
 
 def test_streaming_deltas_add_up_and_hold_back_stops(engine):
@@ -327,7 +325,7 @@ def test_streaming_deltas_add_up_and_hold_back_stops(engine):
             assert stop not in streamed
 
 
-def test_mixed_batch_with_refused_and_errors(engine, monkeypatch):
+def test_refused_requests_do_not_fail_batch_mates(engine):
     outs = engine.generate([make_request("x " * 700), make_request(PROMPTS[0], max_tokens=2), make_request("")])
     assert outs[0]["status"] == 400 and outs[1]["ok"] and outs[2]["ok"]  # "" still gets <s>
 
@@ -340,7 +338,7 @@ def test_mixed_batch_with_refused_and_errors(engine, monkeypatch):
         (ValueError("boom"), 500),
     ],
 )
-def test_generation_errors_map_to_status(engine, monkeypatch, error, status):
+def test_generation_errors_map_to_status(engine, error, status):
     broken = copy.copy(engine)
 
     class Exploding(torch.nn.Module):
@@ -360,3 +358,36 @@ def test_tokenize_detokenize_round_trip(engine):
     texts = ["Hello world", " leading space", "naïve café 你好\n\nQ:"]
     ids = engine.tokenize(texts, False)
     assert engine.detokenize(ids, True) == ["Hello world", "leading space", "naïve café 你好\n\nQ:"]
+
+
+def test_outputs_match_the_protocol_schema(engine):
+    """Outcomes, deltas and info as the zod definitions (exported JSON Schema) describe them."""
+    from protocol_check import check_params, check_result
+
+    from tsserve_shim import protocol
+
+    deltas: list[dict] = []
+    requests = [
+        make_request(PROMPTS[0], echo=True, logprobs=3, max_tokens=4, stream=True, num_sequences=2, temperature=0.7, seed=1),
+        make_request(PROMPTS[1], stop=["x"], max_tokens=3),
+        make_request("z " * 600),
+        make_request(PROMPTS[2], echo=True, max_tokens=0),
+    ]
+    outcomes = engine.generate(
+        requests,
+        on_delta=lambda r, s, text, lp: deltas.append(
+            {"call_id": 1, "request_index": r, "sequence_index": s, "text": text, "logprobs": lp}
+        ),
+    )
+    check_params(protocol.GENERATE, {"call_id": 1, "requests": requests})
+    check_result(protocol.GENERATE, {"outcomes": outcomes})
+    assert deltas
+    for delta in deltas:
+        check_params(protocol.GENERATION_DELTA, delta)
+    info = engine.info()
+    check_params(
+        protocol.INITIALIZE,
+        {"protocol_version": 1, "model_name": "m", "model_dir": "/x", "gpu_id": None, "batch_size": 1, "model_config": {}, "model_info": info},
+    )
+    check_result("tokenize", {"ids": engine.tokenize(["a", "<s>b"], True)})
+    check_result("detokenize", {"texts": engine.detokenize([[1, 415]], False)})

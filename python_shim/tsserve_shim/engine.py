@@ -8,6 +8,19 @@ decoded together by a small loop over the model's forward with a KV cache
 random generator, stop sequences and token budget. Rows leave the batch as
 they finish. Logprobs are the log-softmax of the model's raw logits at each
 step of this same loop (before repetition penalty, temperature, top-k/top-p).
+
+Shapes (see messages.ts for the zod definitions):
+- a Sequence's ``logprobs`` covers the generated tokens only; ``tokens[i]`` is the
+  text token i added (concatenated they give ``text``; a token that ends inside
+  a UTF-8 character adds "" and the next carries the character) and
+  ``text_offset[i]`` is its start in ``text``. ``top_logprobs[i]`` maps the text
+  of the ``logprobs`` most likely tokens to their logprobs (None when 0). EOS is
+  not reported. After a stop sequence the text is cut before it and the tokens
+  that begin before the cut are kept.
+- the outcome's ``prompt`` is filled only for ``echo`` requests (else all lists
+  are empty): every prompt token including an added BOS, the first logprob
+  None, offsets into the concatenated token texts.
+- ``compute_time`` is the wall time of the whole pass the request was in.
 """
 from __future__ import annotations
 
@@ -85,6 +98,7 @@ class Engine:
     def __init__(self, model, tokenizer, *, device: str | torch.device | None = None, name_or_path: str | None = None):
         self.model = model
         self.tokenizer = tokenizer
+        self.plan: LoadPlan | None = None  # set by Engine.load
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.name_or_path = name_or_path or getattr(model, "name_or_path", None) or "model"
         config = model.config

@@ -80,7 +80,9 @@ export function findWorkerFailure(modelLog: string, tsLog: string, modelName?: s
   tail.forEach((l, i) => {
     if (/^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b/.test(l)) exceptionLine = i;
   });
-  const end = exceptionLine >= 0 ? exceptionLine + 1 : tail.length;
-  const lines = tail.slice(0, end);
-  return (lines.length > 25 ? ["...", ...lines.slice(-25)] : lines).join("\n");
+  if (exceptionLine < 0) return (tail.length > 15 ? ["...", ...tail.slice(-15)] : tail).join("\n");
+  // The exception first, then the end of its traceback (the frames nearest the failure).
+  const trace = tail.slice(0, exceptionLine);
+  const shown = trace.length > 12 ? ["  ...", ...trace.slice(-12)] : trace;
+  return [tail[exceptionLine]!, "", ...shown].join("\n");
 }

@@ -301,6 +301,9 @@ export async function registerWatched(
       await sleep(300);
       failure = findWorkerFailure(watcher.since("model_log.log"), watcher.since("ts_log.log"), options.modelName);
       if (failure) {
+        // The traceback may still be arriving: give the log a moment, then read the whole cause.
+        await sleep(700);
+        failure = findWorkerFailure(watcher.since("model_log.log"), watcher.since("ts_log.log"), options.modelName) ?? failure;
         abort.abort();
         return;
       }

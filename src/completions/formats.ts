@@ -7,7 +7,7 @@ import type { StageContext } from "../handler/handler.ts";
 import { RequestFailure } from "../handler/failure.ts";
 import { extendHandlerSection, type HandlerSection } from "../config/model-config.ts";
 import { agentInstructRewrite } from "../prompts/agentinstruct.ts";
-import { LLAMA2_RAW_PROMPT_PREFIX, llama2ChatPrompt } from "../prompts/llama-2-chat.ts";
+import { llama2ChatPrompt, llama2RawPrompt } from "../prompts/llama-2-chat.ts";
 import { vicunaV11Prompt } from "../prompts/vicuna.ts";
 import { renderChatTemplate } from "../prompts/chat-template.ts";
 import { CompletionHandler } from "./handler.ts";
@@ -25,7 +25,7 @@ export class Llama2ChatHandler<Cfg extends HandlerSection = HandlerSection> exte
       const info = ctx.model.info;
       return llama2ChatPrompt(request.messages, { bosToken: info.bos_token ?? "<s>", eosToken: info.eos_token ?? "</s>" });
     }
-    return LLAMA2_RAW_PROMPT_PREFIX + agentInstructRewrite(request.prompt ?? "");
+    return llama2RawPrompt(request.prompt ?? "");
   }
 }
 

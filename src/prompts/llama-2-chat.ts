@@ -16,6 +16,7 @@
  */
 import { splitConversation, type ChatMessage } from "./messages.ts";
 import { pyStrip } from "./whitespace.ts";
+import { agentInstructRewrite } from "./agentinstruct.ts";
 
 export interface SpecialTokens {
   bosToken?: string;
@@ -40,3 +41,8 @@ export function llama2ChatPrompt(messages: readonly ChatMessage[], tokens: Speci
 
 /** What the Llama-2 chat handlers put before a raw (AgentInstruct-rewritten) prompt: an empty system block. */
 export const LLAMA2_RAW_PROMPT_PREFIX = "[INST] <<SYS>>\n\n<</SYS>>\n\n";
+
+/** A raw `prompt` as the Llama-2 chat handlers send it: the AgentInstruct rewrite behind an empty system block. */
+export function llama2RawPrompt(prompt: string): string {
+  return LLAMA2_RAW_PROMPT_PREFIX + agentInstructRewrite(prompt);
+}

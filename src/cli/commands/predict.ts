@@ -28,6 +28,11 @@ const command: Command = {
     const file = values.file as string | undefined;
     if ((json === undefined) === (file === undefined)) throw new UsageError(`give exactly one of --json and --file\n\n${usage}`);
     const body = json ?? fs.readFileSync(file === "-" ? 0 : file!, "utf8");
+    // `tsserve predict ... | head` closes the pipe early: that is not an error.
+    process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "EPIPE") process.exit(0);
+      throw error;
+    });
     const client = connect();
     const name = positionals[0]!;
     let status: number;

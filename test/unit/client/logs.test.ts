@@ -25,8 +25,10 @@ describe("worker failure from the logs", () => {
 
   it("reports the traceback of this model's worker, ending at the exception", () => {
     const cause = findWorkerFailure(MODEL_LOG, TS_LOG, "tiny")!;
-    expect(cause.split("\n")[0]).toBe("Traceback (most recent call last):");
-    expect(cause.split("\n").at(-1)).toBe("tsserve_shim.errors.ModelConfigError: handler.model_path '/nope' is not a folder");
+    const lines = cause.split("\n");
+    expect(lines[0]).toBe("tsserve_shim.errors.ModelConfigError: handler.model_path '/nope' is not a folder");
+    expect(lines[2]).toBe("Traceback (most recent call last):");
+    expect(lines.at(-1)).toBe("    initialize_fn(service.context)");
   });
 
   it("says nothing while workers start normally", () => {
