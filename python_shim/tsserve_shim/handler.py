@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import time
 from typing import Any, List, Optional
 
 import orjson
@@ -55,6 +54,14 @@ def decode_body(row: Any) -> dict:
     return {"body": body}
 
 
+def _set_cpu_threads(threads: Optional[int]) -> None:
+    """Several workers on few cores each want few torch threads; the config says how many."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
 def error_body(status: int, message: str, field: Optional[str] = None) -> dict:
     error = {"code": status, "message": message}
     if field is not None:
@@ -94,6 +101,7 @@ class TsserveHandler:
         self.gpu_id = props.get("gpu_id")
         self.batch_size = int(props.get("batch_size") or 1)
         self.deadline_s = handle_deadline(self.model_config)
+        _set_cpu_threads(section.get("cpu_threads"))
         self.engine = Engine.load(
             section,
             model_dir=self.model_dir,

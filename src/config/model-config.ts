@@ -39,6 +39,8 @@ export const HandlerSectionFields = {
   node: z.string().min(1).optional(),
   /** Seconds the shim waits for the handler to answer a batch; below TorchServe's responseTimeout. */
   handle_timeout_s: z.number().positive().optional(),
+  /** torch intra-op threads for a CPU worker (default: torch's own choice, or $OMP_NUM_THREADS). */
+  cpu_threads: z.number().int().positive().optional(),
 } satisfies z.ZodRawShape;
 
 /**
