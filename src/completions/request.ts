@@ -145,7 +145,7 @@ function normalize(r: Raw): CompletionRequest {
     max_tokens: r.max_tokens ?? REQUEST_DEFAULTS.max_tokens,
     temperature: r.temperature ?? REQUEST_DEFAULTS.temperature,
     top_p: r.top_p ?? REQUEST_DEFAULTS.top_p,
-    top_k: r.top_k ?? 40,
+    top_k: r.top_k ?? REQUEST_DEFAULTS.top_k,
     repetition_penalty: r.repetition_penalty ?? REQUEST_DEFAULTS.repetition_penalty,
     logprobs: r.logprobs ?? REQUEST_DEFAULTS.logprobs,
     stop: r.stop == null ? [] : typeof r.stop === "string" ? [r.stop] : [...r.stop],
