@@ -1,8 +1,9 @@
-// Writes the JSON Schemas derived from the zod definitions, for the Python shim.
+// Writes the JSON Schemas derived from the zod definitions, for the Python
+// shim and its tests. `npm run schemas`; a vitest test fails when they are stale.
 import { writeFileSync } from "node:fs";
-import { renderProtocolSchema } from "../src/protocol/json-schema.ts";
+import { committedSchemas } from "../src/config/schema-files.ts";
 
-export const PROTOCOL_SCHEMA_FILE = new URL("../python_shim/tsserve_shim/protocol.schema.json", import.meta.url);
-
-writeFileSync(PROTOCOL_SCHEMA_FILE, renderProtocolSchema());
-console.log("wrote python_shim/tsserve_shim/protocol.schema.json");
+for (const { file, render } of committedSchemas()) {
+  writeFileSync(new URL(`../${file}`, import.meta.url), render());
+  console.log(`wrote ${file}`);
+}

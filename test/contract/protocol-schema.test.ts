@@ -1,10 +1,9 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { renderProtocolSchema } from "../../src/protocol/json-schema.ts";
+import { committedSchemas } from "../../src/config/schema-files.ts";
 
-describe("protocol.schema.json", () => {
-  it("is what the zod definitions export today (run `npm run schemas` after changing src/protocol)", () => {
-    const committed = readFileSync("python_shim/tsserve_shim/protocol.schema.json", "utf8");
-    expect(committed).toBe(renderProtocolSchema());
+describe("committed JSON Schemas", () => {
+  it.each(committedSchemas())("$file is what the zod definitions export today (run `npm run schemas` after a change)", ({ file, render }) => {
+    expect(readFileSync(file, "utf8")).toBe(render());
   });
 });
