@@ -25,22 +25,39 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(peer: Peer, size: int, seconds: float, max_rounds: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of this process and of the Node child (Linux /proc; 0 elsewhere)."""
+    own = os.times()
+    total = own.user + own.system
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        pass
+    return total
+
+
+def measure(peer: Peer, size: int, seconds: float, max_rounds: int, child_pid: int = 0) -> dict:
     payload = "x" * size
     for _ in range(20):
         peer.request(protocol.PING, {"payload": payload})
     samples: list[float] = []
+    cpu_started = cpu_seconds(child_pid)
     started = time.perf_counter()
     while len(samples) < max_rounds and time.perf_counter() - started < seconds:
         t0 = time.perf_counter()
         peer.request(protocol.PING, {"payload": payload})
         samples.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(child_pid) - cpu_started
     return {
         "p50_us": round(statistics.median(samples) * 1e6, 1),
         "p99_us": round(percentile(samples, 0.99) * 1e6, 1),
         "per_s": round(len(samples) / elapsed, 1),
         "rounds": len(samples),
+        # CPU time of both processes per round trip: steadier than latency on a busy machine.
+        "cpu_us": round(cpu / len(samples) * 1e6, 1),
     }
 
 
@@ -49,7 +66,9 @@ def main() -> None:
     parser.add_argument("--bundle", required=True)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--max-rounds", type=int, default=20_000)
+    parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated subset of " + ",".join(SIZES))
     args = parser.parse_args()
+    sizes = {name: SIZES[name] for name in args.sizes.split(",")}
     child = NodeProcess(find_node(), args.bundle, cwd=os.path.dirname(args.bundle))
     peer = Peer(child.stdout_fd, child.stdin_fd)
     try:
@@ -57,7 +76,7 @@ def main() -> None:
             "protocol_version": protocol.PROTOCOL_VERSION, "model_name": "bench", "model_dir": os.path.dirname(args.bundle),
             "gpu_id": None, "batch_size": 1, "model_config": {"handler": {"model_path": "/unused"}}, "model_info": MODEL_INFO,
         }, timeout=30)
-        results = {name: measure(peer, size, args.seconds, args.max_rounds) for name, size in SIZES.items()}
+        results = {name: measure(peer, size, args.seconds, args.max_rounds, child.pid) for name, size in sizes.items()}
     finally:
         child.stop(grace=1)
     json.dump(results, sys.stdout)

@@ -19,7 +19,8 @@ Shapes (see messages.ts for the zod definitions):
   that begin before the cut are kept.
 - the outcome's ``prompt`` is filled only for ``echo`` requests (else all lists
   are empty): every prompt token including an added BOS, the first logprob
-  None, offsets into the concatenated token texts.
+  None, offsets into the prompt string (``prompt_offsets``: the BOS and a
+  tokenizer's leading space, absent from the prompt, start at 0).
 - ``compute_time`` is the wall time of the whole pass the request was in.
 """
 from __future__ import annotations
@@ -47,6 +48,24 @@ _HUGE = 10**9
 
 def empty_token_logprobs() -> dict:
     return {"tokens": [], "token_ids": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+
+
+def prompt_offsets(prompt: str, strings: Sequence[str]) -> list[int]:
+    """Where each prompt token's text starts in ``prompt`` (code points), as echo's ``text_offset`` needs.
+
+    The token texts put together can hold more than the prompt before it: the
+    BOS token's text and SentencePiece's leading space ("<s> [INST]" for
+    "[INST]"). Offsets inside that extra text are 0. When the token texts do
+    not end with the prompt (a tokenizer that normalizes), they are offsets into
+    the token texts put together.
+    """
+    joined = "".join(strings)
+    extra = len(joined) - len(prompt) if joined.endswith(prompt) else 0
+    offsets, at = [], 0
+    for s in strings:
+        offsets.append(max(0, at - extra))
+        at += len(s)
+    return offsets
 
 
 def error_outcome(status: int, message: str) -> dict:
@@ -294,7 +313,9 @@ class Engine:
         for i, row in enumerate(rows):
             if row.request in echo and row.request not in prompt_lp:
                 k = row.k
-                prompt_lp[row.request] = self._prompt_logprobs(all_logits[i, width - len(row.prompt_ids) :], row.prompt_ids, k)
+                prompt_lp[row.request] = self._prompt_logprobs(
+                    all_logits[i, width - len(row.prompt_ids) :], row.prompt_ids, k, requests[row.request]["prompt"]
+                )
         logits = all_logits[:, -1, :].to(device=device, dtype=torch.float32)
         del all_logits, out
 
@@ -456,13 +477,10 @@ class Engine:
             "cumulative_logprob": float(sum(row.logprobs)),
         }
 
-    def _prompt_logprobs(self, logits: torch.Tensor, ids: list[int], k: int) -> dict:
+    def _prompt_logprobs(self, logits: torch.Tensor, ids: list[int], k: int, prompt: str) -> dict:
         """Echo: each prompt token's logprob given the tokens before it (the first has none)."""
         strings = token_strings(self.tokenizer, ids)
-        offsets, at = [], 0
-        for s in strings:
-            offsets.append(at)
-            at += len(s)
+        offsets = prompt_offsets(prompt, strings)
         token_lp: list[float | None] = [None]
         tops: list[dict | None] = [None]
         if len(ids) > 1:

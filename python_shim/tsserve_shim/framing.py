@@ -54,11 +54,12 @@ class LineReader:
             elif len(self._buffer) + nl - start > self._max_bytes:
                 frames.append(Oversize(len(self._buffer) + nl - start))
             else:
+                # orjson parses a bytearray or a memoryview in place: no copy of the line.
                 if self._buffer:
-                    self._buffer += chunk[start:nl]
-                    line = bytes(self._buffer)
+                    self._buffer += memoryview(chunk)[start:nl]
+                    line = self._buffer
                 else:
-                    line = chunk[start:nl]
+                    line = memoryview(chunk)[start:nl]
                 frame = _decode_line(line)
                 if frame is not None:
                     frames.append(frame)
@@ -75,17 +76,19 @@ class LineReader:
         return frames
 
 
-def _decode_line(line: bytes) -> Frame | None:
-    if line.endswith(b"\r"):
-        line = line[:-1]
-    if not line:
+def _decode_line(line: Union[bytearray, memoryview]) -> Frame | None:
+    end = len(line)
+    if end and line[end - 1] == 13:  # "\r"
+        end -= 1
+    if not end:
         return None
+    view = memoryview(line)[:end] if end != len(line) else line
     try:
-        return Message(orjson.loads(line))
+        return Message(orjson.loads(view))
     except orjson.JSONDecodeError as error:
-        text = line[:200].decode("utf-8", "replace")
+        text = bytes(memoryview(line)[: min(end, 200)]).decode("utf-8", "replace")
         return Invalid(text, str(error))
 
 
 def encode_message(message: Any) -> bytes:
-    return orjson.dumps(message) + b"\n"
+    return orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 from typing import Any, List, Optional
 
@@ -36,8 +37,30 @@ def handle_deadline(model_config: dict) -> float:
     return max(1.0, min(response_timeout * 0.9, response_timeout - 2.0))
 
 
+def _non_finite(value: Any, path: str = "") -> Optional[str]:
+    """The field path of the first NaN or infinite number in a decoded body, if any."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "body"
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
+
+
 def decode_body(row: Any) -> dict:
-    """One TorchServe input row as an IncomingRequest."""
+    """One TorchServe input row as an IncomingRequest.
+
+    TorchServe's worker has already decoded an application/json body with
+    Python's json module, which accepts NaN and 1e999; JSON-RPC cannot carry
+    them (they would arrive in Node as null, i.e. "absent"), so they are refused here.
+    """
     body = row.get("body") if isinstance(row, dict) else None
     if body is None and isinstance(row, dict):
         body = row.get("data")
@@ -51,6 +74,9 @@ def decode_body(row: Any) -> dict:
             body = orjson.loads(body)
         except orjson.JSONDecodeError as error:
             return {"body": None, "body_error": f"body: is not valid JSON ({error})"}
+    field = _non_finite(body)
+    if field:
+        return {"body": None, "body_error": f"{field}: must be a finite number (NaN and Infinity are not JSON)"}
     return {"body": body}
 
 
@@ -60,6 +86,18 @@ def _set_cpu_threads(threads: Optional[int]) -> None:
         import torch
 
         torch.set_num_threads(int(threads))
+
+
+def reason_phrase(message: str) -> str:
+    """The HTTP reason phrase for an error: one line of ASCII, at most 200 characters.
+
+    TorchServe 0.12's worker frames the phrase by its length in characters but
+    writes it as UTF-8, so a non-ASCII phrase ("max_tokens: must be ≥ 0")
+    corrupts the reply and the frontend kills the worker. The JSON body keeps
+    the message as it is.
+    """
+    text = " ".join(message.replace("≥", ">=").replace("≤", "<=").split())
+    return text.encode("ascii", "replace").decode("ascii")[:200]
 
 
 def error_body(status: int, message: str, field: Optional[str] = None) -> dict:
@@ -122,6 +160,7 @@ class TsserveHandler:
             result = self.peer.request(protocol.HANDLE, {"batch_id": batch_id, "requests": requests}, timeout=self.deadline_s)
             outcomes = result["responses"]
         except PeerClosed:
+            self.child.reap()
             outcomes = self._fail_all(len(data), 503, f"the handler process died during the request ({self._child_exit()}); it has been restarted")
             self._replace_child()
         except PeerTimeout:
@@ -209,7 +248,7 @@ class TsserveHandler:
         if outcome["ok"]:
             return orjson.dumps(outcome["body"]).decode("utf-8")
         status = outcome["status"]
-        context.set_response_status(status, outcome["message"][:200], index)
+        context.set_response_status(status, reason_phrase(outcome["message"]), index)
         return orjson.dumps(error_body(status, outcome["message"], outcome.get("field"))).decode("utf-8")
 
     def shutdown(self) -> None:

@@ -75,6 +75,13 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def reap(self, timeout: float = 1.0) -> None:
+        """Wait a little for a child whose channel closed: its pipes close a moment before it can be reaped."""
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
     def exit_description(self) -> str:
         code = self.process.poll()
         if code is None:

@@ -7,7 +7,8 @@ import type { Readable, Writable } from "node:stream";
 import type { z } from "zod";
 import { ConnectionError, ErrorCode, RpcError } from "./errors.ts";
 import { LineReader, encodeMessage, type Frame, DEFAULT_MAX_MESSAGE_BYTES } from "./framing.ts";
-import { JsonRpcMessage, type JsonRpcRequest, type RequestId } from "./messages.ts";
+import { parseEnvelope } from "./envelope.ts";
+import type { JsonRpcRequest, RequestId } from "./messages.ts";
 import type { NotificationType, RequestType } from "./methods.ts";
 
 type State = "listening" | "closed";
@@ -27,8 +28,14 @@ export interface ConnectionOptions {
   maxMessageBytes?: number;
   /** Lines that are not protocol messages (noise on the channel); default: ignored. */
   onNoise?: (description: string) => void;
-  /** Validate incoming params and results against the descriptors' schemas (default true). */
-  validate?: boolean;
+  /**
+   * Which incoming payloads are checked against the descriptors' schemas:
+   * `true`/"all" (the default) params and results, "params" only the params of
+   * requests and notifications the peer sends (the answers to our own requests
+   * are trusted: the Python shim's are checked against the same schemas in its
+   * tests), `false`/"none" neither. The JSON-RPC envelope is always checked.
+   */
+  validate?: boolean | "all" | "params" | "none";
 }
 
 export class Connection {
@@ -39,7 +46,8 @@ export class Connection {
   private readonly notificationHandlers = new Map<string, { params: z.ZodType; handler: NotificationHandler }>();
   private readonly reader: LineReader;
   private readonly closeListeners: Array<() => void> = [];
-  private readonly validate: boolean;
+  private readonly validateParams: boolean;
+  private readonly validateResults: boolean;
 
   constructor(
     private readonly input: Readable,
@@ -47,7 +55,9 @@ export class Connection {
     private readonly options: ConnectionOptions = {},
   ) {
     this.reader = new LineReader(options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
-    this.validate = options.validate ?? true;
+    const validate = options.validate ?? true;
+    this.validateParams = validate === true || validate === "all" || validate === "params";
+    this.validateResults = validate === true || validate === "all";
     input.on("data", (chunk: Buffer) => {
       for (const frame of this.reader.push(chunk)) this.dispatch(frame);
     });
@@ -131,12 +141,11 @@ export class Connection {
       this.options.onNoise?.(`not JSON: ${frame.line}`);
       return;
     }
-    const parsed = JsonRpcMessage.safeParse(frame.value);
-    if (!parsed.success) {
+    const message = parseEnvelope(frame.value);
+    if (message === undefined) {
       this.options.onNoise?.(`not a JSON-RPC message: ${JSON.stringify(frame.value).slice(0, 200)}`);
       return;
     }
-    const message = parsed.data;
     if ("method" in message) {
       if ("id" in message) void this.serveRequest(message as JsonRpcRequest);
       else this.serveNotification(message.method, message.params);
@@ -149,7 +158,7 @@ export class Connection {
     const entry = this.requestHandlers.get(request.method);
     try {
       if (!entry) throw new RpcError(ErrorCode.MethodNotFound, `unknown method ${request.method}`);
-      const params = this.validate ? entry.params.safeParse(request.params ?? {}) : { success: true as const, data: request.params };
+      const params = this.validateParams ? entry.params.safeParse(request.params ?? {}) : { success: true as const, data: request.params };
       if (!params.success) throw new RpcError(ErrorCode.InvalidParams, `invalid params for ${request.method}: ${params.error.message}`);
       const result = await entry.handler(params.data);
       this.write({ jsonrpc: "2.0", id: request.id, result });
@@ -162,7 +171,7 @@ export class Connection {
   private serveNotification(method: string, params: unknown): void {
     const entry = this.notificationHandlers.get(method);
     if (!entry) return;
-    const parsed = this.validate ? entry.params.safeParse(params ?? {}) : { success: true as const, data: params };
+    const parsed = this.validateParams ? entry.params.safeParse(params ?? {}) : { success: true as const, data: params };
     if (parsed.success) entry.handler(parsed.data);
     else this.options.onNoise?.(`invalid params for notification ${method}`);
   }
@@ -180,7 +189,7 @@ export class Connection {
       entry.reject(new RpcError(message.error.code, message.error.message, message.error.data));
       return;
     }
-    if (!this.validate) {
+    if (!this.validateResults) {
       entry.resolve(message.result);
       return;
     }

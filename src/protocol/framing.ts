@@ -10,8 +10,16 @@ export type Frame =
   | { kind: "invalid"; line: string; error: string }
   | { kind: "oversize"; bytes: number };
 
+/** Accumulation buffers up to this size are kept for the next long line (warm memory, no page faults). */
+const KEEP_BUFFER_BYTES = 4 * 1024 * 1024;
+
 export class LineReader {
-  private parts: Buffer[] = [];
+  /**
+   * The start of a line that spans chunks, copied into one reusable buffer
+   * (`acc[0..buffered)`): a long line is copied once, into memory that is
+   * already mapped, instead of being concatenated from its chunks.
+   */
+  private acc: Buffer = Buffer.alloc(0);
   private buffered = 0;
   /** True while skipping the rest of an oversize line. */
   private discarding = false;
@@ -23,30 +31,33 @@ export class LineReader {
     const frames: Frame[] = [];
     let start = 0;
     for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
-      const tail = chunk.subarray(start, nl);
+      const tailLength = nl - start;
       if (this.discarding) {
         this.discarding = false;
-      } else if (this.buffered + tail.length > this.maxBytes) {
-        frames.push({ kind: "oversize", bytes: this.buffered + tail.length });
+      } else if (this.buffered + tailLength > this.maxBytes) {
+        frames.push({ kind: "oversize", bytes: this.buffered + tailLength });
       } else {
-        const line = this.parts.length === 0 ? tail : Buffer.concat([...this.parts, tail], this.buffered + tail.length);
+        let line: Buffer;
+        if (this.buffered === 0) {
+          line = chunk.subarray(start, nl);
+        } else {
+          this.append(chunk, start, nl);
+          line = this.acc.subarray(0, this.buffered);
+        }
         const frame = decodeLine(line);
         if (frame) frames.push(frame);
       }
-      this.parts = [];
-      this.buffered = 0;
+      this.reset();
       start = nl + 1;
     }
-    const rest = chunk.subarray(start);
-    if (rest.length > 0 && !this.discarding) {
-      if (this.buffered + rest.length > this.maxBytes) {
-        frames.push({ kind: "oversize", bytes: this.buffered + rest.length });
-        this.parts = [];
-        this.buffered = 0;
+    const restLength = chunk.length - start;
+    if (restLength > 0 && !this.discarding) {
+      if (this.buffered + restLength > this.maxBytes) {
+        frames.push({ kind: "oversize", bytes: this.buffered + restLength });
+        this.reset();
         this.discarding = true;
       } else {
-        this.parts.push(rest);
-        this.buffered += rest.length;
+        this.append(chunk, start, chunk.length);
       }
     }
     return frames;
@@ -54,6 +65,22 @@ export class LineReader {
 
   get pendingBytes(): number {
     return this.buffered;
+  }
+
+  private append(chunk: Buffer, from: number, to: number): void {
+    const needed = this.buffered + (to - from);
+    if (needed > this.acc.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, Math.min(this.acc.length * 2, this.maxBytes), 64 * 1024));
+      this.acc.copy(grown, 0, 0, this.buffered);
+      this.acc = grown;
+    }
+    chunk.copy(this.acc, this.buffered, from, to);
+    this.buffered = needed;
+  }
+
+  private reset(): void {
+    this.buffered = 0;
+    if (this.acc.length > KEEP_BUFFER_BYTES) this.acc = Buffer.alloc(0);
   }
 }
 

@@ -11,9 +11,13 @@ export function claimStdout(): Writable {
   const toStderr = process.stderr.write.bind(process.stderr);
   stdout.write = ((chunk: unknown, encoding?: unknown, callback?: unknown) =>
     toStderr(chunk as string, encoding as BufferEncoding, callback as () => void)) as typeof stdout.write;
+  // Strings go to the stdout handle as they are: libuv encodes them straight
+  // into the write request instead of a Buffer allocated here first.
   return new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      protocolWrite(chunk, (error?: Error | null) => callback(error ?? null));
+    decodeStrings: false,
+    write(chunk: Buffer | string, encoding, callback) {
+      if (typeof chunk === "string") protocolWrite(chunk, encoding, (error?: Error | null) => callback(error ?? null));
+      else protocolWrite(chunk, (error?: Error | null) => callback(error ?? null));
     },
   });
 }

@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { workPaths } from "../../src/client/paths.ts";
-import { allProcs, stillRunning } from "../../src/client/procs.ts";
+import { workPaths, type WorkPaths } from "../../src/client/paths.ts";
+import { allProcs, stillRunning, type ProcInfo } from "../../src/client/procs.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const CLI = path.join(ROOT, "bin", "tsserve.mjs");
@@ -32,9 +32,9 @@ export interface CliResult {
 }
 
 /** Runs the tsserve CLI as a user would (an argument list, no shell). */
-export function cli(args: string[], timeoutMs = 180_000): Promise<CliResult> {
+export function cli(args: string[], timeoutMs = 180_000, env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c) => (stdout += c));
@@ -48,21 +48,130 @@ export function cli(args: string[], timeoutMs = 180_000): Promise<CliResult> {
   });
 }
 
-/** Every live TorchServe frontend, Python worker, or Node handler process started from this checkout's working folder. */
-export function leftovers(): string[] {
-  const paths = workPaths();
+function cwdOf(pid: number): string | undefined {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Every live TorchServe frontend, Python worker, or Node handler process of one
+ * working folder (this checkout's by default): those that name its tmp folder
+ * (workers' sockets, unpacked archives) or run in it. TorchServes of other
+ * working folders (suites or sessions running beside this one) are not counted.
+ */
+export function leftovers(paths: WorkPaths = workPaths()): string[] {
+  return leftoverProcs(paths).map((p) => `${p.pid} ${p.cmdline.slice(0, 160)}`);
+}
+
+export function leftoverProcs(paths: WorkPaths = workPaths()): ProcInfo[] {
   return allProcs()
     .filter(stillRunning)
-    .filter(
-      (p) =>
-        p.pid !== process.pid &&
-        (p.cmdline.includes("org.pytorch.serve.ModelServer") || p.cmdline.includes("model_service_worker.py") || p.cmdline.includes(paths.tmp)),
-    )
-    .map((p) => `${p.pid} ${p.cmdline.slice(0, 160)}`);
+    .filter((p) => {
+      if (p.pid === process.pid) return false;
+      if (p.cmdline.includes(paths.tmp)) return true;
+      const serving = p.cmdline.includes("org.pytorch.serve.ModelServer") || p.cmdline.includes("model_service_worker.py");
+      const cwd = serving ? cwdOf(p.pid) : undefined;
+      return cwd !== undefined && (cwd === paths.work || cwd.startsWith(paths.work + path.sep));
+    });
+}
+
+/** Port base of the isolated suites' TorchServes: inference = base, management = base + 1, metrics = base + 2, gRPC = base + 10, 11. */
+export const E2E_PORT_BASE = Number(process.env.TSSERVE_E2E_PORT_BASE ?? 8080);
+
+export interface IsolatedServer {
+  /** The suite's own working folder (.work/e2e-NAME): logs, keys, tmp, model store. */
+  paths: WorkPaths;
+  /** process.env with TSSERVE_WORK_DIR set, for the CLI. */
+  env: NodeJS.ProcessEnv;
+  tsConfig: string;
+  modelStore: string;
+  scratch: string;
+  ports: { inference: number; management: number; metrics: number };
+}
+
+/**
+ * A fresh working folder and TorchServe config for one suite, on ports from
+ * TSSERVE_E2E_PORT_BASE (default 8080), so that suites and sessions running at
+ * the same time on other bases never meet. `properties` are extra config lines.
+ */
+export function isolatedServer(name: string, properties: string[] = [], portBase = E2E_PORT_BASE): IsolatedServer {
+  const work = path.join(ROOT, ".work", `e2e-${name}`);
+  const env = { ...process.env, TSSERVE_WORK_DIR: work };
+  const paths = workPaths(env);
+  fs.rmSync(work, { recursive: true, force: true });
+  const modelStore = path.join(work, "model-store");
+  const scratch = path.join(work, "scratch");
+  fs.mkdirSync(modelStore, { recursive: true });
+  fs.mkdirSync(scratch, { recursive: true });
+  const ports = { inference: portBase, management: portBase + 1, metrics: portBase + 2 };
+  const tsConfig = writeFile(
+    path.join(work, "config.properties"),
+    [
+      `inference_address=http://127.0.0.1:${ports.inference}`,
+      `management_address=http://127.0.0.1:${ports.management}`,
+      `metrics_address=http://127.0.0.1:${ports.metrics}`,
+      `grpc_inference_port=${portBase + 10}`,
+      `grpc_management_port=${portBase + 11}`,
+      "enable_model_api=true",
+      "install_py_dep_per_model=false",
+      ...properties,
+      "",
+    ].join("\n"),
+  );
+  return { paths, env, tsConfig, modelStore, scratch, ports };
+}
+
+/** The tiny model's config with `settings` (top-level keys or `handler.KEY`) set, written to `file`. */
+export function tinyConfig(file: string, settings: Record<string, string | number> = {}): string {
+  let yaml = fs.readFileSync(TINY_CONFIG, "utf8").replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "tiny-llama")}"`);
+  for (const [key, value] of Object.entries(settings)) {
+    if (key.startsWith("handler.")) {
+      yaml = yaml.replace(/^handler:\n/m, `handler:\n  ${key.slice("handler.".length)}: ${value}\n`);
+    } else if (new RegExp(`^${key}: `, "m").test(yaml)) {
+      yaml = yaml.replace(new RegExp(`^${key}: .*$`, "m"), `${key}: ${value}`);
+    } else {
+      yaml = `${key}: ${value}\n${yaml}`;
+    }
+  }
+  return writeFile(file, yaml);
 }
 
 export function writeFile(file: string, text: string): string {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, text);
   return file;
+}
+
+/**
+ * A copy of the shim package with test/fixtures/shim/fault_oom.py imported by
+ * its __init__: archives built with it (ArchiveHooks.shimPackage) answer a
+ * prompt holding "<<tsserve-test-oom>>" with a simulated CUDA out-of-memory.
+ * Only tests build such archives; the shipped shim has no fault hooks.
+ */
+export const OOM_MARKER = "<<tsserve-test-oom>>";
+export function faultShimPackage(dir: string): string {
+  const dest = path.join(dir, "tsserve_shim");
+  fs.rmSync(dest, { recursive: true, force: true });
+  fs.cpSync(path.join(ROOT, "python_shim", "tsserve_shim"), dest, { recursive: true, filter: (src) => !src.includes("__pycache__") });
+  fs.copyFileSync(path.join(ROOT, "test", "fixtures", "shim", "fault_oom.py"), path.join(dest, "fault_oom.py"));
+  fs.appendFileSync(path.join(dest, "__init__.py"), "\nfrom . import fault_oom  # noqa: E402,F401 - test only\n");
+  return dest;
+}
+
+/** The Node child (handler.mjs) of a worker process, if it runs. */
+export function nodeChildOf(workerPid: number): ProcInfo | undefined {
+  return allProcs().find((p) => p.ppid === workerPid && p.cmdline.includes("handler.mjs") && stillRunning(p));
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
 }

@@ -1,0 +1,167 @@
+/**
+ * The benchmark's figures as people read them: statistics helpers, the
+ * Markdown table (bench/results/latest.md) and the SVG chart of latency
+ * percentiles by concurrency. Plain string building, no chart library.
+ */
+
+export const SIZES = ["100B", "1KB", "100KB", "1MB"] as const;
+export const CONCURRENCY = [1, 4, 16] as const;
+export const VARIANTS = ["tsserve", "python"] as const;
+export type Variant = (typeof VARIANTS)[number];
+
+export interface RpcFigures {
+  p50_us: number;
+  p99_us: number;
+  per_s: number;
+  [extra: string]: number;
+}
+
+export interface E2eFigures {
+  p50_ms: number;
+  p99_ms: number;
+  rps: number;
+  [extra: string]: number;
+}
+
+export interface BenchResults {
+  date: string;
+  machine: Record<string, unknown>;
+  parameters: Record<string, unknown>;
+  rpc: Record<string, RpcFigures>;
+  e2e: {
+    by_concurrency: Record<string, Record<Variant, E2eFigures>>;
+    overhead_p50_ms: number;
+    throughput_ratio_c16: number;
+    [extra: string]: unknown;
+  };
+  archive: { tsserve_s: number; torch_model_archiver_s: number; [extra: string]: unknown };
+  cold_start: { tsserve_s: number; python_s: number; [extra: string]: unknown };
+  [extra: string]: unknown;
+}
+
+/** The q-quantile of samples by the nearest-rank method (q in [0, 1]). */
+export function percentile(samples: readonly number[], q: number): number {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const rank = Math.ceil(q * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+export const median = (samples: readonly number[]): number => {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+export const round = (value: number, digits = 3): number => {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+};
+
+const fmt = (value: number | undefined, digits = 2): string => (value === undefined || Number.isNaN(value) ? "–" : value.toFixed(digits));
+
+export function renderMarkdown(r: BenchResults): string {
+  const m = r.machine as Record<string, string | number>;
+  const lines: string[] = [];
+  lines.push(`# tsserve benchmark — ${r.date}`);
+  lines.push("");
+  lines.push(`Machine: ${m.cpu_model} × ${m.nproc} CPUs, Node ${m.node}, Python ${m.python}, TorchServe ${m.torchserve}${m.load_average_start ? `; load average at start ${m.load_average_start}` : ""}.`);
+  lines.push(`Parameters: \`${JSON.stringify(r.parameters)}\``);
+  lines.push("");
+  lines.push("## Bridge round trip (Python shim ↔ Node child, real framing on both sides)");
+  lines.push("");
+  lines.push("| payload | p50 µs | p99 µs | round trips/s |");
+  lines.push("| --- | ---: | ---: | ---: |");
+  for (const size of SIZES) {
+    const f = r.rpc[size];
+    if (f) lines.push(`| ${size} | ${fmt(f.p50_us, 1)} | ${fmt(f.p99_us, 1)} | ${fmt(f.per_s, 0)} |`);
+  }
+  lines.push("");
+  lines.push("## End to end on one TorchServe: handlers/llama-2-7b-chat.ts (tsserve) vs bench/python_handler.py (native Python)");
+  lines.push("");
+  lines.push("| concurrency | tsserve p50 ms | python p50 ms | tsserve p99 ms | python p99 ms | tsserve req/s | python req/s |");
+  lines.push("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const c of CONCURRENCY) {
+    const row = r.e2e.by_concurrency[String(c)];
+    if (!row) continue;
+    lines.push(`| ${c} | ${fmt(row.tsserve.p50_ms)} | ${fmt(row.python.p50_ms)} | ${fmt(row.tsserve.p99_ms)} | ${fmt(row.python.p99_ms)} | ${fmt(row.tsserve.rps, 1)} | ${fmt(row.python.rps, 1)} |`);
+  }
+  lines.push("");
+  lines.push(`- overhead at p50, concurrency 1 (tsserve − python): **${fmt(r.e2e.overhead_p50_ms, 3)} ms**`);
+  lines.push(`- throughput ratio at concurrency 16 (tsserve / python): **${fmt(r.e2e.throughput_ratio_c16, 3)}**`);
+  lines.push("");
+  lines.push("## Archive and cold start");
+  lines.push("");
+  lines.push("| | tsserve | python |");
+  lines.push("| --- | ---: | ---: |");
+  lines.push(`| archive (CLI, s): \`tsserve archive\` vs \`torch-model-archiver\` | ${fmt(r.archive.tsserve_s, 3)} | ${fmt(r.archive.torch_model_archiver_s, 3)} |`);
+  lines.push(`| cold start (register → first answer, s) | ${fmt(r.cold_start.tsserve_s, 2)} | ${fmt(r.cold_start.python_s, 2)} |`);
+  lines.push("");
+  lines.push("Medians over interleaved rounds (A B, B A, …); see docs/performance.md for what each figure measures.");
+  lines.push("");
+  return lines.join("\n");
+}
+
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/** Grouped bars: for each concurrency, p50 and p99 of both handlers. */
+export function renderSvg(r: BenchResults): string {
+  const width = 720;
+  const height = 400;
+  const margin = { left: 64, right: 16, top: 48, bottom: 72 };
+  const plotW = width - margin.left - margin.right;
+  const plotH = height - margin.top - margin.bottom;
+  const series = [
+    { variant: "tsserve" as const, key: "p50_ms" as const, label: "tsserve p50", color: "#2f6fdf" },
+    { variant: "python" as const, key: "p50_ms" as const, label: "python p50", color: "#e08a1e" },
+    { variant: "tsserve" as const, key: "p99_ms" as const, label: "tsserve p99", color: "#9bb9ef" },
+    { variant: "python" as const, key: "p99_ms" as const, label: "python p99", color: "#f2c48d" },
+  ];
+  const values = CONCURRENCY.flatMap((c) => series.map((s) => r.e2e.by_concurrency[String(c)]?.[s.variant]?.[s.key] ?? 0));
+  const max = niceCeil(Math.max(1, ...values.filter(Number.isFinite)));
+  const y = (v: number) => margin.top + plotH - (v / max) * plotH;
+  const group = plotW / CONCURRENCY.length;
+  const bar = (group * 0.7) / series.length;
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
+  out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
+  out.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">End-to-end latency by concurrency (ms, lower is better)</text>`);
+  out.push(`<text x="${width / 2}" y="38" text-anchor="middle" fill="#555">${esc(`${r.date.slice(0, 10)} · ${String((r.machine as Record<string, unknown>).cpu_model)} × ${String((r.machine as Record<string, unknown>).nproc)}`)}</text>`);
+  for (let i = 0; i <= 5; i++) {
+    const v = (max * i) / 5;
+    out.push(`<line x1="${margin.left}" x2="${width - margin.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e5e5e5"/>`);
+    out.push(`<text x="${margin.left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#333">${trimNumber(v)}</text>`);
+  }
+  out.push(`<line x1="${margin.left}" x2="${margin.left}" y1="${margin.top}" y2="${margin.top + plotH}" stroke="#333"/>`);
+  out.push(`<line x1="${margin.left}" x2="${width - margin.right}" y1="${margin.top + plotH}" y2="${margin.top + plotH}" stroke="#333"/>`);
+  CONCURRENCY.forEach((c, gi) => {
+    const x0 = margin.left + gi * group + group * 0.15;
+    series.forEach((s, si) => {
+      const v = r.e2e.by_concurrency[String(c)]?.[s.variant]?.[s.key];
+      if (v === undefined || !Number.isFinite(v)) return;
+      const x = x0 + si * bar;
+      out.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bar - 2).toFixed(1)}" height="${(margin.top + plotH - y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(`${s.label}, concurrency ${c}: ${v.toFixed(2)} ms`)}</title></rect>`);
+      out.push(`<text x="${(x + bar / 2 - 1).toFixed(1)}" y="${(y(v) - 3).toFixed(1)}" text-anchor="middle" font-size="9" fill="#333">${v.toFixed(1)}</text>`);
+    });
+    out.push(`<text x="${(margin.left + gi * group + group / 2).toFixed(1)}" y="${margin.top + plotH + 18}" text-anchor="middle">concurrency ${c}</text>`);
+  });
+  series.forEach((s, i) => {
+    const x = margin.left + i * 150;
+    const ly = height - 22;
+    out.push(`<rect x="${x}" y="${ly - 10}" width="12" height="12" fill="${s.color}"/>`);
+    out.push(`<text x="${x + 18}" y="${ly}">${esc(s.label)}</text>`);
+  });
+  out.push("</svg>");
+  return out.join("\n") + "\n";
+}
+
+function niceCeil(v: number): number {
+  const exp = 10 ** Math.floor(Math.log10(v));
+  for (const step of [1, 2, 2.5, 5, 10]) if (step * exp >= v) return step * exp;
+  return 10 * exp;
+}
+
+function trimNumber(v: number): string {
+  return Number.isInteger(v) ? String(v) : v.toFixed(1);
+}
