@@ -1,18 +1,21 @@
-"""Error codes shared with src/protocol/errors.ts, and the shim's local errors."""
+"""Error codes, read from the schema exported from src/protocol/errors.ts, and the shim's local errors."""
 from __future__ import annotations
 
 from typing import Any, Optional
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-PROTOCOL_VERSION_MISMATCH = -32001
-MESSAGE_TOO_LARGE = -32002
-CONNECTION_CLOSED = -32003
-NOT_INITIALIZED = -32004
-HANDLER_ERROR = -32005
+from .protocol import schema
+
+_CODES = schema()["errorCodes"]
+PARSE_ERROR: int = _CODES["ParseError"]
+INVALID_REQUEST: int = _CODES["InvalidRequest"]
+METHOD_NOT_FOUND: int = _CODES["MethodNotFound"]
+INVALID_PARAMS: int = _CODES["InvalidParams"]
+INTERNAL_ERROR: int = _CODES["InternalError"]
+PROTOCOL_VERSION_MISMATCH: int = _CODES["ProtocolVersionMismatch"]
+MESSAGE_TOO_LARGE: int = _CODES["MessageTooLarge"]
+CONNECTION_CLOSED: int = _CODES["ConnectionClosed"]
+NOT_INITIALIZED: int = _CODES["NotInitialized"]
+HANDLER_ERROR: int = _CODES["HandlerError"]
 
 
 class RpcError(Exception):
