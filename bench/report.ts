@@ -90,6 +90,14 @@ export function renderMarkdown(r: BenchResults): string {
   lines.push("");
   lines.push(`- overhead at p50, concurrency 1 (tsserve − python): **${fmt(r.e2e.overhead_p50_ms, 3)} ms**`);
   lines.push(`- throughput ratio at concurrency 16 (tsserve / python): **${fmt(r.e2e.throughput_ratio_c16, 3)}**`);
+  const c1 = r.e2e.by_concurrency["1"];
+  if (c1?.tsserve.non_compute_p50_ms !== undefined) {
+    lines.push(`- latency minus the engine's compute time, p50 at concurrency 1: tsserve ${fmt(c1.tsserve.non_compute_p50_ms, 3)} ms, python ${fmt(c1.python.non_compute_p50_ms, 3)} ms`);
+  }
+  const ip = r.e2e.in_process as Record<string, Record<string, number> | number> | undefined;
+  if (ip && typeof ip.tsserve === "object" && typeof ip.python === "object") {
+    lines.push(`- in process, without TorchServe (bench/handler_bench.py, ${ip.tsserve.requests} requests each): handle p50 tsserve ${fmt(ip.tsserve.p50_ms, 3)} ms vs python ${fmt(ip.python.p50_ms, 3)} ms; time outside the engine, paired p50 difference **${fmt(ip.overhead_non_compute_p50_ms as number, 3)} ms**; CPU per request (all processes) ${fmt(ip.tsserve.cpu_ms_per_request, 3)} vs ${fmt(ip.python.cpu_ms_per_request, 3)} ms`);
+  }
   lines.push("");
   lines.push("## Archive and cold start");
   lines.push("");

@@ -157,3 +157,14 @@ def test_llama_keeps_its_decoder_layer_whole():
     from transformers import LlamaForCausalLM
 
     assert set(NO_SPLIT_MODULE_CLASSES) <= set(LlamaForCausalLM._no_split_modules)
+
+
+@pytest.mark.parametrize("key", ["model_path", "tokenizer_path"])
+def test_a_missing_folder_is_named_before_transformers_sees_it(tmp_path, tiny_model_dir, key):
+    from tsserve_shim.loading import load_tokenizer
+
+    missing = str(tmp_path / "nowhere")
+    section = {"model_path": missing} if key == "model_path" else {"model_path": str(tiny_model_dir), "tokenizer_path": missing}
+    plan = plan_load(section, model_dir=str(tmp_path), gpu_id=None, device_type=None, device_ids=None, cuda_available=False, check_model_size=False)
+    with pytest.raises(ModelConfigError, match=rf"^handler\.{key} '{missing}' is not a folder$"):
+        load_tokenizer(plan)

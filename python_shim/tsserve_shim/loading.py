@@ -226,6 +226,10 @@ def plan_load_here(
 def load_tokenizer(plan: LoadPlan):
     from transformers import AutoTokenizer
 
+    # Checked first: for a missing folder transformers would say "Repo id must be in the form ...".
+    if not os.path.isdir(plan.tokenizer_path):
+        key = "model_path" if plan.tokenizer_path == plan.model_path else "tokenizer_path"
+        raise ModelConfigError(f"handler.{key} {plan.tokenizer_path!r} is not a folder")
     return AutoTokenizer.from_pretrained(plan.tokenizer_path, local_files_only=True)
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Deque, Dict, Optional
 from .errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
+    INVALID_REQUEST,
     MESSAGE_TOO_LARGE,
     METHOD_NOT_FOUND,
     PeerClosed,
@@ -101,7 +102,14 @@ class Peer:
         answer = self._results.pop(request_id)
         if "error" in answer:
             error = answer["error"]
-            raise RpcError(error.get("code", INTERNAL_ERROR), error.get("message", ""), error.get("data"))
+            if not isinstance(error, dict):
+                raise RpcError(INTERNAL_ERROR, f"malformed error answer to {method}: {str(error)[:200]}")
+            code, message = error.get("code"), error.get("message")
+            raise RpcError(
+                code if type(code) is int else INTERNAL_ERROR,
+                message if isinstance(message, str) else str(message or ""),
+                error.get("data"),
+            )
         return answer.get("result")
 
     def notify(self, method: str, params: dict) -> None:
@@ -203,14 +211,20 @@ class Peer:
                 self._serve_request(message)
             else:
                 self._serve_notification(message)
-        elif isinstance(message.get("id"), int):
+        elif type(message.get("id")) is int and message["id"] < self._next_id:
             self._results[message["id"]] = message
         elif "error" in message:
-            self._on_noise(f"peer error: {message['error'].get('message')}")
+            error = message["error"]
+            self._on_noise(f"peer error: {str(error.get('message') if isinstance(error, dict) else error)[:200]}")
+        else:
+            self._on_noise(f"an answer to no request of ours: {str(message)[:200]}")
 
     def _serve_request(self, message: dict) -> None:
-        handler = self._requests.get(message["method"])
+        method = message["method"]
+        handler = self._requests.get(method) if isinstance(method, str) else None
         try:
+            if not isinstance(method, str):
+                raise RpcError(INVALID_REQUEST, "method must be a string")
             if handler is None:
                 raise RpcError(METHOD_NOT_FOUND, f"unknown method {message['method']}")
             params = message.get("params")
@@ -224,7 +238,13 @@ class Peer:
         self._send(reply)
 
     def _serve_notification(self, message: dict) -> None:
-        handler = self._notifications.get(message["method"])
+        method = message["method"]
+        handler = self._notifications.get(method) if isinstance(method, str) else None
         params = message.get("params")
-        if handler is not None and isinstance(params, dict):
+        if handler is None or not isinstance(params, dict):
+            self._on_noise(f"ignored notification: {str(message)[:200]}")
+            return
+        try:
             handler(params)
+        except Exception as error:  # noqa: BLE001 - a notification has no answer: log it, keep serving
+            self._on_noise(f"notification {method} failed: {type(error).__name__}: {error}")

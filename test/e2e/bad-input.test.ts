@@ -48,7 +48,7 @@ const longPrompt = "word ".repeat(CONTEXT + 100);
 /** [what is wrong, the body (a string is sent as is), the field its message must name]. */
 const CASES: [string, unknown, string][] = [
   ["the body is not JSON", '{"prompt": "Hello",', "body"],
-  ["the body is JSON with a NaN", '{"prompt": "Hello", "temperature": NaN}', "body"],
+  ["temperature is NaN", '{"prompt": "Hello", "temperature": NaN}', "temperature"],
   ["the body is a list, not an object", [good], "body"],
   ["the body is a string, not an object", "\"Hello\"", "body"],
   ["the body is null", "null", "body"],
@@ -67,7 +67,7 @@ const CASES: [string, unknown, string][] = [
   ["max_tokens goes beyond the model's context", { ...good, max_tokens: CONTEXT * 4 }, "max_tokens"],
   ["temperature is negative", { ...good, temperature: -0.1 }, "temperature"],
   ["temperature is above 2", { ...good, temperature: 2.5 }, "temperature"],
-  ["temperature is not finite (1e999)", '{"prompt": "Hello", "temperature": 1e999}', "body"],
+  ["temperature is not finite (1e999)", '{"prompt": "Hello", "temperature": 1e999}', "temperature"],
   ["temperature is a string", { ...good, temperature: "hot" }, "temperature"],
   ["top_p is negative", { ...good, top_p: -0.5 }, "top_p"],
   ["top_p is above 1", { ...good, top_p: 1.5 }, "top_p"],
