@@ -1,0 +1,85 @@
+// The CLI's usage text is an interface: scripts and the README rely on its commands and flags.
+import { execFileSync, spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+
+const tsserve = (...args: string[]) => spawnSync(process.execPath, ["bin/tsserve.mjs", ...args], { encoding: "utf8" });
+
+describe("tsserve --help", () => {
+  it("lists every command", () => {
+    expect(execFileSync(process.execPath, ["bin/tsserve.mjs", "--help"], { encoding: "utf8" })).toMatchInlineSnapshot(`
+      "Usage: tsserve <command> [options]
+
+      Commands:
+        render      print the prompts a handler builds for a request (offline, no model)
+        init        scaffold a handler, its model config and its test
+        bundle      bundle a TypeScript handler into one ESM file that runs with plain node
+        archive     pack a TypeScript handler as a TorchServe model archive
+        start       start TorchServe and wait until it answers /ping
+        stop        stop TorchServe and wait for all its processes to exit
+        register    register a model archive and wait for its workers
+        unregister  unregister a model
+        status      show TorchServe's health and the registered models
+        predict     send an inference request and print the response
+        token       print TorchServe's current inference or management key
+
+      Run \`tsserve <command> --help\` for a command's options.
+      "
+    `);
+  });
+
+  it("shows the archive flags torch-model-archiver users know", () => {
+    expect(tsserve("archive", "--help").stdout).toMatchInlineSnapshot(`
+      "Usage: tsserve archive --model-name NAME --version V --handler handlers/<file>.ts -c <model-config.yaml>
+                             [-r requirements.txt] [--extra-files a,b] [--export-path DIR]
+                             [--archive-format default|zip-store|tgz|no-archive] [-f]
+
+      Packs a TypeScript handler as a TorchServe model archive, laid out as torch-model-archiver 0.12
+      writes it. The config's handler: section is checked against the handler's schema first.
+
+      Options:
+        --model-name NAME         model name (also the archive's file name)
+        -v, --version V           model version
+        --handler FILE            the TypeScript handler module (default export: the handler class)
+        -c, --config-file FILE    model-config.yaml (TorchServe keys and the handler: section)
+        -r, --requirements-file   requirements.txt packed with the model
+        --extra-files LIST        comma-separated files or folders packed at the archive's top level
+        --export-path DIR         where to write the archive (default: the current folder)
+        --archive-format FMT      default (NAME.mar, deflate), zip-store (NAME.mar, stored),
+                                  tgz (NAME.tar.gz under NAME/), no-archive (folder NAME/)
+        -f, --force               overwrite existing output; pack extra files that look like secrets
+      "
+    `);
+  });
+
+  it("shows render's interface", () => {
+    expect(tsserve("render", "--help").stdout).toMatchInlineSnapshot(`
+      "Usage: tsserve render --handler <file.ts> --request <file.json|-> [--config <file.yaml>]
+
+      Runs the handler's pipeline on the request against a recording fake model and
+      prints {"prompts": [...]}: every prompt the handler passed to generate, in order.
+
+      Options:
+        --handler <file.ts>    handler module (its default export is the handler class)
+        --request <file|->     request body as JSON (an array is one batch); - reads stdin
+        --config <file.yaml>   model-config.yaml (its handler: section is checked with the
+                               handler's schema; the model's tokenizer_config.json, when
+                               model_path has one, supplies bos/eos/chat_template)
+
+      Exit codes: 0 rendered; 2 a request was refused, or bad usage; 1 the handler failed.
+      "
+    `);
+  });
+
+  it("refuses an unknown command with exit code 2 and the usage", () => {
+    const result = tsserve("serve");
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('unknown command "serve"');
+    expect(result.stderr).toContain("Usage: tsserve <command>");
+  });
+
+  it("refuses an unknown flag with exit code 2 and the command's usage", () => {
+    const result = tsserve("bundle", "--handlr", "x.ts");
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain("Usage: tsserve bundle");
+  });
+});
