@@ -25,6 +25,9 @@ import time
 
 import yaml
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rpc_bench import task_cpu_seconds  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -57,12 +60,7 @@ def child_cpu_seconds(handler) -> float:
     child = getattr(handler, "child", None)
     if child is None:
         return 0.0
-    try:
-        with open(f"/proc/{child.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
+    return task_cpu_seconds(child.pid)
 
 
 def percentile(samples, q):

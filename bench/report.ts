@@ -126,20 +126,26 @@ export function renderSvg(r: BenchResults): string {
     { variant: "tsserve" as const, key: "p99_ms" as const, label: "tsserve p99", color: "#9bb9ef" },
     { variant: "python" as const, key: "p99_ms" as const, label: "python p99", color: "#f2c48d" },
   ];
-  const values = CONCURRENCY.flatMap((c) => series.map((s) => r.e2e.by_concurrency[String(c)]?.[s.variant]?.[s.key] ?? 0));
-  const max = niceCeil(Math.max(1, ...values.filter(Number.isFinite)));
-  const y = (v: number) => margin.top + plotH - (v / max) * plotH;
+  const values = CONCURRENCY.flatMap((c) => series.map((s) => r.e2e.by_concurrency[String(c)]?.[s.variant]?.[s.key] ?? Number.NaN))
+    .filter((v) => Number.isFinite(v) && v > 0);
+  // Log scale: concurrency 1 (tens of ms) and 16 (queueing, hundreds) stay readable on one chart.
+  const lo = 10 ** Math.floor(Math.log10(Math.min(1, ...values)));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(10, ...values)));
+  const y = (v: number) => margin.top + plotH - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;
   const group = plotW / CONCURRENCY.length;
   const bar = (group * 0.7) / series.length;
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
-  out.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">End-to-end latency by concurrency (ms, lower is better)</text>`);
+  out.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">End-to-end latency by concurrency (ms, log scale, lower is better)</text>`);
   out.push(`<text x="${width / 2}" y="38" text-anchor="middle" fill="#555">${esc(`${r.date.slice(0, 10)} · ${String((r.machine as Record<string, unknown>).cpu_model)} × ${String((r.machine as Record<string, unknown>).nproc)}`)}</text>`);
-  for (let i = 0; i <= 5; i++) {
-    const v = (max * i) / 5;
-    out.push(`<line x1="${margin.left}" x2="${width - margin.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e5e5e5"/>`);
-    out.push(`<text x="${margin.left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#333">${trimNumber(v)}</text>`);
+  for (let decade = lo; decade <= hi; decade *= 10) {
+    for (const step of [1, 2, 5]) {
+      const v = decade * step;
+      if (v > hi) break;
+      out.push(`<line x1="${margin.left}" x2="${width - margin.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="${step === 1 ? "#d0d0d0" : "#eeeeee"}"/>`);
+      out.push(`<text x="${margin.left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#333">${trimNumber(v)}</text>`);
+    }
   }
   out.push(`<line x1="${margin.left}" x2="${margin.left}" y1="${margin.top}" y2="${margin.top + plotH}" stroke="#333"/>`);
   out.push(`<line x1="${margin.left}" x2="${width - margin.right}" y1="${margin.top + plotH}" y2="${margin.top + plotH}" stroke="#333"/>`);
@@ -164,12 +170,6 @@ export function renderSvg(r: BenchResults): string {
   return out.join("\n") + "\n";
 }
 
-function niceCeil(v: number): number {
-  const exp = 10 ** Math.floor(Math.log10(v));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * exp >= v) return step * exp;
-  return 10 * exp;
-}
-
 function trimNumber(v: number): string {
-  return Number.isInteger(v) ? String(v) : v.toFixed(1);
+  return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(2)));
 }

@@ -29,19 +29,30 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of this process and of the Node child (Linux /proc; 0 elsewhere)."""
     own = os.times()
     total = own.user + own.system
+    return total + task_cpu_seconds(pid)
+
+
+def task_cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of a process, in ns precision (/proc/PID/task/*/schedstat; 0 elsewhere)."""
+    total = 0
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        pass
-    return total
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                    total += int(stat.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    except OSError:
+        return 0.0
+    return total / 1e9
 
 
 def measure(peer: Peer, size: int, seconds: float, max_rounds: int, child_pid: int = 0) -> dict:
     payload = "x" * size
     for _ in range(20):
-        peer.request(protocol.PING, {"payload": payload})
+        echoed = peer.request(protocol.PING, {"payload": payload})
+    if echoed != {"payload": payload}:
+        raise SystemExit(f"ping of {size} bytes came back changed")
     samples: list[float] = []
     cpu_started = cpu_seconds(child_pid)
     started = time.perf_counter()

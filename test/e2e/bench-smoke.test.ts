@@ -47,5 +47,6 @@ describe("npm run bench --quick", () => {
     const paths = workPaths({ ...process.env, TSSERVE_WORK_DIR: path.join(ROOT, ".work", "bench-quick") });
     expect(runningServer(paths)).toBeUndefined();
     expect(allProcs().filter(stillRunning).filter((p) => p.cmdline.includes(paths.tmp)).map((p) => p.cmdline)).toEqual([]);
+    fs.rmSync(out, { recursive: true, force: true });
   }, 180_000);
 });
