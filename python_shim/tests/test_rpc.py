@@ -31,7 +31,7 @@ def fake_generate(params):
 @pytest.fixture
 def child(echo_bundle):
     process = NodeProcess(find_node(), echo_bundle, cwd=os.path.dirname(echo_bundle))
-    peer = Peer(process.stdout_fd, process.stdin_fd)
+    peer = Peer(process.stdout_fd, process.stdin_fd, on_deadline=lambda: process.stop(grace=0.5))
     recorder = RecordingPeer(peer)
     peer.on_request(protocol.GENERATE, fake_generate)
     yield process, peer, recorder

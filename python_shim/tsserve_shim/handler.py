@@ -176,7 +176,7 @@ class TsserveHandler:
 
     def _start_child(self) -> None:
         self.child = NodeProcess(self.node, self.bundle, cwd=self.model_dir)
-        self.peer = Peer(self.child.stdout_fd, self.child.stdin_fd, on_noise=lambda line: logger.warning("tsserve channel: %s", line))
+        self.peer = Peer(self.child.stdout_fd, self.child.stdin_fd, on_noise=lambda line: logger.warning("tsserve channel: %s", line), on_deadline=self._stop_hung_child)
         self.peer.on_request(protocol.GENERATE, self._serve_generate)
         self.peer.on_request(protocol.TOKENIZE, lambda p: {"ids": self.engine.tokenize(p["texts"], p["add_special_tokens"])})
         self.peer.on_request(protocol.DETOKENIZE, lambda p: {"texts": self.engine.detokenize(p["ids"], p["skip_special_tokens"])})
@@ -198,6 +198,11 @@ class TsserveHandler:
             self.child.stop()
             raise ShimConfigError(f"the handler bundle failed to start: {reason} ({self._child_exit()})\n--- node stderr ---\n{tail}") from None
         logger.info("tsserve: handler bundle started (node pid %d)", self.child.pid)
+
+    def _stop_hung_child(self) -> None:
+        """The watchdog's action when a batch overruns its deadline: the stop ladder, with short waits."""
+        if self.child is not None:
+            self.child.stop(grace=0.5)
 
     def _child_exit(self) -> str:
         return self.child.exit_description() if self.child else "not started"
