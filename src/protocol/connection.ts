@@ -50,7 +50,7 @@ export class Connection {
   private readonly validateResults: boolean;
 
   constructor(
-    private readonly input: Readable,
+    input: Readable,
     private readonly output: Writable,
     private readonly options: ConnectionOptions = {},
   ) {

@@ -6,7 +6,7 @@
  * code under test.
  */
 import { describe, expect, it } from "vitest";
-import { FakeModel, fakeOutcome, runHandler } from "../../../src/testing/index.ts";
+import { FakeModel, runHandler } from "../../../src/testing/index.ts";
 import { CompletionChunk, CompletionResponse } from "../../../src/completions/response.ts";
 import { answerTrigger, pyStrList } from "../../../src/prompts/agentinstruct-cot.ts";
 import type { GenerateRequest } from "../../../src/protocol/messages.ts";
