@@ -100,6 +100,11 @@ def reason_phrase(message: str) -> str:
     return text.encode("ascii", "replace").decode("ascii")[:200]
 
 
+def json_line(value: Any) -> str:
+    """A response body: one line of JSON. A streamed answer is then newline-delimited JSON, one chunk a line."""
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE).decode("utf-8")
+
+
 def error_body(status: int, message: str, field: Optional[str] = None) -> dict:
     error = {"code": status, "message": message}
     if field is not None:
@@ -237,7 +242,7 @@ class TsserveHandler:
         if context is None or context.request_ids is None or index not in context.request_ids:
             return
         context.set_response_content_type(index, "application/json")
-        body = orjson.dumps(params["body"]).decode("utf-8")
+        body = json_line(params["body"])
         send_intermediate_predict_response({index: body}, {index: context.request_ids[index]}, "Intermediate response", 200, context)
 
     # ------------------------------------------------------------ responses
@@ -251,10 +256,10 @@ class TsserveHandler:
     def _respond(context, index: int, outcome: dict) -> str:
         context.set_response_content_type(index, "application/json")
         if outcome["ok"]:
-            return orjson.dumps(outcome["body"]).decode("utf-8")
+            return json_line(outcome["body"])
         status = outcome["status"]
         context.set_response_status(status, reason_phrase(outcome["message"]), index)
-        return orjson.dumps(error_body(status, outcome["message"], outcome.get("field"))).decode("utf-8")
+        return json_line(error_body(status, outcome["message"], outcome.get("field")))
 
     def shutdown(self) -> None:
         if self.peer is not None and self.child is not None and self.child.alive():

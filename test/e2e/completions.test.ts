@@ -348,7 +348,11 @@ describe("completions on a real TorchServe", () => {
     const started = Date.now();
     const { status } = await client.predictStream(TINY, JSON.stringify({ ...request, stream: true }), (text) => arrivals.push({ at: Date.now() - started, text }));
     expect(status).toBe(200);
-    const chunks = splitJsonObjects(arrivals.map((a) => a.text).join("")).map((c) => CompletionChunk.parse(c));
+    const streamed = arrivals.map((a) => a.text).join("");
+    const chunks = splitJsonObjects(streamed).map((c) => CompletionChunk.parse(c));
+    // Newline-delimited JSON: every chunk is one line.
+    expect(streamed.endsWith("\n")).toBe(true);
+    expect(streamed.trimEnd().split("\n").map((line) => CompletionChunk.parse(JSON.parse(line)))).toEqual(chunks);
     const last = chunks.at(-1)!;
     const pieces = chunks.slice(0, -1);
     expect(pieces.length).toBeGreaterThan(5);

@@ -37,8 +37,12 @@ const command: Command = {
     const name = positionals[0]!;
     let status: number;
     if (values.stream) {
-      ({ status } = await client.predictStream(name, body, (chunk) => process.stdout.write(chunk)));
-      process.stdout.write("\n");
+      let last = "";
+      ({ status } = await client.predictStream(name, body, (chunk) => {
+        process.stdout.write(chunk);
+        last = chunk;
+      }));
+      if (!last.endsWith("\n")) process.stdout.write("\n");
     } else {
       const result = await client.predict(name, body);
       status = result.status;
