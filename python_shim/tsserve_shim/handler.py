@@ -201,7 +201,7 @@ class TsserveHandler:
             reason = error.message if isinstance(error, RpcError) else str(error)
             tail = self.child.stderr_tail()
             self.child.stop()
-            raise ShimConfigError(f"the handler bundle failed to start: {reason} ({self._child_exit()})\n--- node stderr ---\n{tail}") from None
+            raise ShimConfigError(f"the handler bundle failed to start: {reason} ({self._child_exit()})\n--- node stderr ---\n{tail}\n--- end of node stderr ---") from None
         logger.info("tsserve: handler bundle started (node pid %d)", self.child.pid)
 
     def _stop_hung_child(self) -> None:

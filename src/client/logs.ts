@@ -81,8 +81,21 @@ export function findWorkerFailure(modelLog: string, tsLog: string, modelName?: s
     if (/^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b/.test(l)) exceptionLine = i;
   });
   if (exceptionLine < 0) return (tail.length > 15 ? ["...", ...tail.slice(-15)] : tail).join("\n");
-  // The exception first, then the end of its traceback (the frames nearest the failure).
+  // The exception first (with the Node stderr tail the shim appends to it), then the end of its traceback.
   const trace = tail.slice(0, exceptionLine);
   const shown = trace.length > 12 ? ["  ...", ...trace.slice(-12)] : trace;
-  return [tail[exceptionLine]!, "", ...shown].join("\n");
+  return [tail[exceptionLine]!, ...nodeStderrAfter(tail, exceptionLine), "", ...shown].join("\n");
+}
+
+const NODE_STDERR_START = "--- node stderr ---";
+const NODE_STDERR_END = "--- end of node stderr ---";
+const NODE_STDERR_LINES = 10;
+
+/** The last lines of the Node stderr block the shim appends to its exception, if one follows it. */
+function nodeStderrAfter(lines: string[], exceptionLine: number): string[] {
+  if (lines[exceptionLine + 1] !== NODE_STDERR_START) return [];
+  const rest = lines.slice(exceptionLine + 2);
+  const end = rest.indexOf(NODE_STDERR_END);
+  if (end < 0) return [];
+  return [NODE_STDERR_START, ...rest.slice(0, end).slice(-NODE_STDERR_LINES)];
 }

@@ -252,6 +252,7 @@ describe("a bundle that cannot start", () => {
     const error = await registerWatched(client, { url: "dies-early.mar", modelName: "dies-early", initialWorkers: 1 }, srv.paths).catch((e) => e);
     expect(error).toBeInstanceOf(WorkerStartError);
     expect(error.reason).toContain("the handler bundle failed to start: the handler process exited while initialize was pending (exited with code 7)");
+    expect(error.reason).toContain("dies-before-handshake: exiting on purpose before the handshake");
     // The worker's exception carries the tail of Node's stderr into the model log.
     await logShows(watcher, /MODEL_LOG - --- node stderr ---\n[^\n]*MODEL_LOG - dies-before-handshake: exiting on purpose before the handshake/);
   }, 120_000);

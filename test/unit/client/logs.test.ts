@@ -49,3 +49,26 @@ describe("worker failure from the logs", () => {
     expect(watcher.since("ts_log.log")).toBe("created later\n");
   });
 });
+
+describe("a handler bundle that fails to start", () => {
+  const log = [
+    `${P}Backend worker process died.`,
+    `${P}Traceback (most recent call last):`,
+    `${P}  File "/x/tsserve_shim/handler.py", line 200, in _start_child`,
+    `${P}tsserve_shim.errors.ShimConfigError: the handler bundle failed to start: exited (exited with code 7)`,
+    `${P}--- node stderr ---`,
+    `${P}dies-before-handshake: exiting on purpose`,
+    `${P}--- end of node stderr ---`,
+    `${P}Some later line`,
+  ].join("\n");
+
+  it("reports the Node stderr block that follows the exception, and nothing after it", () => {
+    const lines = findWorkerFailure(log, TS_LOG, "tiny")!.split("\n");
+    expect(lines.slice(0, 3)).toEqual([
+      "tsserve_shim.errors.ShimConfigError: the handler bundle failed to start: exited (exited with code 7)",
+      "--- node stderr ---",
+      "dies-before-handshake: exiting on purpose",
+    ]);
+    expect(lines).not.toContain("Some later line");
+  });
+});
