@@ -1,0 +1,23 @@
+// Adds up the pytest (JUnit XML) and vitest (JSON) reports of `npm test` into
+// one closing line: "tests: N passed, N failed, N skipped".
+import { readFileSync } from "node:fs";
+
+const [junitFile, vitestFile] = process.argv.slice(2);
+
+function pytestCounts(file) {
+  const xml = readFileSync(file, "utf8");
+  const suite = /<testsuite\b([^>]*)>/.exec(xml)?.[1] ?? "";
+  const attr = (name) => Number(new RegExp(`\\b${name}="(\\d+)"`).exec(suite)?.[1] ?? 0);
+  const failed = attr("failures") + attr("errors");
+  const skipped = attr("skipped");
+  return { passed: attr("tests") - failed - skipped, failed, skipped };
+}
+
+function vitestCounts(file) {
+  const report = JSON.parse(readFileSync(file, "utf8"));
+  return { passed: report.numPassedTests, failed: report.numFailedTests, skipped: report.numPendingTests + report.numTodoTests };
+}
+
+const parts = [pytestCounts(junitFile), vitestCounts(vitestFile)];
+const total = (key) => parts.reduce((sum, p) => sum + p[key], 0);
+console.log(`tests: ${total("passed")} passed, ${total("failed")} failed, ${total("skipped")} skipped`);
