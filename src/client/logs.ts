@@ -61,18 +61,24 @@ function linesOf(text: string, modelName: string | undefined): string[] {
 const FRONTEND_FAILURE = /Load model failed|Backend worker process died|Worker died|Backend worker did not respond|Backend worker startup time out|Failed to start workers/;
 const WORKER_FAILURE = /Backend worker process died|Traceback \(most recent call last\)|Load model failed/;
 
+export interface WorkerFailure {
+  /** The cause as a few lines: the exception, the Node stderr the shim attached to it, the end of the traceback. */
+  cause: string;
+  /** False while the log shows no exception line yet, or an unfinished Node stderr block. */
+  complete: boolean;
+}
+
 /**
  * If the new log text shows a worker of `modelName` failing to start, the
- * cause as a few lines (the end of the Python traceback), else undefined.
+ * cause, else undefined.
  */
-export function findWorkerFailure(modelLog: string, tsLog: string, modelName?: string): string | undefined {
+export function findWorkerFailure(modelLog: string, tsLog: string, modelName?: string): WorkerFailure | undefined {
   const tsLines = linesOf(tsLog, undefined).filter((l) => !modelName || l.includes(modelName) || /Worker died|worker process died/.test(l));
   const frontend = tsLines.find((l) => FRONTEND_FAILURE.test(l));
   const model = linesOf(modelLog, modelName).map(stripLogPrefix);
   const start = model.findIndex((l) => WORKER_FAILURE.test(l));
   if (!frontend && start < 0) return undefined;
-  if (start < 0) return stripLogPrefix(frontend!);
-  // The traceback ends at its exception line; take what follows the "died" marker, at most 25 lines.
+  if (start < 0) return { cause: stripLogPrefix(frontend!), complete: false };
   const traceStart = model.findIndex((l, i) => i >= start && l.startsWith("Traceback"));
   const from = traceStart >= 0 ? traceStart : start;
   const tail = model.slice(from).filter((l) => !/^\s*$/.test(l));
@@ -80,22 +86,26 @@ export function findWorkerFailure(modelLog: string, tsLog: string, modelName?: s
   tail.forEach((l, i) => {
     if (/^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b/.test(l)) exceptionLine = i;
   });
-  if (exceptionLine < 0) return (tail.length > 15 ? ["...", ...tail.slice(-15)] : tail).join("\n");
+  if (exceptionLine < 0) return { cause: (tail.length > 15 ? ["...", ...tail.slice(-15)] : tail).join("\n"), complete: false };
   // The exception first (with the Node stderr tail the shim appends to it), then the end of its traceback.
   const trace = tail.slice(0, exceptionLine);
   const shown = trace.length > 12 ? ["  ...", ...trace.slice(-12)] : trace;
-  return [tail[exceptionLine]!, ...nodeStderrAfter(tail, exceptionLine), "", ...shown].join("\n");
+  const stderr = nodeStderrAfter(tail, exceptionLine);
+  return {
+    cause: [tail[exceptionLine]!, ...(stderr ?? []), "", ...shown].join("\n"),
+    complete: stderr !== undefined || tail[exceptionLine + 1] !== NODE_STDERR_START,
+  };
 }
 
 const NODE_STDERR_START = "--- node stderr ---";
 const NODE_STDERR_END = "--- end of node stderr ---";
 const NODE_STDERR_LINES = 10;
 
-/** The last lines of the Node stderr block the shim appends to its exception, if one follows it. */
-function nodeStderrAfter(lines: string[], exceptionLine: number): string[] {
-  if (lines[exceptionLine + 1] !== NODE_STDERR_START) return [];
+/** The last lines of the Node stderr block the shim appends to its exception; undefined if none follows it or it is unfinished. */
+function nodeStderrAfter(lines: string[], exceptionLine: number): string[] | undefined {
+  if (lines[exceptionLine + 1] !== NODE_STDERR_START) return undefined;
   const rest = lines.slice(exceptionLine + 2);
   const end = rest.indexOf(NODE_STDERR_END);
-  if (end < 0) return [];
+  if (end < 0) return undefined;
   return [NODE_STDERR_START, ...rest.slice(0, end).slice(-NODE_STDERR_LINES)];
 }

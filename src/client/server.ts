@@ -283,6 +283,28 @@ export async function stageArchive(archive: string, modelStore: string): Promise
 }
 
 /**
+ * The cause of a worker failure the logs show, once the log has it whole:
+ * the worker's output reaches the log line by line, slowly on a busy
+ * machine, so wait for the exception line and for the log to go quiet
+ * (a Node stderr block may still follow), or for `settleMs`.
+ */
+async function settledFailure(watcher: LogWatcher, modelName: string, settleMs = 10_000, quietMs = 500): Promise<string | undefined> {
+  const deadline = Date.now() + settleMs;
+  let log = watcher.since("model_log.log");
+  let failure = findWorkerFailure(log, watcher.since("ts_log.log"), modelName);
+  while (failure && Date.now() < deadline) {
+    await sleep(failure.complete ? quietMs : 200);
+    const next = watcher.since("model_log.log");
+    const quiet = next === log;
+    log = next;
+    const wasComplete = failure.complete;
+    failure = findWorkerFailure(log, watcher.since("ts_log.log"), modelName) ?? failure;
+    if (wasComplete && failure.complete && quiet) break;
+  }
+  return failure?.cause;
+}
+
+/**
  * Registers synchronously, watching the logs while TorchServe starts the
  * workers: a worker that dies while loading ends the wait at once with the
  * cause from the model log (and the model is unregistered again, so its
@@ -299,11 +321,8 @@ export async function registerWatched(
   const poll = (async () => {
     while (!abort.signal.aborted) {
       await sleep(300);
-      failure = findWorkerFailure(watcher.since("model_log.log"), watcher.since("ts_log.log"), options.modelName);
+      failure = await settledFailure(watcher, options.modelName);
       if (failure) {
-        // The traceback may still be arriving: give the log a moment, then read the whole cause.
-        await sleep(700);
-        failure = findWorkerFailure(watcher.since("model_log.log"), watcher.since("ts_log.log"), options.modelName) ?? failure;
         abort.abort();
         return;
       }
@@ -316,7 +335,7 @@ export async function registerWatched(
     if (!failure && error instanceof TorchServeError) {
       // The frontend answered first: the log may say why.
       await sleep(500);
-      failure = findWorkerFailure(watcher.since("model_log.log"), watcher.since("ts_log.log"), options.modelName);
+      failure = await settledFailure(watcher, options.modelName);
       if (!failure) throw error;
     }
     if (failure) {

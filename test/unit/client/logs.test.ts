@@ -24,7 +24,8 @@ describe("worker failure from the logs", () => {
   });
 
   it("reports the traceback of this model's worker, ending at the exception", () => {
-    const cause = findWorkerFailure(MODEL_LOG, TS_LOG, "tiny")!;
+    const { cause, complete } = findWorkerFailure(MODEL_LOG, TS_LOG, "tiny")!;
+    expect(complete).toBe(true);
     const lines = cause.split("\n");
     expect(lines[0]).toBe("tsserve_shim.errors.ModelConfigError: handler.model_path '/nope' is not a folder");
     expect(lines[2]).toBe("Traceback (most recent call last):");
@@ -36,7 +37,7 @@ describe("worker failure from the logs", () => {
   });
 
   it("falls back to the frontend's line when the model log has no traceback", () => {
-    expect(findWorkerFailure("", TS_LOG, "tiny")).toMatch(/Load model failed: tiny/);
+    expect(findWorkerFailure("", TS_LOG, "tiny")).toEqual({ cause: expect.stringMatching(/Load model failed: tiny/), complete: false });
   });
 
   it("reads only what was appended after the watcher started", () => {
@@ -63,12 +64,23 @@ describe("a handler bundle that fails to start", () => {
   ].join("\n");
 
   it("reports the Node stderr block that follows the exception, and nothing after it", () => {
-    const lines = findWorkerFailure(log, TS_LOG, "tiny")!.split("\n");
+    const { cause, complete } = findWorkerFailure(log, TS_LOG, "tiny")!;
+    expect(complete).toBe(true);
+    const lines = cause.split("\n");
     expect(lines.slice(0, 3)).toEqual([
       "tsserve_shim.errors.ShimConfigError: the handler bundle failed to start: exited (exited with code 7)",
       "--- node stderr ---",
       "dies-before-handshake: exiting on purpose",
     ]);
     expect(lines).not.toContain("Some later line");
+  });
+
+  it("is unfinished until the exception line and the whole Node stderr block have reached the log", () => {
+    const lines = log.split("\n");
+    const upTo = (n: number, tsLog = "") => findWorkerFailure(lines.slice(0, n).join("\n"), tsLog, "tiny")!;
+    expect(upTo(3).complete).toBe(false); // no exception line yet
+    expect(upTo(3).cause).not.toContain("ShimConfigError");
+    expect(upTo(6, TS_LOG).complete).toBe(false); // the block has begun but not ended
+    expect(upTo(7).complete).toBe(true);
   });
 });
