@@ -27,7 +27,6 @@ export function serve(Handler: HandlerClass): void {
     process.stderr.write(`[tsserve] uncaught exception: ${error.stack ?? error}\n`);
     process.exit(1);
   });
-  void runtime.closed.then((code) => {
-    output.end(() => process.exit(code));
-  });
+  // Protocol writes are synchronous: nothing is left to flush when the channel closes.
+  void runtime.closed.then((code) => process.exit(code));
 }

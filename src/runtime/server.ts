@@ -4,6 +4,7 @@
  * into the shim.
  */
 import type { Readable, Writable } from "node:stream";
+import type { LineSink } from "../protocol/framing.ts";
 import { Connection } from "../protocol/connection.ts";
 import { ErrorCode, RpcError } from "../protocol/errors.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
@@ -16,7 +17,7 @@ import { runBatch } from "./pipeline.ts";
 
 export interface RuntimeOptions {
   input: Readable;
-  output: Writable;
+  output: Writable | LineSink;
   log?: (line: string) => void;
 }
 

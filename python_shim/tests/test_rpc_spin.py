@@ -1,0 +1,99 @@
+"""The peer polls the pipe briefly before it blocks (rpc.Peer spin), and stops
+polling for a while after a poll found nothing."""
+import os
+import threading
+import time
+
+import orjson
+import pytest
+
+from tsserve_shim import rpc
+from tsserve_shim.errors import PeerClosed
+from tsserve_shim.rpc import SPIN_BACKOFF_WAITS, Peer, spin_seconds_from_env
+
+
+def answer_later(fd, request_id, delay):
+    def write():
+        time.sleep(delay)
+        os.write(fd, orjson.dumps({"jsonrpc": "2.0", "id": request_id, "result": request_id}) + b"\n")
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def pipes():
+    incoming_r, incoming_w = os.pipe()
+    outgoing_r, outgoing_w = os.pipe()
+    yield incoming_r, incoming_w, outgoing_w
+    for fd in (incoming_r, incoming_w, outgoing_r, outgoing_w):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class CountingPeer(Peer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.polls = []  # True for a poll that got the answer, False for one that gave up
+
+    def _spin_read(self):
+        got = super()._spin_read()
+        self.polls.append(got)
+        return got
+
+
+def test_an_answer_inside_the_spin_window_is_read_by_polling_and_the_fd_blocks_again(pipes):
+    incoming_r, incoming_w, outgoing_w = pipes
+    peer = CountingPeer(incoming_r, outgoing_w, spin_seconds=2.0)
+    thread = answer_later(incoming_w, 1, 0.01)
+    assert peer.request("probe", {}) == 1
+    thread.join()
+    assert peer.polls == [True]
+    assert os.get_blocking(incoming_r)
+
+
+def test_a_poll_that_finds_nothing_falls_back_to_a_blocking_read_then_backs_off(pipes):
+    incoming_r, incoming_w, outgoing_w = pipes
+    peer = CountingPeer(incoming_r, outgoing_w, spin_seconds=0.001)
+    thread = answer_later(incoming_w, 1, 0.05)
+    assert peer.request("probe", {}) == 1  # answered by the blocking read after the poll gave up
+    thread.join()
+    assert peer.polls == [False]
+    for request_id in range(2, 2 + SPIN_BACKOFF_WAITS):
+        thread = answer_later(incoming_w, request_id, 0.002)
+        assert peer.request("probe", {}) == request_id
+        thread.join()
+    assert peer.polls == [False], "no polling during the back-off"
+    thread = answer_later(incoming_w, 2 + SPIN_BACKOFF_WAITS, 0.0)
+    peer.request("probe", {})
+    thread.join()
+    assert len(peer.polls) == 2, "polling is tried again after the back-off"
+
+
+def test_end_of_stream_while_polling_is_peer_closed(pipes):
+    incoming_r, incoming_w, outgoing_w = pipes
+    peer = Peer(incoming_r, outgoing_w, spin_seconds=2.0)
+    os.close(incoming_w)
+    with pytest.raises(PeerClosed, match="exited while probe was pending"):
+        peer.request("probe", {})
+
+
+def test_spin_zero_never_polls(pipes):
+    incoming_r, incoming_w, outgoing_w = pipes
+    peer = CountingPeer(incoming_r, outgoing_w, spin_seconds=0)
+    thread = answer_later(incoming_w, 1, 0.0)
+    assert peer.request("probe", {}) == 1
+    thread.join()
+    assert peer.polls == []
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [(None, rpc.DEFAULT_SPIN_US / 1e6), ("", rpc.DEFAULT_SPIN_US / 1e6), ("0", 0.0), ("150", 150e-6), ("-5", 0.0), ("fast", rpc.DEFAULT_SPIN_US / 1e6)],
+)
+def test_spin_time_comes_from_the_environment(value, seconds):
+    environ = {} if value is None else {"TSSERVE_RPC_SPIN_US": value}
+    assert spin_seconds_from_env(environ) == pytest.approx(seconds)
