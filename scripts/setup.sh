@@ -12,6 +12,9 @@ if [ ! -d node_modules ] || [ "$(cat node_modules/.tsserve-stamp 2>/dev/null)" !
   stamp package.json package-lock.json > node_modules/.tsserve-stamp
 fi
 
+# The prebuilt CLI (about 0.1 s of esbuild): bin/tsserve.mjs runs it while it is newer than src/.
+node scripts/build-cli.mjs
+
 if ! command -v java >/dev/null 2>&1; then
   echo "setup: installing a JDK (openjdk-17-jre-headless)" >&2
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >&2

@@ -8,12 +8,13 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
 import * as tar from "tar";
 import YAML from "yaml";
 import yazl from "yazl";
 import type { z } from "zod";
+import { importHandlerBundle } from "../bundle/bundle.ts";
 import { parseModelConfig, resolveModelPath } from "../config/model-config.ts";
+import { PACKAGE_ROOT } from "../package-root.ts";
 import { MANIFEST_PATH, MODEL_NAME_PATTERN, renderManifest, type ManifestModel } from "./manifest.ts";
 import { secretReason } from "./secrets.ts";
 import { BUNDLE_FILE, BUNDLE_MAP_FILE, SHIM_HANDLER_FILE, SHIM_PACKAGE_DIR, renderShimHandler } from "./shim.ts";
@@ -30,7 +31,7 @@ export const FORMAT_SUFFIX: Record<ArchiveFormatOption, string> = {
 };
 
 /** The shipped shim package, next to this source tree. */
-export const SHIM_PACKAGE_SOURCE = fileURLToPath(new URL("../../python_shim/tsserve_shim/", import.meta.url));
+export const SHIM_PACKAGE_SOURCE = path.join(PACKAGE_ROOT, "python_shim", "tsserve_shim");
 
 /** File kinds that are model weights: they stay where `model_path` points, never in the archive. */
 const WEIGHT_SUFFIXES = [".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".h5", ".msgpack"];
@@ -91,15 +92,14 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
   return issues.map((i) => `  ${i.path.length ? i.path.map(String).join(".") : "(root)"}: ${i.message}`).join("\n");
 }
 
-/** Reads the handler class's config schema: the module's default export is the handler class. */
-export async function loadHandlerConfigSchema(handler: string): Promise<z.ZodType<unknown>> {
-  let mod: { default?: unknown };
+/** The handler class's config schema, read from the handler's bundle (its default export is the handler class). */
+export async function loadHandlerConfigSchema(handler: string, bundlePath: string): Promise<z.ZodType<unknown>> {
+  let Cls: unknown;
   try {
-    mod = (await import(pathToFileURL(path.resolve(handler)).href)) as { default?: unknown };
+    Cls = await importHandlerBundle(bundlePath);
   } catch (error) {
     throw new ArchiveInputError(`cannot load handler ${handler}: ${(error as Error).message}`);
   }
-  const Cls = mod.default;
   if (typeof Cls !== "function") throw new ArchiveInputError(`${handler} must export its handler class as default`);
   const instance = new (Cls as new () => { configSchema?: unknown })();
   const schema = instance.configSchema as z.ZodType<unknown> | undefined;
@@ -109,8 +109,8 @@ export async function loadHandlerConfigSchema(handler: string): Promise<z.ZodTyp
   return schema;
 }
 
-/** Parses and validates model-config.yaml against the handler's schema; returns the parsed config and the YAML document. */
-export async function validateModelConfig(configFile: string, handler: string): Promise<{ config: Record<string, unknown>; doc: YAML.Document }> {
+/** Reads model-config.yaml: its YAML document and its top-level mapping, which must have a `handler:` section. */
+export async function readModelConfig(configFile: string): Promise<{ raw: Record<string, unknown>; doc: YAML.Document }> {
   const text = await fsp.readFile(configFile, "utf8");
   const doc = YAML.parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
@@ -119,12 +119,16 @@ export async function validateModelConfig(configFile: string, handler: string): 
   const raw: unknown = doc.toJS();
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new ArchiveInputError(`${configFile} must be a YAML mapping`);
   if (!("handler" in raw)) throw new ArchiveInputError(`${configFile}: missing the "handler:" section (model_path and the handler's settings)`);
-  const schema = await loadHandlerConfigSchema(handler);
+  return { raw: raw as Record<string, unknown>, doc };
+}
+
+/** Checks the parsed config against the handler's schema; returns the config as the handler will see it. */
+export function validateModelConfig(raw: Record<string, unknown>, schema: z.ZodType<unknown>, configFile: string, handler: string): Record<string, unknown> {
   const parsed = parseModelConfig(raw, schema);
   if (!parsed.success) {
     throw new ArchiveInputError(`${configFile} does not match ${path.basename(handler)}'s config schema:\n${formatIssues(parsed.error.issues)}`);
   }
-  return { config: parsed.data as Record<string, unknown>, doc };
+  return parsed.data as Record<string, unknown>;
 }
 
 /** Paths of the handler section that name folders on the serving host. */
@@ -269,21 +273,27 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
     throw new ArchiveInputError(`requirements file not found: ${options.requirementsFile}`);
   }
 
-  // 1. The config, against the handler's own schema, before anything is built or packed.
-  const { config, doc } = await validateModelConfig(options.configFile, options.handler);
-  const handlerSection = config.handler as { model_path?: unknown };
-  const modelPath = typeof handlerSection.model_path === "string" ? resolveModelPath(options.configFile, handlerSection.model_path) : undefined;
-  const rewrites: string[] = [];
-  const packedConfig = absolutizePaths(doc, options.configFile, rewrites);
-
-  // 2. Everything that goes in, checked for clashes and secrets.
-  const extras = await extraFileItems(options.extraFiles ?? [], force, modelPath, warnings);
-  const shim = await shimPackageItems(hooks.shimPackage ?? SHIM_PACKAGE_SOURCE);
+  // 1. The config, against the handler's own schema (read from its bundle), before anything is packed.
+  const { raw, doc } = await readModelConfig(options.configFile);
   const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), "tsserve-archive-"));
   try {
     log(`bundling ${options.handler}`);
     const bundle = hooks.bundle ?? (await import("../bundle/bundle.ts")).bundleHandler;
-    const built = await bundle({ handler: options.handler, outDir: path.join(scratch, "bundle") });
+    let built: { bundlePath: string; mapPath: string };
+    try {
+      built = await bundle({ handler: options.handler, outDir: path.join(scratch, "bundle") });
+    } catch (error) {
+      throw new ArchiveInputError(`cannot bundle handler ${options.handler}: ${(error as Error).message}`);
+    }
+    const config = validateModelConfig(raw, await loadHandlerConfigSchema(options.handler, built.bundlePath), options.configFile, options.handler);
+    const handlerSection = config.handler as { model_path?: unknown };
+    const modelPath = typeof handlerSection.model_path === "string" ? resolveModelPath(options.configFile, handlerSection.model_path) : undefined;
+    const rewrites: string[] = [];
+    const packedConfig = absolutizePaths(doc, options.configFile, rewrites);
+
+    // 2. Everything that goes in, checked for clashes and secrets.
+    const extras = await extraFileItems(options.extraFiles ?? [], force, modelPath, warnings);
+    const shim = await shimPackageItems(hooks.shimPackage ?? SHIM_PACKAGE_SOURCE);
     let configSource = options.configFile;
     if (packedConfig !== undefined) {
       configSource = path.join(scratch, "config", path.basename(options.configFile));

@@ -1,15 +1,20 @@
 /**
  * Bundles a handler module into one ESM file that runs with plain `node`:
- * the handler's default export is handed to the tsserve runtime.
+ * the handler's default export is handed to the tsserve runtime. The bundle
+ * also exports the handler class, so the archiver can read its config schema
+ * from it without a TypeScript loader (`importHandlerBundle`).
  */
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
+import { PACKAGE_ROOT } from "../package-root.ts";
 
 export const BUNDLE_FILE = "handler.mjs";
 
-const RUNTIME_ENTRY = fileURLToPath(new URL("../runtime/index.ts", import.meta.url));
+const RUNTIME_ENTRY = path.join(PACKAGE_ROOT, "src", "runtime", "index.ts");
+/** Set while a bundle is imported for its handler class: it then does not start serving. */
+const IMPORT_ONLY = Symbol.for("tsserve.bundle.importOnly");
 
 export interface BundleOptions {
   /** Path of the handler's .ts module (its default export is the handler class). */
@@ -32,7 +37,8 @@ export async function bundleHandler(options: BundleOptions): Promise<BundleResul
     `import Handler from ${JSON.stringify(handler)};`,
     `import { serve } from ${JSON.stringify(RUNTIME_ENTRY)};`,
     `if (typeof Handler !== "function") throw new Error(${JSON.stringify(`${path.basename(handler)} must export its handler class as default`)});`,
-    "serve(Handler);",
+    "export default Handler;",
+    `if (!globalThis[Symbol.for(${JSON.stringify(IMPORT_ONLY.description)})]) serve(Handler);`,
   ].join("\n");
   await build({
     stdin: { contents: entry, resolveDir: path.dirname(handler), sourcefile: "tsserve-entry.ts", loader: "ts" },
@@ -49,4 +55,16 @@ export async function bundleHandler(options: BundleOptions): Promise<BundleResul
     banner: { js: 'import { createRequire as __tsserveCreateRequire } from "node:module"; const require = __tsserveCreateRequire(import.meta.url);' },
   });
   return { bundlePath, mapPath: `${bundlePath}.map` };
+}
+
+/** The handler class a bundle exports, imported without starting its runtime. */
+export async function importHandlerBundle(bundlePath: string): Promise<unknown> {
+  const flags = globalThis as Record<symbol, unknown>;
+  flags[IMPORT_ONLY] = true;
+  try {
+    const mod = (await import(pathToFileURL(path.resolve(bundlePath)).href)) as { default?: unknown };
+    return mod.default;
+  } finally {
+    delete flags[IMPORT_ONLY];
+  }
 }

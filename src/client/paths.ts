@@ -4,10 +4,10 @@
  * unpacked archives never land in the user's current directory.
  */
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { PACKAGE_ROOT } from "../package-root.ts";
 
 /** The tsserve package root (where scripts/setup.sh creates .venv). */
-export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const PROJECT_ROOT = PACKAGE_ROOT;
 
 export interface WorkPaths {
   root: string;

@@ -10,6 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
+import { bundleHandler } from "../../src/bundle/bundle.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
 import { LogWatcher } from "../../src/client/logs.ts";
 import { stillRunning, type ProcInfo } from "../../src/client/procs.ts";
@@ -75,12 +76,13 @@ async function archive(modelName: string, handler: string, settings: Record<stri
       shimPackage,
       ...(extra.brokenBundle
         ? {
-            bundle: async ({ outDir }) => {
-              fs.mkdirSync(outDir, { recursive: true });
-              const bundlePath = path.join(outDir, "handler.mjs");
-              fs.writeFileSync(bundlePath, "this is not JavaScript (\n");
-              fs.writeFileSync(`${bundlePath}.map`, "{}");
-              return { bundlePath, mapPath: `${bundlePath}.map` };
+            // The archiver reads the config schema from the bundle, so the bundle imports
+            // cleanly for it; run by the shim, it dies on code that is not JavaScript.
+            bundle: async (options) => {
+              const built = await bundleHandler(options);
+              const code = fs.readFileSync(built.bundlePath, "utf8");
+              fs.writeFileSync(built.bundlePath, `if (!globalThis[Symbol.for("tsserve.bundle.importOnly")]) (0, eval)("this is not JavaScript (");\n${code}`);
+              return built;
             },
           }
         : {}),

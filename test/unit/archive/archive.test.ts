@@ -5,7 +5,7 @@ import YAML from "yaml";
 import { describe, expect, it } from "vitest";
 import { ArchiveInputError, createArchive, type ArchiveFormatOption } from "../../../src/archive/archive.ts";
 import { listArchive, modelFiles, readArchiveFile, readManifest } from "../../../src/archive/reader.ts";
-import { FIXTURES, GREETING_CONFIG, GREETING_HANDLER, ROOT, fakeBundle, tempDir, zipMethods } from "./helpers.ts";
+import { FIXTURES, GREETING_CONFIG, GREETING_HANDLER, ROOT, recordingBundle, tempDir, zipMethods } from "./helpers.ts";
 
 const SHIM_FILES = fs
   .readdirSync(path.join(ROOT, "python_shim", "tsserve_shim"))
@@ -37,7 +37,7 @@ describe("createArchive", () => {
     ["no-archive", "greeting", undefined],
   ] as const)("writes the %s format as %s", async (format, file, method) => {
     const out = tempDir();
-    const result = await createArchive(options(out, format), { bundle: fakeBundle() });
+    const result = await createArchive(options(out, format), { bundle: recordingBundle() });
     expect(result.path).toBe(path.join(out, file));
     expect(fs.readdirSync(out)).toEqual([file]);
     const { format: detected, entries } = await listArchive(result.path);
@@ -62,22 +62,22 @@ describe("createArchive", () => {
 
   it("refuses to overwrite existing output unless forced", async () => {
     const out = tempDir();
-    await createArchive(options(out), { bundle: fakeBundle() });
-    await expect(createArchive(options(out), { bundle: fakeBundle() })).rejects.toThrow(/already exists.*--force/);
-    const again = await createArchive({ ...options(out), force: true, version: "2.0" }, { bundle: fakeBundle() });
+    await createArchive(options(out), { bundle: recordingBundle() });
+    await expect(createArchive(options(out), { bundle: recordingBundle() })).rejects.toThrow(/already exists.*--force/);
+    const again = await createArchive({ ...options(out), force: true, version: "2.0" }, { bundle: recordingBundle() });
     expect((await readManifest(again.path)).model.modelVersion).toBe("2.0");
     expect(fs.readdirSync(out)).toEqual(["greeting.mar"]);
   });
 
-  it("validates the config against the handler's schema before bundling or writing anything", async () => {
+  it("validates the config against the handler's schema (read from its bundle) before writing anything", async () => {
     const out = tempDir();
     const bad = path.join(out, "..", `bad-${path.basename(out)}.yaml`);
     fs.writeFileSync(bad, "handler:\n  model_path: /m\n  greeting: 3\n");
     const calls: string[] = [];
-    const error = await createArchive({ ...options(out), configFile: bad }, { bundle: fakeBundle(calls) }).catch((e: unknown) => e);
+    const error = await createArchive({ ...options(out), configFile: bad }, { bundle: recordingBundle(calls) }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ArchiveInputError);
     expect((error as Error).message).toMatch(/handler\.greeting/);
-    expect(calls).toEqual([]);
+    expect(calls).toEqual([GREETING_HANDLER]);
     expect(fs.readdirSync(out)).toEqual([]);
   });
 
@@ -85,14 +85,14 @@ describe("createArchive", () => {
     const out = tempDir();
     const missing = path.join(out, "..", `missing-${path.basename(out)}.yaml`);
     fs.writeFileSync(missing, "handler:\n  greeting: hi\n");
-    await expect(createArchive({ ...options(out), configFile: missing }, { bundle: fakeBundle() })).rejects.toThrow(/handler\.model_path/);
+    await expect(createArchive({ ...options(out), configFile: missing }, { bundle: recordingBundle() })).rejects.toThrow(/handler\.model_path/);
     fs.writeFileSync(missing, "handler: [unclosed\n");
-    await expect(createArchive({ ...options(out), configFile: missing }, { bundle: fakeBundle() })).rejects.toThrow(/not valid YAML/);
+    await expect(createArchive({ ...options(out), configFile: missing }, { bundle: recordingBundle() })).rejects.toThrow(/not valid YAML/);
     expect(fs.readdirSync(out)).toEqual([]);
   });
 
   it("refuses a model name torch-model-archiver would refuse", async () => {
-    await expect(createArchive({ ...options(tempDir()), modelName: "../evil" }, { bundle: fakeBundle() })).rejects.toThrow(/model name/);
+    await expect(createArchive({ ...options(tempDir()), modelName: "../evil" }, { bundle: recordingBundle() })).rejects.toThrow(/model name/);
   });
 
   it("rewrites a relative model_path against the config's folder, keeping comments", async () => {
@@ -100,7 +100,7 @@ describe("createArchive", () => {
     const cfgDir = tempDir();
     const cfg = path.join(cfgDir, "rel.yaml");
     fs.writeFileSync(cfg, "# keep me\nhandler:\n  model_path: ../weights/tiny # the checkpoint\n  greeting: hi\n");
-    const result = await createArchive({ ...options(out, "no-archive"), configFile: cfg }, { bundle: fakeBundle() });
+    const result = await createArchive({ ...options(out, "no-archive"), configFile: cfg }, { bundle: recordingBundle() });
     const packed = fs.readFileSync(path.join(result.path, "rel.yaml"), "utf8");
     expect(packed).toContain("# keep me");
     expect(YAML.parse(packed).handler.model_path).toBe(path.resolve(cfgDir, "../weights/tiny"));
@@ -116,7 +116,7 @@ describe("createArchive", () => {
     fs.writeFileSync(path.join(src, "assets", "top.json"), "{}");
     const result = await createArchive(
       { ...options(out), extraFiles: [path.join(src, "vocab.txt"), path.join(src, "assets")] },
-      { bundle: fakeBundle() },
+      { bundle: recordingBundle() },
     );
     expect(result.files).toEqual(expect.arrayContaining(["vocab.txt", "top.json", "deep/x.json"]));
   });
@@ -125,11 +125,11 @@ describe("createArchive", () => {
     const out = tempDir();
     const src = tempDir();
     fs.writeFileSync(path.join(src, name), "secret");
-    await expect(createArchive({ ...options(out), extraFiles: [path.join(src, name)] }, { bundle: fakeBundle() })).rejects.toThrow(
+    await expect(createArchive({ ...options(out), extraFiles: [path.join(src, name)] }, { bundle: recordingBundle() })).rejects.toThrow(
       /refusing extra file.*--force/,
     );
     expect(fs.readdirSync(out)).toEqual([]);
-    const forced = await createArchive({ ...options(out), extraFiles: [path.join(src, name)], force: true }, { bundle: fakeBundle() });
+    const forced = await createArchive({ ...options(out), extraFiles: [path.join(src, name)], force: true }, { bundle: recordingBundle() });
     expect(forced.files).toContain(name);
     expect(forced.warnings.join("\n")).toContain(name);
   });
@@ -139,14 +139,14 @@ describe("createArchive", () => {
     fs.mkdirSync(path.join(src, "dir"));
     fs.writeFileSync(path.join(src, "dir", "key_file.json"), "{}");
     fs.writeFileSync(path.join(src, "model.safetensors"), "w");
-    await expect(createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "dir")] }, { bundle: fakeBundle() })).rejects.toThrow(/key_file\.json/);
-    await expect(createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "model.safetensors")] }, { bundle: fakeBundle() })).rejects.toThrow(/weights/);
+    await expect(createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "dir")] }, { bundle: recordingBundle() })).rejects.toThrow(/key_file\.json/);
+    await expect(createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "model.safetensors")] }, { bundle: recordingBundle() })).rejects.toThrow(/weights/);
   });
 
   it("refuses an extra file that would replace one of tsserve's", async () => {
     const src = tempDir();
     fs.writeFileSync(path.join(src, "handler.mjs"), "evil");
-    await expect(createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "handler.mjs")] }, { bundle: fakeBundle() })).rejects.toThrow(
+    await expect(createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "handler.mjs")] }, { bundle: recordingBundle() })).rejects.toThrow(
       /would overwrite handler\.mjs/,
     );
   });

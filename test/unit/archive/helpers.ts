@@ -3,6 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import yauzl from "yauzl";
+import { bundleHandler } from "../../../src/bundle/bundle.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "../../..");
 export const VENV_BIN = path.join(ROOT, ".venv", "bin");
@@ -15,15 +16,11 @@ export function tempDir(prefix = "tsserve-test-"): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** A stand-in for esbuild in tests that are about packing, not bundling. */
-export function fakeBundle(calls: string[] = []) {
-  return async ({ handler, outDir }: { handler: string; outDir: string }) => {
-    calls.push(handler);
-    fs.mkdirSync(outDir, { recursive: true });
-    const bundlePath = path.join(outDir, "handler.mjs");
-    fs.writeFileSync(bundlePath, "// bundle\n");
-    fs.writeFileSync(`${bundlePath}.map`, "{}\n");
-    return { bundlePath, mapPath: `${bundlePath}.map` };
+/** The real bundler, recording which handlers it was asked to bundle. */
+export function recordingBundle(calls: string[] = []) {
+  return async (options: { handler: string; outDir: string }) => {
+    calls.push(options.handler);
+    return bundleHandler(options);
   };
 }
 

@@ -3,7 +3,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { createArchive } from "../../../src/archive/archive.ts";
 import { listArchive, safeExtract, UnsafeArchiveError, unsafeLinkReason, unsafeNameReason } from "../../../src/archive/reader.ts";
-import { GREETING_CONFIG, GREETING_HANDLER, fakeBundle, python, tempDir } from "./helpers.ts";
+import { GREETING_CONFIG, GREETING_HANDLER, recordingBundle, python, tempDir } from "./helpers.ts";
 
 /** Writes a zip with Python's zipfile, which (unlike yazl) stores whatever name it is given. */
 function evilZip(entries: { name: string; data?: string; symlink?: string }[]): string {
@@ -105,7 +105,7 @@ describe("archive reader", () => {
     const out = tempDir();
     const result = await createArchive(
       { modelName: "greeting", version: "1", handler: GREETING_HANDLER, configFile: GREETING_CONFIG, exportPath: out, archiveFormat: format },
-      { bundle: fakeBundle() },
+      { bundle: recordingBundle() },
     );
     const dest = path.join(tempDir(), "x");
     const files = await safeExtract(result.path, dest);

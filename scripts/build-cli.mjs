@@ -1,0 +1,27 @@
+// Builds the prebuilt CLI (dist/cli/): src/cli and its npm packages bundled
+// by esbuild. bin/tsserve.mjs runs it while it is newer than src/, which
+// saves starting tsx, transpiling the CLI and resolving hundreds of package
+// files on every command.
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+// node scripts/build-cli.mjs [OUT_DIR] (default dist/cli; it must lie inside the package, which the CLI finds by walking up)
+const outdir = path.resolve(root, process.argv[2] ?? "dist/cli");
+await build({
+  absWorkingDir: root,
+  entryPoints: { main: "src/cli/main.ts" },
+  outdir,
+  outExtension: { ".js": ".mjs" },
+  bundle: true,
+  splitting: true, // commands stay lazily loaded
+  external: ["esbuild"], // a native binary beside its JS API
+  platform: "node",
+  target: "node20",
+  format: "esm",
+  sourcemap: "linked",
+  logLevel: "warning",
+  // CommonJS packages inside ESM still need `require` for Node built-ins.
+  banner: { js: 'import { createRequire as __tsserveCreateRequire } from "node:module"; const require = __tsserveCreateRequire(import.meta.url);' },
+});
