@@ -6,7 +6,7 @@
 import type { Readable, Writable } from "node:stream";
 import type { z } from "zod";
 import { ConnectionError, ErrorCode, RpcError } from "./errors.ts";
-import { LineReader, type Frame, type LineSink, DEFAULT_MAX_MESSAGE_BYTES } from "./framing.ts";
+import { LineReader, encodeMessage, type Frame, DEFAULT_MAX_MESSAGE_BYTES } from "./framing.ts";
 import { parseEnvelope } from "./envelope.ts";
 import type { JsonRpcRequest, RequestId } from "./messages.ts";
 import type { NotificationType, RequestType } from "./methods.ts";
@@ -48,14 +48,12 @@ export class Connection {
   private readonly closeListeners: Array<() => void> = [];
   private readonly validateParams: boolean;
   private readonly validateResults: boolean;
-  private readonly sink: LineSink;
 
   constructor(
     input: Readable,
-    output: Writable | LineSink,
+    private readonly output: Writable,
     private readonly options: ConnectionOptions = {},
   ) {
-    this.sink = "writeLine" in output ? output : streamSink(output, () => this.close());
     this.reader = new LineReader(options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
     const validate = options.validate ?? true;
     this.validateParams = validate === true || validate === "all" || validate === "params";
@@ -65,6 +63,7 @@ export class Connection {
     });
     input.on("end", () => this.close());
     input.on("error", () => this.close());
+    output.on("error", () => this.close());
   }
 
   get isOpen(): boolean {
@@ -127,11 +126,9 @@ export class Connection {
   }
 
   private write(message: unknown): void {
-    try {
-      this.sink.writeLine(JSON.stringify(message));
-    } catch {
-      this.close();
-    }
+    // Node's stream buffers writes in order; callers need no back-pressure
+    // signal because every request's answer waits on the peer anyway.
+    this.output.write(encodeMessage(message));
   }
 
   private dispatch(frame: Frame): void {
@@ -200,13 +197,4 @@ export class Connection {
     if (result.success) entry.resolve(result.data);
     else entry.reject(new RpcError(ErrorCode.InvalidParams, `invalid result for ${entry.method}: ${result.error.message}`));
   }
-}
-
-/**
- * A stream as a sink. Node's stream buffers writes in order; callers need no
- * back-pressure signal because every request's answer waits on the peer anyway.
- */
-function streamSink(output: Writable, onError: () => void): LineSink {
-  output.on("error", onError);
-  return { writeLine: (json) => void output.write(json + "\n") };
 }

@@ -100,13 +100,3 @@ function decodeLine(bytes: Buffer): Frame | undefined {
 export function encodeMessage(message: unknown): string {
   return JSON.stringify(message) + "\n";
 }
-
-/**
- * Where a connection writes its messages, one JSON text (without its
- * newline) at a time: a Node stream, or a file descriptor written directly
- * (`FdLineSink` in src/runtime/stdio.ts).
- */
-export interface LineSink {
-  /** Writes `json` and a newline; throws when the other end is gone. */
-  writeLine(json: string): void;
-}

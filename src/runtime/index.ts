@@ -27,6 +27,7 @@ export function serve(Handler: HandlerClass): void {
     process.stderr.write(`[tsserve] uncaught exception: ${error.stack ?? error}\n`);
     process.exit(1);
   });
-  // Protocol writes are synchronous: nothing is left to flush when the channel closes.
-  void runtime.closed.then((code) => process.exit(code));
+  void runtime.closed.then((code) => {
+    output.end(() => process.exit(code));
+  });
 }

@@ -4,7 +4,6 @@
  * into the shim.
  */
 import type { Readable, Writable } from "node:stream";
-import type { LineSink } from "../protocol/framing.ts";
 import { Connection } from "../protocol/connection.ts";
 import { ErrorCode, RpcError } from "../protocol/errors.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
@@ -17,7 +16,7 @@ import { runBatch } from "./pipeline.ts";
 
 export interface RuntimeOptions {
   input: Readable;
-  output: Writable | LineSink;
+  output: Writable;
   log?: (line: string) => void;
 }
 
