@@ -1,7 +1,7 @@
 // Which CLI entry bin/tsserve.mjs runs. Commands that import a handler's
 // TypeScript (render, init) need tsx and the CLI's own sources, so that the
 // handler and the CLI share one copy of tsserve's classes; the others run the
-// prebuilt CLI (scripts/build-cli.mjs) while it is newer than every source.
+// prebuilt CLI (scripts/build-cli.ts) while it is newer than every source.
 import fs from "node:fs";
 import path from "node:path";
 

@@ -45,12 +45,17 @@ class CountingPeer(Peer):
         return got
 
 
+def ask(peer, incoming_w, request_id, delay):
+    """One request of the peer, answered by another thread after `delay` seconds."""
+    thread = answer_later(incoming_w, request_id, delay)
+    assert peer.request("probe", {}) == request_id
+    thread.join()
+
+
 def test_an_answer_inside_the_spin_window_is_read_by_polling_and_the_fd_blocks_again(pipes):
     incoming_r, incoming_w, outgoing_w = pipes
     peer = CountingPeer(incoming_r, outgoing_w, spin_seconds=2.0)
-    thread = answer_later(incoming_w, 1, 0.01)
-    assert peer.request("probe", {}) == 1
-    thread.join()
+    ask(peer, incoming_w, 1, 0.01)
     assert peer.polls == [True]
     assert os.get_blocking(incoming_r)
 
@@ -58,18 +63,12 @@ def test_an_answer_inside_the_spin_window_is_read_by_polling_and_the_fd_blocks_a
 def test_a_poll_that_finds_nothing_falls_back_to_a_blocking_read_then_backs_off(pipes):
     incoming_r, incoming_w, outgoing_w = pipes
     peer = CountingPeer(incoming_r, outgoing_w, spin_seconds=0.001)
-    thread = answer_later(incoming_w, 1, 0.05)
-    assert peer.request("probe", {}) == 1  # answered by the blocking read after the poll gave up
-    thread.join()
+    ask(peer, incoming_w, 1, 0.05)  # answered by the blocking read after the poll gave up
     assert peer.polls == [False]
     for request_id in range(2, 2 + SPIN_BACKOFF_WAITS):
-        thread = answer_later(incoming_w, request_id, 0.002)
-        assert peer.request("probe", {}) == request_id
-        thread.join()
+        ask(peer, incoming_w, request_id, 0.002)
     assert peer.polls == [False], "no polling during the back-off"
-    thread = answer_later(incoming_w, 2 + SPIN_BACKOFF_WAITS, 0.0)
-    peer.request("probe", {})
-    thread.join()
+    ask(peer, incoming_w, 2 + SPIN_BACKOFF_WAITS, 0.0)
     assert len(peer.polls) == 2, "polling is tried again after the back-off"
 
 
@@ -84,9 +83,7 @@ def test_end_of_stream_while_polling_is_peer_closed(pipes):
 def test_spin_zero_never_polls(pipes):
     incoming_r, incoming_w, outgoing_w = pipes
     peer = CountingPeer(incoming_r, outgoing_w, spin_seconds=0)
-    thread = answer_later(incoming_w, 1, 0.0)
-    assert peer.request("probe", {}) == 1
-    thread.join()
+    ask(peer, incoming_w, 1, 0.0)
     assert peer.polls == []
 
 

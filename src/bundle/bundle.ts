@@ -13,6 +13,10 @@ import { PACKAGE_ROOT } from "../package-root.ts";
 export const BUNDLE_FILE = "handler.mjs";
 
 const RUNTIME_ENTRY = path.join(PACKAGE_ROOT, "src", "runtime", "index.ts");
+/** CommonJS dependencies inside an ESM bundle still need `require` for Node built-ins. */
+export const ESM_REQUIRE_BANNER =
+  'import { createRequire as __tsserveCreateRequire } from "node:module"; const require = __tsserveCreateRequire(import.meta.url);';
+
 /** Set while a bundle is imported for its handler class: it then does not start serving. */
 const IMPORT_ONLY = Symbol.for("tsserve.bundle.importOnly");
 
@@ -51,8 +55,7 @@ export async function bundleHandler(options: BundleOptions): Promise<BundleResul
     minify: options.minify ?? false,
     keepNames: true,
     logLevel: "silent",
-    // CommonJS dependencies inside an ESM bundle still need `require` for Node built-ins.
-    banner: { js: 'import { createRequire as __tsserveCreateRequire } from "node:module"; const require = __tsserveCreateRequire(import.meta.url);' },
+    banner: { js: ESM_REQUIRE_BANNER },
   });
   return { bundlePath, mapPath: `${bundlePath}.map` };
 }

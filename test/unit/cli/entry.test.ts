@@ -48,7 +48,7 @@ describe("bin/tsserve.mjs's choice of entry", () => {
     // Built into a folder of its own: rebuilding dist/ would race the other suites' CLI runs.
     const out = path.join(ROOT, ".work", "cli-build-test", "cli");
     fs.rmSync(out, { recursive: true, force: true });
-    execFileSync(process.execPath, [path.join(ROOT, "scripts", "build-cli.mjs"), out]);
+    execFileSync(process.execPath, ["--import", "tsx", path.join(ROOT, "scripts", "build-cli.ts"), out]);
     const usage = (entry: string) =>
       execFileSync(process.execPath, ["--import", "tsx", "-e", `import(${JSON.stringify(pathToFileURL(entry).href)}).then((m) => m.runMain(["--help"]))`], { encoding: "utf8", cwd: ROOT });
     const prebuilt = usage(path.join(out, "main.mjs"));

@@ -5,9 +5,10 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { ESM_REQUIRE_BANNER } from "../src/bundle/bundle.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-// node scripts/build-cli.mjs [OUT_DIR] (default dist/cli; it must lie inside the package, which the CLI finds by walking up)
+// tsx scripts/build-cli.ts [OUT_DIR] (default dist/cli; it must lie inside the package, which the CLI finds by walking up)
 const outdir = path.resolve(root, process.argv[2] ?? "dist/cli");
 await build({
   absWorkingDir: root,
@@ -22,6 +23,5 @@ await build({
   format: "esm",
   sourcemap: "linked",
   logLevel: "warning",
-  // CommonJS packages inside ESM still need `require` for Node built-ins.
-  banner: { js: 'import { createRequire as __tsserveCreateRequire } from "node:module"; const require = __tsserveCreateRequire(import.meta.url);' },
+  banner: { js: ESM_REQUIRE_BANNER },
 });
