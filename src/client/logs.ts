@@ -82,10 +82,10 @@ export function findWorkerFailure(modelLog: string, tsLog: string, modelName?: s
   const traceStart = model.findIndex((l, i) => i >= start && l.startsWith("Traceback"));
   const from = traceStart >= 0 ? traceStart : start;
   const tail = model.slice(from).filter((l) => !/^\s*$/.test(l));
-  let exceptionLine = -1;
-  tail.forEach((l, i) => {
-    if (/^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b/.test(l)) exceptionLine = i;
-  });
+  // The exception is the first unindented line after the last traceback (of a chain); a Node
+  // stderr block the shim appends may follow it, with error lines of its own.
+  const lastTrace = tail.map((l) => l.startsWith("Traceback")).lastIndexOf(true);
+  const exceptionLine = tail.findIndex((l, i) => i > lastTrace && /^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b/.test(l));
   if (exceptionLine < 0) return { cause: (tail.length > 15 ? ["...", ...tail.slice(-15)] : tail).join("\n"), complete: false };
   // The exception first (with the Node stderr tail the shim appends to it), then the end of its traceback.
   const trace = tail.slice(0, exceptionLine);

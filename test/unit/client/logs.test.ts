@@ -59,6 +59,7 @@ describe("a handler bundle that fails to start", () => {
     `${P}tsserve_shim.errors.ShimConfigError: the handler bundle failed to start: exited (exited with code 7)`,
     `${P}--- node stderr ---`,
     `${P}dies-before-handshake: exiting on purpose`,
+    `${P}SyntaxError: Unexpected identifier 'is'`,
     `${P}--- end of node stderr ---`,
     `${P}Some later line`,
   ].join("\n");
@@ -67,10 +68,11 @@ describe("a handler bundle that fails to start", () => {
     const { cause, complete } = findWorkerFailure(log, TS_LOG, "tiny")!;
     expect(complete).toBe(true);
     const lines = cause.split("\n");
-    expect(lines.slice(0, 3)).toEqual([
+    expect(lines.slice(0, 4)).toEqual([
       "tsserve_shim.errors.ShimConfigError: the handler bundle failed to start: exited (exited with code 7)",
       "--- node stderr ---",
       "dies-before-handshake: exiting on purpose",
+      "SyntaxError: Unexpected identifier 'is'",
     ]);
     expect(lines).not.toContain("Some later line");
   });
@@ -80,7 +82,7 @@ describe("a handler bundle that fails to start", () => {
     const upTo = (n: number, tsLog = "") => findWorkerFailure(lines.slice(0, n).join("\n"), tsLog, "tiny")!;
     expect(upTo(3).complete).toBe(false); // no exception line yet
     expect(upTo(3).cause).not.toContain("ShimConfigError");
-    expect(upTo(6, TS_LOG).complete).toBe(false); // the block has begun but not ended
-    expect(upTo(7).complete).toBe(true);
+    expect(upTo(7, TS_LOG).complete).toBe(false); // the block has begun but not ended
+    expect(upTo(8).complete).toBe(true);
   });
 });
