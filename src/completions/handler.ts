@@ -19,7 +19,7 @@ import { Handler, type StageContext } from "../handler/handler.ts";
 import { RequestFailure, type Maybe } from "../handler/failure.ts";
 import type { GenerateOutcome, GenerateRequest, GenerationDelta, TokenLogprobs } from "../protocol/messages.ts";
 import type { HandlerSection } from "../config/model-config.ts";
-import { CompletionRequest } from "./request.ts";
+import { CompletionRequest, parsePlainCompletionRequest } from "./request.ts";
 import type { ChoiceLogprobs, CompletionChunk, CompletionResponse, Choice } from "./response.ts";
 import type { z } from "zod";
 
@@ -50,6 +50,15 @@ export abstract class CompletionHandler<
   Req extends CompletionRequest = CompletionRequest,
 > extends Handler<Req, Cfg, CompletionInput<Req>, CompletionOutput<Req>> {
   readonly requestSchema: z.ZodType<Req> = CompletionRequest as unknown as z.ZodType<Req>;
+
+  /** The standard request takes a path without zod when it is plainly valid (same answers, see request.ts). */
+  override parseRequest(body: unknown): Req | RequestFailure {
+    if (this.requestSchema === (CompletionRequest as unknown)) {
+      const plain = parsePlainCompletionRequest(body);
+      if (plain) return plain as Req;
+    }
+    return super.parseRequest(body);
+  }
 
   /** The final prompt for one request; throw a RequestFailure to refuse the request. */
   abstract formatPrompt(request: Req, ctx: StageContext<Cfg>): string | Promise<string>;

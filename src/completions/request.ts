@@ -160,6 +160,53 @@ function normalize(r: Raw): CompletionRequest {
   return out;
 }
 
+const isSafeInt = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v);
+const isFiniteNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const inRange = (v: number, min: number, max: number) => v >= min && v <= max;
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isStopSequence = (s: unknown): boolean =>
+  typeof s === "string" && s.length >= 1 && (s.length <= REQUEST_LIMITS.maxStopLength || codePoints(s) <= REQUEST_LIMITS.maxStopLength);
+const isChatMessage = (m: unknown): boolean =>
+  isPlainObject(m) && (m.role === "system" || m.role === "user" || m.role === "assistant") && typeof m.content === "string";
+
+/** Per known field: does a present, non-null value pass the schema's check of that field? */
+const PLAIN_FIELD_CHECKS: { [K in keyof typeof CompletionRequestFields]: (v: unknown) => boolean } = {
+  prompt: (v) => typeof v === "string",
+  messages: (v) => Array.isArray(v) && v.length >= 1 && v.every(isChatMessage),
+  seed: isSafeInt,
+  max_tokens: (v) => isSafeInt(v) && v >= 0,
+  temperature: (v) => isFiniteNumber(v) && inRange(v, 0, REQUEST_LIMITS.maxTemperature),
+  top_p: (v) => isFiniteNumber(v) && inRange(v, 0, 1),
+  top_k: (v) => isSafeInt(v) && v >= 0,
+  repetition_penalty: (v) => isFiniteNumber(v) && v > 0,
+  logprobs: (v) => isSafeInt(v) && inRange(v, 0, REQUEST_LIMITS.maxLogprobs),
+  stop: (v) => isStopSequence(v) || (Array.isArray(v) && v.every(isStopSequence)),
+  model: (v) => typeof v === "string",
+  n: (v) => isSafeInt(v) && inRange(v, 1, REQUEST_LIMITS.maxBestOf),
+  best_of: (v) => isSafeInt(v) && inRange(v, 1, REQUEST_LIMITS.maxBestOf),
+  echo: (v) => typeof v === "boolean",
+  stream: (v) => typeof v === "boolean",
+};
+const PLAIN_FIELDS = Object.entries(PLAIN_FIELD_CHECKS);
+
+/**
+ * The hot path of request validation: for a body the schema accepts, the same
+ * CompletionRequest without running zod (a cold zod parse cost the Node child
+ * more than the rest of a request's formatting). For anything the schema
+ * refuses it gives undefined, and the schema is asked for the message. The
+ * property test in test/unit/completions/request.property.test.ts holds the
+ * two to the same answers.
+ */
+export function parsePlainCompletionRequest(body: unknown): CompletionRequest | undefined {
+  if (!isPlainObject(body)) return undefined;
+  for (const [field, check] of PLAIN_FIELDS) {
+    const value = body[field];
+    if (value != null && !check(value)) return undefined;
+  }
+  const raw = body as Raw;
+  return crossFieldIssues(raw).length === 0 ? normalize(raw) : undefined;
+}
+
 /**
  * Build a completion request schema. Handlers that take more fields pass them
  * in `extra`; their parsed values are kept next to the standard ones.

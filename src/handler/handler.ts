@@ -4,7 +4,8 @@
  */
 import type { z } from "zod";
 import type { ModelClient } from "./model.ts";
-import type { Maybe } from "./failure.ts";
+import type { Maybe, RequestFailure } from "./failure.ts";
+import { parseOrFail } from "./validate.ts";
 import { HandlerSection, type ModelConfig } from "../config/model-config.ts";
 
 export interface HandlerContext<Cfg = HandlerSection> {
@@ -30,6 +31,15 @@ export abstract class Handler<Req = unknown, Cfg = HandlerSection, In = unknown,
   abstract readonly requestSchema: z.ZodType<Req>;
   /** Parses the `handler:` section of model-config.yaml (extend `HandlerSection`). */
   readonly configSchema: z.ZodType<Cfg> = HandlerSection as unknown as z.ZodType<Cfg>;
+
+  /**
+   * One HTTP request body to a valid request, or a refusal naming the field.
+   * The default asks `requestSchema`; a handler may add a faster check in
+   * front that gives the schema's answers.
+   */
+  parseRequest(body: unknown): Req | RequestFailure {
+    return parseOrFail(this.requestSchema, body);
+  }
 
   /** Called once per worker after the model is loaded. */
   async initialize(_ctx: HandlerContext<Cfg>): Promise<void> {}

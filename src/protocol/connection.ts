@@ -42,7 +42,7 @@ export class Connection {
   private state: State = "listening";
   private nextId = 1;
   private readonly pending = new Map<RequestId, Pending>();
-  private readonly requestHandlers = new Map<string, { params: z.ZodType; handler: RequestHandler }>();
+  private readonly requestHandlers = new Map<string, { params: z.ZodType; accepts?: (params: unknown) => boolean; handler: RequestHandler }>();
   private readonly notificationHandlers = new Map<string, { params: z.ZodType; handler: NotificationHandler }>();
   private readonly reader: LineReader;
   private readonly closeListeners: Array<() => void> = [];
@@ -79,7 +79,7 @@ export class Connection {
     type: RequestType<P, R>,
     handler: (params: z.infer<P>) => z.input<R> | Promise<z.input<R>>,
   ): void {
-    this.requestHandlers.set(type.method, { params: type.params, handler: handler as RequestHandler });
+    this.requestHandlers.set(type.method, { params: type.params, accepts: type.accepts, handler: handler as RequestHandler });
   }
 
   onNotification<P extends z.ZodType>(type: NotificationType<P>, handler: (params: z.infer<P>) => void): void {
@@ -158,7 +158,8 @@ export class Connection {
     const entry = this.requestHandlers.get(request.method);
     try {
       if (!entry) throw new RpcError(ErrorCode.MethodNotFound, `unknown method ${request.method}`);
-      const params = this.validateParams ? entry.params.safeParse(request.params ?? {}) : { success: true as const, data: request.params };
+      const raw = request.params ?? {};
+      const params = !this.validateParams || entry.accepts?.(raw) ? { success: true as const, data: raw } : entry.params.safeParse(raw);
       if (!params.success) throw new RpcError(ErrorCode.InvalidParams, `invalid params for ${request.method}: ${params.error.message}`);
       const result = await entry.handler(params.data);
       this.write({ jsonrpc: "2.0", id: request.id, result });

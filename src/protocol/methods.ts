@@ -4,6 +4,7 @@
  */
 import type { z } from "zod";
 import * as m from "./messages.ts";
+import { isHandleParams } from "./guards.ts";
 
 export type Side = "node" | "shim";
 
@@ -14,6 +15,8 @@ export interface RequestType<P extends z.ZodType, R extends z.ZodType> {
   readonly servedBy: Side;
   readonly params: P;
   readonly result: R;
+  /** A hand-written check (guards.ts) that vouches for params `params` accepts unchanged; when it says no, `params` decides. */
+  readonly accepts?: (params: unknown) => boolean;
 }
 
 export interface NotificationType<P extends z.ZodType> {
@@ -23,13 +26,14 @@ export interface NotificationType<P extends z.ZodType> {
   readonly params: P;
 }
 
-const request = <P extends z.ZodType, R extends z.ZodType>(method: string, servedBy: Side, params: P, result: R): RequestType<P, R> =>
-  ({ kind: "request", method, servedBy, params, result });
+const request = <P extends z.ZodType, R extends z.ZodType>(
+  method: string, servedBy: Side, params: P, result: R, accepts?: (params: unknown) => boolean,
+): RequestType<P, R> => ({ kind: "request", method, servedBy, params, result, ...(accepts ? { accepts } : {}) });
 const notification = <P extends z.ZodType>(method: string, servedBy: Side, params: P): NotificationType<P> =>
   ({ kind: "notification", method, servedBy, params });
 
 export const Initialize = request("initialize", "node", m.InitializeParams, m.InitializeResult);
-export const Handle = request("handle", "node", m.HandleParams, m.HandleResult);
+export const Handle = request("handle", "node", m.HandleParams, m.HandleResult, isHandleParams);
 export const Shutdown = request("shutdown", "node", m.ShutdownParams, m.ShutdownResult);
 export const Ping = request("ping", "node", m.PingParams, m.PingResult);
 export const GenerationDelta = notification("generation/delta", "node", m.GenerationDeltaParams);

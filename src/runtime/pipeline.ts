@@ -6,7 +6,6 @@
  */
 import type { AnyHandler, HandlerContext, StageContext } from "../handler/handler.ts";
 import { RequestFailure, isFailure, type Maybe } from "../handler/failure.ts";
-import { parseOrFail } from "../handler/validate.ts";
 import type { IncomingRequest, RequestOutcome } from "../protocol/messages.ts";
 
 export interface BatchOptions {
@@ -36,7 +35,7 @@ export async function runBatch(
   requests.forEach((request, index) => {
     const value = request.body_error !== undefined
       ? RequestFailure.badRequest(request.body_error, "body")
-      : parseOrFail(handler.requestSchema, request.body);
+      : handler.parseRequest(request.body);
     if (isFailure(value)) fail(index, value);
     else live.push({ index, value });
   });

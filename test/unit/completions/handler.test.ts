@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { CompletionHandler } from "../../../src/completions/handler.ts";
 import { CompletionResponse, CompletionChunk } from "../../../src/completions/response.ts";
-import type { CompletionRequest } from "../../../src/completions/request.ts";
+import { z } from "zod";
+import { completionRequestSchema, CompletionRequest as CompletionRequestSchema, type CompletionRequest } from "../../../src/completions/request.ts";
 import { RequestFailure } from "../../../src/handler/failure.ts";
 import type { GenerateOutcome, Sequence, TokenLogprobs } from "../../../src/protocol/messages.ts";
 import { FakeModel, fakeOutcome, runHandler } from "../../../src/testing/index.ts";
@@ -160,5 +161,26 @@ describe("CompletionHandler", () => {
     const model = new FakeModel({ respond: () => "z" });
     const { streamed } = await runHandler(new EchoHandler(), [{ prompt: 1 }, { prompt: "s", stream: true }], { model });
     expect(streamed.map((s) => s.requestIndex)).toEqual([1]);
+  });
+});
+
+describe("CompletionHandler.parseRequest", () => {
+  it("answers a plain request without zod, with what the schema gives", () => {
+    const handler = new EchoHandler();
+    const body = { prompt: "a", max_tokens: 3, stop: "\n", extra: 1 };
+    expect(handler.parseRequest(body)).toEqual(CompletionRequestSchema.parse(body));
+    const refused = handler.parseRequest({ prompt: "a", max_tokens: -1 });
+    expect(refused).toBeInstanceOf(RequestFailure);
+    expect((refused as RequestFailure).message).toBe("max_tokens: must be ≥ 0");
+  });
+
+  it("leaves a handler's own request schema (extra fields) to zod", () => {
+    class WithQuestion extends EchoHandler {
+      override readonly requestSchema = completionRequestSchema({ question: z.string({ error: "must be a string" }) }) as never;
+    }
+    const refused = new WithQuestion().parseRequest({ prompt: "a", question: 7 });
+    expect(refused).toBeInstanceOf(RequestFailure);
+    expect((refused as RequestFailure).field).toBe("question");
+    expect(new WithQuestion().parseRequest({ prompt: "a", question: "q" })).toMatchObject({ prompt: "a", question: "q" });
   });
 });

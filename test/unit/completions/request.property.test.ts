@@ -7,7 +7,9 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CompletionRequest, CompletionRequestFields, REQUEST_DEFAULTS, REQUEST_LIMITS } from "../../../src/completions/request.ts";
+import {
+  CompletionRequest, CompletionRequestFields, REQUEST_DEFAULTS, REQUEST_LIMITS, parsePlainCompletionRequest,
+} from "../../../src/completions/request.ts";
 import { parseOrFail } from "../../../src/handler/validate.ts";
 import { RequestFailure } from "../../../src/handler/failure.ts";
 
@@ -188,5 +190,33 @@ describe("completion request schema: properties", () => {
       }),
       { numRuns: RUNS },
     );
+  });
+});
+
+/** The hot path must give the schema's verdict and value on every body: it accepts exactly what the schema accepts. */
+function expectSchemaAnswer(body: unknown): void {
+  const plain = parsePlainCompletionRequest(body);
+  const schema = CompletionRequest.safeParse(body);
+  if (schema.success) expect(plain).toEqual(schema.data);
+  else expect(plain).toBeUndefined();
+}
+
+describe("parsePlainCompletionRequest (the path without zod)", () => {
+  it("gives the schema's answer on arbitrary bodies", () => {
+    fc.assert(fc.property(anyBody, (raw) => expectSchemaAnswer(wire(raw))), { numRuns: RUNS });
+  });
+
+  it("gives the schema's answer on valid requests and on valid requests with one field broken", () => {
+    const oneBroken = fc.tuple(validRequest, fc.constantFrom(...Object.keys(BROKEN))).chain(([body, key]) =>
+      BROKEN[key]!.map((value) => wire({ ...body, [key]: value })));
+    fc.assert(fc.property(fc.oneof(validRequest, oneBroken), expectSchemaAnswer), { numRuns: RUNS });
+  });
+
+  it("counts stop lengths in code points, as the schema does", () => {
+    const astral = "\u{1F600}".repeat(REQUEST_LIMITS.maxStopLength);
+    expect(astral.length).toBeGreaterThan(REQUEST_LIMITS.maxStopLength);
+    expectSchemaAnswer({ prompt: "p", stop: astral });
+    expect(parsePlainCompletionRequest({ prompt: "p", stop: astral })?.stop).toEqual([astral]);
+    expectSchemaAnswer({ prompt: "p", stop: [astral + "x"] });
   });
 });
