@@ -47,6 +47,11 @@ describe("handler bundle", () => {
     expect(readFileSync(`${bundlePath}.map`, "utf8")).toContain("echo-handler.ts");
   });
 
+  it("names the handler class in its initialize answer (esbuild runs without keepNames)", async () => {
+    const { connection } = startChild();
+    await expect(connection.sendRequest(Initialize, init)).resolves.toEqual({ protocol_version: PROTOCOL_VERSION, handler: "EchoHandler" });
+  });
+
   it("keeps console.log and process.stdout.write out of the protocol", async () => {
     const { connection, noise, stderr } = startChild();
     await connection.sendRequest(Initialize, init);
