@@ -90,6 +90,11 @@ export function renderMarkdown(r: BenchResults): string {
   lines.push("");
   lines.push(`- overhead at p50, concurrency 1 (tsserve − python): **${fmt(r.e2e.overhead_p50_ms, 3)} ms**`);
   lines.push(`- throughput ratio at concurrency 16 (tsserve / python): **${fmt(r.e2e.throughput_ratio_c16, 3)}**`);
+  const paired = r.e2e.overhead_p50_ms_paired_median;
+  const pairedNonCompute = r.e2e.overhead_non_compute_p50_ms_paired_median;
+  if (typeof paired === "number" && typeof pairedNonCompute === "number") {
+    lines.push(`- concurrency 1, the two handlers request by request (A B, B A, …): median of the per-pair difference ${fmt(paired, 3)} ms; outside the engine's compute ${fmt(pairedNonCompute, 3)} ms`);
+  }
   const c1 = r.e2e.by_concurrency["1"];
   if (c1?.tsserve.non_compute_p50_ms !== undefined) {
     lines.push(`- latency minus the engine's compute time, p50 at concurrency 1: tsserve ${fmt(c1.tsserve.non_compute_p50_ms, 3)} ms, python ${fmt(c1.python.non_compute_p50_ms, 3)} ms`);
@@ -106,7 +111,7 @@ export function renderMarkdown(r: BenchResults): string {
   lines.push(`| archive (CLI, s): \`tsserve archive\` vs \`torch-model-archiver\` | ${fmt(r.archive.tsserve_s, 3)} | ${fmt(r.archive.torch_model_archiver_s, 3)} |`);
   lines.push(`| cold start (register → first answer, s) | ${fmt(r.cold_start.tsserve_s, 2)} | ${fmt(r.cold_start.python_s, 2)} |`);
   lines.push("");
-  lines.push("Medians over interleaved rounds (A B, B A, …); see the README's Performance section for what each figure measures.");
+  lines.push("Medians over interleaved rounds (A B, B A, …; at concurrency 1 request by request); see the README's Performance section for what each figure measures.");
   lines.push("");
   return lines.join("\n");
 }

@@ -226,20 +226,68 @@ async function load(loader: Loader, model: string, body: string, concurrency: nu
   const worker = async () => {
     while (issued < total && performance.now() < deadline) {
       issued++;
-      const t0 = performance.now();
-      const answer = await loader.predict(model, body).catch(() => ({ status: 0, body: "" }));
-      const latency = performance.now() - t0;
-      if (answer.status === 200) {
-        latenciesMs.push(latency);
-        const compute = (JSON.parse(answer.body) as { raw_compute_time?: number }).raw_compute_time;
-        if (typeof compute === "number") nonComputeMs.push(latency - compute * 1000);
-      } else {
+      const one = await timedPredict(loader, model, body);
+      if (!one) {
         errors++;
+        continue;
       }
+      latenciesMs.push(one.latency);
+      if (one.nonCompute !== undefined) nonComputeMs.push(one.nonCompute);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return { latenciesMs, nonComputeMs, seconds: (performance.now() - started) / 1000, errors };
+}
+
+/** One request's latency and its time outside the engine, or undefined for a failed request. */
+async function timedPredict(loader: Loader, model: string, body: string): Promise<{ latency: number; nonCompute?: number } | undefined> {
+  const t0 = performance.now();
+  const answer = await loader.predict(model, body).catch(() => ({ status: 0, body: "" }));
+  const latency = performance.now() - t0;
+  if (answer.status !== 200) return undefined;
+  const compute = (JSON.parse(answer.body) as { raw_compute_time?: number }).raw_compute_time;
+  return { latency, nonCompute: typeof compute === "number" ? latency - compute * 1000 : undefined };
+}
+
+interface Pairs {
+  /** tsserve − python, per pair of requests sent back to back. */
+  latencyMs: number[];
+  nonComputeMs: number[];
+}
+
+/**
+ * Concurrency 1, both handlers request by request (A B, B A, A B, ...): a
+ * drift of the machine's speed hits both alike, and each pair gives one
+ * tsserve − python difference.
+ */
+async function loadInterleaved(loader: Loader, body: string, total: number): Promise<{ cells: Record<Variant, Cell>; pairs: Pairs }> {
+  const cells = Object.fromEntries(VARIANTS.map((v) => [v, { latenciesMs: [], nonComputeMs: [], seconds: 0, errors: 0 }])) as unknown as Record<Variant, Cell>;
+  const pairs: Pairs = { latencyMs: [], nonComputeMs: [] };
+  const deadline = performance.now() + P.cellTimeoutMs;
+  for (let i = 0; i < total && performance.now() < deadline; i++) {
+    const order: Variant[] = i % 2 === 0 ? ["tsserve", "python"] : ["python", "tsserve"];
+    const got: Partial<Record<Variant, { latency: number; nonCompute?: number }>> = {};
+    for (const variant of order) {
+      const started = performance.now();
+      const one = await timedPredict(loader, MODEL[variant], body);
+      const cell = cells[variant];
+      cell.seconds += (performance.now() - started) / 1000;
+      if (!one) {
+        cell.errors++;
+        continue;
+      }
+      got[variant] = one;
+      cell.latenciesMs.push(one.latency);
+      if (one.nonCompute !== undefined) cell.nonComputeMs.push(one.nonCompute);
+    }
+    if (got.tsserve && got.python) {
+      pairs.latencyMs.push(got.tsserve.latency - got.python.latency);
+      if (got.tsserve.nonCompute !== undefined && got.python.nonCompute !== undefined) {
+        pairs.nonComputeMs.push(got.tsserve.nonCompute - got.python.nonCompute);
+      }
+    }
+  }
+  return { cells, pairs };
 }
 
 async function e2e(loader: Loader, body: string): Promise<BenchResults["e2e"]> {
@@ -252,11 +300,17 @@ async function e2e(loader: Loader, body: string): Promise<BenchResults["e2e"]> {
 
   const perRound: Record<string, Record<Variant, { p50: number[]; p99: number[]; rps: number[]; nonCompute: number[]; errors: number; n: number }>> = {};
   for (const c of CONCURRENCY) perRound[c] = { tsserve: { p50: [], p99: [], rps: [], nonCompute: [], errors: 0, n: 0 }, python: { p50: [], p99: [], rps: [], nonCompute: [], errors: 0, n: 0 } };
+  const pairs: Pairs = { latencyMs: [], nonComputeMs: [] };
   for (let round_ = 0; round_ < P.rounds; round_++) {
     for (const c of CONCURRENCY) {
       const order: Variant[] = (round_ + CONCURRENCY.indexOf(c)) % 2 === 0 ? ["tsserve", "python"] : ["python", "tsserve"];
+      const interleaved = c === 1 ? await loadInterleaved(loader, body, P.requestsPerRound[c]) : undefined;
+      if (interleaved) {
+        pairs.latencyMs.push(...interleaved.pairs.latencyMs);
+        pairs.nonComputeMs.push(...interleaved.pairs.nonComputeMs);
+      }
       for (const variant of order) {
-        const cell = await load(loader, MODEL[variant], body, c, P.requestsPerRound[c]);
+        const cell = interleaved?.cells[variant] ?? await load(loader, MODEL[variant], body, c, P.requestsPerRound[c]);
         const slot = perRound[c]![variant];
         slot.p50.push(percentile(cell.latenciesMs, 0.5));
         slot.p99.push(percentile(cell.latenciesMs, 0.99));
@@ -279,13 +333,13 @@ async function e2e(loader: Loader, body: string): Promise<BenchResults["e2e"]> {
       return [v, figures];
     })) as unknown as Record<Variant, E2eFigures>;
   }
-  // The overhead is also taken per round (paired), which is less noisy than a difference of medians.
-  const paired = perRound[1]!.tsserve.p50.map((t, i) => t - perRound[1]!.python.p50[i]!);
   return {
     by_concurrency: byConcurrency,
     overhead_p50_ms: round(byConcurrency[1]!.tsserve.p50_ms - byConcurrency[1]!.python.p50_ms),
     throughput_ratio_c16: round(byConcurrency[16]!.tsserve.rps / byConcurrency[16]!.python.rps),
-    overhead_p50_ms_paired_median: round(median(paired)),
+    // Per pair of back-to-back requests at concurrency 1 (loadInterleaved): less noisy than a difference of medians.
+    overhead_p50_ms_paired_median: round(median(pairs.latencyMs)),
+    overhead_non_compute_p50_ms_paired_median: round(median(pairs.nonComputeMs)),
     // The engine's compute time varies more than the bridge costs on a busy machine: take it out.
     overhead_p50_ms_excluding_compute: round(byConcurrency[1]!.tsserve.non_compute_p50_ms! - byConcurrency[1]!.python.non_compute_p50_ms!),
     outputs_match: same,
