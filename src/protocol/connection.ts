@@ -13,6 +13,9 @@ import type { NotificationType, RequestType } from "./methods.ts";
 
 type State = "listening" | "closed";
 
+/** What a connection reads from: a Readable, or anything that emits `data` (Buffers), `end` and `error` the same way. */
+export type ByteSource = Pick<Readable, "on">;
+
 type RequestHandler = (params: unknown) => unknown | Promise<unknown>;
 type NotificationHandler = (params: unknown) => void;
 
@@ -50,7 +53,7 @@ export class Connection {
   private readonly validateResults: boolean;
 
   constructor(
-    input: Readable,
+    input: ByteSource,
     private readonly output: Writable,
     private readonly options: ConnectionOptions = {},
   ) {

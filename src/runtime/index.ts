@@ -3,7 +3,7 @@
  * protocol and runs until stdin closes or the parent process goes away.
  */
 import type { HandlerClass } from "../handler/handler.ts";
-import { claimStdout } from "./stdio.ts";
+import { claimStdout, openStdin } from "./stdio.ts";
 import { startRuntime } from "./server.ts";
 
 export { startRuntime } from "./server.ts";
@@ -13,7 +13,7 @@ const PARENT_POLL_MS = 250;
 
 export function serve(Handler: HandlerClass): void {
   const output = claimStdout();
-  const runtime = startRuntime(Handler, { input: process.stdin, output });
+  const runtime = startRuntime(Handler, { input: openStdin(), output });
   const parent = process.ppid;
   // A SIGKILLed parent may leave stdin open in a grandchild; re-parenting tells us it is gone.
   const watch = setInterval(() => {

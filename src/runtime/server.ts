@@ -3,8 +3,8 @@
  * shutdown, runs the handler's pipeline, and lends it a model that calls back
  * into the shim.
  */
-import type { Readable, Writable } from "node:stream";
-import { Connection } from "../protocol/connection.ts";
+import type { Writable } from "node:stream";
+import { Connection, type ByteSource } from "../protocol/connection.ts";
 import { ErrorCode, RpcError } from "../protocol/errors.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { GenerationDelta, Handle, Initialize, Ping, Shutdown, StreamChunk } from "../protocol/methods.ts";
@@ -15,7 +15,7 @@ import { RemoteModel } from "./remote-model.ts";
 import { runBatch } from "./pipeline.ts";
 
 export interface RuntimeOptions {
-  input: Readable;
+  input: ByteSource;
   output: Writable;
   log?: (line: string) => void;
 }

@@ -1,14 +1,15 @@
 // The bundled handler as a real child process: plain `node handler.mjs`, no
 // node_modules beside it, stdout reserved for the protocol.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { bundleHandler } from "../../../src/bundle/bundle.ts";
 import { Connection } from "../../../src/protocol/connection.ts";
 import { PROTOCOL_VERSION } from "../../../src/protocol/messages.ts";
-import { Generate, Handle, Initialize, Shutdown } from "../../../src/protocol/methods.ts";
+import { Generate, Handle, Initialize, Ping, Shutdown } from "../../../src/protocol/methods.ts";
+import { STDIN_READ_BYTES } from "../../../src/runtime/stdio.ts";
 
 let bundlePath: string;
 const children: ChildProcess[] = [];
@@ -73,6 +74,36 @@ describe("handler bundle", () => {
     await b.connection.sendRequest(Initialize, init);
     b.child.stdin!.end();
     await expect(b.exited).resolves.toBe(1);
+  });
+
+  it("reads a message longer than its stdin buffer, over many reads, and one after it", async () => {
+    const { connection } = startChild();
+    await connection.sendRequest(Initialize, init);
+    const payload = "é".repeat(STDIN_READ_BYTES) + "x"; // over 2 MiB of UTF-8, split mid-character somewhere
+    await expect(connection.sendRequest(Ping, { payload })).resolves.toEqual({ payload });
+    await expect(connection.sendRequest(Ping, { payload: "after" })).resolves.toEqual({ payload: "after" });
+  });
+
+  it("serves from a stdin that is a file, not a pipe (process.stdin as the fallback)", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "tsserve-stdin-"));
+    const requests = path.join(dir, "requests.jsonl");
+    writeFileSync(requests, [
+      { jsonrpc: "2.0", id: 1, method: "initialize", params: init },
+      { jsonrpc: "2.0", id: 2, method: "ping", params: { payload: "from a file" } },
+      { jsonrpc: "2.0", id: 3, method: "shutdown", params: {} },
+    ].map((m) => JSON.stringify(m) + "\n").join(""));
+    const fd = openSync(requests, "r");
+    const child = spawn(process.execPath, [bundlePath], { cwd: path.dirname(bundlePath), stdio: [fd, "pipe", "pipe"] });
+    closeSync(fd);
+    children.push(child);
+    let stdout = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    expect(code).toBe(0);
+    // Requests are served concurrently: initialize (async) may answer after ping.
+    const answers = stdout.trim().split("\n").map((line) => JSON.parse(line)).sort((a, b) => a.id - b.id);
+    expect(answers.map((a) => a.id)).toEqual([1, 2, 3]);
+    expect(answers[1].result).toEqual({ payload: "from a file" });
   });
 
   it("points stack traces at the handler's .ts lines", async () => {
