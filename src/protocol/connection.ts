@@ -3,7 +3,6 @@
  * requests at once: while a request of ours is pending, the other side's
  * requests are answered. Only method descriptors from ./methods.ts are accepted.
  */
-import type { Readable, Writable } from "node:stream";
 import type { z } from "zod";
 import { ConnectionError, ErrorCode, RpcError } from "./errors.ts";
 import { LineReader, encodeMessage, type Frame, DEFAULT_MAX_MESSAGE_BYTES } from "./framing.ts";
@@ -13,8 +12,18 @@ import type { NotificationType, RequestType } from "./methods.ts";
 
 type State = "listening" | "closed";
 
-/** What a connection reads from: a Readable, or anything that emits `data` (Buffers), `end` and `error` the same way. */
-export type ByteSource = Pick<Readable, "on">;
+/** What a connection reads from: a Readable, or anything that emits `data` (Buffers), `end` and `error` alike. */
+export interface ByteSource {
+  on(event: "data", listener: (chunk: Buffer) => void): unknown;
+  on(event: "end", listener: () => void): unknown;
+  on(event: "error", listener: (error: Error) => void): unknown;
+}
+
+/** What a connection writes to: a Writable, or anything that takes strings and emits `error` alike. */
+export interface ByteSink {
+  write(chunk: string): unknown;
+  on(event: "error", listener: (error: Error) => void): unknown;
+}
 
 type RequestHandler = (params: unknown) => unknown | Promise<unknown>;
 type NotificationHandler = (params: unknown) => void;
@@ -54,7 +63,7 @@ export class Connection {
 
   constructor(
     input: ByteSource,
-    private readonly output: Writable,
+    private readonly output: ByteSink,
     private readonly options: ConnectionOptions = {},
   ) {
     this.reader = new LineReader(options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);

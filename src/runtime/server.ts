@@ -3,8 +3,7 @@
  * shutdown, runs the handler's pipeline, and lends it a model that calls back
  * into the shim.
  */
-import type { Writable } from "node:stream";
-import { Connection, type ByteSource } from "../protocol/connection.ts";
+import { Connection, type ByteSink, type ByteSource } from "../protocol/connection.ts";
 import { ErrorCode, RpcError } from "../protocol/errors.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { GenerationDelta, Handle, Initialize, Ping, Shutdown, StreamChunk } from "../protocol/methods.ts";
@@ -16,7 +15,7 @@ import { runBatch } from "./pipeline.ts";
 
 export interface RuntimeOptions {
   input: ByteSource;
-  output: Writable;
+  output: ByteSink;
   log?: (line: string) => void;
 }
 
