@@ -17,7 +17,11 @@ const RUNTIME_ENTRY = path.join(PACKAGE_ROOT, "src", "runtime", "index.ts");
 export const ESM_REQUIRE_BANNER =
   'import { createRequire as __tsserveCreateRequire } from "node:module"; const require = __tsserveCreateRequire(import.meta.url);';
 
-/** Set while a bundle is imported for its handler class: it then does not start serving. */
+/**
+ * Set while a bundle is imported for its handler class: it then does not start
+ * serving. A count, not a flag: with imports running concurrently (archives
+ * built side by side), the first to finish must not clear it for the others.
+ */
 const IMPORT_ONLY = Symbol.for("tsserve.bundle.importOnly");
 
 export interface BundleOptions {
@@ -65,12 +69,14 @@ export async function bundleHandler(options: BundleOptions): Promise<BundleResul
 
 /** The handler class a bundle exports, imported without starting its runtime. */
 export async function importHandlerBundle(bundlePath: string): Promise<unknown> {
-  const flags = globalThis as Record<symbol, unknown>;
-  flags[IMPORT_ONLY] = true;
+  const flags = globalThis as Record<symbol, number | undefined>;
+  flags[IMPORT_ONLY] = (flags[IMPORT_ONLY] ?? 0) + 1;
   try {
     const mod = (await import(pathToFileURL(path.resolve(bundlePath)).href)) as { default?: unknown };
     return mod.default;
   } finally {
-    delete flags[IMPORT_ONLY];
+    const left = (flags[IMPORT_ONLY] ?? 1) - 1;
+    if (left > 0) flags[IMPORT_ONLY] = left;
+    else delete flags[IMPORT_ONLY];
   }
 }

@@ -5,7 +5,7 @@ import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileS
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { bundleHandler } from "../../../src/bundle/bundle.ts";
+import { bundleHandler, importHandlerBundle } from "../../../src/bundle/bundle.ts";
 import { Connection } from "../../../src/protocol/connection.ts";
 import { PROTOCOL_VERSION } from "../../../src/protocol/messages.ts";
 import { Generate, Handle, Initialize, Ping, Shutdown } from "../../../src/protocol/methods.ts";
@@ -112,5 +112,18 @@ describe("handler bundle", () => {
     void connection.sendRequest(Handle, { batch_id: 1, requests: [{ body: { prompt: "x", fault: "crash" } }] }).catch(() => {});
     await exited;
     expect(stderr()).toMatch(/echo-handler\.ts:\d+/);
+  });
+});
+
+describe("importHandlerBundle", () => {
+  it("never starts serving, even with imports running side by side", async () => {
+    const dirs = Array.from({ length: 4 }, () => mkdtempSync(path.join(tmpdir(), "tsserve-import-")));
+    const bundles = await Promise.all(dirs.map((outDir) => bundleHandler({ handler: "test/fixtures/handlers/echo-handler.ts", outDir })));
+    const stdoutWrite = process.stdout.write;
+    const classes = await Promise.all(bundles.map(({ bundlePath: p }) => importHandlerBundle(p)));
+    expect(classes.map((c) => (c as { name: string }).name)).toEqual(Array(4).fill("EchoHandler"));
+    // A bundle that served would have claimed stdout (claimStdout patches its write).
+    expect(process.stdout.write).toBe(stdoutWrite);
+    expect(Object.getOwnPropertySymbols(globalThis).map(String)).not.toContain("Symbol(tsserve.bundle.importOnly)");
   });
 });
