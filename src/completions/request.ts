@@ -14,6 +14,7 @@
  */
 import { z } from "zod";
 import type { ChatMessage } from "../prompts/messages.ts";
+import { isPlainObject } from "../protocol/guards.ts";
 
 export const REQUEST_DEFAULTS = {
   seed: 0,
@@ -163,7 +164,6 @@ function normalize(r: Raw): CompletionRequest {
 const isSafeInt = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v);
 const isFiniteNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 const inRange = (v: number, min: number, max: number) => v >= min && v <= max;
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const isStopSequence = (s: unknown): boolean =>
   typeof s === "string" && s.length >= 1 && (s.length <= REQUEST_LIMITS.maxStopLength || codePoints(s) <= REQUEST_LIMITS.maxStopLength);
 const isChatMessage = (m: unknown): boolean =>

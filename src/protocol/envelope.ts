@@ -6,21 +6,20 @@
  * same answers on generated messages.
  */
 import type { JsonRpcMessage } from "./messages.ts";
+import { isPlainObject } from "./guards.ts";
 
 const isId = (value: unknown): boolean =>
   typeof value === "string" || (typeof value === "number" && Number.isSafeInteger(value));
 
-function isErrorObject(value: unknown): boolean {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
-  const error = value as Record<string, unknown>;
+function isErrorObject(error: unknown): boolean {
+  if (!isPlainObject(error)) return false;
   for (const key of Object.keys(error)) if (key !== "code" && key !== "message" && key !== "data") return false;
   return typeof error.code === "number" && Number.isSafeInteger(error.code) && typeof error.message === "string";
 }
 
 /** The message itself when it is a JSON-RPC 2.0 request, notification, success or error; else undefined. */
-export function parseEnvelope(value: unknown): JsonRpcMessage | undefined {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const m = value as Record<string, unknown>;
+export function parseEnvelope(m: unknown): JsonRpcMessage | undefined {
+  if (!isPlainObject(m)) return undefined;
   if (m.jsonrpc !== "2.0") return undefined;
   let hasId = false;
   let hasMethod = false;

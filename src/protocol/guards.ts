@@ -6,7 +6,8 @@
  * test/unit/protocol/guards.test.ts holds each guard to its schema.
  */
 
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+/** A JSON object: not null, not an array. */
+export const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
 function isIncomingRequest(value: unknown): boolean {
