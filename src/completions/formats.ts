@@ -29,6 +29,20 @@ export class Llama2ChatHandler<Cfg extends HandlerSection = HandlerSection> exte
   }
 }
 
+/**
+ * A base (non-chat) model: the raw `prompt` goes to the model unchanged, as
+ * the seed's base Llama-2 handlers sent it; `messages` are refused, since a
+ * base model has no chat format.
+ */
+export class RawPromptHandler<Cfg extends HandlerSection = HandlerSection> extends CompletionHandler<Cfg> {
+  override formatPrompt(request: CompletionRequest): string {
+    if (request.messages) {
+      throw RequestFailure.badRequest("messages: this is a base model with no chat format; send a prompt instead", "messages");
+    }
+    return request.prompt ?? "";
+  }
+}
+
 /** Vicuna: `messages` in FastChat's vicuna_v1.1 format; a raw `prompt` through the AgentInstruct rewrite only. */
 export class VicunaHandler<Cfg extends HandlerSection = HandlerSection> extends CompletionHandler<Cfg> {
   override formatPrompt(request: CompletionRequest): string {

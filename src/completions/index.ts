@@ -4,4 +4,4 @@ export {
   completionRequestSchema, REQUEST_DEFAULTS, REQUEST_LIMITS,
 } from "./request.ts";
 export { CompletionResponse, CompletionChunk, Choice, ChoiceLogprobs, Usage } from "./response.ts";
-export { Llama2ChatHandler, VicunaHandler, ChatTemplateHandler, ChatTemplateSection } from "./formats.ts";
+export { Llama2ChatHandler, VicunaHandler, ChatTemplateHandler, ChatTemplateSection, RawPromptHandler } from "./formats.ts";

@@ -27,6 +27,8 @@ export const HandlerSectionFields = {
    */
   model_path: z.string().min(1),
   tokenizer_path: z.string().min(1).optional(),
+  /** A GGUF checkpoint: a file name inside `model_path`, or a path (resolved like `model_path`); loaded through transformers' GGUF support. */
+  gguf_file: z.string().min(1).optional(),
   dtype: Dtype.default("auto"),
   quantize: Quantize.default("none"),
   /** Keep 4-bit double quantization off unless asked (the seed never used it). */

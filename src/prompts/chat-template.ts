@@ -6,11 +6,12 @@
  * `raise_exception` in scope. A template's `raise_exception(...)` becomes a
  * RequestFailure naming `messages`.
  *
- * Known differences from Python's Jinja2 (the hand-written formats such as
- * llama-2-chat.ts have neither): the library's `strip()`/`trim` use
- * JavaScript's notion of whitespace (U+001C..U+001F, U+0085, U+FEFF at the
- * ends of content), and it compares `"" != false` as false, so Llama-2's
- * published template drops an empty system message here.
+ * `==` and `!=` compare as Python does (the library uses JavaScript's loose
+ * equality, where `"" == false`: Llama-2's published template would drop an
+ * empty system message). A known difference from Python's Jinja2 remains (the
+ * hand-written formats such as llama-2-chat.ts do not have it): the library's
+ * `strip()`/`trim` use JavaScript's notion of whitespace (U+001C..U+001F,
+ * U+0085, U+FEFF at the ends of content).
  */
 import { Template } from "@huggingface/jinja";
 import { RequestFailure } from "../handler/failure.ts";
@@ -30,14 +31,49 @@ class TemplateRaised extends Error {}
 const compiled = new Map<string, Template>();
 /** The library predefines `raise_exception` (throwing a bare Error); templates call ours under this name. */
 const RAISE = "__tsserve_raise_exception";
+/** `a == b` and `a != b` become calls of this function, which compares as Python does. */
+const EQUALS = "__tsserve_equals";
 
-/** Rename every `raise_exception` identifier in the parsed template (not in string literals). */
-function renameRaise(node: unknown, seen = new Set<unknown>()): void {
+/** A runtime value's plain content (function arguments arrive as `.value`; array items and map values stay wrapped). */
+function unwrap(value: unknown): unknown {
+  if (value !== null && typeof value === "object" && !(value instanceof Map) && !Array.isArray(value) && "value" in value && "type" in value) {
+    return (value as { value: unknown }).value;
+  }
+  return value;
+}
+
+/** Python's `==` on Jinja values: booleans equal only 0 and 1, a string never equals a non-string, None only None. */
+export function pythonEquals(left: unknown, right: unknown): boolean {
+  const a = unwrap(left);
+  const b = unwrap(right);
+  if (a === undefined || b === undefined || a === null || b === null) return a === b;
+  const numeric = (v: unknown) => typeof v === "number" || typeof v === "boolean";
+  if (numeric(a) && numeric(b)) return Number(a) === Number(b);
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((item, i) => pythonEquals(item, b[i]));
+  if (a instanceof Map && b instanceof Map) {
+    return a.size === b.size && [...a].every(([key, value]) => b.has(key) && pythonEquals(value, b.get(key)));
+  }
+  return a === b;
+}
+
+type Node = Record<string, unknown>;
+
+/**
+ * Fits the parsed template to Python's semantics: renames `raise_exception`
+ * identifiers (not string literals) and turns `==`/`!=` into calls of EQUALS.
+ */
+function adaptTemplate(node: unknown, seen = new Set<unknown>()): void {
   if (node === null || typeof node !== "object" || seen.has(node)) return;
   seen.add(node);
-  const record = node as Record<string, unknown>;
+  const record = node as Node;
+  for (const child of Object.values(record)) adaptTemplate(child, seen);
   if (record.type === "Identifier" && record.value === "raise_exception") record.value = RAISE;
-  for (const child of Object.values(record)) renameRaise(child, seen);
+  const operator = (record.operator as Node | undefined)?.value;
+  if (record.type === "BinaryExpression" && (operator === "==" || operator === "!=")) {
+    const call: Node = { type: "CallExpression", callee: { type: "Identifier", value: EQUALS }, args: [record.left, record.right] };
+    for (const key of Object.keys(record)) delete record[key];
+    Object.assign(record, operator === "==" ? call : { type: "UnaryExpression", operator: { type: "UnaryOperator", value: "not" }, argument: call });
+  }
 }
 
 /** Parse once per template string; a template that does not parse is a configuration error (thrown as is). */
@@ -45,7 +81,7 @@ export function compileChatTemplate(source: string): Template {
   let template = compiled.get(source);
   if (!template) {
     template = new Template(source);
-    renameRaise(template.parsed);
+    adaptTemplate(template.parsed);
     compiled.set(source, template);
   }
   return template;
@@ -61,6 +97,7 @@ export function renderChatTemplate(source: string, messages: readonly ChatMessag
       bos_token: options.bosToken ?? "",
       eos_token: options.eosToken ?? "",
       add_generation_prompt: options.addGenerationPrompt ?? true,
+      [EQUALS]: pythonEquals,
       [RAISE]: (message: unknown) => {
         throw new TemplateRaised(String(message));
       },

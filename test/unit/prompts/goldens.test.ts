@@ -74,22 +74,12 @@ describe("AgentInstruct rewrite matches the seed's Python replace chain", () => 
   }
 });
 
-/**
- * Where @huggingface/jinja and Python's Jinja2 disagree. `"" != false` is
- * true in Python, false in the JS library, so the published Llama-2 template
- * drops an empty system message there. These run as expected failures: when
- * the library is fixed, they fail and this list shrinks. (The hand-written
- * Llama-2 format has no such gap.)
- */
-const KNOWN_LIBRARY_DIFFERENCES = new Set(["llama-2-chat (published): empty system message"]);
-
 describe("generic chat templates render as transformers renders them", () => {
   for (const t of templates.templates) {
     for (const c of t.cases) {
       const label = `${t.name}: "${c.name}" (add_generation_prompt ${c.add_generation_prompt})`;
       if (c.expected !== undefined) {
-        const test = KNOWN_LIBRARY_DIFFERENCES.has(`${t.name}: ${c.name}`) ? it.fails : it;
-        test(`renders ${label} byte for byte`, () => {
+        it(`renders ${label} byte for byte`, () => {
           expect(renderChatTemplate(t.template, c.messages, {
             bosToken: templates.bos_token, eosToken: templates.eos_token, addGenerationPrompt: c.add_generation_prompt ?? true,
           })).toBe(c.expected);

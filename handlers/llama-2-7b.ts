@@ -1,0 +1,5 @@
+// Llama-2-7b (base, not chat): the raw prompt goes to the model unchanged;
+// `messages` are refused (a base model has no chat format).
+import { RawPromptHandler } from "../src/index.ts";
+
+export default class Llama2_7b extends RawPromptHandler {}
