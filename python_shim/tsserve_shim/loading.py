@@ -43,6 +43,8 @@ class LoadPlan:
     kwargs: dict[str, Any] = field(default_factory=dict)  # for AutoModelForCausalLM.from_pretrained
     placement: Placement | None = None
     no_split_module_classes: list[str] = field(default_factory=lambda: list(NO_SPLIT_MODULE_CLASSES))
+    # A GGUF checkpoint: the file's path; model_path is then its folder.
+    gguf_file: str | None = None
 
     @property
     def on_gpu(self) -> bool:
@@ -71,6 +73,18 @@ def resolve_paths(section: Mapping[str, Any], model_dir: str | os.PathLike | Non
         return os.path.normpath(p)
 
     return resolve(model_path), resolve(tokenizer_path)
+
+
+def resolve_gguf_file(section: Mapping[str, Any], model_path: str, model_dir: str | os.PathLike | None) -> str | None:
+    """The GGUF checkpoint's path: a bare file name lies inside model_path; a path resolves like model_path."""
+    name = section.get("gguf_file")
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name:
+        raise ModelConfigError("handler.gguf_file must be a file name inside model_path, or a path")
+    if os.sep not in name and not name.startswith("~"):
+        return os.path.join(model_path, name)
+    return resolve_paths({"model_path": name}, model_dir)[0]
 
 
 def quantization_config(quantize: str, compute_dtype: str = "float16", double_quant: bool = False):
@@ -135,6 +149,11 @@ def plan_load(
 ) -> LoadPlan:
     """Decide device, dtype, quantization and placement. Pure apart from reading safetensors headers."""
     model_path, tokenizer_path = resolve_paths(section, model_dir)
+    gguf_file = resolve_gguf_file(section, model_path, model_dir)
+    if gguf_file is not None:
+        model_path = os.path.dirname(gguf_file)
+        if not section.get("tokenizer_path"):
+            tokenizer_path = model_path
     dtype = section.get("dtype", "auto") or "auto"
     if dtype not in DTYPES:
         raise ModelConfigError(f"handler.dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -172,7 +191,7 @@ def plan_load(
     if not use_gpu:
         resolved = "float32" if dtype == "auto" else dtype
         kwargs: dict[str, Any] = {"dtype": _torch_dtype(resolved), "low_cpu_mem_usage": True}
-        return LoadPlan(model_path, tokenizer_path, "cpu", resolved, "none", kwargs)
+        return LoadPlan(model_path, tokenizer_path, "cpu", resolved, "none", kwargs, gguf_file=gguf_file)
 
     usable = visible_gpus(device_ids, device_count=device_count, environ=environ)
     if memory is None:
@@ -196,7 +215,7 @@ def plan_load(
         resolved = "float16" if dtype == "auto" else dtype
         kwargs["dtype"] = _torch_dtype(resolved)
         kwargs["quantization_config"] = quantization_config(quantize, resolved, double_quant)
-    return LoadPlan(model_path, tokenizer_path, placement.device, resolved, quantize, kwargs, placement)
+    return LoadPlan(model_path, tokenizer_path, placement.device, resolved, quantize, kwargs, placement, gguf_file=gguf_file)
 
 
 def plan_load_here(
@@ -223,19 +242,44 @@ def plan_load_here(
     )
 
 
+def _gguf_kwargs(plan: LoadPlan) -> dict[str, Any]:
+    """from_pretrained's gguf_file argument, after checking the file and the gguf package are there."""
+    if plan.gguf_file is None:
+        return {}
+    if not os.path.isfile(plan.gguf_file):
+        raise ModelConfigError(f"handler.gguf_file {plan.gguf_file!r} is not a file")
+    try:
+        import gguf  # noqa: F401
+    except ImportError as error:
+        raise ModelConfigError(f"handler.gguf_file needs the gguf package (pip install gguf): {error}") from error
+    return {"gguf_file": os.path.basename(plan.gguf_file)}
+
+
+def _from_gguf(load: Callable[[], Any], plan: LoadPlan):
+    """Runs a from_pretrained call, naming the GGUF file when transformers or gguf refuses it."""
+    try:
+        return load()
+    except (NotImplementedError, ValueError) as error:
+        if plan.gguf_file is None:
+            raise
+        raise ModelConfigError(f"handler.gguf_file {plan.gguf_file!r} cannot be loaded by transformers: {error}") from error
+
+
 def load_tokenizer(plan: LoadPlan):
     from transformers import AutoTokenizer
 
+    gguf = _gguf_kwargs(plan) if plan.tokenizer_path == plan.model_path else {}
     # Checked first: for a missing folder transformers would say "Repo id must be in the form ...".
     if not os.path.isdir(plan.tokenizer_path):
         key = "model_path" if plan.tokenizer_path == plan.model_path else "tokenizer_path"
         raise ModelConfigError(f"handler.{key} {plan.tokenizer_path!r} is not a folder")
-    return AutoTokenizer.from_pretrained(plan.tokenizer_path, local_files_only=True)
+    return _from_gguf(lambda: AutoTokenizer.from_pretrained(plan.tokenizer_path, local_files_only=True, **gguf), plan)
 
 
 def load_model(plan: LoadPlan):
     from transformers import AutoModelForCausalLM
 
+    gguf = _gguf_kwargs(plan)
     if not os.path.isdir(plan.model_path):
         raise ModelConfigError(f"handler.model_path {plan.model_path!r} is not a folder")
     if plan.quantize != "none":
@@ -245,7 +289,9 @@ def load_model(plan: LoadPlan):
             raise ModelConfigError(
                 f"quantize: {plan.quantize} needs the bitsandbytes package (pip install bitsandbytes): {error}"
             ) from error
-    model = AutoModelForCausalLM.from_pretrained(plan.model_path, local_files_only=True, **plan.kwargs)
+    model = _from_gguf(
+        lambda: AutoModelForCausalLM.from_pretrained(plan.model_path, local_files_only=True, **gguf, **plan.kwargs), plan
+    )
     if "device_map" not in plan.kwargs:
         model.to(plan.device)
     model.eval()
@@ -264,5 +310,6 @@ __all__ = [
     "plan_load",
     "plan_load_here",
     "quantization_config",
+    "resolve_gguf_file",
     "resolve_paths",
 ]
