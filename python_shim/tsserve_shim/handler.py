@@ -19,6 +19,7 @@ import orjson
 from . import protocol
 from .errors import PeerClosed, PeerTimeout, RpcError, ShimConfigError
 from .node_process import NodeProcess, find_node
+from .placement import worker_device_ids
 from .rpc import Peer
 
 logger = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class TsserveHandler:
             model_dir=self.model_dir,
             gpu_id=self.gpu_id,
             device_type=self.model_config.get("deviceType"),
-            device_ids=self.model_config.get("deviceIds"),
+            device_ids=worker_device_ids(self.model_config),
         )
         self._start_child()
         self.initialized = True

@@ -8,21 +8,36 @@ arguments; it needs no CUDA, so every setting is unit-tested on CPU.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .placement import Placement, PlacementError, parse_bytes, plan_worker, visible_gpus
+from .placement import (
+    Placement,
+    PlacementError,
+    check_one_process_per_worker,
+    parse_bytes,
+    plan_worker,
+    visible_gpus,
+)
 
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 QUANTIZE = ("none", "int8", "fp4", "nf4")
-# transformers keeps these whole when it spreads a model over GPUs
-# (LlamaForCausalLM._no_split_modules); recorded in the plan for the record and checked by tests.
-NO_SPLIT_MODULE_CLASSES = ["LlamaDecoderLayer"]
 # Share of a GPU's memory used when gpu_max_memory is not configured.
 DEFAULT_GPU_MEMORY_FRACTION = 0.9
+# transformers' bitsandbytes quantizers (Bnb4BitHfQuantizer, Bnb8BitHfQuantizer .adjust_max_memory)
+# give accelerate only 90 % of max_memory, keeping the rest for buffers made while quantizing.
+BNB_MAX_MEMORY_SHARE = 0.9
+# Bytes per quantized weight: 4-bit packs two per byte plus one float32 absmax per block of 64
+# (bitsandbytes' default blocksize); int8 is one byte plus a float32 scale per output row (ignored).
+QUANTIZED_WEIGHT_BYTES = {"nf4": 0.5 + 4 / 64, "fp4": 0.5 + 4 / 64, "int8": 1.0}
+
+
+log = logging.getLogger(__name__)
 
 
 class ModelConfigError(ValueError):
@@ -42,7 +57,6 @@ class LoadPlan:
     quantize: str
     kwargs: dict[str, Any] = field(default_factory=dict)  # for AutoModelForCausalLM.from_pretrained
     placement: Placement | None = None
-    no_split_module_classes: list[str] = field(default_factory=lambda: list(NO_SPLIT_MODULE_CLASSES))
     # A GGUF checkpoint: the file's path; model_path is then its folder.
     gguf_file: str | None = None
 
@@ -105,33 +119,53 @@ def quantization_config(quantize: str, compute_dtype: str = "float16", double_qu
     raise ModelConfigError(f"handler.quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
 
 
-def estimate_model_bytes(model_path: str, dtype_name: str, quantize: str) -> int | None:
-    """Rough bytes the weights take once loaded (from the safetensors headers), or None when unknown."""
+_SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+_DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+
+
+def _safetensors_tensors(model_path: str) -> list[tuple[str, list[int], str]] | None:
+    """(name, shape, stored dtype) of every tensor in the checkpoint's safetensors headers; None without any."""
     files = sorted(Path(model_path).glob("*.safetensors")) if os.path.isdir(model_path) else []
     if not files:
         return None
-    sizes = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
-    params = 0
-    stored = 0
+    tensors = []
     for path in files:
         with open(path, "rb") as f:
             (length,) = struct.unpack("<Q", f.read(8))
             header = json.loads(f.read(length))
-        for name, meta in header.items():
-            if name == "__metadata__":
-                continue
-            count = 1
-            for dim in meta["shape"]:
-                count *= dim
-            params += count
-            stored += count * sizes.get(meta["dtype"], 2)
-    if quantize == "int8":
-        return params
-    if quantize in ("fp4", "nf4"):
-        return params // 2
-    if dtype_name == "auto":
-        return stored
-    return params * {"float16": 2, "bfloat16": 2, "float32": 4}[dtype_name]
+        tensors += [(name, meta["shape"], meta["dtype"]) for name, meta in header.items() if name != "__metadata__"]
+    return tensors
+
+
+def is_quantized_weight(name: str, shape: Sequence[int]) -> bool:
+    """Whether bitsandbytes quantizes this tensor: the weight of every linear layer but the output head.
+
+    transformers replaces each nn.Linear with a bitsandbytes layer except the
+    output embeddings (``lm_head``); token embeddings, norms and biases stay in
+    the compute dtype. Judged from the name, as for Llama-family checkpoints.
+    """
+    return len(shape) == 2 and name.endswith(".weight") and "embed" not in name and not name.startswith("lm_head")
+
+
+def estimate_model_bytes(model_path: str, dtype_name: str, quantize: str) -> int | None:
+    """Bytes the weights take once loaded (from the safetensors headers), or None when unknown.
+
+    ``dtype_name`` is the resolved dtype (for a quantized model: the compute
+    dtype the unquantized tensors keep); ``auto`` keeps each tensor's stored size.
+    """
+    tensors = _safetensors_tensors(model_path)
+    if tensors is None:
+        return None
+    total = 0.0
+    for name, shape, stored in tensors:
+        count = math.prod(shape)
+        if quantize != "none" and is_quantized_weight(name, shape):
+            total += count * QUANTIZED_WEIGHT_BYTES[quantize]
+        elif dtype_name == "auto":
+            total += count * _SAFETENSORS_BYTES.get(stored, 2)
+        else:
+            total += count * _DTYPE_BYTES[dtype_name]
+    return int(total)
 
 
 def plan_load(
@@ -170,28 +204,15 @@ def plan_load(
     if device_type not in (None, "cpu", "gpu"):
         raise ModelConfigError(f"deviceType {device_type!r} is not supported by tsserve (use cpu or gpu)")
 
-    if not cuda_available:
-        if device_type == "gpu":
-            raise CudaUnavailableError(
-                "deviceType is gpu but CUDA is not available on this machine (torch.cuda.is_available() is False); "
-                "set deviceType: cpu or run on a CUDA host"
-            )
-        if quantize != "none":
-            raise CudaUnavailableError(
-                f"quantize: {quantize} needs a CUDA GPU (bitsandbytes), but CUDA is not available on this machine "
-                "(torch.cuda.is_available() is False); set quantize: none to run on CPU"
-            )
-    use_gpu = cuda_available and device_type != "cpu" and (gpu_id is not None or device_type == "gpu")
-    if quantize != "none" and not use_gpu:
+    check_one_process_per_worker(os.environ if environ is None else environ)
+    if device_type == "gpu" and not cuda_available:
         raise CudaUnavailableError(
-            f"quantize: {quantize} needs a CUDA GPU but this worker runs on CPU "
-            f"(deviceType {device_type!r}, gpu_id {gpu_id!r}); set quantize: none or give the worker a GPU"
+            "deviceType is gpu but CUDA is not available on this machine (torch.cuda.is_available() is False); "
+            "set deviceType: cpu or run on a CUDA host"
         )
-
+    use_gpu = cuda_available and device_type != "cpu" and (gpu_id is not None or device_type == "gpu")
     if not use_gpu:
-        resolved = "float32" if dtype == "auto" else dtype
-        kwargs: dict[str, Any] = {"dtype": _torch_dtype(resolved), "low_cpu_mem_usage": True}
-        return LoadPlan(model_path, tokenizer_path, "cpu", resolved, "none", kwargs, gguf_file=gguf_file)
+        return _cpu_plan(model_path, tokenizer_path, dtype, quantize, double_quant, gguf_file)
 
     usable = visible_gpus(device_ids, device_count=device_count, environ=environ)
     if memory is None:
@@ -199,23 +220,35 @@ def plan_load(
             raise ModelConfigError("handler.gpu_max_memory is not set and the GPUs' memory is unknown")
         memory = int(min(gpu_total_memory(i) for i in usable) * DEFAULT_GPU_MEMORY_FRACTION)
     per_gpu = parse_bytes(memory)
-    model_bytes = estimate_model_bytes(model_path, dtype, quantize) if check_model_size else None
-    placement = plan_worker(gpu_id, num_gpu, per_gpu, usable, device_count, model_bytes=model_bytes)
+    # Quantized, the tensors that stay unquantized take the compute dtype: float16 unless dtype says otherwise.
+    resolved = dtype if quantize == "none" else ("float16" if dtype == "auto" else dtype)
+    model_bytes = estimate_model_bytes(model_path, resolved, quantize) if check_model_size else None
+    share = 1.0 if quantize == "none" else BNB_MAX_MEMORY_SHARE
+    placement = plan_worker(gpu_id, num_gpu, per_gpu, usable, device_count, model_bytes=model_bytes, usable_share=share)
 
-    kwargs = {
+    kwargs: dict[str, Any] = {
+        # transformers infers the map itself, keeping model._no_split_modules (LlamaDecoderLayer) whole.
         "device_map": "auto",
         # Only the group's GPUs: no silent spill onto other GPUs, the CPU or disk.
         "max_memory": {index: size for index, size in placement.max_memory.items() if size > 0},
-        "low_cpu_mem_usage": True,
+        "dtype": "auto" if resolved == "auto" else _torch_dtype(resolved),
     }
-    if quantize == "none":
-        resolved = dtype
-        kwargs["dtype"] = "auto" if dtype == "auto" else _torch_dtype(dtype)
-    else:
-        resolved = "float16" if dtype == "auto" else dtype
-        kwargs["dtype"] = _torch_dtype(resolved)
+    if quantize != "none":
         kwargs["quantization_config"] = quantization_config(quantize, resolved, double_quant)
     return LoadPlan(model_path, tokenizer_path, placement.device, resolved, quantize, kwargs, placement, gguf_file=gguf_file)
+
+
+def _cpu_plan(
+    model_path: str, tokenizer_path: str, dtype: str, quantize: str, double_quant: bool, gguf_file: str | None
+) -> LoadPlan:
+    """A CPU worker: float32 unless dtype says otherwise; quantized layers run on bitsandbytes' CPU kernels."""
+    resolved = "float32" if dtype == "auto" else dtype
+    kwargs: dict[str, Any] = {"dtype": _torch_dtype(resolved)}
+    if quantize != "none":
+        kwargs["quantization_config"] = quantization_config(quantize, resolved, double_quant)
+        # Named, not left to transformers: without a device_map its bitsandbytes quantizer picks the current GPU.
+        kwargs["device_map"] = {"": "cpu"}
+    return LoadPlan(model_path, tokenizer_path, "cpu", resolved, quantize, kwargs, gguf_file=gguf_file)
 
 
 def plan_load_here(
@@ -283,12 +316,9 @@ def load_model(plan: LoadPlan):
     if not os.path.isdir(plan.model_path):
         raise ModelConfigError(f"handler.model_path {plan.model_path!r} is not a folder")
     if plan.quantize != "none":
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError as error:
-            raise ModelConfigError(
-                f"quantize: {plan.quantize} needs the bitsandbytes package (pip install bitsandbytes): {error}"
-            ) from error
+        _require_bitsandbytes(plan.quantize)
+        if not plan.on_gpu:
+            _note_quantized_on_cpu(plan.quantize)
     model = _from_gguf(
         lambda: AutoModelForCausalLM.from_pretrained(plan.model_path, local_files_only=True, **gguf, **plan.kwargs), plan
     )
@@ -298,13 +328,69 @@ def load_model(plan: LoadPlan):
     return model
 
 
+def _require_bitsandbytes(quantize: str) -> None:
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as error:
+        raise ModelConfigError(
+            f"quantize: {quantize} needs the bitsandbytes package (pip install bitsandbytes): {error}"
+        ) from error
+
+
+_cpu_quantization_noted = False
+
+
+def _note_quantized_on_cpu(quantize: str) -> None:
+    """Says once per process why a quantized model on CPU is slow and what it buys."""
+    global _cpu_quantization_noted
+    if _cpu_quantization_noted:
+        return
+    _cpu_quantization_noted = True
+    share = "a quarter" if quantize == "int8" else "about an eighth"
+    log.warning(
+        "tsserve: quantize: %s on CPU runs bitsandbytes' CPU kernels, which dequantize weights on every forward "
+        "pass and are slower than a float32 model; what it buys is memory: the linear layers' weights take %s "
+        "of their float32 size. Use it when the float32 model does not fit in RAM; otherwise quantize: none is faster.",
+        quantize,
+        share,
+    )
+
+
+def infer_device_map(plan: LoadPlan, config) -> dict[str, int | str]:
+    """The device map ``from_pretrained(**plan.kwargs)`` would arrive at, worked out on the meta device.
+
+    It takes transformers' own route (transformers 5.24): the model built from
+    ``config`` without weights, its layers swapped for bitsandbytes ones when
+    quantized, then ``_get_device_map`` with the plan's ``max_memory`` (which
+    applies the quantizer's 90 % and keeps ``model._no_split_modules`` whole).
+    No GPU and no checkpoint are needed, so placements of any size can be checked.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.integrations.accelerate import _get_device_map
+    from transformers.quantizers.auto import AutoHfQuantizer
+
+    dtype = plan.kwargs.get("dtype", torch.float32)
+    if dtype == "auto":
+        dtype = getattr(config, "dtype", None) or torch.float16
+    quantizer = None
+    if plan.kwargs.get("quantization_config") is not None:
+        quantizer = AutoHfQuantizer.from_config(plan.kwargs["quantization_config"], pre_quantized=False)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    if quantizer is not None:
+        quantizer.preprocess_model(model=model, dtype=dtype, device_map=plan.kwargs.get("device_map"), checkpoint_files=None, use_kernels=False)
+    return _get_device_map(model, plan.kwargs.get("device_map"), plan.kwargs.get("max_memory"), quantizer)
+
+
 __all__ = [
     "CudaUnavailableError",
     "LoadPlan",
     "ModelConfigError",
-    "NO_SPLIT_MODULE_CLASSES",
     "PlacementError",
     "estimate_model_bytes",
+    "infer_device_map",
+    "is_quantized_weight",
     "load_model",
     "load_tokenizer",
     "plan_load",

@@ -68,11 +68,14 @@ def plan_placement(
     gpu_max_memory: int | float | str,
     *,
     model_bytes: int | None = None,
+    usable_share: float = 1.0,
 ) -> Placement:
     """Plan one worker's GPUs on a machine with GPUs ``0 .. num_visible_gpus-1``.
 
     ``gpu_id`` is the id TorchServe gave the worker (it wraps around the GPUs);
-    ``model_bytes``, when known, is checked against the group's total memory.
+    ``model_bytes``, when known, is checked against the group's total memory,
+    of which the loader may fill ``usable_share`` (transformers' bitsandbytes
+    quantizers hand accelerate 90 % of ``max_memory``).
     """
     for name, value in (("num_visible_gpus", num_visible_gpus), ("gpu_id", gpu_id), ("num_gpu_per_model", num_gpu_per_model)):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -92,10 +95,12 @@ def plan_placement(
     group_index = gpu_id % groups
     first = group_index * num_gpu_per_model
     group = tuple(range(first, first + num_gpu_per_model))
-    if model_bytes is not None and per_gpu * len(group) < model_bytes:
+    usable = int(per_gpu * usable_share) * len(group)
+    if model_bytes is not None and usable < model_bytes:
+        share = "" if usable_share == 1.0 else f" x {usable_share:g} (bitsandbytes keeps the rest for quantization buffers)"
         raise PlacementError(
-            f"the model needs about {_fmt(model_bytes)} but {len(group)} GPU(s) x gpu_max_memory {_fmt(per_gpu)} "
-            f"= {_fmt(per_gpu * len(group))}; raise gpu_max_memory or num_gpu_per_model, or quantize"
+            f"the model needs about {_fmt(model_bytes)} but {len(group)} GPU(s) x gpu_max_memory {_fmt(per_gpu)}{share} "
+            f"= {_fmt(usable)}; raise gpu_max_memory or num_gpu_per_model, or quantize"
         )
     max_memory = {index: (per_gpu if index in group else 0) for index in range(num_visible_gpus)}
     return Placement(device=f"cuda:{first}", max_memory=max_memory, group=group)
@@ -169,6 +174,7 @@ def plan_worker(
     device_count: int,
     *,
     model_bytes: int | None = None,
+    usable_share: float = 1.0,
 ) -> Placement:
     """plan_placement over the ``usable`` ordinals (deviceIds), mapped back to CUDA ordinals.
 
@@ -179,8 +185,43 @@ def plan_worker(
     if gpu_id is None:
         gpu_id = 0
     position = list(usable).index(gpu_id) if gpu_id in usable else gpu_id
-    local = plan_placement(len(usable), position, num_gpu_per_model, gpu_max_memory, model_bytes=model_bytes)
+    local = plan_placement(
+        len(usable), position, num_gpu_per_model, gpu_max_memory, model_bytes=model_bytes, usable_share=usable_share
+    )
     group = tuple(usable[i] for i in local.group)
     per_gpu = parse_bytes(gpu_max_memory)
     max_memory = {index: (per_gpu if index in group else 0) for index in range(device_count)}
     return Placement(device=f"cuda:{group[0]}", max_memory=max_memory, group=group)
+
+
+def worker_device_ids(model_config: Mapping[str, object]) -> list[int] | None:
+    """The ``deviceIds`` a worker still has to choose among, after what TorchServe did with them.
+
+    TorchServe 0.12 acts on ``torchrun`` only with a ``parallelType``. With
+    ``parallelType: custom`` its frontend starts one Python worker whose
+    CUDA_VISIBLE_DEVICES already holds just that worker's ``nproc-per-node``
+    GPUs (taken from ``deviceIds`` when set), so the ids are spent: the worker
+    uses every GPU it sees. Otherwise the worker sees every GPU and picks from
+    ``deviceIds`` itself.
+    """
+    ids = model_config.get("deviceIds")
+    if model_config.get("parallelType") == "custom" and isinstance(model_config.get("torchrun"), Mapping):
+        return None
+    return list(ids) if isinstance(ids, (list, tuple)) and ids else None
+
+
+def check_one_process_per_worker(environ: Mapping[str, str]) -> None:
+    """Refuses a worker that torchrun started as one of several processes (parallelType pp, tp or pptp).
+
+    tsserve spreads one model over a worker's GPUs itself (num_gpu_per_model,
+    device_map), in one process; under torchrun every process would load the
+    whole model onto the same GPUs.
+    """
+    size = environ.get("WORLD_SIZE")
+    if size is not None and size.strip().isdigit() and int(size) > 1:
+        raise PlacementError(
+            f"this worker is one of {int(size)} processes that torchrun started (WORLD_SIZE={size}: parallelType pp, tp "
+            "or pptp with torchrun nproc-per-node > 1), but tsserve loads the whole model in one process and spreads it "
+            "over GPUs itself; remove parallelType (or use parallelType: custom with torchrun nproc-per-node equal to "
+            "handler.num_gpu_per_model) and set handler.num_gpu_per_model"
+        )
