@@ -12,6 +12,7 @@ from tsserve_shim.placement import (
     plan_placement,
     plan_worker,
     visible_gpus,
+    worker_device_ids,
 )
 
 MEM = 48 * 2**30
@@ -138,3 +139,186 @@ def test_workers_wrap_around_the_groups(args):
     groups = n // k
     assert plan_placement(n, worker, k, 1).group == plan_placement(n, worker % groups, k, 1).group
     assert plan_placement(n, worker, k, 1).group == plan_placement(n, worker + groups, k, 1).group
+
+
+# ---------------------------------------------------------------- Llama-2-70b's real shapes, no weights
+
+LLAMA_2_70B = dict(
+    hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8,
+    vocab_size=32000, max_position_embeddings=4096, rms_norm_eps=1e-5,
+)
+
+
+@pytest.fixture(scope="module")
+def llama_70b(tmp_path_factory):
+    """Llama-2-70b's config, and a folder whose safetensors header lists its tensors (the shim's size check reads only that)."""
+    import json
+    import struct
+
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    config = LlamaConfig(**LLAMA_2_70B, dtype="float16")
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float16)
+    header, offset = {}, 0
+    for name, tensor in model.state_dict().items():
+        size = tensor.numel() * 2
+        header[name] = {"dtype": "F16", "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    assert 68.9e9 < offset / 2 < 69.0e9  # 68,976,648,192 parameters
+    folder = tmp_path_factory.mktemp("llama-2-70b")
+    raw = json.dumps(header).encode()
+    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw)  # header only: no weights
+    return config, folder
+
+
+def plan_70b(folder, gpu_id, **section):
+    from tsserve_shim.loading import plan_load
+
+    return plan_load(
+        {"model_path": str(folder), **section},
+        model_dir=None, gpu_id=gpu_id, device_type="gpu", device_ids=None, cuda_available=True, device_count=8,
+    )
+
+
+@pytest.mark.parametrize(
+    "gpu_id,section,group",
+    [
+        (3, {"quantize": "nf4", "num_gpu_per_model": 1, "gpu_max_memory": 4.8e10}, (3,)),  # the seed's shipped config
+        (5, {"dtype": "float16", "num_gpu_per_model": 2, "gpu_max_memory": "76GiB"}, (2, 3)),  # 80 GB GPUs
+        (1, {"dtype": "float16", "num_gpu_per_model": 4, "gpu_max_memory": 4.8e10}, (4, 5, 6, 7)),
+    ],
+    ids=["nf4-1gpu", "fp16-2gpu", "fp16-4gpu"],
+)
+def test_accelerate_places_70b_inside_the_planned_group(llama_70b, gpu_id, section, group):
+    from tsserve_shim.loading import infer_device_map
+
+    config, folder = llama_70b
+    plan = plan_70b(folder, gpu_id, **section)
+    assert plan.placement.group == group and plan.device == f"cuda:{group[0]}"
+    device_map = infer_device_map(plan, config)
+    # Nothing spills to the CPU or disk, and every GPU of the group (only those) holds part of the model.
+    assert set(device_map.values()) == set(group), device_map
+    # Decoder layers stay whole (model._no_split_modules), and the inputs' GPU holds the embeddings.
+    assert all(not key.startswith("model.layers.") or key.count(".") == 2 for key in device_map)
+    assert device_map.get("model.embed_tokens", device_map.get("model", device_map.get(""))) == group[0]
+
+
+def test_what_the_size_check_refuses_accelerate_cannot_place(llama_70b):
+    """fp16 on 2 x 4.8e10: the shim refuses it, and accelerate would indeed push layers to disk."""
+    import dataclasses
+
+    from tsserve_shim.loading import infer_device_map
+
+    config, folder = llama_70b
+    with pytest.raises(PlacementError, match=r"needs about 128\.5 GiB .* 2 GPU\(s\) x gpu_max_memory 44\.7 GiB"):
+        plan_70b(folder, 0, dtype="float16", num_gpu_per_model=2, gpu_max_memory=4.8e10)
+    plan = plan_70b(folder, 0, dtype="float16", num_gpu_per_model=2, gpu_max_memory=4.8e10 * 2)
+    squeezed = dataclasses.replace(plan, kwargs={**plan.kwargs, "max_memory": {0: 48_000_000_000, 1: 48_000_000_000}})
+    assert "disk" in set(infer_device_map(squeezed, config).values())
+
+
+# ---------------------------------------------------------------- the environment TorchServe 0.12 gives a worker
+
+
+def torchserve_workers(num_gpus: int, model_config: dict, workers: int):
+    """(gpu_id, CUDA_VISIBLE_DEVICES entries or None, torchrun WORLD_SIZE or None) for each new worker of one model.
+
+    A model of TorchServe 0.12's frontend, read from pytorch/serve v0.12.0:
+    Model.java (torchrun's nproc-per-node becomes parallelLevel only with a
+    parallelType; numCores is len(deviceIds) or every GPU), WorkLoadManager
+    .addThreads (per-model counter in steps of parallelLevel when deviceIds or a
+    parallelLevel is set, else a server-wide counter starting at 1),
+    WorkerThread.getDeviceIds and WorkerLifeCycle (CUDA_VISIBLE_DEVICES set only
+    with a parallelLevel; torchrun only for pp, tp and pptp).
+    """
+    parallel_type = model_config.get("parallelType")
+    torchrun = model_config.get("torchrun")
+    nproc = torchrun.get("nproc-per-node", 1) if isinstance(torchrun, dict) else 0
+    level = nproc if parallel_type else 0
+    device_ids = model_config.get("deviceIds") or None
+    cores = len(device_ids) if device_ids else num_gpus
+    stride = level or 1
+    model_counter, server_counter = 0, 0
+    for _ in range(workers):
+        if device_ids or level > 0:
+            gpu_id, model_counter = model_counter, (model_counter + stride) % cores
+            if level == 0:
+                gpu_id = device_ids[gpu_id]
+        else:
+            server_counter = (server_counter + 1) % num_gpus
+            gpu_id = server_counter
+        visible = None
+        if level > 0:
+            visible = device_ids[gpu_id:gpu_id + level] if device_ids else list(range(gpu_id, gpu_id + level))
+            assert len(visible) == level, "Java's subList would throw here"
+        world = nproc if parallel_type in ("pp", "tp", "pptp") else None
+        yield gpu_id, visible, world
+
+
+def physical_groups(num_gpus: int, model_config: dict, workers: int) -> list[tuple[int, ...]]:
+    """Each worker's plan, run in the environment TorchServe gives it, as physical GPU indices."""
+    from tsserve_shim.loading import plan_load
+
+    groups = []
+    for gpu_id, visible, world in torchserve_workers(num_gpus, model_config, workers):
+        environ = {} if visible is None else {"CUDA_VISIBLE_DEVICES": ",".join(map(str, visible))}
+        if world is not None:
+            environ["WORLD_SIZE"] = str(world)
+        plan = plan_load(
+            model_config["handler"], model_dir=None, gpu_id=gpu_id, device_type="gpu",
+            device_ids=worker_device_ids(model_config), cuda_available=True,
+            device_count=num_gpus if visible is None else len(visible),  # torch.cuda.device_count() honours the variable
+            environ=environ, check_model_size=False,
+        )
+        physical = plan.placement.group if visible is None else tuple(visible[i] for i in plan.placement.group)
+        assert plan.device == f"cuda:{plan.placement.group[0]}"
+        groups.append(physical)
+    return groups
+
+
+def handler(per_model: int) -> dict:
+    return {"model_path": "/models/llama", "num_gpu_per_model": per_model, "gpu_max_memory": "40GiB"}
+
+
+@pytest.mark.parametrize(
+    "config,workers,expected",
+    [
+        ({"handler": handler(2)}, 4, [(2, 3), (4, 5), (6, 7), (0, 1)]),  # server-wide counter starts at 1
+        ({"deviceIds": [4, 5, 6, 7], "handler": handler(2)}, 2, [(4, 5), (6, 7)]),
+        # The seed's 70b config: torchrun without parallelType is ignored by TorchServe 0.12.
+        ({"torchrun": {"nproc-per-node": 1}, "handler": handler(1)}, 8, [(i,) for i in (1, 2, 3, 4, 5, 6, 7, 0)]),
+        # parallelType custom: the frontend narrows CUDA_VISIBLE_DEVICES to nproc-per-node GPUs per worker.
+        ({"parallelType": "custom", "torchrun": {"nproc-per-node": 2}, "handler": handler(2)}, 4, [(0, 1), (2, 3), (4, 5), (6, 7)]),
+        (
+            {"parallelType": "custom", "torchrun": {"nproc-per-node": 2}, "deviceIds": [2, 3, 4, 5], "handler": handler(2)},
+            2,
+            [(2, 3), (4, 5)],
+        ),
+        ({"parallelType": "custom", "torchrun": {"nproc-per-node": 4}, "handler": handler(4)}, 2, [(0, 1, 2, 3), (4, 5, 6, 7)]),
+    ],
+    ids=["counter", "deviceIds", "seed-torchrun-ignored", "custom", "custom-deviceIds", "custom-4"],
+)
+def test_one_round_of_torchserve_workers_gets_disjoint_groups(config, workers, expected):
+    assert physical_groups(8, config, workers) == expected
+
+
+def test_custom_with_fewer_processes_than_gpus_per_model_cannot_place():
+    config = {"parallelType": "custom", "torchrun": {"nproc-per-node": 1}, "handler": handler(2)}
+    with pytest.raises(PlacementError, match="num_gpu_per_model is 2 but only 1 GPU"):
+        physical_groups(8, config, 1)
+
+
+@pytest.mark.parametrize("parallel_type", ["pp", "tp", "pptp"])
+def test_torchrun_copies_of_a_worker_are_refused(parallel_type):
+    config = {"parallelType": parallel_type, "torchrun": {"nproc-per-node": 2}, "handler": handler(2)}
+    with pytest.raises(PlacementError, match="one of 2 processes that torchrun started"):
+        physical_groups(8, config, 1)
+
+
+def test_worker_device_ids():
+    assert worker_device_ids({"deviceIds": [4, 5]}) == [4, 5]
+    assert worker_device_ids({"deviceIds": [4, 5], "torchrun": {"nproc-per-node": 2}}) == [4, 5]  # ignored torchrun
+    assert worker_device_ids({"deviceIds": [4, 5], "parallelType": "custom", "torchrun": {"nproc-per-node": 2}}) is None
+    assert worker_device_ids({}) is None and worker_device_ids({"deviceIds": []}) is None
