@@ -47,12 +47,12 @@ def engine(tiny_model_dir):
 
 
 def make_request(prompt: str, **overrides) -> dict:
-    """A GenerateRequest with the seed's defaults (greedy, no stops)."""
+    """A GenerateRequest: greedy, no stops, top_p 1 (off; 0 would keep only the top token)."""
     request = {
         "prompt": prompt,
         "max_tokens": 12,
         "temperature": 0.0,
-        "top_p": 0.0,
+        "top_p": 1.0,
         "top_k": 0,
         "repetition_penalty": 1.0,
         "seed": None,

@@ -59,7 +59,7 @@ def test_greedy_output_is_identical_across_runs(shim):
 
 
 def test_the_same_seed_gives_the_same_sample_and_another_seed_another(shim):
-    request = {"prompt": "Once upon a time", "temperature": 1.0, "top_k": 0, "max_tokens": 16, "seed": 7}
+    request = {"prompt": "Once upon a time", "temperature": 1.0, "top_k": 0, "top_p": 1, "max_tokens": 16, "seed": 7}
     first = ask(shim, request)[0][1]["choices"][0]["text"]
     assert ask(shim, request)[0][1]["choices"][0]["text"] == first
     assert ask(shim, dict(request, seed=8))[0][1]["choices"][0]["text"] != first

@@ -391,3 +391,50 @@ def test_outputs_match_the_protocol_schema(engine):
     )
     check_result("tokenize", {"ids": engine.tokenize(["a", "<s>b"], True)})
     check_result("detokenize", {"texts": engine.detokenize([[1, 415]], False)})
+
+
+def test_top_p_zero_keeps_the_top_token_as_the_seed_did(engine):
+    # The seed passed top_p to transformers: its default request (T 0.8, top_k 50, top_p 0) decodes the top token.
+    greedy = generate_one(engine, PROMPTS[0], max_tokens=10)["sequences"][0]["logprobs"]["token_ids"]
+    for seed in (0, 1, 2):
+        seq = generate_one(engine, PROMPTS[0], max_tokens=10, temperature=0.8, top_k=50, top_p=0.0, seed=seed)
+        assert seq["sequences"][0]["logprobs"]["token_ids"] == greedy
+    hot = generate_one(engine, PROMPTS[0], max_tokens=10, temperature=1.5, top_k=0, top_p=0.0, seed=3)
+    assert hot["sequences"][0]["logprobs"]["token_ids"] == greedy
+    sampled = [
+        generate_one(engine, PROMPTS[0], max_tokens=10, temperature=1.5, top_k=0, top_p=1.0, seed=s)["sequences"][0]
+        for s in (0, 1)
+    ]
+    assert greedy not in [s["logprobs"]["token_ids"] for s in sampled]  # top_p 1 is off: it samples
+
+
+def test_a_tiny_temperature_is_greedy(engine):
+    greedy = generate_one(engine, PROMPTS[3], max_tokens=8)["sequences"][0]["logprobs"]["token_ids"]
+    for temperature in (1e-39, 1e-7):
+        seq = generate_one(engine, PROMPTS[3], max_tokens=8, temperature=temperature, top_p=1.0, seed=1)["sequences"][0]
+        assert seq["logprobs"]["token_ids"] == greedy
+        assert all(lp == lp for lp in seq["logprobs"]["token_logprobs"])  # no NaN
+
+
+def test_only_echo_rows_keep_their_prompt_logits(engine):
+    """The LM head runs over every prompt position of the echo rows only, the last position of the others."""
+    seen: list[int] = []
+    hook = engine.model.lm_head.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape[:-1].numel()))
+    try:
+        outs = engine.generate(
+            [
+                make_request(PROMPTS[5], max_tokens=2),
+                make_request(PROMPTS[2], echo=True, max_tokens=2, logprobs=1),
+                make_request(PROMPTS[4], max_tokens=2),
+            ]
+        )
+    finally:
+        hook.remove()
+    assert all(o["ok"] for o in outs)
+    echo_tokens = len(engine.encode_prompt(PROMPTS[2]))
+    assert seen[0] == echo_tokens + 2  # not 3 x the padded width
+    alone = generate_one(engine, PROMPTS[2], echo=True, max_tokens=2, logprobs=1)
+    assert outs[1]["prompt"]["token_logprobs"][1:] == pytest.approx(alone["prompt"]["token_logprobs"][1:], abs=1e-4)
+    assert outs[1]["prompt"]["top_logprobs"][1:] == alone["prompt"]["top_logprobs"][1:] or all(
+        a.keys() == b.keys() for a, b in zip(outs[1]["prompt"]["top_logprobs"][1:], alone["prompt"]["top_logprobs"][1:])
+    )

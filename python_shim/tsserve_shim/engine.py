@@ -25,6 +25,7 @@ Shapes (see messages.ts for the zod definitions):
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,9 +33,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from .deadline import Deadline
 from .detokenize import IncrementalDecoder, token_strings
 from .loading import LoadPlan, load_model, load_tokenizer, plan_load_here
-from .sampling import make_generator, select_tokens
+from .sampling import row_key, select_tokens
 from .stopping import StopMatcher
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ OnDelta = Callable[[int, int, str, "dict | None"], None]
 # A model config's max_position_embeddings is trusted up to this; beyond it the
 # tokenizer's model_max_length (when smaller) wins.
 _HUGE = 10**9
+# A row's finish_reason when its deadline passed (its request is answered 504, never with this value).
+TIMED_OUT = "timeout"
 
 
 def empty_token_logprobs() -> dict:
@@ -93,8 +97,10 @@ class _Row:
     penalty: float
     k: int  # top_logprobs wanted
     stream: bool
+    echo: bool
     stops: StopMatcher
-    generator: torch.Generator | None
+    key: int  # the sampling key (sampling.row_key)
+    deadline: Deadline | None
     decoder: IncrementalDecoder
     text: str = ""
     tokens: list[str] = field(default_factory=list)
@@ -109,6 +115,78 @@ class _Row:
     @property
     def done(self) -> bool:
         return self.finish_reason is not None
+
+
+def _slices_logits_by_mask(model) -> bool:
+    """Whether the model's forward takes a boolean (batch, length) ``logits_to_keep`` (transformers' slice_logits_to_keep)."""
+    try:
+        return "slice_logits_to_keep" in inspect.getsource(type(model).forward)
+    except (OSError, TypeError):
+        return False
+
+
+class _DecodeState:
+    """The running batch between steps: its rows, KV cache and per-row settings as tensors, pruned together."""
+
+    def __init__(self, rows, cache, mask, last_pos, logits, seen, device) -> None:
+        self.rows: list[_Row] = list(rows)
+        self.cache = cache
+        self.mask = mask
+        self.last_pos = last_pos
+        self.logits = logits
+        self.temperature = torch.tensor([r.temperature for r in rows], dtype=torch.float32, device=device)
+        self.top_k = torch.tensor([r.top_k for r in rows], dtype=torch.long, device=device)
+        self.top_p = torch.tensor([r.top_p for r in rows], dtype=torch.float32, device=device)
+        self.keys = torch.tensor([r.key for r in rows], dtype=torch.long, device=device)
+        self.steps = torch.zeros(len(rows), dtype=torch.long, device=device)
+        self.seen = seen
+        self.penalty = (
+            torch.tensor([r.penalty for r in rows], dtype=torch.float32, device=device) if seen is not None else None
+        )
+        self.chosen: torch.Tensor | None = None
+        self.chosen_list: list[int] = []
+
+    _PER_ROW = ("mask", "last_pos", "logits", "temperature", "top_k", "top_p", "keys", "steps", "seen", "penalty", "chosen")
+
+    def take(self, chosen: torch.Tensor) -> None:
+        """Record the tokens just chosen (one per row)."""
+        self.chosen = chosen
+        self.chosen_list = chosen.tolist()
+        self.steps = self.steps + 1
+        if self.seen is not None:
+            self.seen.scatter_(1, chosen.unsqueeze(-1), True)
+
+    def prune(self) -> bool:
+        """Drop the rows that are done; False when none is left."""
+        still = [j for j, row in enumerate(self.rows) if not row.done]
+        if len(still) == len(self.rows):
+            return bool(still)
+        self.rows = [self.rows[j] for j in still]
+        if not still:
+            return False
+        keep = torch.tensor(still, dtype=torch.long, device=self.mask.device)
+        self.cache.batch_select_indices(keep)
+        for name in self._PER_ROW:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value[keep])
+        self.chosen_list = [self.chosen_list[j] for j in still] if self.chosen_list else []
+        return True
+
+    def forward(self, model) -> None:
+        """Feed the chosen tokens: the next logits of every row."""
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
+        self.last_pos = self.last_pos + 1
+        out = model(
+            input_ids=self.chosen.unsqueeze(-1),
+            attention_mask=self.mask,
+            position_ids=self.last_pos.unsqueeze(-1),
+            cache=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        self.logits = out.logits[:, -1, :].to(dtype=torch.float32)
 
 
 class Engine:
@@ -137,6 +215,7 @@ class Engine:
         if pad is None:
             pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
         self.pad_id = int(pad)
+        self._keeps_positions_by_mask = _slices_logits_by_mask(model)
 
     # ------------------------------------------------------------------ loading
 
@@ -192,8 +271,20 @@ class Engine:
 
     # --------------------------------------------------------------- generation
 
-    def generate(self, requests: Sequence[Mapping[str, Any]], on_delta: OnDelta | None = None) -> list[dict]:
-        """One GenerateOutcome per GenerateRequest; requests that are refused do not fail the others."""
+    def generate(
+        self,
+        requests: Sequence[Mapping[str, Any]],
+        on_delta: OnDelta | None = None,
+        deadlines: "Deadline | Sequence[Deadline | None] | None" = None,
+    ) -> list[dict]:
+        """One GenerateOutcome per GenerateRequest; requests that are refused do not fail the others.
+
+        ``deadlines``: one Deadline for every request, or one (or None) per
+        request. The decode loop checks them every step: a request whose
+        deadline passes ends at once with a 504 naming the limit, the others go on.
+        """
+        if deadlines is None or isinstance(deadlines, Deadline):
+            deadlines = [deadlines] * len(requests)
         outcomes: list[dict | None] = [None] * len(requests)
         prompts: dict[int, list[int]] = {}
         for index, request in enumerate(requests):
@@ -208,7 +299,7 @@ class Engine:
             else:
                 prompts[index] = ids
         if prompts:
-            for index, outcome in self._run_pass(requests, prompts, on_delta).items():
+            for index, outcome in self._run_pass(requests, prompts, deadlines, on_delta).items():
                 outcomes[index] = outcome
         return [o if o is not None else error_outcome(500, "no outcome") for o in outcomes]
 
@@ -228,11 +319,12 @@ class Engine:
             )
         return None
 
-    def _run_pass(self, requests, prompts: dict[int, list[int]], on_delta: OnDelta | None) -> dict[int, dict]:
+    def _run_pass(self, requests, prompts: dict[int, list[int]], deadlines, on_delta: OnDelta | None) -> dict[int, dict]:
         started = time.perf_counter()
         try:
             with torch.inference_mode():
-                rows, prompt_lp = self._decode_loop(requests, prompts, on_delta)
+                rows = self._make_rows(requests, prompts, deadlines)
+                prompt_lp = self._decode_loop(requests, rows, on_delta)
         except Exception as error:  # noqa: BLE001
             if _is_oom(error):
                 log.error("tsserve: out of memory while generating a batch of %d: %s", len(prompts), error)
@@ -244,22 +336,27 @@ class Engine:
         elapsed = time.perf_counter() - started
         result: dict[int, dict] = {}
         for index, ids in prompts.items():
-            sequences = [self._sequence(row) for row in rows if row.request == index]
+            mine = [row for row in rows if row.request == index]
+            late = [row for row in mine if row.finish_reason == TIMED_OUT]
+            if late:
+                result[index] = error_outcome(
+                    504, late[0].deadline.message(max(len(r.token_ids) for r in mine), late[0].max_tokens)
+                )
+                continue
             result[index] = {
                 "ok": True,
                 "prompt": prompt_lp.get(index) or empty_token_logprobs(),
-                "sequences": sequences,
+                "sequences": [self._sequence(row) for row in mine],
                 "prompt_tokens": len(ids),
                 "compute_time": elapsed,
             }
         return result
 
-    def _make_rows(self, requests, prompts: dict[int, list[int]]) -> list[_Row]:
+    def _make_rows(self, requests, prompts: dict[int, list[int]], deadlines) -> list[_Row]:
         rows: list[_Row] = []
         for index, ids in prompts.items():
             request = requests[index]
             temperature = float(request.get("temperature", 0.0))
-            top_p = float(request.get("top_p", 0.0) or 0.0)
             stops = StopMatcher(request.get("stop") or [])
             for sequence in range(int(request.get("num_sequences", 1))):
                 rows.append(
@@ -269,22 +366,26 @@ class Engine:
                         prompt_ids=ids,
                         max_tokens=int(request["max_tokens"]),
                         temperature=temperature,
-                        top_p=top_p if 0.0 < top_p < 1.0 else 1.0,
+                        top_p=min(1.0, max(0.0, float(request.get("top_p", 1.0)))),
                         top_k=max(0, int(request.get("top_k", 0) or 0)),
                         penalty=float(request.get("repetition_penalty", 1.0) or 1.0),
                         k=int(request.get("logprobs", 0) or 0),
                         stream=bool(request.get("stream", False)),
+                        echo=bool(request.get("echo", False)),
                         stops=stops,
-                        generator=make_generator(request.get("seed"), sequence, self.device) if temperature > 0 else None,
+                        key=row_key(request.get("seed"), sequence),
+                        deadline=deadlines[index],
                         decoder=IncrementalDecoder(self.tokenizer, ids),
                     )
                 )
         return rows
 
-    def _decode_loop(self, requests, prompts, on_delta):
+    def _prefill(self, rows: list[_Row]) -> tuple[_DecodeState, dict[int, torch.Tensor]]:
+        """One forward over the left-padded prompts. Returns the decode state (next-token
+        logits of every row) and, for the first row of each echo request, the logits of
+        its prompt positions; only those rows' positions go through the LM head."""
         from transformers import DynamicCache
 
-        rows = self._make_rows(requests, prompts)
         device = self.device
         width = max(len(r.prompt_ids) for r in rows)
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -293,116 +394,111 @@ class Engine:
             n = len(row.prompt_ids)
             input_ids[i, width - n :] = torch.tensor(row.prompt_ids, dtype=torch.long)
             mask[i, width - n :] = 1
-        input_ids = input_ids.to(device)
-        mask = mask.to(device)
+        input_ids, mask = input_ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
 
-        echo = {r.request for r in rows if requests[r.request].get("echo")}
+        firsts: dict[int, int] = {}
+        for i, row in enumerate(rows):
+            if row.echo:
+                firsts.setdefault(row.request, i)
+        echo_rows = set(firsts.values())
+        keep: torch.Tensor | int = 1
+        if echo_rows:
+            keep = 0
+            if self._keeps_positions_by_mask:
+                keep = torch.zeros((len(rows), width), dtype=torch.bool, device=device)
+                keep[:, -1] = True
+                for i in echo_rows:
+                    keep[i, width - len(rows[i].prompt_ids) :] = True
         cache = DynamicCache(config=self.model.config)
         out = self.model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=0 if echo else 1,
+            input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=keep
         )
         cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-        all_logits = out.logits
-        prompt_lp: dict[int, dict] = {}
-        for i, row in enumerate(rows):
-            if row.request in echo and row.request not in prompt_lp:
-                k = row.k
-                prompt_lp[row.request] = self._prompt_logprobs(
-                    all_logits[i, width - len(row.prompt_ids) :], row.prompt_ids, k, requests[row.request]["prompt"]
-                )
-        logits = all_logits[:, -1, :].to(device=device, dtype=torch.float32)
-        del all_logits, out
-
-        # Per-row settings as tensors; pruned along with the batch as rows finish.
-        active = [i for i, r in enumerate(rows) if r.max_tokens > 0]
-        for row in rows:
-            if row.max_tokens == 0:
-                row.finish_reason = "length"
-        temperature = torch.tensor([r.temperature for r in rows], dtype=torch.float32, device=device)
-        top_k = torch.tensor([r.top_k for r in rows], dtype=torch.long, device=device)
-        top_p = torch.tensor([r.top_p for r in rows], dtype=torch.float32, device=device)
-        penalty = seen = None
+        echo_logits: dict[int, torch.Tensor] = {}
+        if isinstance(keep, torch.Tensor):
+            flat = out.logits.reshape(-1, out.logits.shape[-1])
+            ends = keep.sum(-1).cumsum(0)
+            last = flat[ends - 1]
+            starts = (ends - keep.sum(-1)).tolist()
+            for i in echo_rows:
+                echo_logits[i] = flat[starts[i] : int(ends[i])]
+        else:
+            last = out.logits[:, -1, :]
+            for i in echo_rows:
+                echo_logits[i] = out.logits[i, width - len(rows[i].prompt_ids) :]
+        seen = None
         if any(r.penalty != 1.0 for r in rows):
-            penalty = torch.tensor([r.penalty for r in rows], dtype=torch.float32, device=device)
-            seen = torch.zeros((len(rows), logits.shape[-1]), dtype=torch.bool, device=device)
+            seen = torch.zeros((len(rows), last.shape[-1]), dtype=torch.bool, device=device)
             real = torch.where(mask.bool(), input_ids, input_ids[:, -1:])  # the last column is never padding
             seen.scatter_(1, real, True)
-        last_pos = positions[:, -1]
+        state = _DecodeState(rows, cache, mask, positions[:, -1], last.to(device=device, dtype=torch.float32), seen, device)
+        return state, echo_logits
 
-        keep = torch.tensor(active, dtype=torch.long, device=device)
-        if len(active) < len(rows):
-            if not active:
-                return rows, prompt_lp
-            cache.batch_select_indices(keep)
-            logits, mask, last_pos, temperature, top_k, top_p = (t[keep] for t in (logits, mask, last_pos, temperature, top_k, top_p))
-            if seen is not None:
-                penalty, seen = penalty[keep], seen[keep]
-
-        while True:
-            batch = [rows[i] for i in active]
-            chosen = select_tokens(
-                logits,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                penalty=penalty,
-                seen=seen,
-                generators=[r.generator for r in batch],
-            )
-            raw = torch.log_softmax(logits, dim=-1)
-            chosen_lp = raw.gather(1, chosen.unsqueeze(-1)).squeeze(-1)
-            k_max = max(r.k for r in batch)
-            top_vals = top_ids = None
-            if k_max > 0:
-                top_vals, top_ids = raw.topk(k_max, dim=-1)
-                top_vals, top_ids = top_vals.tolist(), top_ids.tolist()
-            chosen_list = chosen.tolist()
-            chosen_lp_list = chosen_lp.tolist()
-
-            for j, row in enumerate(batch):
-                tops = None
-                if row.k > 0:
-                    alts = row.decoder.alternatives(top_ids[j][: row.k])
-                    tops = {}
-                    for text, value in zip(alts, top_vals[j][: row.k]):
-                        tops.setdefault(text, value)
-                self._advance(row, chosen_list[j], chosen_lp_list[j], tops)
-                if row.stream and on_delta is not None:
-                    self._stream(row, on_delta)
-
-            still = [j for j, row in enumerate(batch) if not row.done]
-            if not still:
+    def _decode_loop(self, requests, rows: list[_Row], on_delta) -> dict[int, dict]:
+        """Generate every row to its end (or its deadline); returns the echo requests' prompt logprobs."""
+        self._expire(rows)
+        live = [row for row in rows if not row.done]
+        prompt_lp: dict[int, dict] = {}
+        if not live:
+            return prompt_lp
+        state, echo_logits = self._prefill(live)
+        for i, logits in echo_logits.items():
+            row = live[i]
+            prompt_lp[row.request] = self._prompt_logprobs(logits, row.prompt_ids, row.k, requests[row.request]["prompt"])
+        del echo_logits
+        for row in live:
+            if row.max_tokens == 0:
+                row.finish_reason = "length"
+        state.prune()
+        while state.rows:
+            self._step(state, on_delta)
+            self._expire(state.rows)
+            if not state.prune():
                 break
-            if len(still) < len(batch):
-                keep = torch.tensor(still, dtype=torch.long, device=device)
-                cache.batch_select_indices(keep)
-                chosen, mask, last_pos, temperature, top_k, top_p = (
-                    t[keep] for t in (chosen, mask, last_pos, temperature, top_k, top_p)
-                )
-                if seen is not None:
-                    penalty, seen = penalty[keep], seen[keep]
-                active = [active[j] for j in still]
-            if seen is not None:
-                seen.scatter_(1, chosen.unsqueeze(-1), True)
-            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-            last_pos = last_pos + 1
-            out = self.model(
-                input_ids=chosen.unsqueeze(-1),
-                attention_mask=mask,
-                position_ids=last_pos.unsqueeze(-1),
-                cache=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-            logits = out.logits[:, -1, :].to(device=device, dtype=torch.float32)
-        return rows, prompt_lp
+            state.forward(self.model)
+        return prompt_lp
+
+    def _step(self, state: _DecodeState, on_delta: OnDelta | None) -> None:
+        """Choose every row's next token from the state's logits and take it into the row."""
+        logits = state.logits
+        chosen = select_tokens(
+            logits,
+            temperature=state.temperature,
+            top_k=state.top_k,
+            top_p=state.top_p,
+            penalty=state.penalty,
+            seen=state.seen,
+            keys=state.keys,
+            steps=state.steps,
+        )
+        total = torch.logsumexp(logits, dim=-1)
+        chosen_lp = (logits.gather(1, chosen.unsqueeze(-1)).squeeze(-1) - total).tolist()
+        k_max = max(r.k for r in state.rows)
+        top_vals = top_ids = None
+        if k_max > 0:
+            values, indices = logits.topk(k_max, dim=-1)
+            top_vals, top_ids = (values - total.unsqueeze(-1)).tolist(), indices.tolist()
+        state.take(chosen)
+        for j, (row, token) in enumerate(zip(state.rows, state.chosen_list)):
+            tops = None
+            if row.k > 0:
+                tops = {}
+                for text, value in zip(row.decoder.alternatives(top_ids[j][: row.k]), top_vals[j][: row.k]):
+                    tops.setdefault(text, value)
+            self._advance(row, token, chosen_lp[j], tops)
+            if row.stream and on_delta is not None:
+                self._stream(row, on_delta)
+
+    @staticmethod
+    def _expire(rows: Sequence[_Row]) -> None:
+        """End the rows whose deadline has passed (they leave the batch; their request is answered 504)."""
+        now = None
+        for row in rows:
+            if row.deadline is not None and not row.done:
+                now = time.monotonic() if now is None else now
+                if row.deadline.passed(now):
+                    row.finish_reason = TIMED_OUT
 
     def _advance(self, row: _Row, token: int, logprob: float, tops: dict | None) -> None:
         """Take one chosen token into a row: EOS, text, stop sequences, budget."""

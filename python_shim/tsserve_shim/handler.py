@@ -12,11 +12,13 @@ import itertools
 import logging
 import math
 import os
+import time
 from typing import Any, List, Optional
 
 import orjson
 
 from . import protocol
+from .deadline import Deadline
 from .errors import PeerClosed, PeerTimeout, RpcError, ShimConfigError
 from .node_process import NodeProcess, find_node
 from .placement import worker_device_ids
@@ -36,6 +38,22 @@ def handle_deadline(model_config: dict) -> float:
         return float(section["handle_timeout_s"])
     response_timeout = float(model_config.get("responseTimeout") or DEFAULT_RESPONSE_TIMEOUT_S)
     return max(1.0, min(response_timeout * 0.9, response_timeout - 2.0))
+
+
+def deadline_name(model_config: dict) -> str:
+    """Which setting the handle deadline comes from, as a 504 message names it."""
+    section = model_config.get("handler") or {}
+    if section.get("handle_timeout_s"):
+        return "handler.handle_timeout_s"
+    response_timeout = float(model_config.get("responseTimeout") or DEFAULT_RESPONSE_TIMEOUT_S)
+    return f"set a little below responseTimeout {response_timeout:g} s"
+
+
+def generation_deadline(deadline_s: float, name: str, started: float) -> Deadline:
+    """When the decode loop stops a batch's rows: a margin before the handle deadline, so that
+    the handler still answers (a 504 for the late requests) before the shim stops waiting for it."""
+    margin = min(0.5, 0.1 * deadline_s)
+    return Deadline(started + deadline_s - margin, deadline_s, name)
 
 
 def _non_finite(value: Any, path: str = "") -> Optional[str]:
@@ -125,6 +143,7 @@ class TsserveHandler:
         self.peer: Optional[Peer] = None
         self._batch_ids = itertools.count(1)
         self._context = None
+        self._deadline: Optional[Deadline] = None
 
     # ------------------------------------------------------------ TorchServe API
 
@@ -145,6 +164,7 @@ class TsserveHandler:
         self.gpu_id = props.get("gpu_id")
         self.batch_size = int(props.get("batch_size") or 1)
         self.deadline_s = handle_deadline(self.model_config)
+        self.deadline_name = deadline_name(self.model_config)
         _set_cpu_threads(section.get("cpu_threads"))
         self.engine = Engine.load(
             section,
@@ -158,6 +178,7 @@ class TsserveHandler:
 
     def handle(self, data: List[Any], context) -> List[Any]:
         self._context = context
+        self._deadline = generation_deadline(self.deadline_s, self.deadline_name, time.monotonic())
         requests = [decode_body(row) for row in data]
         batch_id = next(self._batch_ids)
         try:
@@ -176,6 +197,7 @@ class TsserveHandler:
             outcomes = self._fail_all(len(data), 500, f"handler error: {error.message}")
         finally:
             self._context = None
+            self._deadline = None
         return [self._respond(context, index, outcome) for index, outcome in enumerate(outcomes)]
 
     # ------------------------------------------------------------ the child
@@ -234,7 +256,8 @@ class TsserveHandler:
             self.peer.poll_notifications()
 
         wants_stream = any(request.get("stream") for request in params["requests"])
-        return {"outcomes": self.engine.generate(params["requests"], on_delta if wants_stream else None)}
+        outcomes = self.engine.generate(params["requests"], on_delta if wants_stream else None, self._deadline)
+        return {"outcomes": outcomes}
 
     def _send_chunk(self, params: dict) -> None:
         from ts.handler_utils.utils import send_intermediate_predict_response

@@ -1,34 +1,72 @@
 """Next-token selection for a batch whose rows each have their own settings.
 
-Small tensor functions (the order follows transformers' logits processors):
-repetition penalty -> temperature -> top-k -> top-p -> sample. Rows with
-temperature 0 are greedy (argmax after the repetition penalty). Every sampling
-row draws from its own ``torch.Generator``, so a seeded row gives the same
-tokens whatever else shares its batch.
+The semantics are transformers' (``generate`` with ``do_sample=True``), in its
+order: repetition penalty -> temperature -> top-k -> top-p -> draw.
+
+- temperature below ``GREEDY_BELOW`` (1e-5, 0 included) is greedy: argmax
+  after the repetition penalty (dividing by 1e-39 would overflow to NaN).
+- top_k 0 is off; otherwise every token whose logit equals the k-th largest
+  stays too (``TopKLogitsWarper``'s ties).
+- top_p 1 is off; top_p 0 keeps only the most likely token, as
+  ``TopPLogitsWarper(0.0)`` and OpenAI do (the seed's default request).
+
+Speed: when every sampled row has a top_k, the rows are cut to their
+``topk(max k)`` candidates, which come sorted, so top-p needs no sort of the
+vocabulary; only a row with top_p and no top_k sorts the whole vocabulary.
+The draw is an inverse-CDF lookup with one uniform number per row, made by a
+counter-based hash (splitmix64) of the row's key and its step, all rows in one
+tensor expression: a seeded row draws the same numbers whatever shares its
+batch, and no per-row generator or Python loop is involved.
 """
 from __future__ import annotations
 
 import secrets
-from typing import Sequence
 
 import torch
 
-_GOLDEN = 0x9E3779B97F4A7C15
+GREEDY_BELOW = 1e-5
+
 _MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+_MIX1 = 0xBF58476D1CE4E5B9
+_MIX2 = 0x94D049BB133111EB
+
+
+def _signed64(value: int) -> int:
+    value &= _MASK64
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def row_seed(seed: int | None, sequence_index: int) -> int:
-    """The seed of one sampled sequence: the request's seed for sequence 0, a mix of it for the others."""
+    """The key of one sampled sequence (unsigned 64-bit): the request's seed for sequence 0, a mix of it for the others."""
     if seed is None:
-        return secrets.randbits(63)
-    value = (int(seed) + sequence_index * _GOLDEN) & _MASK64
-    return value
+        return secrets.randbits(64)
+    return (int(seed) + sequence_index * _GOLDEN) & _MASK64
 
 
-def make_generator(seed: int | None, sequence_index: int, device: torch.device | str) -> torch.Generator:
-    gen = torch.Generator(device=device)
-    gen.manual_seed(row_seed(seed, sequence_index))
-    return gen
+def row_key(seed: int | None, sequence_index: int) -> int:
+    """row_seed as the signed 64-bit integer a torch.int64 tensor holds."""
+    return _signed64(row_seed(seed, sequence_index))
+
+
+def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 values (torch's >> is arithmetic)."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def mix64(x: torch.Tensor) -> torch.Tensor:
+    """splitmix64's finaliser on int64 tensors (wrapping arithmetic)."""
+    x = x ^ _shift_right(x, 30)
+    x = x * _signed64(_MIX1)
+    x = x ^ _shift_right(x, 27)
+    x = x * _signed64(_MIX2)
+    return x ^ _shift_right(x, 31)
+
+
+def uniforms(keys: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """One uniform number in (0, 1] per row (float64), a function of the row's key and step only."""
+    z = mix64(keys + (steps + 1) * _signed64(_GOLDEN))
+    return (_shift_right(z, 11) + 1).to(torch.float64) / float(1 << 53)
 
 
 def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: torch.Tensor) -> torch.Tensor:
@@ -40,38 +78,69 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
     return torch.where(seen, penalised, logits)
 
 
-def filter_top_k_top_p(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
-    """Mask (to -inf) what lies outside each row's top-k and nucleus.
+def mask_below_kth(values: torch.Tensor, reference: torch.Tensor, top_k: torch.Tensor) -> torch.Tensor:
+    """-inf where a value is below its row's k-th largest of ``reference`` (sorted descending); rows with k 0 untouched."""
+    kth = reference.gather(1, (top_k.clamp(min=1) - 1).unsqueeze(-1))
+    kth = torch.where(top_k.unsqueeze(-1) > 0, kth, torch.full_like(kth, float("-inf")))
+    return values.masked_fill(values < kth, float("-inf"))
 
-    top_k [B] long (0 = off), top_p [B] float (>= 1 = off). The most likely token always stays.
+
+def mask_top_p(descending: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """Top-p on rows sorted in descending order, as TopPLogitsWarper computes it.
+
+    A token goes when the probability of it and every less likely token is at
+    most 1 - top_p; the most likely token always stays. Rows with top_p >= 1 are untouched.
     """
-    ordered, order = logits.sort(dim=-1, descending=True)
-    ranks = torch.arange(logits.shape[-1], device=logits.device)
-    k = top_k.unsqueeze(-1)
-    outside_k = (k > 0) & (ranks.unsqueeze(0) >= k)
-    ordered = ordered.masked_fill(outside_k, float("-inf"))
-    probs = ordered.softmax(dim=-1)
-    before = probs.cumsum(dim=-1) - probs  # probability mass of the better tokens
-    p = top_p.unsqueeze(-1)
-    outside_p = (p < 1.0) & (before > p)
-    ordered = ordered.masked_fill(outside_p, float("-inf"))
-    return torch.full_like(logits, float("-inf")).scatter(-1, order, ordered)
+    probs = descending.softmax(dim=-1)
+    tail = probs.flip(-1).cumsum(dim=-1).flip(-1)
+    remove = (tail <= (1.0 - top_p).unsqueeze(-1)) & (top_p < 1.0).unsqueeze(-1)
+    remove[:, 0] = False
+    return descending.masked_fill(remove, float("-inf"))
 
 
-def logits_to_probs(logits: torch.Tensor, temperature: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
-    """Sampling distribution per row. temperature [B] > 0."""
-    scaled = logits / temperature.unsqueeze(-1)
-    if bool(((top_k > 0) | (top_p < 1.0)).any()):
-        scaled = filter_top_k_top_p(scaled, top_k, top_p)
-    return scaled.softmax(dim=-1)
+def candidates(
+    logits: torch.Tensor, temperature: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Every sampled row's distribution over its candidate tokens: (probs [S, M], token ids [S, M] or None for the vocabulary).
+
+    logits [S, V] float32 (after the repetition penalty), temperature [S] >= GREEDY_BELOW,
+    top_k [S] long (0 = off), top_p [S] float (>= 1 = off).
+    """
+    vocab = logits.shape[-1]
+    top_k = top_k.clamp(min=0, max=vocab)
+    nucleus = bool((top_p < 1.0).any())
+    values, ids = None, None
+    if bool((top_k > 0).all()):
+        k_max = int(top_k.max())
+        values, ids = logits.topk(k_max, dim=-1)
+        kth = values.gather(1, (top_k - 1).unsqueeze(-1))
+        if k_max < vocab and bool(((logits >= kth).sum(dim=-1) > k_max).any()):
+            values, ids = None, None  # ties of a k-th value reach past the candidates: take the whole vocabulary
+        else:
+            values = mask_below_kth(values, values, top_k)
+    if values is None:
+        if nucleus:
+            values, ids = logits.sort(dim=-1, descending=True)
+            reference = values
+        else:
+            values = logits
+            reference = logits.topk(int(top_k.max()), dim=-1).values if bool((top_k > 0).any()) else None
+        if reference is not None:
+            values = mask_below_kth(values, reference, top_k)
+    scaled = values / temperature.unsqueeze(-1)
+    if nucleus:
+        scaled = mask_top_p(scaled, top_p)
+    return scaled.softmax(dim=-1), ids
 
 
-def sample_rows(probs: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
-    """One token per row, each drawn with its own generator (exponential race: argmax p / E, E ~ Exp(1))."""
-    noise = torch.empty_like(probs)
-    for row, gen in enumerate(generators):
-        noise[row].exponential_(1.0, generator=gen)
-    return (probs / noise).argmax(dim=-1)
+def draw(probs: torch.Tensor, ids: torch.Tensor | None, keys: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """One token per row by inverse CDF: the first candidate whose cumulative probability reaches u x total."""
+    cdf = probs.to(torch.float64).cumsum(dim=-1)
+    target = uniforms(keys, steps).unsqueeze(-1) * cdf[:, -1:]
+    pick = torch.searchsorted(cdf, target).clamp(max=probs.shape[-1] - 1)
+    if ids is None:
+        return pick.squeeze(-1)
+    return ids.gather(1, pick).squeeze(-1)
 
 
 def select_tokens(
@@ -82,16 +151,22 @@ def select_tokens(
     top_p: torch.Tensor,
     penalty: torch.Tensor | None,
     seen: torch.Tensor | None,
-    generators: Sequence[torch.Generator | None],
+    keys: torch.Tensor,
+    steps: torch.Tensor,
 ) -> torch.Tensor:
-    """The next token of every row: greedy where temperature is 0, sampled elsewhere. logits [B, V] float32."""
+    """The next token of every row: greedy where temperature < GREEDY_BELOW, drawn elsewhere. logits [B, V] float32.
+
+    keys [B] int64 (row_key), steps [B] int64: the row's count of drawn tokens.
+    """
     if penalty is not None and seen is not None:
         logits = apply_repetition_penalty(logits, seen, penalty.unsqueeze(-1))
+    sampled = temperature >= GREEDY_BELOW
+    if not bool(sampled.any()):
+        return logits.argmax(dim=-1)
+    if bool(sampled.all()):
+        probs, ids = candidates(logits, temperature, top_k, top_p)
+        return draw(probs, ids, keys, steps)
     chosen = logits.argmax(dim=-1)
-    sampling = [row for row, gen in enumerate(generators) if gen is not None]
-    if sampling:
-        index = torch.tensor(sampling, device=logits.device)
-        probs = logits_to_probs(logits[index], temperature[index], top_k[index], top_p[index])
-        drawn = sample_rows(probs, [generators[row] for row in sampling])
-        chosen = chosen.index_copy(0, index, drawn)
-    return chosen
+    index = sampled.nonzero().squeeze(-1)
+    probs, ids = candidates(logits[index], temperature[index], top_k[index], top_p[index])
+    return chosen.index_copy(0, index, draw(probs, ids, keys[index], steps[index]))

@@ -163,14 +163,14 @@ describe("completions on a real TorchServe", () => {
   }, 120_000);
 
   it("n: returns n choices indexed 0..n-1, each sampled on its own", async () => {
-    const body = await complete(TINY, { prompt: PROMPT, n: 3, max_tokens: 12, temperature: 1, seed: 11, logprobs: 1 });
+    const body = await complete(TINY, { prompt: PROMPT, n: 3, max_tokens: 12, temperature: 1, top_p: 1, seed: 11, logprobs: 1 });
     expect(body.choices.map((c) => c.index)).toEqual([0, 1, 2]);
     expect(new Set(body.choices.map((c) => c.text)).size).toBeGreaterThan(1);
     expect(body.usage.completion_tokens).toBe(sum(body.choices.map((c) => c.logprobs!.tokens.length)));
   }, 120_000);
 
   it("best_of: generates best_of sequences and returns the n with the highest total logprob", async () => {
-    const request = { prompt: PROMPT, max_tokens: 10, temperature: 1, seed: 5, logprobs: 1 };
+    const request = { prompt: PROMPT, max_tokens: 10, temperature: 1, top_p: 1, seed: 5, logprobs: 1 };
     const all = await complete(TINY, { ...request, n: 4, best_of: 4 });
     const best = await complete(TINY, { ...request, n: 2, best_of: 4 });
     // Reference: the same four sequences (same seed, per-row generators) ranked by their summed logprobs here.
@@ -273,7 +273,7 @@ describe("completions on a real TorchServe", () => {
   }, 120_000);
 
   it("seed: a seeded sampled request gives the same output every time, on any worker, in any batch", async () => {
-    const request = { prompt: "Once upon a time", max_tokens: 16, temperature: 0.9, top_k: 0, seed: 1234, logprobs: 1 };
+    const request = { prompt: "Once upon a time", max_tokens: 16, temperature: 0.9, top_k: 0, top_p: 1, seed: 1234, logprobs: 1 };
     const reference = await complete(TINY, request);
     const text = reference.choices[0]!.text;
     expect((await complete(TINY, request)).choices[0]!.text).toBe(text);
@@ -283,7 +283,7 @@ describe("completions on a real TorchServe", () => {
     const onTwo = await Promise.all(Array.from({ length: 6 }, () => complete(TWO, request)));
     expect(onTwo.map((b) => b.choices[0]!.text)).toEqual(Array(6).fill(text));
     // In a batch of four with other sampled requests.
-    const mates = [1, 2, 3].map((k) => ({ prompt: `Mate ${k} says`, max_tokens: 8 + k, temperature: 1, seed: k }));
+    const mates = [1, 2, 3].map((k) => ({ prompt: `Mate ${k} says`, max_tokens: 8 + k, temperature: 1, top_p: 1, seed: k }));
     const batch = await Promise.all([request, ...mates].map((r) => complete(BATCHED, r)));
     expect(batch[0]!.choices[0]!.text).toBe(text);
     // A different seed gives another sample.
