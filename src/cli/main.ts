@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => (await import("./commands/status.ts")).default,
   predict: async () => (await import("./commands/predict.ts")).default,
   token: async () => (await import("./commands/token.ts")).default,
+  setup: async () => (await import("./commands/setup.ts")).default,
 };
 
 export async function usage(): Promise<string> {

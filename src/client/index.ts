@@ -1,6 +1,7 @@
 export { TorchServeClient, TorchServeError, type ModelDescription, type PredictResult, type RegisterOptions } from "./http.ts";
 export { readKeyFile, isExpired, type KeyFile, type KeyKind } from "./keys.ts";
-export { workPaths, PROJECT_ROOT, type WorkPaths } from "./paths.ts";
+export { workPaths, projectRoot, PROJECT_ROOT, type WorkPaths } from "./paths.ts";
+export { findTorchServe, TorchServeNotFoundError, type TorchServeLocation } from "./torchserve-path.ts";
 export { parseProperties, readProperties, addressesFrom, type ServerAddresses } from "./properties.ts";
 export {
   connect,

@@ -1,13 +1,25 @@
 /**
  * Where tsserve keeps TorchServe's state: one git-ignored working folder in
  * the project (`.work/torchserve/`), so logs, key_file.json, the pid file and
- * unpacked archives never land in the user's current directory.
+ * unpacked archives never land in the user's current directory. The project
+ * is the folder of the nearest package.json above the current directory: the
+ * user's project when tsserve is installed as a dependency, the checkout when
+ * run inside tsserve itself.
  */
+import fs from "node:fs";
 import path from "node:path";
 import { PACKAGE_ROOT } from "../package-root.ts";
 
 /** The tsserve package root (where scripts/setup.sh creates .venv). */
 export const PROJECT_ROOT = PACKAGE_ROOT;
+
+/** The nearest folder at or above `from` with a package.json, else `from` itself. */
+export function projectRoot(from: string = process.cwd()): string {
+  for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, "package.json"))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(from);
+  }
+}
 
 export interface WorkPaths {
   root: string;
@@ -26,9 +38,11 @@ export interface WorkPaths {
 }
 
 export function workPaths(env: NodeJS.ProcessEnv = process.env): WorkPaths {
-  const root = env.TSSERVE_ROOT ? path.resolve(env.TSSERVE_ROOT) : PROJECT_ROOT.replace(/[\\/]$/, "");
+  const root = env.TSSERVE_ROOT ? path.resolve(env.TSSERVE_ROOT) : projectRoot();
   const work = env.TSSERVE_WORK_DIR ? path.resolve(env.TSSERVE_WORK_DIR) : path.join(root, ".work", "torchserve");
   const tmp = path.join(work, "tmp");
+  // The project's TorchServe config, else the one tsserve ships (loopback addresses, model API on).
+  const projectTsConfig = path.join(root, "configs", "config.properties");
   return {
     root,
     work,
@@ -40,6 +54,6 @@ export function workPaths(env: NodeJS.ProcessEnv = process.env): WorkPaths {
     // torchserve's launcher writes its pid file into tempfile.gettempdir(), i.e. $TMPDIR.
     pidFile: path.join(tmp, ".model_server.pid"),
     venvBin: env.TSSERVE_VENV ? path.join(path.resolve(env.TSSERVE_VENV), "bin") : path.join(root, ".venv", "bin"),
-    defaultTsConfig: path.join(root, "configs", "config.properties"),
+    defaultTsConfig: fs.existsSync(projectTsConfig) ? projectTsConfig : path.join(PACKAGE_ROOT, "configs", "config.properties"),
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Starting and stopping the project's TorchServe, and talking to it.
  *
- * `startServer` spawns `.venv/bin/torchserve --start` with an argument list
+ * `startServer` spawns `torchserve --start` (found by ./torchserve-path.ts) with an argument list
  * (never a shell) in the working folder, with LOG_LOCATION, METRICS_LOCATION
  * and TEMP/TMPDIR pointing there, then waits for /ping. `stopServer` stops
  * the Java frontend and waits until it, its Python workers and their Node
@@ -21,6 +21,8 @@ import { LogWatcher, findWorkerFailure } from "./logs.ts";
 import { allProcs, procInfo, processTree, procsMentioning, signal, stillRunning, TS_MAIN_CLASS, type ProcInfo } from "./procs.ts";
 import { addressesFrom, isTrue, readProperties, type Properties, type ServerAddresses } from "./properties.ts";
 import { workPaths, type WorkPaths } from "./paths.ts";
+import { findTorchServe, TorchServeNotFoundError, venvOf } from "./torchserve-path.ts";
+import { PACKAGE_ROOT } from "../package-root.ts";
 
 /** What `tsserve start` records in the working folder for the other commands. */
 export interface ServerState {
@@ -118,14 +120,17 @@ export interface StartOptions {
   timeoutMs?: number;
   onProgress?: (message: string) => void;
   paths?: WorkPaths;
+  /** The torchserve launcher (`--torchserve`); else found as ./torchserve-path.ts says. */
+  torchserve?: string;
 }
 
-/** The environment TorchServe and its workers run with. */
-export function serverEnv(paths: WorkPaths, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+/** The environment TorchServe and its workers run with; `launcher` is the torchserve that runs (its folder goes first on PATH). */
+export function serverEnv(paths: WorkPaths, base: NodeJS.ProcessEnv = process.env, launcher = path.join(paths.venvBin, "torchserve")): NodeJS.ProcessEnv {
+  const venv = venvOf(launcher);
   return {
     ...base,
-    PATH: [paths.venvBin, base.PATH].filter(Boolean).join(path.delimiter),
-    VIRTUAL_ENV: path.dirname(paths.venvBin),
+    PATH: [path.dirname(launcher), base.PATH].filter(Boolean).join(path.delimiter),
+    ...(venv ? { VIRTUAL_ENV: venv } : {}),
     LOG_LOCATION: paths.logs,
     METRICS_LOCATION: paths.logs,
     // TEMP is TorchServe's java.io.tmpdir (unpacked archives, worker sockets); TMPDIR holds its pid file.
@@ -154,8 +159,15 @@ export async function startServer(options: StartOptions = {}): Promise<ServerSta
       throw new ServerError(`the ${api} address ${address} is already in use (another TorchServe?); stop it first`, 2);
     }
   }
-  const torchserve = path.join(paths.venvBin, "torchserve");
-  if (!fs.existsSync(torchserve)) throw new ServerError(`${torchserve} not found: run \`npm run setup\` first`, 2);
+  let torchserve: string;
+  try {
+    const found = findTorchServe({ explicit: options.torchserve, projectRoot: paths.root, packageRoot: PACKAGE_ROOT });
+    torchserve = found.path;
+    progress(`using ${torchserve} (${found.source})`);
+  } catch (error) {
+    if (error instanceof TorchServeNotFoundError) throw new ServerError(error.message, 2);
+    throw error;
+  }
 
   for (const dir of [paths.work, paths.logs, paths.tmp, modelStore]) await fsp.mkdir(dir, { recursive: true });
   // Keys of a previous run are stale: TorchServe writes new ones at start.
@@ -167,7 +179,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerSta
   if (options.models?.length) args.push("--models", ...options.models);
   const consoleLog = path.join(paths.logs, "torchserve-console.log");
   const out = fs.openSync(consoleLog, "a");
-  const env = serverEnv(paths);
+  const env = serverEnv(paths, process.env, torchserve);
   delete env.TS_CONFIG_FILE; // the launcher would prefer it over --ts-config
   const launcher = spawn(torchserve, args, { cwd: paths.work, env, stdio: ["ignore", out, out], detached: true });
   fs.closeSync(out);

@@ -13,7 +13,8 @@ Options:
   -v, --version V           model version
   --handler FILE            the TypeScript handler module (default export: the handler class)
   -c, --config-file FILE    model-config.yaml (TorchServe keys and the handler: section)
-  -r, --requirements-file   requirements.txt packed with the model
+  -r, --requirements-file   more Python requirements, appended to the archive's requirements.txt
+                            (which always names the shim's own and Node as a wheel)
   --extra-files LIST        comma-separated files or folders packed at the archive's top level
   --export-path DIR         where to write the archive (default: the current folder)
   --archive-format FMT      default (NAME.mar, deflate), zip-store (NAME.mar, stored),

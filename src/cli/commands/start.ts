@@ -1,17 +1,20 @@
 import { ServerError, startServer } from "../../client/server.ts";
 import { UsageError, type Command } from "../command.ts";
 
-const usage = `Usage: tsserve start [--model-store DIR] [--ts-config FILE] [--models NAME=ARCHIVE ...]
+const usage = `Usage: tsserve start [--model-store DIR] [--ts-config FILE] [--models NAME=ARCHIVE ...] [--torchserve PATH]
 
-Starts TorchServe (from .venv) in the background in the working folder .work/torchserve/
-(logs, key_file.json) and waits until it answers /ping.
+Starts TorchServe in the background in the project's working folder .work/torchserve/
+(logs, key_file.json) and waits until it answers /ping. The torchserve launcher is, in
+this order: --torchserve, $TSSERVE_TORCHSERVE, $TSSERVE_VENV/bin, the project's .venv
+(\`tsserve setup\` makes one), tsserve's own .venv, then torchserve on PATH.
 
 Options:
   --model-store DIR   where archives are registered from (default: model_store of the
                       config, else .work/torchserve/model-store)
   --ts-config FILE    TorchServe config.properties (default: configs/config.properties)
   --models SPEC       a model to load at start, NAME=ARCHIVE in the model store (repeatable)
-  --timeout S         seconds to wait for /ping (default 120)`;
+  --timeout S         seconds to wait for /ping (default 120)
+  --torchserve PATH   the torchserve launcher to run (a path, or a name on PATH)`;
 
 const command: Command = {
   name: "start",
@@ -23,6 +26,7 @@ const command: Command = {
     "ts-config": { type: "string" },
     models: { type: "string", multiple: true },
     timeout: { type: "string" },
+    torchserve: { type: "string" },
   },
   async run({ values, positionals }) {
     // `--models a=x.mar b=y.mar` as torchserve takes it: extra positionals are more models.
@@ -36,6 +40,7 @@ const command: Command = {
         tsConfig: values["ts-config"] as string | undefined,
         models,
         timeoutMs: timeout * 1000,
+        torchserve: values.torchserve as string | undefined,
         onProgress: (m) => process.stderr.write(`tsserve start: ${m}\n`),
       });
     } catch (error) {
