@@ -69,7 +69,7 @@ export abstract class CompletionHandler<
       prompt,
       max_tokens: request.max_tokens,
       temperature: request.temperature,
-      // Passed as given: the shim reads top_p 0 (the seed's default) as 1.0, no nucleus filtering.
+      // Passed as given: top_p 0 (the seed's default) keeps the top token, as transformers does.
       top_p: request.top_p,
       top_k: request.top_k,
       repetition_penalty: request.repetition_penalty,

@@ -8,9 +8,10 @@
  * top_p 0.0, top_k 50, repetition_penalty 1.0, logprobs 0, stop [], n 1,
  * best_of = n, echo false, stream false.
  *
- * `top_p: 0` (the seed's default) means "no nucleus filtering", exactly like
- * `top_p: 1`. It is passed to the shim as given; the shim treats 0 as 1.0.
- * `temperature: 0` means greedy decoding; `top_k: 0` disables top-k.
+ * `top_p: 0` (the seed's default) keeps only the most likely token, as the
+ * seed's transformers did (`TopPLogitsWarper(0.0)`) and OpenAI does; `top_p: 1`
+ * is off. A temperature below 1e-5 (0 included) means greedy decoding;
+ * `top_k: 0` disables top-k (tokens tied with the k-th are kept).
  */
 import { z } from "zod";
 import type { ChatMessage } from "../prompts/messages.ts";
