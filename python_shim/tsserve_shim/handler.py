@@ -99,6 +99,15 @@ def decode_body(row: Any) -> dict:
     return {"body": body}
 
 
+def with_url_path(request: dict, context, index: int) -> dict:
+    """Adds the row's sub-path (TorchServe's `url_path` header: what follows
+    `/predictions/<model>/<version>/`), which picks the handler route that answers."""
+    url_path = context.get_request_header(index, "url_path") if context is not None else None
+    if url_path:
+        request["url_path"] = url_path
+    return request
+
+
 def _set_cpu_threads(threads: Optional[int]) -> None:
     """Several workers on few cores each want few torch threads; the config says how many."""
     if threads:
@@ -179,7 +188,7 @@ class TsserveHandler:
     def handle(self, data: List[Any], context) -> List[Any]:
         self._context = context
         self._deadline = generation_deadline(self.deadline_s, self.deadline_name, time.monotonic())
-        requests = [decode_body(row) for row in data]
+        requests = [with_url_path(decode_body(row), context, index) for index, row in enumerate(data)]
         batch_id = next(self._batch_ids)
         try:
             if self.child is None or not self.child.alive():
@@ -265,8 +274,9 @@ class TsserveHandler:
         context, index = self._context, params["request_index"]
         if context is None or context.request_ids is None or index not in context.request_ids:
             return
-        context.set_response_content_type(index, "application/json")
-        body = json_line(params["body"])
+        content_type = params.get("content_type")
+        context.set_response_content_type(index, content_type or "application/json")
+        body = params["body"] if content_type else json_line(params["body"])
         send_intermediate_predict_response({index: body}, {index: context.request_ids[index]}, "Intermediate response", 200, context)
 
     # ------------------------------------------------------------ responses
@@ -278,12 +288,14 @@ class TsserveHandler:
 
     @staticmethod
     def _respond(context, index: int, outcome: dict) -> str:
-        context.set_response_content_type(index, "application/json")
+        content_type = outcome.get("content_type") if outcome["ok"] else None
+        context.set_response_content_type(index, content_type or "application/json")
         if outcome["ok"]:
-            return json_line(outcome["body"])
+            return outcome["body"] if content_type else json_line(outcome["body"])
         status = outcome["status"]
         context.set_response_status(status, reason_phrase(outcome["message"]), index)
-        return json_line(error_body(status, outcome["message"], outcome.get("field")))
+        body = outcome["body"] if "body" in outcome else error_body(status, outcome["message"], outcome.get("field"))
+        return json_line(body)
 
     def shutdown(self) -> None:
         if self.peer is not None and self.child is not None and self.child.alive():

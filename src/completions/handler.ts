@@ -22,6 +22,9 @@ import type { HandlerSection } from "../config/model-config.ts";
 import { CompletionRequest, parsePlainCompletionRequest } from "./request.ts";
 import type { ChoiceLogprobs, CompletionChunk, CompletionResponse, Choice } from "./response.ts";
 import type { z } from "zod";
+import type { Route } from "../handler/route.ts";
+import { openaiRoutes } from "./openai-routes.ts";
+import { asOpenAIFailure } from "./openai-error.ts";
 
 export type GenerateSuccess = Extract<GenerateOutcome, { ok: true }>;
 
@@ -89,19 +92,35 @@ export abstract class CompletionHandler<
         try {
           const prompt = await this.formatPrompt(request, ctx);
           if (typeof prompt !== "string") throw new Error(`formatPrompt returned ${typeof prompt}, not a string`);
-          return {
-            request,
-            prompt,
-            generate: this.generateRequest(request, prompt),
-            id: `cmpl-${randomUUID().replaceAll("-", "")}`,
-            created,
-            model: request.model ?? ctx.modelName,
-          };
+          return this.completionInput(request, prompt, ctx, created);
         } catch (error) {
           return RequestFailure.from(error);
         }
       }),
     );
+  }
+
+  /** What inference needs for one request and its final prompt (`v1/completions` sends its prompts here as they are). */
+  completionInput(request: Req, prompt: string, ctx: StageContext<Cfg>, created = Math.floor(Date.now() / 1000)): CompletionInput<Req> {
+    return {
+      request,
+      prompt,
+      generate: this.generateRequest(request, prompt),
+      id: `cmpl-${randomUUID().replaceAll("-", "")}`,
+      created,
+      model: request.model ?? ctx.modelName,
+    };
+  }
+
+  /** OpenAI's API under `v1/` (completions, chat/completions, models); add your own routes to these. */
+  override routes(): readonly Route<Cfg>[] {
+    return openaiRoutes<Cfg>(this);
+  }
+
+  /** A 404 naming the path; under `v1/`, in OpenAI's error shape. */
+  override unknownRoute(path: string): RequestFailure {
+    const failure = super.unknownRoute(path);
+    return path.startsWith("v1/") ? asOpenAIFailure(failure) : failure;
   }
 
   override async inference(inputs: CompletionInput<Req>[], ctx: StageContext<Cfg>): Promise<Maybe<CompletionOutput<Req>>[]> {

@@ -4,13 +4,26 @@
  * that request's HTTP status and `{"error": {...}}` body.
  */
 export class RequestFailure extends Error {
-  constructor(readonly status: number, message: string, readonly field?: string) {
+  /**
+   * @param body the error body to send instead of tsserve's
+   *   `{"error": {code, message, field}}` (a route's own error shape)
+   */
+  constructor(readonly status: number, message: string, readonly field?: string, readonly body?: unknown) {
     super(message);
     this.name = "RequestFailure";
   }
 
   static badRequest(message: string, field?: string): RequestFailure {
     return new RequestFailure(400, message, field);
+  }
+
+  static notFound(message: string, field?: string): RequestFailure {
+    return new RequestFailure(404, message, field);
+  }
+
+  /** The same failure, answered with `body`. */
+  withBody(body: unknown): RequestFailure {
+    return new RequestFailure(this.status, this.message, this.field, body);
   }
 
   /** Any thrown value as a failure: RequestFailures keep their status, others are 500s. */

@@ -4,8 +4,9 @@
  */
 import type { z } from "zod";
 import type { ModelClient } from "./model.ts";
-import type { Maybe, RequestFailure } from "./failure.ts";
+import { RequestFailure, type Maybe } from "./failure.ts";
 import { parseOrFail } from "./validate.ts";
+import type { Route } from "./route.ts";
 import { HandlerSection, type ModelConfig } from "../config/model-config.ts";
 
 export interface HandlerContext<Cfg = HandlerSection> {
@@ -39,6 +40,20 @@ export abstract class Handler<Req = unknown, Cfg = HandlerSection, In = unknown,
    */
   parseRequest(body: unknown): Req | RequestFailure {
     return parseOrFail(this.requestSchema, body);
+  }
+
+  /**
+   * The sub-paths this handler answers besides its own (`/predictions/<model>/<version>/<path>`);
+   * a request to any other sub-path gets a 404. Asked once, at the first batch.
+   */
+  routes(): readonly Route<Cfg>[] {
+    return [];
+  }
+
+  /** The refusal of a request to a sub-path that no route answers (404, naming the path). */
+  unknownRoute(path: string): RequestFailure {
+    const known = ["", ...this.routes().map((route) => route.path)].map((p) => JSON.stringify(p)).join(", ");
+    return RequestFailure.notFound(`url_path: no route "${path}" on this model (it answers ${known})`, "url_path");
   }
 
   /** Called once per worker after the model is loaded. */

@@ -14,12 +14,12 @@ function isIncomingRequest(value: unknown): boolean {
   if (!isPlainObject(value) || !("body" in value)) return false;
   for (const key in value) {
     if (key === "body") continue;
-    if ((key !== "body_error" && key !== "request_id") || typeof value[key] !== "string") return false;
+    if ((key !== "body_error" && key !== "request_id" && key !== "url_path") || typeof value[key] !== "string") return false;
   }
   return true;
 }
 
-/** `handle` params: `{batch_id, requests: [{body, body_error?, request_id?}]}`, nothing else. */
+/** `handle` params: `{batch_id, requests: [{body, body_error?, request_id?, url_path?}]}`, nothing else. */
 export function isHandleParams(value: unknown): boolean {
   if (!isPlainObject(value)) return false;
   for (const key in value) if (key !== "batch_id" && key !== "requests") return false;

@@ -88,6 +88,12 @@ export const IncomingRequest = z.strictObject({
   /** Set when the body could not be read as JSON; the runtime refuses it with this message. */
   body_error: z.string().optional(),
   request_id: z.string().optional(),
+  /**
+   * The sub-path after `/predictions/<model>/<version>/` (TorchServe's `url_path`
+   * request header, no leading slash): the handler route that answers. Absent
+   * or empty: the model's own path.
+   */
+  url_path: z.string().optional(),
 });
 export type IncomingRequest = z.infer<typeof IncomingRequest>;
 
@@ -96,13 +102,18 @@ export const HandleParams = z.strictObject({
   requests: z.array(IncomingRequest),
 });
 
+/** With `content_type` set, a body is a string sent as it is (server-sent events); without, JSON. */
+const ContentType = z.string().min(1);
+
 export const RequestOutcome = z.discriminatedUnion("ok", [
-  z.strictObject({ ok: z.literal(true), body: z.unknown() }),
+  z.strictObject({ ok: z.literal(true), body: z.unknown(), content_type: ContentType.optional() }),
   z.strictObject({
     ok: z.literal(false),
     status: z.number().int().min(400).max(599),
     message: z.string(),
     field: z.string().optional(),
+    /** The error body to send instead of `{"error": {code, message, field}}` (a route's own error shape). */
+    body: z.unknown().optional(),
   }),
 ]);
 export type RequestOutcome = z.infer<typeof RequestOutcome>;
@@ -206,4 +217,5 @@ export const StreamChunkParams = z.strictObject({
   batch_id: z.number().int(),
   request_index: z.number().int(),
   body: z.unknown(),
+  content_type: ContentType.optional(),
 });

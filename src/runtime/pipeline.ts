@@ -1,21 +1,20 @@
 /**
- * Runs one TorchServe batch through a handler: validate each body, then
- * preprocess -> inference -> postprocess over the requests still alive. A
- * failure of one request (a RequestFailure in a stage's output) drops only
- * that request; a stage that throws fails the requests it was given.
+ * Runs one TorchServe batch through a handler. Requests are grouped by route
+ * (their `url_path`): those to the model's own path go through the handler's
+ * pipeline (validate each body, then preprocess -> inference -> postprocess),
+ * those to a route the handler declares go to that route, and the rest get
+ * the handler's 404. A failure of one request never fails another.
  */
-import type { AnyHandler, HandlerContext, StageContext } from "../handler/handler.ts";
+import type { AnyHandler, HandlerContext } from "../handler/handler.ts";
 import { RequestFailure, isFailure, type Maybe } from "../handler/failure.ts";
+import { normalizeRoutePath, type Route, type RouteCall } from "../handler/route.ts";
+import { runStages, type Stage, type StageBase } from "../handler/stages.ts";
 import type { IncomingRequest, RequestOutcome } from "../protocol/messages.ts";
+import { toOutcome } from "./outcome.ts";
 
 export interface BatchOptions {
   /** Intermediate responses for streaming requests. */
   stream?: (requestIndex: number, body: unknown) => void;
-}
-
-interface Live<T> {
-  index: number;
-  value: T;
 }
 
 export async function runBatch(
@@ -24,66 +23,83 @@ export async function runBatch(
   requests: readonly IncomingRequest[],
   options: BatchOptions = {},
 ): Promise<RequestOutcome[]> {
-  const outcomes: (RequestOutcome | undefined)[] = new Array(requests.length);
-  const fail = (index: number, failure: RequestFailure) => {
-    outcomes[index] = failure.field === undefined
-      ? { ok: false, status: failure.status, message: failure.message }
-      : { ok: false, status: failure.status, message: failure.message, field: failure.field };
-  };
+  const base: StageBase = { ...ctx, stream: options.stream ?? (() => {}) };
+  const replies: Maybe<unknown>[] = new Array(requests.length);
+  for (const [path, indices] of groupByPath(requests)) {
+    const group = indices.map((index) => requests[index]!);
+    const route = path === "" ? undefined : routeTable(handler).get(path);
+    const answers = path === ""
+      ? await answerWithPipeline(handler, group, indices, base)
+      : route
+        ? await answerWithRoute(route, group, indices, base)
+        : group.map(() => handler.unknownRoute(path));
+    indices.forEach((index, k) => (replies[index] = answers[k]));
+  }
+  return replies.map((reply) => toOutcome(reply ?? new RequestFailure(500, "handler returned no response for this request")));
+}
 
-  let live: Live<unknown>[] = [];
+/** Batch indices per normalized url_path, in order of first appearance. */
+export function groupByPath(requests: readonly IncomingRequest[]): Map<string, number[]> {
+  const groups = new Map<string, number[]>();
   requests.forEach((request, index) => {
-    const value = request.body_error !== undefined
-      ? RequestFailure.badRequest(request.body_error, "body")
-      : handler.parseRequest(request.body);
-    if (isFailure(value)) fail(index, value);
-    else live.push({ index, value });
+    const path = normalizeRoutePath(request.url_path ?? "");
+    const group = groups.get(path);
+    if (group) group.push(index);
+    else groups.set(path, [index]);
   });
+  return groups;
+}
 
-  const stages = [
-    (items: unknown[], c: StageContext<unknown>) => handler.preprocess(items, c),
-    (items: unknown[], c: StageContext<unknown>) => handler.inference(items, c),
-    (items: unknown[], c: StageContext<unknown>) => handler.postprocess(items, c),
+const routeTables = new WeakMap<AnyHandler, Map<string, Route<unknown>>>();
+
+/** The handler's routes by normalized path (asked once per handler). */
+function routeTable(handler: AnyHandler): Map<string, Route<unknown>> {
+  let table = routeTables.get(handler);
+  if (!table) {
+    table = new Map(handler.routes().map((route: Route<unknown>) => [normalizeRoutePath(route.path), route]));
+    routeTables.set(handler, table);
+  }
+  return table;
+}
+
+async function answerWithPipeline(
+  handler: AnyHandler,
+  requests: readonly IncomingRequest[],
+  indices: readonly number[],
+  base: StageBase,
+): Promise<Maybe<unknown>[]> {
+  const parsed = requests.map((request) => request.body_error !== undefined
+    ? RequestFailure.badRequest(request.body_error, "body")
+    : handler.parseRequest(request.body));
+  const stages: Stage[] = [
+    (items, c) => handler.preprocess(items, c),
+    (items, c) => handler.inference(items, c),
+    (items, c) => handler.postprocess(items, c),
   ];
-  for (const stage of stages) {
-    if (live.length === 0) break;
-    live = await runStage(stage, live, stageContext(ctx, live, options), fail);
-  }
-  for (const { index, value } of live) outcomes[index] = { ok: true, body: value };
-  return outcomes.map((o) => o ?? { ok: false, status: 500, message: "handler returned no response for this request" });
+  const live = parsed.flatMap((value, k) => (isFailure(value) ? [] : [k]));
+  const results = await runStages(stages, live.map((k) => parsed[k]), live.map((k) => indices[k]!), base);
+  const answers: Maybe<unknown>[] = [...parsed];
+  live.forEach((k, position) => (answers[k] = results[position]));
+  return answers;
 }
 
-function stageContext(ctx: HandlerContext<unknown>, live: Live<unknown>[], options: BatchOptions): StageContext<unknown> {
-  return {
-    ...ctx,
-    requestIndices: live.map((item) => item.index),
-    stream: options.stream ?? (() => {}),
-  };
-}
-
-async function runStage(
-  stage: (items: unknown[], ctx: StageContext<unknown>) => Promise<Maybe<unknown>[]>,
-  live: Live<unknown>[],
-  ctx: StageContext<unknown>,
-  fail: (index: number, failure: RequestFailure) => void,
-): Promise<Live<unknown>[]> {
-  let results: Maybe<unknown>[];
+async function answerWithRoute(
+  route: Route<unknown>,
+  requests: readonly IncomingRequest[],
+  indices: readonly number[],
+  base: StageBase,
+): Promise<Maybe<unknown>[]> {
+  const calls: RouteCall[] = requests.map((request) =>
+    request.body_error === undefined ? { body: request.body } : { body: request.body, bodyError: request.body_error });
+  let replies: Maybe<unknown>[];
   try {
-    results = await stage(live.map((item) => item.value), ctx);
+    replies = await route.handle(calls, { ...base, requestIndices: indices });
+    if (!Array.isArray(replies) || replies.length !== calls.length) {
+      const got = Array.isArray(replies) ? `${replies.length} replies` : typeof replies;
+      replies = calls.map(() => new RequestFailure(500, `route "${route.path}" returned ${got} for ${calls.length} requests`));
+    }
   } catch (error) {
-    for (const item of live) fail(item.index, RequestFailure.from(error));
-    return [];
+    replies = calls.map(() => RequestFailure.from(error));
   }
-  if (!Array.isArray(results) || results.length !== live.length) {
-    const got = Array.isArray(results) ? `${results.length} items` : typeof results;
-    for (const item of live) fail(item.index, new RequestFailure(500, `handler stage returned ${got} for ${live.length} requests`));
-    return [];
-  }
-  const next: Live<unknown>[] = [];
-  results.forEach((value, position) => {
-    const index = live[position]!.index;
-    if (isFailure(value)) fail(index, value);
-    else next.push({ index, value });
-  });
-  return next;
+  return replies.map((reply) => (isFailure(reply) && reply.body === undefined && route.errorBody ? reply.withBody(route.errorBody(reply)) : reply));
 }

@@ -12,6 +12,7 @@ import { describeIssues } from "../handler/validate.ts";
 import type { AnyHandler, HandlerClass, HandlerContext } from "../handler/handler.ts";
 import { RemoteModel } from "./remote-model.ts";
 import { runBatch } from "./pipeline.ts";
+import { encodeBody } from "./outcome.ts";
 
 export interface RuntimeOptions {
   input: ByteSource;
@@ -60,7 +61,7 @@ export function startRuntime(Handler: HandlerClass, options: RuntimeOptions): Ru
   connection.onRequest(Handle, async (params) => {
     if (!ctx) throw new RpcError(ErrorCode.NotInitialized, "handle before initialize");
     const stream = (requestIndex: number, body: unknown) =>
-      connection.sendNotification(StreamChunk, { batch_id: params.batch_id, request_index: requestIndex, body });
+      connection.sendNotification(StreamChunk, { batch_id: params.batch_id, request_index: requestIndex, ...encodeBody(body) });
     return { responses: await runBatch(handler, ctx, params.requests, { stream }) };
   });
 

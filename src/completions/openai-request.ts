@@ -1,0 +1,147 @@
+/**
+ * OpenAI's completion and chat completion requests, mapped onto the handler's
+ * own completion request. Only what OpenAI adds is checked here (the prompt's
+ * forms, chat content parts, `logprobs`/`top_logprobs`, `stream_options`,
+ * fields tsserve does not serve); every field the two requests share is
+ * checked by the handler's `parseRequest`, so a refusal names the same field
+ * on every path. OpenAI's defaults replace the seed's: temperature 1, top_p 1,
+ * no top-k, a random seed unless one is given; max_tokens 16 for completions
+ * and CHAT_DEFAULT_MAX_TOKENS for chat.
+ */
+import { randomInt } from "node:crypto";
+import { z } from "zod";
+import { RequestFailure, isFailure } from "../handler/failure.ts";
+import { parseOrFail } from "../handler/validate.ts";
+import { REQUEST_LIMITS, type CompletionRequest } from "./request.ts";
+
+export const COMPLETION_DEFAULT_MAX_TOKENS = 16;
+/** OpenAI's chat generates to the end of the context; tsserve needs a number up front. */
+export const CHAT_DEFAULT_MAX_TOKENS = 256;
+
+const absent = <T extends z.ZodType>(schema: T) => schema.nullable().optional();
+const int = () => z.number({ error: "must be a number" }).int({ error: "must be an integer" });
+const unsupported = (what: string) => ({ error: `is not supported by this server${what}` });
+
+const StreamOptions = z.looseObject(
+  { include_usage: absent(z.boolean({ error: "must be true or false" })) },
+  { error: "must be an object" },
+);
+
+/** What OpenAI's penalties and biases may be here: absent or neutral. */
+const NEUTRAL_ONLY = {
+  presence_penalty: absent(z.literal(0, unsupported(" (only 0)"))),
+  frequency_penalty: absent(z.literal(0, unsupported(" (only 0)"))),
+  logit_bias: absent(z.record(z.string(), z.unknown()).refine((bias) => Object.keys(bias).length === 0, unsupported(" (only {})"))),
+  stream_options: absent(StreamOptions),
+};
+
+export const OpenAICompletionFields = z.looseObject({
+  prompt: z.union([z.string(), z.array(z.string()).min(1)], {
+    error: (issue) => issue.input === undefined
+      ? "required"
+      : "must be a string or a non-empty list of strings (token-id prompts are not supported)",
+  }),
+  suffix: absent(z.never(unsupported(""))),
+  logprobs: absent(int().min(0, { error: "must be ≥ 0" }).max(REQUEST_LIMITS.maxLogprobs, { error: `must be ≤ ${REQUEST_LIMITS.maxLogprobs}` })),
+  ...NEUTRAL_ONLY,
+}, { error: "must be a JSON object" });
+
+const TextPart = z.looseObject({
+  type: z.literal("text", { error: 'must be "text" (only text parts are supported)' }),
+  text: z.string({ error: "must be a string" }),
+});
+
+export const OpenAIChatMessage = z.looseObject({
+  role: z.enum(["system", "developer", "user", "assistant"], { error: 'must be one of "system", "developer", "user", "assistant"' }),
+  content: z.union([z.string(), z.array(TextPart)], { error: "must be a string or a list of text parts" }),
+});
+
+export const OpenAIChatFields = z.looseObject({
+  messages: z.array(OpenAIChatMessage, { error: "must be a list of {role, content}" }).min(1, { error: "must contain at least one message" }),
+  max_completion_tokens: absent(int().min(0, { error: "must be ≥ 0" })),
+  logprobs: absent(z.boolean({ error: "must be true or false" })),
+  top_logprobs: absent(int().min(0, { error: "must be ≥ 0" }).max(REQUEST_LIMITS.maxLogprobs, { error: `must be ≤ ${REQUEST_LIMITS.maxLogprobs}` })),
+  tools: absent(z.array(z.unknown()).max(0, unsupported(""))),
+  response_format: absent(z.looseObject({ type: z.literal("text", unsupported(' (only {"type": "text"})')) })),
+  ...NEUTRAL_ONLY,
+}, { error: "must be a JSON object" });
+
+type Body = Record<string, unknown>;
+
+/** One OpenAI call as the handler's requests, with what the OpenAI response needs to know. */
+export interface OpenAICall<Req extends CompletionRequest = CompletionRequest> {
+  /** One per prompt (a chat has one). */
+  requests: Req[];
+  /** How many alternatives per token the client asked for; null when it asked for no logprobs. */
+  logprobs: number | null;
+  stream: boolean;
+  /** `stream_options.include_usage`: a last chunk with `usage` before `[DONE]`. */
+  includeUsage: boolean;
+}
+
+type ParseRequest<Req> = (body: unknown) => Req | RequestFailure;
+
+/** An OpenAI completion request as one handler request per prompt. */
+export function parseOpenAICompletion<Req extends CompletionRequest>(body: unknown, parseRequest: ParseRequest<Req>): OpenAICall<Req> | RequestFailure {
+  const openai = parseOrFail(OpenAICompletionFields, body);
+  if (isFailure(openai)) return openai;
+  const prompts = typeof openai.prompt === "string" ? [openai.prompt] : openai.prompt;
+  const logprobs = openai.logprobs ?? null;
+  const shared = sharedFields(openai as Body, COMPLETION_DEFAULT_MAX_TOKENS, logprobs);
+  const requests: Req[] = [];
+  for (const prompt of prompts) {
+    const request = parseRequest({ ...shared, prompt });
+    if (isFailure(request)) return request;
+    requests.push(request);
+  }
+  return { requests, logprobs, ...streaming(openai as Body) };
+}
+
+/** An OpenAI chat completion request as one handler request with `messages`. */
+export function parseOpenAIChat<Req extends CompletionRequest>(body: unknown, parseRequest: ParseRequest<Req>): OpenAICall<Req> | RequestFailure {
+  const openai = parseOrFail(OpenAIChatFields, body);
+  if (isFailure(openai)) return openai;
+  if (openai.top_logprobs != null && openai.logprobs !== true) {
+    return RequestFailure.badRequest("top_logprobs: needs logprobs: true", "top_logprobs");
+  }
+  const logprobs = openai.logprobs === true ? openai.top_logprobs ?? 0 : null;
+  const maxTokens = openai.max_completion_tokens ?? (openai as Body).max_tokens ?? CHAT_DEFAULT_MAX_TOKENS;
+  const { prompt: _prompt, echo: _echo, best_of: _bestOf, ...shared } = sharedFields(openai as Body, maxTokens, logprobs);
+  const messages = openai.messages.map((message) => ({ role: message.role === "developer" ? "system" : message.role, content: messageText(message.content) }));
+  const request = parseRequest({ ...shared, messages });
+  if (isFailure(request)) return request;
+  return { requests: [request], logprobs, ...streaming(openai as Body) };
+}
+
+/** A message's content as one string (text parts joined). */
+function messageText(content: string | { text: string }[]): string {
+  return typeof content === "string" ? content : content.map((part) => part.text).join("");
+}
+
+/**
+ * The body as the handler's request sees it: OpenAI's defaults where a field
+ * is absent, the logprob count raised to at least 1 when the client asked for
+ * logprobs (a streamed chunk then carries them; the response trims the
+ * alternatives back), and OpenAI-only fields left out.
+ */
+function sharedFields(body: Body, maxTokens: unknown, logprobs: number | null): Body {
+  const {
+    suffix: _suffix, stream_options: _streamOptions, presence_penalty: _presence, frequency_penalty: _frequency,
+    logit_bias: _bias, user: _user, max_completion_tokens: _maxCompletion, top_logprobs: _top, tools: _tools,
+    tool_choice: _toolChoice, response_format: _format, messages: _messages, ...rest
+  } = body;
+  return {
+    ...rest,
+    max_tokens: maxTokens,
+    temperature: body.temperature ?? 1,
+    top_p: body.top_p ?? 1,
+    top_k: body.top_k ?? 0,
+    seed: body.seed ?? randomInt(0, 2 ** 31),
+    logprobs: logprobs === null ? 0 : Math.max(1, logprobs),
+  };
+}
+
+function streaming(body: Body): Pick<OpenAICall, "stream" | "includeUsage"> {
+  const options = body.stream_options as { include_usage?: boolean | null } | null | undefined;
+  return { stream: body.stream === true, includeUsage: body.stream === true && options?.include_usage === true };
+}
