@@ -6,6 +6,7 @@
 import { z } from "zod";
 import path from "node:path";
 import { parseByteSize } from "./bytes.ts";
+import { gpuLayoutIssues } from "./gpu-layout.ts";
 
 export const Dtype = z.enum(["auto", "float16", "bfloat16", "float32"]);
 export const Quantize = z.enum(["none", "int8", "fp4", "nf4"]);
@@ -78,13 +79,22 @@ export const ModelConfig = z.looseObject({
 });
 export type ModelConfig = z.output<typeof ModelConfig>;
 
-/** Parse a whole model config, its handler section with `handlerSchema`. */
+/**
+ * Parse a whole model config, its handler section with `handlerSchema`; a GPU
+ * layout TorchServe cannot give a worker (see gpu-layout.ts) is refused too.
+ */
 export function parseModelConfig<Cfg>(raw: unknown, handlerSchema: z.ZodType<Cfg>): z.ZodSafeParseResult<ModelConfig & { handler: Cfg }> {
   const outer = ModelConfig.safeParse(raw);
   if (!outer.success) return outer as z.ZodSafeParseResult<never>;
   const inner = handlerSchema.safeParse(outer.data.handler);
   if (!inner.success) {
     const issues = inner.error.issues.map((issue) => ({ ...issue, path: ["handler", ...issue.path] }));
+    return { success: false, error: new z.ZodError(issues) } as z.ZodSafeParseResult<never>;
+  }
+  const perModel = (inner.data as { num_gpu_per_model?: unknown }).num_gpu_per_model;
+  const layout = gpuLayoutIssues(outer.data, typeof perModel === "number" ? perModel : 1);
+  if (layout.length > 0) {
+    const issues = layout.map((issue) => ({ code: "custom" as const, input: raw, ...issue }));
     return { success: false, error: new z.ZodError(issues) } as z.ZodSafeParseResult<never>;
   }
   return { success: true, data: { ...outer.data, handler: inner.data } as ModelConfig & { handler: Cfg } };
