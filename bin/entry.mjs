@@ -1,7 +1,8 @@
 // Which CLI entry bin/tsserve.mjs runs. Commands that import a handler's
 // TypeScript (render, init) need tsx and the CLI's own sources, so that the
 // handler and the CLI share one copy of tsserve's classes; the others run the
-// prebuilt CLI (scripts/build-cli.ts) while it is newer than every source.
+// prebuilt CLI (scripts/build-cli.ts) while it is newer than every source, and
+// always when installed as a dependency.
 import fs from "node:fs";
 import path from "node:path";
 
@@ -23,6 +24,8 @@ export function chooseEntry(root, argv) {
   const prebuilt = path.join(root, "dist", "cli", "main.mjs");
   const built = fs.statSync(prebuilt, { throwIfNoEntry: false });
   if (!built) return sources;
+  // An installed package (npm gives every file the same mtime) runs what it ships, as built.
+  if (root.split(path.sep).includes("node_modules")) return { kind: "prebuilt", path: prebuilt };
   const inputs = Math.max(newestMtime(path.join(root, "src")), fs.statSync(path.join(root, "package.json")).mtimeMs);
   return built.mtimeMs > inputs ? { kind: "prebuilt", path: prebuilt } : sources;
 }

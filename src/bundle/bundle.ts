@@ -51,6 +51,9 @@ export async function bundleHandler(options: BundleOptions): Promise<BundleResul
   await build({
     stdin: { contents: entry, resolveDir: path.dirname(handler), sourcefile: "tsserve-entry.ts", loader: "ts" },
     bundle: true,
+    // A handler in a user's project imports the installed package ("tsserve"): its sources, so the
+    // handler's classes and the runtime's (RUNTIME_ENTRY) are one copy (package.json's exports).
+    conditions: ["tsserve-source"],
     platform: "node",
     target: "node20",
     format: "esm",
