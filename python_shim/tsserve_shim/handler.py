@@ -17,6 +17,7 @@ from typing import Any, List, Optional
 
 import orjson
 
+from . import envelope as kserve_envelope
 from . import protocol
 from .deadline import Deadline
 from .errors import PeerClosed, PeerTimeout, RpcError, ShimConfigError
@@ -188,9 +189,16 @@ class TsserveHandler:
     def handle(self, data: List[Any], context) -> List[Any]:
         self._context = context
         self._deadline = generation_deadline(self.deadline_s, self.deadline_name, time.monotonic())
-        requests = [with_url_path(decode_body(row), context, index) for index, row in enumerate(data)]
+        envelope = kserve_envelope.detect(data, context)
+        if envelope is None:
+            requests = [with_url_path(decode_body(row), context, index) for index, row in enumerate(data)]
+        else:
+            requests = kserve_envelope.requests(envelope, data, decode_body)
+            data = requests  # one outcome per instance or input
         batch_id = next(self._batch_ids)
         try:
+            if not requests:
+                return kserve_envelope.responses(envelope, context, kserve_envelope.no_instances(), error_body, reason_phrase)
             if self.child is None or not self.child.alive():
                 self._start_child()
             result = self.peer.request(protocol.HANDLE, {"batch_id": batch_id, "requests": requests}, timeout=self.deadline_s)
@@ -207,6 +215,8 @@ class TsserveHandler:
         finally:
             self._context = None
             self._deadline = None
+        if envelope is not None:
+            return kserve_envelope.responses(envelope, context, outcomes, error_body, reason_phrase)
         return [self._respond(context, index, outcome) for index, outcome in enumerate(outcomes)]
 
     # ------------------------------------------------------------ the child
@@ -234,7 +244,7 @@ class TsserveHandler:
             tail = self.child.stderr_tail()
             self.child.stop()
             raise ShimConfigError(f"the handler bundle failed to start: {reason} ({self._child_exit()})\n--- node stderr ---\n{tail}\n--- end of node stderr ---") from None
-        logger.info("tsserve: handler bundle started (node pid %d)", self.child.pid)
+        logger.info("tsserve: handler bundle started (node pid %d, %s)", self.child.pid, self.node)
 
     def _stop_hung_child(self) -> None:
         """The watchdog's action when a batch overruns its deadline: the stop ladder, with short waits."""

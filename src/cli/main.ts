@@ -15,6 +15,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   predict: async () => (await import("./commands/predict.ts")).default,
   token: async () => (await import("./commands/token.ts")).default,
   setup: async () => (await import("./commands/setup.ts")).default,
+  kserve: async () => (await import("./commands/kserve.ts")).default,
 };
 
 export async function usage(): Promise<string> {

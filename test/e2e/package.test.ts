@@ -17,7 +17,7 @@ let tarball: string;
 
 /** Runs a command in the project, as a user at a shell would (PATH gets node_modules/.bin through npx). */
 function sh(command: string, args: string[], options: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): SpawnSyncReturns<string> {
-  const env = { ...server.env, npm_config_loglevel: "error", npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" };
+  const env: NodeJS.ProcessEnv = { ...server.env, npm_config_loglevel: "error", npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" };
   delete env.TSSERVE_VENV;
   delete env.TSSERVE_TORCHSERVE;
   delete env.TSSERVE_ROOT;
