@@ -176,3 +176,14 @@ def test_a_row_draws_the_same_whatever_its_batch_mates():
         **common,
     )
     assert batch[1].item() == alone.item()
+
+
+def test_top_k_ties_inside_the_candidates_are_kept_without_the_whole_vocabulary():
+    # Row 0: k 2 and its 2nd value tied with the 3rd and 4th; row 1's larger k (6) makes those candidates anyway.
+    logits = torch.randn(2, VOCAB, generator=torch.Generator().manual_seed(11)) - 10
+    logits[0, [5, 9, 17, 40]] = torch.tensor([3.0, 2.0, 2.0, 2.0])
+    settings = [(1.0, 2, 1.0), (0.9, 6, 1.0)]
+    check_against_reference(logits, settings)
+    probs, ids = candidates(logits, torch.tensor([1.0, 0.9]), torch.tensor([2, 6]), torch.tensor([1.0, 1.0]))
+    assert ids is not None and ids.shape[1] == 6  # the candidate path, not the vocabulary
+    assert int((probs[0] > 0).sum()) == 4

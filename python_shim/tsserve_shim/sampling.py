@@ -112,12 +112,14 @@ def candidates(
     values, ids = None, None
     if bool((top_k > 0).all()):
         k_max = int(top_k.max())
-        values, ids = logits.topk(k_max, dim=-1)
+        # One candidate more than needed: when it ties with a row's k-th value, ties may reach further.
+        values, ids = logits.topk(min(k_max + 1, vocab), dim=-1)
         kth = values.gather(1, (top_k - 1).unsqueeze(-1))
-        if k_max < vocab and bool(((logits >= kth).sum(dim=-1) > k_max).any()):
-            values, ids = None, None  # ties of a k-th value reach past the candidates: take the whole vocabulary
+        if k_max < vocab and bool((values[:, k_max : k_max + 1] >= kth).any()):
+            values, ids = None, None  # take the whole vocabulary
         else:
-            values = mask_below_kth(values, values, top_k)
+            values = mask_below_kth(values[:, :k_max], values, top_k)
+            ids = ids[:, :k_max]
     if values is None:
         if nucleus:
             values, ids = logits.sort(dim=-1, descending=True)
