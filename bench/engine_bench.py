@@ -9,9 +9,10 @@ the work is equal), each figure is the median over interleaved rounds of
   forward loop (prefill, then argmax and one forward per token): the physical
   floor of this stack.
 
-    .venv/bin/python bench/engine_bench.py [--model DIR] [--tokens 64] [--rounds 7] [--threads 1] [--out FILE.json]
+    .venv/bin/python bench/engine_bench.py [--model DIR] [--tokens 64] [--rounds 7] [--threads 1]
+        [--out FILE.json] [--markdown FILE.md]
 
-Prints one JSON object (and writes it to --out).
+`npm run bench:engine` writes bench/results/engine.json and engine.md. Prints the JSON object.
 """
 from __future__ import annotations
 
@@ -154,6 +155,37 @@ def summarise(times: dict[str, list[float]], rounds: int) -> dict:
     }
 
 
+GOALS = {"greedy_b1": 1.0, "greedy_b8": 1.0, "sampled_b1": 0.8, "sampled_b8": 0.8}
+FLOOR_GOAL = 1.1
+
+
+def markdown(result: dict) -> str:
+    """The figures as a table, with the goals of issue 13."""
+    med = result["median_ms"]
+    lines = [
+        f"# Engine benchmark ({result['date']})",
+        "",
+        f"{result['model']}, {result['tokens']} new tokens, {result['threads']} torch thread(s), median of "
+        f"{result['rounds']} interleaved rounds; {result['machine']}; torch {result['versions']['torch']}, "
+        f"transformers {result['versions']['transformers']}. Sampled: temperature 0.8, top_k 50.",
+        "",
+        "| figure | engine (ms) | reference (ms) | ratio | goal | met |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, goal in GOALS.items():
+        ratio = result["engine_vs_generate"][name]
+        lines.append(
+            f"| `engine_vs_generate.{name}` | {med[name + '.engine']} | {med[name + '.generate']} (`generate`) | "
+            f"{ratio} | <= {goal} | {'yes' if ratio <= goal else 'no'} |"
+        )
+    floor = result["floor_ratio_b1"]
+    lines.append(
+        f"| `floor_ratio_b1` | {med['floor_b1.engine']} | {med['floor_b1.floor']} (bare forward loop) | {floor} | "
+        f"<= {FLOOR_GOAL} | {'yes' if floor <= FLOOR_GOAL else 'no'} |"
+    )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=default_model())
@@ -161,6 +193,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out")
+    parser.add_argument("--markdown")
     args = parser.parse_args()
     args.model = os.path.abspath(args.model)
     torch.set_num_threads(args.threads)
@@ -181,6 +214,9 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown(result))
     print(text)
 
 
