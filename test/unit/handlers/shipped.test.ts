@@ -12,6 +12,10 @@ import Llama7b from "../../../handlers/llama-2-7b-chat.ts";
 import Llama13b from "../../../handlers/llama-2-13b-chat.ts";
 import Llama70b from "../../../handlers/llama-2-70b-chat.ts";
 import Vicuna13b from "../../../handlers/vicuna-13b.ts";
+import Llama7bBase from "../../../handlers/llama-2-7b.ts";
+import Llama13bBase from "../../../handlers/llama-2-13b.ts";
+import Llama70bBase from "../../../handlers/llama-2-70b.ts";
+import SmolLM2 from "../../../handlers/smollm2-135m-instruct.ts";
 
 const FIXTURES = path.resolve(import.meta.dirname, "../../fixtures/prompts");
 type Case = { name: string; messages: { role: string; content: string }[]; expected: string };
@@ -72,5 +76,38 @@ describe("llama-2 chat handlers with another tokenizer", () => {
     const model = new FakeModel({ info: { bos_token: "<B>", eos_token: "<E>" } });
     await runHandler(new Llama7b(), [{ messages: [{ role: "user", content: "a" }, { role: "assistant", content: "b" }, { role: "user", content: "c" }] }], { model });
     expect(model.prompts).toEqual(["<B>[INST] a [/INST] b <E><B>[INST] c [/INST]"]);
+  });
+});
+
+describe("base Llama-2 handlers (7b, 13b, 70b)", () => {
+  const bases: [string, () => AnyHandler][] = [
+    ["llama-2-7b", () => new Llama7bBase()],
+    ["llama-2-13b", () => new Llama13bBase()],
+    ["llama-2-70b", () => new Llama70bBase()],
+  ];
+  for (const [name, make] of bases) {
+    it(`${name} sends the raw prompt unchanged (no chat format, no AgentInstruct rewrite)`, async () => {
+      const model = new FakeModel({ respond: () => "mathematician" });
+      const { outcomes } = await runHandler(make(), [SEED_EXAMPLE, { prompt: AGENT_PROMPT }], { model });
+      expect(model.prompts).toEqual(["Alan Turing was a ", AGENT_PROMPT]);
+      expect(model.requests[0]).toMatchObject({ max_tokens: 128, temperature: 0.7, top_p: 0.7, top_k: 50, seed: 0 });
+      expect(outcomes[0]).toMatchObject({ ok: true, body: { choices: [{ text: "mathematician" }] } });
+    });
+
+    it(`${name} refuses messages with a 400 naming the field, and serves its batch mates`, async () => {
+      const model = new FakeModel();
+      const { outcomes } = await runHandler(make(), [{ messages: [{ role: "user", content: "hi" }] }, { prompt: "ok" }], { model });
+      expect(outcomes[0]).toMatchObject({ ok: false, status: 400, field: "messages" });
+      expect(outcomes[1]!.ok).toBe(true);
+    });
+  }
+});
+
+describe("smollm2-135m-instruct handler", () => {
+  const template = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  it("renders messages with the model's own chat template and passes a raw prompt through", async () => {
+    const model = new FakeModel({ info: { chat_template: template, bos_token: "<|im_start|>", eos_token: "<|im_end|>" } });
+    await runHandler(new SmolLM2(), [{ messages: [{ role: "user", content: "Hi" }] }, { prompt: "raw" }], { model });
+    expect(model.prompts).toEqual(["<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", "raw"]);
   });
 });
