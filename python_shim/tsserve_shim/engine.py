@@ -35,6 +35,7 @@ import torch
 
 from .deadline import Deadline
 from .detokenize import IncrementalDecoder, token_strings
+from .kv_batching import drop_columns, join_caches, left_pad, mergeable, padding_columns
 from .loading import LoadPlan, load_model, load_tokenizer, plan_load_here
 from .sampling import row_key, select_tokens
 from .stopping import StopMatcher
@@ -76,6 +77,17 @@ def error_outcome(status: int, message: str) -> dict:
     return {"ok": False, "status": status, "message": message}
 
 
+def generation_failure(error: BaseException, batch: int) -> dict:
+    """The outcome of every request of a pass that raised: 507 when out of memory, else 500."""
+    if _is_oom(error):
+        log.error("tsserve: out of memory while generating a batch of %d: %s", batch, error)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return error_outcome(507, f"out of memory while generating: {error}")
+    log.exception("tsserve: generation failed")
+    return error_outcome(500, f"generation failed: {type(error).__name__}: {error}")
+
+
 def _is_oom(error: BaseException) -> bool:
     oom = getattr(torch.cuda, "OutOfMemoryError", None)
     if oom is not None and isinstance(error, oom):
@@ -102,6 +114,7 @@ class _Row:
     key: int  # the sampling key (sampling.row_key)
     deadline: Deadline | None
     decoder: IncrementalDecoder
+    on_delta: "OnDelta | None" = None  # where a streaming row's new text goes
     text: str = ""
     tokens: list[str] = field(default_factory=list)
     token_ids: list[int] = field(default_factory=list)
@@ -171,7 +184,35 @@ class _DecodeState:
             if value is not None:
                 setattr(self, name, value[keep])
         self.chosen_list = [self.chosen_list[j] for j in still] if self.chosen_list else []
+        self._trim()
         return True
+
+    def _trim(self) -> None:
+        """Cut the leading columns that only the rows gone needed."""
+        columns = padding_columns(self.mask)
+        if columns and mergeable(self.cache):
+            drop_columns(self.cache, columns)
+            self.mask = self.mask[:, columns:]
+
+    def can_join(self, other: "_DecodeState") -> bool:
+        return mergeable(self.cache) and mergeable(other.cache)
+
+    def join(self, other: "_DecodeState") -> None:
+        """Take in another state's rows (a batch just prefilled): both must be between steps (logits ready, nothing chosen)."""
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        join_caches(self.cache, other.cache, width)
+        self.mask = torch.cat([left_pad(self.mask, width, 1), left_pad(other.mask, width, 1)], dim=0)
+        if (self.seen is None) != (other.seen is None):
+            for state in (self, other):
+                if state.seen is None:
+                    state.seen = torch.zeros((len(state.rows), state.logits.shape[-1]), dtype=torch.bool, device=state.logits.device)
+                    state.penalty = torch.ones(len(state.rows), dtype=torch.float32, device=state.logits.device)
+        for name in ("last_pos", "logits", "temperature", "top_k", "top_p", "keys", "steps", "seen", "penalty"):
+            mine = getattr(self, name)
+            if mine is not None:
+                setattr(self, name, torch.cat([mine, getattr(other, name)], dim=0))
+        self.rows += other.rows
+        self.chosen, self.chosen_list = None, []
 
     def forward(self, model) -> None:
         """Feed the chosen tokens: the next logits of every row."""
@@ -283,8 +324,21 @@ class Engine:
         request. The decode loop checks them every step: a request whose
         deadline passes ends at once with a 504 naming the limit, the others go on.
         """
-        if deadlines is None or isinstance(deadlines, Deadline):
-            deadlines = [deadlines] * len(requests)
+        deadlines = self.deadline_list(deadlines, len(requests))
+        outcomes, prompts = self.admissible(requests)
+        if prompts:
+            for index, outcome in self._run_pass(requests, prompts, deadlines, on_delta).items():
+                outcomes[index] = outcome
+        return [o if o is not None else error_outcome(500, "no outcome") for o in outcomes]
+
+    @staticmethod
+    def deadline_list(deadlines, count: int) -> list:
+        if deadlines is None or isinstance(deadlines, Deadline) or not isinstance(deadlines, (list, tuple)):
+            return [deadlines] * count
+        return list(deadlines)
+
+    def admissible(self, requests) -> tuple[list[dict | None], dict[int, list[int]]]:
+        """Tokenize every request: a 400 outcome for those refused, the prompt ids of the others."""
         outcomes: list[dict | None] = [None] * len(requests)
         prompts: dict[int, list[int]] = {}
         for index, request in enumerate(requests):
@@ -298,10 +352,7 @@ class Engine:
                 outcomes[index] = error_outcome(400, problem)
             else:
                 prompts[index] = ids
-        if prompts:
-            for index, outcome in self._run_pass(requests, prompts, deadlines, on_delta).items():
-                outcomes[index] = outcome
-        return [o if o is not None else error_outcome(500, "no outcome") for o in outcomes]
+        return outcomes, prompts
 
     def _check_lengths(self, prompt_tokens: int, max_tokens: int) -> str | None:
         if prompt_tokens == 0:
@@ -323,17 +374,14 @@ class Engine:
         started = time.perf_counter()
         try:
             with torch.inference_mode():
-                rows = self._make_rows(requests, prompts, deadlines)
-                prompt_lp = self._decode_loop(requests, rows, on_delta)
+                rows = self._make_rows(requests, prompts, deadlines, on_delta)
+                prompt_lp = self._decode_loop(requests, rows)
         except Exception as error:  # noqa: BLE001
-            if _is_oom(error):
-                log.error("tsserve: out of memory while generating a batch of %d: %s", len(prompts), error)
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                return {i: error_outcome(507, f"out of memory while generating: {error}") for i in prompts}
-            log.exception("tsserve: generation failed")
-            return {i: error_outcome(500, f"generation failed: {type(error).__name__}: {error}") for i in prompts}
-        elapsed = time.perf_counter() - started
+            return {i: generation_failure(error, len(prompts)) for i in prompts}
+        return self.outcomes(prompts, rows, prompt_lp, time.perf_counter() - started)
+
+    def outcomes(self, prompts: dict[int, list[int]], rows: list[_Row], prompt_lp: dict[int, dict], elapsed: float) -> dict[int, dict]:
+        """The GenerateOutcome of every admitted request once its rows are done (504 when one ran out of time)."""
         result: dict[int, dict] = {}
         for index, ids in prompts.items():
             mine = [row for row in rows if row.request == index]
@@ -352,7 +400,7 @@ class Engine:
             }
         return result
 
-    def _make_rows(self, requests, prompts: dict[int, list[int]], deadlines) -> list[_Row]:
+    def _make_rows(self, requests, prompts: dict[int, list[int]], deadlines, on_delta: OnDelta | None = None) -> list[_Row]:
         rows: list[_Row] = []
         for index, ids in prompts.items():
             request = requests[index]
@@ -376,6 +424,7 @@ class Engine:
                         key=row_key(request.get("seed"), sequence),
                         deadline=deadlines[index],
                         decoder=IncrementalDecoder(self.tokenizer, ids),
+                        on_delta=on_delta,
                     )
                 )
         return rows
@@ -435,13 +484,14 @@ class Engine:
         state = _DecodeState(rows, cache, mask, positions[:, -1], last.to(device=device, dtype=torch.float32), seen, device)
         return state, echo_logits
 
-    def _decode_loop(self, requests, rows: list[_Row], on_delta) -> dict[int, dict]:
-        """Generate every row to its end (or its deadline); returns the echo requests' prompt logprobs."""
+    def start(self, requests, rows: list[_Row]) -> tuple[_DecodeState | None, dict[int, dict]]:
+        """Prefill the rows that are still in time: their decode state (None when no row
+        needs a token) and the echo requests' prompt logprobs."""
         self._expire(rows)
         live = [row for row in rows if not row.done]
         prompt_lp: dict[int, dict] = {}
         if not live:
-            return prompt_lp
+            return None, prompt_lp
         state, echo_logits = self._prefill(live)
         for i, logits in echo_logits.items():
             row = live[i]
@@ -450,16 +500,20 @@ class Engine:
         for row in live:
             if row.max_tokens == 0:
                 row.finish_reason = "length"
-        state.prune()
-        while state.rows:
-            self._step(state, on_delta)
+        return (state if state.prune() else None), prompt_lp
+
+    def _decode_loop(self, requests, rows: list[_Row]) -> dict[int, dict]:
+        """Generate every row to its end (or its deadline); returns the echo requests' prompt logprobs."""
+        state, prompt_lp = self.start(requests, rows)
+        while state is not None and state.rows:
+            self.step(state)
             self._expire(state.rows)
             if not state.prune():
                 break
             state.forward(self.model)
         return prompt_lp
 
-    def _step(self, state: _DecodeState, on_delta: OnDelta | None) -> None:
+    def step(self, state: _DecodeState) -> None:
         """Choose every row's next token from the state's logits and take it into the row."""
         logits = state.logits
         chosen = select_tokens(
@@ -487,8 +541,8 @@ class Engine:
                 for text, value in zip(row.decoder.alternatives(top_ids[j][: row.k]), top_vals[j][: row.k]):
                     tops.setdefault(text, value)
             self._advance(row, token, chosen_lp[j], tops)
-            if row.stream and on_delta is not None:
-                self._stream(row, on_delta)
+            if row.stream and row.on_delta is not None:
+                self._stream(row, row.on_delta)
 
     @staticmethod
     def _expire(rows: Sequence[_Row]) -> None:

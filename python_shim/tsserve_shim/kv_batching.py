@@ -1,0 +1,51 @@
+"""Joining and trimming left-padded KV caches: what lets rows join a running decode batch.
+
+A running batch and a newly prefilled one are both left-padded: their caches
+hold [batch, heads, length, head_dim] per layer and an attention mask
+[batch, length] marks the real positions. Joining pads the shorter one on the
+left (mask 0) and concatenates along the batch; since every row keeps its own
+position ids, padding never shifts a row's positions. When rows leave,
+columns that are padding in every remaining row are cut off again.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def mergeable(cache) -> bool:
+    """Only plain dynamic layers (full attention, no sliding window or quantized cache) can be joined."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+def left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    missing = width - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def join_caches(into, other, width: int) -> None:
+    """Append ``other``'s rows to ``into`` (in place), both padded on the left to ``width`` positions."""
+    for mine, theirs in zip(into.layers, other.layers):
+        mine.keys = torch.cat([left_pad(mine.keys, width, 2), left_pad(theirs.keys, width, 2)], dim=0)
+        mine.values = torch.cat([left_pad(mine.values, width, 2), left_pad(theirs.values, width, 2)], dim=0)
+
+
+def padding_columns(mask: torch.Tensor) -> int:
+    """How many leading columns are padding in every row."""
+    real = mask.any(dim=0)
+    if not bool(real.any()):
+        return 0
+    return int(real.to(torch.int8).argmax())
+
+
+def drop_columns(cache, columns: int) -> None:
+    """Cut the first ``columns`` positions from every layer."""
+    for layer in cache.layers:
+        layer.keys = layer.keys[:, :, columns:]
+        layer.values = layer.values[:, :, columns:]
