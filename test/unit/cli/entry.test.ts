@@ -38,6 +38,18 @@ describe("bin/tsserve.mjs's choice of entry", () => {
     expect(chooseEntry(unbuilt, ["status"]).kind).toBe("sources");
   });
 
+  it("runs the prebuilt CLI of an installed package whatever its files' mtimes", () => {
+    const root = fakePackage(false);
+    const installed = path.join(root, "node_modules", "tsserve");
+    fs.mkdirSync(path.dirname(installed), { recursive: true });
+    fs.renameSync(path.join(root, "src"), path.join(root, "moved-src"));
+    fs.mkdirSync(installed);
+    for (const dir of ["dist", "moved-src"]) fs.renameSync(path.join(root, dir), path.join(installed, dir === "moved-src" ? "src" : dir));
+    fs.writeFileSync(path.join(installed, "package.json"), "");
+    expect(chooseEntry(installed, ["archive"])).toEqual({ kind: "prebuilt", path: path.join(installed, "dist", "cli", "main.mjs") });
+    expect(chooseEntry(installed, ["render"]).kind).toBe("sources");
+  });
+
   it("runs render and init from the sources, which import handlers written in TypeScript", () => {
     const root = fakePackage(true);
     expect(chooseEntry(root, ["render"]).kind).toBe("sources");

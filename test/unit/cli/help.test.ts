@@ -21,6 +21,8 @@ describe("tsserve --help", () => {
         status      show TorchServe's health and the registered models
         predict     send an inference request and print the response
         token       print TorchServe's current inference or management key
+        setup       make a Python venv with TorchServe in the project (.venv)
+        kserve      write a KServe storage layout (config.properties, model-store) and InferenceService
 
       Run \`tsserve <command> --help\` for a command's options.
       "
@@ -41,7 +43,8 @@ describe("tsserve --help", () => {
         -v, --version V           model version
         --handler FILE            the TypeScript handler module (default export: the handler class)
         -c, --config-file FILE    model-config.yaml (TorchServe keys and the handler: section)
-        -r, --requirements-file   requirements.txt packed with the model
+        -r, --requirements-file   more Python requirements, appended to the archive's requirements.txt
+                                  (which always names the shim's own and Node as a wheel)
         --extra-files LIST        comma-separated files or folders packed at the archive's top level
         --export-path DIR         where to write the archive (default: the current folder)
         --archive-format FMT      default (NAME.mar, deflate), zip-store (NAME.mar, stored),
