@@ -87,7 +87,7 @@ export function parseOpenAICompletion<Req extends CompletionRequest>(body: unkno
   if (isFailure(openai)) return openai;
   const prompts = typeof openai.prompt === "string" ? [openai.prompt] : openai.prompt;
   const logprobs = openai.logprobs ?? null;
-  const shared = sharedFields(openai as Body, COMPLETION_DEFAULT_MAX_TOKENS, logprobs);
+  const shared = sharedFields(openai as Body, (openai as Body).max_tokens ?? COMPLETION_DEFAULT_MAX_TOKENS, logprobs);
   const requests: Req[] = [];
   for (const prompt of prompts) {
     const request = parseRequest({ ...shared, prompt });
