@@ -188,8 +188,9 @@ def plan_70b(folder, gpu_id, **section):
         (3, {"quantize": "nf4", "num_gpu_per_model": 1, "gpu_max_memory": 4.8e10}, (3,)),  # the seed's shipped config
         (5, {"dtype": "float16", "num_gpu_per_model": 2, "gpu_max_memory": "76GiB"}, (2, 3)),  # 80 GB GPUs
         (1, {"dtype": "float16", "num_gpu_per_model": 4, "gpu_max_memory": 4.8e10}, (4, 5, 6, 7)),
+        (2, {"num_gpu_per_model": 4, "gpu_max_memory": 4.8e10}, (0, 1, 2, 3)),  # dtype auto: the checkpoint's float16
     ],
-    ids=["nf4-1gpu", "fp16-2gpu", "fp16-4gpu"],
+    ids=["nf4-1gpu", "fp16-2gpu", "fp16-4gpu", "auto-4gpu"],
 )
 def test_accelerate_places_70b_inside_the_planned_group(llama_70b, gpu_id, section, group):
     from tsserve_shim.loading import infer_device_map

@@ -371,8 +371,9 @@ def infer_device_map(plan: LoadPlan, config) -> dict[str, int | str]:
     from transformers.quantizers.auto import AutoHfQuantizer
 
     dtype = plan.kwargs.get("dtype", torch.float32)
-    if dtype == "auto":
+    if dtype == "auto":  # the checkpoint's own dtype, as config.json records it
         dtype = getattr(config, "dtype", None) or torch.float16
+        dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     quantizer = None
     if plan.kwargs.get("quantization_config") is not None:
         quantizer = AutoHfQuantizer.from_config(plan.kwargs["quantization_config"], pre_quantized=False)
