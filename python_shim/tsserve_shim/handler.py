@@ -154,6 +154,7 @@ class TsserveHandler:
         self._batch_ids = itertools.count(1)
         self._context = None
         self._deadline: Optional[Deadline] = None
+        self.continuous = None  # continuous.ContinuousMode under asyncCommunication
 
     # ------------------------------------------------------------ TorchServe API
 
@@ -184,9 +185,15 @@ class TsserveHandler:
             device_ids=worker_device_ids(self.model_config),
         )
         self._start_child()
+        from .continuous import ContinuousMode, continuous_batching
+
+        if continuous_batching(self.model_config):
+            self.continuous = ContinuousMode(self).connect()
         self.initialized = True
 
     def handle(self, data: List[Any], context) -> List[Any]:
+        if self.continuous is not None:
+            return self.continuous.handle(data, context)  # a coroutine: TorchServe's async worker awaits it
         self._context = context
         self._deadline = generation_deadline(self.deadline_s, self.deadline_name, time.monotonic())
         envelope = kserve_envelope.detect(data, context)
@@ -279,9 +286,12 @@ class TsserveHandler:
         return {"outcomes": outcomes}
 
     def _send_chunk(self, params: dict) -> None:
+        self._send_chunk_to(self._context, params)
+
+    def _send_chunk_to(self, context, params: dict) -> None:
         from ts.handler_utils.utils import send_intermediate_predict_response
 
-        context, index = self._context, params["request_index"]
+        index = params["request_index"]
         if context is None or context.request_ids is None or index not in context.request_ids:
             return
         content_type = params.get("content_type")
@@ -308,7 +318,7 @@ class TsserveHandler:
         return json_line(body)
 
     def shutdown(self) -> None:
-        if self.peer is not None and self.child is not None and self.child.alive():
+        if self.continuous is None and self.peer is not None and self.child is not None and self.child.alive():
             try:
                 self.peer.request(protocol.SHUTDOWN, {}, timeout=2)
             except (PeerClosed, PeerTimeout, RpcError):

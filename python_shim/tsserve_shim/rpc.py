@@ -39,6 +39,16 @@ from .framing import DEFAULT_MAX_MESSAGE_BYTES, Invalid, LineReader, Message, Ov
 
 RequestHandler = Callable[[dict], Any]
 NotificationHandler = Callable[[dict], None]
+AnswerHandler = Callable[[dict], None]
+
+
+class Deferred:
+    """What a request handler returns to answer later, with Peer.reply (continuous batching's generate)."""
+
+    __slots__ = ("request_id",)
+
+    def __init__(self) -> None:
+        self.request_id: Any = None
 
 _READ_SIZE = 1 << 20
 # Linux pipes hold 64 KiB by default: a 1 MB message then costs 16 wake-ups of
@@ -109,6 +119,10 @@ class Watchdog:
                 self._expire()
 
 
+def _closed_answer(request_id: int, method: str) -> dict:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": INTERNAL_ERROR, "message": f"the handler process exited while {method} was pending"}}
+
+
 class Peer:
     def __init__(
         self,
@@ -134,6 +148,7 @@ class Peer:
         self._sent = 0
         self._next_id = 1
         self._results: Dict[int, dict] = {}
+        self._callbacks: Dict[int, AnswerHandler] = {}
         self._requests: Dict[str, RequestHandler] = {}
         self._notifications: Dict[str, NotificationHandler] = {}
         self._on_noise = on_noise
@@ -178,6 +193,43 @@ class Peer:
                 error.get("data"),
             )
         return answer.get("result")
+
+    def request_async(self, method: str, params: dict, on_answer: AnswerHandler) -> None:
+        """Send a request; ``on_answer(message)`` gets the whole answer (``result`` or ``error``) when it arrives
+        (or an error answer when the peer closes first). For a peer run by serve_forever."""
+        request_id = self._next_id
+        self._next_id += 1
+        if self._closed:
+            on_answer(_closed_answer(request_id, method))
+            return
+        self._callbacks[request_id] = on_answer
+        self._send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+
+    def reply(self, deferred: Deferred, result: Any) -> None:
+        """Answer a request whose handler returned ``deferred``."""
+        self._send({"jsonrpc": "2.0", "id": deferred.request_id, "result": result})
+
+    def serve_forever(self, wake_fd: int, run_posted: Callable[[], None]) -> None:
+        """Serve the peer until it closes: its messages, and ``run_posted()`` whenever ``wake_fd`` is readable
+        (other threads' work for this peer: all its reads and writes stay on this one thread)."""
+        while not self._closed:
+            while self._frames:
+                self._dispatch(self._frames.popleft())
+            writers = [self._write_fd] if self._outgoing else []
+            readable, writable, _ = select.select([self._read_fd, wake_fd], writers, [])
+            if wake_fd in readable:
+                try:
+                    os.read(wake_fd, 4096)
+                except BlockingIOError:
+                    pass
+                run_posted()
+            if writable:
+                self._flush()
+            if self._read_fd in readable and not self._read_available():
+                break
+        for request_id, on_answer in list(self._callbacks.items()):
+            on_answer(_closed_answer(request_id, "the request"))
+        self._callbacks.clear()
 
     def notify(self, method: str, params: dict) -> None:
         self._send({"jsonrpc": "2.0", "method": method, "params": params})
@@ -338,6 +390,8 @@ class Peer:
                 self._serve_request(message)
             else:
                 self._serve_notification(message)
+        elif type(message.get("id")) is int and message["id"] in self._callbacks:
+            self._callbacks.pop(message["id"])(message)
         elif type(message.get("id")) is int and message["id"] < self._next_id:
             self._results[message["id"]] = message
         elif "error" in message:
@@ -357,7 +411,11 @@ class Peer:
             params = message.get("params")
             if not isinstance(params, dict):
                 raise RpcError(INVALID_PARAMS, f"params of {message['method']} must be an object")
-            reply = {"jsonrpc": "2.0", "id": message["id"], "result": handler(params)}
+            result = handler(params)
+            if isinstance(result, Deferred):
+                result.request_id = message["id"]
+                return
+            reply = {"jsonrpc": "2.0", "id": message["id"], "result": result}
         except RpcError as error:
             reply = {"jsonrpc": "2.0", "id": message["id"], "error": error.to_json()}
         except Exception as error:  # the handler's failure is the peer's answer, not our crash
