@@ -223,6 +223,10 @@ def test_what_the_size_check_refuses_accelerate_cannot_place(llama_70b):
 # ---------------------------------------------------------------- the environment TorchServe 0.12 gives a worker
 
 
+class FrontendFailure(Exception):
+    """TorchServe's frontend itself fails to start the worker."""
+
+
 def torchserve_workers(num_gpus: int, model_config: dict, workers: int):
     """(gpu_id, CUDA_VISIBLE_DEVICES entries or None, torchrun WORLD_SIZE or None) for each new worker of one model.
 
@@ -253,7 +257,8 @@ def torchserve_workers(num_gpus: int, model_config: dict, workers: int):
         visible = None
         if level > 0:
             visible = device_ids[gpu_id:gpu_id + level] if device_ids else list(range(gpu_id, gpu_id + level))
-            assert len(visible) == level, "Java's subList would throw here"
+            if len(visible) != level:
+                raise FrontendFailure(f"deviceIds.subList({gpu_id}, {gpu_id + level}) is out of range")
         world = nproc if parallel_type in ("pp", "tp", "pptp") else None
         yield gpu_id, visible, world
 
@@ -323,3 +328,27 @@ def test_worker_device_ids():
     assert worker_device_ids({"deviceIds": [4, 5], "torchrun": {"nproc-per-node": 2}}) == [4, 5]  # ignored torchrun
     assert worker_device_ids({"deviceIds": [4, 5], "parallelType": "custom", "torchrun": {"nproc-per-node": 2}}) is None
     assert worker_device_ids({}) is None and worker_device_ids({"deviceIds": []}) is None
+
+
+def _shared_layouts():
+    import json
+
+    from conftest import ROOT
+
+    spec = json.loads((ROOT / "test" / "fixtures" / "gpu-layouts" / "cases.json").read_text())
+    return [pytest.param(spec["gpus"], case, id=case["name"]) for case in spec["cases"]]
+
+
+@pytest.mark.parametrize("gpus,case", _shared_layouts())
+def test_shared_layouts_place_as_the_fixture_says(gpus, case):
+    """The same layouts vitest feeds to `tsserve archive`'s check (test/unit/config/gpu-layout.test.ts)."""
+    config = {**case["config"], "handler": {**handler(case["config"]["handler"]["num_gpu_per_model"])}}
+    try:
+        groups = physical_groups(gpus, config, case["workers"])
+    except (PlacementError, FrontendFailure):
+        outcome = "refused"
+    else:
+        outcome = "ok"
+        assert all(len(g) == config["handler"]["num_gpu_per_model"] for g in groups)
+        assert len(set(groups)) == len(groups)  # one round of workers: every group distinct
+    assert outcome == case["worker"]

@@ -63,11 +63,12 @@ export function gpuLayoutIssues(config: LayoutKeys, numGpuPerModel: number): Gpu
         `Remove parallelType and torchrun, or use parallelType: custom with torchrun nproc-per-node: ${numGpuPerModel}`,
     });
   } else if (level !== numGpuPerModel) {
+    const consequence = level < numGpuPerModel ? "no worker could be placed" : `${level - numGpuPerModel} GPU(s) of every worker would stay idle`;
     issues.push({
       path: ["torchrun", "nproc-per-node"],
       message:
         `with parallelType ${config.parallelType} TorchServe shows each worker exactly ${level} GPU(s) ` +
-        `(CUDA_VISIBLE_DEVICES), but handler.num_gpu_per_model is ${numGpuPerModel}: ` +
+        `(CUDA_VISIBLE_DEVICES), but handler.num_gpu_per_model is ${numGpuPerModel} (${consequence}): ` +
         (config.parallelType === "custom" ? "set" : "use parallelType: custom with") +
         ` torchrun nproc-per-node: ${numGpuPerModel}, or remove parallelType so every worker sees all GPUs`,
     });

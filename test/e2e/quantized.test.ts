@@ -92,7 +92,7 @@ describe("tsserve archive", () => {
     fs.writeFileSync(config, fs.readFileSync(config, "utf8").replace("num_gpu_per_model: 1", "num_gpu_per_model: 2"));
     const out = await cli(["archive", "--model-name", "refused", "--version", "1.0", "--handler", RAW_HANDLER, "--config-file", config, "--export-path", srv.scratch]);
     expect(out.code).not.toBe(0);
-    expect(out.stderr).toMatch(/torchrun\.nproc-per-node.*exactly 1 GPU\(s\).*num_gpu_per_model is 2: set torchrun nproc-per-node: 2/s);
+    expect(out.stderr).toMatch(/torchrun\.nproc-per-node.*exactly 1 GPU\(s\).*num_gpu_per_model is 2 \(no worker could be placed\): set torchrun nproc-per-node: 2/s);
     expect(fs.existsSync(path.join(srv.scratch, "refused.mar"))).toBe(false);
   });
 });

@@ -43,9 +43,9 @@ describe("gpuLayoutIssues", () => {
     const [issue] = gpuLayoutIssues({ parallelType: "custom", torchrun: { "nproc-per-node": 1 } }, 2);
     expect(issue).toEqual({
       path: ["torchrun", "nproc-per-node"],
-      message: expect.stringMatching(/exactly 1 GPU\(s\) \(CUDA_VISIBLE_DEVICES\), but handler.num_gpu_per_model is 2: set torchrun nproc-per-node: 2/),
+      message: expect.stringMatching(/exactly 1 GPU\(s\) \(CUDA_VISIBLE_DEVICES\), but handler.num_gpu_per_model is 2 \(no worker could be placed\): set torchrun nproc-per-node: 2/),
     });
-    expect(gpuLayoutIssues({ parallelType: "custom", torchrun: { "nproc-per-node": 4 } }, 2)[0]!.message).toMatch(/exactly 4 GPU/);
+    expect(gpuLayoutIssues({ parallelType: "custom", torchrun: { "nproc-per-node": 4 } }, 2)[0]!.message).toMatch(/exactly 4 GPU.*2 GPU\(s\) of every worker would stay idle/);
     expect(gpuLayoutIssues({ parallelType: "tp", torchrun: {} }, 2)[0]!.message).toMatch(/use parallelType: custom with torchrun nproc-per-node: 2/);
   });
   it("refuses deviceIds that cannot hold a group", () => {
@@ -65,7 +65,7 @@ describe("parseModelConfig and tsserve archive refuse an impossible layout", () 
   });
   it("with the reason and the fix in the archive error", () => {
     expect(() => validateModelConfig(bad, HandlerSection, "llama.yaml", "handlers/llama-2-70b-chat.ts")).toThrow(
-      /torchrun\.nproc-per-node.*handler\.num_gpu_per_model is 2: set torchrun nproc-per-node: 2/s,
+      /torchrun\.nproc-per-node.*handler\.num_gpu_per_model is 2 \(no worker could be placed\): set torchrun nproc-per-node: 2/s,
     );
   });
   it("takes num_gpu_per_model's default of 1", () => {
@@ -76,5 +76,16 @@ describe("parseModelConfig and tsserve archive refuse an impossible layout", () 
       const parsed = parseModelConfig(parseYaml(readFileSync(path.join(ROOT, "configs", file), "utf8")), HandlerSection);
       expect(parsed.success, file).toBe(true);
     }
+  });
+});
+
+describe("the layouts shared with the Python planner (test/fixtures/gpu-layouts/cases.json)", () => {
+  const { cases } = JSON.parse(readFileSync(path.join(ROOT, "test/fixtures/gpu-layouts/cases.json"), "utf8")) as {
+    cases: { name: string; config: Record<string, unknown> & { handler: { num_gpu_per_model: number } }; archive: "ok" | "refused"; worker: "ok" | "refused" }[];
+  };
+  it.each(cases.map((c) => [c.name, c] as const))("%s", (_name, c) => {
+    const parsed = parseModelConfig({ ...c.config, handler: { model_path: "/m", ...c.config.handler } }, HandlerSection);
+    expect(parsed.success ? "ok" : "refused").toBe(c.archive);
+    if (c.worker === "refused") expect(c.archive).toBe("refused"); // what cannot be placed never passes the archive
   });
 });
