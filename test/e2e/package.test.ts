@@ -62,6 +62,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopServer({ paths: server.paths });
   expect(leftovers(server.paths)).toEqual([]);
+  // The logs stay for a look; the installed packages and the staging copy go.
+  for (const dir of [stage, path.join(project, "node_modules")]) fs.rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
 describe("the packed package", () => {
