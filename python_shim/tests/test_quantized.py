@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 
+import bitsandbytes as bnb  # pinned in python_shim/requirements.txt: a missing install fails, it is not skipped
 import pytest
 import torch
 
 from conftest import make_request
 from tsserve_shim import loading
 from tsserve_shim.engine import Engine
-
-bnb = pytest.importorskip("bitsandbytes", reason="bitsandbytes is in python_shim/requirements.txt")
 
 SETTINGS = ["nf4", "fp4", "int8"]
 PROMPTS = [
