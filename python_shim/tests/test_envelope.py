@@ -41,6 +41,8 @@ def test_torchserve_rows_are_not_an_envelope():
     context = make_context(2)
     assert envelope.detect([{"body": {"prompt": "a"}}, {"body": b'{"prompt": "b"}'}], context) is None
     assert envelope.detect([{"data": b"x"}, {"prompt": b"form field"}], context) is None
+    # Continuous batching's in-flight jobs come back as empty rows.
+    assert envelope.detect([{}, {"body": {"prompt": "b"}}], context) is None
 
 
 def test_v1_instances_are_detected_in_any_number():

@@ -38,10 +38,11 @@ def _is_v2_input(row: Any) -> bool:
 
 
 def _is_torchserve_row(row: Any) -> bool:
-    """A row as TorchServe's worker builds it: the request's parameters (`body` for a JSON body), or form fields as bytes."""
+    """A row as TorchServe's worker builds it: the request's parameters (`body` for a JSON body), form
+    fields as bytes, or nothing at all (a job still in flight under the frontend's continuous batching)."""
     if not isinstance(row, dict):
         return False
-    return "body" in row or "data" in row or any(isinstance(value, (bytes, bytearray)) for value in row.values())
+    return not row or "body" in row or "data" in row or any(isinstance(value, (bytes, bytearray)) for value in row.values())
 
 
 def detect(data: Any, context: Any) -> Optional[str]:
