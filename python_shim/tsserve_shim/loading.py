@@ -3,7 +3,8 @@
 ``plan_load`` turns the config (and facts about the machine, passed in) into a
 ``LoadPlan`` holding the device and the exact ``from_pretrained`` keyword
 arguments; it needs no CUDA, so every setting is unit-tested on CPU.
-``load_model`` and ``load_tokenizer`` carry the plan out.
+``load_model`` and ``load_tokenizer`` carry the plan out; ``infer_device_map``
+shows, without weights or a GPU, where transformers would put each layer.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class ModelConfigError(ValueError):
 
 
 class CudaUnavailableError(RuntimeError):
-    """The config needs CUDA (quantize, deviceType gpu) and this machine has none."""
+    """The config needs CUDA (deviceType gpu) and this machine has none."""
 
 
 @dataclass
