@@ -28,11 +28,16 @@ const PYTHON = path.join(ROOT, ".venv", "bin", "python");
 const LOGLIKELIHOOD_TOLERANCE = 1e-3;
 
 let srv: IsolatedServer;
-let key: string;
+let key: string | undefined;
 let predictions: string;
 let base: string;
 
+/** transformers' own answers to the lm-eval requests: computed while TorchServe starts. */
+let reference: Promise<ReferenceReport>;
+
 beforeAll(async () => {
+  reference = runPython<ReferenceReport>(["reference", MODEL_PATH]);
+  reference.catch(() => {}); // awaited by the last test
   srv = isolatedServer("openai");
   if (runningServer(srv.paths)) await stopServer({ paths: srv.paths });
   // One torch thread: on a busy 2-core machine two OpenMP threads spin against each other (6x slower).
@@ -55,20 +60,25 @@ afterAll(async () => {
 const post = (url: string, body: unknown, headers: Record<string, string> = { Authorization: `Bearer ${key}` }) =>
   fetch(url, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
 
-interface Report {
-  sdk: Record<string, any>;
-  lm_eval: { loglikelihood: [number, boolean][]; generate_until: string[] };
-  reference: { loglikelihood: [number, boolean][]; generate_until: string[] };
-  seconds: Record<string, number>;
+interface Answers {
+  loglikelihood: [number, boolean][];
+  generate_until: string[];
 }
+interface ClientsReport {
+  sdk: Record<string, any>;
+  lm_eval: Answers;
+  seconds: number;
+}
+type ReferenceReport = Answers & { seconds: number };
 
-function runClients(): Promise<Report> {
+/** Runs one mode of openai_clients.py and resolves with its report. */
+function runPython<T>(args: string[]): Promise<T> {
   return new Promise((resolve, reject) => {
     const env = {
-      ...process.env, OPENAI_API_KEY: key, HF_HUB_OFFLINE: "1", HF_DATASETS_OFFLINE: "1", TRANSFORMERS_OFFLINE: "1",
+      ...process.env, OPENAI_API_KEY: key ?? "", HF_HUB_OFFLINE: "1", HF_DATASETS_OFFLINE: "1", TRANSFORMERS_OFFLINE: "1",
       TOKENIZERS_PARALLELISM: "false", OMP_NUM_THREADS: "1",
     };
-    const child = spawn(PYTHON, [path.join(ROOT, "test", "e2e", "openai_clients.py"), base, MODEL, MODEL_PATH], { cwd: srv.scratch, env });
+    const child = spawn(PYTHON, [path.join(ROOT, "test", "e2e", "openai_clients.py"), ...args], { cwd: ROOT, env });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c) => (stdout += c));
@@ -78,8 +88,8 @@ function runClients(): Promise<Report> {
     child.once("close", (code) => {
       clearTimeout(timer);
       const line = stdout.split("\n").find((l) => l.startsWith("REPORT "));
-      if (code !== 0 || !line) reject(new Error(`openai_clients.py exited ${code}\n${stderr.slice(-4000)}`));
-      else resolve(JSON.parse(line.slice("REPORT ".length)) as Report);
+      if (code !== 0 || !line) reject(new Error(`openai_clients.py ${args[0]} exited ${code}\n${stderr.slice(-4000)}`));
+      else resolve(JSON.parse(line.slice("REPORT ".length)) as T);
     });
   });
 }
@@ -133,8 +143,9 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
   });
 
   it("answers the openai SDK and lm-evaluation-harness; log-likelihoods equal a separate forward pass", async () => {
-    const { sdk, lm_eval: lm, reference, seconds } = await runClients();
-    console.log(`client seconds: ${JSON.stringify(seconds)}`);
+    const { sdk, lm_eval: lm, seconds } = await runPython<ClientsReport>(["clients", base, MODEL, MODEL_PATH]);
+    const ref = await reference;
+    console.log(`clients ${seconds} s, reference ${ref.seconds} s (while TorchServe started)`);
 
     expect(sdk.models).toEqual([MODEL]);
     const c = sdk.completion;
@@ -162,13 +173,13 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
     expect(sdk.errors.messages).toMatchObject({ class: "BadRequestError", status: 400, param: "messages.0.role" });
     expect(sdk.errors.embeddings).toMatchObject({ class: "NotFoundError", status: 404 });
 
-    const differences = lm.loglikelihood.map(([ll], i) => Math.abs(ll - reference.loglikelihood[i]![0]));
+    const differences = lm.loglikelihood.map(([ll], i) => Math.abs(ll - ref.loglikelihood[i]![0]));
     console.log(`lm_eval vs forward pass: max |loglikelihood difference| = ${Math.max(...differences).toExponential(2)}`);
     expect(Math.max(...differences)).toBeLessThan(LOGLIKELIHOOD_TOLERANCE);
-    expect(lm.loglikelihood.map(([, greedy]) => greedy)).toEqual(reference.loglikelihood.map(([, greedy]) => greedy));
+    expect(lm.loglikelihood.map(([, greedy]) => greedy)).toEqual(ref.loglikelihood.map(([, greedy]) => greedy));
     // The continuation " Paris" is far likelier than " a banana": the numbers mean something.
     expect(lm.loglikelihood[0]![0]).toBeGreaterThan(lm.loglikelihood[1]![0]);
-    expect(lm.generate_until).toEqual(reference.generate_until);
+    expect(lm.generate_until).toEqual(ref.generate_until);
     expect(lm.generate_until.some((text) => text.trim().length > 0)).toBe(true);
 
     // Every refusal above left the worker serving.

@@ -1,16 +1,17 @@
-"""Drives a tsserve model's OpenAI routes with the real clients and prints one JSON report.
+"""The real OpenAI clients against a tsserve model, and the reference they are held to.
 
-Run by test/e2e/openai.test.ts against a real TorchServe:
+Run by test/e2e/openai.test.ts, each mode in its own process, each printing one JSON report line:
 
-    python openai_clients.py BASE_URL MODEL_NAME MODEL_PATH   (OPENAI_API_KEY = the inference key)
+    python openai_clients.py clients BASE_URL MODEL_NAME MODEL_PATH   (OPENAI_API_KEY = the inference key)
+    python openai_clients.py reference MODEL_PATH
 
-BASE_URL is http://127.0.0.1:PORT/predictions/MODEL/VERSION/v1. Part one uses
+BASE_URL is http://127.0.0.1:PORT/predictions/MODEL/VERSION/v1. `clients` uses
 the `openai` SDK (completions and chat, streamed and not, n > 1, logprobs,
-errors, models) and re-validates every typed object it returns with pydantic.
-Part two runs lm-evaluation-harness's `local-completions` model on handmade
-loglikelihood and generate_until requests and scores the same texts with a
-separate transformers forward pass (and greedy generate) of MODEL_PATH. The
-report holds what the test asserts on; an exception fails the run.
+errors, models), re-validating the typed objects it returns with pydantic, then
+runs lm-evaluation-harness's `local-completions` model on handmade
+loglikelihood and generate_until requests. `reference` answers the same
+lm-eval requests with transformers directly (a forward pass, greedy
+generate), without any server, so it can run while TorchServe starts.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from openai import OpenAI
 from openai.types import Completion, Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-BASE_URL, MODEL, MODEL_PATH = sys.argv[1:4]
+MODE = sys.argv[1]
+BASE_URL, MODEL, MODEL_PATH = sys.argv[2:5] if MODE == "clients" else ("", "", sys.argv[2])
 PROMPTS = ["The capital of France is", "One, two, three,"]
 CHAT = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Name a colour."}]
 LOGLIKELIHOOD = [
@@ -159,13 +161,13 @@ def reference_report() -> dict:
 
 
 def main() -> None:
-    client = OpenAI(base_url=BASE_URL, api_key=os.environ["OPENAI_API_KEY"], max_retries=0, timeout=120)
-    report, seconds = {}, {}
-    for name, part in (("sdk", lambda: sdk_report(client)), ("lm_eval", lm_eval_report), ("reference", reference_report)):
-        started = time.monotonic()
-        report[name] = part()
-        seconds[name] = round(time.monotonic() - started, 1)
-    report["seconds"] = seconds
+    started = time.monotonic()
+    if MODE == "reference":
+        report = reference_report()
+    else:
+        client = OpenAI(base_url=BASE_URL, api_key=os.environ["OPENAI_API_KEY"], max_retries=0, timeout=120)
+        report = {"sdk": sdk_report(client), "lm_eval": lm_eval_report()}
+    report["seconds"] = round(time.monotonic() - started, 1)
     print("REPORT " + json.dumps(report))
 
 
