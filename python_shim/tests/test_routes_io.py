@@ -56,3 +56,8 @@ def test_the_schema_accepts_replies_with_a_content_type_or_an_own_error_body():
         {"ok": True, "body": "data: [DONE]\n\n", "content_type": "text/event-stream"},
         {"ok": False, "status": 404, "message": "no route", "field": "url_path", "body": {"error": {"message": "no route"}}},
     ]})
+
+
+def test_a_context_without_request_headers_gives_no_url_path():
+    assert with_url_path({"body": 1}, None, 0) == {"body": 1}
+    assert with_url_path({"body": 1}, Context("m", "/tmp", {}, 1, None, "0.12.0"), 0) == {"body": 1}

@@ -54,7 +54,7 @@ class ContinuousMode:
         return self._handle(data, context)
 
     async def _handle(self, data: List[Any], context) -> List[Any]:
-        from .handler import decode_body
+        from .handler import decode_body, with_url_path
 
         handler = self.handler
         if self.bridge is None or not self.bridge.alive:
@@ -62,7 +62,7 @@ class ContinuousMode:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future = loop.create_future()
         batch_id = next(self._ids)
-        requests = [decode_body(row) for row in data]
+        requests = [with_url_path(decode_body(row), context, index) for index, row in enumerate(data)]
         self._streams[batch_id] = (context, loop)
 
         def on_answer(message: dict) -> None:

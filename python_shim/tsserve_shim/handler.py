@@ -103,7 +103,8 @@ def decode_body(row: Any) -> dict:
 def with_url_path(request: dict, context, index: int) -> dict:
     """Adds the row's sub-path (TorchServe's `url_path` header: what follows
     `/predictions/<model>/<version>/`), which picks the handler route that answers."""
-    url_path = context.get_request_header(index, "url_path") if context is not None else None
+    processors = getattr(context, "request_processor", None)
+    url_path = context.get_request_header(index, "url_path") if processors and index < len(processors) else None
     if url_path:
         request["url_path"] = url_path
     return request
