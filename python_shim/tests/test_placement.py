@@ -189,8 +189,9 @@ def plan_70b(folder, gpu_id, **section):
         (5, {"dtype": "float16", "num_gpu_per_model": 2, "gpu_max_memory": "76GiB"}, (2, 3)),  # 80 GB GPUs
         (1, {"dtype": "float16", "num_gpu_per_model": 4, "gpu_max_memory": 4.8e10}, (4, 5, 6, 7)),
         (2, {"num_gpu_per_model": 4, "gpu_max_memory": 4.8e10}, (0, 1, 2, 3)),  # dtype auto: the checkpoint's float16
+        (6, {"quantize": "int8", "num_gpu_per_model": 1, "gpu_max_memory": "76GiB"}, (6,)),  # 69.5 GB in int8
     ],
-    ids=["nf4-1gpu", "fp16-2gpu", "fp16-4gpu", "auto-4gpu"],
+    ids=["nf4-1gpu", "fp16-2gpu", "fp16-4gpu", "auto-4gpu", "int8-1gpu"],
 )
 def test_accelerate_places_70b_inside_the_planned_group(llama_70b, gpu_id, section, group):
     from tsserve_shim.loading import infer_device_map
@@ -206,18 +207,30 @@ def test_accelerate_places_70b_inside_the_planned_group(llama_70b, gpu_id, secti
     assert device_map.get("model.embed_tokens", device_map.get("model", device_map.get(""))) == group[0]
 
 
-def test_what_the_size_check_refuses_accelerate_cannot_place(llama_70b):
-    """fp16 on 2 x 4.8e10: the shim refuses it, and accelerate would indeed push layers to disk."""
+@pytest.mark.parametrize(
+    "section,gpus,needs",
+    [
+        ({"dtype": "float16", "num_gpu_per_model": 2}, (0, 1), r"needs about 128\.5 GiB .* 2 GPU\(s\) x gpu_max_memory 44\.7 GiB \(48000000000 bytes\) = "),
+        ({"quantize": "int8", "num_gpu_per_model": 1}, (0,), r"needs about 64\.7 GiB .* 1 GPU\(s\) x gpu_max_memory 44\.7 GiB \(48000000000 bytes\) x 0\.9 \(bitsandbytes"),
+    ],
+    ids=["fp16-2gpu", "int8-1gpu"],
+)
+def test_what_the_size_check_refuses_accelerate_cannot_place(llama_70b, section, gpus, needs):
+    """At 4.8e10 per GPU the shim refuses these, and transformers would indeed push layers to disk (or refuse to)."""
     import dataclasses
 
     from tsserve_shim.loading import infer_device_map
 
     config, folder = llama_70b
-    with pytest.raises(PlacementError, match=r"needs about 128\.5 GiB .* 2 GPU\(s\) x gpu_max_memory 44\.7 GiB"):
-        plan_70b(folder, 0, dtype="float16", num_gpu_per_model=2, gpu_max_memory=4.8e10)
-    plan = plan_70b(folder, 0, dtype="float16", num_gpu_per_model=2, gpu_max_memory=4.8e10 * 2)
-    squeezed = dataclasses.replace(plan, kwargs={**plan.kwargs, "max_memory": {0: 48_000_000_000, 1: 48_000_000_000}})
-    assert "disk" in set(infer_device_map(squeezed, config).values())
+    with pytest.raises(PlacementError, match=needs):
+        plan_70b(folder, 0, gpu_max_memory=4.8e10, **section)
+    plan = plan_70b(folder, 0, gpu_max_memory=4.8e11, **section)
+    squeezed = dataclasses.replace(plan, kwargs={**plan.kwargs, "max_memory": {i: 48_000_000_000 for i in gpus}})
+    if "quantize" in section:  # transformers' bitsandbytes quantizer refuses the spill itself, as from_pretrained would
+        with pytest.raises(ValueError, match="Some modules are dispatched on the CPU or the disk"):
+            infer_device_map(squeezed, config)
+    else:
+        assert "disk" in set(infer_device_map(squeezed, config).values())
 
 
 # ---------------------------------------------------------------- the environment TorchServe 0.12 gives a worker
