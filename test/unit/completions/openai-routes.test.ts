@@ -184,3 +184,29 @@ describe("OpenAI errors, models, and the model's own path", () => {
     expect(model.calls.map((call) => call.requests.length)).toEqual([1, 2, 1]);
   });
 });
+
+describe("a handler with its own request fields and routes", () => {
+  it("passes the handler's extra request fields through the OpenAI routes, and keeps OpenAI's routes next to its own", async () => {
+    const { z } = await import("zod");
+    const { completionRequestSchema } = await import("../../../src/completions/request.ts");
+    const Schema = completionRequestSchema({ tone: z.enum(["dry", "warm"]) });
+    class Toned extends Llama2ChatHandler {
+      override readonly requestSchema = Schema as never;
+      override formatPrompt(request: any) { return `${request.tone}: ${request.messages?.[0]?.content ?? request.prompt}`; }
+      override routes() {
+        return [...super.routes(), { path: "v1/ping", handle: async (calls: readonly unknown[]) => calls.map(() => ({ pong: true })) }];
+      }
+    }
+    const model = new FakeModel({ respond: () => "ok" });
+    const handler = new Toned();
+    const outcomes = await runBatch(handler, makeContext({ model, handler }), [
+      { url_path: CHAT, body: { messages: [{ role: "user", content: "hi" }], tone: "warm" } },
+      { url_path: CHAT, body: { messages: [{ role: "user", content: "hi" }], tone: "loud" } },
+      { url_path: "v1/ping", body: null },
+    ]);
+    expect(model.prompts).toEqual(["warm: hi"]);
+    expect(outcomes[0]!.ok).toBe(true);
+    expect(outcomes[1]).toMatchObject({ ok: false, status: 400, field: "tone", body: { error: { param: "tone" } } });
+    expect(outcomes[2]).toEqual({ ok: true, body: { pong: true } });
+  });
+});
