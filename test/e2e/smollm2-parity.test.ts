@@ -1,0 +1,175 @@
+// A real model end to end: SmolLM2-135M-Instruct through the whole stack
+// (HTTP -> TorchServe 0.12 -> shim -> Node handler -> shim engine) against
+// transformers itself (test/e2e/reference/transformers_reference.py: greedy
+// `model.generate` on each prompt alone, and a separate full forward pass for
+// the logprobs). Nothing of tsserve's code computes the expected values.
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createArchive } from "../../src/archive/archive.ts";
+import { connect, registerWatched, serverProcesses, startServer, stopServer } from "../../src/client/server.ts";
+import type { TorchServeClient } from "../../src/client/http.ts";
+import { CompletionResponse } from "../../src/completions/response.ts";
+import { isolatedServer, ROOT } from "./helpers.ts";
+
+const MODEL = "smollm2";
+const MODEL_PATH = path.join(ROOT, ".cache", "smollm2-135m-instruct");
+const server = isolatedServer("smollm2-parity");
+const TOLERANCE = 1e-4;
+const BATCH_DELAY_MS = 400;
+
+const LONG = Array.from({ length: 12 }, (_, i) =>
+  `Paragraph ${i + 1}: The history of computing spans centuries, from mechanical calculators to electronic machines that fill rooms and then fit in a pocket.`).join("\n");
+
+type Case = { name: string; prompt?: string; messages?: { role: string; content: string }[]; max_tokens: number };
+const CASES: Case[] = [
+  { name: "short", prompt: "The capital of France is", max_tokens: 12 },
+  { name: "chat that ends with EOS", messages: [{ role: "user", content: "What is the capital of France?" }], max_tokens: 40 },
+  { name: "chat with a system message and two turns", messages: [
+    { role: "system", content: "You answer in one short sentence." },
+    { role: "user", content: "Name a primary colour." },
+    { role: "assistant", content: "Red is a primary colour." },
+    { role: "user", content: "Name another one." },
+  ], max_tokens: 24 },
+  { name: "long (about 400 tokens)", prompt: `${LONG}\nSummary:`, max_tokens: 16 },
+  { name: "multi-line code", prompt: "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n", max_tokens: 24 },
+  { name: "question and answer", prompt: "Question: What is 2 + 2?\nAnswer:", max_tokens: 8 },
+  { name: "non-ASCII (French, German)", prompt: "Le café à Paris est très bon. Die Straße in München ist", max_tokens: 16 },
+  { name: "non-ASCII (Chinese, Japanese)", prompt: "北京是中国的首都。東京は", max_tokens: 16 },
+  { name: "emoji and symbols", prompt: "I love pizza 🍕 and ☕ because", max_tokens: 16 },
+  { name: "a list", prompt: "Three fruits:\n1. Apple\n2.", max_tokens: 12 },
+  { name: "tabs and a single character", prompt: "a\tb\tc\t", max_tokens: 8 },
+];
+const ECHO_PROMPTS = ["The quick brown fox jumps over the lazy dog.", "Ünïcödé text: naïve café, 東京, 🍕.", "Question: What is 2 + 2?\nAnswer: 4"];
+
+interface ReferenceCase { prompt: string; prompt_tokens: number; token_ids: number[]; tokens: string[]; text: string; finish_reason: "stop" | "length"; token_logprobs: number[] }
+interface Reference { cases: ReferenceCase[]; echo: { prompt_tokens: number; token_logprobs: (number | null)[] }[] }
+
+let client: TorchServeClient;
+let reference: Reference;
+
+async function computeReference(): Promise<Reference> {
+  const python = path.join(ROOT, ".venv", "bin", "python");
+  const script = path.join(ROOT, "test", "e2e", "reference", "transformers_reference.py");
+  const child = execFile(python, [script], { maxBuffer: 64 << 20, env: { ...process.env, TQDM_DISABLE: "1" } });
+  child.stdin!.end(JSON.stringify({ model_path: MODEL_PATH, cases: CASES, echo: ECHO_PROMPTS }));
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (c) => (stdout += c));
+  child.stderr!.on("data", (c) => (stderr += c));
+  const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+  if (code !== 0) throw new Error(`reference script failed (${code}): ${stderr.slice(-2000)}`);
+  return JSON.parse(stdout) as Reference;
+}
+
+beforeAll(async () => {
+  const serving = (async () => {
+    const archive = await createArchive({
+      modelName: MODEL, version: "1.0", handler: path.join(ROOT, "handlers", "smollm2-135m-instruct.ts"),
+      configFile: path.join(ROOT, "configs", "smollm2-135m-instruct.yaml"), exportPath: server.modelStore,
+    });
+    await startServer({ paths: server.paths, tsConfig: server.tsConfig, modelStore: server.modelStore });
+    client = connect(server.paths);
+    await registerWatched(client, { url: path.basename(archive.path), modelName: MODEL, initialWorkers: 1, batchSize: 8, maxBatchDelay: BATCH_DELAY_MS }, server.paths);
+  })();
+  [reference] = await Promise.all([computeReference(), serving]);
+}, 600_000);
+
+afterAll(async () => {
+  await stopServer({ paths: server.paths });
+  expect(serverProcesses(server.paths)).toEqual([]);
+}, 120_000);
+
+async function complete(body: Record<string, unknown>): Promise<CompletionResponse> {
+  const result = await client.predict(MODEL, JSON.stringify(body));
+  if (result.status !== 200) throw new Error(`HTTP ${result.status}: ${result.body}`);
+  return CompletionResponse.parse(JSON.parse(result.body));
+}
+
+const greedy = (c: Case): Record<string, unknown> =>
+  ({ ...(c.prompt !== undefined ? { prompt: c.prompt } : { messages: c.messages }), max_tokens: c.max_tokens, temperature: 0, logprobs: 1 });
+
+function expectParity(body: CompletionResponse, ref: ReferenceCase, label: string): void {
+  const choice = body.choices[0]!;
+  expect(choice.text, label).toBe(ref.text);
+  expect(choice.finish_reason, label).toBe(ref.finish_reason);
+  expect(body.usage.prompt_tokens, label).toBe(ref.prompt_tokens);
+  // EOS ends the text and is not reported (nor counted), as the engine's contract says.
+  expect(body.usage.completion_tokens, label).toBe(ref.token_ids.length);
+  expect(choice.logprobs!.tokens, label).toEqual(ref.tokens);
+  expect(choice.logprobs!.tokens.join(""), label).toBe(choice.text);
+  const got = choice.logprobs!.token_logprobs as number[];
+  expect(got.length, label).toBe(ref.token_logprobs.length);
+  got.forEach((value, i) => expect(Math.abs(value - ref.token_logprobs[i]!), `${label}: token ${i}`).toBeLessThan(TOLERANCE));
+}
+
+describe("SmolLM2-135M-Instruct answers as transformers' generate does", () => {
+  it("the reference itself is sensible: Paris, ending with EOS", () => {
+    expect(reference.cases[1]!.text).toContain("Paris");
+    expect(reference.cases[1]!.finish_reason).toBe("stop");
+    expect(reference.cases[3]!.prompt_tokens).toBeGreaterThan(300);
+  });
+
+  it("greedy text, tokens, finish reasons and token logprobs, one request at a time", async () => {
+    for (const [i, c] of CASES.entries()) expectParity(await complete(greedy(c)), reference.cases[i]!, c.name);
+  }, 240_000);
+
+  it("the same in one batch of mixed lengths", async () => {
+    // Every case but the long one (its prefill alone would dominate the batch on 2 cores).
+    const batched = CASES.map((c, i) => [c, reference.cases[i]!] as const).filter(([c]) => !c.name.startsWith("long")).slice(0, 8);
+    const bodies = await Promise.all(batched.map(([c]) => complete(greedy(c))));
+    bodies.forEach((body, i) => expectParity(body, batched[i]![1], `batched: ${batched[i]![0].name}`));
+    // Requests that ran in one pass share its compute time: fewer distinct times than requests means they were batched.
+    expect(new Set(bodies.map((b) => b.raw_compute_time)).size).toBeLessThan(bodies.length);
+  }, 240_000);
+
+  it("echo with max_tokens 0 gives the prompt's logprobs as a forward pass does (log-likelihood scoring)", { timeout: 120_000 }, async () => {
+    for (const [i, prompt] of ECHO_PROMPTS.entries()) {
+      const body = await complete({ prompt, max_tokens: 0, echo: true, logprobs: 1 });
+      const choice = body.choices[0]!;
+      expect(choice.text).toBe(prompt);
+      const want = reference.echo[i]!.token_logprobs;
+      expect(choice.logprobs!.token_logprobs.length).toBe(want.length);
+      expect(choice.logprobs!.token_logprobs[0]).toBeNull();
+      want.slice(1).forEach((value, j) => expect(Math.abs(choice.logprobs!.token_logprobs[j + 1]! - value!), `${prompt}: token ${j + 1}`).toBeLessThan(TOLERANCE));
+    }
+  });
+
+  it("a stop sequence that ends inside a token cuts the text before it, finish_reason stop", { timeout: 120_000 }, async () => {
+    const ref = reference.cases[1]!;
+    const start = ref.tokens.findIndex((t) => t.trim().length >= 3);
+    const before = ref.tokens.slice(0, start).join("");
+    const lead = ref.tokens[start]!.length - ref.tokens[start]!.trimStart().length;
+    const stop = ref.tokens[start]!.trimStart().slice(0, 2);
+    expect(ref.text.indexOf(stop)).toBe(before.length + lead);
+    const body = await complete({ ...greedy(CASES[1]!), stop: [stop] });
+    expect(body.choices[0]!.text).toBe(ref.text.slice(0, before.length + lead));
+    expect(body.choices[0]!.finish_reason).toBe("stop");
+  });
+
+  it("EOS ends a chat answer with finish_reason stop, the budget with length", { timeout: 120_000 }, async () => {
+    const eos = await complete({ ...greedy(CASES[1]!), logprobs: 0 });
+    expect(eos.choices[0]!.finish_reason).toBe("stop");
+    expect(eos.choices[0]!.text).not.toContain("<|im_end|>");
+    const cut = await complete({ ...greedy(CASES[1]!), max_tokens: 3 });
+    expect(cut.choices[0]!.finish_reason).toBe("length");
+    expect(cut.choices[0]!.logprobs!.tokens).toEqual(reference.cases[1]!.tokens.slice(0, 3));
+  });
+
+  it("a seeded sampled request repeats exactly and does not depend on its batch mates", async () => {
+    const seeded = { prompt: "Once upon a time", max_tokens: 16, temperature: 0.9, top_k: 50, top_p: 0.95, seed: 1234 };
+    const alone = await complete(seeded);
+    const again = await complete(seeded);
+    expect(again.choices[0]!.text).toBe(alone.choices[0]!.text);
+    const batch = await Promise.all([
+      complete(seeded),
+      complete({ ...seeded, seed: 99 }),
+      complete({ prompt: "A long time ago in a galaxy", max_tokens: 12, temperature: 1.0, seed: 5 }),
+      complete(greedy(CASES[0]!)),
+    ]);
+    expect(batch[0]!.choices[0]!.text).toBe(alone.choices[0]!.text);
+    expect(new Set(batch.map((b) => b.raw_compute_time)).size).toBeLessThan(batch.length);
+    // Another seed gives another sample (else the seed would not reach the sampler).
+    expect(batch[1]!.choices[0]!.text).not.toBe(alone.choices[0]!.text);
+  }, 240_000);
+});
