@@ -233,6 +233,30 @@ def test_what_the_size_check_refuses_accelerate_cannot_place(llama_70b, section,
         assert "disk" in set(infer_device_map(squeezed, config).values())
 
 
+def test_near_the_limit_the_load_is_refused_before_any_weight_is_read(llama_70b):
+    """fp16 on 2 x 70e9: the totals fit (138 GB in 140 GB), but whole decoder layers and accelerate's buffer do not."""
+    from tsserve_shim.loading import check_device_map
+
+    config, folder = llama_70b
+    plan = plan_70b(folder, 0, dtype="float16", num_gpu_per_model=2, gpu_max_memory=70e9)  # the size check passes
+    with pytest.raises(PlacementError, match=r"transformers would put 4 module\(s\) on disk with max_memory \(GPU 0: 65\.2 GiB, GPU 1: 65\.2 GiB\); raise gpu_max_memory"):
+        check_device_map(plan, config)
+    roomy = plan_70b(folder, 0, dtype="float16", num_gpu_per_model=2, gpu_max_memory=72e9)
+    assert set(check_device_map(roomy, config).values()) == {0, 1}
+
+
+def test_a_quantized_spill_is_refused_with_the_numbers(llama_70b):
+    import dataclasses
+
+    from tsserve_shim.loading import check_device_map
+
+    config, folder = llama_70b
+    plan = plan_70b(folder, 0, quantize="int8", gpu_max_memory=4.8e11)
+    squeezed = dataclasses.replace(plan, kwargs={**plan.kwargs, "max_memory": {0: 48_000_000_000}})
+    with pytest.raises(PlacementError, match=r"does not fit in max_memory \(GPU 0: 44\.7 GiB\): Some modules are dispatched"):
+        check_device_map(squeezed, config)
+
+
 # ---------------------------------------------------------------- the environment TorchServe 0.12 gives a worker
 
 

@@ -320,6 +320,11 @@ def load_model(plan: LoadPlan):
         _require_bitsandbytes(plan.quantize)
         if not plan.on_gpu:
             _note_quantized_on_cpu(plan.quantize)
+    if plan.placement is not None:
+        from transformers import AutoConfig
+
+        config = _from_gguf(lambda: AutoConfig.from_pretrained(plan.model_path, local_files_only=True, **gguf), plan)
+        check_device_map(plan, config)
     model = _from_gguf(
         lambda: AutoModelForCausalLM.from_pretrained(plan.model_path, local_files_only=True, **gguf, **plan.kwargs), plan
     )
@@ -385,11 +390,36 @@ def infer_device_map(plan: LoadPlan, config) -> dict[str, int | str]:
     return _get_device_map(model, plan.kwargs.get("device_map"), plan.kwargs.get("max_memory"), quantizer)
 
 
+def check_device_map(plan: LoadPlan, config) -> dict[str, int | str]:
+    """infer_device_map, refusing a map that puts anything outside the worker's GPUs.
+
+    The size check in plan_load compares totals; transformers places whole
+    decoder layers and keeps a buffer, so near the limit it may still push the
+    last layers to disk (failing the load) or, quantized, refuse. Said here first,
+    with the numbers, before any weight is read.
+    """
+    group = plan.placement.group if plan.placement is not None else ()
+    memory = ", ".join(f"GPU {i}: {size / 2**30:.1f} GiB" for i, size in plan.kwargs.get("max_memory", {}).items())
+    fix = "raise gpu_max_memory (by about one decoder layer) or num_gpu_per_model, or quantize"
+    try:
+        device_map = infer_device_map(plan, config)
+    except ValueError as error:  # transformers' bitsandbytes quantizer refusing CPU or disk offload
+        raise PlacementError(f"the model does not fit in max_memory ({memory}): {error}; {fix}") from error
+    outside = sorted({str(device) for device in device_map.values() if device not in group})
+    if outside:
+        spilled = sum(1 for device in device_map.values() if device not in group)
+        raise PlacementError(
+            f"transformers would put {spilled} module(s) on {', '.join(outside)} with max_memory ({memory}); {fix}"
+        )
+    return device_map
+
+
 __all__ = [
     "CudaUnavailableError",
     "LoadPlan",
     "ModelConfigError",
     "PlacementError",
+    "check_device_map",
     "estimate_model_bytes",
     "infer_device_map",
     "is_quantized_weight",
