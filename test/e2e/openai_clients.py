@@ -36,7 +36,7 @@ LOGLIKELIHOOD = [
     ("The quick brown fox jumps over the", " lazy dog"),
 ]
 GENERATE = [("The capital of France is", "\n"), ("Q: What colour is the sky?\nA:", "\n")]
-MAX_GEN_TOKS = 12
+MAX_GEN_TOKS = 8
 
 
 def validated(model_type, obj):
@@ -50,7 +50,7 @@ def sdk_report(client: OpenAI) -> dict:
     out["models"] = [m.id for m in models]
 
     completion = validated(Completion, client.completions.create(
-        model=MODEL, prompt=PROMPTS, max_tokens=6, temperature=0.8, n=2, seed=11, logprobs=2))
+        model=MODEL, prompt=PROMPTS, max_tokens=4, temperature=0.8, n=2, seed=11, logprobs=2))
     out["completion"] = {
         "indices": [c.index for c in completion.choices],
         "texts": [c.text for c in completion.choices],
@@ -70,7 +70,7 @@ def sdk_report(client: OpenAI) -> dict:
     # Chunks before the last carry finish_reason null, as OpenAI's do, which the SDK's Completion type
     # (shared by streamed and whole answers) does not allow for: only finished chunks are re-validated.
     chunks = [validated(Completion, c) if all(x.finish_reason for x in c.choices) else c for c in client.completions.create(
-        model=MODEL, prompt=PROMPTS[0], max_tokens=6, temperature=0.8, n=2, seed=11, stream=True,
+        model=MODEL, prompt=PROMPTS[0], max_tokens=4, temperature=0.8, n=2, seed=11, stream=True,
         stream_options={"include_usage": True})]
     streamed: dict = {}
     for chunk in chunks:
@@ -83,7 +83,7 @@ def sdk_report(client: OpenAI) -> dict:
     }
 
     chat = validated(ChatCompletion, client.chat.completions.create(
-        model=MODEL, messages=CHAT, max_tokens=8, temperature=0.8, n=2, seed=5, logprobs=True, top_logprobs=2))
+        model=MODEL, messages=CHAT, max_tokens=5, temperature=0.8, n=2, seed=5, logprobs=True, top_logprobs=2))
     out["chat"] = {
         "object": chat.object, "roles": [c.message.role for c in chat.choices], "texts": [c.message.content for c in chat.choices],
         "indices": [c.index for c in chat.choices],
@@ -93,9 +93,9 @@ def sdk_report(client: OpenAI) -> dict:
         "usage": chat.usage.model_dump(),
     }
 
-    single = validated(ChatCompletion, client.chat.completions.create(model=MODEL, messages=CHAT, max_tokens=8, temperature=0.8, seed=5))
+    single = validated(ChatCompletion, client.chat.completions.create(model=MODEL, messages=CHAT, max_tokens=5, temperature=0.8, seed=5))
     stream = [validated(ChatCompletionChunk, c) for c in client.chat.completions.create(
-        model=MODEL, messages=CHAT, max_tokens=8, temperature=0.8, seed=5, stream=True, stream_options={"include_usage": True})]
+        model=MODEL, messages=CHAT, max_tokens=5, temperature=0.8, seed=5, stream=True, stream_options={"include_usage": True})]
     content = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     out["chat_stream"] = {
         "first_role": stream[0].choices[0].delta.role, "text": content, "unstreamed_text": single.choices[0].message.content,
