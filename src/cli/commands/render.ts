@@ -71,8 +71,9 @@ async function modelInfo(configFile: string | undefined, config: Record<string, 
   const dir = handler?.tokenizer_path ?? handler?.model_path;
   if (!configFile || typeof dir !== "string") return {};
   const info: Partial<ModelInfo> = { name_or_path: dir };
+  const folder = resolveModelPath(configFile, dir);
   try {
-    const tc = JSON.parse(await readFile(path.join(resolveModelPath(configFile, dir), "tokenizer_config.json"), "utf8"));
+    const tc = JSON.parse(await readFile(path.join(folder, "tokenizer_config.json"), "utf8"));
     const token = (t: unknown) => (typeof t === "string" ? t : typeof (t as { content?: unknown })?.content === "string" ? (t as { content: string }).content : undefined);
     if (token(tc.bos_token) !== undefined) info.bos_token = token(tc.bos_token)!;
     if (token(tc.eos_token) !== undefined) info.eos_token = token(tc.eos_token)!;
@@ -80,6 +81,8 @@ async function modelInfo(configFile: string | undefined, config: Record<string, 
   } catch {
     // No readable tokenizer_config.json: the fake model's defaults stand.
   }
+  // transformers 5 saves the template beside tokenizer_config.json, and loads it from there first.
+  info.chat_template = (await readFile(path.join(folder, "chat_template.jinja"), "utf8").catch(() => undefined)) ?? info.chat_template;
   return info;
 }
 

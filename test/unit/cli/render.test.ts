@@ -3,7 +3,7 @@
  * Expected chat prompts come from the golden fixtures (transformers / FastChat).
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -111,4 +111,20 @@ describe("tsserve render refusals exit 2 and name the field or rule on stderr", 
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--handler/);
   });
+});
+
+const SMOL = path.join(ROOT, ".cache", "smollm2-135m-instruct");
+describe.skipIf(!existsSync(path.join(SMOL, "chat_template.jinja")))("tsserve render with SmolLM2's own chat template (chat_template.jinja)", () => {
+  it("renders messages as transformers' apply_chat_template does with that tokenizer", () => {
+    const messages = [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi" }, { role: "assistant", content: "Hello." }, { role: "user", content: "Bye" }];
+    const r = render(["--handler", "handlers/smollm2-135m-instruct.ts", "--config", "configs/smollm2-135m-instruct.yaml", "--request", requestFile({ messages })]);
+    expect(r.code).toBe(0);
+    const reference = spawnSync(path.join(ROOT, ".venv/bin/python"), ["-c",
+      "import json, sys\nfrom transformers import AutoTokenizer\n" +
+      "t = AutoTokenizer.from_pretrained(sys.argv[1])\n" +
+      "print(json.dumps(t.apply_chat_template(json.loads(sys.argv[2]), tokenize=False, add_generation_prompt=True)))",
+      SMOL, JSON.stringify(messages)], { encoding: "utf8", timeout: 120_000 });
+    expect(reference.status, reference.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ prompts: [JSON.parse(reference.stdout)] });
+  }, 180_000);
 });
