@@ -16,14 +16,17 @@ import { E2E_PORT_BASE, TINY_HANDLER, cli, isolatedServer, leftovers, tinyConfig
 const MODEL = "tiny-kserve";
 const REQUEST = { prompt: "Alan Turing was", max_tokens: 6, temperature: 0 };
 const JAVA_HOME = fs.realpathSync("/usr/bin/java").replace(/\/bin\/java$/, "");
-let archive: string;
+/** With useVenv (per-model requirements), and without (a pod that skips them: no venv to make). */
+const archives: Record<"v1" | "v2", string> = { v1: "", v2: "" };
 let running: IsolatedServer | undefined;
 const answers: Record<string, string> = {};
 
 beforeAll(async () => {
   const scratch = isolatedServer("kserve-build").scratch;
-  const config = tinyConfig(path.join(scratch, `${MODEL}.yaml`), { useVenv: "true" });
-  archive = (await createArchive({ modelName: MODEL, version: "1.0", handler: TINY_HANDLER, configFile: config, exportPath: scratch })).path;
+  for (const protocol of ["v1", "v2"] as const) {
+    const config = tinyConfig(path.join(scratch, protocol, `${MODEL}.yaml`), protocol === "v1" ? { useVenv: "true" } : {});
+    archives[protocol] = (await createArchive({ modelName: MODEL, version: "1.0", handler: TINY_HANDLER, configFile: config, exportPath: path.dirname(config) })).path;
+  }
 }, 120_000);
 
 afterEach(async () => {
@@ -79,7 +82,7 @@ async function post(server: IsolatedServer, route: string, body: unknown): Promi
 async function serveLayout(name: string, protocol: "v1" | "v2", env: NodeJS.ProcessEnv, overrides: Record<string, string> = {}): Promise<IsolatedServer> {
   const server = isolatedServer(name);
   const layout = path.join(server.scratch, "layout");
-  const written = await cli(["kserve", "--archive", archive, "--out", layout, "--protocol", protocol, "--storage-uri", "pvc://models/tiny"]);
+  const written = await cli(["kserve", "--archive", archives[protocol], "--out", layout, "--protocol", protocol, "--storage-uri", "pvc://models/tiny"]);
   expect(written.code, written.stderr).toBe(0);
   expect(written.stdout.split("\n").filter(Boolean)).toEqual([
     path.join(layout, "config", "config.properties"),
