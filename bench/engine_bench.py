@@ -9,6 +9,11 @@ the work is equal), each figure is the median over interleaved rounds of
   forward loop (prefill, then argmax and one forward per token): the physical
   floor of this stack.
 
+Times are CPU seconds of this process (`--clock cpu`, the default, with one
+torch thread: all the work runs on the calling thread), so that other
+processes on a shared machine do not enter the ratios; `--clock wall` uses
+wall time. The other clock's ratios are reported too (`*_other_clock`).
+
     .venv/bin/python bench/engine_bench.py [--model DIR] [--tokens 64] [--rounds 7] [--threads 1]
         [--out FILE.json] [--markdown FILE.md]
 
@@ -78,11 +83,11 @@ class Runner:
             mask[i, width - len(row):] = 1
         return input_ids, mask
 
-    def run_engine(self, prompts: list[str], settings: dict) -> float:
+    def run_engine(self, prompts: list[str], settings: dict) -> tuple[float, float]:
         requests = [engine_request(p, self.tokens, settings, seed=i) for i, p in enumerate(prompts)]
-        started = time.perf_counter()
+        started = clocks()
         outcomes = self.engine.generate(requests)
-        elapsed = time.perf_counter() - started
+        elapsed = since(started)
         assert all(o["ok"] and len(o["sequences"][0]["logprobs"]["token_ids"]) == self.tokens for o in outcomes), outcomes[0]
         return elapsed
 
@@ -90,13 +95,13 @@ class Runner:
         input_ids, mask = self.left_padded(prompts)
         sample = settings["temperature"] > 0
         kwargs = dict(do_sample=True, temperature=settings["temperature"], top_k=settings["top_k"], top_p=settings["top_p"]) if sample else dict(do_sample=False)
-        started = time.perf_counter()
+        started = clocks()
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids, attention_mask=mask, max_new_tokens=self.tokens, min_new_tokens=self.tokens,
                 eos_token_id=None, pad_token_id=self.engine.pad_id, **kwargs,
             )
-        elapsed = time.perf_counter() - started
+        elapsed = since(started)
         assert out.shape[1] == input_ids.shape[1] + self.tokens
         return elapsed
 
@@ -105,14 +110,24 @@ class Runner:
         from transformers import DynamicCache
 
         ids = torch.tensor([self.engine.encode_prompt(prompt)])
-        started = time.perf_counter()
+        started = clocks()
         with torch.inference_mode():
             cache = DynamicCache(config=self.model.config)
             out = self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
             for _ in range(self.tokens):
                 token = out.logits[:, -1].argmax(-1, keepdim=True)
                 out = self.model(input_ids=token, cache=out.cache, use_cache=True, logits_to_keep=1)
-        return time.perf_counter() - started
+        return since(started)
+
+
+def clocks() -> tuple[float, float]:
+    return time.process_time(), time.perf_counter()
+
+
+def since(started: tuple[float, float]) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) since ``started``."""
+    cpu, wall = clocks()
+    return cpu - started[0], wall - started[1]
 
 
 CASES = {
@@ -124,7 +139,7 @@ CASES = {
 
 
 def measure(runner: Runner, rounds: int) -> dict:
-    times: dict[str, list[float]] = {}
+    times: dict[str, list[tuple[float, float]]] = {}
     for r in range(rounds):
         for name, (settings, batch) in CASES.items():
             prompts = PROMPTS[:batch]
@@ -141,18 +156,22 @@ def measure(runner: Runner, rounds: int) -> dict:
     return times
 
 
-def summarise(times: dict[str, list[float]], rounds: int) -> dict:
-    med = {key: statistics.median(values) for key, values in times.items()}
-    ratios = {name: round(med[f"{name}.engine"] / med[f"{name}.generate"], 3) for name in CASES}
-    per_round = {
-        name: [round(e / g, 3) for e, g in zip(times[f"{name}.engine"], times[f"{name}.generate"])] for name in CASES
-    }
+def ratios(times: dict[str, list[tuple[float, float]]], clock: int) -> dict:
+    med = {key: statistics.median(v[clock] for v in values) for key, values in times.items()}
     return {
-        "engine_vs_generate": ratios,
+        "engine_vs_generate": {name: round(med[f"{name}.engine"] / med[f"{name}.generate"], 3) for name in CASES},
         "floor_ratio_b1": round(med["floor_b1.engine"] / med["floor_b1.floor"], 3),
         "median_ms": {key: round(value * 1000, 1) for key, value in sorted(med.items())},
-        "per_round_ratios": per_round,
+        "per_round_ratios": {
+            name: [round(e[clock] / g[clock], 3) for e, g in zip(times[f"{name}.engine"], times[f"{name}.generate"])]
+            for name in CASES
+        },
     }
+
+
+def summarise(times: dict[str, list[tuple[float, float]]], clock: str) -> dict:
+    main, other = (0, 1) if clock == "cpu" else (1, 0)
+    return {"clock": clock, **ratios(times, main), "other_clock": ratios(times, other)}
 
 
 GOALS = {"greedy_b1": 1.0, "greedy_b8": 1.0, "sampled_b1": 0.8, "sampled_b8": 0.8}
@@ -166,7 +185,7 @@ def markdown(result: dict) -> str:
         f"# Engine benchmark ({result['date']})",
         "",
         f"{result['model']}, {result['tokens']} new tokens, {result['threads']} torch thread(s), median of "
-        f"{result['rounds']} interleaved rounds; {result['machine']}; torch {result['versions']['torch']}, "
+        f"{result['rounds']} interleaved rounds, {result['clock']} time; {result['machine']}; torch {result['versions']['torch']}, "
         f"transformers {result['versions']['transformers']}. Sampled: temperature 0.8, top_k 50.",
         "",
         "| figure | engine (ms) | reference (ms) | ratio | goal | met |",
@@ -192,6 +211,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
     parser.add_argument("--out")
     parser.add_argument("--markdown")
     args = parser.parse_args()
@@ -208,7 +228,7 @@ def main() -> None:
         "tokens": args.tokens,
         "rounds": args.rounds,
         "threads": args.threads,
-        **summarise(measure(runner, args.rounds), args.rounds),
+        **summarise(measure(runner, args.rounds), args.clock),
     }
     text = json.dumps(result, indent=2)
     if args.out:

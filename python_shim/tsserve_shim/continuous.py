@@ -5,8 +5,10 @@ handler's `handle` for each one as it arrives (ts/async_service.py), so many
 requests are in flight at once. Each is sent to the Node child as its own
 `handle` call through the AsyncBridge; the handler's generate calls go to the
 iteration-level Scheduler, which joins their rows to the running decode batch
-at the next step. A request's answer goes back as soon as its rows are done,
-with `ts_stream_next: false`, which is what makes the frontend retire the job.
+at the next step. A request's answer goes back as soon as its rows are done.
+TorchServe 0.12's frontend (RestJob) answers with a full HTTP response only
+when the reply has no `ts_stream_next` header, so none is set on a request
+that did not stream; a streamed one ends with "false" (set by TorchServe).
 
 Multi-step handlers (AgentInstruct's two stages) work unchanged: each of
 their generate calls is admitted to the running batch like any other.
@@ -80,8 +82,8 @@ class ContinuousMode:
             outcomes = handler._fail_all(len(data), 504, f"the handler did not answer within {handler.deadline_s:g} s")
         finally:
             self._streams.pop(batch_id, None)
-        for index in range(len(outcomes)):
-            context.set_response_header(index, "ts_stream_next", "false")
+        # No ts_stream_next here: with it the frontend sends a chunk without a response head.
+        # A streamed request already carries "true", which TorchServe turns into "false" on this last reply.
         return [handler._respond(context, index, outcome) for index, outcome in enumerate(outcomes)]
 
     def _restart(self) -> None:
