@@ -76,6 +76,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
+  console.log(`parity: ${compared.requests} greedy requests, ${compared.tokens} tokens equal to generate, max |token logprob - forward pass| = ${compared.maxLogprobDiff.toExponential(2)}`);
   await stopServer({ paths: server.paths });
   expect(serverProcesses(server.paths)).toEqual([]);
 }, 120_000);
@@ -89,6 +90,9 @@ async function complete(body: Record<string, unknown>): Promise<CompletionRespon
 const greedy = (c: Case): Record<string, unknown> =>
   ({ ...(c.prompt !== undefined ? { prompt: c.prompt } : { messages: c.messages }), max_tokens: c.max_tokens, temperature: 0, logprobs: 1 });
 
+/** What the parity checks compared, printed once at the end (for the README and notes). */
+const compared = { requests: 0, tokens: 0, maxLogprobDiff: 0 };
+
 function expectParity(body: CompletionResponse, ref: ReferenceCase, label: string): void {
   const choice = body.choices[0]!;
   expect(choice.text, label).toBe(ref.text);
@@ -101,6 +105,9 @@ function expectParity(body: CompletionResponse, ref: ReferenceCase, label: strin
   const got = choice.logprobs!.token_logprobs as number[];
   expect(got.length, label).toBe(ref.token_logprobs.length);
   got.forEach((value, i) => expect(Math.abs(value - ref.token_logprobs[i]!), `${label}: token ${i}`).toBeLessThan(TOLERANCE));
+  compared.requests += 1;
+  compared.tokens += got.length;
+  compared.maxLogprobDiff = Math.max(compared.maxLogprobDiff, ...got.map((value, i) => Math.abs(value - ref.token_logprobs[i]!)));
 }
 
 describe("SmolLM2-135M-Instruct answers as transformers' generate does", () => {
