@@ -24,15 +24,25 @@ def make_context(model_dir: str, config: dict, batch: int) -> Context:
     return context
 
 
-@pytest.fixture(scope="module")
-def shim(tmp_path_factory, tiny_model_dir):
+def open_shim(tmp_path_factory, tiny_model_dir, *, batch_size: int = 8, **handler_section):
+    """The real shim, initialized with the bundled Llama-2 chat handler and the tiny model: (handler, model_dir, config)."""
     model_dir = str(tmp_path_factory.mktemp("model-dir"))
     bundle(os.path.join(ROOT, "handlers", "llama-2-7b-chat.ts"), model_dir)
-    config = {"batchSize": 8, "responseTimeout": 120, "handler": {"model_path": str(tiny_model_dir), "dtype": "float32"}}
+    config = {
+        "batchSize": batch_size,
+        "responseTimeout": 120,
+        "handler": {"model_path": str(tiny_model_dir), "dtype": "float32", **handler_section},
+    }
     handler = TsserveHandler()
     handler.initialize(make_context(model_dir, config, 1))
-    yield handler, model_dir, config
-    handler.shutdown()
+    return handler, model_dir, config
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory, tiny_model_dir):
+    opened = open_shim(tmp_path_factory, tiny_model_dir)
+    yield opened
+    opened[0].shutdown()
 
 
 def ask(shim, *bodies):

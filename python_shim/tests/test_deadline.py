@@ -2,14 +2,12 @@
 and through the real shim and bundle the worker's Node child survives."""
 from __future__ import annotations
 
-import os
 import time
 
-import orjson
 import pytest
 
-from bundles import ROOT, bundle
 from conftest import make_request
+from test_contract import ask, open_shim
 from tsserve_shim.deadline import Deadline
 
 
@@ -65,26 +63,9 @@ def test_a_real_deadline_stops_the_loop_on_time(engine):
 
 @pytest.fixture(scope="module")
 def shim(tmp_path_factory, tiny_model_dir):
-    from test_contract import make_context
-
-    from tsserve_shim.handler import TsserveHandler
-
-    model_dir = str(tmp_path_factory.mktemp("deadline-model-dir"))
-    bundle(os.path.join(ROOT, "handlers", "llama-2-7b-chat.ts"), model_dir)
-    config = {"batchSize": 4, "responseTimeout": 120, "handler": {"model_path": str(tiny_model_dir), "dtype": "float32", "handle_timeout_s": 0.4}}
-    handler = TsserveHandler()
-    handler.initialize(make_context(model_dir, config, 1))
-    yield handler, model_dir, config
-    handler.shutdown()
-
-
-def ask(shim, *bodies):
-    from test_contract import make_context
-
-    handler, model_dir, config = shim
-    context = make_context(model_dir, config, len(bodies))
-    answers = handler.handle([{"body": orjson.dumps(b)} for b in bodies], context)
-    return [(context.get_response_status(i)[0] or 200, orjson.loads(a)) for i, a in enumerate(answers)]
+    opened = open_shim(tmp_path_factory, tiny_model_dir, batch_size=4, handle_timeout_s=0.4)
+    yield opened
+    opened[0].shutdown()
 
 
 def test_the_shim_answers_504_for_the_late_request_and_keeps_its_node_child(shim):
