@@ -13,6 +13,8 @@ import sys
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
+from greedy import greedy_alone
+
 
 def bnb_config(quantize: str) -> BitsAndBytesConfig:
     if quantize == "int8":
@@ -21,20 +23,10 @@ def bnb_config(quantize: str) -> BitsAndBytesConfig:
 
 
 def completions(model, tokenizer, cases: list[dict]) -> list[dict]:
-    eos = model.generation_config.eos_token_id
-    eos_ids = set(eos if isinstance(eos, list) else [eos])
     out = []
     for case in cases:
         prompt_ids = tokenizer(case["prompt"]).input_ids
-        with torch.no_grad():
-            ids = model.generate(
-                torch.tensor([prompt_ids]), attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long),
-                max_new_tokens=case["max_tokens"], do_sample=False, pad_token_id=next(iter(eos_ids)),
-            )
-        new_ids = ids[0, len(prompt_ids):].tolist()
-        hit_eos = bool(new_ids) and new_ids[-1] in eos_ids
-        if hit_eos:
-            new_ids = new_ids[:-1]
+        new_ids, hit_eos = greedy_alone(model, prompt_ids, case["max_tokens"])
         # The completion as it reads after the prompt (a SentencePiece token's leading space included).
         before = tokenizer.decode(prompt_ids, skip_special_tokens=True)
         text = tokenizer.decode(prompt_ids + new_ids, skip_special_tokens=True)[len(before):]

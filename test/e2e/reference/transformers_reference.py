@@ -14,6 +14,8 @@ import sys
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from greedy import greedy_alone
+
 
 def token_texts(tokenizer, ids: list[int]) -> list[str]:
     """The text each token adds; a token that ends inside a UTF-8 character adds "" and the next carries it.
@@ -43,23 +45,13 @@ def main() -> None:
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(spec["model_path"])
     model = AutoModelForCausalLM.from_pretrained(spec["model_path"], dtype=torch.float32).eval()
-    eos = model.generation_config.eos_token_id
-    eos_ids = set(eos if isinstance(eos, list) else [eos])
     cases = []
     for case in spec["cases"]:
         prompt = case.get("prompt")
         if prompt is None:
             prompt = tokenizer.apply_chat_template(case["messages"], tokenize=False, add_generation_prompt=True)
         prompt_ids = tokenizer(prompt).input_ids
-        with torch.no_grad():
-            out = model.generate(
-                torch.tensor([prompt_ids]), attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long),
-                max_new_tokens=case["max_tokens"], do_sample=False, pad_token_id=next(iter(eos_ids)),
-            )
-        new_ids = out[0, len(prompt_ids):].tolist()
-        hit_eos = bool(new_ids) and new_ids[-1] in eos_ids
-        if hit_eos:
-            new_ids = new_ids[:-1]
+        new_ids, hit_eos = greedy_alone(model, prompt_ids, case["max_tokens"])
         cases.append({
             "prompt": prompt,
             "prompt_tokens": len(prompt_ids),
