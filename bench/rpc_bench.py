@@ -12,9 +12,9 @@ import statistics
 import sys
 import time
 
-from tsserve_shim import protocol
-from tsserve_shim.node_process import NodeProcess, find_node
-from tsserve_shim.rpc import Peer
+from tsserve_shim.bridge import protocol
+from tsserve_shim.bridge.node_process import NodeProcess, find_node
+from tsserve_shim.bridge.rpc import Peer
 
 SIZES = {"100B": 100, "1KB": 1_000, "100KB": 100_000, "1MB": 1_000_000}
 MODEL_INFO = {"name_or_path": "bench", "context_length": 64, "vocab_size": 32000, "bos_token": "<s>", "eos_token": "</s>", "chat_template": None, "device": "cpu"}

@@ -82,7 +82,7 @@ def load_quantized(shape: str, mode: str, tmp: Path, device: str):
     """A bitsandbytes setting through the shim's own loader: a checkpoint on disk, plan_load, load_model."""
     import torch
 
-    from tsserve_shim.loading import load_model, plan_load
+    from tsserve_shim.model.loading import load_model, plan_load
 
     cuda = device.startswith("cuda")
     folder = tmp / f"ckpt-{shape}"
@@ -197,7 +197,7 @@ def bench(args) -> dict:
     import transformers
     from transformers import AutoTokenizer
 
-    from tsserve_shim.engine import Engine
+    from tsserve_shim.engine.engine import Engine
 
     cuda = torch.cuda.is_available()
     if not args.tiny and not cuda:

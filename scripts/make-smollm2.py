@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--link", help="symlink to make at this path, pointing at the package's folder")
     args = parser.parse_args()
 
-    from tsserve_shim.loading import load_model, load_tokenizer, plan_load
+    from tsserve_shim.model.loading import load_model, load_tokenizer, plan_load
 
     folder = gguf_folder()
     if args.link:

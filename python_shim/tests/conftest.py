@@ -41,7 +41,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def engine(tiny_model_dir):
-    from tsserve_shim.engine import Engine
+    from tsserve_shim.engine.engine import Engine
 
     return Engine.load({"model_path": str(tiny_model_dir)}, model_dir=str(tiny_model_dir), gpu_id=None, device_type=None, device_ids=None)
 

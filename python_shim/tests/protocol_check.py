@@ -1,7 +1,7 @@
 """Checks messages against the JSON Schema exported from the zod definitions."""
 import jsonschema
 
-from tsserve_shim import protocol
+from tsserve_shim.bridge import protocol
 
 _validators = {}
 

@@ -185,6 +185,8 @@ export type GenerateOutcome = z.infer<typeof GenerateOutcome>;
 export const GenerateParams = z.strictObject({
   /** Unique per generate call; `generation/delta` notifications carry it back. */
   call_id: z.number().int(),
+  /** The handle call this generate serves: its deadline (from the request's arrival) and its cancellation. */
+  batch_id: z.number().int().optional(),
   requests: z.array(GenerateRequest),
 });
 export const GenerateResult = z.strictObject({ outcomes: z.array(GenerateOutcome) });

@@ -6,24 +6,32 @@ import type { GenerateOptions, ModelClient } from "../handler/model.ts";
 import type { GenerateRequest, GenerateOutcome } from "../protocol/messages.ts";
 
 export class RemoteModel implements ModelClient {
-  private nextCallId = 1;
-  private readonly deltaListeners = new Map<number, (delta: GenerationDelta) => void>();
+  constructor(
+    private readonly connection: Connection,
+    readonly info: ModelInfo,
+    private readonly batchId?: number,
+    private readonly listeners = new Map<number, (delta: GenerationDelta) => void>(),
+    private readonly callIds = { next: 1 },
+  ) {}
 
-  constructor(private readonly connection: Connection, readonly info: ModelInfo) {}
+  /** The same model for one handle call: its generate calls carry the batch id. */
+  forBatch(batchId: number): RemoteModel {
+    return new RemoteModel(this.connection, this.info, batchId, this.listeners, this.callIds);
+  }
 
   /** Routes a `generation/delta` notification to the generate call it belongs to. */
   deliverDelta(delta: GenerationDelta): void {
-    this.deltaListeners.get(delta.call_id)?.(delta);
+    this.listeners.get(delta.call_id)?.(delta);
   }
 
   async generate(requests: GenerateRequest[], options: GenerateOptions = {}): Promise<GenerateOutcome[]> {
-    const callId = this.nextCallId++;
-    if (options.onDelta) this.deltaListeners.set(callId, options.onDelta);
+    const callId = this.callIds.next++;
+    if (options.onDelta) this.listeners.set(callId, options.onDelta);
     try {
-      const { outcomes } = await this.connection.sendRequest(Generate, { call_id: callId, requests });
+      const { outcomes } = await this.connection.sendRequest(Generate, { call_id: callId, ...(this.batchId === undefined ? {} : { batch_id: this.batchId }), requests });
       return outcomes;
     } finally {
-      this.deltaListeners.delete(callId);
+      this.listeners.delete(callId);
     }
   }
 

@@ -62,7 +62,8 @@ export function startRuntime(Handler: HandlerClass, options: RuntimeOptions): Ru
     if (!ctx) throw new RpcError(ErrorCode.NotInitialized, "handle before initialize");
     const stream = (requestIndex: number, body: unknown) =>
       connection.sendNotification(StreamChunk, { batch_id: params.batch_id, request_index: requestIndex, ...encodeBody(body) });
-    return { responses: await runBatch(handler, ctx, params.requests, { stream }) };
+    const batchCtx = { ...ctx, model: model!.forBatch(params.batch_id) };
+    return { responses: await runBatch(handler, batchCtx, params.requests, { stream }) };
   });
 
   connection.onNotification(GenerationDelta, (delta) => model?.deliverDelta(delta));

@@ -7,10 +7,10 @@ import { ArchiveInputError, createArchive, type ArchiveFormatOption } from "../.
 import { listArchive, modelFiles, readArchiveFile, readManifest } from "../../../src/archive/reader.ts";
 import { FIXTURES, GREETING_CONFIG, GREETING_HANDLER, ROOT, recordingBundle, tempDir, zipMethods } from "./helpers.ts";
 
-const SHIM_FILES = fs
-  .readdirSync(path.join(ROOT, "python_shim", "tsserve_shim"))
-  .filter((f) => !f.endsWith(".pyc") && f !== "__pycache__" && f !== "tests")
-  .map((f) => `tsserve_shim/${f}`);
+const SHIM_FILES = (fs.readdirSync(path.join(ROOT, "python_shim", "tsserve_shim"), { recursive: true }) as string[])
+  .filter((f) => !f.endsWith(".pyc") && !f.split(path.sep).includes("__pycache__") && f !== "tests")
+  .filter((f) => fs.statSync(path.join(ROOT, "python_shim", "tsserve_shim", f)).isFile())
+  .map((f) => `tsserve_shim/${f.split(path.sep).join("/")}`);
 
 const EXPECTED = [
   "MAR-INF/MANIFEST.json",

@@ -1,0 +1,59 @@
+"""The shim under asyncCommunication (continuous batching), driven as TorchServe's async worker drives it:
+handle returns a coroutine per request, many in flight on one event loop; real bundle, tiny model."""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import orjson
+import pytest
+
+from bundles import ROOT, bundle
+from shim_harness import make_context
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory, tiny_model_dir):
+    from tsserve_shim.handler import TsserveHandler
+
+    model_dir = str(tmp_path_factory.mktemp("continuous-model-dir"))
+    bundle(os.path.join(ROOT, "handlers", "llama-2-7b-chat.ts"), model_dir)
+    config = {"batchSize": 1, "asyncCommunication": True, "responseTimeout": 120, "handler": {"model_path": str(tiny_model_dir), "dtype": "float32"}}
+    handler = TsserveHandler()
+    handler.initialize(make_context(model_dir, config, 1))
+    yield handler, model_dir, config
+    handler.shutdown()
+
+
+async def ask(shim, body: dict, finished: list, name: str):
+    handler, model_dir, config = shim
+    context = make_context(model_dir, config, 1)
+    replies = await handler.handle([{"body": orjson.dumps(body)}], context)
+    assert len(replies) == 1
+    answer = replies[0]
+    finished.append(name)
+    assert "ts_stream_next" not in context.get_response_headers(0)  # else TorchServe 0.12 sends no response head
+    return context.get_response_status(0)[0] or 200, orjson.loads(answer)
+
+
+def test_a_short_request_sent_while_a_long_one_decodes_finishes_first(shim):
+    long_body = {"prompt": "Tell me a story", "max_tokens": 200, "temperature": 0}
+    short_body = {"prompt": "Hi", "max_tokens": 4, "temperature": 0}
+
+    async def scenario():
+        finished: list[str] = []
+        alone_short = await ask(shim, short_body, [], "alone")
+        long_task = asyncio.create_task(ask(shim, long_body, finished, "long"))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        short = await ask(shim, short_body, finished, "short")
+        short_time = time.monotonic() - started
+        long = await long_task
+        return finished, alone_short, short, long, short_time
+
+    finished, alone_short, short, long, short_time = asyncio.run(scenario())
+    assert finished == ["short", "long"]
+    assert short[0] == 200 and long[0] == 200
+    assert short[1]["choices"][0]["text"] == alone_short[1]["choices"][0]["text"]
+    assert long[1]["usage"]["completion_tokens"] == 200 or long[1]["choices"][0]["finish_reason"] == "stop"

@@ -1,0 +1,50 @@
+"""The shim's handling of TorchServe's input rows and HTTP error replies."""
+import math
+
+import pytest
+
+from tsserve_shim.worker.replies import reason_phrase
+from tsserve_shim.worker.requests import decode_body
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"prompt": "x", "temperature": math.inf}, "temperature"),
+        ({"prompt": "x", "temperature": -math.inf}, "temperature"),
+        ({"prompt": "x", "top_p": math.nan}, "top_p"),
+        ({"messages": [{"role": "user", "content": "x", "weight": math.nan}]}, "messages.0.weight"),
+        (math.nan, "body"),
+    ],
+)
+def test_a_body_torchserve_decoded_with_nan_or_infinity_is_refused_naming_the_field(body, field):
+    # TorchServe's worker decodes application/json bodies with Python's json, which accepts NaN and 1e999.
+    decoded = decode_body({"body": body})
+    assert decoded["body"] is None
+    assert decoded["body_error"].startswith(f"{field}: must be a finite number")
+
+
+def test_finite_bodies_pass_unchanged():
+    body = {"prompt": "x", "temperature": 0.5, "stop": ["a"], "n": 1, "nested": {"x": [1.5, None, True]}}
+    assert decode_body({"body": body}) == {"body": body}
+
+
+def test_raw_bytes_with_infinity_are_not_json():
+    assert decode_body({"body": b'{"temperature": 1e999}'})["body_error"].startswith("body: is not valid JSON")
+
+
+@pytest.mark.parametrize(
+    "message, phrase",
+    [
+        ("max_tokens: must be ≥ 0", "max_tokens: must be >= 0"),
+        ("temperature: must be ≤ 2", "temperature: must be <= 2"),
+        ('messages.0.role: got "wizärd"', 'messages.0.role: got "wiz?rd"'),
+        ("two\nlines\r\nhere", "two lines here"),
+        ("x" * 500, "x" * 200),
+    ],
+)
+def test_reason_phrases_are_one_line_of_ascii(message, phrase):
+    # TorchServe 0.12 frames the phrase by its length in characters and writes UTF-8 bytes:
+    # a non-ASCII phrase corrupts the worker's reply and the frontend kills the worker.
+    assert reason_phrase(message) == phrase
+    assert reason_phrase(message).isascii()

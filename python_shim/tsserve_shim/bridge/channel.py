@@ -1,0 +1,201 @@
+"""The bridge thread: it owns the Node child and its channel.
+
+Every read and write of the channel happens on this one thread; other threads
+post work to it. It sends the worker's `handle` calls to Node and hands the
+answers back; it serves Node's calls into the model (`generate` goes to the
+engine and is answered when its rows are done; `tokenize`/`detokenize` at once)
+and passes stream chunks on. When the child dies, every call it held is answered
+with a CONNECTION_CLOSED error, its generate calls are cancelled, and a new child
+is started and handshaken before the next call goes out.
+
+Nothing here knows torch: the model side comes in as a `ModelPort`.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Deque, Hashable, Optional, Protocol
+
+from . import protocol
+from .errors import CONNECTION_CLOSED, PeerClosed, PeerTimeout, RpcError, ShimConfigError
+from .node_process import NodeProcess
+from .rpc import Deferred, Peer
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT_S = 60
+Answer = Callable[[dict], None]
+
+
+class ModelPort(Protocol):
+    """What the bridge needs of the engine."""
+
+    def submit(self, requests: list, done: Callable[[list], None], on_delta: Any, deadlines: Any, tag: Hashable) -> None: ...
+    def cancel(self, tag: Hashable) -> None: ...
+    def tokenize(self, texts: list, add_special_tokens: bool) -> list: ...
+    def detokenize(self, ids: list, skip_special_tokens: bool) -> list: ...
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    node: str
+    bundle: str
+    cwd: str
+    handshake: dict  # InitializeParams
+
+
+def closed(message: dict) -> bool:
+    """Whether an answer says the child died before it answered."""
+    error = message.get("error")
+    return isinstance(error, dict) and error.get("code") == CONNECTION_CLOSED
+
+
+class Bridge:
+    def __init__(
+        self,
+        spec: ChildSpec,
+        model: ModelPort,
+        *,
+        deadline_for: Callable[[Optional[int]], Any],
+        on_chunk: Callable[[dict], None],
+    ) -> None:
+        self.spec = spec
+        self.model = model
+        self.deadline_for = deadline_for  # a batch id (or None) -> the Deadline of its generate calls
+        self.on_chunk = on_chunk  # StreamChunkParams, on the bridge thread
+        self.child: Optional[NodeProcess] = None
+        self.peer: Optional[Peer] = None
+        self.restarts = 0
+        self._generating: dict[int, collections.Counter] = {}  # child pid -> batch ids of its generate calls in flight
+        self._posted: Deque[Callable[[], None]] = collections.deque()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="tsserve-bridge", daemon=True)
+
+    # ------------------------------------------------------------ the API
+
+    def start(self) -> "Bridge":
+        """Start and handshake the first child here (a failure is the worker's load error), then serve it on the bridge thread."""
+        self._start_child()
+        self._thread.start()
+        return self
+
+    def post(self, work: Callable[[], None]) -> None:
+        """Run ``work`` on the bridge thread."""
+        self._posted.append(work)
+        try:
+            os.write(self._wake_write, b"!")
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups already
+
+    def request(self, method: str, params: dict, on_answer: Answer) -> None:
+        """Send a request to the child; ``on_answer(message)`` gets its answer on the bridge thread."""
+        self.post(lambda: self.peer.request_async(method, params, on_answer))
+
+    def kill_child(self) -> None:
+        """For a child that stopped answering: the bridge thread then fails what it held and starts another."""
+        child = self.child
+        if child is not None:
+            log.error("tsserve: the handler process (pid %d) stopped answering; killing it", child.pid)
+            child.kill()
+
+    def stop(self) -> None:
+        self._stopping = True
+        child = self.child
+        if child is not None:
+            child.stop(grace=1.0)
+
+    @property
+    def child_pid(self) -> Optional[int]:
+        return self.child.pid if self.child is not None else None
+
+    # ------------------------------------------------------------ the child
+
+    def _start_child(self) -> None:
+        spec = self.spec
+        child = NodeProcess(spec.node, spec.bundle, cwd=spec.cwd)
+        peer = Peer(child.stdout_fd, child.stdin_fd, on_noise=lambda line: log.warning("tsserve channel: %s", line))
+        peer.on_request(protocol.GENERATE, lambda params: self._serve_generate(peer, child.pid, params))
+        peer.on_request(protocol.TOKENIZE, lambda p: {"ids": self.model.tokenize(p["texts"], p["add_special_tokens"])})
+        peer.on_request(protocol.DETOKENIZE, lambda p: {"texts": self.model.detokenize(p["ids"], p["skip_special_tokens"])})
+        peer.on_notification(protocol.STREAM_CHUNK, self.on_chunk)
+        try:
+            peer.request(protocol.INITIALIZE, spec.handshake, timeout=HANDSHAKE_TIMEOUT_S)
+        except (PeerClosed, PeerTimeout, RpcError) as error:
+            reason = error.message if isinstance(error, RpcError) else str(error)
+            tail = child.stderr_tail()
+            child.stop()
+            raise ShimConfigError(
+                f"the handler bundle failed to start: {reason} ({child.exit_description()})\n"
+                f"--- node stderr ---\n{tail}\n--- end of node stderr ---"
+            ) from None
+        self.child, self.peer = child, peer
+        self._generating[child.pid] = collections.Counter()
+        log.info("tsserve: handler bundle started (node pid %d, %s)", child.pid, spec.node)
+
+    def _run(self) -> None:
+        while not self._stopping:
+            try:
+                self.peer.serve_forever(self._wake_read, self._run_posted)
+            except Exception:  # noqa: BLE001
+                log.exception("tsserve: the channel to the handler process failed")
+            self.peer.close()
+            if self._stopping:
+                break
+            self._replace_child()
+
+    def _replace_child(self) -> None:
+        """The child is gone (its calls were answered CONNECTION_CLOSED): cancel its generate calls, start another."""
+        child = self.child
+        child.reap()
+        log.error("tsserve: handler process %s; stderr tail:\n%s", child.exit_description(), child.stderr_tail())
+        child.stop(grace=0.5)
+        for tag in self._generating.pop(child.pid, collections.Counter()):
+            if tag is not None:
+                self.model.cancel(tag)
+        while not self._stopping:
+            try:
+                self._start_child()
+                self.restarts += 1
+                return
+            except ShimConfigError as error:
+                log.error("tsserve: could not restart the handler process: %s", error)
+                self._run_posted()  # on the closed peer: each request is answered CONNECTION_CLOSED at once
+                time.sleep(1.0)
+
+
+    def _run_posted(self) -> None:
+        while self._posted:
+            self._posted.popleft()()
+
+    # ------------------------------------------------------------ node -> shim
+
+    def _serve_generate(self, peer: Peer, pid: int, params: dict) -> Deferred:
+        deferred = Deferred()
+        call_id = params["call_id"]
+        tag = params.get("batch_id")
+        in_flight = self._generating.setdefault(pid, collections.Counter())
+        in_flight[tag] += 1
+
+        def on_delta(request_index: int, sequence_index: int, text: str, logprobs: Optional[dict]) -> None:
+            delta = {"call_id": call_id, "request_index": request_index, "sequence_index": sequence_index, "text": text, "logprobs": logprobs}
+            self.post(lambda: peer.notify(protocol.GENERATION_DELTA, delta))
+
+        def done(outcomes: list) -> None:
+            def answer() -> None:
+                in_flight[tag] -= 1
+                if in_flight[tag] <= 0:
+                    del in_flight[tag]
+                peer.reply(deferred, {"outcomes": outcomes})  # dropped when that child is gone
+
+            self.post(answer)
+
+        wants_stream = any(request.get("stream") for request in params["requests"])
+        self.model.submit(params["requests"], done, on_delta if wants_stream else None, self.deadline_for(tag), tag)
+        return deferred

@@ -1,0 +1,100 @@
+"""The running decode batch between steps: its rows, their KV cache, attention mask, positions,
+next-token logits and per-row sampling settings as tensors, kept in step and pruned together."""
+from __future__ import annotations
+
+import torch
+
+from .kv_cache import drop_columns, join_caches, left_pad, mergeable, padding_columns
+from .rows import Row
+
+
+class DecodeBatch:
+    _PER_ROW = ("mask", "last_pos", "logits", "temperature", "top_k", "top_p", "keys", "steps", "seen", "penalty", "chosen")
+    _JOINED = ("last_pos", "logits", "temperature", "top_k", "top_p", "keys", "steps", "seen", "penalty")
+
+    def __init__(self, rows: list[Row], cache, mask: torch.Tensor, last_pos: torch.Tensor, logits: torch.Tensor, seen: torch.Tensor | None) -> None:
+        device = mask.device
+        self.rows = list(rows)
+        self.cache = cache
+        self.mask = mask  # [B, S]: 1 where a row has a real token
+        self.last_pos = last_pos  # [B]: position of each row's last token
+        self.logits = logits  # [B, V]: float32 next-token logits
+        self.temperature = torch.tensor([r.temperature for r in rows], dtype=torch.float32, device=device)
+        self.top_k = torch.tensor([r.top_k for r in rows], dtype=torch.long, device=device)
+        self.top_p = torch.tensor([r.top_p for r in rows], dtype=torch.float32, device=device)
+        self.keys = torch.tensor([r.key for r in rows], dtype=torch.long, device=device)
+        self.steps = torch.zeros(len(rows), dtype=torch.long, device=device)
+        self.seen = seen  # [B, V] bool: tokens seen, for the repetition penalty (None when no row has one)
+        self.penalty = torch.tensor([r.penalty for r in rows], dtype=torch.float32, device=device) if seen is not None else None
+        self.chosen: torch.Tensor | None = None
+        self.chosen_list: list[int] = []
+
+    @property
+    def joinable(self) -> bool:
+        """Whether other rows can join this batch (plain dynamic KV layers only)."""
+        return mergeable(self.cache)
+
+    def take(self, chosen: torch.Tensor) -> None:
+        """Record the tokens just chosen (one per row)."""
+        self.chosen = chosen
+        self.chosen_list = chosen.tolist()
+        self.steps = self.steps + 1
+        if self.seen is not None:
+            self.seen.scatter_(1, chosen.unsqueeze(-1), True)
+
+    def prune(self) -> bool:
+        """Drop the rows that are done; False when none is left."""
+        still = [j for j, row in enumerate(self.rows) if not row.done]
+        if len(still) == len(self.rows):
+            return bool(still)
+        self.rows = [self.rows[j] for j in still]
+        if not still:
+            return False
+        keep = torch.tensor(still, dtype=torch.long, device=self.mask.device)
+        self.cache.batch_select_indices(keep)
+        for name in self._PER_ROW:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value[keep])
+        self.chosen_list = [self.chosen_list[j] for j in still] if self.chosen_list else []
+        self._trim()
+        return True
+
+    def _trim(self) -> None:
+        """Cut the leading columns that only the rows gone needed."""
+        columns = padding_columns(self.mask)
+        if columns and mergeable(self.cache):
+            drop_columns(self.cache, columns)
+            self.mask = self.mask[:, columns:]
+
+    def join(self, other: "DecodeBatch") -> None:
+        """Take in another batch's rows (one just prefilled): both must be between steps (logits ready, nothing chosen)."""
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        join_caches(self.cache, other.cache, width)
+        self.mask = torch.cat([left_pad(self.mask, width, 1), left_pad(other.mask, width, 1)], dim=0)
+        if (self.seen is None) != (other.seen is None):
+            for batch in (self, other):
+                if batch.seen is None:
+                    batch.seen = torch.zeros((len(batch.rows), batch.logits.shape[-1]), dtype=torch.bool, device=batch.logits.device)
+                    batch.penalty = torch.ones(len(batch.rows), dtype=torch.float32, device=batch.logits.device)
+        for name in self._JOINED:
+            mine = getattr(self, name)
+            if mine is not None:
+                setattr(self, name, torch.cat([mine, getattr(other, name)], dim=0))
+        self.rows += other.rows
+        self.chosen, self.chosen_list = None, []
+
+    def forward(self, model) -> None:
+        """Feed the chosen tokens: the next logits of every row."""
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
+        self.last_pos = self.last_pos + 1
+        out = model(
+            input_ids=self.chosen.unsqueeze(-1),
+            attention_mask=self.mask,
+            position_ids=self.last_pos.unsqueeze(-1),
+            cache=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        self.logits = out.logits[:, -1, :].to(dtype=torch.float32)

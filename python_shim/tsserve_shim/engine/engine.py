@@ -1,0 +1,69 @@
+"""The engine: a loaded model (ModelRunner) and the one decode loop that runs every generate call (Scheduler).
+
+``Engine.generate`` takes GenerateRequest dicts and returns GenerateOutcome dicts
+(src/protocol/messages.ts); ``submit`` does the same without waiting, for the
+worker. Requests that are refused (400) or run out of time (504) do not fail
+their batch mates. ``output.py`` describes the shapes.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Hashable, Mapping, Sequence
+
+from ..model.loading import LoadPlan, load_model, load_tokenizer, plan_load_here
+from .model_runner import ModelRunner
+from .rows import OnDelta
+from .scheduler import Done, Scheduler
+
+log = logging.getLogger(__name__)
+
+
+class Engine(ModelRunner):
+    def __init__(self, model, tokenizer, **kwargs) -> None:
+        super().__init__(model, tokenizer, **kwargs)
+        self.plan: LoadPlan | None = None  # set by Engine.load
+        self.scheduler = Scheduler(self)
+
+    def __copy__(self) -> "Engine":
+        """A copy (a test's engine with another model or EOS) runs its own decode loop."""
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.scheduler = Scheduler(other)
+        return other
+
+    @classmethod
+    def load(
+        cls,
+        handler_section: Mapping[str, Any],
+        *,
+        model_dir: str,
+        gpu_id: int | None = None,
+        device_type: str | None = None,
+        device_ids: Sequence[int] | None = None,
+    ) -> "Engine":
+        """Load per the model-config.yaml ``handler:`` section (see model.loading.plan_load)."""
+        plan: LoadPlan = plan_load_here(
+            handler_section, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids
+        )
+        log.info("tsserve: loading %s on %s (dtype %s, quantize %s)", plan.model_path, plan.device, plan.dtype_name, plan.quantize)
+        tokenizer = load_tokenizer(plan)
+        model = load_model(plan)
+        engine = cls(model, tokenizer, device=plan.device, name_or_path=str(handler_section.get("model_path") or plan.model_path))
+        engine.plan = plan
+        return engine
+
+    def start(self) -> "Engine":
+        """Run the decode loop on its own thread: the worker submits from the bridge's."""
+        self.scheduler.start()
+        return self
+
+    def generate(self, requests: Sequence[Mapping[str, Any]], on_delta: OnDelta | None = None, deadlines=None) -> list[dict]:
+        """One GenerateOutcome per GenerateRequest. ``deadlines``: one Deadline for every
+        request, or one (or None) per request, checked every decode step."""
+        return self.scheduler.generate(requests, on_delta, deadlines)
+
+    def submit(self, requests: Sequence[Mapping[str, Any]], done: Done, on_delta: OnDelta | None = None, deadlines=None, tag: Hashable | None = None) -> None:
+        self.scheduler.submit(requests, done, on_delta, deadlines, tag)
+
+    def cancel(self, tag: Hashable) -> None:
+        self.scheduler.cancel(tag)

@@ -1,0 +1,216 @@
+"""The model side of the engine: a transformers causal LM and its tokenizer, with the two
+operations the scheduler's loop is made of: prefill (new rows' prompts in one forward, giving
+a DecodeBatch) and the decode step (choose every row's next token from its logits, take it in).
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from . import output
+from .batch import DecodeBatch
+from .rows import Row, expire
+from .sampling import select_tokens
+
+# A model config's max_position_embeddings is trusted up to this; beyond it the
+# tokenizer's model_max_length (when smaller) wins.
+_HUGE = 10**9
+
+
+def _slices_logits_by_mask(model) -> bool:
+    """Whether the model's forward takes a boolean (batch, length) ``logits_to_keep`` (transformers' slice_logits_to_keep)."""
+    try:
+        return "slice_logits_to_keep" in inspect.getsource(type(model).forward)
+    except (OSError, TypeError):
+        return False
+
+
+class ModelRunner:
+    def __init__(self, model, tokenizer, *, device: str | torch.device | None = None, name_or_path: str | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.name_or_path = name_or_path or getattr(model, "name_or_path", None) or "model"
+        config = model.config
+        context = getattr(config, "max_position_embeddings", None) or _HUGE
+        tok_max = getattr(tokenizer, "model_max_length", None)
+        if isinstance(tok_max, int) and 0 < tok_max < _HUGE:
+            context = min(context, tok_max)
+        self.context_length = int(context)
+        self.vocab_size = int(getattr(config, "vocab_size", None) or len(tokenizer))
+        self.bos_token: str | None = tokenizer.bos_token
+        self.eos_token: str | None = tokenizer.eos_token
+        eos = getattr(model.generation_config, "eos_token_id", None) if getattr(model, "generation_config", None) else None
+        if eos is None:
+            eos = tokenizer.eos_token_id
+        self.eos_ids: set[int] = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+        pad = tokenizer.pad_token_id
+        if pad is None:
+            pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+        self.pad_id = int(pad)
+        self._keeps_positions_by_mask = _slices_logits_by_mask(model)
+
+    def info(self) -> dict:
+        """ModelInfo."""
+        return {
+            "name_or_path": str(self.name_or_path),
+            "context_length": self.context_length,
+            "vocab_size": self.vocab_size,
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+            "chat_template": getattr(self.tokenizer, "chat_template", None) or None,
+            "device": str(self.device),
+        }
+
+    # ------------------------------------------------------------- tokenization
+
+    def encode_prompt(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of a prompt; a prompt that already begins with the BOS text gets no second BOS."""
+        if add_special_tokens and self.bos_token and text.startswith(self.bos_token):
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
+        return [self.encode_prompt(t, add_special_tokens) for t in texts]
+
+    def detokenize(self, ids: Sequence[Sequence[int]], skip_special_tokens: bool = False) -> list[str]:
+        return [
+            self.tokenizer.decode(list(row), skip_special_tokens=skip_special_tokens, clean_up_tokenization_spaces=False)
+            for row in ids
+        ]
+
+    def admissible(self, requests: Sequence[Mapping[str, Any]]) -> tuple[list[dict | None], dict[int, list[int]]]:
+        """Tokenize every request: a 400 outcome for those refused, the prompt ids of the others."""
+        outcomes: list[dict | None] = [None] * len(requests)
+        prompts: dict[int, list[int]] = {}
+        for index, request in enumerate(requests):
+            try:
+                ids = self.prompt_ids(request)
+                problem = self._check_lengths(len(ids), int(request["max_tokens"]))
+            except Exception as error:  # noqa: BLE001 - a bad request must not fail its batch mates
+                outcomes[index] = output.error_outcome(400, f"cannot tokenize the prompt: {error}")
+                continue
+            if problem:
+                outcomes[index] = output.error_outcome(400, problem)
+            else:
+                prompts[index] = ids
+        return outcomes, prompts
+
+    def prompt_ids(self, request: Mapping[str, Any]) -> list[int]:
+        return self.encode_prompt(request["prompt"])
+
+    def _check_lengths(self, prompt_tokens: int, max_tokens: int) -> str | None:
+        if prompt_tokens == 0:
+            return "the prompt is empty (0 tokens)"
+        if prompt_tokens > self.context_length:
+            return (
+                f"the prompt has {prompt_tokens} tokens, more than the model's context length of "
+                f"{self.context_length} tokens"
+            )
+        if prompt_tokens + max_tokens > self.context_length:
+            return (
+                f"the prompt has {prompt_tokens} tokens and max_tokens is {max_tokens}: "
+                f"{prompt_tokens} + {max_tokens} = {prompt_tokens + max_tokens} is more than the model's context "
+                f"length of {self.context_length} tokens (at most {self.context_length - prompt_tokens} new tokens fit)"
+            )
+        return None
+
+    # ------------------------------------------------------------------ prefill
+
+    def prefill(self, rows: list[Row]) -> DecodeBatch | None:
+        """Prefill the rows that are still in time: their decode batch (None when no row needs a
+        token). An echo request's prompt logprobs go to its first row (``Row.prompt_logprobs``)."""
+        expire(rows)
+        live = [row for row in rows if not row.done]
+        if not live:
+            return None
+        batch, echo_logits = self._forward_prompts(live)
+        for i, logits in echo_logits.items():
+            row = live[i]
+            row.prompt_logprobs = output.prompt_logprobs(self.tokenizer, logits, row.prompt_ids, row.k, row.prompt)
+        del echo_logits
+        for row in live:
+            if row.max_tokens == 0:
+                row.finish_reason = "length"
+        return batch if batch.prune() else None
+
+    def _forward_prompts(self, rows: list[Row]) -> tuple[DecodeBatch, dict[int, torch.Tensor]]:
+        """One forward over the left-padded prompts. Returns the decode batch (next-token
+        logits of every row) and, for the first row of each echo request, the logits of
+        its prompt positions; only those rows' positions go through the LM head."""
+        from transformers import DynamicCache
+
+        device = self.device
+        width = max(len(r.prompt_ids) for r in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            n = len(row.prompt_ids)
+            input_ids[i, width - n :] = torch.tensor(row.prompt_ids, dtype=torch.long)
+            mask[i, width - n :] = 1
+        input_ids, mask = input_ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+
+        echo_rows = {i for i, row in enumerate(rows) if row.scores_prompt}
+        keep: torch.Tensor | int = 1
+        if echo_rows:
+            keep = 0
+            if self._keeps_positions_by_mask:
+                keep = torch.zeros((len(rows), width), dtype=torch.bool, device=device)
+                keep[:, -1] = True
+                for i in echo_rows:
+                    keep[i, width - len(rows[i].prompt_ids) :] = True
+        cache = DynamicCache(config=self.model.config)
+        out = self.model(
+            input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=keep
+        )
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        echo_logits: dict[int, torch.Tensor] = {}
+        if isinstance(keep, torch.Tensor):
+            flat = out.logits.reshape(-1, out.logits.shape[-1])
+            ends = keep.sum(-1).cumsum(0)
+            last = flat[ends - 1]
+            starts = (ends - keep.sum(-1)).tolist()
+            for i in echo_rows:
+                echo_logits[i] = flat[starts[i] : int(ends[i])]
+        else:
+            last = out.logits[:, -1, :]
+            for i in echo_rows:
+                echo_logits[i] = out.logits[i, width - len(rows[i].prompt_ids) :]
+        seen = None
+        if any(r.penalty != 1.0 for r in rows):
+            seen = torch.zeros((len(rows), last.shape[-1]), dtype=torch.bool, device=device)
+            real = torch.where(mask.bool(), input_ids, input_ids[:, -1:])  # the last column is never padding
+            seen.scatter_(1, real, True)
+        batch = DecodeBatch(rows, cache, mask, positions[:, -1], last.to(device=device, dtype=torch.float32), seen)
+        return batch, echo_logits
+
+    # --------------------------------------------------------------- decode step
+
+    def decode_step(self, batch: DecodeBatch) -> None:
+        """Choose every row's next token from the batch's logits and take it into the row."""
+        logits = batch.logits
+        chosen = select_tokens(
+            logits,
+            temperature=batch.temperature,
+            top_k=batch.top_k,
+            top_p=batch.top_p,
+            penalty=batch.penalty,
+            seen=batch.seen,
+            keys=batch.keys,
+            steps=batch.steps,
+        )
+        total = torch.logsumexp(logits, dim=-1)
+        chosen_lp = (logits.gather(1, chosen.unsqueeze(-1)).squeeze(-1) - total).tolist()
+        k_max = max(r.k for r in batch.rows)
+        top_vals = top_ids = None
+        if k_max > 0:
+            values, indices = logits.topk(k_max, dim=-1)
+            top_vals, top_ids = (values - total.unsqueeze(-1)).tolist(), indices.tolist()
+        batch.take(chosen)
+        for j, (row, token) in enumerate(zip(batch.rows, batch.chosen_list)):
+            tops = output.top_alternatives(row.decoder, top_ids[j][: row.k], top_vals[j][: row.k]) if row.k > 0 else None
+            output.advance(row, token, chosen_lp[j], tops, self.eos_ids)
+            output.stream(row)

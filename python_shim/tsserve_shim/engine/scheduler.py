@@ -1,0 +1,238 @@
+"""The engine's one decode loop: an iteration-level scheduler over a ModelRunner.
+
+Generate calls are submitted from any thread. Every step: the calls that arrived
+are admitted (tokenized, prefilled together in one forward, joined to the running
+batch), so a new request starts decoding at the next step instead of waiting for
+the batch to end; every row takes one token; the rows that finished, ran out of
+time or were cancelled leave the batch; a call whose rows are all done is answered
+at once. Static batching (several requests in one call, or several calls arriving
+together) is the same thing: rows admitted at the same step. Every per-row setting
+stays the row's own (seed, stop, n, logprobs, echo, streaming), and a seeded row
+draws the same numbers whatever shares its batch (sampling.py).
+
+The loop runs on its own thread (``start``) when serving, or in the caller's
+thread (``run_until_idle``) for a synchronous ``generate``.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Mapping, Sequence
+
+import torch
+
+from . import output
+from .batch import DecodeBatch
+from .deadline import Deadline
+from .model_runner import ModelRunner
+from .rows import CANCELLED, OnDelta, Row, build_rows, expire
+
+log = logging.getLogger(__name__)
+
+Done = Callable[[list], None]
+Deadlines = "Deadline | Sequence[Deadline | None] | None"
+
+
+def deadline_list(deadlines, count: int) -> list:
+    """One Deadline (or None) per request, from one for all or a list."""
+    if deadlines is None or isinstance(deadlines, Deadline) or not isinstance(deadlines, (list, tuple)):
+        return [deadlines] * count
+    return list(deadlines)
+
+
+@dataclass
+class Call:
+    """One generate call: its requests, and what the loop knows of them so far."""
+
+    requests: Sequence[Mapping[str, Any]]
+    on_delta: OnDelta | None
+    deadlines: list
+    done: Done
+    tag: Hashable | None = None  # what cancel() names (the worker's batch id)
+    outcomes: list = field(default_factory=list)
+    prompts: dict = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    started: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return all(row.done for row in self.rows)
+
+
+class Scheduler:
+    def __init__(self, runner: ModelRunner) -> None:
+        self.runner = runner
+        self._wake = threading.Condition()
+        self._arrived: list[Call] = []
+        self._cancelled: set = set()
+        self._active: list[Call] = []
+        self._batch: DecodeBatch | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ the API
+
+    def submit(self, requests: Sequence[Mapping[str, Any]], done: Done, on_delta: OnDelta | None = None, deadlines=None, tag: Hashable | None = None) -> None:
+        """Generate ``requests``; ``done(outcomes)`` is called on the loop's thread when all of them are answered."""
+        call = Call(requests, on_delta, deadline_list(deadlines, len(requests)), done, tag)
+        with self._wake:
+            self._arrived.append(call)
+            self._wake.notify()
+
+    def cancel(self, tag: Hashable) -> None:
+        """End the calls submitted with ``tag``: their rows leave the batch at the next step."""
+        with self._wake:
+            self._cancelled.add(tag)
+            self._wake.notify()
+
+    def generate(self, requests, on_delta: OnDelta | None = None, deadlines=None, timeout: float | None = None) -> list:
+        """submit and wait for the outcomes: on the loop's thread when it runs, else in this one."""
+        finished = threading.Event()
+        box: list = []
+
+        def done(outcomes: list) -> None:
+            box.append(outcomes)
+            finished.set()
+
+        self.submit(requests, done, on_delta, deadlines)
+        if self._thread is None:
+            self.run_until_idle()
+        elif not finished.wait(timeout):
+            raise TimeoutError("the scheduler did not answer in time")
+        return box[0]
+
+    def start(self) -> "Scheduler":
+        """Run the loop on its own thread (for serving: submit from any thread)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name="tsserve-scheduler", daemon=True)
+            self._thread.start()
+        return self
+
+    @property
+    def running_rows(self) -> int:
+        batch = self._batch
+        return len(batch.rows) if batch is not None else 0
+
+    # ------------------------------------------------------------ the loop
+
+    def _has_work(self) -> bool:
+        return bool(self._arrived or self._cancelled or self._batch is not None)
+
+    def _serve(self) -> None:
+        while True:
+            with self._wake:
+                while not self._has_work():
+                    self._wake.wait()
+            self.step()
+
+    def run_until_idle(self) -> None:
+        while self._has_work():
+            self.step()
+
+    def step(self) -> None:
+        """One iteration: cancels, admissions, one token for every row, answers, the next forward."""
+        with self._wake:
+            arrived, self._arrived = self._arrived, []
+            cancelled, self._cancelled = self._cancelled, set()
+        try:
+            with torch.inference_mode():
+                self._iterate(arrived, cancelled)
+        except Exception as error:  # noqa: BLE001 - fail what was running, keep serving
+            self._fail_active(error)
+
+    def _iterate(self, arrived: list[Call], cancelled: set) -> None:
+        if cancelled:
+            self._cancel(arrived, cancelled)
+        waiting = self._admit(arrived)
+        if waiting:
+            with self._wake:
+                self._arrived[:0] = waiting  # a batch that cannot be joined waits for the running one to end
+        batch = self._batch
+        if batch is not None:
+            if batch.prune():
+                self.runner.decode_step(batch)
+                expire(batch.rows)
+            if not batch.prune():
+                self._batch = batch = None
+        self._answer_finished()
+        if batch is not None:
+            batch.forward(self.runner.model)
+
+    def _cancel(self, arrived: list[Call], tags: set) -> None:
+        for call in self._active + arrived:
+            if call.tag in tags:
+                for row in call.rows:
+                    if not row.done:
+                        row.finish_reason = CANCELLED
+        for call in [c for c in arrived if c.tag in tags]:
+            arrived.remove(call)
+            self._deliver(call, [output.error_outcome(499, "the request was cancelled before its generation started")] * len(call.requests))
+
+    def _admit(self, arrived: list[Call]) -> list[Call]:
+        """Tokenize and prefill the calls that arrived (one forward for all), and join their rows to
+        the running batch. Returns the calls that must wait (a model whose cache cannot be joined
+        runs one batch at a time)."""
+        if not arrived:
+            return []
+        if self._batch is not None and not self._batch.joinable:
+            return arrived
+        for call in arrived:
+            call.started = time.perf_counter()
+            call.outcomes, call.prompts = self.runner.admissible(call.requests)
+            call.rows = build_rows(self.runner.tokenizer, call.requests, call.prompts, call.deadlines, call.on_delta)
+        self._active += arrived
+        self._prefill(arrived)
+        return []
+
+    def _prefill(self, calls: list[Call]) -> None:
+        """One forward for every call; when it fails, each call alone, so that only the one that fails is answered with its error."""
+        try:
+            self._join(self.runner.prefill([row for call in calls for row in call.rows]))
+        except Exception as error:  # noqa: BLE001
+            if len(calls) == 1:
+                self._fail(calls[0], error)
+                return
+            for call in calls:
+                self._prefill([call])
+
+    def _join(self, batch: DecodeBatch | None) -> None:
+        if batch is None:
+            return
+        if self._batch is None:
+            self._batch = batch
+        else:
+            self._batch.join(batch)
+
+    def _answer_finished(self) -> None:
+        still: list[Call] = []
+        for call in self._active:
+            if not call.finished:
+                still.append(call)
+                continue
+            elapsed = time.perf_counter() - call.started
+            for index, outcome in output.outcomes(call.prompts, call.rows, elapsed).items():
+                call.outcomes[index] = outcome
+            self._deliver(call, [o if o is not None else output.error_outcome(500, "no outcome") for o in call.outcomes])
+        self._active = still
+
+    def _fail(self, call: Call, error: BaseException) -> None:
+        """Answer a call whose rows cannot go on; its rows leave the batch."""
+        for row in call.rows:
+            row.finish_reason = row.finish_reason or CANCELLED
+        if call in self._active:
+            self._active.remove(call)
+        failure = output.generation_failure(error, len(call.rows))
+        self._deliver(call, [o if o is not None else failure for o in (call.outcomes or [None] * len(call.requests))])
+
+    def _fail_active(self, error: BaseException) -> None:
+        calls, self._batch = list(self._active), None
+        for call in calls:
+            self._fail(call, error)
+
+    @staticmethod
+    def _deliver(call: Call, outcomes: list) -> None:
+        try:
+            call.done(outcomes)
+        except Exception:  # noqa: BLE001 - a caller's callback must not stop the loop
+            log.exception("tsserve: delivering generate outcomes failed")

@@ -1,0 +1,1 @@
+"""Loading a model as its config says: files, dtype, device placement, quantization."""

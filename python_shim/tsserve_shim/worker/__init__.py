@@ -1,0 +1,1 @@
+"""The TorchServe side: the handler TorchServe loads, request decoding, replies, KServe envelopes, deadlines."""

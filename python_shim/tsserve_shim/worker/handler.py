@@ -1,0 +1,217 @@
+"""The TorchServe handler that bridges to a TypeScript handler bundle.
+
+TorchServe loads a generated module (one class subclassing TsserveHandler).
+`initialize` loads the model, starts the engine's decode loop and the bridge
+thread (which starts `node handler.mjs`). Every request takes one path: it is
+sent to Node as a `handle` call, Node's generate calls join the engine's running
+batch, and the answer comes back as soon as that request's rows are done.
+
+With `asyncCommunication: true` (the default of every shipped config) TorchServe
+awaits `handle` for each request as it arrives, so requests join and leave the
+running batch at any step. Without it, TorchServe's own batch is one `handle`
+call, waited for here; its requests are admitted to the engine at the same step.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, List, Optional
+
+from ..bridge import protocol
+from ..bridge.channel import Bridge, ChildSpec, closed
+from ..bridge.errors import ShimConfigError
+from ..bridge.node_process import find_node
+from ..model.placement import worker_device_ids
+from . import envelope as kserve
+from .deadlines import deadline_name, generation_deadline, handle_deadline
+from .replies import failures, respond, send_chunk, with_retirements
+from .requests import decode_body, with_url_path
+
+logger = logging.getLogger(__name__)
+
+# How long a child that let a request run out of time has to answer a ping before it is killed.
+PING_TIMEOUT_S = 2.0
+
+
+def continuous_batching(model_config: dict) -> bool:
+    """The model config chooses it: TorchServe's own `asyncCommunication: true`."""
+    return bool(model_config.get("asyncCommunication"))
+
+
+@dataclass
+class _Batch:
+    """A handle call in flight: where its stream chunks go, and when its generation must stop."""
+
+    context: Any
+    loop: asyncio.AbstractEventLoop
+    deadline: Any
+
+
+class _Awaitable:
+    """`handle`'s answer under asyncCommunication: TorchServe's async worker awaits it. It is
+    falsy so that a KServe envelope (whose handle is synchronous) passes it on unformatted."""
+
+    def __init__(self, coroutine) -> None:
+        self._coroutine = coroutine
+
+    def __await__(self):
+        return self._coroutine.__await__()
+
+    def __bool__(self) -> bool:
+        return False
+
+
+class TsserveHandler:
+    """Subclasses set `bundle_file`; TorchServe instantiates the subclass."""
+
+    bundle_file = "handler.mjs"
+
+    def __init__(self) -> None:
+        self.initialized = False
+        self.engine = None
+        self.bridge: Optional[Bridge] = None
+        self.asynchronous = False
+        self._batch_ids = itertools.count(1)
+        self._batches: dict[int, _Batch] = {}
+        self._loop: Optional[asyncio.AbstractEventLoop] = None  # runs handle when TorchServe calls it synchronously
+
+    # ------------------------------------------------------------ TorchServe API
+
+    def initialize(self, context) -> None:
+        from ..engine.engine import Engine  # torch loads only when a model does
+
+        props = context.system_properties
+        self.model_dir = props.get("model_dir") or os.getcwd()
+        self.model_config = dict(context.model_yaml_config or {})
+        section = self.model_config.get("handler")
+        if not isinstance(section, dict) or not section.get("model_path"):
+            raise ShimConfigError("model-config.yaml needs a handler: section with model_path")
+        node = find_node(section.get("node"))
+        bundle = os.path.join(self.model_dir, self.bundle_file)
+        if not os.path.isfile(bundle):
+            raise ShimConfigError(f"handler bundle {bundle} is missing from the archive")
+        self.model_name = context.manifest.get("model", {}).get("modelName") or props.get("model_name") or "model"
+        gpu_id = props.get("gpu_id")
+        self.deadline_s = handle_deadline(self.model_config)
+        self.deadline_name = deadline_name(self.model_config)
+        self.asynchronous = continuous_batching(self.model_config)
+        _set_cpu_threads(section.get("cpu_threads"))
+        self.engine = Engine.load(
+            section,
+            model_dir=self.model_dir,
+            gpu_id=gpu_id,
+            device_type=self.model_config.get("deviceType"),
+            device_ids=worker_device_ids(self.model_config),
+        ).start()
+        handshake = {
+            "protocol_version": protocol.PROTOCOL_VERSION,
+            "model_name": self.model_name,
+            "model_dir": self.model_dir,
+            "gpu_id": gpu_id,
+            "batch_size": int(props.get("batch_size") or 1),
+            "model_config": self.model_config,
+            "model_info": self.engine.info(),
+        }
+        self.bridge = Bridge(
+            ChildSpec(node, bundle, self.model_dir, handshake), self.engine, deadline_for=self._deadline_for, on_chunk=self._on_chunk
+        ).start()
+        self.initialized = True
+
+    def handle(self, data: List[Any], context):
+        coroutine = self._serve(data, context)
+        if self.asynchronous:
+            return _Awaitable(coroutine)
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coroutine)
+
+    def shutdown(self) -> None:
+        if self.bridge is not None:
+            self.bridge.stop()
+
+    # ------------------------------------------------------------ one batch
+
+    async def _serve(self, data: List[Any], context) -> List[Any]:
+        """Answer every request of the batch; never raises (a raise would fail every job TorchServe holds)."""
+        arrived = time.monotonic()
+        try:
+            envelope = kserve.detect(data, context)
+            if envelope is None:
+                requests = [with_url_path(decode_body(row), context, index) for index, row in enumerate(data)]
+                replies = [respond(context, index, outcome) for index, outcome in enumerate(await self._outcomes(requests, context, arrived))]
+            else:
+                requests = kserve.requests(envelope, data)
+                outcomes = await self._outcomes(requests, context, arrived) if requests else kserve.no_instances()
+                replies = kserve.responses(envelope, context, outcomes)
+                if self.asynchronous:
+                    replies = kserve.wrap(envelope, context, replies)
+        except Exception as error:  # noqa: BLE001
+            logger.exception("tsserve: serving a batch failed")
+            count = len(context.request_ids or {}) or len(data)
+            replies = [respond(context, index, outcome) for index, outcome in enumerate(failures(count, 500, f"the shim failed: {type(error).__name__}: {error}"))]
+        return with_retirements(replies, context) if self.asynchronous else replies
+
+    async def _outcomes(self, requests: List[dict], context, arrived: float) -> List[dict]:
+        """Send the requests to Node as one handle call; its RequestOutcomes."""
+        loop = asyncio.get_running_loop()
+        batch_id = next(self._batch_ids)
+        self._batches[batch_id] = _Batch(context, loop, generation_deadline(self.deadline_s, self.deadline_name, arrived))
+        answer: asyncio.Future = loop.create_future()
+        self.bridge.request(protocol.HANDLE, {"batch_id": batch_id, "requests": requests}, _resolver(loop, answer))
+        try:
+            message = await asyncio.wait_for(answer, max(0.0, arrived + self.deadline_s - time.monotonic()))
+        except asyncio.TimeoutError:
+            self.engine.cancel(batch_id)
+            restarted = await self._kill_if_hung()
+            also = "; its process stopped answering and was restarted" if restarted else ""
+            return failures(len(requests), 504, f"the handler did not answer within {self.deadline_s:g} s{also}")
+        finally:
+            self._batches.pop(batch_id, None)
+        if closed(message):
+            return failures(len(requests), 503, f"the handler process died during the request ({message['error']['message']}); it has been restarted")
+        if "error" in message:
+            error = message["error"]
+            return failures(len(requests), 500, f"handler error: {error.get('message') if isinstance(error, dict) else error}")
+        return message["result"]["responses"]
+
+    async def _kill_if_hung(self) -> bool:
+        """After a request ran out of time: a child that does not answer a ping is killed (the bridge restarts it)."""
+        loop = asyncio.get_running_loop()
+        pong: asyncio.Future = loop.create_future()
+        self.bridge.request(protocol.PING, {"payload": "alive?"}, _resolver(loop, pong))
+        try:
+            message = await asyncio.wait_for(pong, PING_TIMEOUT_S)
+            return closed(message)
+        except asyncio.TimeoutError:
+            self.bridge.kill_child()
+            return True
+
+    # ------------------------------------------------------------ called on the bridge thread
+
+    def _deadline_for(self, batch_id: Optional[int]):
+        batch = self._batches.get(batch_id) if batch_id is not None else None
+        if batch is not None:
+            return batch.deadline
+        return generation_deadline(self.deadline_s, self.deadline_name, time.monotonic())
+
+    def _on_chunk(self, params: dict) -> None:
+        batch = self._batches.get(params.get("batch_id"))
+        if batch is not None:
+            batch.loop.call_soon_threadsafe(send_chunk, batch.context, params)
+
+
+def _resolver(loop: asyncio.AbstractEventLoop, future: asyncio.Future):
+    """A callback for another thread that settles ``future`` on its loop."""
+    return lambda message: loop.call_soon_threadsafe(lambda: future.done() or future.set_result(message))
+
+
+def _set_cpu_threads(threads: Optional[int]) -> None:
+    """Several workers on few cores each want few torch threads; the config says how many."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))

@@ -1,0 +1,117 @@
+"""What the worker hands back to TorchServe: response bodies, statuses, stream chunks, and
+under asyncCommunication the records that retire each job from the frontend's table.
+
+TorchServe 0.12's frontend (AsyncBatchAggregator) keeps every job it gave the
+worker in `jobs_in_backend` until a prediction for it carries
+`ts_stream_next: "false"`; TorchServe's Python side writes "false" only on the
+last reply of a request that streamed. A non-streamed reply must come without
+the header (with it the frontend sends a body without a response head), so it
+would stay in the table for good, and a later batch-level error would be sent
+to all of them. So each non-streamed reply is followed, in the same message, by
+a second prediction for the same job: empty, with `ts_stream_next: "false"`.
+The frontend hands it to a response that is already complete (its writes are
+refused by Netty's encoder, nothing reaches the client) and removes the job.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, List, Optional
+
+import orjson
+
+log = logging.getLogger(__name__)
+
+STREAM_NEXT = "ts_stream_next"
+
+
+def json_line(value: Any) -> str:
+    """A response body: one line of JSON. A streamed answer is then newline-delimited JSON, one chunk a line."""
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE).decode("utf-8")
+
+
+def error_body(status: int, message: str, field: Optional[str] = None) -> dict:
+    error = {"code": status, "message": message}
+    if field is not None:
+        error["field"] = field
+    return {"error": error}
+
+
+def reason_phrase(message: str) -> str:
+    """The HTTP reason phrase for an error: one line of ASCII, at most 200 characters.
+
+    TorchServe 0.12's worker frames the phrase by its length in characters but
+    writes it as UTF-8, so a non-ASCII phrase ("max_tokens: must be ≥ 0")
+    corrupts the reply and the frontend kills the worker. The JSON body keeps
+    the message as it is.
+    """
+    text = " ".join(message.replace("≥", ">=").replace("≤", "<=").split())
+    return text.encode("ascii", "replace").decode("ascii")[:200]
+
+
+def failures(count: int, status: int, message: str) -> List[dict]:
+    """The same failed RequestOutcome for each of ``count`` requests."""
+    log.error("tsserve: %s", message)
+    return [{"ok": False, "status": status, "message": message}] * count
+
+
+def outcome_body(outcome: dict) -> Any:
+    """A RequestOutcome's body: the handler's own, or the error body."""
+    if outcome["ok"] or "body" in outcome:
+        return outcome["body"]
+    return error_body(outcome["status"], outcome["message"], outcome.get("field"))
+
+
+def respond(context, index: int, outcome: dict) -> str:
+    """Set the request's content type and status on the context; its body."""
+    content_type = outcome.get("content_type") if outcome["ok"] else None
+    context.set_response_content_type(index, content_type or "application/json")
+    if not outcome["ok"]:
+        context.set_response_status(outcome["status"], reason_phrase(outcome["message"]), index)
+    return outcome["body"] if content_type else json_line(outcome_body(outcome))
+
+
+def send_chunk(context, params: dict) -> None:
+    """A StreamChunk as TorchServe's intermediate response (`ts_stream_next: "true"`)."""
+    from ts.handler_utils.utils import send_intermediate_predict_response
+
+    index = params["request_index"]
+    if context is None or context.request_ids is None or index not in context.request_ids:
+        return
+    content_type = params.get("content_type")
+    context.set_response_content_type(index, content_type or "application/json")
+    body = params["body"] if content_type else json_line(params["body"])
+    send_intermediate_predict_response({index: body}, {index: context.request_ids[index]}, "Intermediate response", 200, context)
+
+
+def streamed(context, index: int) -> bool:
+    """Whether a chunk of this request went out already (then TorchServe ends its stream itself)."""
+    return context.get_response_headers(index).get(STREAM_NEXT) == "true"
+
+
+class AsyncReply(list):
+    """The replies of a batch, then the retire records; ``len()`` counts the replies only,
+    which is what TorchServe 0.12 checks against the batch's size."""
+
+    def __init__(self, replies: list, retirements: list) -> None:
+        super().__init__(replies + retirements)
+        self._replies = len(replies)
+
+    def __len__(self) -> int:
+        return self._replies
+
+
+def with_retirements(replies: list, context) -> AsyncReply:
+    """Add an empty `ts_stream_next: "false"` prediction for every job of the batch that did not stream."""
+    from ts.context import RequestProcessor
+
+    jobs = dict(context.request_ids)
+    retirements: list = []
+    for index, request_id in jobs.items():
+        if streamed(context, index):
+            continue
+        extra = len(jobs) + len(retirements)
+        context.request_ids[extra] = request_id
+        context.request_processor.append(RequestProcessor({}))
+        context.set_response_header(extra, STREAM_NEXT, "false")
+        retirements.append(b"")
+    return AsyncReply(replies, retirements)
