@@ -51,6 +51,9 @@ export async function readArchiveFacts(archive: string): Promise<ArchiveFacts> {
     warnings.push(`${modelName}: batchSize ${batchSize} -> 1: TorchServe's KServe envelopes answer only the first request of a batch`);
     batchSize = 1;
   }
+  if (config.asyncCommunication !== true) {
+    warnings.push(`${modelName}: its model config has no "asyncCommunication: true": TorchServe then runs batches of batchSize one after another instead of continuous batching`);
+  }
   if (config.useVenv !== true) {
     warnings.push(`${modelName}: its model config has no "useVenv: true": with install_py_dep_per_model, pip then installs its requirements (and torch) into the model folder instead of reusing the image's`);
   }

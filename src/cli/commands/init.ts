@@ -62,6 +62,8 @@ minWorkers: 1
 maxWorkers: 1
 batchSize: 1
 maxBatchDelay: 50
+# Continuous batching: each request joins the running batch at the next decode step.
+asyncCommunication: true
 responseTimeout: 600
 handler:
   model_path: "/path/to/model/checkpoint"

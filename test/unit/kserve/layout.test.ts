@@ -30,7 +30,7 @@ function config(name: string, top: Record<string, unknown>, handler: Record<stri
 beforeAll(async () => {
   const out = path.join(scratch, "archives");
   fs.mkdirSync(out);
-  cpuArchive = (await createArchive({ modelName: "small-cpu", version: "2.1", handler: GREETING_HANDLER, configFile: config("cpu", { deviceType: "cpu", minWorkers: 2, maxWorkers: 3, useVenv: true }), exportPath: out })).path;
+  cpuArchive = (await createArchive({ modelName: "small-cpu", version: "2.1", handler: GREETING_HANDLER, configFile: config("cpu", { deviceType: "cpu", minWorkers: 2, maxWorkers: 3, useVenv: true, asyncCommunication: true }), exportPath: out })).path;
   gpuArchive = (await createArchive({ modelName: "Big_GPU", version: "1.0", handler: GREETING_HANDLER, configFile: config("gpu", { minWorkers: 2, batchSize: 4, responseTimeout: 600 }, { num_gpu_per_model: 2 }), exportPath: out })).path;
 }, 120_000);
 
@@ -57,6 +57,7 @@ describe("writeKServeLayout", () => {
     // batchSize 4 cannot pass the envelope; no useVenv means pip would bring its own torch.
     expect(result.warnings.join("\n")).toMatch(/Big_GPU: batchSize 4 -> 1/);
     expect(result.warnings.join("\n")).toMatch(/Big_GPU: its model config has no "useVenv: true"/);
+    expect(result.warnings.join("\n")).toMatch(/Big_GPU: its model config has no "asyncCommunication: true"/);
     expect(result.warnings.join("\n")).not.toMatch(/small-cpu/);
   });
 
