@@ -15,10 +15,11 @@ fi
 # The prebuilt CLI (about 0.5 s): bin/tsserve.mjs runs it while it is newer than src/.
 node --import tsx scripts/build-cli.ts
 
-if ! command -v java >/dev/null 2>&1; then
-  echo "setup: installing a JDK (openjdk-17-jre-headless)" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >&2
-  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >&2; fi
+# A JDK (not only a JRE): TorchServe's frontend runs on it, and the e2e suites read its heap with jcmd.
+if ! command -v java >/dev/null 2>&1 || ! command -v jcmd >/dev/null 2>&1; then
+  echo "setup: installing a JDK (openjdk-17-jdk-headless)" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless >&2
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless >&2; fi
 fi
 
 # The venv: the same script `tsserve setup` runs in a user's project.

@@ -27,6 +27,7 @@ import { readKeyFile } from "../src/client/keys.ts";
 import { allProcs, stillRunning, type ProcInfo } from "../src/client/procs.ts";
 import { connect, registerWatched, runningServer, startServer, stopServer } from "../src/client/server.ts";
 import { OOM_MARKER, ROOT, faultShimPackage, isolatedServer, leftovers, tinyConfig } from "../test/e2e/helpers.ts";
+import { fdCount, prng, rssMiB } from "./soak-lib.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -45,17 +46,6 @@ const WORKERS = 2;
 const HANDLE_TIMEOUT_S = 3;
 const REQUEST_TIMEOUT_MS = 60_000;
 
-/** mulberry32: a small seeded PRNG, so a run can be repeated. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const random = prng(Number(args.seed));
 
 const BAD_BODIES = [
@@ -114,22 +104,6 @@ function post(url: URL, token: string | undefined, body: string): Promise<number
   });
 }
 
-function fdCount(pid: number): number {
-  try {
-    return fs.readdirSync(`/proc/${pid}/fd`).length;
-  } catch {
-    return 0;
-  }
-}
-
-function rssKiB(pid: number): number {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
-
 interface Snapshot {
   frontend: { pid: number; fds: number };
   workers: { pid: number; fds: number; rssMiB: number }[];
@@ -141,8 +115,8 @@ interface Snapshot {
 function snapshot(java: ProcInfo, workerPids: number[]): Snapshot {
   const procs = allProcs().filter(stillRunning);
   const node = procs.filter((p) => workerPids.includes(p.ppid) && p.cmdline.includes("handler.mjs"));
-  const workers = workerPids.map((pid) => ({ pid, fds: fdCount(pid), rssMiB: Math.round(rssKiB(pid) / 102.4) / 10 }));
-  const children = node.map((p) => ({ pid: p.pid, fds: fdCount(p.pid), rssMiB: Math.round(rssKiB(p.pid) / 102.4) / 10 }));
+  const workers = workerPids.map((pid) => ({ pid, fds: fdCount(pid), rssMiB: rssMiB(pid) }));
+  const children = node.map((p) => ({ pid: p.pid, fds: fdCount(p.pid), rssMiB: rssMiB(p.pid) }));
   const frontend = { pid: java.pid, fds: fdCount(java.pid) };
   return {
     frontend,

@@ -44,6 +44,8 @@ export const HandlerSectionFields = {
   handle_timeout_s: z.number().positive().optional(),
   /** torch intra-op threads for a CPU worker (default: torch's own choice, or $OMP_NUM_THREADS). */
   cpu_threads: z.number().int().positive().optional(),
+  /** The most rows (sequences) the engine decodes at once, as vLLM's max_num_seqs; requests beyond wait their turn. */
+  max_num_seqs: z.number().int().positive().default(64),
 } satisfies z.ZodRawShape;
 
 /**
@@ -68,6 +70,8 @@ export const ModelConfig = z.looseObject({
   minWorkers: z.number().int().min(0).optional(),
   maxWorkers: z.number().int().min(0).optional(),
   batchSize: z.number().int().positive().optional(),
+  /** Continuous batching: TorchServe's async worker hands each request to the shim as it arrives. */
+  asyncCommunication: z.boolean().optional(),
   maxBatchDelay: z.number().int().min(0).optional(),
   responseTimeout: z.number().int().positive().optional(),
   startupTimeout: z.number().int().positive().optional(),
@@ -78,6 +82,17 @@ export const ModelConfig = z.looseObject({
   handler: z.record(z.string(), z.unknown()),
 });
 export type ModelConfig = z.output<typeof ModelConfig>;
+
+/** TorchServe 0.12's AsyncBatchAggregator cannot take two jobs at once (see the message). */
+function batchingIssues(config: ModelConfig): { path: (string | number)[]; message: string }[] {
+  if (config.asyncCommunication !== true || (config.batchSize ?? 1) <= 1) return [];
+  return [{
+    path: ["batchSize"],
+    message:
+      "must be 1 with asyncCommunication: true: TorchServe 0.12's AsyncBatchAggregator fails with a ConcurrentModificationException " +
+      "(and restarts the worker) when it takes two jobs at once; the engine batches the requests itself",
+  }];
+}
 
 /**
  * Parse a whole model config, its handler section with `handlerSchema`; a GPU
@@ -92,7 +107,7 @@ export function parseModelConfig<Cfg>(raw: unknown, handlerSchema: z.ZodType<Cfg
     return { success: false, error: new z.ZodError(issues) } as z.ZodSafeParseResult<never>;
   }
   const perModel = (inner.data as { num_gpu_per_model?: unknown }).num_gpu_per_model;
-  const layout = gpuLayoutIssues(outer.data, typeof perModel === "number" ? perModel : 1);
+  const layout = [...batchingIssues(outer.data), ...gpuLayoutIssues(outer.data, typeof perModel === "number" ? perModel : 1)];
   if (layout.length > 0) {
     const issues = layout.map((issue) => ({ code: "custom" as const, input: raw, ...issue }));
     return { success: false, error: new z.ZodError(issues) } as z.ZodSafeParseResult<never>;

@@ -5,16 +5,21 @@
 // or static batching it would wait for the long one), with the text it gets alone;
 // a seeded sampled request stays independent of its batch mates; streaming and the
 // two-stage AgentInstruct handler keep working in this mode.
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
 import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/server.ts";
-import { ROOT, TINY_HANDLER, isolatedServer, leftovers, tinyConfig, type IsolatedServer } from "./helpers.ts";
+import { OOM_MARKER, ROOT, TINY_HANDLER, faultShimPackage, isolatedServer, leftoverProcs, leftovers, nodeChildOf, tinyConfig, waitFor, type IsolatedServer } from "./helpers.ts";
 
 const MODEL = "cb";
 const AGENT = "cb-agentinstruct";
 const AGENT_HANDLER = path.join(ROOT, "handlers", "llama-2-7b-chat-agentinstruct.ts");
+const FAULTS = "cb-faults";
+const FAULT_HANDLER = path.join(ROOT, "test", "fixtures", "handlers", "fault-handler.ts");
+const HANDLE_TIMEOUT_S = 4;
 
 let srv: IsolatedServer;
 let client: TorchServeClient;
@@ -30,9 +35,39 @@ async function complete(model: string, body: Record<string, unknown>): Promise<C
   return JSON.parse(result.body) as Completion;
 }
 
-async function archive(modelName: string, handler: string, settings: Record<string, string | number>): Promise<void> {
+/** The text of a streamed completion: its chunks' texts put together. */
+function streamedText(body: string): string {
+  return body.trim().split("\n").map((line) => (JSON.parse(line) as Completion).choices[0]!.text).join("");
+}
+
+/**
+ * How many request jobs the TorchServe frontend still holds: live instances of its RestJob class
+ * in a heap histogram (jcmd GC.class_histogram, which runs a full GC first). Under
+ * asyncCommunication every job the worker took stays in AsyncBatchAggregator's jobs_in_backend
+ * until a reply retires it, so this count is that table's size plus the requests in progress.
+ */
+function frontendJobs(): number {
+  const frontend = leftoverProcs(srv.paths).find((p) => p.cmdline.includes("org.pytorch.serve.ModelServer"));
+  if (!frontend) throw new Error("no TorchServe frontend process found");
+  const jcmd = path.join(path.dirname(fs.realpathSync(`/proc/${frontend.pid}/exe`)), "jcmd");
+  const histogram = execFileSync(jcmd, [String(frontend.pid), "GC.class_histogram"], { encoding: "utf8", maxBuffer: 64 << 20 });
+  const line = histogram.split("\n").find((l) => l.trim().endsWith(" org.pytorch.serve.job.RestJob"));
+  return line ? Number(line.trim().split(/\s+/)[1]) : 0;
+}
+
+async function archive(modelName: string, handler: string, settings: Record<string, string | number>, shimPackage?: string): Promise<void> {
   const configFile = tinyConfig(path.join(srv.scratch, `${modelName}.yaml`), settings);
-  await createArchive({ modelName, version: "1.0", handler, configFile, exportPath: srv.modelStore, force: true });
+  await createArchive({ modelName, version: "1.0", handler, configFile, exportPath: srv.modelStore, force: true }, shimPackage ? { shimPackage } : {});
+}
+
+async function ask(body: Record<string, unknown>): Promise<{ status: number; body: { text?: string; error?: { message: string } } }> {
+  const result = await client.predict(FAULTS, JSON.stringify({ prompt: "Hello", max_tokens: 2, ...body }));
+  return { status: result.status, body: JSON.parse(result.body) };
+}
+
+async function faultsChild(): Promise<number> {
+  const pid = (await client.describeModel(FAULTS))[0]!.workers[0]!.pid!;
+  return waitFor("the fault model's Node child", () => nodeChildOf(pid)?.pid, 10_000);
 }
 
 beforeAll(async () => {
@@ -40,10 +75,12 @@ beforeAll(async () => {
   if (runningServer(srv.paths)) await stopServer({ paths: srv.paths });
   await archive(MODEL, TINY_HANDLER, { asyncCommunication: "true", batchSize: 1, responseTimeout: 60 });
   await archive(AGENT, AGENT_HANDLER, { asyncCommunication: "true", batchSize: 1, responseTimeout: 60, "handler.explanation_max_tokens": 16 });
+  await archive(FAULTS, FAULT_HANDLER, { asyncCommunication: "true", batchSize: 1, responseTimeout: 60, "handler.handle_timeout_s": HANDLE_TIMEOUT_S }, faultShimPackage(srv.scratch));
   await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
   client = connect(srv.paths);
   await registerWatched(client, { url: `${MODEL}.mar`, modelName: MODEL, initialWorkers: 1 }, srv.paths);
   await registerWatched(client, { url: `${AGENT}.mar`, modelName: AGENT, initialWorkers: 1 }, srv.paths);
+  await registerWatched(client, { url: `${FAULTS}.mar`, modelName: FAULTS, initialWorkers: 1 }, srv.paths);
 }, 300_000);
 
 afterAll(async () => {
@@ -94,4 +131,76 @@ describe("continuous batching (asyncCommunication: true)", () => {
     expect(a.choices[0]!.text).toBe(again.choices[0]!.text);
     expect(b.choices[0]!.text).toEqual(expect.any(String));
   }, 180_000);
+
+  it("one bad request while 4 long generations are in flight fails alone; the 4 finish with their own text", async () => {
+    const longs = ["Tell me a story about", "The history of Rome", "A recipe for bread:", "Dear diary, today"].map((prompt) => ({ prompt, max_tokens: 48, temperature: 0 }));
+    const alone = [];
+    for (const body of longs) alone.push((await complete(MODEL, body)).choices[0]!.text);
+    const started: Promise<void>[] = [];
+    const running = longs.map((body, i) => {
+      if (i % 2 === 1) return complete(MODEL, body).then((c) => c.choices[0]!.text);
+      let seen!: () => void;
+      started.push(new Promise<void>((resolve) => (seen = resolve)));
+      let text = "";
+      return client.predictStream(MODEL, JSON.stringify({ ...body, stream: true }), (chunk) => ((text += chunk), seen())).then((r) => {
+        expect(r.status).toBe(200);
+        return streamedText(text);
+      });
+    });
+    await Promise.all(started); // the streamed two are decoding, and the two sent with them are admitted
+    const bad = await Promise.all([
+      client.predict(MODEL, '{"prompt": "unterminated'),
+      client.predict(MODEL, JSON.stringify({ prompt: "x", max_tokens: -3 })),
+      client.predict(MODEL, JSON.stringify({ prompt: "word ".repeat(3000), max_tokens: 4 })),
+    ]);
+    expect(bad.map((r) => r.status)).toEqual([400, 400, 400]);
+    expect(JSON.parse(bad[2]!.body).error.message).toMatch(/context length/);
+    expect(await Promise.all(running)).toEqual(alone);
+  }, 240_000);
+
+  it("the frontend's table of jobs in the backend does not grow with the requests it answered", async () => {
+    const before = frontendJobs();
+    const bodies = Array.from({ length: 60 }, (_, i) => (i % 5 === 4 ? '{"prompt": 7}' : JSON.stringify({ prompt: `Count ${i}`, max_tokens: 2, temperature: 0, stream: i % 3 === 0 })));
+    for (let i = 0; i < bodies.length; i += 6) {
+      const answers = await Promise.all(bodies.slice(i, i + 6).map((b) => client.predict(MODEL, b)));
+      expect(answers.map((a) => a.status).sort()).toEqual(bodies.slice(i, i + 6).map((b) => (b.includes(": 7") ? 400 : 200)).sort());
+    }
+    const after = frontendJobs();
+    // Without the retire records every answered job stays: after - before would be 60 here.
+    expect(after - before).toBeLessThanOrEqual(2);
+  }, 240_000);
+});
+
+describe("faults under continuous batching: each fails only the requests it touched", () => {
+  it("an exception in one request's inference is its own 500; a request beside it is answered 200", async () => {
+    const answers = await Promise.all([ask({ fault: "throw-inference", prompt: "one" }), ask({ prompt: "two", max_tokens: 8 })]);
+    expect(answers.map((a) => a.status)).toEqual([500, 200]);
+    expect(answers[0]!.body.error!.message).toBe("inference failed on purpose");
+  }, 60_000);
+
+  it("a simulated out-of-memory fails only its own request, even when admitted at the same step as another", async () => {
+    const answers = await Promise.all([ask({ prompt: `tell me ${OOM_MARKER}` }), ask({ prompt: "a request beside it" })]);
+    expect(answers.map((a) => a.status)).toEqual([507, 200]);
+    expect(answers[0]!.body.error!.message).toMatch(/^out of memory while generating: CUDA out of memory/);
+  }, 60_000);
+
+  it("a Node child that exits answers 503 to the requests it held; the bridge starts another and serves", async () => {
+    const before = await faultsChild();
+    const [held, exiting] = await Promise.all([ask({ fault: "slow", sleep_ms: 3000 }), (async () => (await new Promise((r) => setTimeout(r, 500)), ask({ fault: "exit" })))()]);
+    expect([held.status, exiting.status]).toEqual([503, 503]);
+    expect(exiting.body.error!.message).toMatch(/^the handler process died during the request .*; it has been restarted$/);
+    expect((await ask({ prompt: "after" })).status).toBe(200);
+    expect(await faultsChild()).not.toBe(before);
+  }, 60_000);
+
+  it(`a child that hangs: 504 after ${HANDLE_TIMEOUT_S} s counted from the request's arrival, the child is killed and replaced`, async () => {
+    const before = await faultsChild();
+    const started = Date.now();
+    const answer = await ask({ fault: "hang" });
+    expect(answer.status).toBe(504);
+    expect(answer.body.error!.message).toBe(`the handler did not answer within ${HANDLE_TIMEOUT_S} s; its process stopped answering and was restarted`);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(HANDLE_TIMEOUT_S * 1000);
+    expect((await ask({ prompt: "after" })).status).toBe(200);
+    expect(await faultsChild()).not.toBe(before);
+  }, 60_000);
 });

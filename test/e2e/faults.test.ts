@@ -94,8 +94,10 @@ beforeAll(async () => {
   srv = isolatedServer("faults");
   if (runningServer(srv.paths)) await stopServer({ paths: srv.paths });
   shimPackage = faultShimPackage(srv.scratch);
-  // A model-config.yaml's batch settings win over the register call's: write them in.
-  await archive(MODEL, FAULT_HANDLER, { batchSize: BATCH, maxBatchDelay: BATCH_DELAY_MS, responseTimeout: 60, "handler.handle_timeout_s": HANDLE_TIMEOUT_S });
+  // A model-config.yaml's batch settings win over the register call's: write them in. These are
+  // TorchServe's own batches (asyncCommunication: false); continuous-batching.test.ts has the faults
+  // of the default, continuous mode.
+  await archive(MODEL, FAULT_HANDLER, { asyncCommunication: "false", batchSize: BATCH, maxBatchDelay: BATCH_DELAY_MS, responseTimeout: 60, "handler.handle_timeout_s": HANDLE_TIMEOUT_S });
   await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
   client = connect(srv.paths);
   await registerWatched(client, { url: `${MODEL}.mar`, modelName: MODEL, initialWorkers: 1 }, srv.paths);

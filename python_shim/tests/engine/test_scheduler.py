@@ -2,6 +2,7 @@
 with the same outputs as Engine.generate gives them alone (the reference)."""
 from __future__ import annotations
 
+import copy
 import threading
 import time
 
@@ -116,3 +117,23 @@ def test_many_calls_at_once_each_get_their_own_answer(engine, scheduler):
         time.sleep(0.01)
     assert done_all.wait(120)
     assert [tokens_of(answers[i][0]) for i in range(len(requests))] == alone
+
+
+def test_calls_beyond_max_num_seqs_wait_and_then_give_what_they_give_alone(engine):
+    watched = copy.copy(engine)
+    widths: list[int] = []
+
+    def decode_step(batch):
+        widths.append(len(batch.rows))
+        type(engine).decode_step(watched, batch)
+
+    watched.decode_step = decode_step
+    limited = Scheduler(watched, max_num_seqs=2)
+    requests = [make_request(p, max_tokens=6) for p in ("Hello", "The sky is", "One two three", "Alan Turing was a")]
+    alone = [tokens_of(engine.generate([r])[0]) for r in requests]
+    results: dict[int, dict] = {}
+    for i, request in enumerate(requests):
+        limited.submit([request], lambda outcomes, i=i: results.__setitem__(i, outcomes[0]))
+    limited.run_until_idle()
+    assert max(widths) == 2
+    assert [tokens_of(results[i])[0] for i in range(len(requests))] == [a[0] for a in alone]

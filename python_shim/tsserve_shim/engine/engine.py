@@ -50,6 +50,7 @@ class Engine(ModelRunner):
         model = load_model(plan)
         engine = cls(model, tokenizer, device=plan.device, name_or_path=str(handler_section.get("model_path") or plan.model_path))
         engine.plan = plan
+        engine.scheduler.max_num_seqs = int(handler_section.get("max_num_seqs") or engine.scheduler.max_num_seqs)
         return engine
 
     def start(self) -> "Engine":

@@ -61,9 +61,13 @@ class Call:
         return all(row.done for row in self.rows)
 
 
+DEFAULT_MAX_NUM_SEQS = 64
+
+
 class Scheduler:
-    def __init__(self, runner: ModelRunner) -> None:
+    def __init__(self, runner: ModelRunner, max_num_seqs: int = DEFAULT_MAX_NUM_SEQS) -> None:
         self.runner = runner
+        self.max_num_seqs = max_num_seqs  # rows decoded at once; calls beyond wait in arrival order
         self._wake = threading.Condition()
         self._arrived: list[Call] = []
         self._cancelled: set = set()
@@ -177,13 +181,20 @@ class Scheduler:
             return []
         if self._batch is not None and not self._batch.joinable:
             return arrived
+        room = self.max_num_seqs - self.running_rows
+        admitted: list[Call] = []
         for call in arrived:
-            call.started = time.perf_counter()
-            call.outcomes, call.prompts = self.runner.admissible(call.requests)
-            call.rows = build_rows(self.runner.tokenizer, call.requests, call.prompts, call.deadlines, call.on_delta)
-        self._active += arrived
-        self._prefill(arrived)
-        return []
+            if not call.rows:
+                call.started = time.perf_counter()
+                call.outcomes, call.prompts = self.runner.admissible(call.requests)
+                call.rows = build_rows(self.runner.tokenizer, call.requests, call.prompts, call.deadlines, call.on_delta)
+            if len(call.rows) > room and (admitted or self.running_rows):
+                break  # a call wider than the whole limit still runs, alone
+            admitted.append(call)
+            room -= len(call.rows)
+        self._active += admitted
+        self._prefill(admitted)
+        return arrived[len(admitted):]
 
     def _prefill(self, calls: list[Call]) -> None:
         """One forward for every call; when it fails, each call alone, so that only the one that fails is answered with its error."""

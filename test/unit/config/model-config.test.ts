@@ -90,3 +90,14 @@ describe("exported JSON Schema", () => {
     expect(Object.keys(handler.properties)).toEqual(expect.arrayContaining(["quantize", "gpu_max_memory", "per_gpu_mem", "dtype"]));
   });
 });
+
+describe("asyncCommunication", () => {
+  it("refuses batchSize above 1 with continuous batching, naming TorchServe's failure", () => {
+    const result = parseModelConfig({ asyncCommunication: true, batchSize: 4, handler: { model_path: "/m" } }, HandlerSection);
+    expect(result.success).toBe(false);
+    expect(result.error!.issues[0]!.path).toEqual(["batchSize"]);
+    expect(result.error!.issues[0]!.message).toMatch(/ConcurrentModificationException/);
+    expect(parseModelConfig({ asyncCommunication: false, batchSize: 4, handler: { model_path: "/m" } }, HandlerSection).success).toBe(true);
+    expect(parseModelConfig({ asyncCommunication: true, batchSize: 1, handler: { model_path: "/m" } }, HandlerSection).success).toBe(true);
+  });
+});

@@ -1,0 +1,322 @@
+/**
+ * `npm run soak:continuous`: continuous batching under load on a real TorchServe 0.12
+ * with SmolLM2-135M-Instruct (configs/smollm2-135m-instruct.yaml, asyncCommunication: true).
+ *
+ * 5,000 requests (--requests) from 24 concurrent clients (--concurrency), a seeded mix of:
+ * the seed route and the OpenAI completions and chat routes, streamed and not, greedy and
+ * seeded sampling; malformed bodies and over-long prompts; clients that disconnect
+ * mid-stream; and a SIGKILL of the Node child every --requests / --kills requests.
+ * Every distinct well-formed request is first sent alone; under load each must answer 200
+ * with exactly that text (a 503 is allowed only for requests in flight when a child was
+ * killed), every bad one its own 400. Frontend and worker RSS and open descriptors are
+ * sampled every second: the summary compares the first quarter of the load with the last.
+ * After `tsserve stop` no process of the run may be left. Loopback only; bounded in count
+ * and time (--max-minutes). Summary: .work/e2e-soak-continuous/summary.json and stdout.
+ * Exit code 1 when a check failed.
+ */
+import fs from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createArchive } from "../src/archive/archive.ts";
+import { readKeyFile } from "../src/client/keys.ts";
+import { allProcs, stillRunning } from "../src/client/procs.ts";
+import { connect, registerWatched, runningServer, startServer, stopServer } from "../src/client/server.ts";
+import { ROOT, isolatedServer, leftovers, writeFile } from "../test/e2e/helpers.ts";
+import { fdCount, prng, rssMiB } from "./soak-lib.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    requests: { type: "string", default: "5000" },
+    concurrency: { type: "string", default: "24" },
+    kills: { type: "string", default: "8" },
+    seed: { type: "string", default: "1" },
+    "port-base": { type: "string", default: "58080" },
+    "max-minutes": { type: "string", default: "40" },
+  },
+});
+const TOTAL = Number(args.requests);
+const CONCURRENCY = Number(args.concurrency);
+const KILLS = Number(args.kills);
+const DEADLINE = Date.now() + Number(args["max-minutes"]) * 60_000;
+const MODEL = "smollm2";
+const REQUEST_TIMEOUT_MS = 120_000;
+const random = prng(Number(args.seed));
+
+const PROMPTS = [
+  "The capital of France is", "Write a haiku about the sea.", "2 + 2 =", "List three colors:", "Translate 'good morning' to French:",
+  "def fibonacci(n):", "The best way to learn is", "Q: What is the boiling point of water?\nA:", "Once upon a time", "Name a planet:",
+  "Explique la photosynthèse en une phrase.", "天気はどうですか", "Why is the sky blue?", "A limerick about a cat:",
+];
+
+type Kind = "seed" | "seed-stream" | "seed-sampled" | "completions" | "completions-stream" | "chat" | "malformed" | "too-long" | "disconnect";
+const MIX: [Kind, number][] = [
+  ["seed", 300], ["seed-stream", 150], ["seed-sampled", 60], ["completions", 150], ["completions-stream", 60], ["chat", 120],
+  ["malformed", 60], ["too-long", 40], ["disconnect", 60],
+];
+const MALFORMED = ['{"prompt": "x",', "[1, 2]", '{"max_tokens": 2}', '{"prompt": 42}', '{"prompt": "x", "max_tokens": -1}', '{"prompt": "x", "temperature": "hot"}'];
+
+interface Job {
+  kind: Kind;
+  path: string;
+  body: string;
+  stream: boolean;
+  /** Key of the text it must give (its own body's alone answer); absent for bad requests. */
+  expect?: string;
+}
+
+function pick(): Kind {
+  let r = random() * 1000;
+  for (const [kind, weight] of MIX) {
+    if (r < weight) return kind;
+    r -= weight;
+  }
+  return "seed";
+}
+
+function choose<T>(items: readonly T[]): T {
+  return items[Math.floor(random() * items.length)]!;
+}
+
+function job(kind: Kind): Job {
+  const prompt = choose(PROMPTS);
+  const maxTokens = 3 + Math.floor(random() * 6);
+  const seedBody = (extra: Record<string, unknown>) => JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0, ...extra });
+  const route = (p: string) => `/predictions/${MODEL}/1.0/${p}`;
+  switch (kind) {
+    case "seed":
+    case "seed-stream":
+    case "disconnect": {
+      const body = seedBody({});
+      return { kind, path: route(""), body, stream: kind !== "seed", expect: kind === "disconnect" ? undefined : `seed ${body}` };
+    }
+    case "seed-sampled": {
+      const body = seedBody({ temperature: 0.8, top_p: 0.95, seed: Math.floor(random() * 4) });
+      return { kind, path: route(""), body, stream: false, expect: `seed ${body}` };
+    }
+    case "completions":
+    case "completions-stream": {
+      const body = JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens, temperature: 0 });
+      return { kind, path: route("v1/completions"), body: kind === "completions" ? body : JSON.stringify({ ...JSON.parse(body), stream: true }), stream: kind !== "completions", expect: `completions ${body}` };
+    }
+    case "chat": {
+      const body = JSON.stringify({ model: MODEL, messages: [{ role: "user", content: prompt }], max_tokens: maxTokens, temperature: 0 });
+      return { kind, path: route("v1/chat/completions"), body, stream: false, expect: `chat ${body}` };
+    }
+    case "malformed":
+      return { kind, path: route(""), body: choose(MALFORMED), stream: false };
+    case "too-long":
+      return { kind, path: route(choose(["", "v1/completions"])), body: JSON.stringify({ prompt: "word ".repeat(9000), max_tokens: 4 }), stream: false };
+  }
+}
+
+/** The generated text of a response body, whichever route and framing it came from. */
+function textOf(job: Job, body: string): string {
+  if (!job.stream) {
+    const parsed = JSON.parse(body) as { choices: { text?: string; message?: { content: string } }[] };
+    return parsed.choices[0]!.message?.content ?? parsed.choices[0]!.text ?? "";
+  }
+  const lines = body.split("\n").filter((l) => l.trim() && l.trim() !== "data: [DONE]");
+  return lines.map((l) => (JSON.parse(l.replace(/^data: /, "")) as { choices: { text?: string }[] }).choices[0]?.text ?? "").join("");
+}
+
+interface Answer {
+  status: number;
+  body: string;
+}
+
+/** One POST on its own connection; `disconnectAfterFirstChunk` drops the connection once the stream has begun. */
+function post(url: URL, token: string | undefined, body: string, disconnectAfterFirstChunk = false): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, {
+      method: "POST",
+      agent: false,
+      headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body), ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+      timeout: REQUEST_TIMEOUT_MS,
+    }, (response) => {
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => {
+        text += chunk;
+        if (disconnectAfterFirstChunk) {
+          request.destroy();
+          resolve({ status: response.statusCode ?? 0, body: text });
+        }
+      });
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, body: text }));
+      response.on("error", (error) => (disconnectAfterFirstChunk ? resolve({ status: response.statusCode ?? 0, body: text }) : reject(error)));
+    });
+    request.on("timeout", () => request.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
+    request.on("error", (error) => (disconnectAfterFirstChunk && request.destroyed ? undefined : reject(error)));
+    request.end(body);
+  });
+}
+
+interface Sample {
+  at: number;
+  frontendMiB: number;
+  workerMiB: number;
+  fds: number;
+}
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+
+function quarters(samples: Sample[], key: keyof Omit<Sample, "at">): { first: number; last: number; growth: number } {
+  const q = Math.max(1, Math.floor(samples.length / 4));
+  const first = mean(samples.slice(0, q).map((s) => s[key]));
+  const last = mean(samples.slice(-q).map((s) => s[key]));
+  return { first: Math.round(first * 10) / 10, last: Math.round(last * 10) / 10, growth: first ? Math.round(((last - first) / first) * 1000) / 10 : 0 };
+}
+
+async function main(): Promise<number> {
+  const srv = isolatedServer("soak-continuous", [], Number(args["port-base"]));
+  const started = Date.now();
+  const config = fs.readFileSync(path.join(ROOT, "configs", "smollm2-135m-instruct.yaml"), "utf8")
+    .replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "smollm2-135m-instruct")}"`);
+  const configFile = writeFile(path.join(srv.scratch, `${MODEL}.yaml`), config);
+  await createArchive({ modelName: MODEL, version: "1.0", handler: path.join(ROOT, "handlers", "smollm2-135m-instruct.ts"), configFile, exportPath: srv.modelStore });
+  const summary: Record<string, unknown> = { requests: TOTAL, concurrency: CONCURRENCY, seed: Number(args.seed), model: "SmolLM2-135M-Instruct (CPU, float32)" };
+  const failures: string[] = [];
+  let stopped = false;
+  try {
+    await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
+    const client = connect(srv.paths);
+    await registerWatched(client, { url: `${MODEL}.mar`, modelName: MODEL, initialWorkers: 1 }, srv.paths);
+    const java = runningServer(srv.paths)!;
+    const workerPid = (await client.describeModel(MODEL))[0]!.workers[0]!.pid!;
+    const base = client.addresses.inference;
+    const token = () => readKeyFile(srv.paths.keyFile)?.inference.key;
+    const send = (j: Job, disconnect = false) => post(new URL(base + j.path), token(), j.body, disconnect);
+
+    const jobs = Array.from({ length: TOTAL }, () => job(pick()));
+    // Every distinct well-formed request alone first: the text it must give under load.
+    const alone = new Map<string, string>();
+    for (const j of jobs) {
+      if (!j.expect || alone.has(j.expect)) continue;
+      const reference = { ...j, stream: false, body: JSON.stringify({ ...JSON.parse(j.body), stream: false }) };
+      const answer = await send(reference);
+      if (answer.status !== 200) throw new Error(`alone: ${j.path} ${j.body} -> ${answer.status} ${answer.body.slice(0, 300)}`);
+      alone.set(j.expect, textOf(reference, answer.body));
+    }
+    console.error(`soak: ${alone.size} distinct requests answered alone in ${((Date.now() - started) / 1000).toFixed(0)} s; load: ${TOTAL} requests, concurrency ${CONCURRENCY}`);
+
+    const samples: Sample[] = [];
+    const sampler = setInterval(() => {
+      const node = allProcs().filter((p) => p.ppid === workerPid && p.cmdline.includes("handler.mjs") && stillRunning(p));
+      samples.push({ at: Date.now(), frontendMiB: rssMiB(java.pid), workerMiB: rssMiB(workerPid), fds: fdCount(java.pid) + fdCount(workerPid) + node.reduce((s, p) => s + fdCount(p.pid), 0) });
+    }, 1000);
+
+    const byKind: Record<string, Record<string, number>> = {};
+    let next = 0;
+    let kills = 0;
+    let killedAt = -Infinity;
+    let mismatches = 0;
+    let lost = 0;
+    const killEvery = Math.max(1, Math.floor(TOTAL / KILLS));
+    const runOne = async (i: number): Promise<void> => {
+      const j = jobs[i]!;
+      const sentAt = Date.now();
+      let answer: Answer;
+      try {
+        answer = await send(j, j.kind === "disconnect");
+      } catch (error) {
+        lost += 1;
+        failures.push(`#${i} ${j.kind}: no answer (${(error as Error).message})`);
+        return;
+      }
+      (byKind[j.kind] ??= {})[answer.status] = (byKind[j.kind]![answer.status] ?? 0) + 1;
+      const nearKill = Math.abs(sentAt - killedAt) < 15_000 || killedAt > sentAt;
+      if (j.kind === "disconnect") return;
+      if (!j.expect) {
+        if (answer.status !== 400) failures.push(`#${i} ${j.kind}: ${answer.status} (want 400) ${answer.body.slice(0, 200)}`);
+        return;
+      }
+      if (answer.status === 503 && nearKill) return; // in flight when its Node child was killed
+      if (answer.status !== 200) {
+        failures.push(`#${i} ${j.kind}: ${answer.status} ${answer.body.slice(0, 200)}`);
+        return;
+      }
+      const text = textOf(j, answer.body);
+      if (text !== alone.get(j.expect)) {
+        mismatches += 1;
+        failures.push(`#${i} ${j.kind}: text ${JSON.stringify(text)} differs from alone ${JSON.stringify(alone.get(j.expect))}`);
+      }
+    };
+    const lane = async (): Promise<void> => {
+      while (next < TOTAL && Date.now() < DEADLINE) {
+        const i = next++;
+        if (i > 0 && i % killEvery === 0 && kills < KILLS) {
+          const child = allProcs().find((p) => p.ppid === workerPid && p.cmdline.includes("handler.mjs") && stillRunning(p));
+          if (child) {
+            process.kill(child.pid, "SIGKILL");
+            kills += 1;
+            killedAt = Date.now();
+          }
+        }
+        await runOne(i);
+        if (i % 250 === 0) console.error(`soak: ${i}/${TOTAL}, ${failures.length} failures, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      }
+    };
+    const loadStarted = Date.now();
+    await Promise.all(Array.from({ length: CONCURRENCY }, lane));
+    const loadSeconds = (Date.now() - loadStarted) / 1000;
+    clearInterval(sampler);
+    const workerNow = (await client.describeModel(MODEL))[0]!.workers[0]!.pid;
+    await stopServer({ paths: srv.paths });
+    stopped = true;
+    await sleep(500);
+    const left = leftovers(srv.paths);
+    Object.assign(summary, {
+      sent: next,
+      notSent: TOTAL - next,
+      lost,
+      mismatches,
+      byKind,
+      childKills: kills,
+      workerRestarted: workerNow !== workerPid,
+      loadSeconds,
+      requestsPerSecond: Math.round((next / loadSeconds) * 10) / 10,
+      frontendRssMiB: quarters(samples, "frontendMiB"),
+      workerRssMiB: quarters(samples, "workerMiB"),
+      openFds: quarters(samples, "fds"),
+      samples: samples.length,
+      leftoverProcesses: left,
+      failures: failures.slice(0, 30),
+      failureCount: failures.length,
+    });
+  } finally {
+    if (!stopped) await stopServer({ paths: srv.paths }).catch((error) => console.error(`soak: stopping TorchServe: ${error}`));
+    summary.wallSeconds = (Date.now() - started) / 1000;
+    fs.writeFileSync(path.join(srv.paths.work, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+  }
+  const s = summary as {
+    sent: number; notSent: number; lost: number; mismatches: number; byKind: Record<string, Record<string, number>>; childKills: number; workerRestarted: boolean;
+    loadSeconds: number; requestsPerSecond: number; wallSeconds: number; leftoverProcesses: string[]; failureCount: number;
+    frontendRssMiB: { first: number; last: number; growth: number }; workerRssMiB: { first: number; last: number; growth: number }; openFds: { first: number; last: number; growth: number };
+  };
+  const q = (x: { first: number; last: number; growth: number }) => `${x.first} -> ${x.last} (${x.growth >= 0 ? "+" : ""}${x.growth}%)`;
+  console.log([
+    "## soak:continuous summary",
+    "",
+    `- requests sent: ${s.sent} (not sent: ${s.notSent}) at concurrency ${CONCURRENCY}, ${s.requestsPerSecond} requests/s over ${s.loadSeconds.toFixed(0)} s`,
+    ...Object.entries(s.byKind).map(([kind, statuses]) => `  - ${kind}: ${Object.entries(statuses).map(([k, v]) => `${k}: ${v}`).join(", ")}`),
+    `- checks failed: ${s.failureCount} (no answer: ${s.lost}, text differing from alone: ${s.mismatches})`,
+    `- Node children SIGKILLed: ${s.childKills}; Python worker restarted: ${s.workerRestarted}`,
+    `- RSS MiB, first quarter -> last quarter of the load: frontend ${q(s.frontendRssMiB)}, worker ${q(s.workerRssMiB)}`,
+    `- open descriptors (frontend + worker + node), first -> last quarter: ${q(s.openFds)}`,
+    `- processes left after tsserve stop: ${s.leftoverProcesses.length}; whole run ${s.wallSeconds.toFixed(0)} s`,
+  ].join("\n"));
+  const ok = s.failureCount === 0 && s.notSent === 0 && s.leftoverProcesses.length === 0 && s.childKills >= Math.min(KILLS, 5)
+    && s.frontendRssMiB.growth <= 5 && s.workerRssMiB.growth <= 5 && s.openFds.last <= s.openFds.first + 2;
+  if (!ok) console.error("soak: FAILED");
+  return ok ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    console.error(`soak: ${error?.stack ?? error}`);
+    process.exit(2);
+  },
+);
