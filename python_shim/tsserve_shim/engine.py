@@ -301,6 +301,11 @@ class Engine:
             return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
+    def prompt_ids(self, request: Mapping[str, Any]) -> list[int]:
+        """A GenerateRequest's prompt ids: its ``prompt_token_ids`` as sent (never re-tokenized), else the encoded ``prompt``."""
+        ids = request.get("prompt_token_ids")
+        return [int(i) for i in ids] if ids is not None else self.encode_prompt(request["prompt"])
+
     def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
         return [self.encode_prompt(t, add_special_tokens) for t in texts]
 
@@ -343,7 +348,7 @@ class Engine:
         prompts: dict[int, list[int]] = {}
         for index, request in enumerate(requests):
             try:
-                ids = self.encode_prompt(request["prompt"])
+                ids = self.prompt_ids(request)
                 problem = self._check_lengths(len(ids), int(request["max_tokens"]))
             except Exception as error:  # noqa: BLE001 - a bad request must not fail its batch mates
                 outcomes[index] = error_outcome(400, f"cannot tokenize the prompt: {error}")

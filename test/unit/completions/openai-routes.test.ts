@@ -3,7 +3,7 @@
 // v1/completions, the chat format for v1/chat/completions, OpenAI's defaults),
 // the response shapes, server-sent events, and errors in OpenAI's shape.
 import { describe, expect, it } from "vitest";
-import { Llama2ChatHandler } from "../../../src/completions/formats.ts";
+import { Llama2ChatHandler } from "../../../src/completions/prompt-format-handlers.ts";
 import { CHAT_DEFAULT_MAX_TOKENS } from "../../../src/completions/openai-request.ts";
 import { SSE_CONTENT_TYPE } from "../../../src/completions/sse.ts";
 import { runBatch } from "../../../src/runtime/pipeline.ts";
