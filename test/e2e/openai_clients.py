@@ -24,7 +24,6 @@ import sys
 import time
 
 import lm_eval_tasks
-import httpx
 import openai
 from openai import OpenAI
 from openai.types import Completion, Model
@@ -120,10 +119,10 @@ def sdk_report(client: OpenAI) -> dict:
 def token_id_report(client: OpenAI) -> dict:
     """Prompts as token ids (one list, a list of lists), tokenize/detokenize round trips, a bad id."""
     def tokenize(body: dict) -> dict:
-        return client.post("/tokenize", body=body, cast_to=httpx.Response).json()
+        return client.post("/tokenize", body=body, cast_to=object)
 
     def detokenize(tokens: list[int]) -> str:
-        return client.post("/detokenize", body={"tokens": tokens}, cast_to=httpx.Response).json()["prompt"]
+        return client.post("/detokenize", body={"tokens": tokens}, cast_to=object)["prompt"]
 
     ids = [tokenize({"prompt": p})["tokens"] for p in PROMPTS]
     greedy = dict(model=MODEL, max_tokens=4, temperature=0, logprobs=1)
@@ -139,7 +138,7 @@ def token_id_report(client: OpenAI) -> dict:
     except openai.APIStatusError as error:
         bad_id = {"class": type(error).__name__, "status": error.status_code, "param": error.param, "message": error.message}
     # At the model's version path, where lm-eval looks (its base_url less /v1/completions).
-    info = httpx.get(BASE_URL.removesuffix("/v1") + "/tokenizer_info", headers={"Authorization": f"Bearer {client.api_key}"}).json()
+    info = client.get(BASE_URL.removesuffix("/v1") + "/tokenizer_info", cast_to=object)
     from transformers import AutoTokenizer
 
     chat_reference = AutoTokenizer.from_pretrained(MODEL_PATH).apply_chat_template(CHAT, tokenize=False, add_generation_prompt=True)
