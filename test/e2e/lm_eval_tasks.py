@@ -11,7 +11,9 @@ their data files relative to it), with HF_DATASETS_OFFLINE=1.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import time
 
 TASKS_DIR = "test/fixtures/lm-eval"
 MULTIPLE_CHOICE = "tsserve_capitals_mc"
@@ -19,17 +21,34 @@ GENERATE = "tsserve_capitals_gen"
 BATCH_SIZE = 4
 
 
+@functools.cache
+def task_manager():
+    """Our tasks only: indexing lm-eval's thousands of built-in task files takes seconds per run."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=TASKS_DIR, include_defaults=False)
+
+
 def evaluate(lm, tasks: list[str], *, chat: bool = False) -> dict:
     """One simple_evaluate run of ``lm`` (an LM object) on ``tasks``."""
     from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
     results = simple_evaluate(
-        model=lm, tasks=tasks, task_manager=TaskManager(include_path=TASKS_DIR), log_samples=True,
+        model=lm, tasks=tasks, task_manager=task_manager(), log_samples=True,
         apply_chat_template=chat, bootstrap_iters=0, verbosity="WARNING",
     )
     return {task: summary(results, task) for task in tasks}
+
+
+def timed(runs: dict) -> dict:
+    """Each run (a thunk) done in order, and the seconds each took under "seconds"."""
+    out: dict = {"seconds": {}}
+    for name, run in runs.items():
+        started = time.monotonic()
+        out[name] = run()
+        out["seconds"][name] = round(time.monotonic() - started, 1)
+    return out
 
 
 def summary(results: dict, task: str) -> dict:
@@ -46,7 +65,7 @@ def reference(model_path: str) -> dict:
     from lm_eval.models.huggingface import HFLM
 
     lm = HFLM(pretrained=model_path, dtype="float32", device="cpu", batch_size=1)
-    return {"plain": evaluate(lm, [MULTIPLE_CHOICE, GENERATE]), "chat": evaluate(lm, [GENERATE], chat=True)}
+    return timed({"plain": lambda: evaluate(lm, [MULTIPLE_CHOICE, GENERATE]), "chat": lambda: evaluate(lm, [GENERATE], chat=True)})
 
 
 def served(base_url: str, model: str, model_path: str, api_key: str) -> dict:
@@ -61,9 +80,8 @@ def served(base_url: str, model: str, model_path: str, api_key: str) -> dict:
     text = completions(base_url=f"{base_url}/completions", tokenized_requests=False, tokenizer_backend="huggingface",
                        tokenizer=model_path, batch_size=BATCH_SIZE, **common)
     chat = get_model("local-chat-completions")(base_url=f"{base_url}/chat/completions", **common)
-    return {
-        "tokenizer_backend": tokenized.tokenizer_backend,
-        "tokenized": evaluate(tokenized, [MULTIPLE_CHOICE, GENERATE]),
-        "text": evaluate(text, [MULTIPLE_CHOICE, GENERATE]),
-        "chat": evaluate(chat, [GENERATE], chat=True),
-    }
+    return {"tokenizer_backend": tokenized.tokenizer_backend, **timed({
+        "tokenized": lambda: evaluate(tokenized, [MULTIPLE_CHOICE, GENERATE]),
+        "text": lambda: evaluate(text, [MULTIPLE_CHOICE, GENERATE]),
+        "chat": lambda: evaluate(chat, [GENERATE], chat=True),
+    })}

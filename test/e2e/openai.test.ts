@@ -75,11 +75,12 @@ interface TaskRun {
 type EvaluateRun = Record<string, TaskRun>;
 interface ClientsReport {
   sdk: Record<string, any>;
-  lm_eval: { tokenizer_backend: string; tokenized: EvaluateRun; text: EvaluateRun; chat: EvaluateRun };
+  sdk_seconds: number;
+  lm_eval: { tokenizer_backend: string; tokenized: EvaluateRun; text: EvaluateRun; chat: EvaluateRun; seconds: Record<string, number> };
   seconds: number;
 }
 interface ReferenceReport {
-  lm_eval: { plain: EvaluateRun; chat: EvaluateRun };
+  lm_eval: { plain: EvaluateRun; chat: EvaluateRun; seconds: Record<string, number> };
   seconds: number;
 }
 
@@ -168,9 +169,9 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
   });
 
   it("answers the openai SDK (text and token-id prompts, the tokenizer routes) and lm-eval's evaluator as its hf model does", async () => {
-    const { sdk, lm_eval: lm, seconds } = await runPython<ClientsReport>(["clients", base, MODEL, MODEL_PATH]);
+    const { sdk, sdk_seconds: sdkSeconds, lm_eval: lm, seconds } = await runPython<ClientsReport>(["clients", base, MODEL, MODEL_PATH]);
     const ref = await reference;
-    console.log(`clients ${seconds} s, reference ${ref.seconds} s (while TorchServe started)`);
+    console.log(`clients ${seconds} s (SDK ${sdkSeconds} s, lm-eval runs ${JSON.stringify(lm.seconds)}), reference ${ref.seconds} s (runs ${JSON.stringify(ref.lm_eval.seconds)}, while TorchServe started)`);
 
     expect(sdk.models).toEqual([MODEL]);
     const c = sdk.completion;
@@ -189,6 +190,7 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
     expect(sdk.chat.roles).toEqual(["assistant", "assistant"]);
     expect(sdk.chat.logprob_tokens_join).toEqual(sdk.chat.texts);
     expect(sdk.chat.bytes_ok).toBe(true);
+    expect(sdk.chat.top_sizes).toEqual([[2], [2]]); // top_logprobs: 2, in chat's shape (a list per token)
     expect(sdk.chat_stream.first_role).toBe("assistant");
     expect(sdk.chat_stream.text).toBe(sdk.chat_stream.unstreamed_text);
     expect(sdk.chat_stream.usage).toEqual(sdk.chat_stream.unstreamed_usage);
