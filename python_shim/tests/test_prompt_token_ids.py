@@ -52,3 +52,21 @@ def test_the_request_matches_the_protocol_schema(engine):
     from tsserve_shim import protocol
 
     check_params(protocol.GENERATE, {"call_id": 1, "requests": [id_request(engine, [1, 415, 3186], max_tokens=1)]})
+
+
+def test_an_echo_request_reports_the_eos_it_ends_on(engine):
+    """lm-eval scores with echo and max_tokens 1 and drops the last token: an EOS there must be reported."""
+    text = "The quick brown fox"
+    ids = engine.encode_prompt(text)
+    nxt = int(forward_logprobs(engine, ids)[-1].argmax())
+    saved = engine.eos_ids
+    engine.eos_ids = {nxt}  # the greedy next token ends the sequence
+    try:
+        echo, plain = engine.generate([id_request(engine, ids, echo=True, max_tokens=1, logprobs=1), make_request(text, max_tokens=1)])
+    finally:
+        engine.eos_ids = saved
+    [seq] = echo["sequences"]
+    assert seq["finish_reason"] == "stop" and seq["text"] == ""
+    assert seq["logprobs"]["token_ids"] == [nxt] and seq["logprobs"]["tokens"] == [""]
+    assert seq["logprobs"]["token_logprobs"][0] == pytest.approx(forward_logprobs(engine, ids)[-1, nxt].item(), abs=1e-4)
+    assert plain["sequences"][0]["logprobs"]["token_ids"] == []  # not scoring: EOS stays unreported

@@ -209,6 +209,10 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
     expect(t.echo_first_logprob).toBeNull();
     expect(t.echo_tokens).toBe(t.ids[0].length + 1);
     expect(t.echo_prompt_tokens).toBe(t.ids[0].length);
+    // Scoring a prompt whose next token is EOS still gives lm-eval its one new token (the EOS, text "").
+    expect(t.eos_finish_reason).toBe("stop");
+    expect(t.eos_logprob_tokens).toBe(t.eos_prompt_tokens + 1);
+    expect(t.eos_last_logprob).toBeLessThan(0);
     expect(t.round_trips).toEqual(["The capital of France is", "One, two, three,"]);
     expect(t.token_strs_join).toBe("The capital of France is");
     expect(t.count).toBe(t.ids[0].length);

@@ -130,6 +130,9 @@ def token_id_report(client: OpenAI) -> dict:
     by_ids = validated(Completion, client.completions.create(prompt=ids, **greedy))
     one_list = validated(Completion, client.completions.create(prompt=ids[1], **greedy))
     echo = client.completions.create(model=MODEL, prompt=[ids[0]], max_tokens=1, echo=True, logprobs=1, temperature=0, seed=1234)
+    # A reply the model ends here: the next token is EOS, which a scoring (echo) request still reports.
+    ended = tokenize({"prompt": "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHi there! How can I assist you today?"})["tokens"]
+    eos = client.completions.create(model=MODEL, prompt=[ended], max_tokens=1, echo=True, logprobs=1, temperature=0)
     strs = tokenize({"prompt": PROMPTS[0], "return_token_strs": True})
     chat = tokenize({"messages": CHAT})
     try:
@@ -149,6 +152,8 @@ def token_id_report(client: OpenAI) -> dict:
         "usage_by_text": by_text.usage.model_dump(), "usage_by_ids": by_ids.usage.model_dump(),
         "echo_text": echo.choices[0].text, "echo_tokens": len(echo.choices[0].logprobs.tokens),
         "echo_first_logprob": echo.choices[0].logprobs.token_logprobs[0], "echo_prompt_tokens": echo.usage.prompt_tokens,
+        "eos_prompt_tokens": len(ended), "eos_logprob_tokens": len(eos.choices[0].logprobs.tokens),
+        "eos_finish_reason": eos.choices[0].finish_reason, "eos_last_logprob": eos.choices[0].logprobs.token_logprobs[-1],
         "round_trips": [detokenize(t) for t in ids], "token_strs_join": "".join(strs["token_strs"]), "count": strs["count"],
         "max_model_len": strs["max_model_len"],
         "chat_text": detokenize(chat["tokens"]), "chat_reference": chat_reference, "bad_id": bad_id, "tokenizer_info": info,
