@@ -7,6 +7,7 @@ export { RequestFailure, isFailure, type Maybe } from "./handler/failure.ts";
 export { parseOrFail, describeIssues, issuePath } from "./handler/validate.ts";
 export { normalizeRoutePath, type Route, type RouteCall } from "./handler/route.ts";
 export { RawBody, isRawBody } from "./handler/raw-body.ts";
+export { parseBody } from "./handler/request-body.ts";
 export { runStages, type Stage, type StageBase } from "./handler/stages.ts";
 export type { ModelClient, GenerateOptions } from "./handler/model.ts";
 export type { GenerateRequest, GenerateOutcome, GenerationDelta, ModelInfo, Sequence, TokenLogprobs } from "./protocol/messages.ts";

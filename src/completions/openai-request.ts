@@ -13,6 +13,7 @@ import { z } from "zod";
 import { RequestFailure, isFailure } from "../handler/failure.ts";
 import { parseOrFail } from "../handler/validate.ts";
 import { REQUEST_LIMITS, type CompletionRequest } from "./request.ts";
+import { completionPrompts, type TokenLimits } from "./completion-prompts.ts";
 
 export const COMPLETION_DEFAULT_MAX_TOKENS = 16;
 /** OpenAI's chat generates to the end of the context; tsserve needs a number up front. */
@@ -35,12 +36,8 @@ const NEUTRAL_ONLY = {
   stream_options: absent(StreamOptions),
 };
 
+/** `prompt` is checked apart (completion-prompts.ts): its forms, and token ids against the model's vocabulary. */
 export const OpenAICompletionFields = z.looseObject({
-  prompt: z.union([z.string(), z.array(z.string()).min(1)], {
-    error: (issue) => issue.input === undefined
-      ? "required"
-      : "must be a string or a non-empty list of strings (token-id prompts are not supported)",
-  }),
   suffix: absent(z.never(unsupported(""))),
   logprobs: absent(int().min(0, { error: "must be ≥ 0" }).max(REQUEST_LIMITS.maxLogprobs, { error: `must be ≤ ${REQUEST_LIMITS.maxLogprobs}` })),
   ...NEUTRAL_ONLY,
@@ -68,10 +65,16 @@ export const OpenAIChatFields = z.looseObject({
 
 type Body = Record<string, unknown>;
 
+/** One prompt of a call as a handler request; `tokenIds` when the client sent the prompt as token ids. */
+export interface OpenAIPrompt<Req extends CompletionRequest = CompletionRequest> {
+  request: Req;
+  tokenIds?: number[];
+}
+
 /** One OpenAI call as the handler's requests, with what the OpenAI response needs to know. */
 export interface OpenAICall<Req extends CompletionRequest = CompletionRequest> {
-  /** One per prompt (a chat has one). */
-  requests: Req[];
+  /** One per prompt, in order (a chat has one). */
+  prompts: OpenAIPrompt<Req>[];
   /** How many alternatives per token the client asked for; null when it asked for no logprobs. */
   logprobs: number | null;
   stream: boolean;
@@ -81,20 +84,27 @@ export interface OpenAICall<Req extends CompletionRequest = CompletionRequest> {
 
 type ParseRequest<Req> = (body: unknown) => Req | RequestFailure;
 
-/** An OpenAI completion request as one handler request per prompt. */
-export function parseOpenAICompletion<Req extends CompletionRequest>(body: unknown, parseRequest: ParseRequest<Req>): OpenAICall<Req> | RequestFailure {
+/**
+ * An OpenAI completion request as one handler request per prompt. A prompt
+ * sent as token ids is parsed with an empty `prompt` text; the route puts the
+ * ids' text in its place before the model sees it.
+ */
+export function parseOpenAICompletion<Req extends CompletionRequest>(
+  body: unknown, parseRequest: ParseRequest<Req>, limits: TokenLimits,
+): OpenAICall<Req> | RequestFailure {
   const openai = parseOrFail(OpenAICompletionFields, body);
   if (isFailure(openai)) return openai;
-  const prompts = typeof openai.prompt === "string" ? [openai.prompt] : openai.prompt;
+  const forms = completionPrompts((openai as Body).prompt, limits);
+  if (isFailure(forms)) return forms;
   const logprobs = openai.logprobs ?? null;
   const shared = sharedFields(openai as Body, (openai as Body).max_tokens ?? COMPLETION_DEFAULT_MAX_TOKENS, logprobs);
-  const requests: Req[] = [];
-  for (const prompt of prompts) {
-    const request = parseRequest({ ...shared, prompt });
+  const prompts: OpenAIPrompt<Req>[] = [];
+  for (const form of forms) {
+    const request = parseRequest({ ...shared, prompt: "text" in form ? form.text : "" });
     if (isFailure(request)) return request;
-    requests.push(request);
+    prompts.push("text" in form ? { request } : { request, tokenIds: form.tokenIds });
   }
-  return { requests, logprobs, ...streaming(openai as Body) };
+  return { prompts, logprobs, ...streaming(openai as Body) };
 }
 
 /** An OpenAI chat completion request as one handler request with `messages`. */
@@ -110,7 +120,7 @@ export function parseOpenAIChat<Req extends CompletionRequest>(body: unknown, pa
   const messages = openai.messages.map((message) => ({ role: message.role === "developer" ? "system" : message.role, content: messageText(message.content) }));
   const request = parseRequest({ ...shared, messages });
   if (isFailure(request)) return request;
-  return { requests: [request], logprobs, ...streaming(openai as Body) };
+  return { prompts: [{ request }], logprobs, ...streaming(openai as Body) };
 }
 
 /** A message's content as one string (text parts joined). */

@@ -2,34 +2,36 @@
  * The OpenAI-compatible routes every CompletionHandler answers, under
  * `/predictions/<model>/<version>/v1/`:
  *
- * - `v1/completions`: OpenAI's text completion; each prompt goes to the model
- *   as it is (OpenAI's completions take raw text), through the handler's
- *   inference.
+ * - `v1/completions`: OpenAI's text completion; each prompt (text or token
+ *   ids, see completion-prompts.ts) goes to the model as it is, through the
+ *   handler's inference. Token ids reach the model as ids; their text (special
+ *   tokens kept) is the prompt an echo shows.
  * - `v1/chat/completions`: the messages through the handler's chat format
  *   (its preprocess), then its inference.
  * - `v1/models`: the served model.
+ * - `tokenize`, `detokenize`, `tokenizer_info` (and `v1/tokenize`,
+ *   `v1/detokenize`): the model's tokenizer, see tokenizer-routes.ts.
  *
  * Requests of one batch to one route share one inference pass. Refusals come
  * in OpenAI's error shape; `stream: true` answers with server-sent events.
  */
-import { randomUUID } from "node:crypto";
 import type { StageContext } from "../handler/handler.ts";
 import { RequestFailure, isFailure, type Maybe } from "../handler/failure.ts";
 import type { Route, RouteCall } from "../handler/route.ts";
+import { parseBody } from "../handler/request-body.ts";
 import { runStages, type Stage, type StageBase } from "../handler/stages.ts";
 import type { HandlerSection } from "../config/model-config.ts";
-import type { CompletionHandler, CompletionOutput } from "./handler.ts";
-import type { CompletionRequest } from "./request.ts";
+import type { ModelInfo } from "../protocol/messages.ts";
+import { responseId, unixSeconds, type CompletionInput, type CompletionOutput, type CompletionStages } from "./completion-io.ts";
 import type { CompletionChunk, CompletionResponse } from "./response.ts";
 import { openaiErrorBody } from "./openai-error.ts";
-import { parseOpenAIChat, parseOpenAICompletion, type OpenAICall } from "./openai-request.ts";
+import { parseOpenAIChat, parseOpenAICompletion, type OpenAICall, type OpenAIPrompt } from "./openai-request.ts";
 import {
   openaiChatChunk, openaiChatCompletion, openaiChatFinish, openaiCompletion, openaiCompletionChunk, openaiCompletionFinish,
   sumUsage, type CallHeader,
 } from "./openai-response.ts";
 import { SSE_DONE, sseBody, sseEvent } from "./sse.ts";
-
-type AnyCompletionHandler = CompletionHandler<any, any>;
+import { tokenizerRoutes } from "./tokenizer-routes.ts";
 
 export const OPENAI_PATHS = { completions: "v1/completions", chat: "v1/chat/completions", models: "v1/models" } as const;
 
@@ -37,29 +39,29 @@ export const OPENAI_PATHS = { completions: "v1/completions", chat: "v1/chat/comp
 interface Endpoint {
   path: string;
   idPrefix: string;
-  parse(handler: AnyCompletionHandler, body: unknown): OpenAICall | RequestFailure;
-  /** The stages that turn the call's requests into completion outputs. */
-  stages(handler: AnyCompletionHandler): Stage<any>[];
+  parse(handler: CompletionStages, body: unknown, info: ModelInfo): OpenAICall | RequestFailure;
+  /** The stages that turn the call's prompts into completion outputs. */
+  stages(handler: CompletionStages): Stage<any>[];
   response(header: CallHeader, call: OpenAICall, bodies: CompletionResponse[]): unknown;
   chunk(header: CallHeader, call: OpenAICall, chunk: CompletionChunk, prompt: number, first: (index: number) => boolean): unknown;
   finish(header: CallHeader, call: OpenAICall, bodies: CompletionResponse[], first: (index: number) => boolean): unknown;
   object: string;
 }
 
-const inference = (handler: AnyCompletionHandler): Stage<any> => (inputs, ctx) => handler.inference(inputs, ctx);
+const inference = (handler: CompletionStages): Stage<any> => (inputs, ctx) => handler.inference(inputs, ctx);
+
+/** `n` of a call (every prompt of a call shares it). */
+const choicesPerPrompt = (call: OpenAICall): number => call.prompts[0]!.request.n;
 
 const COMPLETIONS: Endpoint = {
   path: OPENAI_PATHS.completions,
   idPrefix: "cmpl-",
   object: "text_completion",
-  parse: (handler, body) => parseOpenAICompletion(body, (b) => handler.parseRequest(b)),
-  stages: (handler) => [
-    async (requests: CompletionRequest[], ctx) => requests.map((request) => handler.completionInput(request, request.prompt ?? "", ctx)),
-    inference(handler),
-  ],
-  response: (header, call, bodies) => openaiCompletion(header, bodies, call.requests[0]!.n, call.logprobs),
-  chunk: (header, call, chunk, prompt) => openaiCompletionChunk(header, chunk, prompt, call.requests[0]!.n, call.logprobs),
-  finish: (header, call, bodies) => openaiCompletionFinish(header, bodies, call.requests[0]!.n),
+  parse: (handler, body, info) => parseOpenAICompletion(body, (b) => handler.parseRequest(b), info),
+  stages: (handler) => [(prompts: OpenAIPrompt[], ctx) => promptInputs(handler, prompts, ctx), inference(handler)],
+  response: (header, call, bodies) => openaiCompletion(header, bodies, choicesPerPrompt(call), call.logprobs),
+  chunk: (header, call, chunk, prompt) => openaiCompletionChunk(header, chunk, prompt, choicesPerPrompt(call), call.logprobs),
+  finish: (header, call, bodies) => openaiCompletionFinish(header, bodies, choicesPerPrompt(call)),
 };
 
 const CHAT: Endpoint = {
@@ -67,14 +69,30 @@ const CHAT: Endpoint = {
   idPrefix: "chatcmpl-",
   object: "chat.completion.chunk",
   parse: (handler, body) => parseOpenAIChat(body, (b) => handler.parseRequest(b)),
-  stages: (handler) => [(requests, ctx) => handler.preprocess(requests, ctx), inference(handler)],
+  stages: (handler) => [(prompts: OpenAIPrompt[], ctx) => handler.preprocess(prompts.map((p) => p.request), ctx), inference(handler)],
   response: (header, call, bodies) => openaiChatCompletion(header, bodies[0]!, call.logprobs),
   chunk: (header, call, chunk, _prompt, first) => openaiChatChunk(header, chunk, call.logprobs, first),
   finish: (header, _call, bodies, first) => openaiChatFinish(header, bodies[0]!, first),
 };
 
-/** The OpenAI routes of a completion handler. */
-export function openaiRoutes<Cfg extends HandlerSection>(handler: AnyCompletionHandler): Route<Cfg>[] {
+/**
+ * The inputs of v1/completions' prompts: a text prompt as it is; token ids
+ * as ids, with their text (one detokenize call for all of them, special
+ * tokens kept) as the prompt.
+ */
+async function promptInputs(handler: CompletionStages, prompts: OpenAIPrompt[], ctx: StageContext<unknown>): Promise<CompletionInput[]> {
+  const idLists = prompts.flatMap((p) => (p.tokenIds ? [p.tokenIds] : []));
+  const texts = idLists.length > 0 ? await ctx.model.detokenize(idLists, { skipSpecialTokens: false }) : [];
+  let next = 0;
+  return prompts.map(({ request, tokenIds }) => {
+    if (!tokenIds) return handler.completionInput(request, request.prompt ?? "", ctx);
+    const input = handler.completionInput(request, texts[next++]!, ctx);
+    return { ...input, generate: { ...input.generate, prompt_token_ids: tokenIds } };
+  });
+}
+
+/** The OpenAI routes of a completion handler, and its tokenizer's. */
+export function openaiRoutes<Cfg extends HandlerSection>(handler: CompletionStages): Route<Cfg>[] {
   return [
     generationRoute(handler, COMPLETIONS),
     generationRoute(handler, CHAT),
@@ -83,6 +101,7 @@ export function openaiRoutes<Cfg extends HandlerSection>(handler: AnyCompletionH
       handle: async (calls, ctx) => calls.map(() => modelList(ctx)),
       errorBody: openaiErrorBody,
     },
+    ...tokenizerRoutes<Cfg>(handler),
   ];
 }
 
@@ -93,7 +112,7 @@ function modelList(ctx: StageContext<unknown>) {
   };
 }
 
-function generationRoute<Cfg>(handler: AnyCompletionHandler, endpoint: Endpoint): Route<Cfg> {
+function generationRoute<Cfg>(handler: CompletionStages, endpoint: Endpoint): Route<Cfg> {
   return {
     path: endpoint.path,
     handle: (calls, ctx) => answerCalls(handler, endpoint, calls, ctx as StageContext<unknown>),
@@ -104,26 +123,24 @@ function generationRoute<Cfg>(handler: AnyCompletionHandler, endpoint: Endpoint)
 /** One handler request of a call: which call, which of its prompts. */
 interface Part {
   call: number;
-  prompt: number;
-  request: CompletionRequest;
+  index: number;
+  prompt: OpenAIPrompt;
 }
 
 async function answerCalls(
-  handler: AnyCompletionHandler,
+  handler: CompletionStages,
   endpoint: Endpoint,
   calls: readonly RouteCall[],
   ctx: StageContext<unknown>,
 ): Promise<Maybe<unknown>[]> {
-  const parsed = calls.map((call) => call.bodyError !== undefined
-    ? RequestFailure.badRequest(call.bodyError, "body")
-    : endpoint.parse(handler, call.body));
-  const created = Math.floor(Date.now() / 1000);
+  const parsed = calls.map((call) => parseBody(call.body, call.bodyError, (body) => endpoint.parse(handler, body, ctx.model.info)));
+  const created = unixSeconds();
   const headers = parsed.map((call): CallHeader => ({
-    id: `${endpoint.idPrefix}${randomUUID().replaceAll("-", "")}`,
+    id: responseId(endpoint.idPrefix),
     created,
-    model: (!isFailure(call) && call.requests[0]?.model) || ctx.modelName,
+    model: (!isFailure(call) && call.prompts[0]?.request.model) || ctx.modelName,
   }));
-  const parts: Part[] = parsed.flatMap((call, k) => isFailure(call) ? [] : call.requests.map((request, prompt) => ({ call: k, prompt, request })));
+  const parts: Part[] = parsed.flatMap((call, k) => isFailure(call) ? [] : call.prompts.map((prompt, index) => ({ call: k, index, prompt })));
   const firsts = parsed.map(() => new Set<number>());
   const first = (k: number) => (index: number) => !firsts[k]!.has(index) && firsts[k]!.add(index) !== undefined;
 
@@ -133,11 +150,11 @@ async function answerCalls(
       const part = parts[position];
       const call = part && parsed[part.call];
       if (!part || !call || isFailure(call)) return;
-      const event = endpoint.chunk(headers[part.call]!, call, chunk as CompletionChunk, part.prompt, first(part.call));
+      const event = endpoint.chunk(headers[part.call]!, call, chunk as CompletionChunk, part.index, first(part.call));
       ctx.stream(ctx.requestIndices[part.call]!, sseBody([sseEvent(event)]));
     },
   };
-  const outputs = await runStages(endpoint.stages(handler), parts.map((part) => part.request), parts.map((_, position) => position), base);
+  const outputs = await runStages(endpoint.stages(handler), parts.map((part) => part.prompt), parts.map((_, position) => position), base);
   const stageCtx: StageContext<unknown> = { ...base, requestIndices: parts.map((_, position) => position) };
 
   return parsed.map((call, k) => {

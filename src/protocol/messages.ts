@@ -131,6 +131,11 @@ export const ShutdownResult = z.strictObject({});
 
 export const GenerateRequest = z.strictObject({
   prompt: z.string(),
+  /**
+   * The prompt as token ids, when the client sent ids: the model gets these,
+   * never a re-tokenization of `prompt`, which is then their text (for echo).
+   */
+  prompt_token_ids: z.array(z.number().int().min(0)).optional(),
   max_tokens: z.number().int().min(0),
   temperature: z.number().min(0),
   top_p: z.number().min(0).max(1),

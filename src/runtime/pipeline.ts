@@ -9,6 +9,7 @@ import type { AnyHandler, HandlerContext } from "../handler/handler.ts";
 import { RequestFailure, isFailure, type Maybe } from "../handler/failure.ts";
 import { normalizeRoutePath, type Route, type RouteCall } from "../handler/route.ts";
 import { runStages, type Stage, type StageBase } from "../handler/stages.ts";
+import { parseBody } from "../handler/request-body.ts";
 import type { IncomingRequest, RequestOutcome } from "../protocol/messages.ts";
 import { toOutcome } from "./outcome.ts";
 
@@ -68,9 +69,7 @@ async function answerWithPipeline(
   indices: readonly number[],
   base: StageBase,
 ): Promise<Maybe<unknown>[]> {
-  const parsed = requests.map((request) => request.body_error !== undefined
-    ? RequestFailure.badRequest(request.body_error, "body")
-    : handler.parseRequest(request.body));
+  const parsed = requests.map((request) => parseBody(request.body, request.body_error, (body) => handler.parseRequest(body)));
   const stages: Stage[] = [
     (items, c) => handler.preprocess(items, c),
     (items, c) => handler.inference(items, c),

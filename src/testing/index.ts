@@ -4,6 +4,10 @@
  *   const model = new FakeModel({ respond: () => "Paris" });
  *   const { outcomes } = await runHandler(new MyHandler(), [{ prompt: "Capital of France?" }], { model });
  *   expect(model.prompts).toEqual(["..."]);
+ *
+ * A route is called by its url_path, as TorchServe passes it:
+ *
+ *   await runHandler(new MyHandler(), [{ prompt: [[1, 2, 3]], max_tokens: 1 }], { model, urlPath: "v1/completions" });
  */
 import type { AnyHandler, HandlerContext, StageContext } from "../handler/handler.ts";
 import type { GenerateOptions, ModelClient } from "../handler/model.ts";
@@ -166,6 +170,11 @@ export function makeContext<Cfg = HandlerSection>(options: MakeContextOptions = 
 export interface RunHandlerOptions extends Omit<MakeContextOptions, "handler" | "requestIndices" | "stream"> {
   /** Call `initialize` first (default true; once per handler instance). */
   initialize?: boolean;
+  /**
+   * The sub-path every body is sent to (`v1/completions`, `tokenize`), as
+   * TorchServe's `url_path`; default: the model's own path.
+   */
+  urlPath?: string;
 }
 
 export interface RunHandlerResult {
@@ -179,7 +188,11 @@ export interface RunHandlerResult {
 
 const initialized = new WeakSet<AnyHandler>();
 
-/** Run request bodies through a handler as one TorchServe batch (validation, the three stages, failures per request). */
+/**
+ * Run request bodies through a handler as one TorchServe batch: to its own
+ * path (validation, the three stages, failures per request) or, with
+ * `urlPath`, to one of its routes.
+ */
 export async function runHandler(handler: AnyHandler, bodies: unknown[], options: RunHandlerOptions = {}): Promise<RunHandlerResult> {
   const model = options.model ?? new FakeModel();
   const ctx: HandlerContext<unknown> = makeContext({ ...options, handler, model, batchSize: options.batchSize ?? Math.max(1, bodies.length) });
@@ -188,7 +201,9 @@ export async function runHandler(handler: AnyHandler, bodies: unknown[], options
     initialized.add(handler);
   }
   const streamed: RunHandlerResult["streamed"] = [];
-  const outcomes = await runBatch(handler, ctx, bodies.map((body) => ({ body })), {
+  const urlPath = options.urlPath;
+  const requests = bodies.map((body) => (urlPath === undefined ? { body } : { body, url_path: urlPath }));
+  const outcomes = await runBatch(handler, ctx, requests, {
     stream: (requestIndex, body) => streamed.push({ requestIndex, body }),
   });
   return { outcomes, streamed, model, ctx };

@@ -1,11 +1,16 @@
-// Issue 15: the OpenAI-compatible routes on a real TorchServe 0.12, with the
-// real SmolLM2-135M-Instruct, proven with real clients: the `openai` Python SDK
-// (completions and chat, streamed and not, n > 1, logprobs, errors, models;
-// every typed object re-validated) and lm-evaluation-harness's
-// `local-completions` (loglikelihood and generate_until), whose
-// log-likelihoods must equal a separate transformers forward pass. Both run in
-// one Python process (test/e2e/openai_clients.py). Token authorization stays
-// on: the SDK's api_key is the inference key.
+// Issues 15 and 22: the OpenAI-compatible routes on a real TorchServe 0.12,
+// with the real SmolLM2-135M-Instruct, proven with real clients: the `openai`
+// Python SDK (completions and chat, streamed and not, n > 1, logprobs, errors,
+// models, prompts as token ids, the tokenizer routes; every typed object
+// re-validated) and lm-evaluation-harness's own evaluator on two small local
+// tasks (test/fixtures/lm-eval: multiple choice by log-likelihood, and
+// generate_until) three ways: `local-completions` with lm-eval's defaults
+// (token-id requests, its tokenizer found on the server), with text requests,
+// and `local-chat-completions` with the chat template. Each is held to
+// lm-eval's `hf` model run in process (the reference): log-likelihoods within
+// 1e-3, generations and metrics equal. The clients run in one Python process
+// (test/e2e/openai_clients.py), the reference in another while TorchServe
+// starts. Token authorization stays on: the SDK's api_key is the inference key.
 //
 // One TorchServe, one model, its own working folder (.work/e2e-openai) and
 // ports (TSSERVE_E2E_PORT_BASE).
@@ -24,15 +29,17 @@ const HANDLER = path.join(ROOT, "handlers", "smollm2-135m-instruct.ts");
 const CONFIG = path.join(ROOT, "configs", "smollm2-135m-instruct.yaml");
 const MODEL_PATH = path.join(ROOT, ".cache", "smollm2-135m-instruct");
 const PYTHON = path.join(ROOT, ".venv", "bin", "python");
-/** Log-likelihoods through TorchServe and from the separate forward pass agree to this (float32 on CPU). */
+/** Log-likelihoods through TorchServe and from lm-eval's in-process `hf` model agree to this (float32 on CPU). */
 const LOGLIKELIHOOD_TOLERANCE = 1e-3;
+const MC_TASK = "tsserve_capitals_mc";
+const GEN_TASK = "tsserve_capitals_gen";
 
 let srv: IsolatedServer;
 let key: string | undefined;
 let predictions: string;
 let base: string;
 
-/** transformers' own answers to the lm-eval requests: computed while TorchServe starts. */
+/** lm-eval's `hf` model on the tasks, in process: computed while TorchServe starts. */
 let reference: Promise<ReferenceReport>;
 
 beforeAll(async () => {
@@ -60,16 +67,32 @@ afterAll(async () => {
 const post = (url: string, body: unknown, headers: Record<string, string> = { Authorization: `Bearer ${key}` }) =>
   fetch(url, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
 
-interface Answers {
-  loglikelihood: [number, boolean][];
-  generate_until: string[];
+/** One task of one simple_evaluate run: its metrics, and per document a [loglikelihood, is_greedy] per choice or the text. */
+interface TaskRun {
+  metrics: Record<string, number>;
+  answers: ([number, boolean] | string)[][];
 }
+type EvaluateRun = Record<string, TaskRun>;
 interface ClientsReport {
   sdk: Record<string, any>;
-  lm_eval: Answers;
+  sdk_seconds: number;
+  lm_eval: { tokenizer_backend: string; tokenized: EvaluateRun; text: EvaluateRun; chat: EvaluateRun; seconds: Record<string, number> };
   seconds: number;
 }
-type ReferenceReport = Answers & { seconds: number };
+interface ReferenceReport {
+  lm_eval: { plain: EvaluateRun; chat: EvaluateRun; seconds: Record<string, number> };
+  seconds: number;
+}
+
+/** Per choice of every document: |served loglikelihood - reference|; and whether is_greedy agrees everywhere. */
+function compareLoglikelihoods(served: TaskRun, reference: TaskRun): { differences: number[]; greedyAgrees: boolean } {
+  expect(served.answers.map((doc) => doc.length)).toEqual(reference.answers.map((doc) => doc.length));
+  const pairs = served.answers.flatMap((doc, d) => doc.map((answer, c) => [answer, reference.answers[d]![c]!] as [[number, boolean], [number, boolean]]));
+  return {
+    differences: pairs.map(([mine, theirs]) => Math.abs(mine[0] - theirs[0])),
+    greedyAgrees: pairs.every(([mine, theirs]) => mine[1] === theirs[1]),
+  };
+}
 
 /** Runs one mode of openai_clients.py and resolves with its report. */
 function runPython<T>(args: string[]): Promise<T> {
@@ -128,9 +151,12 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
     const notJson = await post(`${base}/completions`, "{\"prompt\": ");
     expect(notJson.status).toBe(400);
     expect((await notJson.json()).error).toMatchObject({ type: "invalid_request_error", param: "body" });
-    const tokens = await post(`${base}/completions`, { prompt: [1, 2, 3] });
-    expect(tokens.status).toBe(400);
-    expect((await tokens.json()).error).toMatchObject({ param: "prompt", message: expect.stringContaining("token-id prompts are not supported") });
+    const mixed = await post(`${base}/completions`, { prompt: [1, "two"] });
+    expect(mixed.status).toBe(400);
+    expect((await mixed.json()).error).toMatchObject({ param: "prompt", message: expect.stringContaining("a list may not mix them") });
+    const tooLong = await post(`${base}/completions`, { prompt: [new Array(8193).fill(1)], max_tokens: 1 });
+    expect(tooLong.status).toBe(400);
+    expect((await tooLong.json()).error).toMatchObject({ param: "prompt.0", message: expect.stringContaining("context length of 8192") });
     const unknown = await post(`${base}/embeddings`, { input: "x" });
     expect(unknown.status).toBe(404);
     expect((await unknown.json()).error).toMatchObject({ type: "not_found_error", param: "url_path", message: expect.stringContaining('"v1/embeddings"') });
@@ -142,10 +168,10 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
     expect([400, 401]).toContain(response.status);
   });
 
-  it("answers the openai SDK and lm-evaluation-harness; log-likelihoods equal a separate forward pass", async () => {
-    const { sdk, lm_eval: lm, seconds } = await runPython<ClientsReport>(["clients", base, MODEL, MODEL_PATH]);
+  it("answers the openai SDK (text and token-id prompts, the tokenizer routes) and lm-eval's evaluator as its hf model does", async () => {
+    const { sdk, sdk_seconds: sdkSeconds, lm_eval: lm, seconds } = await runPython<ClientsReport>(["clients", base, MODEL, MODEL_PATH]);
     const ref = await reference;
-    console.log(`clients ${seconds} s, reference ${ref.seconds} s (while TorchServe started)`);
+    console.log(`clients ${seconds} s (SDK ${sdkSeconds} s, lm-eval runs ${JSON.stringify(lm.seconds)}), reference ${ref.seconds} s (runs ${JSON.stringify(ref.lm_eval.seconds)}, while TorchServe started)`);
 
     expect(sdk.models).toEqual([MODEL]);
     const c = sdk.completion;
@@ -164,6 +190,7 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
     expect(sdk.chat.roles).toEqual(["assistant", "assistant"]);
     expect(sdk.chat.logprob_tokens_join).toEqual(sdk.chat.texts);
     expect(sdk.chat.bytes_ok).toBe(true);
+    expect(sdk.chat.top_sizes).toEqual([[2], [2]]); // top_logprobs: 2, in chat's shape (a list per token)
     expect(sdk.chat_stream.first_role).toBe("assistant");
     expect(sdk.chat_stream.text).toBe(sdk.chat_stream.unstreamed_text);
     expect(sdk.chat_stream.usage).toEqual(sdk.chat_stream.unstreamed_usage);
@@ -173,14 +200,48 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
     expect(sdk.errors.messages).toMatchObject({ class: "BadRequestError", status: 400, param: "messages.0.role" });
     expect(sdk.errors.embeddings).toMatchObject({ class: "NotFoundError", status: 404 });
 
-    const differences = lm.loglikelihood.map(([ll], i) => Math.abs(ll - ref.loglikelihood[i]![0]));
-    console.log(`lm_eval vs forward pass: max |loglikelihood difference| = ${Math.max(...differences).toExponential(2)}`);
-    expect(Math.max(...differences)).toBeLessThan(LOGLIKELIHOOD_TOLERANCE);
-    expect(lm.loglikelihood.map(([, greedy]) => greedy)).toEqual(ref.loglikelihood.map(([, greedy]) => greedy));
-    // The continuation " Paris" is far likelier than " a banana": the numbers mean something.
-    expect(lm.loglikelihood[0]![0]).toBeGreaterThan(lm.loglikelihood[1]![0]);
-    expect(lm.generate_until).toEqual(ref.generate_until);
-    expect(lm.generate_until.some((text) => text.trim().length > 0)).toBe(true);
+    const t = sdk.token_ids;
+    expect(t.texts_by_ids).toEqual(t.texts_by_text);
+    expect(t.indices_by_ids).toEqual([0, 1]);
+    expect(t.one_list_text).toBe(t.texts_by_text[1]);
+    expect(t.usage_by_ids).toEqual(t.usage_by_text);
+    expect(t.echo_text.startsWith("The capital of France is")).toBe(true);
+    expect(t.echo_first_logprob).toBeNull();
+    expect(t.echo_tokens).toBe(t.ids[0].length + 1);
+    expect(t.echo_prompt_tokens).toBe(t.ids[0].length);
+    // Scoring a prompt whose next token is EOS still gives lm-eval its one new token (the EOS, text "").
+    expect(t.eos_finish_reason).toBe("stop");
+    expect(t.eos_logprob_tokens).toBe(t.eos_prompt_tokens + 1);
+    expect(t.eos_last_logprob).toBeLessThan(0);
+    expect(t.round_trips).toEqual(["The capital of France is", "One, two, three,"]);
+    expect(t.token_strs_join).toBe("The capital of France is");
+    expect(t.count).toBe(t.ids[0].length);
+    expect(t.max_model_len).toBe(8192);
+    expect(t.chat_text).toBe(t.chat_reference);
+    expect(t.bad_id).toMatchObject({ class: "BadRequestError", status: 400, param: "prompt.1.1" });
+    expect(t.tokenizer_info).toMatchObject({ eos_token: "<|im_end|>", model_max_length: 8192, chat_template: expect.stringContaining("im_start") });
+
+    // lm-eval's own evaluator, three ways, against its in-process hf model.
+    const { plain, chat } = ref.lm_eval;
+    expect(lm.tokenizer_backend).toBe("remote");
+    for (const way of ["tokenized", "text"] as const) {
+      const run = lm[way];
+      const { differences, greedyAgrees } = compareLoglikelihoods(run[MC_TASK]!, plain[MC_TASK]!);
+      console.log(`lm-eval ${way} requests vs hf: ${differences.length} loglikelihoods, max |difference| = ${Math.max(...differences).toExponential(2)}; metrics ${JSON.stringify(run[MC_TASK]!.metrics)} ${JSON.stringify(run[GEN_TASK]!.metrics)}`);
+      expect(Math.max(...differences)).toBeLessThan(LOGLIKELIHOOD_TOLERANCE);
+      expect(greedyAgrees).toBe(true);
+      expect(run[MC_TASK]!.metrics).toEqual(plain[MC_TASK]!.metrics);
+      expect(run[GEN_TASK]!.answers).toEqual(plain[GEN_TASK]!.answers);
+      expect(run[GEN_TASK]!.metrics).toEqual(plain[GEN_TASK]!.metrics);
+    }
+    // The numbers mean something: " Paris" is far likelier than " a banana", and some answers are right.
+    const paris = plain[MC_TASK]!.answers[0] as [number, boolean][];
+    expect(paris[0]![0]).toBeGreaterThan(paris[2]![0] + 5);
+    expect(plain[GEN_TASK]!.metrics.exact_match).toBeGreaterThan(0);
+    console.log(`lm-eval chat vs hf with the chat template: ${JSON.stringify(lm.chat[GEN_TASK]!.answers)}`);
+    expect(lm.chat[GEN_TASK]!.answers).toEqual(chat[GEN_TASK]!.answers);
+    expect(lm.chat[GEN_TASK]!.metrics).toEqual(chat[GEN_TASK]!.metrics);
+    expect(chat[GEN_TASK]!.answers).not.toEqual(plain[GEN_TASK]!.answers); // the template was applied
 
     // Every refusal above left the worker serving.
     expect((await post(`${base}/completions`, { prompt: "Hi", max_tokens: 1 })).status).toBe(200);

@@ -8,10 +8,13 @@ Run by test/e2e/openai.test.ts, each mode in its own process, each printing one 
 BASE_URL is http://127.0.0.1:PORT/predictions/MODEL/VERSION/v1. `clients` uses
 the `openai` SDK (completions and chat, streamed and not, n > 1, logprobs,
 errors, models), re-validating the typed objects it returns with pydantic, then
-runs lm-evaluation-harness's `local-completions` model on handmade
-loglikelihood and generate_until requests. `reference` answers the same
-lm-eval requests with transformers directly (a forward pass, greedy
-generate), without any server, so it can run while TorchServe starts.
+sends prompts as token ids and round-trips the tokenizer routes, then runs
+lm-evaluation-harness's own evaluator on the local tasks of test/fixtures/lm-eval
+(lm_eval_tasks.py): `local-completions` with token-id requests (lm-eval's
+default, its tokenizer found on the server) and with text requests, and
+`local-chat-completions` with the chat template. `reference` runs the same
+tasks on lm-eval's `hf` model in process, without any server, so it can run
+while TorchServe starts.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import os
 import sys
 import time
 
+import lm_eval_tasks
 import openai
 from openai import OpenAI
 from openai.types import Completion, Model
@@ -29,14 +33,6 @@ MODE = sys.argv[1]
 BASE_URL, MODEL, MODEL_PATH = sys.argv[2:5] if MODE == "clients" else ("", "", sys.argv[2])
 PROMPTS = ["The capital of France is", "One, two, three,"]
 CHAT = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Name a colour."}]
-LOGLIKELIHOOD = [
-    ("The capital of France is", " Paris"),
-    ("The capital of France is", " a banana"),
-    ("Question: What is 2 + 2?\nAnswer:", " 4"),
-    ("The quick brown fox jumps over the", " lazy dog"),
-]
-GENERATE = [("The capital of France is", "\n"), ("Q: What colour is the sky?\nA:", "\n")]
-MAX_GEN_TOKS = 8
 
 
 def validated(model_type, obj):
@@ -120,53 +116,61 @@ def sdk_report(client: OpenAI) -> dict:
     return out
 
 
-def lm_eval_report() -> dict:
-    from lm_eval.api.instance import Instance
-    from lm_eval.api.registry import get_model
+def token_id_report(client: OpenAI) -> dict:
+    """Prompts as token ids (one list, a list of lists), tokenize/detokenize round trips, a bad id."""
+    def tokenize(body: dict) -> dict:
+        return client.post("/tokenize", body=body, cast_to=object)
 
-    lm = get_model("local-completions")(
-        base_url=f"{BASE_URL}/completions", model=MODEL, tokenizer_backend="huggingface", tokenizer=MODEL_PATH,
-        tokenized_requests=False, batch_size=2, max_retries=1, timeout=120, max_length=2048)
-    ll = lm.loglikelihood([Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(LOGLIKELIHOOD)], disable_tqdm=True)
-    gen = lm.generate_until(
-        [Instance("generate_until", {}, (ctx, {"until": [stop], "max_gen_toks": MAX_GEN_TOKS}), i) for i, (ctx, stop) in enumerate(GENERATE)],
-        disable_tqdm=True)
-    return {"loglikelihood": [[float(x), bool(g)] for x, g in ll], "generate_until": gen}
+    def detokenize(tokens: list[int]) -> str:
+        return client.post("/detokenize", body={"tokens": tokens}, cast_to=object)["prompt"]
 
+    ids = [tokenize({"prompt": p})["tokens"] for p in PROMPTS]
+    greedy = dict(model=MODEL, max_tokens=4, temperature=0, logprobs=1)
+    by_text = validated(Completion, client.completions.create(prompt=PROMPTS, **greedy))
+    by_ids = validated(Completion, client.completions.create(prompt=ids, **greedy))
+    one_list = validated(Completion, client.completions.create(prompt=ids[1], **greedy))
+    echo = client.completions.create(model=MODEL, prompt=[ids[0]], max_tokens=1, echo=True, logprobs=1, temperature=0, seed=1234)
+    # A reply the model ends here: the next token is EOS, which a scoring (echo) request still reports.
+    ended = tokenize({"prompt": "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHi there! How can I assist you today?"})["tokens"]
+    eos = client.completions.create(model=MODEL, prompt=[ended], max_tokens=1, echo=True, logprobs=1, temperature=0)
+    strs = tokenize({"prompt": PROMPTS[0], "return_token_strs": True})
+    chat = tokenize({"messages": CHAT})
+    try:
+        client.completions.create(model=MODEL, prompt=[ids[0], [1, 10**7]], max_tokens=1)
+        bad_id = None
+    except openai.APIStatusError as error:
+        bad_id = {"class": type(error).__name__, "status": error.status_code, "param": error.param, "message": error.message}
+    # At the model's version path, where lm-eval looks (its base_url less /v1/completions).
+    info = client.get(BASE_URL.removesuffix("/v1") + "/tokenizer_info", cast_to=object)
+    from transformers import AutoTokenizer
 
-def reference_report() -> dict:
-    """The same requests, answered by transformers directly (no server involved)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(MODEL_PATH)
-    model = AutoModelForCausalLM.from_pretrained(MODEL_PATH, dtype=torch.float32).eval()
-    ll = []
-    with torch.no_grad():
-        for context, continuation in LOGLIKELIHOOD:
-            ids = tok(context + continuation, return_tensors="pt").input_ids
-            start = len(tok(context).input_ids)
-            logprobs = torch.log_softmax(model(ids).logits[0].float(), dim=-1)
-            targets = ids[0, start:]
-            rows = logprobs[start - 1 : ids.shape[1] - 1]
-            picked = rows.gather(1, targets[:, None])[:, 0]
-            ll.append([float(picked.sum()), bool((rows.argmax(-1) == targets).all())])
-        gen = []
-        for context, stop in GENERATE:
-            ids = tok(context, return_tensors="pt").input_ids
-            new = model.generate(ids, max_new_tokens=MAX_GEN_TOKS, do_sample=False, pad_token_id=tok.eos_token_id)[0, ids.shape[1]:]
-            text = tok.decode(new, skip_special_tokens=True)
-            gen.append(text.split(stop)[0])
-    return {"loglikelihood": ll, "generate_until": gen}
+    chat_reference = AutoTokenizer.from_pretrained(MODEL_PATH).apply_chat_template(CHAT, tokenize=False, add_generation_prompt=True)
+    return {"token_ids": {
+        "ids": ids,
+        "texts_by_text": [c.text for c in by_text.choices], "texts_by_ids": [c.text for c in by_ids.choices],
+        "indices_by_ids": [c.index for c in by_ids.choices], "one_list_text": one_list.choices[0].text,
+        "usage_by_text": by_text.usage.model_dump(), "usage_by_ids": by_ids.usage.model_dump(),
+        "echo_text": echo.choices[0].text, "echo_tokens": len(echo.choices[0].logprobs.tokens),
+        "echo_first_logprob": echo.choices[0].logprobs.token_logprobs[0], "echo_prompt_tokens": echo.usage.prompt_tokens,
+        "eos_prompt_tokens": len(ended), "eos_logprob_tokens": len(eos.choices[0].logprobs.tokens),
+        "eos_finish_reason": eos.choices[0].finish_reason, "eos_last_logprob": eos.choices[0].logprobs.token_logprobs[-1],
+        "round_trips": [detokenize(t) for t in ids], "token_strs_join": "".join(strs["token_strs"]), "count": strs["count"],
+        "max_model_len": strs["max_model_len"],
+        "chat_text": detokenize(chat["tokens"]), "chat_reference": chat_reference, "bad_id": bad_id, "tokenizer_info": info,
+    }}
 
 
 def main() -> None:
     started = time.monotonic()
     if MODE == "reference":
-        report = reference_report()
+        report = {"lm_eval": lm_eval_tasks.reference(MODEL_PATH)}
     else:
         client = OpenAI(base_url=BASE_URL, api_key=os.environ["OPENAI_API_KEY"], max_retries=0, timeout=120)
-        report = {"sdk": sdk_report(client), "lm_eval": lm_eval_report()}
+        sdk_started = time.monotonic()
+        sdk = {**sdk_report(client), **token_id_report(client)}
+        sdk_seconds = round(time.monotonic() - sdk_started, 1)
+        report = {"sdk": sdk, "sdk_seconds": sdk_seconds,
+                  "lm_eval": lm_eval_tasks.served(BASE_URL, MODEL, MODEL_PATH, os.environ["OPENAI_API_KEY"])}
     report["seconds"] = round(time.monotonic() - started, 1)
     print("REPORT " + json.dumps(report))
 

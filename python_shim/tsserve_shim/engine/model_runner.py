@@ -99,7 +99,9 @@ class ModelRunner:
         return outcomes, prompts
 
     def prompt_ids(self, request: Mapping[str, Any]) -> list[int]:
-        return self.encode_prompt(request["prompt"])
+        """A GenerateRequest's prompt ids: its ``prompt_token_ids`` as sent (never re-tokenized), else the encoded ``prompt``."""
+        ids = request.get("prompt_token_ids")
+        return [int(i) for i in ids] if ids is not None else self.encode_prompt(request["prompt"])
 
     def _check_lengths(self, prompt_tokens: int, max_tokens: int) -> str | None:
         if prompt_tokens == 0:

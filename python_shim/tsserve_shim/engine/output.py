@@ -7,7 +7,7 @@ Shapes (src/protocol/messages.ts has the zod definitions):
   a UTF-8 character adds "" and the next carries the character) and
   ``text_offset[i]`` is its start in ``text``. ``top_logprobs[i]`` maps the text
   of the ``logprobs`` most likely tokens to their logprobs (None when 0). EOS is
-  not reported. After a stop sequence the text is cut before it and the tokens
+  not reported, except in an ``echo`` request (scoring), as a last token with text "". After a stop sequence the text is cut before it and the tokens
   that begin before the cut are kept.
 - the outcome's ``prompt`` is filled only for ``echo`` requests (else all lists
   are empty): every prompt token including an added BOS, the first logprob
@@ -62,6 +62,8 @@ def advance(row: Row, token: int, logprob: float, tops: dict | None, eos_ids: se
     if token in eos_ids:
         row.finish_reason = "stop"
         flush(row)
+        if row.echo:
+            keep_eos(row, token, logprob, tops)
         return
     before = len(row.text)
     piece = row.decoder.step(token)
@@ -80,6 +82,16 @@ def advance(row: Row, token: int, logprob: float, tops: dict | None, eos_ids: se
     if len(row.token_ids) >= row.max_tokens:
         row.finish_reason = "length"
         flush(row)
+
+
+def keep_eos(row: Row, token: int, logprob: float, tops: dict | None) -> None:
+    """An echo row (scoring) reports the EOS it ended on, with text "": a client that scores the prompt
+    and one new token (lm-eval: ``token_logprobs[ctxlen:-1]``) finds that token there, as vLLM reports it."""
+    row.offsets.append(len(row.text))
+    row.tokens.append("")
+    row.token_ids.append(token)
+    row.logprobs.append(logprob)
+    row.tops.append(tops)
 
 
 def flush(row: Row) -> None:

@@ -3,18 +3,18 @@
 // v1/completions, the chat format for v1/chat/completions, OpenAI's defaults),
 // the response shapes, server-sent events, and errors in OpenAI's shape.
 import { describe, expect, it } from "vitest";
-import { Llama2ChatHandler } from "../../../src/completions/formats.ts";
+import { Llama2ChatHandler } from "../../../src/completions/prompt-format-handlers.ts";
 import { CHAT_DEFAULT_MAX_TOKENS } from "../../../src/completions/openai-request.ts";
 import { SSE_CONTENT_TYPE } from "../../../src/completions/sse.ts";
 import { runBatch } from "../../../src/runtime/pipeline.ts";
 import { FakeModel, makeContext } from "../../../src/testing/index.ts";
-import type { IncomingRequest, RequestOutcome } from "../../../src/protocol/messages.ts";
+import type { GenerateRequest, IncomingRequest, RequestOutcome } from "../../../src/protocol/messages.ts";
 
 const COMPLETIONS = "v1/completions";
 const CHAT = "v1/chat/completions";
 
-async function run(requests: IncomingRequest[], respond: (prompt: string) => string | string[] = () => "abc") {
-  const model = new FakeModel({ respond: (request) => respond(request.prompt) });
+async function run(requests: IncomingRequest[], respond: (prompt: string, request: GenerateRequest) => string | string[] = () => "abc") {
+  const model = new FakeModel({ respond: (request) => respond(request.prompt, request) });
   const handler = new Llama2ChatHandler();
   const streamed: { requestIndex: number; body: unknown }[] = [];
   const ctx = makeContext({ model, handler, modelName: "llama" });
@@ -86,6 +86,57 @@ describe("v1/completions", () => {
     expect(new Set([...chunks, tail[0], tail[1]].map((c: any) => c.id)).size).toBe(1);
   });
 
+  it("sends token-id prompts to the model as ids, their text (special tokens kept) as the prompt", async () => {
+    const ids = [..."<s>Hi"].map((ch) => ch.codePointAt(0)!);
+    const { outcomes, model } = await run([{ url_path: COMPLETIONS, body: { prompt: [ids, [89, 111]], n: 2, seed: 1, max_tokens: 3 } }], (p) => [`${p}1`, `${p}2`]);
+    expect(model.requests.map((r) => [r.prompt, r.prompt_token_ids])).toEqual([["<s>Hi", ids], ["Yo", [89, 111]]]);
+    const response = body(outcomes[0]);
+    expect(response.choices.map((c: any) => [c.index, c.text])).toEqual([[0, "<s>Hi1"], [1, "<s>Hi2"], [2, "Yo1"], [3, "Yo2"]]);
+    expect(response.usage).toEqual({ prompt_tokens: 7, completion_tokens: 4 * 3 + 2 * 3, total_tokens: 25 });
+  });
+
+  it("takes one list of token ids as one prompt, and mixes text and id prompts of different calls in one pass", async () => {
+    const { outcomes, model } = await run([
+      { url_path: COMPLETIONS, body: { prompt: [72, 105], max_tokens: 1, temperature: 0 } },
+      { url_path: COMPLETIONS, body: { prompt: "Hi", max_tokens: 1, temperature: 0 } },
+    ], () => "!");
+    expect(model.calls).toHaveLength(1);
+    expect(model.requests.map((r) => [r.prompt, r.prompt_token_ids])).toEqual([["Hi", [72, 105]], ["Hi", undefined]]);
+    expect(body(outcomes[0]).choices.map((c: any) => c.text)).toEqual(body(outcomes[1]).choices.map((c: any) => c.text));
+  });
+
+  it("scores token-id prompts as lm-eval asks: echo, logprobs 1, max_tokens 0 and 1, the first prompt token null", async () => {
+    const ids = [97, 98, 99];
+    const { outcomes } = await run([
+      { url_path: COMPLETIONS, body: { prompt: [ids], echo: true, logprobs: 1, max_tokens: 1, temperature: 0, seed: 1234 } },
+      { url_path: COMPLETIONS, body: { prompt: [ids, [100]], echo: true, logprobs: 1, max_tokens: 0, temperature: 0 } },
+    ], (_prompt, request) => "z".repeat(request.max_tokens));
+    const one = body(outcomes[0]).choices[0];
+    expect(one.text).toBe("abcz");
+    expect(one.logprobs.tokens).toEqual(["a", "b", "c", "z"]);
+    expect(one.logprobs.token_logprobs).toEqual([null, -1, -1, -1]);
+    expect(one.logprobs.top_logprobs).toEqual([null, { b: -1 }, { c: -1 }, { z: -1 }]);
+    expect(one.logprobs.text_offset).toEqual([0, 1, 2, 3]);
+    expect(body(outcomes[0]).usage).toEqual({ prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 });
+    const zero = body(outcomes[1]);
+    expect(zero.choices.map((c: any) => [c.index, c.text, c.logprobs.token_logprobs])).toEqual([[0, "abc", [null, -1, -1]], [1, "d", [null]]]);
+    expect(zero.usage).toEqual({ prompt_tokens: 4, completion_tokens: 0, total_tokens: 4 });
+  });
+
+  it("refuses token ids outside the vocabulary or longer than the context, naming the list and the position", async () => {
+    const model = new FakeModel({ info: { vocab_size: 50, context_length: 4 } });
+    const handler = new Llama2ChatHandler();
+    const outcomes = await runBatch(handler, makeContext({ model, handler }), [
+      { url_path: COMPLETIONS, body: { prompt: [[1, 2], [3, 50]] } },
+      { url_path: COMPLETIONS, body: { prompt: [1, 2, 3, 4, 5] } },
+      { url_path: COMPLETIONS, body: { prompt: [[1.5]] } },
+    ]);
+    expect(outcomes.map((o) => !o.ok && [o.status, o.field])).toEqual([[400, "prompt.1.1"], [400, "prompt"], [400, "prompt.0.0"]]);
+    expect(outcomes[0]).toMatchObject({ message: "prompt.1.1: token id 50 is not in the model's vocabulary (0 to 49)", body: { error: { param: "prompt.1.1" } } });
+    expect(outcomes[1]).toMatchObject({ message: "prompt: has 5 tokens, more than the model's context length of 4 tokens" });
+    expect(model.calls).toHaveLength(0);
+  });
+
   it("ends a stream without a usage chunk unless stream_options.include_usage", async () => {
     const { outcomes } = await run([{ url_path: COMPLETIONS, body: { prompt: "Hi", stream: true } }]);
     const tail = sseEvents((outcomes[0] as { body: string }).body);
@@ -130,7 +181,8 @@ describe("v1/chat/completions", () => {
 describe("OpenAI errors, models, and the model's own path", () => {
   it("refuses bad input with 400 in OpenAI's error shape, naming the field; batch mates are served", async () => {
     const cases: [IncomingRequest, string][] = [
-      [{ url_path: COMPLETIONS, body: { prompt: [1, 2] } }, "prompt"],
+      [{ url_path: COMPLETIONS, body: { prompt: [1, "two"] } }, "prompt"],
+      [{ url_path: COMPLETIONS, body: { prompt: [[1, 2], [3, 4096000]] } }, "prompt.1.1"],
       [{ url_path: COMPLETIONS, body: {} }, "prompt"],
       [{ url_path: COMPLETIONS, body: { prompt: "a", max_tokens: -1 } }, "max_tokens"],
       [{ url_path: COMPLETIONS, body: { prompt: "a", suffix: "b" } }, "suffix"],

@@ -5,7 +5,8 @@ import { parse as parseYaml } from "yaml";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { extendHandlerSection, HandlerSection, parseModelConfig, resolveModelPath } from "../../../src/config/model-config.ts";
-import { exportJsonSchemas } from "../../../src/config/json-schema.ts";
+import { modelConfigJsonSchema } from "../../../src/config/json-schema.ts";
+import { completionRequestJsonSchema } from "../../../src/completions/request-json-schema.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 
@@ -76,7 +77,8 @@ describe("shipped configs", () => {
 });
 
 describe("exported JSON Schema", () => {
-  const { modelConfig, completionRequest } = exportJsonSchemas();
+  const modelConfig = modelConfigJsonSchema();
+  const completionRequest = completionRequestJsonSchema();
   it("describes the request fields with their ranges, null allowed", () => {
     const props = (completionRequest as { properties: Record<string, unknown> }).properties;
     expect(Object.keys(props)).toEqual(expect.arrayContaining(["prompt", "messages", "max_tokens", "temperature", "top_p", "top_k", "logprobs", "stop", "n", "best_of", "echo", "stream", "seed", "model", "repetition_penalty"]));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ChatTemplateHandler } from "../../../src/completions/formats.ts";
+import { ChatTemplateHandler } from "../../../src/completions/prompt-format-handlers.ts";
 import { FakeModel, makeContext, runHandler } from "../../../src/testing/index.ts";
 
 const TEMPLATE = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";

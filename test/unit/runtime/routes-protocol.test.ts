@@ -4,7 +4,7 @@
 // type, and the results pass the protocol's own schemas.
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { ChatTemplateHandler } from "../../../src/completions/formats.ts";
+import { ChatTemplateHandler } from "../../../src/completions/prompt-format-handlers.ts";
 import { Connection } from "../../../src/protocol/connection.ts";
 import { HandleResult, PROTOCOL_VERSION, StreamChunkParams, type GenerateRequest } from "../../../src/protocol/messages.ts";
 import { Generate, GenerationDelta, Handle, Initialize, StreamChunk } from "../../../src/protocol/methods.ts";

@@ -10,7 +10,7 @@ import { agentInstructRewrite } from "../prompts/agentinstruct.ts";
 import { llama2ChatPrompt, llama2RawPrompt } from "../prompts/llama-2-chat.ts";
 import { vicunaV11Prompt } from "../prompts/vicuna.ts";
 import { renderChatTemplate } from "../prompts/chat-template.ts";
-import { CompletionHandler } from "./handler.ts";
+import { CompletionHandler } from "./completion-handler.ts";
 import type { CompletionRequest } from "./request.ts";
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CompletionHandler } from "../../../src/completions/handler.ts";
+import { CompletionHandler } from "../../../src/completions/completion-handler.ts";
 import { CompletionResponse, CompletionChunk } from "../../../src/completions/response.ts";
 import { z } from "zod";
 import { completionRequestSchema, CompletionRequest as CompletionRequestSchema, type CompletionRequest } from "../../../src/completions/request.ts";

@@ -14,10 +14,9 @@
  *
  * Every step is a method to override.
  */
-import { randomUUID } from "node:crypto";
 import { Handler, type StageContext } from "../handler/handler.ts";
 import { RequestFailure, type Maybe } from "../handler/failure.ts";
-import type { GenerateOutcome, GenerateRequest, GenerationDelta, TokenLogprobs } from "../protocol/messages.ts";
+import type { GenerateRequest, GenerationDelta, TokenLogprobs } from "../protocol/messages.ts";
 import type { HandlerSection } from "../config/model-config.ts";
 import { CompletionRequest, parsePlainCompletionRequest } from "./request.ts";
 import type { ChoiceLogprobs, CompletionChunk, CompletionResponse, Choice } from "./response.ts";
@@ -25,26 +24,9 @@ import type { z } from "zod";
 import type { Route } from "../handler/route.ts";
 import { openaiRoutes } from "./openai-routes.ts";
 import { asOpenAIFailure } from "./openai-error.ts";
+import { responseId, unixSeconds, type CompletionInput, type CompletionOutput } from "./completion-io.ts";
 
-export type GenerateSuccess = Extract<GenerateOutcome, { ok: true }>;
-
-/** What preprocess hands to inference for one request. */
-export interface CompletionInput<Req extends CompletionRequest = CompletionRequest> {
-  request: Req;
-  /** The final prompt string (what `formatPrompt` returned). */
-  prompt: string;
-  generate: GenerateRequest;
-  id: string;
-  /** Unix seconds. */
-  created: number;
-  model: string;
-}
-
-/** What inference hands to postprocess for one request. */
-export interface CompletionOutput<Req extends CompletionRequest = CompletionRequest> {
-  input: CompletionInput<Req>;
-  outcome: GenerateSuccess;
-}
+export type { CompletionInput, CompletionOutput, GenerateSuccess } from "./completion-io.ts";
 
 const codePoints = (s: string) => [...s].length;
 
@@ -86,7 +68,7 @@ export abstract class CompletionHandler<
   }
 
   override async preprocess(requests: Req[], ctx: StageContext<Cfg>): Promise<Maybe<CompletionInput<Req>>[]> {
-    const created = Math.floor(Date.now() / 1000);
+    const created = unixSeconds();
     return Promise.all(
       requests.map(async (request): Promise<Maybe<CompletionInput<Req>>> => {
         try {
@@ -101,12 +83,12 @@ export abstract class CompletionHandler<
   }
 
   /** What inference needs for one request and its final prompt (`v1/completions` sends its prompts here as they are). */
-  completionInput(request: Req, prompt: string, ctx: StageContext<Cfg>, created = Math.floor(Date.now() / 1000)): CompletionInput<Req> {
+  completionInput(request: Req, prompt: string, ctx: StageContext<Cfg>, created = unixSeconds()): CompletionInput<Req> {
     return {
       request,
       prompt,
       generate: this.generateRequest(request, prompt),
-      id: `cmpl-${randomUUID().replaceAll("-", "")}`,
+      id: responseId("cmpl-"),
       created,
       model: request.model ?? ctx.modelName,
     };
