@@ -21,7 +21,7 @@ import { parseArgs } from "node:util";
 import { createArchive } from "../src/archive/archive.ts";
 import type { TorchServeClient } from "../src/client/http.ts";
 import { workPaths } from "../src/client/paths.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../src/client/server.ts";
+import { connect, registerWatched, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const { values: args } = parseArgs({

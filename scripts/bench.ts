@@ -23,7 +23,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { readKeyFile } from "../src/client/keys.ts";
 import { workPaths, type WorkPaths } from "../src/client/paths.ts";
-import { connect, runningServer, startServer, stopServer } from "../src/client/server.ts";
+import { connect, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
 import type { TorchServeClient } from "../src/client/http.ts";
 import {
   CONCURRENCY, VARIANTS, median, percentile, renderMarkdown, renderSvg, round,

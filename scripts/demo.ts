@@ -13,7 +13,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { createArchive } from "../src/archive/archive.ts";
 import { workPaths } from "../src/client/paths.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer, WorkerStartError } from "../src/client/server.ts";
+import { connect, registerWatched, runningServer, startServer, stopServer, WorkerStartError } from "../src/client/torchserve-process.ts";
 
 const TINY = "tiny-llama-2-chat";
 const SMOL = "smollm2-135m-instruct";

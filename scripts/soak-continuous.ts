@@ -22,7 +22,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createArchive } from "../src/archive/archive.ts";
 import { readKeyFile } from "../src/client/keys.ts";
 import { allProcs, stillRunning } from "../src/client/procs.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../src/client/server.ts";
+import { connect, registerWatched, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
 import { ROOT, isolatedServer, leftovers, writeFile } from "../test/e2e/helpers.ts";
 import { fdCount, prng, rssMiB } from "./soak-lib.ts";
 

@@ -2,7 +2,8 @@
  * tsserve's public API for handler authors: `import { ... } from "tsserve"`.
  * (The test kit is `tsserve/testing`; the Node runtime entry is `tsserve/runtime`.)
  */
-export { Handler, type HandlerContext, type StageContext, type AnyHandler, type HandlerClass, type RequestOf, type ConfigOf } from "./handler/handler.ts";
+export { Handler, type AnyHandler, type HandlerClass, type RequestOf, type ConfigOf } from "./handler/handler-class.ts";
+export type { HandlerContext, StageContext } from "./handler/context.ts";
 export { RequestFailure, isFailure, type Maybe } from "./handler/failure.ts";
 export { parseOrFail, describeIssues, issuePath } from "./handler/validate.ts";
 export { normalizeRoutePath, type Route, type RouteCall } from "./handler/route.ts";

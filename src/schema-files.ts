@@ -3,7 +3,7 @@
  * rendered. It sits above the folders whose schemas it collects (protocol,
  * config, completions), so that none of them imports another for this.
  */
-import { renderProtocolSchema } from "./protocol/json-schema.ts";
+import { renderProtocolSchema } from "./protocol/protocol-json-schema.ts";
 import { modelConfigJsonSchema } from "./config/json-schema.ts";
 import { completionRequestJsonSchema } from "./completions/request-json-schema.ts";
 

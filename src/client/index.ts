@@ -15,4 +15,4 @@ export {
   ServerError,
   WorkerStartError,
   type ServerState,
-} from "./server.ts";
+} from "./torchserve-process.ts";

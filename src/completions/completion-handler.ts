@@ -14,7 +14,8 @@
  *
  * Every step is a method to override.
  */
-import { Handler, type StageContext } from "../handler/handler.ts";
+import { Handler } from "../handler/handler-class.ts";
+import type { StageContext } from "../handler/context.ts";
 import { RequestFailure, type Maybe } from "../handler/failure.ts";
 import type { GenerateRequest, GenerationDelta, TokenLogprobs } from "../protocol/messages.ts";
 import type { HandlerSection } from "../config/model-config.ts";

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { GenerateOutcome, GenerateRequest } from "../protocol/messages.ts";
-import type { StageContext } from "../handler/handler.ts";
+import type { StageContext } from "../handler/context.ts";
 import type { Maybe, RequestFailure } from "../handler/failure.ts";
 import type { CompletionRequest } from "./request.ts";
 import type { CompletionResponse } from "./response.ts";

@@ -15,7 +15,7 @@
  * Requests of one batch to one route share one inference pass. Refusals come
  * in OpenAI's error shape; `stream: true` answers with server-sent events.
  */
-import type { StageContext } from "../handler/handler.ts";
+import type { StageContext } from "../handler/context.ts";
 import { RequestFailure, isFailure, type Maybe } from "../handler/failure.ts";
 import type { Route, RouteCall } from "../handler/route.ts";
 import { parseBody } from "../handler/request-body.ts";

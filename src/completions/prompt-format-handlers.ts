@@ -3,7 +3,7 @@
  * handlers/ are one-line subclasses of these.
  */
 import { z } from "zod";
-import type { StageContext } from "../handler/handler.ts";
+import type { StageContext } from "../handler/context.ts";
 import { RequestFailure } from "../handler/failure.ts";
 import { extendHandlerSection, type HandlerSection } from "../config/model-config.ts";
 import { agentInstructRewrite } from "../prompts/agentinstruct.ts";

@@ -19,7 +19,7 @@
  * Refusals come in OpenAI's error shape, naming the field.
  */
 import { z } from "zod";
-import type { StageContext } from "../handler/handler.ts";
+import type { StageContext } from "../handler/context.ts";
 import { RequestFailure, isFailure, type Maybe } from "../handler/failure.ts";
 import type { Route, RouteCall } from "../handler/route.ts";
 import { parseBody } from "../handler/request-body.ts";

@@ -5,7 +5,7 @@
  * that route instead of the handler's pipeline. A route answers all the
  * requests of a batch that came to it at once, one reply or failure each.
  */
-import type { StageContext } from "./handler.ts";
+import type { StageContext } from "./context.ts";
 import type { Maybe, RequestFailure } from "./failure.ts";
 import type { HandlerSection } from "../config/model-config.ts";
 

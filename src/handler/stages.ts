@@ -5,7 +5,7 @@
  * number of items, fails every value it was given. The runtime uses it for a
  * handler's own path, and routes use it to reuse a handler's stages.
  */
-import type { HandlerContext, StageContext } from "./handler.ts";
+import type { HandlerContext, StageContext } from "./context.ts";
 import { RequestFailure, isFailure, type Maybe } from "./failure.ts";
 
 export type Stage<Cfg = unknown> = (items: any[], ctx: StageContext<Cfg>) => Promise<Maybe<unknown>[]>;
@@ -29,23 +29,27 @@ export async function runStages<Cfg>(
   for (const stage of stages) {
     if (live.length === 0) break;
     const ctx: StageContext<Cfg> = { ...base, requestIndices: live.map((position) => indices[position]!) };
-    const outputs = await runOne(stage, live.map((position) => results[position]), ctx);
+    const items = live.map((position) => results[position]);
+    const outputs = await oneAnswerPerItem("handler stage", items.length, () => stage(items, ctx));
     outputs.forEach((output, k) => (results[live[k]!] = output));
     live = live.filter((position) => !isFailure(results[position]));
   }
   return results;
 }
 
-async function runOne<Cfg>(stage: Stage<Cfg>, items: unknown[], ctx: StageContext<Cfg>): Promise<Maybe<unknown>[]> {
-  let outputs: Maybe<unknown>[];
+/**
+ * Asks a stage or a route for one answer per item and holds it to that: a
+ * throw fails every item, and so does anything but an array of `count`
+ * answers (the failure names `who` and what came back).
+ */
+export async function oneAnswerPerItem(who: string, count: number, ask: () => Promise<Maybe<unknown>[]>): Promise<Maybe<unknown>[]> {
+  let answers: unknown;
   try {
-    outputs = await stage(items, ctx);
+    answers = await ask();
   } catch (error) {
-    return items.map(() => RequestFailure.from(error));
+    return Array.from({ length: count }, () => RequestFailure.from(error));
   }
-  if (!Array.isArray(outputs) || outputs.length !== items.length) {
-    const got = Array.isArray(outputs) ? `${outputs.length} items` : typeof outputs;
-    return items.map(() => new RequestFailure(500, `handler stage returned ${got} for ${items.length} requests`));
-  }
-  return outputs;
+  if (Array.isArray(answers) && answers.length === count) return answers as Maybe<unknown>[];
+  const got = Array.isArray(answers) ? `${answers.length} replies` : typeof answers;
+  return Array.from({ length: count }, () => new RequestFailure(500, `${who} returned ${got} for ${count} requests`));
 }

@@ -2,11 +2,11 @@
  * Entry point of a handler bundle: `serve(HandlerClass)` claims stdout for the
  * protocol and runs until stdin closes or the parent process goes away.
  */
-import type { HandlerClass } from "../handler/handler.ts";
+import type { HandlerClass } from "../handler/handler-class.ts";
 import { claimStdout, openStdin } from "./stdio.ts";
-import { startRuntime } from "./server.ts";
+import { startRuntime } from "./bridge-endpoint.ts";
 
-export { startRuntime } from "./server.ts";
+export { startRuntime } from "./bridge-endpoint.ts";
 export { runBatch } from "./pipeline.ts";
 
 const PARENT_POLL_MS = 250;

@@ -5,10 +5,11 @@
  * those to a route the handler declares go to that route, and the rest get
  * the handler's 404. A failure of one request never fails another.
  */
-import type { AnyHandler, HandlerContext } from "../handler/handler.ts";
+import type { AnyHandler } from "../handler/handler-class.ts";
+import type { HandlerContext } from "../handler/context.ts";
 import { RequestFailure, isFailure, type Maybe } from "../handler/failure.ts";
 import { normalizeRoutePath, type Route, type RouteCall } from "../handler/route.ts";
-import { runStages, type Stage, type StageBase } from "../handler/stages.ts";
+import { oneAnswerPerItem, runStages, type Stage, type StageBase } from "../handler/stages.ts";
 import { parseBody } from "../handler/request-body.ts";
 import type { IncomingRequest, RequestOutcome } from "../protocol/messages.ts";
 import { toOutcome } from "./outcome.ts";
@@ -90,15 +91,6 @@ async function answerWithRoute(
 ): Promise<Maybe<unknown>[]> {
   const calls: RouteCall[] = requests.map((request) =>
     request.body_error === undefined ? { body: request.body } : { body: request.body, bodyError: request.body_error });
-  let replies: Maybe<unknown>[];
-  try {
-    replies = await route.handle(calls, { ...base, requestIndices: indices });
-    if (!Array.isArray(replies) || replies.length !== calls.length) {
-      const got = Array.isArray(replies) ? `${replies.length} replies` : typeof replies;
-      replies = calls.map(() => new RequestFailure(500, `route "${route.path}" returned ${got} for ${calls.length} requests`));
-    }
-  } catch (error) {
-    replies = calls.map(() => RequestFailure.from(error));
-  }
+  const replies = await oneAnswerPerItem(`route "${route.path}"`, calls.length, () => route.handle(calls, { ...base, requestIndices: indices }));
   return replies.map((reply) => (isFailure(reply) && reply.body === undefined && route.errorBody ? reply.withBody(route.errorBody(reply)) : reply));
 }

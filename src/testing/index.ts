@@ -9,7 +9,8 @@
  *
  *   await runHandler(new MyHandler(), [{ prompt: [[1, 2, 3]], max_tokens: 1 }], { model, urlPath: "v1/completions" });
  */
-import type { AnyHandler, HandlerContext, StageContext } from "../handler/handler.ts";
+import type { AnyHandler } from "../handler/handler-class.ts";
+import type { HandlerContext, StageContext } from "../handler/context.ts";
 import type { GenerateOptions, ModelClient } from "../handler/model.ts";
 import type { GenerateOutcome, GenerateRequest, ModelInfo, Sequence, TokenLogprobs } from "../protocol/messages.ts";
 import { HandlerSection, parseModelConfig, type ModelConfig } from "../config/model-config.ts";

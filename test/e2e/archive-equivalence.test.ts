@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createArchive, type ArchiveFormatOption } from "../../src/archive/archive.ts";
 import { listArchive, modelFiles, readManifest } from "../../src/archive/reader.ts";
 import { workPaths } from "../../src/client/paths.ts";
-import { connect, registerWatched, runningServer, stageArchive, startServer, stopServer, readState } from "../../src/client/server.ts";
+import { connect, registerWatched, runningServer, stageArchive, startServer, stopServer, readState } from "../../src/client/torchserve-process.ts";
 import { realArchiver } from "../unit/archive/helpers.ts";
 import { SEED_REQUEST, TINY_CONFIG, TINY_HANDLER, leftovers } from "./helpers.ts";
 

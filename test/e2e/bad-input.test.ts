@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
 import { stillRunning, type ProcInfo } from "../../src/client/procs.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/server.ts";
+import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
 import { TINY_HANDLER, isolatedServer, leftovers, nodeChildOf, tinyConfig, waitFor, type IsolatedServer } from "./helpers.ts";
 
 const MODEL = "tiny-bad-input";

@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { workPaths } from "../../src/client/paths.ts";
-import { runningServer } from "../../src/client/server.ts";
+import { runningServer } from "../../src/client/torchserve-process.ts";
 import { allProcs, stillRunning } from "../../src/client/procs.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");

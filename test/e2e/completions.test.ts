@@ -12,7 +12,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import { workPaths } from "../../src/client/paths.ts";
-import { connect, registerWatched, runningServer, serverProcesses, startServer, stopServer } from "../../src/client/server.ts";
+import { connect, registerWatched, runningServer, serverProcesses, startServer, stopServer } from "../../src/client/torchserve-process.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
 import { CompletionChunk, CompletionResponse } from "../../src/completions/response.ts";
 import { CLI, ROOT, TINY_CONFIG, TINY_HANDLER, writeFile } from "./helpers.ts";

@@ -11,7 +11,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/server.ts";
+import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
 import { OOM_MARKER, ROOT, TINY_HANDLER, faultShimPackage, isolatedServer, leftoverProcs, leftovers, nodeChildOf, tinyConfig, waitFor, type IsolatedServer } from "./helpers.ts";
 
 const MODEL = "cb";

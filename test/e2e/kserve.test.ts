@@ -10,7 +10,7 @@ import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import { createArchive } from "../../src/archive/archive.ts";
-import { stopServer } from "../../src/client/server.ts";
+import { stopServer } from "../../src/client/torchserve-process.ts";
 import { E2E_PORT_BASE, TINY_HANDLER, cli, isolatedServer, leftovers, tinyConfig, type IsolatedServer } from "./helpers.ts";
 
 const MODEL = "tiny-kserve";

@@ -20,7 +20,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import { readKeyFile } from "../../src/client/keys.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/server.ts";
+import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
 import { ROOT, isolatedServer, leftovers, writeFile, type IsolatedServer } from "./helpers.ts";
 
 const MODEL = "smollm2";

@@ -7,7 +7,7 @@ import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stopServer } from "../../src/client/server.ts";
+import { stopServer } from "../../src/client/torchserve-process.ts";
 import { ROOT, isolatedServer, leftovers, type IsolatedServer } from "./helpers.ts";
 
 const server: IsolatedServer = isolatedServer("package");

@@ -10,7 +10,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/server.ts";
+import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
 import { ROOT, cli, isolatedServer, leftovers, writeFile, type IsolatedServer } from "./helpers.ts";
 
 const RAW_HANDLER = path.join(ROOT, "handlers", "llama-2-7b.ts"); // the prompt reaches the model unchanged

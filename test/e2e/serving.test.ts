@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import { readKeyFile } from "../../src/client/keys.ts";
 import { workPaths } from "../../src/client/paths.ts";
-import { connect, runningServer, stopServer } from "../../src/client/server.ts";
+import { connect, runningServer, stopServer } from "../../src/client/torchserve-process.ts";
 import { HELM_REQUEST, SEED_REQUEST, TINY_CONFIG, TINY_HANDLER, cli, leftovers, writeFile } from "./helpers.ts";
 
 const MODEL = "tiny-llama-2-chat";

@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
-import { connect, registerWatched, serverProcesses, startServer, stopServer } from "../../src/client/server.ts";
+import { connect, registerWatched, serverProcesses, startServer, stopServer } from "../../src/client/torchserve-process.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
 import { CompletionResponse } from "../../src/completions/response.ts";
 import { isolatedServer, ROOT } from "./helpers.ts";

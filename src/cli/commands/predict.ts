@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import { connect } from "../../client/server.ts";
+import { connect } from "../../client/torchserve-process.ts";
 import { UsageError, type Command } from "../command.ts";
 
 const usage = `Usage: tsserve predict NAME (--json BODY | --file FILE) [--stream]

@@ -3,7 +3,7 @@ import path from "node:path";
 import { UnsafeArchiveError } from "../../archive/reader.ts";
 import { TorchServeError } from "../../client/http.ts";
 import { workPaths } from "../../client/paths.ts";
-import { connect, readState, registerWatched, ServerError, stageArchive, WorkerStartError } from "../../client/server.ts";
+import { connect, readState, registerWatched, ServerError, stageArchive, WorkerStartError } from "../../client/torchserve-process.ts";
 import { UsageError, type Command } from "../command.ts";
 
 const usage = `Usage: tsserve register ARCHIVE [--model-name N] [--initial-workers N] [--batch-size B] [--max-batch-delay MS]

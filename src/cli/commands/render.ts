@@ -10,7 +10,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { UsageError, type Command } from "../command.ts";
-import { Handler, type AnyHandler } from "../../handler/handler.ts";
+import { Handler, type AnyHandler } from "../../handler/handler-class.ts";
 import { parseModelConfig, resolveModelPath, type ModelConfig } from "../../config/model-config.ts";
 import { describeIssues } from "../../handler/validate.ts";
 import { FakeModel, runHandler } from "../../testing/index.ts";

@@ -1,4 +1,4 @@
-import { ServerError, startServer } from "../../client/server.ts";
+import { ServerError, startServer } from "../../client/torchserve-process.ts";
 import { UsageError, type Command } from "../command.ts";
 
 const usage = `Usage: tsserve start [--model-store DIR] [--ts-config FILE] [--models NAME=ARCHIVE ...] [--torchserve PATH]

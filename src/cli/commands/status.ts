@@ -1,6 +1,6 @@
 import { TorchServeError } from "../../client/http.ts";
 import { workPaths } from "../../client/paths.ts";
-import { connect, readState, runningServer } from "../../client/server.ts";
+import { connect, readState, runningServer } from "../../client/torchserve-process.ts";
 import { UsageError, type Command } from "../command.ts";
 
 const usage = `Usage: tsserve status [NAME]

@@ -1,4 +1,4 @@
-import { stopServer } from "../../client/server.ts";
+import { stopServer } from "../../client/torchserve-process.ts";
 import type { Command } from "../command.ts";
 
 const usage = `Usage: tsserve stop

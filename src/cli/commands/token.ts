@@ -1,6 +1,6 @@
 import { isExpired, readKeyFile } from "../../client/keys.ts";
 import { workPaths } from "../../client/paths.ts";
-import { connect } from "../../client/server.ts";
+import { connect } from "../../client/torchserve-process.ts";
 import { UsageError, type Command } from "../command.ts";
 
 const usage = `Usage: tsserve token [inference|management|api] [--renew]

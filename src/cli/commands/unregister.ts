@@ -1,5 +1,5 @@
 import { TorchServeError } from "../../client/http.ts";
-import { connect } from "../../client/server.ts";
+import { connect } from "../../client/torchserve-process.ts";
 import { UsageError, type Command } from "../command.ts";
 
 const usage = `Usage: tsserve unregister NAME [VERSION]

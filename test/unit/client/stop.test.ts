@@ -8,7 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { workPaths } from "../../../src/client/paths.ts";
 import { procInfo, processTree, stillRunning } from "../../../src/client/procs.ts";
-import { runningServer, stopServer } from "../../../src/client/server.ts";
+import { runningServer, stopServer } from "../../../src/client/torchserve-process.ts";
 
 const FRONTEND = `
 const { spawn } = require("node:child_process");

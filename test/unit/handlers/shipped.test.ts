@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { FakeModel, runHandler } from "../../../src/testing/index.ts";
-import type { AnyHandler } from "../../../src/handler/handler.ts";
+import type { AnyHandler } from "../../../src/handler/handler-class.ts";
 import Llama7b from "../../../handlers/llama-2-7b-chat.ts";
 import Llama13b from "../../../handlers/llama-2-13b-chat.ts";
 import Llama70b from "../../../handlers/llama-2-70b-chat.ts";

@@ -8,7 +8,7 @@ import { ChatTemplateHandler } from "../../../src/completions/prompt-format-hand
 import { Connection } from "../../../src/protocol/connection.ts";
 import { HandleResult, PROTOCOL_VERSION, StreamChunkParams, type GenerateRequest } from "../../../src/protocol/messages.ts";
 import { Generate, GenerationDelta, Handle, Initialize, StreamChunk } from "../../../src/protocol/methods.ts";
-import { startRuntime } from "../../../src/runtime/server.ts";
+import { startRuntime } from "../../../src/runtime/bridge-endpoint.ts";
 import { fakeOutcome } from "../../../src/testing/index.ts";
 
 const modelInfo = { name_or_path: "fake", context_length: 64, vocab_size: 100, bos_token: null, eos_token: null, chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}", device: "cpu" };

@@ -3,7 +3,8 @@
 // protocol outcomes (RawBody, a route's own error body).
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { Handler, type StageContext } from "../../../src/handler/handler.ts";
+import { Handler } from "../../../src/handler/handler-class.ts";
+import type { StageContext } from "../../../src/handler/context.ts";
 import { RequestFailure, type Maybe } from "../../../src/handler/failure.ts";
 import { RawBody } from "../../../src/handler/raw-body.ts";
 import type { Route, RouteCall } from "../../../src/handler/route.ts";

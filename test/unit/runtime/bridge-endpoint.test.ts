@@ -4,7 +4,7 @@ import { Connection } from "../../../src/protocol/connection.ts";
 import { ErrorCode } from "../../../src/protocol/errors.ts";
 import { PROTOCOL_VERSION, type GenerateRequest } from "../../../src/protocol/messages.ts";
 import { Generate, Handle, Initialize, Shutdown } from "../../../src/protocol/methods.ts";
-import { startRuntime } from "../../../src/runtime/server.ts";
+import { startRuntime } from "../../../src/runtime/bridge-endpoint.ts";
 import EchoHandler from "../../fixtures/handlers/echo-handler.ts";
 
 const modelInfo = { name_or_path: "fake", context_length: 64, vocab_size: 32000, bos_token: "<s>", eos_token: "</s>", chat_template: null, device: "cpu" };
