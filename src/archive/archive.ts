@@ -17,7 +17,8 @@ import { parseModelConfig, resolveModelPath } from "../config/model-config.ts";
 import { PACKAGE_ROOT } from "../package-root.ts";
 import { MANIFEST_PATH, MODEL_NAME_PATTERN, renderManifest, type ManifestModel } from "./manifest.ts";
 import { secretReason } from "./secrets.ts";
-import { ARCHIVE_REQUIREMENTS_FILE, SHIM_REQUIREMENTS_FILE, archiveRequirements } from "./requirements.ts";
+import { ARCHIVE_REQUIREMENTS_FILE, SHIM_REQUIREMENTS_FILE, archiveRequirements, userRequirementLines } from "./requirements.ts";
+import { hostPackageWarnings, modelPathWarning, venvRefusal } from "./deploy-checks.ts";
 import { BUNDLE_FILE, BUNDLE_MAP_FILE, SHIM_HANDLER_FILE, SHIM_PACKAGE_DIR, renderShimHandler } from "./shim.ts";
 
 export const ARCHIVE_FORMATS = ["default", "zip-store", "tgz", "no-archive"] as const;
@@ -290,6 +291,8 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
     const config = validateModelConfig(raw, await loadHandlerConfigSchema(options.handler, built.bundlePath), options.configFile, options.handler);
     const handlerSection = config.handler as { model_path?: unknown };
     const modelPath = typeof handlerSection.model_path === "string" ? resolveModelPath(options.configFile, handlerSection.model_path) : undefined;
+    const missingModel = modelPathWarning("model_path", modelPath);
+    if (missingModel) warnings.push(missingModel);
     const rewrites: string[] = [];
     const packedConfig = absolutizePaths(doc, options.configFile, rewrites);
 
@@ -304,13 +307,21 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
       for (const r of rewrites) log(`packed config: ${r} (relative paths resolve against ${path.basename(options.configFile)}'s folder)`);
     }
     // requirements.txt: the shim's Python requirements, Node as a wheel, bitsandbytes when quantizing, then the user's -r file.
+    const userRequirements = options.requirementsFile === undefined ? undefined : await fsp.readFile(options.requirementsFile, "utf8");
+    const userRequirementsName = options.requirementsFile === undefined ? undefined : path.basename(options.requirementsFile);
     const requirements = archiveRequirements({
       shimRequirements: await fsp.readFile(SHIM_REQUIREMENTS_FILE, "utf8"),
       quantize: (config.handler as { quantize?: string }).quantize,
-      userRequirements: options.requirementsFile === undefined ? undefined : await fsp.readFile(options.requirementsFile, "utf8"),
-      userRequirementsName: options.requirementsFile === undefined ? undefined : path.basename(options.requirementsFile),
+      userRequirements,
+      userRequirementsName,
     });
     warnings.push(...requirements.overrides);
+    if (userRequirements !== undefined) {
+      const userLines = userRequirementLines(userRequirements);
+      const refusal = venvRefusal(config, path.basename(options.configFile), userLines, userRequirementsName!);
+      if (refusal) throw new ArchiveInputError(refusal);
+      warnings.push(...hostPackageWarnings(userLines, userRequirementsName!));
+    }
     const requirementsFile = path.join(scratch, ARCHIVE_REQUIREMENTS_FILE);
     await fsp.writeFile(requirementsFile, requirements.text);
     const shimFile = path.join(scratch, SHIM_HANDLER_FILE);

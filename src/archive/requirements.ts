@@ -23,7 +23,7 @@ export const ARCHIVE_REQUIREMENTS_FILE = "requirements.txt";
  * What the serving host provides and a per-model install must not replace:
  * TorchServe itself and the torch build matched to the host's CUDA.
  */
-const HOST_PACKAGES = new Set(["torch", "torchvision", "torchaudio", "torchserve", "torch-model-archiver", "torch-workflow-archiver"]);
+export const HOST_PACKAGES: ReadonlySet<string> = new Set(["torch", "torchvision", "torchaudio", "torchserve", "torch-model-archiver", "torch-workflow-archiver"]);
 const QUANTIZING_PACKAGE = "bitsandbytes";
 
 /** A requirement line's distribution name, normalized as PEP 503 does (`Foo_Bar` -> `foo-bar`); undefined for options and comments. */

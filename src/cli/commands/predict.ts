@@ -12,6 +12,24 @@ Options:
   --file FILE   read the request body from FILE ("-" for stdin)
   --stream      print the response's chunks as they arrive`;
 
+/**
+ * What the CLI can tell about a body before sending it: text that is not
+ * JSON is refused here (usually shell quoting; TorchServe would answer 400),
+ * and `--stream` without `"stream": true` in the body is a warning (the model
+ * then answers in one piece).
+ */
+export function checkPredictBody(body: string, stream: boolean): { warning?: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch (error) {
+    throw new UsageError(`the request body is not JSON (${(error as Error).message}); in a shell, quote it with single quotes: --json '{"prompt": "..."}'`);
+  }
+  const asked = typeof parsed === "object" && parsed !== null && (parsed as { stream?: unknown }).stream === true;
+  if (stream && !asked) return { warning: '--stream prints chunks as they come, but the body has no "stream": true, so the model answers in one piece: add "stream": true to the body' };
+  return {};
+}
+
 const command: Command = {
   name: "predict",
   summary: "send an inference request and print the response",
@@ -28,6 +46,8 @@ const command: Command = {
     const file = values.file as string | undefined;
     if ((json === undefined) === (file === undefined)) throw new UsageError(`give exactly one of --json and --file\n\n${usage}`);
     const body = json ?? fs.readFileSync(file === "-" ? 0 : file!, "utf8");
+    const { warning } = checkPredictBody(body, values.stream as boolean);
+    if (warning) process.stderr.write(`tsserve predict: warning: ${warning}\n`);
     // `tsserve predict ... | head` closes the pipe early: that is not an error.
     process.stdout.on("error", (error: NodeJS.ErrnoException) => {
       if (error.code === "EPIPE") process.exit(0);

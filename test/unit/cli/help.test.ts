@@ -44,7 +44,8 @@ describe("tsserve --help", () => {
         --handler FILE            the TypeScript handler module (default export: the handler class)
         -c, --config-file FILE    model-config.yaml (TorchServe keys and the handler: section)
         -r, --requirements-file   more Python requirements, appended to the archive's requirements.txt
-                                  (which always names the shim's own and Node as a wheel)
+                                  (which always names the shim's own and Node as a wheel); TorchServe
+                                  installs them per model, so the config needs "useVenv: true"
         --extra-files LIST        comma-separated files or folders packed at the archive's top level
         --export-path DIR         where to write the archive (default: the current folder)
         --archive-format FMT      default (NAME.mar, deflate), zip-store (NAME.mar, stored),

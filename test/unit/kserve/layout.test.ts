@@ -56,7 +56,7 @@ describe("writeKServeLayout", () => {
     });
     // batchSize 4 cannot pass the envelope; no useVenv means pip would bring its own torch.
     expect(result.warnings.join("\n")).toMatch(/Big_GPU: batchSize 4 -> 1/);
-    expect(result.warnings.join("\n")).toMatch(/Big_GPU: its model config has no "useVenv: true"/);
+    expect(result.warnings.join("\n")).toMatch(/Big_GPU: gpu\.yaml has no "useVenv: true".*Add "useVenv: true" to gpu\.yaml/);
     expect(result.warnings.join("\n")).toMatch(/Big_GPU: its model config has no "asyncCommunication: true"/);
     expect(result.warnings.join("\n")).not.toMatch(/small-cpu/);
   });
@@ -97,6 +97,17 @@ describe("writeKServeLayout", () => {
     await expect(writeKServeLayout({ archives: [cpuArchive], out, protocol: "v1" })).rejects.toThrow(/refusing to overwrite .*config\.properties/);
     await writeKServeLayout({ archives: [cpuArchive], out, protocol: "v1", force: true });
   });
+
+  it("refuses an archive served with continuous batching, which KServe's envelopes bypass, naming the fix", async () => {
+    const out = path.join(scratch, "layout-async");
+    const asyncArchive = (await createArchive({
+      modelName: "async-model", version: "1.0", handler: GREETING_HANDLER,
+      configFile: config("async", { asyncCommunication: true, useVenv: true }), exportPath: path.join(scratch, "archives"),
+    })).path;
+    await expect(writeKServeLayout({ archives: [cpuArchive, asyncArchive], out, protocol: "v1" }))
+      .rejects.toThrow(/async-model\.mar: its model config has "asyncCommunication: true".*set "asyncCommunication: false"/);
+    expect(fs.existsSync(out)).toBe(false);
+  }, 60_000);
 
   it("names services as Kubernetes allows", () => {
     expect(serviceName("Llama-2_7b.chat")).toBe("llama-2-7b-chat");

@@ -1,0 +1,57 @@
+/**
+ * Settings that pack fine but fail where the archive is served, found while
+ * packing (`tsserve archive`) or laying out (`tsserve kserve`), each told
+ * with its fix. A refusal is for a setting that cannot work; a warning for
+ * one that works only if the serving host happens to match.
+ */
+import fs from "node:fs";
+import { HOST_PACKAGES, requirementName } from "./requirements.ts";
+
+/** TorchServe installs an archive's requirements into a venv of its own only with this. */
+export const turnsOnVenv = (config: Record<string, unknown>): boolean => config.useVenv === true;
+
+/** Why a per-model install without a venv goes wrong, and the fix: one sentence for archive and kserve alike. */
+export function missingVenvMessage(configName: string): string {
+  return `${configName} has no "useVenv: true": with install_py_dep_per_model=true TorchServe then runs ` +
+    "`pip install -t <model folder>`, which ignores the host's packages and installs torch again beside them. " +
+    `Add "useVenv: true" to ${configName} (a top-level key, beside minWorkers)`;
+}
+
+/**
+ * `-r` lines mean per-model installs; they need the venv. Undefined when
+ * there are none, or the config turns the venv on.
+ */
+export function venvRefusal(config: Record<string, unknown>, configName: string, userLines: readonly string[], requirementsName: string): string | undefined {
+  const packages = userLines.filter((line) => requirementName(line) !== undefined);
+  if (packages.length === 0 || turnsOnVenv(config)) return undefined;
+  return `${requirementsName} names Python packages (${packages.join(", ")}), which TorchServe installs only per model, and ` +
+    `${missingVenvMessage(configName)}, or leave out --requirements-file.`;
+}
+
+/** A user requirement for a package the host provides replaces the host's build (torch matched to its CUDA, the running TorchServe). */
+export function hostPackageWarnings(userLines: readonly string[], requirementsName: string): string[] {
+  return userLines.flatMap((line) => {
+    const name = requirementName(line);
+    return name !== undefined && HOST_PACKAGES.has(name)
+      ? [`${requirementsName}: "${line}" would replace the serving host's ${name} (its build matches the host's CUDA and TorchServe): leave it out`]
+      : [];
+  });
+}
+
+/** A checkpoint folder that is not on this machine is fine only if it is where TorchServe runs. */
+export function modelPathWarning(key: string, folder: string | undefined): string | undefined {
+  if (folder === undefined || fs.statSync(folder, { throwIfNoEntry: false })?.isDirectory()) return undefined;
+  return `handler.${key} ${folder} is not a folder on this machine: the worker fails to load unless it exists on the host that serves the archive ` +
+    "(for a container, give the path inside it)";
+}
+
+/**
+ * KServe's envelopes go through TorchServe's batched path; under
+ * `asyncCommunication: true` requests bypass them, so `{"instances": [...]}`
+ * would reach the handler as a completion request.
+ */
+export function envelopeRefusal(config: Record<string, unknown>, where: string): string | undefined {
+  if (config.asyncCommunication !== true) return undefined;
+  return `${where}: its model config has "asyncCommunication: true" (continuous batching), which KServe's envelopes do not go through: ` +
+    'set "asyncCommunication: false" in the model config and archive it again for KServe';
+}

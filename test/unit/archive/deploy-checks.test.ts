@@ -1,0 +1,82 @@
+// Settings that pack fine but fail where the archive is served: tsserve
+// archive refuses or warns, naming the fix.
+import fs from "node:fs";
+import path from "node:path";
+import YAML from "yaml";
+import { describe, expect, it } from "vitest";
+import { ArchiveInputError, createArchive } from "../../../src/archive/archive.ts";
+import { envelopeRefusal, hostPackageWarnings, modelPathWarning, venvRefusal } from "../../../src/archive/deploy-checks.ts";
+import { GREETING_CONFIG, GREETING_HANDLER, tempDir } from "./helpers.ts";
+
+describe("venvRefusal", () => {
+  it("refuses user requirements when the config does not turn the venv on, naming the key and the file", () => {
+    const refusal = venvRefusal({ handler: {} }, "my-model.yaml", ["sentencepiece==0.2.0"], "requirements.txt");
+    expect(refusal).toMatch(/^requirements\.txt names Python packages \(sentencepiece==0\.2\.0\)/);
+    expect(refusal).toContain('Add "useVenv: true" to my-model.yaml');
+    expect(refusal).toContain("or leave out --requirements-file");
+  });
+
+  it("accepts them with useVenv: true, and has nothing to say about a file of options only", () => {
+    expect(venvRefusal({ useVenv: true }, "c.yaml", ["sentencepiece"], "r.txt")).toBeUndefined();
+    expect(venvRefusal({}, "c.yaml", ["--extra-index-url https://example.org/simple"], "r.txt")).toBeUndefined();
+    expect(venvRefusal({}, "c.yaml", [], "r.txt")).toBeUndefined();
+  });
+
+  it('counts only the boolean: useVenv: "yes" is not on', () => {
+    expect(venvRefusal({ useVenv: "yes" }, "c.yaml", ["sentencepiece"], "r.txt")).toBeDefined();
+  });
+});
+
+describe("hostPackageWarnings", () => {
+  it("warns about a requirement that would replace the host's torch or TorchServe, however it is spelled", () => {
+    const warnings = hostPackageWarnings(["Torch==2.5.0", "sentencepiece", "torch_model_archiver"], "extra.txt");
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toBe('extra.txt: "Torch==2.5.0" would replace the serving host\'s torch (its build matches the host\'s CUDA and TorchServe): leave it out');
+    expect(warnings[1]).toContain("torch-model-archiver");
+  });
+});
+
+describe("modelPathWarning", () => {
+  it("warns about a checkpoint folder that is not on this machine, and not about one that is", () => {
+    expect(modelPathWarning("model_path", "/nonexistent/checkpoint")).toMatch(/^handler\.model_path \/nonexistent\/checkpoint is not a folder on this machine/);
+    expect(modelPathWarning("model_path", tempDir())).toBeUndefined();
+    expect(modelPathWarning("model_path", undefined)).toBeUndefined();
+  });
+});
+
+describe("envelopeRefusal", () => {
+  it("refuses continuous batching for KServe and says what to set", () => {
+    expect(envelopeRefusal({ asyncCommunication: true }, "m.mar")).toMatch(/^m\.mar: .*set "asyncCommunication: false"/);
+    expect(envelopeRefusal({ asyncCommunication: false }, "m.mar")).toBeUndefined();
+    expect(envelopeRefusal({}, "m.mar")).toBeUndefined();
+  });
+});
+
+describe("tsserve archive with a requirements file", () => {
+  function setUp(top: Record<string, unknown>, requirements: string) {
+    const dir = tempDir();
+    const doc = YAML.parse(fs.readFileSync(GREETING_CONFIG, "utf8"));
+    Object.assign(doc, top);
+    doc.handler.model_path = dir;
+    const configFile = path.join(dir, "greeting.yaml");
+    fs.writeFileSync(configFile, YAML.stringify(doc));
+    const requirementsFile = path.join(dir, "requirements.txt");
+    fs.writeFileSync(requirementsFile, requirements);
+    const exportPath = path.join(dir, "out");
+    fs.mkdirSync(exportPath);
+    return { modelName: "greeting", version: "1.0", handler: GREETING_HANDLER, configFile, requirementsFile, exportPath };
+  }
+
+  it("refuses packages without useVenv: true, writing nothing", async () => {
+    const options = setUp({}, "sentencepiece==0.2.0\n");
+    const packed = createArchive(options);
+    await expect(packed).rejects.toThrow(ArchiveInputError);
+    await expect(packed).rejects.toThrow(/Add "useVenv: true" to greeting\.yaml/);
+    expect(fs.readdirSync(options.exportPath)).toEqual([]);
+  }, 60_000);
+
+  it("packs them with useVenv: true, warning only about the host's torch", async () => {
+    const result = await createArchive(setUp({ useVenv: true }, "sentencepiece==0.2.0\ntorch==2.5.0\n"));
+    expect(result.warnings).toEqual([expect.stringMatching(/^requirements\.txt: "torch==2\.5\.0" would replace the serving host's torch/)]);
+  }, 60_000);
+});
