@@ -21,6 +21,7 @@ import { parseArgs } from "node:util";
 import { createArchive } from "../src/archive/archive.ts";
 import type { TorchServeClient } from "../src/client/http.ts";
 import { workPaths } from "../src/client/paths.ts";
+import { loopbackProperties } from "../src/client/properties.ts";
 import { connect, registerWatched, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -120,11 +121,7 @@ async function main(): Promise<void> {
   const modelStore = path.join(work, "model-store");
   fs.mkdirSync(modelStore, { recursive: true });
   const tsConfig = path.join(work, "config.properties");
-  fs.writeFileSync(tsConfig, [
-    `inference_address=http://127.0.0.1:${PORT}`, `management_address=http://127.0.0.1:${PORT + 1}`,
-    `metrics_address=http://127.0.0.1:${PORT + 2}`, `grpc_inference_port=${PORT + 10}`, `grpc_management_port=${PORT + 11}`,
-    "enable_model_api=true", "install_py_dep_per_model=false", "",
-  ].join("\n"));
+  fs.writeFileSync(tsConfig, loopbackProperties(PORT));
   for (const [mode, settings] of Object.entries(MODES)) {
     const configFile = modeConfig(path.join(work, "scratch", `${mode}.yaml`), { ...settings, minWorkers: 1, maxWorkers: 1 });
     await createArchive({ modelName: `engine-${mode}`, version: "1.0", handler: args.handler!, configFile, exportPath: modelStore, force: true });

@@ -23,6 +23,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { readKeyFile } from "../src/client/keys.ts";
 import { workPaths, type WorkPaths } from "../src/client/paths.ts";
+import { loopbackProperties } from "../src/client/properties.ts";
 import { connect, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
 import type { TorchServeClient } from "../src/client/http.ts";
 import {
@@ -153,18 +154,8 @@ async function archives(config: string, scratch: string, store: string): Promise
 
 function serverConfig(work: string): string {
   const file = path.join(work, "config.properties");
-  fs.writeFileSync(file, [
-    `inference_address=http://127.0.0.1:${PORT_BASE}`,
-    `management_address=http://127.0.0.1:${PORT_BASE + 1}`,
-    `metrics_address=http://127.0.0.1:${PORT_BASE + 2}`,
-    `grpc_inference_port=${PORT_BASE + 10}`,
-    `grpc_management_port=${PORT_BASE + 11}`,
-    "enable_model_api=true",
-    "install_py_dep_per_model=false",
-    // The per-minute system metrics collector is a process of its own: not what is measured.
-    "disable_system_metrics=true",
-    "",
-  ].join("\n"));
+  // The per-minute system metrics collector is a process of its own: not what is measured.
+  fs.writeFileSync(file, loopbackProperties(PORT_BASE, ["disable_system_metrics=true"]));
   return file;
 }
 

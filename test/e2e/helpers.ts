@@ -3,6 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { workPaths, type WorkPaths } from "../../src/client/paths.ts";
 import { allProcs, stillRunning, type ProcInfo } from "../../src/client/procs.ts";
+import { loopbackProperties } from "../../src/client/properties.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const CLI = path.join(ROOT, "bin", "tsserve.mjs");
@@ -107,20 +108,7 @@ export function isolatedServer(name: string, properties: string[] = [], portBase
   fs.mkdirSync(modelStore, { recursive: true });
   fs.mkdirSync(scratch, { recursive: true });
   const ports = { inference: portBase, management: portBase + 1, metrics: portBase + 2 };
-  const tsConfig = writeFile(
-    path.join(work, "config.properties"),
-    [
-      `inference_address=http://127.0.0.1:${ports.inference}`,
-      `management_address=http://127.0.0.1:${ports.management}`,
-      `metrics_address=http://127.0.0.1:${ports.metrics}`,
-      `grpc_inference_port=${portBase + 10}`,
-      `grpc_management_port=${portBase + 11}`,
-      "enable_model_api=true",
-      "install_py_dep_per_model=false",
-      ...properties,
-      "",
-    ].join("\n"),
-  );
+  const tsConfig = writeFile(path.join(work, "config.properties"), loopbackProperties(portBase, properties));
   return { paths, env, tsConfig, modelStore, scratch, ports };
 }
 
