@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import { createArchive } from "../src/archive/archive.ts";
 import { workPaths } from "../src/client/paths.ts";
 import { loopbackProperties } from "../src/client/properties.ts";
-import { describeAnswer } from "./demo-report.ts";
+import { DEMO_OPTIONS, describeAnswer } from "./demo-interface.ts";
 import { connect, registerWatched, runningServer, startServer, stopServer, WorkerStartError } from "../src/client/torchserve-process.ts";
 
 const TINY = "tiny-llama-2-chat";
@@ -52,15 +52,7 @@ const MODELS = [
 const say = (message: string): void => void process.stderr.write(`demo: ${message}\n`);
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      keep: { type: "boolean", default: false },
-      verbose: { type: "boolean", short: "v", default: false },
-      json: { type: "boolean", default: false },
-      "port-base": { type: "string" },
-    },
-    strict: true,
-  });
+  const { values } = parseArgs({ options: DEMO_OPTIONS, strict: true });
   const portBase = values["port-base"] === undefined ? undefined : Number(values["port-base"]);
   if (portBase !== undefined && !(Number.isInteger(portBase) && portBase > 0 && portBase < 65_000)) {
     say(`--port-base must be a port number, not "${values["port-base"]}"`);

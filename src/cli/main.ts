@@ -18,6 +18,15 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   kserve: async () => (await import("./commands/kserve.ts")).default,
 };
 
+/** The commands' names, as `tsserve <name>` takes them. */
+export const COMMAND_NAMES: readonly string[] = Object.keys(COMMANDS);
+
+/** The command called `name`, or undefined when there is none. */
+export async function loadCommand(name: string): Promise<Command | undefined> {
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  return load ? await load() : undefined;
+}
+
 export async function usage(): Promise<string> {
   const lines = ["Usage: tsserve <command> [options]", "", "Commands:"];
   for (const load of Object.values(COMMANDS)) {
@@ -35,13 +44,12 @@ export async function runMain(argv: string[]): Promise<void> {
     process.exitCode = name === undefined ? 2 : 0;
     return;
   }
-  const load = COMMANDS[name];
-  if (!load) {
+  const command = await loadCommand(name);
+  if (!command) {
     process.stderr.write(`tsserve: unknown command "${name}"\n\n${await usage()}\n`);
     process.exitCode = 2;
     return;
   }
-  const command = await load();
   if (rest.includes("--help") || rest.includes("-h")) {
     process.stdout.write(command.usage + "\n");
     return;

@@ -1,7 +1,7 @@
 // What `npm run demo` shows a person per request: the request in one line,
 // "<model> says: <text>", token counts and time; not the whole body.
 import { describe, expect, it } from "vitest";
-import { describeAnswer } from "../../../scripts/demo-report.ts";
+import { describeAnswer } from "../../../scripts/demo-interface.ts";
 
 const REQUEST = { messages: [{ role: "user", content: "What is the capital of France?" }], max_tokens: 48, temperature: 0 };
 const BODY = JSON.stringify({

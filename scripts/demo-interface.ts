@@ -1,4 +1,13 @@
-/** How `npm run demo` reports one request to a person (scripts/demo.ts). */
+/** What `npm run demo` takes and how it reports a request (scripts/demo.ts). */
+import type { ParseArgsConfig } from "node:util";
+
+/** `npm run demo -- [--keep] [--verbose] [--json] [--port-base P]`. */
+export const DEMO_OPTIONS = {
+  keep: { type: "boolean", default: false },
+  verbose: { type: "boolean", short: "v", default: false },
+  json: { type: "boolean", default: false },
+  "port-base": { type: "string" },
+} as const satisfies NonNullable<ParseArgsConfig["options"]>;
 
 interface Completion {
   choices?: { text?: string; finish_reason?: string | null }[];
