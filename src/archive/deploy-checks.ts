@@ -38,6 +38,15 @@ export function hostPackageWarnings(userLines: readonly string[], requirementsNa
   });
 }
 
+/**
+ * An archive whose config has no venv, registered on a TorchServe that
+ * installs each archive's requirements (`install_py_dep_per_model=true`).
+ */
+export function perModelInstallWarning(config: Record<string, unknown> | undefined, configName: string): string | undefined {
+  if (config === undefined || turnsOnVenv(config)) return undefined;
+  return `this TorchServe installs each archive's requirements (install_py_dep_per_model=true), and ${missingVenvMessage(configName)}, then archive it again`;
+}
+
 /** A checkpoint folder that is not on this machine is fine only if it is where TorchServe runs. */
 export function modelPathWarning(key: string, folder: string | undefined): string | undefined {
   if (folder === undefined || fs.statSync(folder, { throwIfNoEntry: false })?.isDirectory()) return undefined;

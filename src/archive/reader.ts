@@ -11,6 +11,7 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import * as tar from "tar";
 import yauzl from "yauzl";
+import YAML from "yaml";
 import { MANIFEST_PATH, Manifest } from "./manifest.ts";
 
 export type ArchiveFormat = "zip" | "tgz" | "dir";
@@ -256,6 +257,15 @@ export async function readArchiveFile(archive: string, name: string): Promise<Bu
 export async function readManifest(archive: string): Promise<Manifest> {
   const raw = await readArchiveFile(archive, MANIFEST_PATH);
   return Manifest.parse(JSON.parse(raw.toString("utf8")));
+}
+
+/** The model-config.yaml an archive packs (its manifest's `configFile`), parsed; no config when the manifest names none. */
+export async function readPackedModelConfig(archive: string): Promise<{ manifest: Manifest; config?: Record<string, unknown> }> {
+  const manifest = await readManifest(archive);
+  const configFile = manifest.model.configFile;
+  if (!configFile) return { manifest };
+  const config = (YAML.parse((await readArchiveFile(archive, configFile)).toString("utf8")) ?? {}) as Record<string, unknown>;
+  return { manifest, config };
 }
 
 /**

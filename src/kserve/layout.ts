@@ -6,8 +6,7 @@
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import YAML from "yaml";
-import { readArchiveFile, readManifest } from "../archive/reader.ts";
+import { readPackedModelConfig } from "../archive/reader.ts";
 import { envelopeRefusal, missingVenvMessage, turnsOnVenv } from "../archive/deploy-checks.ts";
 import { inferenceService, serviceName, type KServeProtocol } from "./inference-service.ts";
 import { kserveProperties, type KServeModel } from "./snapshot.ts";
@@ -38,12 +37,11 @@ export async function readArchiveFacts(archive: string): Promise<ArchiveFacts> {
   if (!archive.endsWith(".mar") || !fs.statSync(archive, { throwIfNoEntry: false })?.isFile()) {
     throw new KServeInputError(`${archive}: not a .mar file (KServe's runtime loads model-store/*.mar: build it with tsserve archive's default format)`);
   }
-  const manifest = await readManifest(archive).catch((error: Error) => {
+  const { manifest, config } = await readPackedModelConfig(archive).catch((error: Error) => {
     throw new KServeInputError(`${archive}: not a model archive (${error.message})`);
   });
   const { modelName, modelVersion, configFile } = manifest.model;
-  if (!configFile) throw new KServeInputError(`${archive}: its manifest names no model config (was it built by tsserve archive?)`);
-  const config = (YAML.parse((await readArchiveFile(archive, configFile)).toString("utf8")) ?? {}) as Record<string, unknown>;
+  if (!configFile || !config) throw new KServeInputError(`${archive}: its manifest names no model config (was it built by tsserve archive?)`);
   const handler = (config.handler ?? {}) as Record<string, unknown>;
   const warnings: string[] = [];
   const minWorkers = count(config.minWorkers, 1, "minWorkers", archive);

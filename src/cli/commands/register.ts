@@ -1,8 +1,10 @@
 import fs from "node:fs";
 import path from "node:path";
-import { UnsafeArchiveError } from "../../archive/reader.ts";
+import { perModelInstallWarning } from "../../archive/deploy-checks.ts";
+import { readPackedModelConfig, UnsafeArchiveError } from "../../archive/reader.ts";
 import { TorchServeError } from "../../client/http.ts";
 import { workPaths } from "../../client/paths.ts";
+import { isTrue, readProperties } from "../../client/properties.ts";
 import { connect, readState, registerWatched, ServerError, stageArchive, WorkerStartError } from "../../client/torchserve-process.ts";
 import { UsageError, type Command } from "../command.ts";
 
@@ -24,6 +26,14 @@ function intOption(values: Record<string, unknown>, key: string, min: number): n
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new UsageError(`--${key} must be an integer >= ${min}, not "${raw}"`);
   return n;
+}
+
+/** What deploy-checks says about this archive on this TorchServe; nothing for an archive whose config cannot be read (not one of ours). */
+async function venvWarning(archive: string, tsConfig: string | undefined): Promise<string | undefined> {
+  const installsPerModel = tsConfig !== undefined && fs.existsSync(tsConfig) && isTrue(readProperties(tsConfig).get("install_py_dep_per_model"));
+  if (!installsPerModel) return undefined;
+  const packed = await readPackedModelConfig(archive).catch(() => undefined);
+  return packed && perModelInstallWarning(packed.config, packed.manifest.model.configFile ?? "its model config");
 }
 
 const command: Command = {
@@ -53,6 +63,8 @@ const command: Command = {
         const staged = await stageArchive(archive, state.modelStore);
         url = staged.url;
         modelName ??= staged.modelName;
+        const warning = await venvWarning(archive, state.tsConfig);
+        if (warning) process.stderr.write(`tsserve register: warning: ${warning}\n`);
       } catch (error) {
         if (error instanceof UnsafeArchiveError || error instanceof ServerError) throw new UsageError(error.message);
         throw error;

@@ -5,7 +5,8 @@ import path from "node:path";
 import YAML from "yaml";
 import { describe, expect, it } from "vitest";
 import { ArchiveInputError, createArchive } from "../../../src/archive/archive.ts";
-import { envelopeRefusal, hostPackageWarnings, modelPathWarning, venvRefusal } from "../../../src/archive/deploy-checks.ts";
+import { envelopeRefusal, hostPackageWarnings, modelPathWarning, perModelInstallWarning, venvRefusal } from "../../../src/archive/deploy-checks.ts";
+import { readPackedModelConfig } from "../../../src/archive/reader.ts";
 import { GREETING_CONFIG, GREETING_HANDLER, tempDir } from "./helpers.ts";
 
 describe("venvRefusal", () => {
@@ -78,5 +79,23 @@ describe("tsserve archive with a requirements file", () => {
   it("packs them with useVenv: true, warning only about the host's torch", async () => {
     const result = await createArchive(setUp({ useVenv: true }, "sentencepiece==0.2.0\ntorch==2.5.0\n"));
     expect(result.warnings).toEqual([expect.stringMatching(/^requirements\.txt: "torch==2\.5\.0" would replace the serving host's torch/)]);
+  }, 60_000);
+});
+
+describe("perModelInstallWarning", () => {
+  it("warns about an archive without a venv for a TorchServe that installs per model, with the fix", () => {
+    expect(perModelInstallWarning({ minWorkers: 1 }, "m.yaml")).toMatch(/install_py_dep_per_model=true.*Add "useVenv: true" to m\.yaml.*archive it again$/);
+    expect(perModelInstallWarning({ useVenv: true }, "m.yaml")).toBeUndefined();
+    expect(perModelInstallWarning(undefined, "m.yaml")).toBeUndefined();
+  });
+});
+
+describe("readPackedModelConfig", () => {
+  it("reads back the config an archive packs", async () => {
+    const dir = tempDir();
+    const { path: archive } = await createArchive({ modelName: "greeting", version: "1.0", handler: GREETING_HANDLER, configFile: GREETING_CONFIG, exportPath: dir });
+    const { manifest, config } = await readPackedModelConfig(archive);
+    expect(manifest.model.configFile).toBe("greeting.yaml");
+    expect(config).toMatchObject({ responseTimeout: 60, handler: { greeting: "hello" } });
   }, 60_000);
 });
