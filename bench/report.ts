@@ -111,7 +111,7 @@ export function renderMarkdown(r: BenchResults): string {
   lines.push(`| archive (CLI, s): \`tsserve archive\` vs \`torch-model-archiver\` | ${fmt(r.archive.tsserve_s, 3)} | ${fmt(r.archive.torch_model_archiver_s, 3)} |`);
   lines.push(`| cold start (register → first answer, s) | ${fmt(r.cold_start.tsserve_s, 2)} | ${fmt(r.cold_start.python_s, 2)} |`);
   lines.push("");
-  lines.push("Medians over interleaved rounds (A B, B A, …; at concurrency 1 request by request); see the README's Performance section for what each figure measures.");
+  lines.push("Medians over interleaved rounds (A B, B A, …; at concurrency 1 request by request); see docs/performance.md for what each figure measures.");
   lines.push("");
   return lines.join("\n");
 }

@@ -1,4 +1,4 @@
-// The CLI's usage text is an interface: scripts and the README rely on its commands and flags.
+// The CLI's usage text is an interface: scripts and the docs rely on its commands and flags (test/unit/docs checks them).
 import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 

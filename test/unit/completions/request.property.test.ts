@@ -16,7 +16,7 @@ import { RequestFailure } from "../../../src/handler/failure.ts";
 const RUNS = 10_000;
 const KNOWN = Object.keys(CompletionRequestFields);
 
-/** The defaults as the documentation states them (README, "Requests and responses"), not read from the code. */
+/** The defaults as the documentation states them (docs/requests.md, "Fields"), not read from the code. */
 const DOCUMENTED = {
   seed: 0, max_tokens: 16, temperature: 0.8, top_p: 0, top_k: 50, repetition_penalty: 1, logprobs: 0,
   n: 1, echo: false, stream: false,
