@@ -1,7 +1,8 @@
 // Every command the docs show is one the CLI takes: each `tsserve` command in
 // README.md and docs/ is parsed against the command's own options, each
 // `npm run` script exists, the offline `$ tsserve render` example is run and
-// its output compared, and the links between the pages resolve.
+// its output compared, the links between the pages resolve, and the files
+// they name exist.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -159,6 +160,14 @@ describe("the pages", () => {
       }
     }
     expect(problems).toEqual([]);
+  });
+
+  it("name only files and folders of the repository that exist", () => {
+    const repoPath = /^(?:src|test|scripts|bench|handlers|configs|python_shim|bin|docs)\/[\w./-]+$/;
+    const missing = PAGES.flatMap((page) => page.spans
+      .filter((span) => repoPath.test(span.code) && !fs.existsSync(path.join(ROOT, span.code)))
+      .map((span) => `${span.file}:${span.line}: ${span.code}`));
+    expect(missing).toEqual([]);
   });
 
   it("keep the README short and starting with the two commands", () => {
