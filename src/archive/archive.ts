@@ -265,9 +265,8 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
   if (!options.version) throw new ArchiveInputError("--version is required");
   if (!ARCHIVE_FORMATS.includes(format)) throw new ArchiveInputError(`--archive-format must be one of ${ARCHIVE_FORMATS.join(", ")}`);
   const exportPath = path.resolve(options.exportPath ?? process.cwd());
-  if (!fs.statSync(exportPath, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new ArchiveInputError(`export path ${exportPath} is not a directory`);
-  }
+  const exportStat = fs.statSync(exportPath, { throwIfNoEntry: false });
+  if (exportStat && !exportStat.isDirectory()) throw new ArchiveInputError(`export path ${exportPath} is not a directory`);
   const out = path.join(exportPath, options.modelName + FORMAT_SUFFIX[format]);
   if (exists(out) && !force) throw new ArchiveInputError(`${out} already exists (pass --force to overwrite it)`);
   if (!exists(options.handler)) throw new ArchiveInputError(`handler not found: ${options.handler}`);
@@ -352,6 +351,8 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
     const manifest = renderManifest(model, options.createdOn);
 
     // 3. Write next to the destination, then swap it in, so a failure never leaves half an archive.
+    // A missing export folder is made (`--export-path model_store` in a fresh project), once the input has passed.
+    await fsp.mkdir(exportPath, { recursive: true });
     const temp = path.join(exportPath, `.${options.modelName}.tsserve-${process.pid}${FORMAT_SUFFIX[format]}`);
     await fsp.rm(temp, { recursive: true, force: true });
     try {

@@ -91,6 +91,19 @@ describe("createArchive", () => {
     expect(fs.readdirSync(out)).toEqual([]);
   });
 
+  it("makes a missing export folder, but only once the input has passed", async () => {
+    const parent = tempDir();
+    const refused = path.join(parent, "refused", "store");
+    await expect(createArchive({ ...options(refused), version: "" }, { bundle: recordingBundle() })).rejects.toThrow(ArchiveInputError);
+    expect(fs.existsSync(refused)).toBe(false);
+    const store = path.join(parent, "model_store");
+    const result = await createArchive(options(store), { bundle: recordingBundle() });
+    expect(result.path).toBe(path.join(store, "greeting.mar"));
+    const file = path.join(parent, "a-file");
+    fs.writeFileSync(file, "");
+    await expect(createArchive(options(file), { bundle: recordingBundle() })).rejects.toThrow(/is not a directory/);
+  });
+
   it("refuses a model name torch-model-archiver would refuse", async () => {
     await expect(createArchive({ ...options(tempDir()), modelName: "../evil" }, { bundle: recordingBundle() })).rejects.toThrow(/model name/);
   });

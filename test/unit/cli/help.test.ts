@@ -47,7 +47,7 @@ describe("tsserve --help", () => {
                                   (which always names the shim's own and Node as a wheel); TorchServe
                                   installs them per model, so the config needs "useVenv: true"
         --extra-files LIST        comma-separated files or folders packed at the archive's top level
-        --export-path DIR         where to write the archive (default: the current folder)
+        --export-path DIR         where to write the archive (default: the current folder; made when missing)
         --archive-format FMT      default (NAME.mar, deflate), zip-store (NAME.mar, stored),
                                   tgz (NAME.tar.gz under NAME/), no-archive (folder NAME/)
         -f, --force               overwrite existing output; pack extra files that look like secrets
