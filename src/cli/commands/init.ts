@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { MODEL_NAME_PATTERN } from "../../archive/manifest.ts";
 import { UsageError, type Command } from "../command.ts";
 
 const USAGE = `Usage: tsserve init <model-name>
@@ -13,8 +14,6 @@ Writes handlers/<model-name>.ts, configs/<model-name>.yaml and
 test/unit/handlers/<model-name>.test.ts in the current folder, and refuses to
 overwrite any of them. <model-name> is what TorchServe will call the model:
 letters, digits, "-", "_" and ".", starting with a letter or digit.`;
-
-export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** `llama-2-7b-chat` -> `Llama27bChat`; a leading digit gets a `Model` prefix. */
 export function className(modelName: string): string {
@@ -110,7 +109,7 @@ const init: Command = {
   async run({ positionals }) {
     if (positionals.length !== 1) throw new UsageError("expected exactly one <model-name>");
     const modelName = positionals[0]!;
-    if (!MODEL_NAME.test(modelName)) {
+    if (!MODEL_NAME_PATTERN.test(modelName)) {
       throw new UsageError(`"${modelName}" is not a valid model name (letters, digits, "-", "_", ".", starting with a letter or digit)`);
     }
     const root = process.cwd();
