@@ -71,6 +71,30 @@ function problemsOfNpmRun(words: string[]): string[] {
 
 const where = (block: FencedBlock) => `${block.file}:${block.line}`;
 
+describe("reading shell examples", () => {
+  it("splits lines into commands at &&, |, ; and $(...), joins continuations, drops prompts and comments", () => {
+    const script = [
+      "$ npx tsserve start && npx tsserve register m.mar   # then wait",
+      "curl -H \"Authorization: Bearer $(npx tsserve token inference)\" \\",
+      "  -d '{\"a\": \"b c\"}' http://x | head; echo done",
+    ].join("\n");
+    expect(shellCommands(script)).toEqual([
+      ["npx", "tsserve", "start"],
+      ["npx", "tsserve", "register", "m.mar"],
+      ["npx", "tsserve", "token", "inference"],
+      ["curl", "-H", "Authorization: Bearer SUBSTITUTED", "-d", '{"a": "b c"}', "http://x"],
+      ["head"],
+      ["echo", "done"],
+    ]);
+  });
+
+  it("anchors headings as GitHub does", () => {
+    expect(anchorOf("Pack a handler: `tsserve archive`")).toBe("pack-a-handler-tsserve-archive");
+    expect(anchorOf("Why the model API is on, and why everything is bound to 127.0.0.1")).toBe("why-the-model-api-is-on-and-why-everything-is-bound-to-127001");
+    expect(anchorOf("3. KServe")).toBe("3-kserve");
+  });
+});
+
 describe("the commands the docs show", () => {
   it("finds the commands it checks (the README's two, and many tsserve ones)", () => {
     const all = BLOCKS.flatMap((block) => shellCommands(block.text));
