@@ -53,14 +53,3 @@ export function modelPathWarning(key: string, folder: string | undefined): strin
   return `handler.${key} ${folder} is not a folder on this machine: the worker fails to load unless it exists on the host that serves the archive ` +
     "(for a container, give the path inside it)";
 }
-
-/**
- * KServe's envelopes go through TorchServe's batched path; under
- * `asyncCommunication: true` requests bypass them, so `{"instances": [...]}`
- * would reach the handler as a completion request.
- */
-export function envelopeRefusal(config: Record<string, unknown>, where: string): string | undefined {
-  if (config.asyncCommunication !== true) return undefined;
-  return `${where}: its model config has "asyncCommunication: true" (continuous batching), which KServe's envelopes do not go through: ` +
-    'set "asyncCommunication: false" in the model config and archive it again for KServe';
-}

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { readPackedModelConfig } from "../archive/reader.ts";
-import { envelopeRefusal, missingVenvMessage, turnsOnVenv } from "../archive/deploy-checks.ts";
+import { missingVenvMessage, turnsOnVenv } from "../archive/deploy-checks.ts";
 import { inferenceService, serviceName, type KServeProtocol } from "./inference-service.ts";
 import { kserveProperties, type KServeModel } from "./snapshot.ts";
 
@@ -53,8 +53,6 @@ export async function readArchiveFacts(archive: string): Promise<ArchiveFacts> {
   if (config.asyncCommunication !== true) {
     warnings.push(`${modelName}: its model config has no "asyncCommunication: true": TorchServe then runs batches of batchSize one after another instead of continuous batching`);
   }
-  const refusal = envelopeRefusal(config, archive);
-  if (refusal) throw new KServeInputError(refusal);
   if (!turnsOnVenv(config)) warnings.push(`${modelName}: ${missingVenvMessage(configFile)}`);
   const gpus = config.deviceType === "cpu" ? 0 : minWorkers * count(handler.num_gpu_per_model, 1, "handler.num_gpu_per_model", archive);
   return {

@@ -24,9 +24,7 @@ const answers: Record<string, string> = {};
 beforeAll(async () => {
   const scratch = isolatedServer("kserve-build").scratch;
   for (const protocol of ["v1", "v2"] as const) {
-    // KServe's envelopes go through TorchServe's batched path, whatever the shipped config's batching mode.
-    const settings = { asyncCommunication: "false", ...(protocol === "v1" ? { useVenv: "true" } : {}) };
-    const config = tinyConfig(path.join(scratch, protocol, `${MODEL}.yaml`), settings);
+    const config = tinyConfig(path.join(scratch, protocol, `${MODEL}.yaml`), protocol === "v1" ? { useVenv: "true" } : {});
     archives[protocol] = (await createArchive({ modelName: MODEL, version: "1.0", handler: TINY_HANDLER, configFile: config, exportPath: path.dirname(config) })).path;
   }
 }, 120_000);

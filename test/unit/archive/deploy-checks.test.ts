@@ -5,7 +5,7 @@ import path from "node:path";
 import YAML from "yaml";
 import { describe, expect, it } from "vitest";
 import { ArchiveInputError, createArchive } from "../../../src/archive/archive.ts";
-import { envelopeRefusal, hostPackageWarnings, modelPathWarning, perModelInstallWarning, venvRefusal } from "../../../src/archive/deploy-checks.ts";
+import { hostPackageWarnings, modelPathWarning, perModelInstallWarning, venvRefusal } from "../../../src/archive/deploy-checks.ts";
 import { readPackedModelConfig } from "../../../src/archive/reader.ts";
 import { GREETING_CONFIG, GREETING_HANDLER, tempDir } from "./helpers.ts";
 
@@ -42,14 +42,6 @@ describe("modelPathWarning", () => {
     expect(modelPathWarning("model_path", "/nonexistent/checkpoint")).toMatch(/^handler\.model_path \/nonexistent\/checkpoint is not a folder on this machine/);
     expect(modelPathWarning("model_path", tempDir())).toBeUndefined();
     expect(modelPathWarning("model_path", undefined)).toBeUndefined();
-  });
-});
-
-describe("envelopeRefusal", () => {
-  it("refuses continuous batching for KServe and says what to set", () => {
-    expect(envelopeRefusal({ asyncCommunication: true }, "m.mar")).toMatch(/^m\.mar: .*set "asyncCommunication: false"/);
-    expect(envelopeRefusal({ asyncCommunication: false }, "m.mar")).toBeUndefined();
-    expect(envelopeRefusal({}, "m.mar")).toBeUndefined();
   });
 });
 

@@ -98,17 +98,6 @@ describe("writeKServeLayout", () => {
     await writeKServeLayout({ archives: [cpuArchive], out, protocol: "v1", force: true });
   });
 
-  it("refuses an archive served with continuous batching, which KServe's envelopes bypass, naming the fix", async () => {
-    const out = path.join(scratch, "layout-async");
-    const asyncArchive = (await createArchive({
-      modelName: "async-model", version: "1.0", handler: GREETING_HANDLER,
-      configFile: config("async", { asyncCommunication: true, useVenv: true }), exportPath: path.join(scratch, "archives"),
-    })).path;
-    await expect(writeKServeLayout({ archives: [cpuArchive, asyncArchive], out, protocol: "v1" }))
-      .rejects.toThrow(/async-model\.mar: its model config has "asyncCommunication: true".*set "asyncCommunication: false"/);
-    expect(fs.existsSync(out)).toBe(false);
-  }, 60_000);
-
   it("names services as Kubernetes allows", () => {
     expect(serviceName("Llama-2_7b.chat")).toBe("llama-2-7b-chat");
     expect(serviceName("7b")).toBe("b");
