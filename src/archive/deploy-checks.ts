@@ -47,6 +47,16 @@ export function perModelInstallWarning(config: Record<string, unknown> | undefin
   return `this TorchServe installs each archive's requirements (install_py_dep_per_model=true), and ${missingVenvMessage(configName)}, then archive it again`;
 }
 
+/**
+ * `tsserve register --batch-size B` overrides the config's batchSize; with
+ * continuous batching TorchServe 0.12 cannot take more than one job at once.
+ */
+export function batchSizeRefusal(config: Record<string, unknown> | undefined, batchSize: number | undefined, configName: string): string | undefined {
+  if (config?.asyncCommunication !== true || batchSize === undefined || batchSize <= 1) return undefined;
+  return `--batch-size ${batchSize}: ${configName} has "asyncCommunication: true" (continuous batching), where TorchServe 0.12 ` +
+    "fails with two jobs at once and the engine batches the requests itself: leave out --batch-size (or archive with asyncCommunication: false for TorchServe's own batches)";
+}
+
 /** A checkpoint folder that is not on this machine is fine only if it is where TorchServe runs. */
 export function modelPathWarning(key: string, folder: string | undefined): string | undefined {
   if (folder === undefined || fs.statSync(folder, { throwIfNoEntry: false })?.isDirectory()) return undefined;

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { perModelInstallWarning } from "../../archive/deploy-checks.ts";
+import { batchSizeRefusal, perModelInstallWarning } from "../../archive/deploy-checks.ts";
 import { readPackedModelConfig, UnsafeArchiveError } from "../../archive/reader.ts";
 import { TorchServeError } from "../../client/http.ts";
 import { workPaths } from "../../client/paths.ts";
@@ -28,12 +28,18 @@ function intOption(values: Record<string, unknown>, key: string, min: number): n
   return n;
 }
 
-/** What deploy-checks says about this archive on this TorchServe; nothing for an archive whose config cannot be read (not one of ours). */
-async function venvWarning(archive: string, tsConfig: string | undefined): Promise<string | undefined> {
-  const installsPerModel = tsConfig !== undefined && fs.existsSync(tsConfig) && isTrue(readProperties(tsConfig).get("install_py_dep_per_model"));
-  if (!installsPerModel) return undefined;
+/**
+ * What deploy-checks says about this archive on this TorchServe: a refusal
+ * (thrown) or a warning. Nothing for an archive whose config cannot be read (not one of ours).
+ */
+async function checkArchive(archive: string, tsConfig: string | undefined, batchSize: number | undefined): Promise<string | undefined> {
   const packed = await readPackedModelConfig(archive).catch(() => undefined);
-  return packed && perModelInstallWarning(packed.config, packed.manifest.model.configFile ?? "its model config");
+  if (!packed) return undefined;
+  const configName = packed.manifest.model.configFile ?? "its model config";
+  const refusal = batchSizeRefusal(packed.config, batchSize, configName);
+  if (refusal) throw new UsageError(refusal);
+  const installsPerModel = tsConfig !== undefined && fs.existsSync(tsConfig) && isTrue(readProperties(tsConfig).get("install_py_dep_per_model"));
+  return installsPerModel ? perModelInstallWarning(packed.config, configName) : undefined;
 }
 
 const command: Command = {
@@ -60,11 +66,11 @@ const command: Command = {
     let modelName = values["model-name"] as string | undefined;
     if (fs.existsSync(archive)) {
       try {
+        const warning = await checkArchive(archive, state.tsConfig, batchSize);
+        if (warning) process.stderr.write(`tsserve register: warning: ${warning}\n`);
         const staged = await stageArchive(archive, state.modelStore);
         url = staged.url;
         modelName ??= staged.modelName;
-        const warning = await venvWarning(archive, state.tsConfig);
-        if (warning) process.stderr.write(`tsserve register: warning: ${warning}\n`);
       } catch (error) {
         if (error instanceof UnsafeArchiveError || error instanceof ServerError) throw new UsageError(error.message);
         throw error;

@@ -5,7 +5,7 @@ import path from "node:path";
 import YAML from "yaml";
 import { describe, expect, it } from "vitest";
 import { ArchiveInputError, createArchive } from "../../../src/archive/archive.ts";
-import { hostPackageWarnings, modelPathWarning, perModelInstallWarning, venvRefusal } from "../../../src/archive/deploy-checks.ts";
+import { batchSizeRefusal, hostPackageWarnings, modelPathWarning, perModelInstallWarning, venvRefusal } from "../../../src/archive/deploy-checks.ts";
 import { readPackedModelConfig } from "../../../src/archive/reader.ts";
 import { GREETING_CONFIG, GREETING_HANDLER, tempDir } from "./helpers.ts";
 
@@ -79,6 +79,16 @@ describe("perModelInstallWarning", () => {
     expect(perModelInstallWarning({ minWorkers: 1 }, "m.yaml")).toMatch(/install_py_dep_per_model=true.*Add "useVenv: true" to m\.yaml.*archive it again$/);
     expect(perModelInstallWarning({ useVenv: true }, "m.yaml")).toBeUndefined();
     expect(perModelInstallWarning(undefined, "m.yaml")).toBeUndefined();
+  });
+});
+
+describe("batchSizeRefusal", () => {
+  it("refuses a --batch-size above 1 for a continuous-batching archive, naming the fix", () => {
+    expect(batchSizeRefusal({ asyncCommunication: true }, 4, "m.yaml")).toMatch(/^--batch-size 4: m\.yaml has "asyncCommunication: true".*leave out --batch-size/);
+    expect(batchSizeRefusal({ asyncCommunication: true }, 1, "m.yaml")).toBeUndefined();
+    expect(batchSizeRefusal({ asyncCommunication: true }, undefined, "m.yaml")).toBeUndefined();
+    expect(batchSizeRefusal({ asyncCommunication: false }, 4, "m.yaml")).toBeUndefined();
+    expect(batchSizeRefusal(undefined, 4, "m.yaml")).toBeUndefined();
   });
 });
 
