@@ -131,7 +131,7 @@ async function main(): Promise<number> {
   const srv = isolatedServer("soak", [], Number(args["port-base"]));
   const started = Date.now();
   const configFile = tinyConfig(path.join(srv.scratch, `${MODEL}.yaml`), {
-    minWorkers: WORKERS, maxWorkers: WORKERS, batchSize: 4, maxBatchDelay: 20, responseTimeout: 30, "handler.handle_timeout_s": HANDLE_TIMEOUT_S,
+    minWorkers: WORKERS, maxWorkers: WORKERS, asyncCommunication: "false", batchSize: 4, maxBatchDelay: 20, responseTimeout: 30, "handler.handle_timeout_s": HANDLE_TIMEOUT_S,
   });
   await createArchive(
     { modelName: MODEL, version: "1.0", handler: path.join(ROOT, "test", "fixtures", "handlers", "fault-handler.ts"), configFile, exportPath: srv.modelStore },

@@ -55,14 +55,14 @@ beforeAll(async () => {
   ].join("\n"));
   // The batched and two-worker models carry their settings in their model-config.yaml (and the register call repeats them).
   const tinyYaml = fs.readFileSync(TINY_CONFIG, "utf8").replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "tiny-llama")}"`);
-  const withSettings = (name: string, settings: Record<string, number>) => {
+  const withSettings = (name: string, settings: Record<string, number | boolean>) => {
     let yaml = tinyYaml;
     for (const [key, value] of Object.entries(settings)) yaml = yaml.replace(new RegExp(`^${key}: .*$`, "m"), `${key}: ${value}`);
     return writeFile(path.join(scratch, `${name}.yaml`), yaml);
   };
   const archives: [string, string, string][] = [
     [TINY, TINY_HANDLER, TINY_CONFIG],
-    [BATCHED, TINY_HANDLER, withSettings(BATCHED, { batchSize: 4, maxBatchDelay: BATCH_DELAY_MS })],
+    [BATCHED, TINY_HANDLER, withSettings(BATCHED, { asyncCommunication: false, batchSize: 4, maxBatchDelay: BATCH_DELAY_MS })],
     [TWO, TINY_HANDLER, withSettings(TWO, { minWorkers: 2, maxWorkers: 2 })],
     [AGENT, path.join(ROOT, "handlers", "llama-2-7b-chat-agentinstruct.ts"), path.join(ROOT, "configs", "tiny-llama-2-chat-agentinstruct.yaml")],
   ];
