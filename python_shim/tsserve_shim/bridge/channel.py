@@ -95,8 +95,21 @@ class Bridge:
             pass  # the pipe is full of wake-ups already
 
     def request(self, method: str, params: dict, on_answer: Answer) -> None:
-        """Send a request to the child; ``on_answer(message)`` gets its answer on the bridge thread."""
-        self.post(lambda: self.peer.request_async(method, params, on_answer))
+        """Send a request to the child; ``on_answer(message)`` gets its answer on the bridge thread
+        (a CONNECTION_CLOSED error naming how the child ended, when it died first)."""
+
+        def send() -> None:
+            child = self.child
+            self.peer.request_async(method, params, lambda message: on_answer(self._with_exit(child, message)))
+
+        self.post(send)
+
+    @staticmethod
+    def _with_exit(child: Optional[NodeProcess], message: dict) -> dict:
+        if not closed(message) or child is None:
+            return message
+        child.reap()
+        return {**message, "error": {**message["error"], "message": child.exit_description()}}
 
     def kill_child(self) -> None:
         """For a child that stopped answering: the bridge thread then fails what it held and starts another."""

@@ -167,7 +167,7 @@ class TsserveHandler:
         except asyncio.TimeoutError:
             self.engine.cancel(batch_id)
             restarted = await self._kill_if_hung()
-            also = "; its process stopped answering and was restarted" if restarted else ""
+            also = "; its process was stopped and restarted" if restarted else ""
             return failures(len(requests), 504, f"the handler did not answer within {self.deadline_s:g} s{also}")
         finally:
             self._batches.pop(batch_id, None)
