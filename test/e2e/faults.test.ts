@@ -69,7 +69,7 @@ function logShows(watcher: LogWatcher, text: string | RegExp): Promise<string> {
 }
 
 async function archive(modelName: string, handler: string, settings: Record<string, string | number>, extra: { brokenBundle?: boolean } = {}): Promise<void> {
-  const configFile = tinyConfig(path.join(srv.scratch, `${modelName}.yaml`), settings);
+  const configFile = tinyConfig(path.join(srv.scratch, `${modelName}.yaml`), { asyncCommunication: "false", ...settings });
   await createArchive(
     { modelName, version: "1.0", handler, configFile, exportPath: srv.modelStore, force: true },
     {
@@ -97,7 +97,7 @@ beforeAll(async () => {
   // A model-config.yaml's batch settings win over the register call's: write them in. These are
   // TorchServe's own batches (asyncCommunication: false); continuous-batching.test.ts has the faults
   // of the default, continuous mode.
-  await archive(MODEL, FAULT_HANDLER, { asyncCommunication: "false", batchSize: BATCH, maxBatchDelay: BATCH_DELAY_MS, responseTimeout: 60, "handler.handle_timeout_s": HANDLE_TIMEOUT_S });
+  await archive(MODEL, FAULT_HANDLER, { batchSize: BATCH, maxBatchDelay: BATCH_DELAY_MS, responseTimeout: 60, "handler.handle_timeout_s": HANDLE_TIMEOUT_S });
   await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
   client = connect(srv.paths);
   await registerWatched(client, { url: `${MODEL}.mar`, modelName: MODEL, initialWorkers: 1 }, srv.paths);
