@@ -16,7 +16,6 @@ const MODEL = "smollm2";
 const MODEL_PATH = path.join(ROOT, ".cache", "smollm2-135m-instruct");
 const server = isolatedServer("smollm2-parity");
 const TOLERANCE = 1e-4;
-const BATCH_DELAY_MS = 400;
 
 const LONG = Array.from({ length: 12 }, (_, i) =>
   `Paragraph ${i + 1}: The history of computing spans centuries, from mechanical calculators to electronic machines that fill rooms and then fit in a pocket.`).join("\n");
@@ -70,7 +69,7 @@ beforeAll(async () => {
     });
     await startServer({ paths: server.paths, tsConfig: server.tsConfig, modelStore: server.modelStore });
     client = connect(server.paths);
-    await registerWatched(client, { url: path.basename(archive.path), modelName: MODEL, initialWorkers: 1, batchSize: 8, maxBatchDelay: BATCH_DELAY_MS }, server.paths);
+    await registerWatched(client, { url: path.basename(archive.path), modelName: MODEL, initialWorkers: 1 }, server.paths); // concurrent requests join one running batch
   })();
   [reference] = await Promise.all([computeReference(), serving]);
 }, 600_000);
