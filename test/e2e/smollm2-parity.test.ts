@@ -125,8 +125,7 @@ describe("SmolLM2-135M-Instruct answers as transformers' generate does", () => {
     const batched = CASES.map((c, i) => [c, reference.cases[i]!] as const).filter(([c]) => !c.name.startsWith("long")).slice(0, 8);
     const bodies = await Promise.all(batched.map(([c]) => complete(greedy(c))));
     bodies.forEach((body, i) => expectParity(body, batched[i]![1], `batched: ${batched[i]![0].name}`));
-    // Requests that ran in one pass share its compute time: fewer distinct times than requests means they were batched.
-    expect(new Set(bodies.map((b) => b.raw_compute_time)).size).toBeLessThan(bodies.length);
+    // Under continuous batching each request's raw_compute_time is its own (admission to answer), so it no longer shows a shared pass.
   }, 240_000);
 
   it("echo with max_tokens 0 gives the prompt's logprobs as a forward pass does (log-likelihood scoring)", { timeout: 120_000 }, async () => {
@@ -174,7 +173,6 @@ describe("SmolLM2-135M-Instruct answers as transformers' generate does", () => {
       complete(greedy(CASES[0]!)),
     ]);
     expect(batch[0]!.choices[0]!.text).toBe(alone.choices[0]!.text);
-    expect(new Set(batch.map((b) => b.raw_compute_time)).size).toBeLessThan(batch.length);
     // Another seed gives another sample (else the seed would not reach the sampler).
     expect(batch[1]!.choices[0]!.text).not.toBe(alone.choices[0]!.text);
   }, 240_000);
