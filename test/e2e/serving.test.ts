@@ -9,7 +9,7 @@ import { createArchive } from "../../src/archive/archive.ts";
 import { readKeyFile } from "../../src/client/keys.ts";
 import { workPaths } from "../../src/client/paths.ts";
 import { connect, runningServer, stopServer } from "../../src/client/torchserve-process.ts";
-import { HELM_REQUEST, SEED_REQUEST, TINY_CONFIG, TINY_HANDLER, cli, leftovers, tinyConfig, writeFile } from "./helpers.ts";
+import { HELM_REQUEST, SEED_REQUEST, TINY_CONFIG, TINY_HANDLER, cli, leftovers, writeFile } from "./helpers.ts";
 
 const MODEL = "tiny-llama-2-chat";
 const paths = workPaths();
@@ -18,8 +18,7 @@ let exportDir: string;
 beforeAll(async () => {
   if (runningServer(paths)) await stopServer();
   exportDir = fs.mkdtempSync(path.join(os.tmpdir(), "tsserve-e2e-"));
-  // TorchServe's own batches: under asyncCommunication its worker does not exit on unregister yet (an open bug, see the stop note).
-  await createArchive({ modelName: MODEL, version: "1.0", handler: TINY_HANDLER, configFile: tinyConfig(path.join(exportDir, "..", `${MODEL}.yaml`), { asyncCommunication: "false" }), exportPath: exportDir });
+  await createArchive({ modelName: MODEL, version: "1.0", handler: TINY_HANDLER, configFile: TINY_CONFIG, exportPath: exportDir });
   const started = await cli(["start"]);
   expect(started.stderr).toContain("TorchServe is up");
   expect(started.code).toBe(0);
