@@ -57,10 +57,9 @@ def load_python_handler():
 
 def child_cpu_seconds(handler) -> float:
     """CPU time of the handler's Node child so far (Linux /proc; 0 without one)."""
-    child = getattr(handler, "child", None)
-    if child is None:
-        return 0.0
-    return task_cpu_seconds(child.pid)
+    bridge = getattr(handler, "bridge", None)
+    pid = bridge.child_pid if bridge is not None else None
+    return task_cpu_seconds(pid) if pid is not None else 0.0
 
 
 def percentile(samples, q):
@@ -82,6 +81,8 @@ def main() -> None:
 
     with open(args.config) as f:
         config = yaml.safe_load(f)
+    # One request at a time through `handle`, the way TorchServe's synchronous worker calls it.
+    config["asyncCommunication"] = False
     section = config["handler"]
     section["model_path"] = os.path.join(os.path.dirname(os.path.abspath(args.config)), section["model_path"])
     model_dir = os.path.abspath(args.bundle_dir)

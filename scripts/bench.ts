@@ -116,10 +116,15 @@ async function inProcess(scratch: string): Promise<Record<string, unknown>> {
 
 // ---------------------------------------------------------------- archive
 
-/** The tiny model's config with an absolute model_path, so both archivers pack the very same file. */
+/**
+ * The tiny model's config with an absolute model_path, so both archivers pack the very same file.
+ * Both run TorchServe's synchronous worker: bench/python_handler.py is a classic handler that
+ * answers from `handle`, and the bench measures what the bridge adds, like for like.
+ */
 function benchConfig(scratch: string): string {
   const yaml = fs.readFileSync(path.join(ROOT, "configs", "tiny-llama-2-chat.yaml"), "utf8")
-    .replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "tiny-llama")}"`);
+    .replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "tiny-llama")}"`)
+    .replace(/^asyncCommunication: true$/m, "asyncCommunication: false");
   const file = path.join(scratch, "tiny-llama-2-chat.yaml");
   fs.writeFileSync(file, yaml);
   return file;
