@@ -65,3 +65,16 @@ def make_request(prompt: str, **overrides) -> dict:
     request.update(overrides)
     return request
 
+
+
+SMOLLM2 = ROOT / ".cache" / "smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="session")
+def smollm2_engine():
+    """SmolLM2-135M-Instruct (scripts/setup.sh converts it) with prefix caching off: the reference."""
+    from tsserve_shim.engine.engine import Engine
+
+    if not (SMOLLM2 / "config.json").is_file():
+        pytest.fail(f"{SMOLLM2} is missing: scripts/setup.sh converts SmolLM2-135M-Instruct there")
+    return Engine.load({"model_path": str(SMOLLM2), "prefix_cache_mb": 0}, model_dir=str(SMOLLM2), gpu_id=None)

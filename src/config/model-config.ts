@@ -46,6 +46,8 @@ export const HandlerSectionFields = {
   cpu_threads: z.number().int().positive().optional(),
   /** The most rows (sequences) the engine decodes at once, as vLLM's max_num_seqs; requests beyond wait their turn. */
   max_num_seqs: z.number().int().positive().default(64),
+  /** MiB of KV the engine keeps for prompt prefixes it computed (reused by later prompts that begin with them); 0 turns prefix caching off. */
+  prefix_cache_mb: z.number().min(0).default(512),
 } satisfies z.ZodRawShape;
 
 /**

@@ -177,6 +177,8 @@ export const GenerateOutcome = z.discriminatedUnion("ok", [
     prompt: TokenLogprobs,
     sequences: z.array(Sequence),
     prompt_tokens: z.number().int(),
+    /** Of the prompt tokens, those whose KV came from the engine's prefix cache. */
+    cached_tokens: z.number().int().min(0).optional(),
     compute_time: z.number(),
   }),
   z.strictObject({

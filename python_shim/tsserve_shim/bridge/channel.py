@@ -62,11 +62,13 @@ class Bridge:
         *,
         deadline_for: Callable[[Optional[int]], Any],
         on_chunk: Callable[[dict], None],
+        on_generated: Callable[[Optional[int], list], None] = lambda batch_id, outcomes: None,
     ) -> None:
         self.spec = spec
         self.model = model
         self.deadline_for = deadline_for  # a batch id (or None) -> the Deadline of its generate calls
         self.on_chunk = on_chunk  # StreamChunkParams, on the bridge thread
+        self.on_generated = on_generated  # (batch id, GenerateOutcomes) of every generate call, on the scheduler's thread
         self.child: Optional[NodeProcess] = None
         self.peer: Optional[Peer] = None
         self.restarts = 0
@@ -201,6 +203,8 @@ class Bridge:
             self.post(lambda: peer.notify(protocol.GENERATION_DELTA, delta))
 
         def done(outcomes: list) -> None:
+            self.on_generated(tag, outcomes)
+
             def answer() -> None:
                 in_flight[tag] -= 1
                 if in_flight[tag] <= 0:

@@ -34,6 +34,20 @@ class DecodeBatch:
         """Whether other rows can join this batch (plain dynamic KV layers only)."""
         return mergeable(self.cache)
 
+    def tokens_held(self, j: int) -> int:
+        """How many positions of row ``j`` the KV cache holds."""
+        return int(self.mask[j].sum())
+
+    def row_kv(self, j: int):
+        """``kv(start, end)``: copies of row ``j``'s KV for its positions [start, end), per layer."""
+        columns = self.mask[j].nonzero().squeeze(-1)
+
+        def kv(start: int, end: int):
+            at = columns[start:end]
+            return [layer.keys[j][:, at] for layer in self.cache.layers], [layer.values[j][:, at] for layer in self.cache.layers]
+
+        return kv
+
     def take(self, chosen: torch.Tensor) -> None:
         """Record the tokens just chosen (one per row)."""
         self.chosen = chosen

@@ -18,6 +18,15 @@ from .scheduler import Done, Scheduler
 log = logging.getLogger(__name__)
 
 
+DEFAULT_PREFIX_CACHE_MB = 512
+
+
+def prefix_cache_bytes(handler_section: Mapping[str, Any]) -> int:
+    """``handler.prefix_cache_mb`` (default 512; 0 turns prefix caching off) in bytes."""
+    value = handler_section.get("prefix_cache_mb")
+    return int(float(DEFAULT_PREFIX_CACHE_MB if value is None else value) * 2**20)
+
+
 class Engine(ModelRunner):
     def __init__(self, model, tokenizer, **kwargs) -> None:
         super().__init__(model, tokenizer, **kwargs)
@@ -51,6 +60,7 @@ class Engine(ModelRunner):
         engine = cls(model, tokenizer, device=plan.device, name_or_path=str(handler_section.get("model_path") or plan.model_path))
         engine.plan = plan
         engine.scheduler.max_num_seqs = int(handler_section.get("max_num_seqs") or engine.scheduler.max_num_seqs)
+        engine.use_prefix_cache(prefix_cache_bytes(handler_section))
         return engine
 
     def start(self) -> "Engine":

@@ -23,6 +23,7 @@ from typing import Mapping, Sequence
 import torch
 
 from .detokenize import IncrementalDecoder, token_strings
+from .prefix_cache import Scores
 from .rows import CANCELLED, TIMED_OUT, Row
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ def outcomes(prompts: Mapping[int, list[int]], rows: Sequence[Row], elapsed: flo
                 "prompt": next((r.prompt_logprobs for r in mine if r.prompt_logprobs), None) or empty_token_logprobs(),
                 "sequences": [sequence(row) for row in mine],
                 "prompt_tokens": len(ids),
+                "cached_tokens": mine[0].cached_tokens,
                 "compute_time": elapsed,
             }
     return result
@@ -202,41 +204,39 @@ def prompt_offsets(prompt: str, strings: Sequence[str]) -> list[int]:
     return offsets
 
 
-def prompt_logprobs(tokenizer, logits: torch.Tensor, ids: list[int], k: int, prompt: str) -> dict:
+def prompt_logprobs(tokenizer, scores: Scores, ids: list[int], k: int, prompt: str) -> dict:
     """Echo: each prompt token's logprob given the tokens before it (the first has none).
-    ``logits``: [len(ids), vocab], the logits at every prompt position."""
+    ``scores``: the scores of positions 0..len(ids)-1 (position_scores, or the prefix cache's)."""
     strings = token_strings(tokenizer, ids)
-    token_lp: list[float | None] = [None]
     tops: list[dict | None] = [None]
-    if len(ids) > 1:
-        values, top_vals, top_ids = _position_logprobs(logits, ids, k)
-        token_lp += values
-        for pos in range(1, len(ids)):
-            if k == 0:
-                tops.append(None)
-                continue
-            decoder = IncrementalDecoder(tokenizer, ids[max(0, pos - 4) : pos])
-            tops.append(top_alternatives(decoder, top_ids[pos - 1], top_vals[pos - 1]))
+    for pos in range(1, len(ids)):
+        if k == 0:
+            tops.append(None)
+            continue
+        decoder = IncrementalDecoder(tokenizer, ids[max(0, pos - 4) : pos])
+        tops.append(top_alternatives(decoder, scores.top_ids[pos][:k], scores.top_values[pos][:k]))
     return {
         "tokens": strings,
         "token_ids": list(ids),
-        "token_logprobs": token_lp,
+        "token_logprobs": [None] + list(scores.logprobs[1 : len(ids)]),
         "top_logprobs": tops,
         "text_offset": prompt_offsets(prompt, strings),
     }
 
 
-def _position_logprobs(logits: torch.Tensor, ids: list[int], k: int, chunk: int = 512):
-    """The logprob of each next prompt token and the k best at each position, a chunk of positions at a time."""
-    target = torch.tensor(ids[1:], device=logits.device)
-    values: list[float] = []
-    top_vals: list[list[float]] = []
-    top_ids: list[list[int]] = []
+def position_scores(logits: torch.Tensor, ids: Sequence[int], k: int, chunk: int = 512) -> Scores:
+    """The scores of positions 1..len(ids)-1 of ``ids`` from ``logits`` [len(ids), vocab] (the logits
+    at every position): each next token's logprob and the k best, a chunk of positions at a time."""
+    target = torch.tensor(list(ids[1:]), device=logits.device)
+    scores = Scores.empty()
     for start in range(0, len(ids) - 1, chunk):
         lp = torch.log_softmax(logits[start : min(start + chunk, len(ids) - 1)].float(), dim=-1)
-        values += lp.gather(1, target[start : start + lp.shape[0]].unsqueeze(-1)).squeeze(-1).tolist()
+        scores.logprobs += lp.gather(1, target[start : start + lp.shape[0]].unsqueeze(-1)).squeeze(-1).tolist()
         if k > 0:
             v, i = lp.topk(k, dim=-1)
-            top_vals += v.tolist()
-            top_ids += i.tolist()
-    return values, top_vals, top_ids
+            scores.top_values += v.tolist()
+            scores.top_ids += i.tolist()
+        else:
+            scores.top_values += [[] for _ in range(lp.shape[0])]
+            scores.top_ids += [[] for _ in range(lp.shape[0])]
+    return scores

@@ -48,6 +48,8 @@ class Row:
     tops: list[dict | None] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     finish_reason: str | None = None
+    chosen_ids: list[int] = field(default_factory=list)  # every token chosen, before stop sequences cut any
+    cached_tokens: int = 0  # prompt positions whose KV came from the prefix cache
     streamed_chars: int = 0
     streamed_tokens: int = 0
 

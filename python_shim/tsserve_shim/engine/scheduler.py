@@ -157,6 +157,7 @@ class Scheduler:
             if batch.prune():
                 self.runner.decode_step(batch)
                 expire(batch.rows)
+                self.runner.keep_finished(batch)
             if not batch.prune():
                 self._batch = batch = None
         self._answer_finished()

@@ -28,6 +28,7 @@ from ..bridge.node_process import find_node
 from ..model.placement import worker_device_ids
 from . import envelope as kserve
 from .deadlines import deadline_name, generation_deadline, handle_deadline
+from .metrics import report_generated
 from .replies import failures, respond, send_chunk, with_retirements
 from .requests import decode_body, with_url_path
 
@@ -117,7 +118,8 @@ class TsserveHandler:
             "model_info": self.engine.info(),
         }
         self.bridge = Bridge(
-            ChildSpec(node, bundle, self.model_dir, handshake), self.engine, deadline_for=self._deadline_for, on_chunk=self._on_chunk
+            ChildSpec(node, bundle, self.model_dir, handshake), self.engine, deadline_for=self._deadline_for, on_chunk=self._on_chunk,
+            on_generated=self._on_generated,
         ).start()
         self.initialized = True
 
@@ -202,6 +204,12 @@ class TsserveHandler:
         batch = self._batches.get(params.get("batch_id"))
         if batch is not None:
             batch.loop.call_soon_threadsafe(send_chunk, batch.context, params)
+
+
+    def _on_generated(self, batch_id: Optional[int], outcomes: list) -> None:
+        batch = self._batches.get(batch_id) if batch_id is not None else None
+        if batch is not None:
+            batch.loop.call_soon_threadsafe(report_generated, batch.context, self.model_name, outcomes)
 
 
 def _resolver(loop: asyncio.AbstractEventLoop, future: asyncio.Future):
