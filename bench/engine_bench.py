@@ -217,7 +217,8 @@ def main() -> None:
     args = parser.parse_args()
     args.model = os.path.abspath(args.model)
     torch.set_num_threads(args.threads)
-    engine = Engine.load({"model_path": args.model, "dtype": "float32"}, model_dir=args.model)
+    # No prefix cache: every round sends the same prompts, and the figures compare equal work.
+    engine = Engine.load({"model_path": args.model, "dtype": "float32", "prefix_cache_mb": 0}, model_dir=args.model)
     runner = Runner(engine, args.tokens)
     measure(runner, 1)  # warm-up
     result = {

@@ -53,8 +53,9 @@ export function isTrue(value: string | undefined): boolean {
 
 /**
  * A config.properties for a TorchServe of its own on loopback: inference on
- * `portBase`, management +1, metrics +2, gRPC +10/+11, the model API on and
- * no per-model installs (the packages are in .venv). For the demo, the
+ * `portBase`, management +1, metrics +2, gRPC +10/+11, the model API on,
+ * no per-model installs (the packages are in .venv) and the shim's own model
+ * metrics registered as they come (PromptTokens, PrefixCacheHitTokens). For the demo, the
  * benchmarks and the end-to-end suites, so that runs on other bases never meet.
  */
 export function loopbackProperties(portBase: number, extra: readonly string[] = []): string {
@@ -66,6 +67,7 @@ export function loopbackProperties(portBase: number, extra: readonly string[] = 
     `grpc_management_port=${portBase + 11}`,
     "enable_model_api=true",
     "install_py_dep_per_model=false",
+    "model_metrics_auto_detect=true",
     ...extra,
     "",
   ].join("\n");

@@ -60,6 +60,8 @@ export function kserveProperties(models: readonly KServeModel[], options: Proper
     "grpc_management_port=7071",
     "enable_metrics_api=true",
     "metrics_format=prometheus",
+    "# The shim's own model metrics (PromptTokens, PrefixCacheHitTokens) are not in TorchServe's default metrics config.",
+    "model_metrics_auto_detect=true",
     "number_of_netty_threads=4",
     "job_queue_size=10",
     "# KServe sets TS_SERVICE_ENVELOPE (kserve for protocol v1, kservev2 for v2): TorchServe reads it with this on.",

@@ -132,6 +132,23 @@ describe("continuous batching (asyncCommunication: true)", () => {
     expect(b.choices[0]!.text).toEqual(expect.any(String));
   }, 180_000);
 
+  it("a prompt prefix sent again comes from the prefix cache: the same text, the hit in the worker log and in model_metrics.log", async () => {
+    const context = Array.from({ length: 12 }, (_, i) => `Fact ${i}: the number ${i} comes before ${i + 1}.`).join(" ");
+    const first = await complete(MODEL, { prompt: `${context} Question: what comes after 3?`, max_tokens: 6, temperature: 0 });
+    const again = await complete(MODEL, { prompt: `${context} Question: what comes after 3?`, max_tokens: 6, temperature: 0 });
+    expect(again.choices[0]!.text).toBe(first.choices[0]!.text);
+    const hits = await waitFor("a PrefixCacheHitTokens metric above 0", () => {
+      const file = path.join(srv.paths.logs, "model_metrics.log");
+      const values = fs.existsSync(file)
+        ? [...fs.readFileSync(file, "utf8").matchAll(/PrefixCacheHitTokens\.Count:([\d.]+)\|#[^|]*\bModelName:cb\b/gi)].map((m) => Number(m[1]))
+        : [];
+      return values.some((v) => v > 0) ? values : undefined;
+    }, 15_000);
+    expect(Math.max(...hits)).toBeGreaterThanOrEqual(48);
+    const modelLog = fs.readFileSync(path.join(srv.paths.logs, "model_log.log"), "utf8");
+    expect(modelLog).toMatch(/tsserve: cb: prefix cache hit [1-9]\d* of \d+ prompt tokens/);
+  }, 120_000);
+
   it("one bad request while 4 long generations are in flight fails alone; the 4 finish with their own text", async () => {
     const longs = ["Tell me a story about", "The history of Rome", "A recipe for bread:", "Dear diary, today"].map((prompt) => ({ prompt, max_tokens: 48, temperature: 0 }));
     const alone = [];

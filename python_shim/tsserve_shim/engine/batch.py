@@ -39,12 +39,22 @@ class DecodeBatch:
         return int(self.mask[j].sum())
 
     def row_kv(self, j: int):
-        """``kv(start, end)``: copies of row ``j``'s KV for its positions [start, end), per layer."""
+        """``kv(start, end)``: copies of row ``j``'s KV for its positions [start, end), every layer
+        stacked ([layers, heads, end - start, head_dim]). The first call gathers the row's positions
+        from ``start`` on, in one copy per layer; later calls slice that."""
         columns = self.mask[j].nonzero().squeeze(-1)
+        layers = self.cache.layers
+        held: dict = {}
 
         def kv(start: int, end: int):
-            at = columns[start:end]
-            return [layer.keys[j][:, at] for layer in self.cache.layers], [layer.values[j][:, at] for layer in self.cache.layers]
+            if "from" not in held or start < held["from"]:
+                at = columns[start:]
+                held.update({"from": start, "keys": [layer.keys[j][:, at] for layer in layers],
+                             "values": [layer.values[j][:, at] for layer in layers]})
+                if len({t.device for t in held["keys"]}) == 1:  # a model spread over GPUs keeps one tensor per layer
+                    held["keys"], held["values"] = torch.stack(held["keys"]), torch.stack(held["values"])
+            a, b = start - held["from"], end - held["from"]
+            return _positions(held["keys"], a, b), _positions(held["values"], a, b)
 
         return kv
 
@@ -112,3 +122,10 @@ class DecodeBatch:
         )
         self.cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
         self.logits = out.logits[:, -1, :].to(dtype=torch.float32)
+
+
+def _positions(kv, start: int, end: int):
+    """Copies of positions [start, end) of stacked layers (one tensor) or of each layer (a list)."""
+    if isinstance(kv, torch.Tensor):
+        return kv[:, :, start:end].clone()
+    return [t[:, start:end].clone() for t in kv]

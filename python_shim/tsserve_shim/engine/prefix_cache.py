@@ -29,8 +29,9 @@ import torch
 BLOCK_TOKENS = 16
 SCORE_TOP_K = 20  # alternatives kept per scored position: OpenAI's top_logprobs maximum
 
-# The KV of one block, per layer: keys and values [kv_heads, block_tokens, head_dim].
-BlockKV = tuple[list[torch.Tensor], list[torch.Tensor]]
+# The KV of one block: keys and values, per layer [kv_heads, block_tokens, head_dim]
+# (a list, or one tensor with the layers first).
+BlockKV = tuple["list[torch.Tensor] | torch.Tensor", "list[torch.Tensor] | torch.Tensor"]
 
 
 @dataclass
