@@ -15,8 +15,8 @@
   by the handler as text. Figure: stage-2 prompt tokens computed / its
   prompt tokens, and whether the answers are equal with the cache off.
 - ``no_shared_prefix``: distinct prompts (no block in common) generating 32
-  tokens, 8 per call, interleaved rounds: completion tokens per CPU second
-  with / without (and per wall second).
+  tokens, 8 per call, rounds of off-on-on-off: the median of the rounds'
+  completion-tokens-per-CPU-second ratios on / off (and per wall second).
 
 Prefill CPU time is this process's CPU time spent inside ModelRunner.prefill.
 
@@ -243,25 +243,35 @@ def distinct_prompt(rng: random.Random, words: int = 48) -> str:
 
 def run_no_shared(reference: Engine, cached: Engine, rounds: int) -> dict:
     """Completion tokens per CPU second of this process (other processes on the machine do not
-    enter it) and per wall second, median over rounds that alternate which engine goes first."""
-    rates = {name: {"cpu": [], "wall": []} for name in ("off", "on")}
+    enter it). Each round runs off, on, on, off on the same new prompts, so that warm-up and drift
+    weigh on both alike; the figure is the median of the rounds' on/off ratios."""
+    totals = {name: {"tokens": 0, "cpu": 0.0, "wall": 0.0} for name in ("off", "on")}
+    ratios, wall_ratios = [], []
     for r in range(rounds):
         rng = random.Random(777 + r)
-        calls = [[request(distinct_prompt(rng), max_tokens=32, temperature=0.0) for _ in range(8)] for _ in range(2)]
-        order = (("off", reference), ("on", cached)) if r % 2 == 0 else (("on", cached), ("off", reference))
-        for name, engine in order:
+        prompts = [distinct_prompt(rng) for _ in range(32)]
+        spent = {name: {"tokens": 0, "cpu": 0.0, "wall": 0.0} for name in ("off", "on")}
+        for turn, (name, engine) in enumerate((("off", reference), ("on", cached), ("on", cached), ("off", reference))):
+            batch = prompts[16 * (turn in (1, 3)) :][:16]  # each engine sees each prompt once
+            calls = [[request(p, max_tokens=32, temperature=0.0) for p in batch[i : i + 8]] for i in (0, 8)]
             cpu, wall = time.process_time(), time.perf_counter()
-            tokens = sum(len(s["logprobs"]["token_ids"]) for call in calls for o in engine.generate(call) for s in o["sequences"])
-            rates[name]["cpu"].append(tokens / (time.process_time() - cpu))
-            rates[name]["wall"].append(tokens / (time.perf_counter() - wall))
-        progress(f"no shared prefix, round {r + 1}/{rounds}: off {rates['off']['cpu'][-1]:.1f}, on {rates['on']['cpu'][-1]:.1f} tokens per CPU s")
-    median = {name: {clock: statistics.median(v) for clock, v in clocks.items()} for name, clocks in rates.items()}
+            spent[name]["tokens"] += sum(len(s["logprobs"]["token_ids"]) for call in calls for o in engine.generate(call) for s in o["sequences"])
+            spent[name]["cpu"] += time.process_time() - cpu
+            spent[name]["wall"] += time.perf_counter() - wall
+        rate = {name: v["tokens"] / v["cpu"] for name, v in spent.items()}
+        ratios.append(rate["on"] / rate["off"])
+        wall_ratios.append((spent["on"]["tokens"] / spent["on"]["wall"]) / (spent["off"]["tokens"] / spent["off"]["wall"]))
+        for name in totals:
+            for key in totals[name]:
+                totals[name][key] += spent[name][key]
+        progress(f"no shared prefix, round {r + 1}/{rounds}: off {rate['off']:.1f}, on {rate['on']:.1f} tokens per CPU s")
     return {
         "rounds": rounds,
-        "tokens_per_cpu_s_off": round(median["off"]["cpu"], 2),
-        "tokens_per_cpu_s_on": round(median["on"]["cpu"], 2),
-        "throughput_ratio": round(median["on"]["cpu"] / median["off"]["cpu"], 3),
-        "throughput_ratio_wall": round(median["on"]["wall"] / median["off"]["wall"], 3),
+        "tokens_per_cpu_s_off": round(totals["off"]["tokens"] / totals["off"]["cpu"], 2),
+        "tokens_per_cpu_s_on": round(totals["on"]["tokens"] / totals["on"]["cpu"], 2),
+        "throughput_ratio": round(statistics.median(ratios), 3),
+        "throughput_ratios_by_round": [round(x, 3) for x in ratios],
+        "throughput_ratio_wall": round(statistics.median(wall_ratios), 3),
         "cache_hits": cached.prefix_cache.stats.hit_tokens,
     }
 
@@ -274,7 +284,7 @@ def markdown(result: dict) -> str:
         f"| multiple choice, few-shot per question ({mc['requests']} requests, {mc['prompt_tokens_per_request']} tokens each) | {mc['cache_off']['prefill_cpu_s']} s prefill CPU | {mc['cache_on']['prefill_cpu_s']} s | **{mc['prefill_cpu_ratio']}×** (max logprob diff {mc['max_abs_logprob_diff']:.1e}) |",
         f"| multiple choice, one few-shot set ({shared['requests']} requests) | {shared['cache_off']['prefill_cpu_s']} s | {shared['cache_on']['prefill_cpu_s']} s | **{shared['prefill_cpu_ratio']}×** (max logprob diff {shared['max_abs_logprob_diff']:.1e}) |",
         f"| AgentInstruct stage 2 ({ai['questions']} questions, {ai['stage2_prompt_tokens_median']} prompt tokens median) | all computed | {ai['stage2_computed_tokens_median']} computed (median) | **{ai['stage2_computed_ratio']}×** of its prompt; answers equal: {ai['answers_equal_cache_off']} |",
-        f"| no shared prefix ({ns['rounds']} rounds × 16 requests of 32 tokens) | {ns['tokens_per_cpu_s_off']} tokens per CPU s | {ns['tokens_per_cpu_s_on']} | **{ns['throughput_ratio']}×** (wall clock {ns['throughput_ratio_wall']}×) |",
+        f"| no shared prefix ({ns['rounds']} rounds × 2 × 16 requests of 32 tokens per engine) | {ns['tokens_per_cpu_s_off']} tokens per CPU s | {ns['tokens_per_cpu_s_on']} | **{ns['throughput_ratio']}×** (wall clock {ns['throughput_ratio_wall']}×) |",
     ]
     return "\n".join(rows) + "\n"
 
@@ -285,9 +295,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--questions", type=int, default=16, help="multiple choice: questions of 4 choices with few-shot examples per question")
     parser.add_argument("--shared-questions", type=int, default=4, help="multiple choice: questions sharing one few-shot set")
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--agent-questions", type=int, default=4)
     parser.add_argument("--explanation-tokens", type=int, default=96)
+    parser.add_argument("--only", help="comma-separated workloads to run again (multiple_choice, agentinstruct, no_shared_prefix); the others are kept from --out")
     parser.add_argument("--out")
     parser.add_argument("--markdown")
     args = parser.parse_args()
@@ -300,15 +311,20 @@ def main() -> None:
         engine.use_prefix_cache(512 * MB)
         return engine
 
-    result = {
-        "model": os.path.basename(args.model),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads",
-        "multiple_choice_per_question_shots": run_mc(reference, fresh_cache(), True, args.questions),
-        "multiple_choice_shared_shots": run_mc(reference, fresh_cache(), False, args.shared_questions),
-        "no_shared_prefix": run_no_shared(reference, fresh_cache(), args.rounds),
-    }
+    only = set(args.only.split(",")) if args.only else {"multiple_choice", "agentinstruct", "no_shared_prefix"}
+    result = {}
+    if args.only and args.out and os.path.exists(args.out):
+        with open(args.out) as f:
+            result = json.load(f)
+    result.update({"model": os.path.basename(args.model), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads"})
+    if "multiple_choice" in only:
+        result["multiple_choice_per_question_shots"] = run_mc(reference, fresh_cache(), True, args.questions)
+        result["multiple_choice_shared_shots"] = run_mc(reference, fresh_cache(), False, args.shared_questions)
+    if "no_shared_prefix" in only:
+        result["no_shared_prefix"] = run_no_shared(reference, fresh_cache(), args.rounds)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    result["agentinstruct"] = run_agentinstruct(args.model, args.explanation_tokens, args.agent_questions)
+    if "agentinstruct" in only:
+        result["agentinstruct"] = run_agentinstruct(args.model, args.explanation_tokens, args.agent_questions)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)

@@ -128,9 +128,13 @@ def mixed_requests() -> list[dict]:
     ]
 
 
-def test_outcomes_are_the_same_with_and_without_the_cache(smollm2_engine):
-    requests = mixed_requests()
-    want = smollm2_engine.generate(requests)
+@pytest.fixture(scope="module")
+def uncached_mixed(smollm2_engine) -> list[dict]:
+    return smollm2_engine.generate(mixed_requests())
+
+
+def test_outcomes_are_the_same_with_and_without_the_cache(smollm2_engine, uncached_mixed):
+    requests, want = mixed_requests(), uncached_mixed
     engine = cached_engine(smollm2_engine)
     for round_ in range(2):  # the first round computes and shares, the second finds everything cached
         got = engine.generate(requests)
@@ -169,10 +173,9 @@ def test_a_prompt_that_is_a_prefix_of_a_cached_one(smollm2_engine):
     assert_same(engine.generate([short])[0], smollm2_engine.generate([short])[0])
 
 
-def test_a_tiny_budget_evicts_and_results_stay_the_same(smollm2_engine):
+def test_a_tiny_budget_evicts_and_results_stay_the_same(smollm2_engine, uncached_mixed):
     engine = cached_engine(smollm2_engine, budget_bytes=6 * 2**20)  # SmolLM2 holds 45 KiB of float32 KV a token: 8 blocks
-    requests = mixed_requests()
-    want = smollm2_engine.generate(requests)
+    requests, want = mixed_requests(), uncached_mixed
     for _ in range(2):
         got = engine.generate(requests)
         assert engine.prefix_cache.nbytes <= engine.prefix_cache.budget_bytes
