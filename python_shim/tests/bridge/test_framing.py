@@ -44,7 +44,7 @@ def test_refuses_an_oversize_message_and_clears_the_buffer():
     assert values(frames) == [{"n": 1}]
 
 
-@settings(max_examples=10_000, deadline=None)
+@settings(max_examples=2_000, deadline=None)
 @given(st.lists(json_values, max_size=6), st.lists(st.integers(min_value=0), max_size=10))
 def test_recovers_messages_however_the_bytes_are_cut(messages, cuts):
     data = b"".join(encode_message(m) for m in messages)

@@ -95,7 +95,7 @@ def test_a_block_larger_than_the_budget_is_not_cached():
 
 # ------------------------------------------------------------------ on a real model
 
-CONTEXT = " ".join(f"Question {i}: what is {i} plus {i}? Answer: {2 * i}." for i in range(12))
+CONTEXT = " ".join(f"Question {i}: what is {i} plus {i}? Answer: {2 * i}." for i in range(8))
 
 
 def cached_engine(reference, budget_bytes: int = 256 * 2**20):
@@ -187,7 +187,7 @@ def test_a_tiny_budget_evicts_and_results_stay_the_same(smollm2_engine, uncached
 def test_a_next_stage_finds_the_previous_prompt_and_its_generated_text(smollm2_engine):
     """AgentInstruct's stage 2 re-sends stage 1's prompt and answer with a short suffix."""
     engine = cached_engine(smollm2_engine)
-    stage1 = make_request(CONTEXT + " Question 12:", max_tokens=40)
+    stage1 = make_request(CONTEXT + " Question 8:", max_tokens=40)
     answer = engine.generate([stage1])[0]
     stage2 = make_request(stage1["prompt"] + answer["sequences"][0]["text"] + " Therefore, the answer is", max_tokens=5)
     got = engine.generate([stage2])[0]
