@@ -194,3 +194,11 @@ def test_a_next_stage_finds_the_previous_prompt_and_its_generated_text(smollm2_e
     assert got["cached_tokens"] >= got["prompt_tokens"] - 2 * BLOCK_TOKENS
     assert got["cached_tokens"] > answer["prompt_tokens"]  # more than the first prompt: the generated text too
     assert_same(got, smollm2_engine.generate([stage2])[0])
+
+
+def test_a_copy_of_an_engine_starts_with_an_empty_cache_of_its_own(engine):
+    engine.generate([make_request("one two three four five six seven eight nine ten " * 3, max_tokens=2)])
+    other = copy.copy(engine)
+    assert len(engine.prefix_cache) > 0
+    assert other.prefix_cache is not engine.prefix_cache and len(other.prefix_cache) == 0
+    assert other.prefix_cache.budget_bytes == engine.prefix_cache.budget_bytes

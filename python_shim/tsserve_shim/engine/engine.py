@@ -12,6 +12,7 @@ from typing import Any, Hashable, Mapping, Sequence
 
 from ..model.loading import LoadPlan, load_model, load_tokenizer, plan_load_here
 from .model_runner import ModelRunner
+from .prefix_cache import PrefixCache
 from .rows import OnDelta
 from .scheduler import Done, Scheduler
 
@@ -34,10 +35,13 @@ class Engine(ModelRunner):
         self.scheduler = Scheduler(self)
 
     def __copy__(self) -> "Engine":
-        """A copy (a test's engine with another model or EOS) runs its own decode loop."""
+        """A copy (a test's engine with another model or EOS) runs its own decode loop, with a prefix
+        cache of its own (another model's KV must never be found in it)."""
         other = object.__new__(type(self))
         other.__dict__.update(self.__dict__)
         other.scheduler = Scheduler(other)
+        if self.prefix_cache is not None:
+            other.prefix_cache = PrefixCache(self.prefix_cache.budget_bytes, self.prefix_cache.block_tokens)
         return other
 
     @classmethod
