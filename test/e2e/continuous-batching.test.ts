@@ -5,13 +5,13 @@
 // or static batching it would wait for the long one), with the text it gets alone;
 // a seeded sampled request stays independent of its batch mates; streaming and the
 // two-stage AgentInstruct handler keep working in this mode.
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
 import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
+import { jvmLiveHeap } from "../../scripts/soak-lib.ts";
 import { OOM_MARKER, ROOT, TINY_HANDLER, faultShimPackage, isolatedServer, leftoverProcs, leftovers, nodeChildOf, tinyConfig, waitFor, type IsolatedServer } from "./helpers.ts";
 
 const MODEL = "cb";
@@ -49,10 +49,7 @@ function streamedText(body: string): string {
 function frontendJobs(): number {
   const frontend = leftoverProcs(srv.paths).find((p) => p.cmdline.includes("org.pytorch.serve.ModelServer"));
   if (!frontend) throw new Error("no TorchServe frontend process found");
-  const jcmd = path.join(path.dirname(fs.realpathSync(`/proc/${frontend.pid}/exe`)), "jcmd");
-  const histogram = execFileSync(jcmd, [String(frontend.pid), "GC.class_histogram"], { encoding: "utf8", maxBuffer: 64 << 20 });
-  const line = histogram.split("\n").find((l) => l.trim().endsWith(" org.pytorch.serve.job.RestJob"));
-  return line ? Number(line.trim().split(/\s+/)[1]) : 0;
+  return jvmLiveHeap(frontend.pid, "org.pytorch.serve.job.RestJob").instances;
 }
 
 async function archive(modelName: string, handler: string, settings: Record<string, string | number>, shimPackage?: string): Promise<void> {
