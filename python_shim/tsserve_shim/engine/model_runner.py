@@ -141,8 +141,8 @@ class ModelRunner:
         if self.prefix_cache is None:
             batch = self._forward_prompts(live, [[] for _ in live])
         else:
-            first, later = self._split_shared(live)
-            batch = self._forward_prompts(first, self._lookup(first))
+            first, chains, later = self._split_shared(live)
+            batch = self._forward_prompts(first, chains)
             if later:
                 batch.join(self._forward_prompts(later, self._lookup(later)))
         for row in live:
@@ -158,9 +158,11 @@ class ModelRunner:
     def _can_reuse(row: Row) -> bool:
         return not row.scores_prompt or row.k <= SCORE_TOP_K
 
-    def _split_shared(self, rows: list[Row]) -> tuple[list[Row], list[Row]]:
-        """The rows to prefill now, and those whose first uncached block one of them computes."""
+    def _split_shared(self, rows: list[Row]) -> tuple[list[Row], list[list[Block]], list[Row]]:
+        """The rows to prefill now with their cached chains, and the rows whose first uncached block
+        one of them computes (looked up again once that forward has cached it)."""
         first: list[Row] = []
+        chains: list[list[Block]] = []
         later: list[Row] = []
         computing: set[tuple[int, ...]] = set()
         for row, chain in zip(rows, self._lookup(rows)):
@@ -169,8 +171,9 @@ class ModelRunner:
                 later.append(row)
                 continue
             first.append(row)
+            chains.append(chain)
             computing |= self.prefix_cache.missing_prefixes(row.prompt_ids, chain)
-        return first, later
+        return first, chains, later
 
     def _reused(self, row: Row, chain: list[Block]) -> int:
         """How many prompt positions a row takes from the cache: the whole chain, except that the
