@@ -14,6 +14,7 @@ import yazl from "yazl";
 import type { z } from "zod";
 import { importHandlerBundle } from "../bundle/bundle.ts";
 import { parseModelConfig, resolveModelPath } from "../config/model-config.ts";
+import { unknownConfigKeys, type UnknownKey } from "../config/unknown-keys.ts";
 import { PACKAGE_ROOT } from "../package-root.ts";
 import { MANIFEST_PATH, MODEL_NAME_PATTERN, renderManifest, type ManifestModel } from "./manifest.ts";
 import { secretReason } from "./secrets.ts";
@@ -60,6 +61,8 @@ export interface ArchiveOptions {
   archiveFormat?: ArchiveFormatOption;
   /** Overwrite existing output, and allow extra files that look like secrets or weights. */
   force?: boolean;
+  /** Refuse a config with keys that nothing reads (else they are warnings). */
+  strict?: boolean;
   createdOn?: Date;
 }
 
@@ -128,9 +131,26 @@ export async function readModelConfig(configFile: string): Promise<{ raw: Record
 export function validateModelConfig(raw: Record<string, unknown>, schema: z.ZodType<unknown>, configFile: string, handler: string): Record<string, unknown> {
   const parsed = parseModelConfig(raw, schema);
   if (!parsed.success) {
-    throw new ArchiveInputError(`${configFile} does not match ${path.basename(handler)}'s config schema:\n${formatIssues(parsed.error.issues)}`);
+    const unknown = unknownConfigKeys(raw, schema, path.basename(handler));
+    const hints = unknown.length > 0 ? `\n${formatUnknownKeys(unknown)}` : "";
+    throw new ArchiveInputError(`${configFile} does not match ${path.basename(handler)}'s config schema:\n${formatIssues(parsed.error.issues)}${hints}`);
   }
   return parsed.data as Record<string, unknown>;
+}
+
+function formatUnknownKeys(unknown: readonly UnknownKey[]): string {
+  return unknown.map((u) => `  ${u.message}`).join("\n");
+}
+
+/**
+ * Keys of the config that nothing reads: warnings, or with `strict` an
+ * ArchiveInputError naming them all.
+ */
+export function checkUnknownKeys(raw: Record<string, unknown>, schema: z.ZodType<unknown>, configFile: string, handler: string, strict: boolean): string[] {
+  const unknown = unknownConfigKeys(raw, schema, path.basename(handler));
+  if (unknown.length === 0) return [];
+  if (strict) throw new ArchiveInputError(`${configFile} has keys that nothing reads (--strict):\n${formatUnknownKeys(unknown)}`);
+  return unknown.map((u) => `${configFile}: ${u.message}`);
 }
 
 /** Paths of the handler section that name folders (or, for gguf_file, a file) on the serving host. */
@@ -287,7 +307,9 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
     } catch (error) {
       throw new ArchiveInputError(`cannot bundle handler ${options.handler}: ${(error as Error).message}`);
     }
-    const config = validateModelConfig(raw, await loadHandlerConfigSchema(options.handler, built.bundlePath), options.configFile, options.handler);
+    const schema = await loadHandlerConfigSchema(options.handler, built.bundlePath);
+    const config = validateModelConfig(raw, schema, options.configFile, options.handler);
+    warnings.push(...checkUnknownKeys(raw, schema, options.configFile, options.handler, options.strict ?? false));
     const handlerSection = config.handler as { model_path?: unknown };
     const modelPath = typeof handlerSection.model_path === "string" ? resolveModelPath(options.configFile, handlerSection.model_path) : undefined;
     const missingModel = modelPathWarning("model_path", modelPath);

@@ -3,10 +3,12 @@ import { UsageError, type Command } from "../command.ts";
 
 const usage = `Usage: tsserve archive --model-name NAME --version V --handler handlers/<file>.ts -c <model-config.yaml>
                        [-r requirements.txt] [--extra-files a,b] [--export-path DIR]
-                       [--archive-format default|zip-store|tgz|no-archive] [-f]
+                       [--archive-format default|zip-store|tgz|no-archive] [-f] [--strict]
 
 Packs a TypeScript handler as a TorchServe model archive, laid out as torch-model-archiver 0.12
-writes it. The config's handler: section is checked against the handler's schema first.
+writes it. The config's handler: section is checked against the handler's schema first; a key
+that nothing reads (a typo such as quantise: or maxWorker:) is a warning, with the key it was
+probably meant to be.
 
 Options:
   --model-name NAME         model name (also the archive's file name)
@@ -20,7 +22,8 @@ Options:
   --export-path DIR         where to write the archive (default: the current folder; made when missing)
   --archive-format FMT      default (NAME.mar, deflate), zip-store (NAME.mar, stored),
                             tgz (NAME.tar.gz under NAME/), no-archive (folder NAME/)
-  -f, --force               overwrite existing output; pack extra files that look like secrets`;
+  -f, --force               overwrite existing output; pack extra files that look like secrets
+  --strict                  refuse a config with unknown keys (exit code 2) instead of warning`;
 
 function required(values: Record<string, unknown>, key: string, flag: string): string {
   const value = values[key];
@@ -42,6 +45,7 @@ const command: Command = {
     "export-path": { type: "string" },
     "archive-format": { type: "string", default: "default" },
     force: { type: "boolean", short: "f", default: false },
+    strict: { type: "boolean", default: false },
   },
   async run({ values }) {
     const format = values["archive-format"] as string;
@@ -61,6 +65,7 @@ const command: Command = {
           exportPath: values["export-path"] as string | undefined,
           archiveFormat: format as ArchiveFormatOption,
           force: values.force as boolean,
+          strict: values.strict as boolean,
         },
         { log: (m) => process.stderr.write(`tsserve archive: ${m}\n`) },
       );

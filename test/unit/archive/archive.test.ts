@@ -91,6 +91,32 @@ describe("createArchive", () => {
     expect(fs.readdirSync(out)).toEqual([]);
   });
 
+  it("warns about keys nothing reads, with the key meant, and refuses them with strict", async () => {
+    const out = tempDir();
+    const typos = path.join(out, "..", `typos-${path.basename(out)}.yaml`);
+    fs.writeFileSync(typos, "maxWorker: 1\nhandler:\n  model_path: /m\n  greeting: hi\n  greting_suffix: '!'\n  quantise: nf4\n");
+    const result = await createArchive({ ...options(out), configFile: typos }, { bundle: recordingBundle() });
+    const unknown = result.warnings.filter((w) => w.includes("unknown key"));
+    expect(unknown).toEqual([
+      `${typos}: maxWorker: unknown key, not read by TorchServe 0.12's model config; did you mean "maxWorkers"?`,
+      `${typos}: handler.greting_suffix: unknown key, not read by greeting-handler.ts's config schema`,
+      `${typos}: handler.quantise: unknown key, not read by greeting-handler.ts's config schema; did you mean "quantize"?`,
+    ]);
+    const strictOut = tempDir();
+    const error = await createArchive({ ...options(strictOut), configFile: typos, strict: true }, { bundle: recordingBundle() }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ArchiveInputError);
+    expect((error as Error).message).toMatch(/--strict[\s\S]*maxWorker[\s\S]*"maxWorkers"[\s\S]*handler\.quantise[\s\S]*"quantize"/);
+    expect(fs.readdirSync(strictOut)).toEqual([]);
+  });
+
+  it("adds the did-you-mean lines to a schema refusal (a misspelt required key)", async () => {
+    const out = tempDir();
+    const misspelt = path.join(out, "..", `misspelt-${path.basename(out)}.yaml`);
+    fs.writeFileSync(misspelt, "handler:\n  model_path: /m\n  greetng: hi\n");
+    const error = await createArchive({ ...options(out), configFile: misspelt }, { bundle: recordingBundle() }).catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(/handler\.greeting:[\s\S]*handler\.greetng: unknown key.*did you mean "greeting"\?/);
+  });
+
   it("makes a missing export folder, but only once the input has passed", async () => {
     const parent = tempDir();
     const refused = path.join(parent, "refused", "store");
@@ -178,6 +204,22 @@ describe("tsserve archive (CLI)", () => {
     expect(run.status).toBe(2);
     expect(run.stderr).toContain("handler.greeting");
     expect(fs.readdirSync(out)).toEqual([]);
+  });
+
+  it("prints unknown keys as warnings and archives; with --strict exits 2 and writes nothing", () => {
+    const out = tempDir();
+    const typos = path.join(out, "..", `cli-typos-${path.basename(out)}.yaml`);
+    fs.writeFileSync(typos, "handler:\n  model_path: /m\n  greeting: hi\n  quantise: nf4\n");
+    const args = [path.join(ROOT, "bin", "tsserve.mjs"), "archive", "--model-name", "g", "--version", "1", "--handler", GREETING_HANDLER, "-c", typos, "--export-path", out];
+    const strict = spawnSync(process.execPath, [...args, "--strict"], { encoding: "utf8" });
+    expect(strict.status).toBe(2);
+    expect(strict.stderr).toContain('handler.quantise: unknown key, not read by greeting-handler.ts\'s config schema; did you mean "quantize"?');
+    expect(fs.readdirSync(out)).toEqual([]);
+    const warned = spawnSync(process.execPath, args, { encoding: "utf8" });
+    expect(warned.status).toBe(0);
+    expect(warned.stderr).toContain('tsserve archive: warning: ');
+    expect(warned.stderr).toContain('did you mean "quantize"?');
+    expect(fs.readdirSync(out)).toEqual(["g.mar"]);
   });
 
   it("exits 2 when a required flag is missing", () => {
