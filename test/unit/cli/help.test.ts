@@ -33,10 +33,12 @@ describe("tsserve --help", () => {
     expect(tsserve("archive", "--help").stdout).toMatchInlineSnapshot(`
       "Usage: tsserve archive --model-name NAME --version V --handler handlers/<file>.ts -c <model-config.yaml>
                              [-r requirements.txt] [--extra-files a,b] [--export-path DIR]
-                             [--archive-format default|zip-store|tgz|no-archive] [-f]
+                             [--archive-format default|zip-store|tgz|no-archive] [-f] [--strict]
 
       Packs a TypeScript handler as a TorchServe model archive, laid out as torch-model-archiver 0.12
-      writes it. The config's handler: section is checked against the handler's schema first.
+      writes it. The config's handler: section is checked against the handler's schema first; a key
+      that nothing reads (a typo such as quantise: or maxWorker:) is a warning, with the key it was
+      probably meant to be.
 
       Options:
         --model-name NAME         model name (also the archive's file name)
@@ -51,6 +53,7 @@ describe("tsserve --help", () => {
         --archive-format FMT      default (NAME.mar, deflate), zip-store (NAME.mar, stored),
                                   tgz (NAME.tar.gz under NAME/), no-archive (folder NAME/)
         -f, --force               overwrite existing output; pack extra files that look like secrets
+        --strict                  refuse a config with unknown keys (exit code 2) instead of warning
       "
     `);
   });
