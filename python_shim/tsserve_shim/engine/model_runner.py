@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -14,14 +13,11 @@ from . import output
 from .batch import DecodeBatch
 from .kv_cache import mergeable
 from .prefix_cache import SCORE_TOP_K, Block, PrefixCache, Scores
+from .prompts import PromptTokenizer, context_length, eos_token_ids
 from .rows import Row, expire
 from .sampling import select_tokens
 
 log = logging.getLogger(__name__)
-
-# A model config's max_position_embeddings is trusted up to this; beyond it the
-# tokenizer's model_max_length (when smaller) wins.
-_HUGE = 10**9
 
 
 def _slices_logits_by_mask(model) -> bool:
@@ -32,98 +28,26 @@ def _slices_logits_by_mask(model) -> bool:
         return False
 
 
-class ModelRunner:
+class ModelRunner(PromptTokenizer):
     def __init__(self, model, tokenizer, *, device: str | torch.device | None = None, name_or_path: str | None = None):
         self.model = model
-        self.tokenizer = tokenizer
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        self.name_or_path = name_or_path or getattr(model, "name_or_path", None) or "model"
         config = model.config
-        context = getattr(config, "max_position_embeddings", None) or _HUGE
-        tok_max = getattr(tokenizer, "model_max_length", None)
-        if isinstance(tok_max, int) and 0 < tok_max < _HUGE:
-            context = min(context, tok_max)
-        self.context_length = int(context)
-        self.vocab_size = int(getattr(config, "vocab_size", None) or len(tokenizer))
-        self.bos_token: str | None = tokenizer.bos_token
-        self.eos_token: str | None = tokenizer.eos_token
-        eos = getattr(model.generation_config, "eos_token_id", None) if getattr(model, "generation_config", None) else None
-        if eos is None:
-            eos = tokenizer.eos_token_id
-        self.eos_ids: set[int] = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+        generation = getattr(model, "generation_config", None)
+        super().__init__(
+            tokenizer,
+            context_length=context_length(config, tokenizer),
+            eos_ids=eos_token_ids(getattr(generation, "eos_token_id", None) if generation else None, tokenizer),
+            vocab_size=int(getattr(config, "vocab_size", None) or len(tokenizer)),
+            name_or_path=name_or_path or getattr(model, "name_or_path", None) or "model",
+            device=str(self.device),
+        )
         pad = tokenizer.pad_token_id
         if pad is None:
             pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
         self.pad_id = int(pad)
         self._keeps_positions_by_mask = _slices_logits_by_mask(model)
         self.prefix_cache: PrefixCache | None = None  # use_prefix_cache turns it on
-
-    def info(self) -> dict:
-        """ModelInfo."""
-        return {
-            "name_or_path": str(self.name_or_path),
-            "context_length": self.context_length,
-            "vocab_size": self.vocab_size,
-            "bos_token": self.bos_token,
-            "eos_token": self.eos_token,
-            "chat_template": getattr(self.tokenizer, "chat_template", None) or None,
-            "device": str(self.device),
-        }
-
-    # ------------------------------------------------------------- tokenization
-
-    def encode_prompt(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        """Token ids of a prompt; a prompt that already begins with the BOS text gets no second BOS."""
-        if add_special_tokens and self.bos_token and text.startswith(self.bos_token):
-            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
-
-    def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
-        return [self.encode_prompt(t, add_special_tokens) for t in texts]
-
-    def detokenize(self, ids: Sequence[Sequence[int]], skip_special_tokens: bool = False) -> list[str]:
-        return [
-            self.tokenizer.decode(list(row), skip_special_tokens=skip_special_tokens, clean_up_tokenization_spaces=False)
-            for row in ids
-        ]
-
-    def admissible(self, requests: Sequence[Mapping[str, Any]]) -> tuple[list[dict | None], dict[int, list[int]]]:
-        """Tokenize every request: a 400 outcome for those refused, the prompt ids of the others."""
-        outcomes: list[dict | None] = [None] * len(requests)
-        prompts: dict[int, list[int]] = {}
-        for index, request in enumerate(requests):
-            try:
-                ids = self.prompt_ids(request)
-                problem = self._check_lengths(len(ids), int(request["max_tokens"]))
-            except Exception as error:  # noqa: BLE001 - a bad request must not fail its batch mates
-                outcomes[index] = output.error_outcome(400, f"cannot tokenize the prompt: {error}")
-                continue
-            if problem:
-                outcomes[index] = output.error_outcome(400, problem)
-            else:
-                prompts[index] = ids
-        return outcomes, prompts
-
-    def prompt_ids(self, request: Mapping[str, Any]) -> list[int]:
-        """A GenerateRequest's prompt ids: its ``prompt_token_ids`` as sent (never re-tokenized), else the encoded ``prompt``."""
-        ids = request.get("prompt_token_ids")
-        return [int(i) for i in ids] if ids is not None else self.encode_prompt(request["prompt"])
-
-    def _check_lengths(self, prompt_tokens: int, max_tokens: int) -> str | None:
-        if prompt_tokens == 0:
-            return "the prompt is empty (0 tokens)"
-        if prompt_tokens > self.context_length:
-            return (
-                f"the prompt has {prompt_tokens} tokens, more than the model's context length of "
-                f"{self.context_length} tokens"
-            )
-        if prompt_tokens + max_tokens > self.context_length:
-            return (
-                f"the prompt has {prompt_tokens} tokens and max_tokens is {max_tokens}: "
-                f"{prompt_tokens} + {max_tokens} = {prompt_tokens + max_tokens} is more than the model's context "
-                f"length of {self.context_length} tokens (at most {self.context_length - prompt_tokens} new tokens fit)"
-            )
-        return None
 
     # ------------------------------------------------------------------ prefill
 

@@ -1,0 +1,113 @@
+"""The text side every engine shares: its tokenizer, the model's context length and end-of-sequence
+tokens, and the checks a generate request's prompt passes before any engine runs it.
+
+The transformers engine (ModelRunner) and the vLLM engine both build on PromptTokenizer, so a prompt
+is tokenized, refused and described (ModelInfo) the same way whichever engine serves it.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import output
+
+# A model config's max_position_embeddings is trusted up to this; beyond it the
+# tokenizer's model_max_length (when smaller) wins.
+_HUGE = 10**9
+
+
+def context_length(config, tokenizer) -> int:
+    """The longest prompt + generation the model takes: its config, capped by the tokenizer's own limit."""
+    context = getattr(config, "max_position_embeddings", None) or _HUGE
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_max, int) and 0 < tok_max < _HUGE:
+        context = min(context, tok_max)
+    return int(context)
+
+
+def eos_token_ids(generation_eos: int | Iterable[int] | None, tokenizer) -> set[int]:
+    """The tokens that end a sequence: the generation config's (one or several), else the tokenizer's."""
+    eos = generation_eos if generation_eos is not None else tokenizer.eos_token_id
+    if eos is None:
+        return set()
+    return {int(e) for e in eos} if isinstance(eos, (list, tuple, set)) else {int(eos)}
+
+
+class PromptTokenizer:
+    def __init__(self, tokenizer, *, context_length: int, eos_ids: set[int], vocab_size: int, name_or_path: str, device: str) -> None:
+        self.tokenizer = tokenizer
+        self.context_length = int(context_length)
+        self.eos_ids = set(eos_ids)
+        self.vocab_size = int(vocab_size)
+        self.name_or_path = name_or_path
+        self.bos_token: str | None = tokenizer.bos_token
+        self.eos_token: str | None = tokenizer.eos_token
+        self.device_name = device
+
+    def info(self) -> dict:
+        """ModelInfo."""
+        return {
+            "name_or_path": str(self.name_or_path),
+            "context_length": self.context_length,
+            "vocab_size": self.vocab_size,
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+            "chat_template": getattr(self.tokenizer, "chat_template", None) or None,
+            "device": str(self.device_name),
+        }
+
+    # ------------------------------------------------------------- tokenization
+
+    def encode_prompt(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of a prompt; a prompt that already begins with the BOS text gets no second BOS."""
+        if add_special_tokens and self.bos_token and text.startswith(self.bos_token):
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
+        return [self.encode_prompt(t, add_special_tokens) for t in texts]
+
+    def detokenize(self, ids: Sequence[Sequence[int]], skip_special_tokens: bool = False) -> list[str]:
+        return [
+            self.tokenizer.decode(list(row), skip_special_tokens=skip_special_tokens, clean_up_tokenization_spaces=False)
+            for row in ids
+        ]
+
+    # ------------------------------------------------------------- admission
+
+    def admissible(self, requests: Sequence[Mapping[str, Any]]) -> tuple[list[dict | None], dict[int, list[int]]]:
+        """Tokenize every request: a 400 outcome for those refused, the prompt ids of the others."""
+        outcomes: list[dict | None] = [None] * len(requests)
+        prompts: dict[int, list[int]] = {}
+        for index, request in enumerate(requests):
+            try:
+                ids = self.prompt_ids(request)
+                problem = self.check_lengths(len(ids), int(request["max_tokens"]))
+            except Exception as error:  # noqa: BLE001 - a bad request must not fail its batch mates
+                outcomes[index] = output.error_outcome(400, f"cannot tokenize the prompt: {error}")
+                continue
+            if problem:
+                outcomes[index] = output.error_outcome(400, problem)
+            else:
+                prompts[index] = ids
+        return outcomes, prompts
+
+    def prompt_ids(self, request: Mapping[str, Any]) -> list[int]:
+        """A GenerateRequest's prompt ids: its ``prompt_token_ids`` as sent (never re-tokenized), else the encoded ``prompt``."""
+        ids = request.get("prompt_token_ids")
+        return [int(i) for i in ids] if ids is not None else self.encode_prompt(request["prompt"])
+
+    def check_lengths(self, prompt_tokens: int, max_tokens: int) -> str | None:
+        if prompt_tokens == 0:
+            return "the prompt is empty (0 tokens)"
+        if prompt_tokens > self.context_length:
+            return (
+                f"the prompt has {prompt_tokens} tokens, more than the model's context length of "
+                f"{self.context_length} tokens"
+            )
+        if prompt_tokens + max_tokens > self.context_length:
+            return (
+                f"the prompt has {prompt_tokens} tokens and max_tokens is {max_tokens}: "
+                f"{prompt_tokens} + {max_tokens} = {prompt_tokens + max_tokens} is more than the model's context "
+                f"length of {self.context_length} tokens (at most {self.context_length - prompt_tokens} new tokens fit)"
+            )
+        return None
