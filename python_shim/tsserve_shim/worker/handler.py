@@ -83,7 +83,7 @@ class TsserveHandler:
     # ------------------------------------------------------------ TorchServe API
 
     def initialize(self, context) -> None:
-        from ..engine.engine import Engine  # torch loads only when a model does
+        from ..engine.select import load_engine  # torch loads only when a model does
 
         props = context.system_properties
         self.model_dir = props.get("model_dir") or os.getcwd()
@@ -101,7 +101,7 @@ class TsserveHandler:
         self.deadline_name = deadline_name(self.model_config)
         self.asynchronous = continuous_batching(self.model_config)
         _set_cpu_threads(section.get("cpu_threads"))
-        self.engine = Engine.load(
+        self.engine = load_engine(
             section,
             model_dir=self.model_dir,
             gpu_id=gpu_id,
@@ -134,6 +134,8 @@ class TsserveHandler:
     def shutdown(self) -> None:
         if self.bridge is not None:
             self.bridge.stop()
+        if self.engine is not None and hasattr(self.engine, "shutdown"):
+            self.engine.shutdown()
 
     # ------------------------------------------------------------ one batch
 
