@@ -4,7 +4,8 @@
  * also exports the handler class, so the archiver can read its config schema
  * from it without a TypeScript loader (`importHandlerBundle`).
  */
-import { mkdir } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
@@ -67,7 +68,31 @@ export async function bundleHandler(options: BundleOptions): Promise<BundleResul
     logLevel: "silent",
     banner: { js: ESM_REQUIRE_BANNER },
   });
-  return { bundlePath, mapPath: `${bundlePath}.map` };
+  const mapPath = `${bundlePath}.map`;
+  await nameSourcesFromProject(mapPath, projectRoot(handler));
+  return { bundlePath, mapPath };
+}
+
+/** The nearest folder above the handler with a package.json (its project), else the working folder. */
+export function projectRoot(handler: string): string {
+  for (let dir = path.dirname(handler); ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "package.json"))) return dir;
+    if (path.dirname(dir) === dir) return process.cwd();
+  }
+}
+
+/**
+ * esbuild names sources relative to the bundle's folder (a scratch folder for
+ * an archive); named relative to the handler's project instead, a stack
+ * frame reads `handlers/smollm2.ts:14:22` wherever the archive is served.
+ * sourceRoot keeps them resolvable to the files on the build host.
+ */
+async function nameSourcesFromProject(mapPath: string, root: string): Promise<void> {
+  const map = JSON.parse(await readFile(mapPath, "utf8")) as { sources: string[]; sourceRoot?: string };
+  const outDir = path.dirname(mapPath);
+  map.sources = map.sources.map((source) => path.relative(root, path.resolve(outDir, source)).split(path.sep).join("/"));
+  map.sourceRoot = `${pathToFileURL(root).href}/`;
+  await writeFile(mapPath, JSON.stringify(map));
 }
 
 /** The handler class a bundle exports, imported without starting its runtime. */

@@ -1,3 +1,5 @@
+import { describeThrown } from "./error-place.ts";
+
 /**
  * A refusal or failure of one request. Stages return it in place of an item so
  * that one bad request never fails its batch mates; the runtime turns it into
@@ -23,14 +25,24 @@ export class RequestFailure extends Error {
 
   /** The same failure, answered with `body`. */
   withBody(body: unknown): RequestFailure {
-    return new RequestFailure(this.status, this.message, this.field, body);
+    const failure = new RequestFailure(this.status, this.message, this.field, body);
+    if (this.thrown) failure.thrown = this.thrown;
+    return failure;
   }
 
-  /** Any thrown value as a failure: RequestFailures keep their status, others are 500s. */
+  /** The exception this failure was made from (its stack, for the model log). */
+  thrown?: Error;
+
+  /**
+   * Any thrown value as a failure: RequestFailures keep their status, others
+   * are 500s whose message names where the handler threw (see error-place.ts).
+   */
   static from(error: unknown): RequestFailure {
     if (error instanceof RequestFailure) return error;
-    const message = error instanceof Error ? error.message : String(error);
-    return new RequestFailure(500, message);
+    if (!(error instanceof Error)) return new RequestFailure(500, String(error));
+    const failure = new RequestFailure(500, describeThrown(error));
+    failure.thrown = error;
+    return failure;
   }
 }
 

@@ -14,6 +14,7 @@ import type { HandlerContext } from "../handler/context.ts";
 import { RemoteModel } from "./remote-model.ts";
 import { runBatch } from "./pipeline.ts";
 import { encodeBody } from "./outcome.ts";
+import { describeThrown, mappedStack } from "../handler/error-place.ts";
 
 export interface RuntimeOptions {
   input: ByteSource;
@@ -64,7 +65,8 @@ export function startRuntime(Handler: HandlerClass, options: RuntimeOptions): Ru
     const stream = (requestIndex: number, body: unknown) =>
       connection.sendNotification(StreamChunk, { batch_id: params.batch_id, request_index: requestIndex, ...encodeBody(body) });
     const batchCtx = { ...ctx, model: model!.forBatch(params.batch_id) };
-    return { responses: await runBatch(handler, batchCtx, params.requests, { stream }) };
+    const onThrown = (error: Error) => log(`handler error: ${describeThrown(error)}\n${mappedStack(error)}`);
+    return { responses: await runBatch(handler, batchCtx, params.requests, { stream, onThrown }) };
   });
 
   connection.onNotification(GenerationDelta, (delta) => model?.deliverDelta(delta));

@@ -5,6 +5,8 @@
 import type { HandlerClass } from "../handler/handler-class.ts";
 import { claimStdout, openStdin } from "./stdio.ts";
 import { startRuntime } from "./bridge-endpoint.ts";
+import { fileURLToPath } from "node:url";
+import { useBundleSourceMap } from "../handler/error-place.ts";
 
 export { startRuntime } from "./bridge-endpoint.ts";
 export { runBatch } from "./pipeline.ts";
@@ -12,6 +14,8 @@ export { runBatch } from "./pipeline.ts";
 const PARENT_POLL_MS = 250;
 
 export function serve(Handler: HandlerClass): void {
+  // Bundled, this module is part of handler.mjs: its stack frames map through handler.mjs.map.
+  useBundleSourceMap(fileURLToPath(import.meta.url));
   const output = claimStdout();
   const runtime = startRuntime(Handler, { input: openStdin(), output });
   const parent = process.ppid;

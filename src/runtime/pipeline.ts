@@ -17,6 +17,8 @@ import { toOutcome } from "./outcome.ts";
 export interface BatchOptions {
   /** Intermediate responses for streaming requests. */
   stream?: (requestIndex: number, body: unknown) => void;
+  /** Each exception the handler threw in this batch, once (its stack goes to the model log). */
+  onThrown?: (error: Error) => void;
 }
 
 export async function runBatch(
@@ -37,7 +39,18 @@ export async function runBatch(
         : group.map(() => handler.unknownRoute(path));
     indices.forEach((index, k) => (replies[index] = answers[k]));
   }
+  if (options.onThrown) reportThrown(replies, options.onThrown);
   return replies.map((reply) => toOutcome(reply ?? new RequestFailure(500, "handler returned no response for this request")));
+}
+
+function reportThrown(replies: readonly Maybe<unknown>[], onThrown: (error: Error) => void): void {
+  const seen = new Set<Error>();
+  for (const reply of replies) {
+    if (isFailure(reply) && reply.thrown && !seen.has(reply.thrown)) {
+      seen.add(reply.thrown);
+      onThrown(reply.thrown);
+    }
+  }
 }
 
 /** Batch indices per normalized url_path, in order of first appearance. */

@@ -176,6 +176,8 @@ export interface RunHandlerOptions extends Omit<MakeContextOptions, "handler" | 
    * TorchServe's `url_path`; default: the model's own path.
    */
   urlPath?: string;
+  /** Each exception the handler threw, once (its message in the outcome names where; this gets the stack). */
+  onThrown?: (error: Error) => void;
 }
 
 export interface RunHandlerResult {
@@ -206,6 +208,7 @@ export async function runHandler(handler: AnyHandler, bodies: unknown[], options
   const requests = bodies.map((body) => (urlPath === undefined ? { body } : { body, url_path: urlPath }));
   const outcomes = await runBatch(handler, ctx, requests, {
     stream: (requestIndex, body) => streamed.push({ requestIndex, body }),
+    ...(options.onThrown ? { onThrown: options.onThrown } : {}),
   });
   return { outcomes, streamed, model, ctx };
 }

@@ -13,6 +13,7 @@ import { UsageError, type Command } from "../command.ts";
 import { Handler, type AnyHandler } from "../../handler/handler-class.ts";
 import { parseModelConfig, resolveModelPath, type ModelConfig } from "../../config/model-config.ts";
 import { describeIssues } from "../../handler/validate.ts";
+import { mappedStack } from "../../handler/error-place.ts";
 import { FakeModel, runHandler } from "../../testing/index.ts";
 import type { ModelInfo } from "../../protocol/messages.ts";
 
@@ -117,8 +118,10 @@ const render: Command = {
     const bodies = Array.isArray(body) ? body : [body];
 
     const model = new FakeModel({ info: await modelInfo(configFile, rawConfig) });
+    const thrown: Error[] = [];
     const { outcomes } = await runHandler(handler, bodies, {
       model,
+      onThrown: (error) => thrown.push(error),
       ...(rawConfig ? { config: rawConfig as Partial<ModelConfig> & { handler?: Record<string, unknown> } } : {}),
       modelName: path.basename(handlerFile).replace(/\.[cm]?[jt]s$/, ""),
     });
@@ -128,6 +131,7 @@ const render: Command = {
         const where = bodies.length > 1 ? `request ${f.index}: ` : "";
         process.stderr.write(`tsserve render: ${where}${f.status < 500 ? "refused" : "failed"} (${f.status}): ${f.message}\n`);
       }
+      for (const error of thrown) process.stderr.write(`${mappedStack(error)}\n`);
       return failures.every((f) => f.status < 500) ? 2 : 1;
     }
     process.stdout.write(JSON.stringify({ prompts: model.prompts }) + "\n");

@@ -128,3 +128,13 @@ describe.skipIf(!existsSync(path.join(SMOL, "chat_template.jinja")))("tsserve re
     expect(JSON.parse(r.stdout)).toEqual({ prompts: [JSON.parse(reference.stdout)] });
   }, 180_000);
 });
+
+describe("tsserve render with a handler that throws", () => {
+  it("exits 1 naming formatPrompt and the .ts file:line, and prints the TypeScript stack", () => {
+    const { code, stdout, stderr } = render(["--handler", "test/fixtures/handlers/throwing-handler.ts", "--request", requestFile({ prompt: "hi" })]);
+    expect(code).toBe(1);
+    expect(stdout).toBe("");
+    expect(stderr).toMatch(/failed \(500\): TypeError: Cannot read properties of undefined \(reading 'length'\) \(in formatPrompt at test\/fixtures\/handlers\/throwing-handler\.ts:11:\d+\)/);
+    expect(stderr).toMatch(/at ThrowingHandler\.formatPrompt \(test\/fixtures\/handlers\/throwing-handler\.ts:11:\d+\)/);
+  });
+});

@@ -104,7 +104,7 @@ describe("CompletionHandler", () => {
     expect(model.prompts).toEqual(["P:a", "P:b"]);
     expect(outcomes.map((o) => o.ok)).toEqual([true, false, false, true]);
     expect(outcomes[1]).toMatchObject({ status: 400, message: "prompt: refused by the handler", field: "prompt" });
-    expect(outcomes[2]).toMatchObject({ status: 500, message: "formatPrompt blew up" });
+    expect(outcomes[2]).toMatchObject({ status: 500, message: expect.stringMatching(/^formatPrompt blew up \(in formatPrompt at test\/unit\/completions\/completion-handler\.test\.ts:\d+:\d+\)$/) });
     expect((outcomes[3] as { body: CompletionResponse }).body.choices[0]!.text).toBe("P:B");
   });
 
