@@ -7,9 +7,12 @@ import { z } from "zod";
 import path from "node:path";
 import { parseByteSize } from "./bytes.ts";
 import { gpuLayoutIssues } from "./gpu-layout.ts";
+import { engineIssues } from "./engine-support.ts";
 
 export const Dtype = z.enum(["auto", "float16", "bfloat16", "float32"]);
 export const Quantize = z.enum(["none", "int8", "fp4", "nf4"]);
+/** `vllm`: vLLM's async engine, for serving. `transformers`: tsserve's reference engine (bitsandbytes on CPU, GGUF, exact `generate` parity). */
+export const EngineName = z.enum(["vllm", "transformers"]);
 
 const ByteSize = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
   try {
@@ -27,6 +30,8 @@ export const HandlerSectionFields = {
    * model-config.yaml that names it (see `resolveModelPath`).
    */
   model_path: z.string().min(1),
+  /** Which engine runs the model (docs/model-config.md says what each serves). */
+  engine: EngineName.default("transformers"),
   tokenizer_path: z.string().min(1).optional(),
   /** A GGUF checkpoint: a file name inside `model_path`, or a path (resolved like `model_path`); loaded through transformers' GGUF support. */
   gguf_file: z.string().min(1).optional(),
@@ -48,6 +53,12 @@ export const HandlerSectionFields = {
   max_num_seqs: z.number().int().positive().default(64),
   /** MiB of KV the engine keeps for prompt prefixes it computed (reused by later prompts that begin with them); 0 turns prefix caching off. */
   prefix_cache_mb: z.number().min(0).default(512),
+  /** The longest prompt + generation served (default: the model's own context length), as vLLM's max_model_len. */
+  max_model_len: z.number().int().positive().optional(),
+  /** MiB of KV cache: the vLLM engine's KV cache size (on a CPU, default 1024); the transformers engine's KV budget. */
+  kv_cache_mb: z.number().positive().optional(),
+  /** vLLM only: skip torch.compile and CUDA graphs (starts in about a third of the time, decodes slower). */
+  enforce_eager: z.boolean().default(false),
 } satisfies z.ZodRawShape;
 
 /**
@@ -98,7 +109,8 @@ function batchingIssues(config: ModelConfig): { path: (string | number)[]; messa
 
 /**
  * Parse a whole model config, its handler section with `handlerSchema`; a GPU
- * layout TorchServe cannot give a worker (see gpu-layout.ts) is refused too.
+ * layout TorchServe cannot give a worker (see gpu-layout.ts) and a setting the
+ * chosen engine cannot serve (engine-support.ts) are refused too.
  */
 export function parseModelConfig<Cfg>(raw: unknown, handlerSchema: z.ZodType<Cfg>): z.ZodSafeParseResult<ModelConfig & { handler: Cfg }> {
   const outer = ModelConfig.safeParse(raw);
@@ -109,7 +121,11 @@ export function parseModelConfig<Cfg>(raw: unknown, handlerSchema: z.ZodType<Cfg
     return { success: false, error: new z.ZodError(issues) } as z.ZodSafeParseResult<never>;
   }
   const perModel = (inner.data as { num_gpu_per_model?: unknown }).num_gpu_per_model;
-  const layout = [...batchingIssues(outer.data), ...gpuLayoutIssues(outer.data, typeof perModel === "number" ? perModel : 1)];
+  const layout = [
+    ...batchingIssues(outer.data),
+    ...gpuLayoutIssues(outer.data, typeof perModel === "number" ? perModel : 1),
+    ...engineIssues(inner.data as Record<string, unknown>, outer.data.deviceType),
+  ];
   if (layout.length > 0) {
     const issues = layout.map((issue) => ({ code: "custom" as const, input: raw, ...issue }));
     return { success: false, error: new z.ZodError(issues) } as z.ZodSafeParseResult<never>;

@@ -66,8 +66,9 @@ asyncCommunication: true
 responseTimeout: 600
 handler:
   model_path: "/path/to/model/checkpoint"
+  engine: "vllm"         # vllm (serving) | transformers (reference: bitsandbytes on CPU, GGUF)
   dtype: "auto"          # auto | float16 | bfloat16 | float32
-  quantize: "none"       # none | int8 | fp4 | nf4
+  quantize: "none"       # none | int8 | fp4 | nf4 (vllm: nf4 on CUDA only)
   num_gpu_per_model: 1
   # gpu_max_memory: 4.8e10  # bytes per GPU, or "48GiB"
 `,
