@@ -48,3 +48,34 @@ def test_reason_phrases_are_one_line_of_ascii(message, phrase):
     # a non-ASCII phrase corrupts the worker's reply and the frontend kills the worker.
     assert reason_phrase(message) == phrase
     assert reason_phrase(message).isascii()
+
+
+def nested(depth: int):
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        ({"prompt": "Hello", "max_tokens": 2, "x": 2**64}, "x: the integer 18446744073709551616 is out of range"),
+        ({"prompt": "Hello", "seed": -(2**63) - 1}, "seed: the integer -9223372036854775809 is out of range"),
+        ({"prompt": [1, 2, 2**70]}, "prompt.2: the integer 1180591620717411303424 is out of range"),
+        ({"prompt": "a\ud800b"}, "prompt: contains a lone surrogate (\\ud800 at character 1)"),
+        ({"messages": [{"role": "user", "content": "x\udfff"}]}, "messages.0.content: contains a lone surrogate (\\udfff"),
+        ({"prompt": "x", "\udc80": 1}, "body: a key contains a lone surrogate"),
+        ({"prompt": "x", "extra": nested(300)}, "extra: nested deeper than 200 levels"),
+    ],
+)
+def test_a_body_the_channel_to_node_cannot_carry_is_refused_naming_the_field(body, error):
+    # TorchServe's json.loads accepts all of these; orjson (the channel to Node) encodes none of them.
+    decoded = decode_body({"body": body})
+    assert decoded["body"] is None
+    assert decoded["body_error"].startswith(error)
+
+
+def test_what_the_channel_carries_passes_unchanged():
+    body = {"prompt": [0, 2**64 - 1, -(2**63)], "text": "héllo ✓ 😀", "deep": nested(199)}
+    assert decode_body({"body": body}) == {"body": body}

@@ -90,5 +90,12 @@ def _decode_line(line: Union[bytearray, memoryview]) -> Frame | None:
         return Invalid(text, str(error))
 
 
+class Unencodable(ValueError):
+    """A message JSON cannot carry: an integer beyond 64 bits, a lone surrogate, nesting deeper than 254."""
+
+
 def encode_message(message: Any) -> bytes:
-    return orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)
+    try:
+        return orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError as error:
+        raise Unencodable(str(error)) from None

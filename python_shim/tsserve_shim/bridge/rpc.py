@@ -36,7 +36,7 @@ from .errors import (
     PeerTimeout,
     RpcError,
 )
-from .framing import DEFAULT_MAX_MESSAGE_BYTES, Invalid, LineReader, Message, Oversize, encode_message
+from .framing import DEFAULT_MAX_MESSAGE_BYTES, Invalid, LineReader, Message, Oversize, Unencodable, encode_message
 
 RequestHandler = Callable[[dict], Any]
 NotificationHandler = Callable[[dict], None]
@@ -124,6 +124,10 @@ def _closed_answer(request_id: int, method: str) -> dict:
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": CONNECTION_CLOSED, "message": f"the handler process exited while {method} was pending"}}
 
 
+def _unencodable_message(what: str, error: Unencodable) -> str:
+    return f"{what} cannot be sent to the handler process: {error}"
+
+
 class Peer:
     def __init__(
         self,
@@ -175,7 +179,10 @@ class Peer:
             raise PeerClosed(f"cannot send {method}: the handler process has exited")
         request_id = self._next_id
         self._next_id += 1
-        self._send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+        try:
+            self._send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+        except Unencodable as error:
+            raise RpcError(INVALID_PARAMS, _unencodable_message(f"the params of {method}", error)) from None
         deadline = None if timeout is None else time.monotonic() + timeout
         while request_id not in self._results:
             if self._frames:
@@ -203,12 +210,18 @@ class Peer:
         if self._closed:
             on_answer(_closed_answer(request_id, method))
             return
+        try:
+            line = encode_message({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+        except Unencodable as error:
+            message = _unencodable_message(f"the params of {method}", error)
+            on_answer({"jsonrpc": "2.0", "id": request_id, "error": {"code": INVALID_PARAMS, "message": message}})
+            return
         self._callbacks[request_id] = on_answer
-        self._send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+        self._write(line)
 
     def reply(self, deferred: Deferred, result: Any) -> None:
         """Answer a request whose handler returned ``deferred``."""
-        self._send({"jsonrpc": "2.0", "id": deferred.request_id, "result": result})
+        self._send_result(deferred.request_id, result)
 
     def serve_forever(self, wake_fd: int, run_posted: Callable[[], None]) -> None:
         """Serve the peer until it closes: its messages, and ``run_posted()`` whenever ``wake_fd`` is readable
@@ -233,7 +246,10 @@ class Peer:
         self._callbacks.clear()
 
     def notify(self, method: str, params: dict) -> None:
-        self._send({"jsonrpc": "2.0", "method": method, "params": params})
+        try:
+            self._send({"jsonrpc": "2.0", "method": method, "params": params})
+        except Unencodable as error:
+            self._on_noise(f"dropped a {method} notification: {_unencodable_message('it', error)}")
 
     def close(self) -> None:
         self._closed = True
@@ -263,10 +279,23 @@ class Peer:
     # ------------------------------------------------------------ internals
 
     def _send(self, message: dict) -> None:
+        """Raises Unencodable (and sends nothing) for a message JSON cannot carry."""
         if self._closed:
             return  # a late answer to a child that is gone: its pipe may already be another's
-        self._outgoing.append(encode_message(message))
+        self._write(encode_message(message))
+
+    def _write(self, line: bytes) -> None:
+        if self._closed:
+            return
+        self._outgoing.append(line)
         self._flush()
+
+    def _send_result(self, request_id: Any, result: Any) -> None:
+        """The answer to one of the peer's requests; a result JSON cannot carry is answered with an error instead."""
+        try:
+            self._send({"jsonrpc": "2.0", "id": request_id, "result": result})
+        except Unencodable as error:
+            self._send({"jsonrpc": "2.0", "id": request_id, "error": {"code": INTERNAL_ERROR, "message": _unencodable_message("the result", error)}})
 
     def _flush(self) -> None:
         # Writes from a memoryview offset: a partly written message is never copied or shifted.
@@ -418,7 +447,8 @@ class Peer:
             if isinstance(result, Deferred):
                 result.request_id = message["id"]
                 return
-            reply = {"jsonrpc": "2.0", "id": message["id"], "result": result}
+            self._send_result(message["id"], result)
+            return
         except RpcError as error:
             reply = {"jsonrpc": "2.0", "id": message["id"], "error": error.to_json()}
         except Exception as error:  # the handler's failure is the peer's answer, not our crash

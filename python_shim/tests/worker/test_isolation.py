@@ -1,0 +1,94 @@
+"""One bad request stays one bad request: with 4 long generations in flight on the real shim
+(asyncCommunication, the bundled Llama-2 chat handler, the tiny model), a request that fails
+fails alone, and the 4 finish with the text they get alone."""
+from __future__ import annotations
+
+import asyncio
+import os
+
+import orjson
+import pytest
+
+from bundles import ROOT, bundle
+from shim_harness import make_context
+
+LONG_PROMPTS = ["Tell me a story", "Tell me a poem", "Tell me a joke", "Tell me a fact"]
+LONG_TOKENS = 96
+
+
+def nested(depth: int):
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory, tiny_model_dir):
+    from tsserve_shim.handler import TsserveHandler
+
+    model_dir = str(tmp_path_factory.mktemp("isolation-model-dir"))
+    bundle(os.path.join(ROOT, "handlers", "llama-2-7b-chat.ts"), model_dir)
+    config = {"batchSize": 1, "asyncCommunication": True, "responseTimeout": 120, "handler": {"model_path": str(tiny_model_dir), "dtype": "float32", "prefix_cache_mb": 0}}
+    handler = TsserveHandler()
+    handler.initialize(make_context(model_dir, config, 1))
+    yield handler, model_dir, config
+    handler.shutdown()
+
+
+async def ask(shim, row: dict):
+    """One request as TorchServe's async worker sends it: (status, body)."""
+    handler, model_dir, config = shim
+    context = make_context(model_dir, config, 1)
+    replies = await handler.handle([row], context)
+    return context.get_response_status(0)[0] or 200, orjson.loads(replies[0])
+
+
+def long_body(prompt: str) -> dict:
+    return {"prompt": prompt, "max_tokens": LONG_TOKENS, "temperature": 0}
+
+
+@pytest.fixture(scope="module")
+def alone(shim) -> list:
+    """The text each long generation gets with nothing beside it."""
+
+    async def each():
+        return [await ask(shim, {"body": orjson.dumps(long_body(prompt))}) for prompt in LONG_PROMPTS]
+
+    return [body["choices"][0]["text"] for _, body in asyncio.run(each())]
+
+
+def beside_long_generations(shim, alone, *bad_rows) -> list:
+    """Send ``bad_rows`` one after another while 4 long generations decode; their (status, body).
+    Asserts that the 4 were all running and finished with the text they get alone."""
+    handler = shim[0]
+
+    async def scenario():
+        longs = [asyncio.create_task(ask(shim, {"body": orjson.dumps(long_body(prompt))})) for prompt in LONG_PROMPTS]
+        while handler.engine.scheduler.running_rows < len(LONG_PROMPTS):
+            await asyncio.sleep(0.01)
+        answers = [await ask(shim, row) for row in bad_rows]
+        assert handler.engine.scheduler.running_rows == len(LONG_PROMPTS), "the bad requests outlasted the long ones"
+        return answers, await asyncio.gather(*longs)
+
+    answers, longs = asyncio.run(scenario())
+    assert [status for status, _ in longs] == [200] * len(LONG_PROMPTS)
+    assert [body["choices"][0]["text"] for _, body in longs] == alone
+    return answers
+
+
+def test_bodies_the_channel_cannot_carry_fail_alone_with_a_400(shim, alone):
+    pid = shim[0].bridge.child_pid
+    answers = beside_long_generations(
+        shim,
+        alone,
+        {"body": {"prompt": "Hello", "max_tokens": 2, "x": 18446744073709551616}},
+        {"body": {"prompt": "a\ud800b", "max_tokens": 2}},
+        {"body": {"prompt": "Hello", "max_tokens": 2, "x": nested(300)}},
+    )
+    assert [status for status, _ in answers] == [400, 400, 400]
+    messages = [body["error"]["message"] for _, body in answers]
+    assert messages[0].startswith("x: the integer 18446744073709551616 is out of range")
+    assert messages[1].startswith("prompt: contains a lone surrogate")
+    assert messages[2].startswith("x: nested deeper than")
+    assert shim[0].bridge.child_pid == pid, "the Node child was replaced"
