@@ -5,6 +5,8 @@
  * one that works only if the serving host happens to match.
  */
 import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { HOST_PACKAGES, requirementName } from "./requirements.ts";
 
 /** TorchServe installs an archive's requirements into a venv of its own only with this. */
@@ -62,4 +64,24 @@ export function modelPathWarning(key: string, folder: string | undefined): strin
   if (folder === undefined || fs.statSync(folder, { throwIfNoEntry: false })?.isDirectory()) return undefined;
   return `handler.${key} ${folder} is not a folder on this machine: the worker fails to load unless it exists on the host that serves the archive ` +
     "(for a container, give the path inside it)";
+}
+
+/**
+ * `tsserve register` on this machine's TorchServe: a packed checkpoint path
+ * (absolute once archived) that does not exist here would fail the worker's
+ * load, so it is refused before TorchServe is asked. A relative path (an
+ * archive tsserve did not write) is left to the worker.
+ */
+export function missingModelPathRefusal(config: Record<string, unknown> | undefined, configName: string): string | undefined {
+  const section = config?.handler;
+  if (section === null || typeof section !== "object") return undefined;
+  for (const key of ["model_path", "tokenizer_path", "gguf_file"] as const) {
+    const value = (section as Record<string, unknown>)[key];
+    if (typeof value !== "string" || value === "") continue;
+    const place = value === "~" || value.startsWith("~/") ? path.join(os.homedir(), value.slice(1)) : value;
+    if (!path.isAbsolute(place) || fs.existsSync(place)) continue;
+    return `handler.${key} in the archive's ${configName} is ${value}, which does not exist on this machine (where TorchServe runs): ` +
+      `fix ${key} in the config and archive it again (nothing was registered)`;
+  }
+  return undefined;
 }

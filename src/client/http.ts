@@ -105,9 +105,9 @@ export class TorchServeClient {
     return this.json("management", "GET", "/models?limit=1000");
   }
 
-  describeModel(name: string, version?: string): Promise<ModelDescription[]> {
+  describeModel(name: string, version?: string, signal?: AbortSignal): Promise<ModelDescription[]> {
     const v = version ? `/${encodeURIComponent(version)}` : "";
-    return this.json("management", "GET", `/models/${encodeURIComponent(name)}${v}`);
+    return this.json("management", "GET", `/models/${encodeURIComponent(name)}${v}`, { signal });
   }
 
   registerModel(options: RegisterOptions): Promise<{ status: string }> {
@@ -121,9 +121,9 @@ export class TorchServeClient {
     return this.json("management", "POST", `/models?${query}`, { signal: options.signal });
   }
 
-  unregisterModel(name: string, version?: string): Promise<{ status: string }> {
+  unregisterModel(name: string, version?: string, signal?: AbortSignal): Promise<{ status: string }> {
     const v = version ? `/${encodeURIComponent(version)}` : "";
-    return this.json("management", "DELETE", `/models/${encodeURIComponent(name)}${v}`);
+    return this.json("management", "DELETE", `/models/${encodeURIComponent(name)}${v}`, { signal });
   }
 
   scaleWorkers(name: string, minWorker: number, maxWorker = minWorker): Promise<{ status: string }> {

@@ -15,7 +15,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { readArchiveFile, listArchive } from "../archive/reader.ts";
 import { MANIFEST_PATH } from "../archive/manifest.ts";
-import { TorchServeClient, TorchServeError, type RegisterOptions } from "./http.ts";
+import { TorchServeClient, type RegisterOptions } from "./http.ts";
 import { readKeyFile } from "./keys.ts";
 import { LogWatcher, findWorkerFailure } from "./logs.ts";
 import { allProcs, procInfo, processTree, procsMentioning, signal, stillRunning, TS_MAIN_CLASS, type ProcInfo } from "./procs.ts";
@@ -316,47 +316,75 @@ async function settledFailure(watcher: LogWatcher, modelName: string, settleMs =
   return failure?.cause;
 }
 
+export interface RegisterWatch {
+  /** Give up (and unregister) when the workers are not ready after this long (default 1 hour: a 70b model loads for minutes). */
+  timeoutMs?: number;
+  pollMs?: number;
+  onProgress?: (message: string) => void;
+}
+
+export interface RegisterResult {
+  status: string;
+  /** Seconds from the register call until every worker was ready. */
+  seconds: number;
+}
+
 /**
- * Registers synchronously, watching the logs while TorchServe starts the
- * workers: a worker that dies while loading ends the wait at once with the
- * cause from the model log (and the model is unregistered again, so its
- * workers stop retrying).
+ * Registers asynchronously (`synchronous=false`: TorchServe answers 202 at
+ * once) and polls the model's description until its workers are ready,
+ * watching the logs meanwhile. No frontend thread ever waits on the load:
+ * a synchronous register abandoned after a failed load leaves a Netty thread
+ * parked in `CompletableFuture.get` for good, and every request that lands on
+ * it hangs. A worker that dies while loading ends the wait with the cause
+ * from the model log, and the model is unregistered so its workers stop retrying.
  */
 export async function registerWatched(
   client: TorchServeClient,
   options: RegisterOptions & { modelName: string },
   paths: WorkPaths = workPaths(),
-): Promise<{ status: string }> {
+  watch: RegisterWatch = {},
+): Promise<RegisterResult> {
   const watcher = new LogWatcher(paths.logs);
-  const abort = new AbortController();
-  let failure: string | undefined;
-  const poll = (async () => {
-    while (!abort.signal.aborted) {
-      await sleep(300);
-      failure = await settledFailure(watcher, options.modelName);
-      if (failure) {
-        abort.abort();
-        return;
-      }
-    }
-  })();
-  try {
-    const result = await client.registerModel({ ...options, signal: abort.signal });
-    return result;
-  } catch (error) {
-    if (!failure && error instanceof TorchServeError) {
-      // The frontend answered first: the log may say why.
-      await sleep(500);
-      failure = await settledFailure(watcher, options.modelName);
-      if (!failure) throw error;
-    }
+  const started = Date.now();
+  const timeoutMs = watch.timeoutMs ?? 3_600_000;
+  await client.registerModel({ ...options, synchronous: false });
+  let lastReport = started;
+  for (;;) {
+    const failure = await settledFailure(watcher, options.modelName);
     if (failure) {
-      await client.unregisterModel(options.modelName).catch(() => undefined);
+      await unregisterQuietly(client, options.modelName);
       throw new WorkerStartError(options.modelName, failure);
     }
-    throw error;
-  } finally {
-    abort.abort();
-    await poll;
+    const progress = await workerProgress(client, options.modelName);
+    if (progress && progress.ready >= progress.wanted) {
+      const status = `Model "${options.modelName}" Version: ${progress.version} registered with ${progress.wanted} initial workers`;
+      return { status, seconds: (Date.now() - started) / 1000 };
+    }
+    const elapsed = Date.now() - started;
+    if (elapsed > timeoutMs) {
+      await unregisterQuietly(client, options.modelName);
+      throw new WorkerStartError(options.modelName, `no worker was ready after ${Math.round(elapsed / 1000)} s (the model log has what it was doing): unregistered it`);
+    }
+    if (Date.now() - lastReport >= 10_000) {
+      lastReport = Date.now();
+      watch.onProgress?.(`loading ${options.modelName}: ${progress?.ready ?? 0}/${progress?.wanted ?? "?"} worker(s) ready after ${Math.round(elapsed / 1000)} s`);
+    }
+    await sleep(watch.pollMs ?? 250);
   }
+}
+
+/** Ready workers of a model and how many it is meant to have; undefined while TorchServe does not answer. */
+async function workerProgress(client: TorchServeClient, modelName: string): Promise<{ ready: number; wanted: number; version: string } | undefined> {
+  try {
+    const [description] = await client.describeModel(modelName, undefined, AbortSignal.timeout(5000));
+    if (!description) return undefined;
+    const ready = description.workers.filter((worker) => worker.status === "READY").length;
+    return { ready, wanted: description.minWorkers, version: description.modelVersion };
+  } catch {
+    return undefined;
+  }
+}
+
+async function unregisterQuietly(client: TorchServeClient, modelName: string): Promise<void> {
+  await client.unregisterModel(modelName, undefined, AbortSignal.timeout(30_000)).catch(() => undefined);
 }

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { batchSizeRefusal, perModelInstallWarning } from "../../archive/deploy-checks.ts";
+import { batchSizeRefusal, missingModelPathRefusal, perModelInstallWarning } from "../../archive/deploy-checks.ts";
 import { readPackedModelConfig, UnsafeArchiveError } from "../../archive/reader.ts";
 import { TorchServeError } from "../../client/http.ts";
 import { workPaths } from "../../client/paths.ts";
@@ -8,17 +8,20 @@ import { isTrue, readProperties } from "../../client/properties.ts";
 import { connect, readState, registerWatched, ServerError, stageArchive, WorkerStartError } from "../../client/torchserve-process.ts";
 import { UsageError, type Command } from "../command.ts";
 
-const usage = `Usage: tsserve register ARCHIVE [--model-name N] [--initial-workers N] [--batch-size B] [--max-batch-delay MS]
+const usage = `Usage: tsserve register ARCHIVE [--model-name N] [--initial-workers N] [--batch-size B] [--max-batch-delay MS] [--timeout S]
 
 Copies ARCHIVE (a .mar, .tar.gz or archive folder) into the model store if it is not there,
-registers it, and waits until its workers are ready. A worker that fails to start is
-reported with the cause from the model log.
+registers it, and waits until its workers are ready. What can be checked first is (the
+checkpoint folder exists here). A worker that fails to load is reported with the cause from
+the model log, and the model is unregistered again. TorchServe is asked asynchronously, so a
+failed load never leaves it stuck.
 
 Options:
   --model-name N        name to serve it under (default: the manifest's modelName)
   --initial-workers N   workers to start (default 1)
   --batch-size B        TorchServe batch size
-  --max-batch-delay MS  how long TorchServe waits to fill a batch`;
+  --max-batch-delay MS  how long TorchServe waits to fill a batch
+  --timeout S           give up (and unregister) when no worker is ready after S seconds (default 3600)`;
 
 function intOption(values: Record<string, unknown>, key: string, min: number): number | undefined {
   const raw = values[key];
@@ -36,7 +39,7 @@ async function checkArchive(archive: string, tsConfig: string | undefined, batch
   const packed = await readPackedModelConfig(archive).catch(() => undefined);
   if (!packed) return undefined;
   const configName = packed.manifest.model.configFile ?? "its model config";
-  const refusal = batchSizeRefusal(packed.config, batchSize, configName);
+  const refusal = missingModelPathRefusal(packed.config, configName) ?? batchSizeRefusal(packed.config, batchSize, configName);
   if (refusal) throw new UsageError(refusal);
   const installsPerModel = tsConfig !== undefined && fs.existsSync(tsConfig) && isTrue(readProperties(tsConfig).get("install_py_dep_per_model"));
   return installsPerModel ? perModelInstallWarning(packed.config, configName) : undefined;
@@ -52,6 +55,7 @@ const command: Command = {
     "initial-workers": { type: "string" },
     "batch-size": { type: "string" },
     "max-batch-delay": { type: "string" },
+    timeout: { type: "string" },
   },
   async run({ values, positionals }) {
     if (positionals.length !== 1) throw new UsageError(`expected one ARCHIVE\n\n${usage}`);
@@ -62,6 +66,7 @@ const command: Command = {
     const initialWorkers = intOption(values, "initial-workers", 0) ?? 1;
     const batchSize = intOption(values, "batch-size", 1);
     const maxBatchDelay = intOption(values, "max-batch-delay", 0);
+    const timeoutS = intOption(values, "timeout", 1) ?? 3600;
     let url = archive;
     let modelName = values["model-name"] as string | undefined;
     if (fs.existsSync(archive)) {
@@ -82,7 +87,11 @@ const command: Command = {
     const client = connect(paths);
     process.stderr.write(`tsserve register: registering ${modelName} from ${url} with ${initialWorkers} worker(s)\n`);
     try {
-      const result = await registerWatched(client, { url, modelName, initialWorkers, batchSize, maxBatchDelay }, paths);
+      const result = await registerWatched(client, { url, modelName, initialWorkers, batchSize, maxBatchDelay }, paths, {
+        timeoutMs: timeoutS * 1000,
+        onProgress: (m) => process.stderr.write(`tsserve register: ${m}\n`),
+      });
+      process.stderr.write(`tsserve register: ${modelName} is ready after ${result.seconds.toFixed(1)} s\n`);
       process.stdout.write(`${result.status}\n`);
     } catch (error) {
       if (error instanceof WorkerStartError) {

@@ -1,11 +1,12 @@
 // Settings that pack fine but fail where the archive is served: tsserve
 // archive refuses or warns, naming the fix.
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import YAML from "yaml";
 import { describe, expect, it } from "vitest";
 import { ArchiveInputError, createArchive } from "../../../src/archive/archive.ts";
-import { batchSizeRefusal, hostPackageWarnings, modelPathWarning, perModelInstallWarning, venvRefusal } from "../../../src/archive/deploy-checks.ts";
+import { batchSizeRefusal, hostPackageWarnings, missingModelPathRefusal, modelPathWarning, perModelInstallWarning, venvRefusal } from "../../../src/archive/deploy-checks.ts";
 import { readPackedModelConfig } from "../../../src/archive/reader.ts";
 import { GREETING_CONFIG, GREETING_HANDLER, tempDir } from "./helpers.ts";
 
@@ -100,4 +101,19 @@ describe("readPackedModelConfig", () => {
     expect(manifest.model.configFile).toBe("greeting.yaml");
     expect(config).toMatchObject({ responseTimeout: 60, handler: { greeting: "hello" } });
   }, 60_000);
+});
+
+describe("missingModelPathRefusal (tsserve register, before TorchServe is asked)", () => {
+  it("refuses a packed checkpoint path that does not exist here, naming the key and the path", () => {
+    const refusal = missingModelPathRefusal({ handler: { model_path: "/nonexistent/tsserve-ckpt" } }, "smol.yaml");
+    expect(refusal).toContain("handler.model_path in the archive's smol.yaml is /nonexistent/tsserve-ckpt");
+    expect(refusal).toContain("does not exist on this machine");
+    expect(missingModelPathRefusal({ handler: { model_path: os.tmpdir(), tokenizer_path: "/nonexistent/tok" } }, "c.yaml")).toContain("handler.tokenizer_path");
+  });
+
+  it("lets an existing folder, a relative path and a bare GGUF file name through", () => {
+    expect(missingModelPathRefusal({ handler: { model_path: os.tmpdir(), gguf_file: "model.gguf" } }, "c.yaml")).toBeUndefined();
+    expect(missingModelPathRefusal({ handler: { model_path: "relative/ckpt" } }, "c.yaml")).toBeUndefined();
+    expect(missingModelPathRefusal(undefined, "c.yaml")).toBeUndefined();
+  });
 });
