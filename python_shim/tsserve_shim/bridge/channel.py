@@ -6,7 +6,9 @@ answers back; it serves Node's calls into the model (`generate` goes to the
 engine and is answered when its rows are done; `tokenize`/`detokenize` at once)
 and passes stream chunks on. When the child dies, every call it held is answered
 with a CONNECTION_CLOSED error, its generate calls are cancelled, and a new child
-is started and handshaken before the next call goes out.
+is started and handshaken before the next call goes out. When the bundle file
+is replaced (`tsserve dev`, `register --replace`), the next `handle` that finds
+the child idle starts a child on the new bundle first: the model stays loaded.
 
 Nothing here knows torch: the model side comes in as a `ModelPort`.
 """
@@ -73,6 +75,8 @@ class Bridge:
         self.peer: Optional[Peer] = None
         self.restarts = 0
         self._generating: dict[int, collections.Counter] = {}  # child pid -> batch ids of its generate calls in flight
+        self._calls_in_flight: collections.Counter = collections.Counter()  # child pid -> requests sent, not answered
+        self._bundle_stamp: Optional[tuple] = None  # the bundle file the running child was started from
         self._posted: Deque[Callable[[], None]] = collections.deque()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -101,8 +105,16 @@ class Bridge:
         (a CONNECTION_CLOSED error naming how the child ended, when it died first)."""
 
         def send() -> None:
+            if method == protocol.HANDLE:
+                self._swap_if_rebuilt()
             child = self.child
-            self.peer.request_async(method, params, lambda message: on_answer(self._with_exit(child, message)))
+            self._calls_in_flight[child.pid] += 1
+
+            def answered(message: dict) -> None:
+                self._calls_in_flight[child.pid] -= 1
+                on_answer(self._with_exit(child, message))
+
+            self.peer.request_async(method, params, answered)
 
         self.post(send)
 
@@ -132,8 +144,39 @@ class Bridge:
 
     # ------------------------------------------------------------ the child
 
+    def _stamp(self) -> Optional[tuple]:
+        try:
+            stat = os.stat(self.spec.bundle)
+        except OSError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+    def _swap_if_rebuilt(self) -> None:
+        """A new bundle file: start a child on it and retire the old one, if that holds no call (a call in
+        flight finishes on the code it started with; the swap then waits for a call that finds it idle)."""
+        stamp = self._stamp()
+        old_child, old_peer = self.child, self.peer
+        if stamp is None or stamp == self._bundle_stamp or self._calls_in_flight[old_child.pid] > 0:
+            return
+        started = time.monotonic()
+        try:
+            self._start_child()
+        except ShimConfigError as error:
+            log.error("tsserve: the new handler bundle failed to start; the running one keeps serving: %s", error)
+            self._bundle_stamp = stamp  # not retried on every call: the next rebuild tries again
+            return
+        old_peer.close()  # serve_forever returns to _run, which serves the new peer
+        self._generating.pop(old_child.pid, None)
+        self._calls_in_flight.pop(old_child.pid, None)
+        threading.Thread(target=old_child.stop, kwargs={"grace": 1.0}, name="tsserve-old-child", daemon=True).start()
+        log.info(
+            "tsserve: handler bundle replaced in %.0f ms (node pid %d -> %d); the model stayed loaded",
+            (time.monotonic() - started) * 1000, old_child.pid, self.child.pid,
+        )
+
     def _start_child(self) -> None:
         spec = self.spec
+        stamp = self._stamp()
         child = NodeProcess(spec.node, spec.bundle, cwd=spec.cwd)
         peer = Peer(child.stdout_fd, child.stdin_fd, on_noise=lambda line: log.warning("tsserve channel: %s", line))
         peer.on_request(protocol.GENERATE, lambda params: self._serve_generate(peer, child.pid, params))
@@ -151,19 +194,22 @@ class Bridge:
                 f"--- node stderr ---\n{tail}\n--- end of node stderr ---"
             ) from None
         self.child, self.peer = child, peer
+        self._bundle_stamp = stamp
         self._generating[child.pid] = collections.Counter()
         log.info("tsserve: handler bundle started (node pid %d, %s)", child.pid, spec.node)
 
     def _run(self) -> None:
         while not self._stopping:
+            peer = self.peer
             try:
-                self.peer.serve_forever(self._wake_read, self._run_posted)
+                peer.serve_forever(self._wake_read, self._run_posted)
             except Exception:  # noqa: BLE001
                 log.exception("tsserve: the channel to the handler process failed")
-            self.peer.close()
+            peer.close()
             if self._stopping:
                 break
-            self._replace_child()
+            if self.peer is peer:  # else a rebuilt bundle's child took over (_swap_if_rebuilt)
+                self._replace_child()
 
     def _replace_child(self) -> None:
         """The child is gone (its calls were answered CONNECTION_CLOSED): cancel its generate calls, start another."""
