@@ -78,3 +78,24 @@ def smollm2_engine():
     if not (SMOLLM2 / "config.json").is_file():
         pytest.fail(f"{SMOLLM2} is missing: scripts/setup.sh converts SmolLM2-135M-Instruct there")
     return Engine.load({"model_path": str(SMOLLM2), "prefix_cache_mb": 0}, model_dir=str(SMOLLM2), gpu_id=None)
+
+
+VLLM_SECTION = {"model_path": str(SMOLLM2), "engine": "vllm", "enforce_eager": True, "kv_cache_mb": 256, "max_model_len": 2048}
+
+
+@pytest.fixture(scope="session")
+def vllm_engine():
+    """SmolLM2-135M-Instruct on vLLM (eager: about a third of the compiled start-up), loaded once for every suite."""
+    from tsserve_shim.engine.select import load_engine
+
+    if not (SMOLLM2 / "config.json").is_file():
+        pytest.fail(f"{SMOLLM2} is missing: scripts/setup.sh converts SmolLM2-135M-Instruct there")
+    engine = load_engine(VLLM_SECTION, model_dir=str(SMOLLM2), gpu_id=None)
+    yield engine
+    engine.shutdown()
+
+
+@pytest.fixture(scope="session", params=["transformers", "vllm"])
+def serving_engine(request):
+    """The engine contract's subject: SmolLM2 on each engine (the same model, so their answers compare)."""
+    return request.getfixturevalue("smollm2_engine" if request.param == "transformers" else "vllm_engine")

@@ -41,6 +41,8 @@ def sampling_params(request: Mapping[str, Any]):
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
+    from .grammar import vllm_structured_outputs
+
     temperature = float(request["temperature"])
     if temperature > VLLM_MAX_TEMPERATURE:
         raise ValueError(f"temperature {temperature:g} is above {VLLM_MAX_TEMPERATURE:g}, the most the vLLM engine takes")
@@ -61,6 +63,7 @@ def sampling_params(request: Mapping[str, Any]):
         prompt_logprobs=k if request.get("echo") else None,
         skip_special_tokens=False,  # stop strings are matched on the text tsserve reports, special tokens included
         output_kind=RequestOutputKind.DELTA,
+        structured_outputs=vllm_structured_outputs(request.get("structured")),
     )
 
 
@@ -147,7 +150,9 @@ class VllmEngine(PromptTokenizer):
         return self
 
     def shutdown(self) -> None:
+        """Stop vLLM's engine processes, then this engine's loop (its tasks cancelled first, not dropped)."""
         self.llm.shutdown()
+        asyncio.run_coroutine_threadsafe(_cancel_tasks(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
 
     # ------------------------------------------------------------ the engine interface
@@ -277,6 +282,13 @@ def _finish(rows: list[Row], reason: str) -> None:
     for row in rows:
         if not row.done:
             row.finish_reason = reason
+
+
+async def _cancel_tasks() -> None:
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _start_loop() -> asyncio.AbstractEventLoop:

@@ -1,0 +1,209 @@
+"""The engine contract, run against both engines (transformers and vLLM) on the same model, SmolLM2:
+whatever the TypeScript side relies on must exist on each, and greedy answers must agree between them.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from conftest import make_request
+from tsserve_shim.engine.deadline import Deadline
+
+LOGPROB_TOLERANCE = 1e-4
+
+PROMPTS = [
+    "The capital of France is",
+    "Alan Turing was a",
+    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    "Question: What is 2 + 2?\nAnswer:",
+    "Le café à Paris est très bon. Die Straße in München ist",
+    "北京是中国的首都。東京は",
+    "I love pizza 🍕 and ☕ because",
+    "Three fruits:\n1. Apple\n2.",
+    "a\tb\tc\t",
+    "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
+    "<|im_start|>system\nYou answer in one short sentence.<|im_end|>\n<|im_start|>user\nName a primary colour.<|im_end|>\n<|im_start|>assistant\n",
+    "The quick brown fox",
+    "Once upon a time, in a land far away,",
+    "The three laws of thermodynamics are",
+    "To make a cup of tea, first",
+    "The largest planet in the solar system is",
+    "Water boils at",
+    "The opposite of hot is",
+    "In 1969, the first person to walk on the moon was",
+    "A haiku about autumn:\n",
+    "SELECT name FROM users WHERE",
+    "The French word for cat is",
+    "Photosynthesis is the process by which",
+    "My favourite programming language is",
+    "Here is a list of prime numbers: 2, 3, 5,",
+    "The meaning of life is",
+    "Translate to German: Good morning.\nGerman:",
+    "import numpy as np\n",
+    "The speed of light is approximately",
+    "Roses are red, violets are blue,",
+    "Shakespeare wrote",
+    "The chemical symbol for gold is",
+]
+
+
+def greedy(prompt: str, **overrides) -> dict:
+    return make_request(prompt, **{"max_tokens": 16, "logprobs": 1, **overrides})
+
+
+def ok(outcome: dict) -> dict:
+    assert outcome["ok"], outcome
+    return outcome
+
+
+@pytest.fixture(scope="module")
+def greedy_answers(smollm2_engine, vllm_engine):
+    """Both engines' answers to the same 32 greedy requests, each engine's in one call (one batch)."""
+    requests = [greedy(p) for p in PROMPTS]
+    return smollm2_engine.generate(requests), vllm_engine.generate(requests)
+
+
+# ------------------------------------------------------------------ the engines agree
+
+
+def test_greedy_text_and_logprobs_agree_between_the_engines(greedy_answers):
+    reference, served = greedy_answers
+    worst = 0.0
+    for prompt, a, b in zip(PROMPTS, reference, served):
+        sa, sb = ok(a)["sequences"][0], ok(b)["sequences"][0]
+        assert sb["text"] == sa["text"], prompt
+        assert sb["finish_reason"] == sa["finish_reason"], prompt
+        assert sb["logprobs"]["tokens"] == sa["logprobs"]["tokens"], prompt
+        assert sb["logprobs"]["text_offset"] == sa["logprobs"]["text_offset"], prompt
+        assert b["prompt_tokens"] == a["prompt_tokens"], prompt
+        for x, y in zip(sa["logprobs"]["token_logprobs"], sb["logprobs"]["token_logprobs"]):
+            worst = max(worst, abs(x - y))
+    assert worst < LOGPROB_TOLERANCE
+
+
+def test_echo_scores_agree_between_the_engines(smollm2_engine, vllm_engine):
+    requests = [greedy(p, max_tokens=0, echo=True, logprobs=3) for p in PROMPTS[:6]]
+    for a, b in zip(smollm2_engine.generate(requests), vllm_engine.generate(requests)):
+        pa, pb = ok(a)["prompt"], ok(b)["prompt"]
+        assert pb["tokens"] == pa["tokens"] and pb["token_ids"] == pa["token_ids"] and pb["text_offset"] == pa["text_offset"]
+        assert pb["token_logprobs"][0] is None and pa["token_logprobs"][0] is None
+        for x, y in zip(pa["token_logprobs"][1:], pb["token_logprobs"][1:]):
+            assert abs(x - y) < LOGPROB_TOLERANCE
+        for ta, tb in zip(pa["top_logprobs"][1:], pb["top_logprobs"][1:]):
+            assert list(tb) == list(ta)
+        assert b["sequences"][0]["text"] == "" and b["sequences"][0]["finish_reason"] == "length"
+
+
+# ------------------------------------------------------------------ each engine
+
+
+def test_logprobs_report_the_alternatives(serving_engine):
+    [out] = serving_engine.generate([greedy("The capital of France is", max_tokens=6, logprobs=3)])
+    lp = ok(out)["sequences"][0]["logprobs"]
+    assert len(lp["tokens"]) == 6
+    for token, chosen, tops in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"]):
+        assert len(tops) == 3
+        assert max(tops.values()) == pytest.approx(chosen, abs=1e-6)  # greedy: the chosen token is the best
+        assert tops[token] == pytest.approx(chosen, abs=1e-6)
+
+
+def test_top_p_zero_is_the_top_token(serving_engine):
+    plain, top_p_zero = serving_engine.generate(
+        [greedy("Alan Turing was a"), greedy("Alan Turing was a", temperature=0.9, top_p=0.0, seed=3)]
+    )
+    assert ok(top_p_zero)["sequences"][0]["text"] == ok(plain)["sequences"][0]["text"]
+
+
+def test_seeded_samples_repeat_and_n_gives_distinct_sequences(serving_engine):
+    request = greedy("Once upon a time", max_tokens=12, temperature=1.0, seed=1234, num_sequences=3)
+    first, second = serving_engine.generate([request]), serving_engine.generate([request])
+    texts = [s["text"] for s in ok(first[0])["sequences"]]
+    assert len(texts) == 3 and len(set(texts)) > 1
+    assert [s["text"] for s in ok(second[0])["sequences"]] == texts
+
+
+def test_a_stop_sequence_cuts_the_text(serving_engine):
+    [free] = serving_engine.generate([greedy("Three fruits:\n1. Apple\n2.", max_tokens=12)])
+    text = ok(free)["sequences"][0]["text"]
+    assert "\n" in text
+    [stopped] = serving_engine.generate([greedy("Three fruits:\n1. Apple\n2.", max_tokens=12, stop=["\n"])])
+    sequence = ok(stopped)["sequences"][0]
+    assert sequence["text"] == text.split("\n")[0] and sequence["finish_reason"] == "stop"
+    assert "".join(sequence["logprobs"]["tokens"]).startswith(sequence["text"])
+
+
+def test_eos_ends_the_text_unreported(serving_engine):
+    prompt = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+    [out] = serving_engine.generate([greedy(prompt, max_tokens=60)])
+    sequence = ok(out)["sequences"][0]
+    assert sequence["finish_reason"] == "stop" and "<|im_end|>" not in sequence["text"]
+    assert len(sequence["logprobs"]["token_ids"]) < 60
+
+
+def test_streamed_deltas_add_up_to_the_text(serving_engine):
+    deltas: list[str] = []
+    [out] = serving_engine.generate(
+        [greedy("Once upon a time, in a land far away,", max_tokens=24, stream=True, stop=[" lived"])],
+        on_delta=lambda request, sequence, text, logprobs: deltas.append(text),
+    )
+    text = ok(out)["sequences"][0]["text"]
+    assert len(deltas) > 1 and "".join(deltas) == text and " lived" not in text
+
+
+def test_a_bad_request_fails_alone(serving_engine):
+    too_long = greedy("word " * (serving_engine.context_length + 10), max_tokens=4)
+    outcomes = serving_engine.generate([greedy("Water boils at"), too_long, greedy("", prompt_token_ids=[])])
+    assert ok(outcomes[0])["sequences"][0]["text"]
+    assert outcomes[1]["status"] == 400 and "context length" in outcomes[1]["message"]
+    assert outcomes[2]["status"] == 400 and "empty" in outcomes[2]["message"]
+
+
+def test_a_passed_deadline_is_a_504_and_its_mates_go_on(serving_engine):
+    outcomes = serving_engine.generate(
+        [greedy("Hello", max_tokens=400), greedy("Water boils at")],
+        deadlines=[Deadline(time.monotonic() + 0.2, 0.2, "handler.handle_timeout_s"), None],
+    )
+    assert outcomes[0]["status"] == 504 and "handler.handle_timeout_s" in outcomes[0]["message"]
+    assert ok(outcomes[1])["sequences"][0]["text"]
+
+
+def test_cancel_ends_a_tagged_call_only(serving_engine):
+    serving_engine.start()
+    answers: dict[str, list] = {}
+    arrived = threading.Event()
+
+    def record(name):
+        def done(outcomes):
+            answers[name] = outcomes
+            if len(answers) == 2:
+                arrived.set()
+        return done
+
+    serving_engine.submit([greedy("Once upon a time", max_tokens=400)], record("cancelled"), tag="batch-1")
+    serving_engine.submit([greedy("Water boils at", max_tokens=8)], record("kept"), tag="batch-2")
+    time.sleep(0.5)
+    serving_engine.cancel("batch-1")
+    assert arrived.wait(120)
+    assert answers["cancelled"][0]["status"] == 499
+    assert ok(answers["kept"][0])["sequences"][0]["text"]
+
+
+def test_tokenizer_facts(serving_engine):
+    info = serving_engine.info()
+    assert info["eos_token"] == "<|im_end|>" and "im_start" in info["chat_template"]
+    ids = serving_engine.tokenize(["The capital of France is"])[0]
+    assert serving_engine.detokenize([ids])[0] == "The capital of France is"
+
+
+def test_the_vllm_engine_refuses_a_temperature_it_cannot_take(vllm_engine):
+    [out] = vllm_engine.generate([greedy("Hello", temperature=3.0)])
+    assert out["status"] == 400 and "temperature 3" in out["message"]
+
+
+def test_the_vllm_engine_reports_cached_prompt_tokens(vllm_engine):
+    prompt = "Paragraph: " + "The history of computing spans centuries. " * 20
+    vllm_engine.generate([greedy(prompt, max_tokens=2)])
+    [again] = vllm_engine.generate([greedy(prompt + " More.", max_tokens=2)])
+    assert ok(again)["cached_tokens"] >= 16
