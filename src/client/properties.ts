@@ -51,11 +51,34 @@ export function isTrue(value: string | undefined): boolean {
   return value?.trim().toLowerCase() === "true";
 }
 
+/** Request bodies tsserve's servers accept: a prompt of a few MB, not a flood. */
+export const MAX_REQUEST_SIZE = 10 * 1024 * 1024;
+/** Response bodies: an evaluation request (many prompts, echo, top logprobs) passes TorchServe's 6.5 MB. */
+export const MAX_RESPONSE_SIZE = 32 * 1024 * 1024;
+
+/**
+ * The sizes and archive sources every config.properties tsserve writes sets.
+ * A response over max_response_size makes the frontend drop the worker and
+ * every request on it, so the shim reads the value and answers 413 instead.
+ * Archives are registered by their name in the model store (`tsserve register`
+ * copies them there), which TorchServe allows whatever allowed_urls says; its
+ * pattern here matches no URL, so a management-key holder cannot make the
+ * server fetch http(s):// addresses or copy file:// paths into the store.
+ */
+export function limitProperties(): string[] {
+  return [
+    `max_request_size=${MAX_REQUEST_SIZE}`,
+    `max_response_size=${MAX_RESPONSE_SIZE}`,
+    "allowed_urls=^$",
+  ];
+}
+
 /**
  * A config.properties for a TorchServe of its own on loopback: inference on
  * `portBase`, management +1, metrics +2, gRPC +10/+11, the model API on,
  * no per-model installs (the packages are in .venv) and the shim's own model
- * metrics registered as they come (PromptTokens, PrefixCacheHitTokens). For the demo, the
+ * metrics registered as they come (PromptTokens, PrefixCacheHitTokens), the limits of
+ * `limitProperties` (`extra` comes last, so it can override them). For the demo, the
  * benchmarks and the end-to-end suites, so that runs on other bases never meet.
  */
 export function loopbackProperties(portBase: number, extra: readonly string[] = []): string {
@@ -68,7 +91,28 @@ export function loopbackProperties(portBase: number, extra: readonly string[] = 
     "enable_model_api=true",
     "install_py_dep_per_model=false",
     "model_metrics_auto_detect=true",
+    ...limitProperties(),
     ...extra,
     "",
+  ].join("\n");
+}
+
+/** The keys that say where TorchServe listens. */
+const ADDRESS_KEYS = ["inference_address", "management_address", "metrics_address", "grpc_inference_port", "grpc_management_port"];
+
+/**
+ * A TorchServe config (the text of config.properties) moved to `portBase`:
+ * inference on the base, management +1, metrics +2, gRPC inference +10 and
+ * management +11, on loopback; every other line kept as it is.
+ */
+export function withPortBase(text: string, portBase: number): string {
+  const kept = text.split(/\r?\n/).filter((line) => !ADDRESS_KEYS.some((key) => new RegExp(`^\\s*${key}\\s*[=:\\s]`).test(line)));
+  return [
+    `inference_address=http://127.0.0.1:${portBase}`,
+    `management_address=http://127.0.0.1:${portBase + 1}`,
+    `metrics_address=http://127.0.0.1:${portBase + 2}`,
+    `grpc_inference_port=${portBase + 10}`,
+    `grpc_management_port=${portBase + 11}`,
+    ...kept,
   ].join("\n");
 }

@@ -5,6 +5,8 @@
  * model-config.yaml).
  */
 
+import { limitProperties } from "../client/properties.ts";
+
 /** One model of the layout, as read from its archive. */
 export interface KServeModel {
   name: string;
@@ -73,6 +75,9 @@ export function kserveProperties(models: readonly KServeModel[], options: Proper
     "# Each archive's requirements.txt (the shim's Python packages and Node as a wheel) is installed",
     "# when the model loads; useVenv: true in its model config keeps the image's torch and TorchServe.",
     "install_py_dep_per_model=true",
+    "# Request and response sizes set deliberately (the shim answers 413 for a response over max_response_size);",
+    "# archives load by name from the model store only.",
+    ...limitProperties(),
     `model_store=${options.modelStore ?? `${KSERVE_MOUNT}/model-store`}`,
     `model_snapshot=${modelSnapshot(models)}`,
     "",

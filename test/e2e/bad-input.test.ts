@@ -2,6 +2,9 @@
 // handler (issue 7): every refusal is a 400 whose JSON body's error.message
 // names the field, the worker and its Node child survive all of them, and a
 // body over max_request_size is refused by TorchServe itself with 413.
+// A body the shim cannot carry to Node (issue 28: an integer beyond 64 bits, a
+// lone surrogate, deep nesting) is a 400 of its own, and an answer over
+// max_response_size is a 413 from the shim, not a worker the frontend drops.
 //
 // The suite has its own working folder (.work/e2e-bad-input) and ports
 // (TSSERVE_E2E_PORT_BASE, default 8080), so it never meets another TorchServe.
@@ -15,6 +18,7 @@ import { TINY_HANDLER, isolatedServer, leftovers, nodeChildOf, tinyConfig, waitF
 
 const MODEL = "tiny-bad-input";
 const MAX_REQUEST_SIZE = 65_536;
+const MAX_RESPONSE_SIZE = 65_536;
 const CONTEXT = 512; // .cache/tiny-llama's max_position_embeddings
 
 let srv: IsolatedServer;
@@ -25,7 +29,7 @@ let node: ProcInfo;
 const good = { prompt: "Hello", max_tokens: 2, temperature: 0 };
 
 beforeAll(async () => {
-  srv = isolatedServer("bad-input", [`max_request_size=${MAX_REQUEST_SIZE}`]);
+  srv = isolatedServer("bad-input", [`max_request_size=${MAX_REQUEST_SIZE}`, `max_response_size=${MAX_RESPONSE_SIZE}`]);
   if (runningServer(srv.paths)) await stopServer({ paths: srv.paths });
   const configFile = tinyConfig(path.join(srv.scratch, `${MODEL}.yaml`));
   await createArchive({ modelName: MODEL, version: "1.0", handler: TINY_HANDLER, configFile, exportPath: srv.modelStore });
@@ -89,6 +93,9 @@ const CASES: [string, unknown, string][] = [
   ["seed is a string", { ...good, seed: "0" }, "seed"],
   ["echo is not a boolean", { ...good, echo: "yes" }, "echo"],
   ["the prompt is longer than the model's context", { ...good, prompt: longPrompt }, "prompt"],
+  ["an unknown field holds an integer of 2^64", '{"prompt": "Hello", "max_tokens": 2, "x": 18446744073709551616}', "x: the integer 18446744073709551616 is out of range"],
+  ["the prompt holds a lone surrogate", '{"prompt": "a\\ud800b", "max_tokens": 2}', "prompt: contains a lone surrogate"],
+  ["a field is nested 300 deep", `{"prompt": "Hello", "max_tokens": 2, "x": ${"[".repeat(300)}${"]".repeat(300)}}`, "x: nested deeper than"],
 ];
 
 describe("bad input is refused with 400 naming the field", () => {
@@ -120,6 +127,16 @@ describe("bad input is refused with 400 naming the field", () => {
     const result = await client.predict(MODEL, JSON.stringify({ ...good, prompt: "x".repeat(MAX_REQUEST_SIZE * 2) }));
     expect(result.status).toBe(413);
   });
+
+  it(`3 answers over max_response_size (${MAX_RESPONSE_SIZE} bytes) in a row are each a 413 naming size and limit`, async () => {
+    const big = { prompt: "word ".repeat(400), max_tokens: 1, echo: true, logprobs: 20, temperature: 0 };
+    for (let i = 0; i < 3; i++) {
+      const result = await client.predict(MODEL, JSON.stringify(big));
+      expect(result.status).toBe(413);
+      expect(JSON.parse(result.body).error.message).toMatch(/^the response is [\d,]+ bytes, over TorchServe's max_response_size of 65,536 bytes/);
+    }
+    expect(await client.ping()).toEqual({ status: "Healthy" });
+  }, 120_000);
 
   it("after all of them the same worker and Node child answer a good request with 200", async () => {
     const result = await client.predict(MODEL, JSON.stringify(good));

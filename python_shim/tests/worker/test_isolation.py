@@ -92,3 +92,16 @@ def test_bodies_the_channel_cannot_carry_fail_alone_with_a_400(shim, alone):
     assert messages[1].startswith("prompt: contains a lone surrogate")
     assert messages[2].startswith("x: nested deeper than")
     assert shim[0].bridge.child_pid == pid, "the Node child was replaced"
+
+
+def test_an_answer_over_the_response_limit_is_a_413_naming_size_and_limit(shim, alone):
+    handler = shim[0]
+    handler.max_response_size = 16384
+    try:
+        big = {"prompt": "word " * 400, "max_tokens": 1, "echo": True, "logprobs": 5, "temperature": 0}
+        answers = beside_long_generations(shim, alone, *[{"body": orjson.dumps(big)}] * 3)
+    finally:
+        handler.max_response_size = None
+    assert [status for status, _ in answers] == [413] * 3
+    message = answers[0][1]["error"]["message"]
+    assert message.startswith("the response is ") and "over TorchServe's max_response_size of 16,384 bytes" in message

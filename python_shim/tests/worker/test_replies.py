@@ -77,3 +77,14 @@ def test_a_job_that_streamed_is_ended_by_its_own_last_reply_and_not_retired_twic
 def test_reason_phrases_are_one_line_of_ascii():
     assert reason_phrase("max_tokens: must be ≥ 0\nand more") == "max_tokens: must be >= 0 and more"
     assert len(reason_phrase("x" * 500)) == 200
+
+
+def test_a_body_over_the_response_limit_becomes_a_413_naming_its_size_and_the_limit():
+    context = context_for(2)
+    small = {"ok": True, "body": {"text": "hi"}}
+    big = {"ok": True, "body": {"text": "é" * 600}}  # 1,212 bytes of UTF-8 JSON in 612 characters
+    assert orjson.loads(respond(context, 0, small, limit=1000)) == {"text": "hi"}
+    body = orjson.loads(respond(context, 1, big, limit=1000))
+    assert context.get_response_status(1)[0] == 413
+    assert body["error"]["code"] == 413
+    assert body["error"]["message"].startswith("the response is 1,212 bytes, over TorchServe's max_response_size of 1,000 bytes")

@@ -25,11 +25,12 @@ its place among the results.
 """
 from __future__ import annotations
 
+import json
 from typing import Any, List, Optional
 
 import orjson
 
-from .replies import outcome_body, reason_phrase
+from .replies import outcome_body, reason_phrase, too_large
 from .requests import decode_body
 
 KSERVE_V1 = "kserve"
@@ -85,8 +86,22 @@ def no_instances() -> List[dict]:
     return [{"ok": False, "status": 400, "message": "instances: a non-empty list of completion requests is required", "field": "instances"}]
 
 
-def responses(envelope: str, context: Any, outcomes: List[dict]) -> List[Any]:
-    """One result per instance or input, for the envelope to wrap; the first failure's status becomes the response's."""
+def _wrapped_bytes(results: List[Any], limit: int) -> int:
+    """About how many bytes the envelope's one response takes: TorchServe's worker writes it with
+    json.dumps(indent=2), measured exactly only when the compact form is near the limit."""
+    compact = len(orjson.dumps(results))
+    if compact * 8 < limit:
+        return compact
+    return len(json.dumps({"predictions": results}, indent=2).encode("utf-8"))
+
+
+def responses(envelope: str, context: Any, outcomes: List[dict], limit: Optional[int] = None) -> List[Any]:
+    """One result per instance or input, for the envelope to wrap; the first failure's status becomes the response's.
+    Over ``limit`` bytes in all, every result is the same 413."""
+    if limit is not None:
+        size = _wrapped_bytes([outcome_body(outcome) for outcome in outcomes], limit)
+        if size > limit:
+            outcomes = [too_large(size, limit)] * len(outcomes)
     failed = next((outcome for outcome in outcomes if not outcome["ok"]), None)
     if failed is not None:
         context.set_response_status(failed["status"], reason_phrase(failed["message"]), 0)

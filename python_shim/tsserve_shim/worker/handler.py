@@ -28,6 +28,7 @@ from ..bridge.node_process import find_node
 from ..model.placement import worker_device_ids
 from . import envelope as kserve
 from .deadlines import deadline_name, generation_deadline, handle_deadline
+from .limits import max_response_size
 from .metrics import report_generated
 from .replies import failures, respond, send_chunk, with_retirements
 from .requests import decode_body, with_url_path
@@ -79,6 +80,7 @@ class TsserveHandler:
         self._batch_ids = itertools.count(1)
         self._batches: dict[int, _Batch] = {}
         self._loop: Optional[asyncio.AbstractEventLoop] = None  # runs handle when TorchServe calls it synchronously
+        self.max_response_size: Optional[int] = None  # bytes of one response body the frontend accepts
 
     # ------------------------------------------------------------ TorchServe API
 
@@ -100,6 +102,7 @@ class TsserveHandler:
         self.deadline_s = handle_deadline(self.model_config)
         self.deadline_name = deadline_name(self.model_config)
         self.asynchronous = continuous_batching(self.model_config)
+        self.max_response_size = max_response_size()
         _set_cpu_threads(section.get("cpu_threads"))
         self.engine = load_engine(
             section,
@@ -146,11 +149,12 @@ class TsserveHandler:
             envelope = kserve.detect(data, context)
             if envelope is None:
                 requests = [with_url_path(decode_body(row), context, index) for index, row in enumerate(data)]
-                replies = [respond(context, index, outcome) for index, outcome in enumerate(await self._outcomes(requests, context, arrived))]
+                outcomes = await self._outcomes(requests, context, arrived)
+                replies = [respond(context, index, outcome, self.max_response_size) for index, outcome in enumerate(outcomes)]
             else:
                 requests = kserve.requests(envelope, data)
                 outcomes = await self._outcomes(requests, context, arrived) if requests else kserve.no_instances()
-                replies = kserve.responses(envelope, context, outcomes)
+                replies = kserve.responses(envelope, context, outcomes, self.max_response_size)
                 if self.asynchronous:
                     replies = kserve.wrap(envelope, context, replies)
         except Exception as error:  # noqa: BLE001
@@ -205,7 +209,7 @@ class TsserveHandler:
     def _on_chunk(self, params: dict) -> None:
         batch = self._batches.get(params.get("batch_id"))
         if batch is not None:
-            batch.loop.call_soon_threadsafe(send_chunk, batch.context, params)
+            batch.loop.call_soon_threadsafe(send_chunk, batch.context, params, self.max_response_size)
 
 
     def _on_generated(self, batch_id: Optional[int], outcomes: list) -> None:

@@ -61,17 +61,37 @@ def outcome_body(outcome: dict) -> Any:
     return error_body(outcome["status"], outcome["message"], outcome.get("field"))
 
 
-def respond(context, index: int, outcome: dict) -> str:
-    """Set the request's content type and status on the context; its body."""
+def body_bytes(body: Any) -> int:
+    """How many bytes TorchServe's worker writes for a body (a str goes out as UTF-8)."""
+    if isinstance(body, (bytes, bytearray)):
+        return len(body)
+    return len(body) if body.isascii() else len(body.encode("utf-8"))
+
+
+def too_large(size: int, limit: int) -> dict:
+    """The outcome that replaces an answer the frontend would refuse (and drop the worker for)."""
+    message = (f"the response is {size:,} bytes, over TorchServe's max_response_size of {limit:,} bytes: "
+               "ask for less (fewer prompts, tokens or logprobs) or raise max_response_size in config.properties")
+    return {"ok": False, "status": 413, "message": message}
+
+
+def respond(context, index: int, outcome: dict, limit: Optional[int] = None) -> str:
+    """Set the request's content type and status on the context; its body (a 413 when over ``limit`` bytes)."""
     content_type = outcome.get("content_type") if outcome["ok"] else None
+    body = outcome["body"] if content_type else json_line(outcome_body(outcome))
+    if limit is not None and body_bytes(body) > limit:
+        log.error("tsserve: refused a response of %d bytes (max_response_size %d)", body_bytes(body), limit)
+        outcome, content_type = too_large(body_bytes(body), limit), None
+        body = json_line(outcome_body(outcome))
     context.set_response_content_type(index, content_type or "application/json")
     if not outcome["ok"]:
         context.set_response_status(outcome["status"], reason_phrase(outcome["message"]), index)
-    return outcome["body"] if content_type else json_line(outcome_body(outcome))
+    return body
 
 
-def send_chunk(context, params: dict) -> None:
-    """A StreamChunk as TorchServe's intermediate response (`ts_stream_next: "true"`)."""
+def send_chunk(context, params: dict, limit: Optional[int] = None) -> None:
+    """A StreamChunk as TorchServe's intermediate response (`ts_stream_next: "true"`); a chunk
+    over ``limit`` bytes is replaced by an error line."""
     from ts.handler_utils.utils import send_intermediate_predict_response
 
     index = params["request_index"]
@@ -80,6 +100,9 @@ def send_chunk(context, params: dict) -> None:
     content_type = params.get("content_type")
     context.set_response_content_type(index, content_type or "application/json")
     body = params["body"] if content_type else json_line(params["body"])
+    if limit is not None and body_bytes(body) > limit:
+        content_type, body = None, json_line(outcome_body(too_large(body_bytes(body), limit)))
+        context.set_response_content_type(index, "application/json")
     send_intermediate_predict_response({index: body}, {index: context.request_ids[index]}, "Intermediate response", 200, context)
 
 

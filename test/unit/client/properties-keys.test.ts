@@ -3,7 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { bearer, isExpired, readKeyFile } from "../../../src/client/keys.ts";
-import { addressesFrom, parseProperties, readProperties } from "../../../src/client/properties.ts";
+import { addressesFrom, loopbackProperties, MAX_REQUEST_SIZE, MAX_RESPONSE_SIZE, parseProperties, readProperties } from "../../../src/client/properties.ts";
+import { kserveProperties } from "../../../src/kserve/snapshot.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 
@@ -24,6 +25,28 @@ describe("config.properties", () => {
     expect(props.get("enable_model_api")).toBe("true");
     expect(props.get("disable_token_authorization") ?? "false").toBe("false");
     expect(props.get("install_py_dep_per_model") ?? "false").toBe("false");
+  });
+
+  const written = {
+    "configs/config.properties": () => fs.readFileSync(path.join(ROOT, "configs", "config.properties"), "utf8"),
+    "loopbackProperties": () => loopbackProperties(9080),
+    "kserveProperties": () => kserveProperties([]),
+  };
+  for (const [name, text] of Object.entries(written)) {
+    it(`${name} sets the request and response limits and allows no archive URL`, () => {
+      const props = parseProperties(text());
+      expect(Number(props.get("max_request_size"))).toBe(MAX_REQUEST_SIZE);
+      expect(Number(props.get("max_response_size"))).toBe(MAX_RESPONSE_SIZE);
+      // TorchServe matches each comma-separated pattern against the whole URL; names in the model store need none.
+      const patterns = props.get("allowed_urls")!.split(",").map((p) => new RegExp(`^(?:${p})$`, "i"));
+      for (const url of ["http://127.0.0.1:8081/models", "https://example.com/m.mar", "file:///etc/passwd", "file:///tmp/m.mar"]) {
+        expect(patterns.some((p) => p.test(url)), url).toBe(false);
+      }
+    });
+  }
+
+  it("an extra line given to loopbackProperties overrides a limit (Java properties: the last one wins)", () => {
+    expect(parseProperties(loopbackProperties(9080, ["max_request_size=1000"])).get("max_request_size")).toBe("1000");
   });
 });
 

@@ -1,0 +1,31 @@
+"""Where the shim finds TorchServe's max_response_size: the frontend's config file, $TS_MAX_RESPONSE_SIZE, TorchServe's default."""
+import os
+
+from tsserve_shim.worker.limits import TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE, frontend_config_file, max_response_size, parse_properties
+
+
+def test_properties_are_read_the_way_torchserve_reads_them():
+    text = "# comment\n! also\nmax_response_size=123\nmax_request_size : 45\nallowed_urls  file://.*\nlong=a\\\n  b\n"
+    assert parse_properties(text) == {"max_response_size": "123", "max_request_size": "45", "allowed_urls": "file://.*", "long": "ab"}
+
+
+def test_the_frontend_config_file_is_found_on_an_ancestor_command_line(tmp_path):
+    proc = {
+        "/proc/200/cmdline": "python\0ts/model_service_worker.py\0--sock-type\0unix\0",
+        "/proc/200/stat": "200 (python) S 100 1 1",
+        "/proc/100/cmdline": "java\0-cp\0x.jar\0org.pytorch.serve.ModelServer\0--python\0python\0-f\0/etc/ts/config.properties\0-s\0store\0",
+    }
+    assert frontend_config_file(200, read=proc.get) == "/etc/ts/config.properties"
+    assert frontend_config_file(200, read={**proc, "/proc/100/cmdline": "java\0org.pytorch.serve.ModelServer\0"}.get) is None
+    assert frontend_config_file(300, read={}.get) is None
+
+
+def test_the_smaller_of_the_config_file_and_the_environment_wins(tmp_path):
+    config = tmp_path / "config.properties"
+    config.write_text("max_response_size=33554432\n")
+    assert max_response_size({}, str(config)) == 33554432
+    assert max_response_size({"TS_MAX_RESPONSE_SIZE": "1000"}, str(config)) == 1000
+    assert max_response_size({"TS_MAX_RESPONSE_SIZE": "not a number"}, str(config)) == 33554432
+    config.write_text("inference_address=http://127.0.0.1:8080\n")
+    assert max_response_size({}, str(config)) == TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE
+    assert max_response_size({"TS_CONFIG_FILE": os.devnull}) == TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE

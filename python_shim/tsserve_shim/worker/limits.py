@@ -1,0 +1,96 @@
+"""TorchServe's max_response_size, as the frontend that started this worker reads it.
+
+The frontend checks every response body the worker sends against
+max_response_size; one over it makes the frontend drop the worker and every
+request on it (`TooLongFrameException`). The worker is not told the limit, so
+the shim reads it where the frontend did: the `-f FILE` on the frontend's
+command line (torchserve --ts-config), else $TS_CONFIG_FILE, with
+$TS_MAX_RESPONSE_SIZE (read by TorchServe under enable_envvars_config) taken
+when it is smaller.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Callable, Mapping, Optional
+
+log = logging.getLogger(__name__)
+
+TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE = 6553500
+FRONTEND_MAIN_CLASS = "org.pytorch.serve.ModelServer"
+# The frontend is the worker's parent, or its grandparent under torchrun.
+ANCESTORS_SEARCHED = 3
+_PROPERTY = re.compile(r"^([^=:\s]+)\s*[=:\s]\s*(.*)$")
+
+
+def parse_properties(text: str) -> dict:
+    """The Java-properties subset TorchServe's config.properties uses: `key=value` or `key: value`, comments, `\\` continuations."""
+    props: dict = {}
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index].strip()
+        index += 1
+        if not line or line[0] in "#!":
+            continue
+        while line.endswith("\\") and index < len(lines):
+            line = line[:-1] + lines[index].strip()
+            index += 1
+        match = _PROPERTY.match(line)
+        if match:
+            props[match.group(1)] = match.group(2)
+    return props
+
+
+def _read_text(path: str) -> Optional[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _parent_pid(pid: int, read: Callable[[str], Optional[str]]) -> Optional[int]:
+    stat = read(f"/proc/{pid}/stat")
+    if not stat:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def frontend_config_file(pid: Optional[int] = None, read: Callable[[str], Optional[str]] = _read_text) -> Optional[str]:
+    """The config.properties the frontend process (an ancestor of ``pid``) was started with, if any."""
+    pid = os.getppid() if pid is None else pid
+    for _ in range(ANCESTORS_SEARCHED):
+        if not pid or pid <= 1:
+            return None
+        cmdline = (read(f"/proc/{pid}/cmdline") or "").split("\0")
+        if FRONTEND_MAIN_CLASS in cmdline:
+            if "-f" not in cmdline[:-1]:
+                return None
+            path = cmdline[cmdline.index("-f") + 1]
+            return path if os.path.isabs(path) else os.path.join(os.path.realpath(f"/proc/{pid}/cwd"), path)
+        pid = _parent_pid(pid, read)
+    return None
+
+
+def _size(value: Optional[str], source: str) -> Optional[int]:
+    if value is None or not value.strip():
+        return None
+    try:
+        size = int(value.strip())
+    except ValueError:
+        log.warning("tsserve: ignoring max_response_size %r from %s: not an integer", value, source)
+        return None
+    return size if size > 0 else None
+
+
+def max_response_size(environ: Mapping[str, str] = os.environ, config_file: Optional[str] = None) -> int:
+    """The largest response body (in bytes) the frontend accepts from this worker."""
+    path = config_file or frontend_config_file() or environ.get("TS_CONFIG_FILE")
+    text = _read_text(path) if path else None
+    from_file = _size(parse_properties(text).get("max_response_size"), path) if text is not None else None
+    from_env = _size(environ.get("TS_MAX_RESPONSE_SIZE"), "$TS_MAX_RESPONSE_SIZE")
+    limits = [size for size in (from_file, from_env) if size is not None]
+    return min(limits) if limits else TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE
