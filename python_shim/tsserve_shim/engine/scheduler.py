@@ -55,10 +55,19 @@ class Call:
     prompts: dict = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     started: float = 0.0
+    alone: bool = False  # its batch's forward raised once: it runs again in a batch of its own
 
     @property
     def finished(self) -> bool:
         return all(row.done for row in self.rows)
+
+    @property
+    def streamed(self) -> bool:
+        return any(row.streamed_chars or row.streamed_tokens for row in self.rows)
+
+    def restart(self) -> None:
+        """Forget its rows: it is admitted again from its prompt."""
+        self.rows, self.outcomes, self.prompts, self.alone = [], [], {}, True
 
 
 DEFAULT_MAX_NUM_SEQS = 64
@@ -73,6 +82,7 @@ class Scheduler:
         self._cancelled: set = set()
         self._active: list[Call] = []
         self._batch: DecodeBatch | None = None
+        self._batch_alone = False  # the running batch holds one call that must not be joined
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ the API
@@ -150,8 +160,18 @@ class Scheduler:
             self._cancel(arrived, cancelled)
         waiting = self._admit(arrived)
         if waiting:
-            with self._wake:
-                self._arrived[:0] = waiting  # a batch that cannot be joined waits for the running one to end
+            self._wait(waiting)  # a batch that cannot be joined waits for the running one to end
+        try:
+            self._advance()
+        except Exception as error:  # noqa: BLE001 - the whole batch's pass raised: each call runs again alone
+            self._retry_alone(error)
+
+    def _wait(self, calls: list[Call]) -> None:
+        with self._wake:
+            self._arrived[:0] = calls
+
+    def _advance(self) -> None:
+        """One token for every row, the answers of the calls that finished, the next forward."""
         batch = self._batch
         if batch is not None:
             if batch.prune():
@@ -163,6 +183,21 @@ class Scheduler:
         self._answer_finished()
         if batch is not None:
             batch.forward(self.runner.model)
+
+    def _retry_alone(self, error: BaseException) -> None:
+        """A pass over the whole batch raised, and which call it was for is unknown: every call runs again
+        from its prompt, each in a batch of its own; one that fails alone (or has streamed text already) is answered with the error."""
+        calls, self._batch, self._active = list(self._active), None, []
+        retried = []
+        for call in calls:
+            if call.alone or call.streamed:
+                self._fail(call, error)
+            else:
+                call.restart()
+                retried.append(call)
+        if retried:
+            log.warning("tsserve: a batch of %d calls failed (%s: %s); running each alone", len(calls), type(error).__name__, error)
+            self._wait(retried)
 
     def _cancel(self, arrived: list[Call], tags: set) -> None:
         for call in self._active + arrived:
@@ -180,22 +215,43 @@ class Scheduler:
         runs one batch at a time)."""
         if not arrived:
             return []
-        if self._batch is not None and not self._batch.joinable:
+        if self._batch is None:
+            self._batch_alone = False
+        elif self._batch_alone or not self._batch.joinable:
             return arrived
         room = self.max_num_seqs - self.running_rows
         admitted: list[Call] = []
+        waiting: list[Call] = []
         for call in arrived:
-            if not call.rows:
-                call.started = time.perf_counter()
-                call.outcomes, call.prompts = self.runner.admissible(call.requests)
-                call.rows = build_rows(self.runner.tokenizer, call.requests, call.prompts, call.deadlines, call.on_delta)
+            if waiting or (call.alone and (admitted or self.running_rows)):
+                waiting.append(call)  # arrival order is kept
+                continue
+            if not call.rows and not self._build(call):
+                continue
             if len(call.rows) > room and (admitted or self.running_rows):
-                break  # a call wider than the whole limit still runs, alone
+                waiting.append(call)  # a call wider than the whole limit still runs, alone
+                continue
             admitted.append(call)
             room -= len(call.rows)
+            if call.alone:
+                self._batch_alone = True
+                waiting.extend(arrived[arrived.index(call) + 1:])
+                break
         self._active += admitted
         self._prefill(admitted)
-        return arrived[len(admitted):]
+        return waiting
+
+    def _build(self, call: Call) -> bool:
+        """Tokenize a call and make its rows; a call whose rows cannot be made is answered with the error, alone."""
+        try:
+            call.started = time.perf_counter()
+            call.outcomes, call.prompts = self.runner.admissible(call.requests)
+            call.rows = build_rows(self.runner.tokenizer, call.requests, call.prompts, call.deadlines, call.on_delta)
+        except Exception as error:  # noqa: BLE001
+            call.rows = []
+            self._fail(call, error)
+            return False
+        return True
 
     def _prefill(self, calls: list[Call]) -> None:
         """One forward for every call; when it fails, each call alone, so that only the one that fails is answered with its error."""
@@ -222,9 +278,13 @@ class Scheduler:
             if not call.finished:
                 still.append(call)
                 continue
-            elapsed = time.perf_counter() - call.started
-            for index, outcome in output.outcomes(call.prompts, call.rows, elapsed).items():
-                call.outcomes[index] = outcome
+            try:
+                elapsed = time.perf_counter() - call.started
+                for index, outcome in output.outcomes(call.prompts, call.rows, elapsed).items():
+                    call.outcomes[index] = outcome
+            except Exception as error:  # noqa: BLE001 - one call's answer failed: that call alone
+                self._fail(call, error)
+                continue
             self._deliver(call, [o if o is not None else output.error_outcome(500, "no outcome") for o in call.outcomes])
         self._active = still
 
