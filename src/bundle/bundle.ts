@@ -35,6 +35,8 @@ export interface BundleOptions {
 export interface BundleResult {
   bundlePath: string;
   mapPath: string;
+  /** Absolute paths of the source files the bundle was built from (what `tsserve dev` watches). */
+  inputs: string[];
 }
 
 export async function bundleHandler(options: BundleOptions): Promise<BundleResult> {
@@ -49,7 +51,8 @@ export async function bundleHandler(options: BundleOptions): Promise<BundleResul
     "export default Handler;",
     `if (!globalThis[Symbol.for(${JSON.stringify(IMPORT_ONLY.description)})]) serve(Handler);`,
   ].join("\n");
-  await build({
+  const result = await build({
+    metafile: true,
     stdin: { contents: entry, resolveDir: path.dirname(handler), sourcefile: "tsserve-entry.ts", loader: "ts" },
     bundle: true,
     // A handler in a user's project imports the installed package ("tsserve"): its sources, so the
@@ -70,7 +73,9 @@ export async function bundleHandler(options: BundleOptions): Promise<BundleResul
   });
   const mapPath = `${bundlePath}.map`;
   await nameSourcesFromProject(mapPath, projectRoot(handler));
-  return { bundlePath, mapPath };
+  // Metafile paths are relative to esbuild's working folder; the stdin entry has no file.
+  const inputs = Object.keys(result.metafile.inputs).filter((input) => !input.startsWith("<")).map((input) => path.resolve(input));
+  return { bundlePath, mapPath, inputs };
 }
 
 /** The nearest folder above the handler with a package.json (its project), else the working folder. */

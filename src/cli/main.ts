@@ -10,6 +10,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   start: async () => (await import("./commands/start.ts")).default,
   stop: async () => (await import("./commands/stop.ts")).default,
   register: async () => (await import("./commands/register.ts")).default,
+  dev: async () => (await import("./commands/dev.ts")).default,
   unregister: async () => (await import("./commands/unregister.ts")).default,
   status: async () => (await import("./commands/status.ts")).default,
   predict: async () => (await import("./commands/predict.ts")).default,

@@ -19,7 +19,7 @@ import { TorchServeClient, type RegisterOptions } from "./http.ts";
 import { readKeyFile } from "./keys.ts";
 import { LogWatcher, findWorkerFailure } from "./logs.ts";
 import { allProcs, procInfo, processTree, procsMentioning, signal, stillRunning, TS_MAIN_CLASS, type ProcInfo } from "./procs.ts";
-import { addressesFrom, isTrue, readProperties, type Properties, type ServerAddresses } from "./properties.ts";
+import { addressesFrom, isTrue, readProperties, withPortBase, type Properties, type ServerAddresses } from "./properties.ts";
 import { workPaths, type WorkPaths } from "./paths.ts";
 import { findTorchServe, TorchServeNotFoundError, venvOf } from "./torchserve-path.ts";
 import { PACKAGE_ROOT } from "../package-root.ts";
@@ -122,6 +122,22 @@ export interface StartOptions {
   paths?: WorkPaths;
   /** The torchserve launcher (`--torchserve`); else found as ./torchserve-path.ts says. */
   torchserve?: string;
+  /** Listen on loopback from this port: inference, management +1, metrics +2, gRPC +10/+11 (a config written to the working folder). */
+  portBase?: number;
+}
+
+/** TorchServe 0.12 listens for gRPC too (7070 and 7071 unless the config moves them). */
+function grpcAddresses(props: Properties | undefined): Record<string, string> {
+  const port = (key: string, fallback: number) => `http://127.0.0.1:${props?.get(key) ?? fallback}`;
+  return { "gRPC inference": port("grpc_inference_port", 7070), "gRPC management": port("grpc_management_port", 7071) };
+}
+
+async function writePortBaseConfig(paths: WorkPaths, tsConfig: string | undefined, portBase: number): Promise<string> {
+  const base = tsConfig ? await fsp.readFile(tsConfig, "utf8") : "";
+  const file = path.join(paths.work, `config-port-${portBase}.properties`);
+  await fsp.mkdir(paths.work, { recursive: true });
+  await fsp.writeFile(file, `${withPortBase(base, portBase)}\n`);
+  return file;
 }
 
 /** The environment TorchServe and its workers run with; `launcher` is the torchserve that runs (its folder goes first on PATH). */
@@ -145,8 +161,9 @@ export async function startServer(options: StartOptions = {}): Promise<ServerSta
   const running = runningServer(paths);
   if (running) throw new ServerError(`TorchServe is already running (pid ${running.pid}); stop it with \`tsserve stop\``, 2);
 
-  const tsConfig = options.tsConfig ? path.resolve(options.tsConfig) : fs.existsSync(paths.defaultTsConfig) ? paths.defaultTsConfig : undefined;
+  let tsConfig = options.tsConfig ? path.resolve(options.tsConfig) : fs.existsSync(paths.defaultTsConfig) ? paths.defaultTsConfig : undefined;
   if (options.tsConfig && !fs.existsSync(tsConfig!)) throw new ServerError(`--ts-config file not found: ${options.tsConfig}`, 2);
+  if (options.portBase !== undefined) tsConfig = await writePortBaseConfig(paths, tsConfig, options.portBase);
   const props = loadProps(tsConfig);
   const addresses = addressesFrom(props);
   const modelStore = path.resolve(options.modelStore ?? props?.get("model_store") ?? paths.defaultModelStore);
@@ -154,9 +171,9 @@ export async function startServer(options: StartOptions = {}): Promise<ServerSta
     progress("warning: enable_model_api is not true in the TorchServe config; `tsserve register` will be refused");
   }
 
-  for (const [api, address] of Object.entries(addresses)) {
+  for (const [api, address] of Object.entries({ ...addresses, ...grpcAddresses(props) })) {
     if (await portOpen(address)) {
-      throw new ServerError(`the ${api} address ${address} is already in use (another TorchServe?); stop it first`, 2);
+      throw new ServerError(`the ${api} address ${address} is already in use (another TorchServe?): stop it, or start this one on other ports with --port-base`, 2);
     }
   }
   let torchserve: string;
