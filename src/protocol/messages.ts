@@ -129,6 +129,21 @@ export const ShutdownResult = z.strictObject({});
 
 // ------------------------------------------------------- node -> shim methods
 
+/**
+ * What a generation is constrained to (structured output): exactly one of a
+ * JSON Schema, any JSON object, a regular expression, or one string of a list.
+ * The engine masks every token that would leave the language, so the text is
+ * valid once the sequence ends by itself (finish_reason "stop"); a sequence cut
+ * by max_tokens ("length") holds a valid prefix only.
+ */
+export const StructuredOutput = z.union([
+  z.strictObject({ json_schema: z.record(z.string(), z.unknown()) }),
+  z.strictObject({ json_object: z.literal(true) }),
+  z.strictObject({ regex: z.string().min(1) }),
+  z.strictObject({ choice: z.array(z.string().min(1)).min(1) }),
+]);
+export type StructuredOutput = z.infer<typeof StructuredOutput>;
+
 export const GenerateRequest = z.strictObject({
   prompt: z.string(),
   /**
@@ -151,6 +166,8 @@ export const GenerateRequest = z.strictObject({
   echo: z.boolean(),
   /** Send each new piece of text as a `stream` notification while generating. */
   stream: z.boolean(),
+  /** Constrain the generated text (structured output); absent: free text. */
+  structured: StructuredOutput.optional(),
 });
 export type GenerateRequest = z.infer<typeof GenerateRequest>;
 

@@ -12,6 +12,7 @@ import torch
 from . import output
 from .batch import DecodeBatch
 from .kv_cache import mergeable
+from .grammar import Grammars
 from .prefix_cache import SCORE_TOP_K, Block, PrefixCache, Scores
 from .prompts import PromptTokenizer, context_length, eos_token_ids
 from .rows import Row, expire
@@ -48,6 +49,13 @@ class ModelRunner(PromptTokenizer):
         self.pad_id = int(pad)
         self._keeps_positions_by_mask = _slices_logits_by_mask(model)
         self.prefix_cache: PrefixCache | None = None  # use_prefix_cache turns it on
+        self.grammars = Grammars(tokenizer, self.vocab_size)  # structured output (grammar.py)
+
+    def admissible(self, requests):
+        """PromptTokenizer's admission, and a 400 for a ``structured`` that does not compile."""
+        outcomes, prompts = super().admissible(requests)
+        self.grammars.refuse_unsupported(requests, outcomes, prompts)
+        return outcomes, prompts
 
     # ------------------------------------------------------------------ prefill
 
@@ -238,7 +246,7 @@ class ModelRunner(PromptTokenizer):
         """Choose every row's next token from the batch's logits and take it into the row."""
         logits = batch.logits
         chosen = select_tokens(
-            logits,
+            self.grammars.constrain(batch.rows, logits, self.eos_ids),
             temperature=batch.temperature,
             top_k=batch.top_k,
             top_p=batch.top_p,
@@ -255,6 +263,7 @@ class ModelRunner(PromptTokenizer):
             values, indices = logits.topk(k_max, dim=-1)
             top_vals, top_ids = (values - total.unsqueeze(-1)).tolist(), indices.tolist()
         batch.take(chosen)
+        self.grammars.accept(batch.rows, batch.chosen_list)
         for j, (row, token) in enumerate(zip(batch.rows, batch.chosen_list)):
             tops = output.top_alternatives(row.decoder, top_ids[j][: row.k], top_vals[j][: row.k]) if row.k > 0 else None
             row.chosen_ids.append(token)

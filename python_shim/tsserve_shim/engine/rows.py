@@ -52,6 +52,8 @@ class Row:
     cached_tokens: int = 0  # prompt positions whose KV came from the prefix cache
     streamed_chars: int = 0
     streamed_tokens: int = 0
+    structured: dict | None = None  # the request's structured output (grammar.py), None for free text
+    grammar: Any = None  # the row's grammar matcher, made at its first decode step
 
     @property
     def done(self) -> bool:
@@ -97,6 +99,7 @@ def build_rows(
                     decoder=IncrementalDecoder(tokenizer, ids),
                     on_delta=on_delta,
                     scores_prompt=bool(request.get("echo", False)) and sequence == 0,
+                    structured=request.get("structured"),
                 )
             )
     return rows
