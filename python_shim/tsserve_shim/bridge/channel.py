@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import select
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ from .rpc import Deferred, Peer
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT_S = 60
+SHUTDOWN_TIMEOUT_S = 1.0
+# Waits between attempts to start a child after one failed to start: doubling, then steady.
+RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 Answer = Callable[[dict], None]
 
 
@@ -51,9 +55,18 @@ class ChildSpec:
 
 
 def closed(message: dict) -> bool:
-    """Whether an answer says the child died before it answered."""
+    """Whether an answer says the child died before it answered (or none is running)."""
     error = message.get("error")
     return isinstance(error, dict) and error.get("code") == CONNECTION_CLOSED
+
+
+def unavailable(message: dict) -> bool:
+    """Whether an answer says no child was running to take the request (one failed to start; the bridge retries)."""
+    return closed(message) and (message["error"].get("data") or {}).get("unavailable") is True
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) if isinstance(error, ShimConfigError) else f"{type(error).__name__}: {error}"
 
 
 class Bridge:
@@ -82,6 +95,7 @@ class Bridge:
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._stopping = False
+        self.start_failure: Optional[str] = None  # why the last attempt to start a child failed, while none runs
         self._thread = threading.Thread(target=self._run, name="tsserve-bridge", daemon=True)
 
     # ------------------------------------------------------------ the API
@@ -95,6 +109,9 @@ class Bridge:
     def post(self, work: Callable[[], None]) -> None:
         """Run ``work`` on the bridge thread."""
         self._posted.append(work)
+        self._wake()
+
+    def _wake(self) -> None:
         try:
             os.write(self._wake_write, b"!")
         except BlockingIOError:
@@ -105,6 +122,9 @@ class Bridge:
         (a CONNECTION_CLOSED error naming how the child ended, when it died first)."""
 
         def send() -> None:
+            if self.start_failure is not None:
+                on_answer(self._unavailable_answer())
+                return
             if method == protocol.HANDLE:
                 self._swap_if_rebuilt()
             child = self.child
@@ -117,6 +137,10 @@ class Bridge:
             self.peer.request_async(method, params, answered)
 
         self.post(send)
+
+    def _unavailable_answer(self) -> dict:
+        message = f"the handler process could not be started ({self.start_failure}); the shim keeps retrying"
+        return {"jsonrpc": "2.0", "id": None, "error": {"code": CONNECTION_CLOSED, "message": message, "data": {"unavailable": True}}}
 
     @staticmethod
     def _with_exit(child: Optional[NodeProcess], message: dict) -> dict:
@@ -133,7 +157,13 @@ class Bridge:
             child.kill()
 
     def stop(self) -> None:
+        """Ask the child to shut down (it then exits 0 at stdin's end), then stop it."""
+        if self._thread.is_alive() and self.start_failure is None:
+            answered = threading.Event()
+            self.request(protocol.SHUTDOWN, {}, lambda message: answered.set())
+            answered.wait(SHUTDOWN_TIMEOUT_S)
         self._stopping = True
+        self._wake()
         child = self.child
         if child is not None:
             child.stop(grace=1.0)
@@ -161,8 +191,8 @@ class Bridge:
         started = time.monotonic()
         try:
             self._start_child()
-        except ShimConfigError as error:
-            log.error("tsserve: the new handler bundle failed to start; the running one keeps serving: %s", error)
+        except Exception as error:  # noqa: BLE001 - an OSError spawning node as much as a failed handshake
+            log.error("tsserve: the new handler bundle failed to start; the running one keeps serving: %s", _describe(error))
             self._bundle_stamp = stamp  # not retried on every call: the next rebuild tries again
             return
         old_peer.close()  # serve_forever returns to _run, which serves the new peer
@@ -212,7 +242,27 @@ class Bridge:
                 self._replace_child()
 
     def _replace_child(self) -> None:
-        """The child is gone (its calls were answered CONNECTION_CLOSED): cancel its generate calls, start another."""
+        """The child is gone (its calls were answered CONNECTION_CLOSED): cancel its generate calls, start another,
+        retrying with back-off; meanwhile each request is answered at once with why none runs."""
+        try:
+            self._retire_child()
+        except Exception:  # noqa: BLE001 - whatever is left of the old child, a new one must start
+            log.exception("tsserve: cleaning up after the handler process failed")
+        attempt = 0
+        while not self._stopping:
+            try:
+                self._start_child()
+            except Exception as error:  # noqa: BLE001 - an OSError spawning node as much as a failed handshake
+                self.start_failure = _describe(error)
+                log.error("tsserve: could not restart the handler process: %s", self.start_failure)
+                self._serve_posted_for(RESTART_BACKOFF_S[min(attempt, len(RESTART_BACKOFF_S) - 1)])
+                attempt += 1
+                continue
+            self.start_failure = None
+            self.restarts += 1
+            return
+
+    def _retire_child(self) -> None:
         child = self.child
         child.reap()
         log.error("tsserve: handler process %s; stderr tail:\n%s", child.exit_description(), child.stderr_tail())
@@ -220,16 +270,18 @@ class Bridge:
         for tag in self._generating.pop(child.pid, collections.Counter()):
             if tag is not None:
                 self.model.cancel(tag)
-        while not self._stopping:
-            try:
-                self._start_child()
-                self.restarts += 1
-                return
-            except ShimConfigError as error:
-                log.error("tsserve: could not restart the handler process: %s", error)
-                self._run_posted()  # on the closed peer: each request is answered CONNECTION_CLOSED at once
-                time.sleep(1.0)
 
+    def _serve_posted_for(self, seconds: float) -> None:
+        """Run posted work as it comes (each request is answered as unavailable) for ``seconds``, or until stopping."""
+        until = time.monotonic() + seconds
+        while not self._stopping and (left := until - time.monotonic()) > 0:
+            readable, _, _ = select.select([self._wake_read], [], [], left)
+            if readable:
+                try:
+                    os.read(self._wake_read, 4096)
+                except BlockingIOError:
+                    pass
+            self._run_posted()
 
     def _run_posted(self) -> None:
         while self._posted:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional
 
 from ..bridge import protocol
-from ..bridge.channel import Bridge, ChildSpec, closed
+from ..bridge.channel import Bridge, ChildSpec, closed, unavailable
 from ..bridge.errors import ShimConfigError
 from ..bridge.node_process import find_node
 from ..model.placement import worker_device_ids
@@ -179,6 +179,8 @@ class TsserveHandler:
             return failures(len(requests), 504, f"the handler did not answer within {self.deadline_s:g} s{also}")
         finally:
             self._batches.pop(batch_id, None)
+        if unavailable(message):
+            return failures(len(requests), 503, message["error"]["message"])
         if closed(message):
             return failures(len(requests), 503, f"the handler process died during the request ({message['error']['message']}); it has been restarted")
         if "error" in message:
