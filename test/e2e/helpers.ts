@@ -114,10 +114,27 @@ export function isolatedServer(name: string, properties: string[] = [], portBase
 
 /** The tiny model's config with `settings` (top-level keys or `handler.KEY`) set, written to `file`. */
 export function tinyConfig(file: string, settings: Record<string, string | number> = {}): string {
-  let yaml = fs.readFileSync(TINY_CONFIG, "utf8").replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "tiny-llama")}"`);
+  return configWith(TINY_CONFIG, file, settings);
+}
+
+/** SmolLM2's shipped config (engine: vllm). */
+export const SMOLLM2_CONFIG = path.join(ROOT, "configs", "smollm2-135m-instruct.yaml");
+
+/** What suites add to a vLLM config: eager mode (a third of the compiled start-up) and a small KV cache. */
+export const VLLM_TEST_SETTINGS = { "handler.enforce_eager": "true", "handler.kv_cache_mb": 256, "handler.max_model_len": 4096 };
+
+/**
+ * A shipped config with `settings` (top-level keys or `handler.KEY`) set, written
+ * to `file`; its model_path made absolute, so that the copy loads the same model.
+ */
+export function configWith(source: string, file: string, settings: Record<string, string | number> = {}): string {
+  let yaml = fs.readFileSync(source, "utf8").replace(/model_path: "?([^"\n]*)"?/, (_, p: string) => `model_path: "${path.resolve(path.dirname(source), p)}"`);
   for (const [key, value] of Object.entries(settings)) {
-    if (key.startsWith("handler.")) {
-      yaml = yaml.replace(/^handler:\n/m, `handler:\n  ${key.slice("handler.".length)}: ${value}\n`);
+    const inner = key.startsWith("handler.") ? key.slice("handler.".length) : undefined;
+    if (inner !== undefined && new RegExp(`^  ${inner}: `, "m").test(yaml)) {
+      yaml = yaml.replace(new RegExp(`^  ${inner}: .*$`, "m"), `  ${inner}: ${value}`);
+    } else if (inner !== undefined) {
+      yaml = yaml.replace(/^handler:\n/m, `handler:\n  ${inner}: ${value}\n`);
     } else if (new RegExp(`^${key}: `, "m").test(yaml)) {
       yaml = yaml.replace(new RegExp(`^${key}: .*$`, "m"), `${key}: ${value}`);
     } else {

@@ -10,7 +10,7 @@ import { createArchive } from "../../src/archive/archive.ts";
 import { connect, registerWatched, serverProcesses, startServer, stopServer } from "../../src/client/torchserve-process.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
 import { CompletionResponse } from "../../src/completions/response.ts";
-import { isolatedServer, ROOT } from "./helpers.ts";
+import { configWith, isolatedServer, ROOT, SMOLLM2_CONFIG, VLLM_TEST_SETTINGS } from "./helpers.ts";
 
 const MODEL = "smollm2";
 const MODEL_PATH = path.join(ROOT, ".cache", "smollm2-135m-instruct");
@@ -65,7 +65,7 @@ beforeAll(async () => {
   const serving = (async () => {
     const archive = await createArchive({
       modelName: MODEL, version: "1.0", handler: path.join(ROOT, "handlers", "smollm2-135m-instruct.ts"),
-      configFile: path.join(ROOT, "configs", "smollm2-135m-instruct.yaml"), exportPath: server.modelStore,
+      configFile: configWith(SMOLLM2_CONFIG, path.join(server.scratch, "smollm2.yaml"), VLLM_TEST_SETTINGS), exportPath: server.modelStore,
     });
     await startServer({ paths: server.paths, tsConfig: server.tsConfig, modelStore: server.modelStore });
     client = connect(server.paths);
