@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import orjson
 import pytest
 
 from bundles import ROOT, bundle
 from shim_harness import make_context
+from ts.context import RequestProcessor
 
 LONG_PROMPTS = ["Tell me a story", "Tell me a poem", "Tell me a joke", "Tell me a fact"]
 LONG_TOKENS = 96
@@ -36,10 +38,12 @@ def shim(tmp_path_factory, tiny_model_dir):
     handler.shutdown()
 
 
-async def ask(shim, row: dict):
+async def ask(shim, row: dict, url_path: str | None = None):
     """One request as TorchServe's async worker sends it: (status, body)."""
     handler, model_dir, config = shim
     context = make_context(model_dir, config, 1)
+    if url_path:
+        context.request_processor = [RequestProcessor({"url_path": url_path})]
     replies = await handler.handle([row], context)
     return context.get_response_status(0)[0] or 200, orjson.loads(replies[0])
 
@@ -105,3 +109,24 @@ def test_an_answer_over_the_response_limit_is_a_413_naming_size_and_limit(shim, 
     assert [status for status, _ in answers] == [413] * 3
     message = answers[0][1]["error"]["message"]
     assert message.startswith("the response is ") and "over TorchServe's max_response_size of 16,384 bytes" in message
+
+
+def test_a_request_wider_than_the_row_limit_is_a_400_naming_the_limit(shim):
+    wide = {"model": "tiny", "prompt": ["Hi"] * 8, "n": 10, "max_tokens": 2, "temperature": 0.7}  # 80 rows; max_num_seqs is 64
+    status, body = asyncio.run(ask(shim, {"body": orjson.dumps(wide)}, url_path="v1/completions"))
+    assert status == 400
+    assert body["error"]["message"].startswith("n: the request asks for 80 sequences at once (prompts × n × best_of), more than the 64 allowed")
+    narrow = {**wide, "prompt": ["Hi"] * 6}  # 60 rows
+    status, body = asyncio.run(ask(shim, {"body": orjson.dumps(narrow)}, url_path="v1/completions"))
+    assert status == 200 and len(body["choices"]) == 60
+
+
+def test_a_6_mb_prompt_is_refused_before_it_is_tokenized(shim, alone):
+    huge = {"prompt": "word " * 1_200_000, "max_tokens": 2}
+    started = time.monotonic()
+    [(status, body)] = beside_long_generations(shim, alone, {"body": orjson.dumps(huge)})
+    elapsed = time.monotonic() - started
+    assert status == 400
+    assert body["error"]["message"].startswith("prompt: 6,000,0")
+    assert "bytes, more than fit the model's context (512 tokens, at most 32,768 bytes)" in body["error"]["message"]
+    print(f"a 6 MB prompt refused beside 4 long generations; the scenario took {elapsed:.2f} s")

@@ -1,7 +1,7 @@
 """Where the shim finds TorchServe's max_response_size: the frontend's config file, $TS_MAX_RESPONSE_SIZE, TorchServe's default."""
 import os
 
-from tsserve_shim.worker.limits import TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE, frontend_config_file, max_response_size, parse_properties
+from tsserve_shim.worker.limits import TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE, GenerateLimits, frontend_config_file, max_response_size, parse_properties
 
 
 def test_properties_are_read_the_way_torchserve_reads_them():
@@ -29,3 +29,16 @@ def test_the_smaller_of_the_config_file_and_the_environment_wins(tmp_path):
     config.write_text("inference_address=http://127.0.0.1:8080\n")
     assert max_response_size({}, str(config)) == TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE
     assert max_response_size({"TS_CONFIG_FILE": os.devnull}) == TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE
+
+
+def test_generate_limits_count_rows_per_request_and_prompt_bytes():
+    limits = GenerateLimits.from_config({"max_num_seqs": 8}, context_length=100)
+    assert limits == GenerateLimits(max_rows=8, max_prompt_bytes=6400)
+    assert GenerateLimits.from_config({"max_num_seqs": 8, "max_rows_per_request": 4}, 100).max_rows == 4
+    two_by_three = [{"prompt": "a", "num_sequences": 3}] * 2
+    assert limits.refusal(two_by_three) is None
+    assert limits.refusal(two_by_three * 2).startswith("n: the request asks for 12 sequences at once")
+    assert limits.refusal(two_by_three * 2, request_count=2) is None  # a TorchServe batch of two requests
+    assert limits.refusal([{"prompt": "a"}] * 9).startswith("prompt: the request asks for 9 sequences")
+    assert limits.refusal([{"prompt": "é" * 3201}]) == "prompt: 6,402 bytes, more than fit the model's context (100 tokens, at most 6,400 bytes)"
+    assert limits.refusal([{"prompt": "a"}, {"prompt": "x" * 6401}]).startswith("prompt.1: 6,401 bytes")

@@ -78,12 +78,14 @@ class Bridge:
         deadline_for: Callable[[Optional[int]], Any],
         on_chunk: Callable[[dict], None],
         on_generated: Callable[[Optional[int], list], None] = lambda batch_id, outcomes: None,
+        refuse_generate: Callable[[Optional[int], list], Optional[str]] = lambda batch_id, requests: None,
     ) -> None:
         self.spec = spec
         self.model = model
         self.deadline_for = deadline_for  # a batch id (or None) -> the Deadline of its generate calls
         self.on_chunk = on_chunk  # StreamChunkParams, on the bridge thread
         self.on_generated = on_generated  # (batch id, GenerateOutcomes) of every generate call, on the scheduler's thread
+        self.refuse_generate = refuse_generate  # (batch id, GenerateRequests) -> why the call is refused before any work, or None
         self.child: Optional[NodeProcess] = None
         self.peer: Optional[Peer] = None
         self.restarts = 0
@@ -289,10 +291,13 @@ class Bridge:
 
     # ------------------------------------------------------------ node -> shim
 
-    def _serve_generate(self, peer: Peer, pid: int, params: dict) -> Deferred:
-        deferred = Deferred()
+    def _serve_generate(self, peer: Peer, pid: int, params: dict) -> Deferred | dict:
         call_id = params["call_id"]
         tag = params.get("batch_id")
+        refusal = self.refuse_generate(tag, params["requests"])
+        if refusal is not None:
+            return {"outcomes": [{"ok": False, "status": 400, "message": refusal}] * len(params["requests"])}
+        deferred = Deferred()
         in_flight = self._generating.setdefault(pid, collections.Counter())
         in_flight[tag] += 1
 

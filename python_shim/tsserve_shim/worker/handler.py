@@ -28,7 +28,7 @@ from ..bridge.node_process import find_node
 from ..model.placement import worker_device_ids
 from . import envelope as kserve
 from .deadlines import deadline_name, generation_deadline, handle_deadline
-from .limits import max_response_size
+from .limits import GenerateLimits, max_response_size
 from .metrics import report_generated
 from .replies import failures, respond, send_chunk, with_retirements
 from .requests import decode_body, with_url_path
@@ -51,6 +51,7 @@ class _Batch:
     context: Any
     loop: asyncio.AbstractEventLoop
     deadline: Any
+    requests: int = 1
 
 
 class _Awaitable:
@@ -111,6 +112,7 @@ class TsserveHandler:
             device_type=self.model_config.get("deviceType"),
             device_ids=worker_device_ids(self.model_config),
         ).start()
+        self.generate_limits = GenerateLimits.from_config(section, self.engine.info()["context_length"])
         handshake = {
             "protocol_version": protocol.PROTOCOL_VERSION,
             "model_name": self.model_name,
@@ -122,7 +124,7 @@ class TsserveHandler:
         }
         self.bridge = Bridge(
             ChildSpec(node, bundle, self.model_dir, handshake), self.engine, deadline_for=self._deadline_for, on_chunk=self._on_chunk,
-            on_generated=self._on_generated,
+            on_generated=self._on_generated, refuse_generate=self._generate_refusal,
         ).start()
         self.initialized = True
 
@@ -167,7 +169,7 @@ class TsserveHandler:
         """Send the requests to Node as one handle call; its RequestOutcomes."""
         loop = asyncio.get_running_loop()
         batch_id = next(self._batch_ids)
-        self._batches[batch_id] = _Batch(context, loop, generation_deadline(self.deadline_s, self.deadline_name, arrived))
+        self._batches[batch_id] = _Batch(context, loop, generation_deadline(self.deadline_s, self.deadline_name, arrived), len(requests))
         answer: asyncio.Future = loop.create_future()
         self.bridge.request(protocol.HANDLE, {"batch_id": batch_id, "requests": requests}, _resolver(loop, answer))
         try:
@@ -207,6 +209,10 @@ class TsserveHandler:
         if batch is not None:
             return batch.deadline
         return generation_deadline(self.deadline_s, self.deadline_name, time.monotonic())
+
+    def _generate_refusal(self, batch_id: Optional[int], requests: list) -> Optional[str]:
+        batch = self._batches.get(batch_id) if batch_id is not None else None
+        return self.generate_limits.refusal(requests, batch.requests if batch is not None else 1)
 
     def _on_chunk(self, params: dict) -> None:
         batch = self._batches.get(params.get("batch_id"))

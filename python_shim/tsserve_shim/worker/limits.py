@@ -1,4 +1,6 @@
-"""TorchServe's max_response_size, as the frontend that started this worker reads it.
+"""Limits that keep one request from hurting the others.
+
+TorchServe's max_response_size, as the frontend that started this worker reads it.
 
 The frontend checks every response body the worker sends against
 max_response_size; one over it makes the frontend drop the worker and every
@@ -7,12 +9,16 @@ the shim reads it where the frontend did: the `-f FILE` on the frontend's
 command line (torchserve --ts-config), else $TS_CONFIG_FILE, with
 $TS_MAX_RESPONSE_SIZE (read by TorchServe under enable_envvars_config) taken
 when it is smaller.
+
+GenerateLimits: the rows and prompt bytes one request may ask of the engine,
+checked before any tokenizing.
 """
 from __future__ import annotations
 
 import logging
 import os
 import re
+from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 log = logging.getLogger(__name__)
@@ -94,3 +100,46 @@ def max_response_size(environ: Mapping[str, str] = os.environ, config_file: Opti
     from_env = _size(environ.get("TS_MAX_RESPONSE_SIZE"), "$TS_MAX_RESPONSE_SIZE")
     limits = [size for size in (from_file, from_env) if size is not None]
     return min(limits) if limits else TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE
+
+
+# ------------------------------------------------------------------ generate calls
+
+DEFAULT_MAX_NUM_SEQS = 64
+# More UTF-8 bytes than any token holds: a prompt longer than context_length * this cannot fit the context,
+# and is refused before it is tokenized (a 6 MB prompt would pause every stream while it is).
+MAX_BYTES_PER_TOKEN = 64
+
+
+@dataclass(frozen=True)
+class GenerateLimits:
+    """What one request may ask of the engine: rows (prompts × n × best_of) and prompt bytes."""
+
+    max_rows: int
+    max_prompt_bytes: int
+
+    @classmethod
+    def from_config(cls, handler_section: Mapping, context_length: int) -> "GenerateLimits":
+        max_num_seqs = int(handler_section.get("max_num_seqs") or DEFAULT_MAX_NUM_SEQS)
+        return cls(
+            max_rows=int(handler_section.get("max_rows_per_request") or max_num_seqs),
+            max_prompt_bytes=int(context_length) * MAX_BYTES_PER_TOKEN,
+        )
+
+    def refusal(self, requests: list, request_count: int = 1) -> Optional[str]:
+        """Why a generate call (for ``request_count`` HTTP requests) is refused before any work, or None."""
+        rows = sum(int(request.get("num_sequences", 1)) for request in requests)
+        if rows > self.max_rows * request_count:
+            field = "n" if any(int(request.get("num_sequences", 1)) > 1 for request in requests) else "prompt"
+            return (f"{field}: the request asks for {rows} sequences at once (prompts × n × best_of), more than the "
+                    f"{self.max_rows} allowed (handler.max_rows_per_request, default handler.max_num_seqs)")
+        for index, request in enumerate(requests):
+            size = _utf8_bytes(request.get("prompt") or "")
+            if size > self.max_prompt_bytes:
+                field = "prompt" if len(requests) == 1 else f"prompt.{index}"
+                return (f"{field}: {size:,} bytes, more than fit the model's context "
+                        f"({self.max_prompt_bytes // MAX_BYTES_PER_TOKEN:,} tokens, at most {self.max_prompt_bytes:,} bytes)")
+        return None
+
+
+def _utf8_bytes(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
