@@ -43,7 +43,11 @@ const codePoints = (s: string) => [...s].length;
 
 const absent = <T extends z.ZodType>(schema: T) => schema.nullable().optional();
 
-const int = (what = "an integer") => z.number({ error: "must be a number" }).int({ error: `must be ${what}` });
+/** JSON numbers reach the handler as JavaScript numbers: an integer beyond 2^53 - 1 has lost its exact value. */
+const int = (what = "an integer") =>
+  z.number({ error: "must be a number" }).int({
+    error: (issue) => (Number.isInteger(issue.input) ? `must be ${what} from -(2^53 - 1) to 2^53 - 1` : `must be ${what}`),
+  });
 const bool = () => z.boolean({ error: "must be true or false" });
 
 export const ChatMessageSchema = z.looseObject({

@@ -98,6 +98,7 @@ const BAD: [string, unknown, string][] = [
   ["a stop sequence over 256 characters", { prompt: "x", stop: ["y".repeat(257)] }, "stop.0: must be at most 256 characters"],
   ["a fractional seed", { prompt: "x", seed: 0.5 }, "seed: must be an integer"],
   ["a seed as a string", { prompt: "x", seed: "42" }, "seed: must be a number"],
+  ["a seed of 2^63", JSON.parse('{"prompt": "x", "seed": 9223372036854775808}'), "seed: must be an integer from -(2^53 - 1) to 2^53 - 1"],
   ["echo that is not a boolean", { prompt: "x", echo: "yes" }, "echo: must be true or false"],
   ["stream that is not a boolean", { prompt: "x", stream: 1 }, "stream: must be true or false"],
   ["a model that is not a string", { prompt: "x", model: 7 }, "model: must be a string"],
