@@ -108,6 +108,14 @@ describe("bad input is refused with 400 naming the field", () => {
     expect(json.error.message).toContain(field);
   });
 
+  it('a body of valid JSON that is not an object ("hi") is not called invalid JSON', async () => {
+    const result = await client.predict(MODEL, '"hi"');
+    expect(result.status).toBe(400);
+    const message = JSON.parse(result.body).error.message as string;
+    expect(message).toMatch(/^body: /);
+    expect(message).not.toContain("not valid JSON");
+  });
+
   it("a body that is not UTF-8 is refused naming the body", async () => {
     const result = await client.predict(MODEL, new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]));
     expect(result.status).toBe(400);

@@ -79,3 +79,16 @@ def test_a_body_the_channel_to_node_cannot_carry_is_refused_naming_the_field(bod
 def test_what_the_channel_carries_passes_unchanged():
     body = {"prompt": [0, 2**64 - 1, -(2**63)], "text": "héllo ✓ 😀", "deep": nested(199)}
     assert decode_body({"body": body}) == {"body": body}
+
+
+def test_a_json_string_body_torchserve_decoded_is_passed_on_as_a_string_not_called_invalid_json():
+    from ts.context import Context, RequestProcessor
+
+    from tsserve_shim.worker.requests import decoded_by_torchserve
+
+    context = Context("m", "/tmp", {}, 2, None, "0.12.0")
+    context.request_processor = [RequestProcessor({"body": {"content-type": "application/json"}}), RequestProcessor({"body": {"content-type": "text/plain"}})]
+    assert [decoded_by_torchserve(context, i) for i in range(2)] == [True, False]
+    assert decode_body({"body": "hi"}, decoded_json=True) == {"body": "hi"}  # the client sent "hi", quotes and all
+    assert decode_body({"body": "hi"})["body_error"].startswith("body: is not valid JSON")  # text/plain: the text itself
+    assert decode_body({"body": '{"prompt": "x"}'}) == {"body": {"prompt": "x"}}

@@ -31,7 +31,7 @@ from .deadlines import deadline_name, generation_deadline, handle_deadline
 from .limits import GenerateLimits, max_response_size
 from .metrics import report_generated
 from .replies import failures, respond, send_chunk, with_retirements
-from .requests import decode_body, with_url_path
+from .requests import decode_body, decoded_by_torchserve, with_url_path
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class TsserveHandler:
         try:
             envelope = kserve.detect(data, context)
             if envelope is None:
-                requests = [with_url_path(decode_body(row), context, index) for index, row in enumerate(data)]
+                requests = [with_url_path(decode_body(row, decoded_by_torchserve(context, index)), context, index) for index, row in enumerate(data)]
                 outcomes = await self._outcomes(requests, context, arrived)
                 replies = [respond(context, index, outcome, self.max_response_size) for index, outcome in enumerate(outcomes)]
             else:

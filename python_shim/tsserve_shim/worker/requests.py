@@ -63,8 +63,9 @@ def _unsendable(value: Any, path: str = "", depth: int = 0) -> Optional[str]:
     return f"{path or 'body'}: {problem}" if problem else None
 
 
-def decode_body(row: Any) -> dict:
-    """One TorchServe input row as an IncomingRequest.
+def decode_body(row: Any, decoded_json: bool = False) -> dict:
+    """One TorchServe input row as an IncomingRequest. ``decoded_json``: TorchServe's worker has
+    decoded the body already (application/json), so a string is the JSON string the client sent.
 
     TorchServe's worker has already decoded an application/json body with
     Python's json module, which accepts NaN, 1e999, integers of any size, lone
@@ -80,7 +81,7 @@ def decode_body(row: Any) -> dict:
             body = body.decode("utf-8")
         except UnicodeDecodeError:
             return {"body": None, "body_error": "body: is not valid UTF-8"}
-    if isinstance(body, str):
+    if isinstance(body, str) and not decoded_json:
         try:
             body = orjson.loads(body)
         except orjson.JSONDecodeError as error:
@@ -89,6 +90,14 @@ def decode_body(row: Any) -> dict:
     if problem:
         return {"body": None, "body_error": problem}
     return {"body": body}
+
+
+def decoded_by_torchserve(context, index: int) -> bool:
+    """Whether TorchServe's worker decoded the row's body as JSON: it does for exactly `application/json`
+    (and hands over the raw bytes when that fails)."""
+    processors = getattr(context, "request_processor", None)
+    header = context.get_request_header(index, "body") if processors and index < len(processors) else None
+    return isinstance(header, dict) and header.get("content-type") == "application/json"
 
 
 def with_url_path(request: dict, context, index: int) -> dict:
