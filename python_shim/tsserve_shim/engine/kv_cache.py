@@ -6,6 +6,10 @@ hold [batch, heads, length, head_dim] per layer and an attention mask
 left (mask 0) and concatenates along the batch; since every row keeps its own
 position ids, padding never shifts a row's positions. When rows leave,
 columns that are padding in every remaining row are cut off again.
+
+A model spread over several GPUs keeps each layer's KV on that layer's GPU, and PyTorch
+refuses an index on another GPU than the tensor it indexes: every index is moved to each
+layer's device first (``IndexOnDevices``).
 """
 from __future__ import annotations
 
@@ -18,6 +22,40 @@ def mergeable(cache) -> bool:
 
     layers = getattr(cache, "layers", None)
     return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+class IndexOnDevices:
+    """One index tensor, copied once to each device it is asked for."""
+
+    def __init__(self, index: torch.Tensor) -> None:
+        self._copies = {index.device: index}
+
+    def on(self, device: torch.device) -> torch.Tensor:
+        copy = self._copies.get(device)
+        if copy is None:
+            copy = self._copies[device] = next(iter(self._copies.values())).to(device)
+        return copy
+
+
+def layer_device(layer) -> torch.device | None:
+    keys = getattr(layer, "keys", None)
+    return keys.device if isinstance(keys, torch.Tensor) else getattr(layer, "device", None)
+
+
+def select_rows(cache, rows: torch.Tensor) -> None:
+    """Keep only ``rows`` (batch indices) in every layer, each layer indexed on its own device."""
+    index = IndexOnDevices(rows)
+    for layer in cache.layers:
+        device = layer_device(layer)
+        layer.batch_select_indices(index.on(device) if device is not None else rows)
+
+
+def row_positions(cache, row: int, columns: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Copies of row ``row``'s keys and values at ``columns``, per layer ([heads, len(columns), head_dim]) on its device."""
+    index = IndexOnDevices(columns)
+    keys = [layer.keys[row][:, index.on(layer.keys.device)] for layer in cache.layers]
+    values = [layer.values[row][:, index.on(layer.values.device)] for layer in cache.layers]
+    return keys, values
 
 
 def left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:

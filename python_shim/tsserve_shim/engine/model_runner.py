@@ -17,6 +17,7 @@ from .prefix_cache import SCORE_TOP_K, Block, PrefixCache, Scores
 from .prompts import PromptTokenizer, context_length, eos_token_ids
 from .rows import Row, expire
 from .sampling import select_tokens
+from .transformers_compat import cache_keyword, forward_with_cache
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class ModelRunner(PromptTokenizer):
             pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
         self.pad_id = int(pad)
         self._keeps_positions_by_mask = _slices_logits_by_mask(model)
+        cache_keyword(model)  # a model whose forward takes no KV cache is refused here, not at its first step
         self.prefix_cache: PrefixCache | None = None  # use_prefix_cache turns it on
         self.grammars = Grammars(tokenizer, self.vocab_size)  # structured output (grammar.py)
 
@@ -157,10 +159,9 @@ class ModelRunner(PromptTokenizer):
                 keep[:, -1] = True
                 for i in echo_rows:
                     keep[i, width - len(suffixes[i]) :] = True
-        out = self.model(
-            input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=keep
+        out, cache = forward_with_cache(
+            self.model, cache, input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
         )
-        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
         echo_logits: dict[int, torch.Tensor] = {}
         if isinstance(keep, torch.Tensor):
             flat = out.logits.reshape(-1, out.logits.shape[-1])
