@@ -1,14 +1,16 @@
 import fs from "node:fs";
 import path from "node:path";
 import { batchSizeRefusal, missingModelPathRefusal, perModelInstallWarning } from "../../archive/deploy-checks.ts";
-import { readPackedModelConfig, UnsafeArchiveError } from "../../archive/reader.ts";
+import { readArchiveFile, readManifest, readPackedModelConfig, UnsafeArchiveError } from "../../archive/reader.ts";
+import { BUNDLE_FILE, BUNDLE_MAP_FILE, configChanges, liveBundleFolders, writeBundle } from "../../client/hot-swap.ts";
+import type { TorchServeClient } from "../../client/http.ts";
 import { TorchServeError } from "../../client/http.ts";
 import { workPaths } from "../../client/paths.ts";
 import { isTrue, readProperties } from "../../client/properties.ts";
 import { connect, readState, registerWatched, ServerError, stageArchive, WorkerStartError } from "../../client/torchserve-process.ts";
 import { UsageError, type Command } from "../command.ts";
 
-const usage = `Usage: tsserve register ARCHIVE [--model-name N] [--initial-workers N] [--batch-size B] [--max-batch-delay MS] [--timeout S]
+const usage = `Usage: tsserve register ARCHIVE [--model-name N] [--initial-workers N] [--batch-size B] [--max-batch-delay MS] [--timeout S] [--replace]
 
 Copies ARCHIVE (a .mar, .tar.gz or archive folder) into the model store if it is not there,
 registers it, and waits until its workers are ready. What can be checked first is (the
@@ -21,7 +23,10 @@ Options:
   --initial-workers N   workers to start (default 1)
   --batch-size B        TorchServe batch size
   --max-batch-delay MS  how long TorchServe waits to fill a batch
-  --timeout S           give up (and unregister) when no worker is ready after S seconds (default 3600)`;
+  --timeout S           give up (and unregister) when no worker is ready after S seconds (default 3600)
+  --replace             the model is registered already: when only the handler changed (the packed config
+                        is the same), swap the new handler into its running workers with the model loaded;
+                        else unregister it and register this archive (the model reloads)`;
 
 function intOption(values: Record<string, unknown>, key: string, min: number): number | undefined {
   const raw = values[key];
@@ -45,6 +50,40 @@ async function checkArchive(archive: string, tsConfig: string | undefined, batch
   return installsPerModel ? perModelInstallWarning(packed.config, configName) : undefined;
 }
 
+const say = (message: string) => process.stderr.write(`tsserve register: ${message}\n`);
+
+/**
+ * `--replace` for a registered model: true when the new archive's handler was
+ * swapped into the running workers (same packed config, see client/hot-swap.ts);
+ * false once the model is unregistered, for a fresh register that reloads it.
+ */
+async function replaceHandler(client: TorchServeClient, archive: string, modelName: string, modelStore: string): Promise<boolean> {
+  const registered = (await client.listModels()).models.find((model) => model.modelName === modelName);
+  if (!registered) {
+    say(`${modelName} is not registered: registering it`);
+    return false;
+  }
+  const started = Date.now();
+  // The config the workers loaded: their unpacked copy's, else the model store's.
+  const folders = await liveBundleFolders(client, modelName);
+  const running = await readPackedModelConfig(folders[0] ?? path.join(modelStore, registered.modelUrl)).catch(() => undefined);
+  const incoming = await readPackedModelConfig(archive);
+  const changes = running ? configChanges(running.config, incoming.config) : ["(the running archive cannot be read)"];
+  if (changes.length === 0 && folders.length > 0) {
+    const bundle = await readArchiveFile(archive, BUNDLE_FILE);
+    const map = await readArchiveFile(archive, BUNDLE_MAP_FILE).catch(() => undefined);
+    for (const folder of folders) await writeBundle(folder, bundle, map);
+    say(`replaced the handler of ${modelName} in ${folders.length} running worker folder(s) in ${Date.now() - started} ms; ` +
+      "the model stayed loaded (the next request runs the new code)");
+    process.stdout.write(`Model "${modelName}" handler replaced\n`);
+    return true;
+  }
+  const why = changes.length > 0 ? `the config changed (${changes.join(", ")})` : "no running worker to swap the handler into";
+  say(`${why}: unregistering ${modelName} and registering the new archive (the model reloads)`);
+  await client.unregisterModel(modelName);
+  return false;
+}
+
 const command: Command = {
   name: "register",
   summary: "register a model archive and wait for its workers",
@@ -56,6 +95,7 @@ const command: Command = {
     "batch-size": { type: "string" },
     "max-batch-delay": { type: "string" },
     timeout: { type: "string" },
+    replace: { type: "boolean", default: false },
   },
   async run({ values, positionals }) {
     if (positionals.length !== 1) throw new UsageError(`expected one ARCHIVE\n\n${usage}`);
@@ -69,6 +109,12 @@ const command: Command = {
     const timeoutS = intOption(values, "timeout", 1) ?? 3600;
     let url = archive;
     let modelName = values["model-name"] as string | undefined;
+    const client = connect(paths);
+    if (values.replace) {
+      if (!fs.existsSync(archive)) throw new UsageError(`--replace takes an archive file or folder; not found: ${archive}`);
+      modelName ??= (await readManifest(archive)).model.modelName;
+      if (await replaceHandler(client, archive, modelName, state.modelStore)) return 0;
+    }
     if (fs.existsSync(archive)) {
       try {
         const warning = await checkArchive(archive, state.tsConfig, batchSize);
@@ -84,7 +130,6 @@ const command: Command = {
       throw new UsageError(`archive not found: ${archive} (neither a path nor a name in the model store ${state.modelStore})`);
     }
     modelName ??= path.basename(url).replace(/\.(mar|tar\.gz)$/, "");
-    const client = connect(paths);
     process.stderr.write(`tsserve register: registering ${modelName} from ${url} with ${initialWorkers} worker(s)\n`);
     try {
       const result = await registerWatched(client, { url, modelName, initialWorkers, batchSize, maxBatchDelay }, paths, {
