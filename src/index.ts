@@ -11,7 +11,8 @@ export { RawBody, isRawBody } from "./handler/raw-body.ts";
 export { parseBody } from "./handler/request-body.ts";
 export { runStages, type Stage, type StageBase } from "./handler/stages.ts";
 export type { ModelClient, GenerateOptions } from "./handler/model.ts";
-export type { GenerateRequest, GenerateOutcome, GenerationDelta, ModelInfo, Sequence, TokenLogprobs } from "./protocol/messages.ts";
+export type { GenerateRequest, GenerateOutcome, GenerationDelta, ModelInfo, Sequence, TokenLogprobs, StructuredOutput } from "./protocol/messages.ts";
+export * from "./structured/index.ts";
 export {
   HandlerSection, HandlerSectionFields, extendHandlerSection, ModelConfig, parseModelConfig, resolveModelPath, Dtype, Quantize,
 } from "./config/model-config.ts";

@@ -65,6 +65,7 @@ export abstract class CompletionHandler<
       num_sequences: request.best_of,
       echo: request.echo,
       stream: request.stream,
+      ...(request.structured ? { structured: request.structured } : {}),
     };
   }
 

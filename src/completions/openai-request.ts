@@ -14,6 +14,8 @@ import { RequestFailure, isFailure } from "../handler/failure.ts";
 import { parseOrFail } from "../handler/validate.ts";
 import { REQUEST_LIMITS, type CompletionRequest } from "./request.ts";
 import { completionPrompts, type TokenLimits } from "./completion-prompts.ts";
+import { openaiStructured, STRUCTURED_FIELDS } from "./response-format.ts";
+import type { StructuredOutput } from "../protocol/messages.ts";
 
 export const COMPLETION_DEFAULT_MAX_TOKENS = 16;
 /** OpenAI's chat generates to the end of the context; tsserve needs a number up front. */
@@ -59,7 +61,6 @@ export const OpenAIChatFields = z.looseObject({
   logprobs: absent(z.boolean({ error: "must be true or false" })),
   top_logprobs: absent(int().min(0, { error: "must be ≥ 0" }).max(REQUEST_LIMITS.maxLogprobs, { error: `must be ≤ ${REQUEST_LIMITS.maxLogprobs}` })),
   tools: absent(z.array(z.unknown()).max(0, unsupported(""))),
-  response_format: absent(z.looseObject({ type: z.literal("text", unsupported(' (only {"type": "text"})')) })),
   ...NEUTRAL_ONLY,
 }, { error: "must be a JSON object" });
 
@@ -96,12 +97,15 @@ export function parseOpenAICompletion<Req extends CompletionRequest>(
   if (isFailure(openai)) return openai;
   const forms = completionPrompts((openai as Body).prompt, limits);
   if (isFailure(forms)) return forms;
+  const structured = openaiStructured(openai as Body);
+  if (isFailure(structured)) return structured;
   const logprobs = openai.logprobs ?? null;
   const shared = sharedFields(openai as Body, (openai as Body).max_tokens ?? COMPLETION_DEFAULT_MAX_TOKENS, logprobs);
   const prompts: OpenAIPrompt<Req>[] = [];
   for (const form of forms) {
-    const request = parseRequest({ ...shared, prompt: "text" in form ? form.text : "" });
-    if (isFailure(request)) return request;
+    const parsed = parseRequest({ ...shared, prompt: "text" in form ? form.text : "" });
+    if (isFailure(parsed)) return parsed;
+    const request = constrained(parsed, structured);
     prompts.push("text" in form ? { request } : { request, tokenIds: form.tokenIds });
   }
   return { prompts, logprobs, ...streaming(openai as Body) };
@@ -114,13 +118,20 @@ export function parseOpenAIChat<Req extends CompletionRequest>(body: unknown, pa
   if (openai.top_logprobs != null && openai.logprobs !== true) {
     return RequestFailure.badRequest("top_logprobs: needs logprobs: true", "top_logprobs");
   }
+  const structured = openaiStructured(openai as Body);
+  if (isFailure(structured)) return structured;
   const logprobs = openai.logprobs === true ? openai.top_logprobs ?? 0 : null;
   const maxTokens = openai.max_completion_tokens ?? (openai as Body).max_tokens ?? CHAT_DEFAULT_MAX_TOKENS;
   const { prompt: _prompt, echo: _echo, best_of: _bestOf, ...shared } = sharedFields(openai as Body, maxTokens, logprobs);
   const messages = openai.messages.map((message) => ({ role: message.role === "developer" ? "system" : message.role, content: messageText(message.content) }));
   const request = parseRequest({ ...shared, messages });
   if (isFailure(request)) return request;
-  return { prompts: [{ request }], logprobs, ...streaming(openai as Body) };
+  return { prompts: [{ request: constrained(request, structured) }], logprobs, ...streaming(openai as Body) };
+}
+
+/** The handler's request with the call's structured output (the text is constrained to it). */
+function constrained<Req extends CompletionRequest>(request: Req, structured: StructuredOutput | undefined): Req {
+  return structured === undefined ? request : { ...request, structured };
 }
 
 /** A message's content as one string (text parts joined). */
@@ -138,8 +149,9 @@ function sharedFields(body: Body, maxTokens: unknown, logprobs: number | null): 
   const {
     suffix: _suffix, stream_options: _streamOptions, presence_penalty: _presence, frequency_penalty: _frequency,
     logit_bias: _bias, user: _user, max_completion_tokens: _maxCompletion, top_logprobs: _top, tools: _tools,
-    tool_choice: _toolChoice, response_format: _format, messages: _messages, ...rest
+    tool_choice: _toolChoice, messages: _messages, ...rest
   } = body;
+  for (const field of STRUCTURED_FIELDS) delete rest[field];
   return {
     ...rest,
     max_tokens: maxTokens,

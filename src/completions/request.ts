@@ -16,6 +16,7 @@
 import { z } from "zod";
 import type { ChatMessage } from "../prompts/messages.ts";
 import { isPlainObject } from "../protocol/guards.ts";
+import type { StructuredOutput } from "../protocol/messages.ts";
 
 export const REQUEST_DEFAULTS = {
   seed: 0,
@@ -115,6 +116,8 @@ export interface CompletionRequest {
   best_of: number;
   echo: boolean;
   stream: boolean;
+  /** What the text is constrained to (set by the OpenAI routes from `response_format` and vLLM's extras). */
+  structured?: StructuredOutput;
 }
 
 type Raw = z.output<typeof CompletionRequestInput>;

@@ -1,5 +1,6 @@
 """Structured output on the vLLM engine (SmolLM2, vLLM's own structured outputs through
-``sampling_params``): the same GenerateRequests and answers as the transformers engine's tests."""
+``sampling_params``): the same GenerateRequests and answers as the transformers engine's tests.
+``vllm_engine`` is the session's shared vLLM engine (conftest.py)."""
 from __future__ import annotations
 
 import json
@@ -8,24 +9,9 @@ import re
 import jsonschema
 import pytest
 
-from conftest import SMOLLM2, make_request
+from conftest import make_request
 from test_grammar import NESTED_SCHEMA
 from tsserve_shim.engine.grammar import vllm_structured_outputs
-
-
-@pytest.fixture(scope="module")
-def vllm_engine():
-    """One vLLM engine over SmolLM2 for this module (a start costs ~40 s on a CPU)."""
-    pytest.importorskip("vllm")
-    from tsserve_shim.engine.vllm_engine import VllmEngine
-
-    if not (SMOLLM2 / "config.json").is_file():
-        pytest.fail(f"{SMOLLM2} is missing: scripts/setup.sh converts SmolLM2-135M-Instruct there")
-    engine = VllmEngine.load(
-        {"model_path": str(SMOLLM2), "enforce_eager": True, "kv_cache_mb": 256, "max_model_len": 2048}, model_dir=str(SMOLLM2)
-    ).start()
-    yield engine
-    engine.shutdown()
 
 
 def only_sequences(outcomes):
