@@ -121,7 +121,7 @@ export function tinyConfig(file: string, settings: Record<string, string | numbe
 export const SMOLLM2_CONFIG = path.join(ROOT, "configs", "smollm2-135m-instruct.yaml");
 
 /** What suites add to a vLLM config: eager mode (a third of the compiled start-up) and a small KV cache. */
-export const VLLM_TEST_SETTINGS = { "handler.enforce_eager": "true", "handler.kv_cache_mb": 256, "handler.max_model_len": 4096 };
+export const VLLM_TEST_SETTINGS = { "handler.enforce_eager": "true", "handler.kv_cache_mb": 512 };
 
 /**
  * A shipped config with `settings` (top-level keys or `handler.KEY`) set, written

@@ -15,13 +15,12 @@
 // One TorchServe, one model, its own working folder (.work/e2e-openai) and
 // ports (TSSERVE_E2E_PORT_BASE).
 import { spawn } from "node:child_process";
-import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import { readKeyFile } from "../../src/client/keys.ts";
 import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
-import { ROOT, isolatedServer, leftovers, writeFile, type IsolatedServer } from "./helpers.ts";
+import { ROOT, configWith, isolatedServer, leftovers, VLLM_TEST_SETTINGS, type IsolatedServer } from "./helpers.ts";
 
 const MODEL = "smollm2";
 const VERSION = "1.0";
@@ -47,9 +46,8 @@ beforeAll(async () => {
   reference.catch(() => {}); // awaited by the last test
   srv = isolatedServer("openai");
   if (runningServer(srv.paths)) await stopServer({ paths: srv.paths });
-  // One torch thread: on a busy 2-core machine two OpenMP threads spin against each other (6x slower).
-  const yaml = fs.readFileSync(CONFIG, "utf8").replace(/model_path: .*/, `model_path: "${MODEL_PATH}"\n  cpu_threads: 1`);
-  const configFile = writeFile(path.join(srv.scratch, `${MODEL}.yaml`), yaml);
+  // The shipped config (the vLLM engine), eager; one torch thread: on a busy 2-core machine two OpenMP threads spin against each other.
+  const configFile = configWith(CONFIG, path.join(srv.scratch, `${MODEL}.yaml`), { ...VLLM_TEST_SETTINGS, "handler.cpu_threads": 1 });
   await createArchive({ modelName: MODEL, version: VERSION, handler: HANDLER, configFile, exportPath: srv.modelStore });
   await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
   const client = connect(srv.paths);
