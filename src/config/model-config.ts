@@ -51,6 +51,8 @@ export const HandlerSectionFields = {
   cpu_threads: z.number().int().positive().optional(),
   /** The most rows (sequences) the engine decodes at once, as vLLM's max_num_seqs; requests beyond wait their turn. */
   max_num_seqs: z.number().int().positive().default(64),
+  /** The most rows (prompts × n × best_of) one request may ask for (default: max_num_seqs); a wider request is a 400. */
+  max_rows_per_request: z.number().int().positive().optional(),
   /** MiB of KV the engine keeps for prompt prefixes it computed (reused by later prompts that begin with them); 0 turns prefix caching off. */
   prefix_cache_mb: z.number().min(0).default(512),
   /** The longest prompt + generation served (default: the model's own context length), as vLLM's max_model_len. */
