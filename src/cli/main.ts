@@ -1,4 +1,7 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { parseArgs } from "node:util";
+import { PACKAGE_ROOT } from "../package-root.ts";
 import { UsageError, type Command } from "./command.ts";
 
 /** Commands load lazily, so `tsserve render` never pays for the archiver's imports. */
@@ -34,12 +37,43 @@ export async function usage(): Promise<string> {
     const command = await load().catch(() => undefined);
     if (command) lines.push(`  ${command.name.padEnd(11)} ${command.summary}`);
   }
-  lines.push("", "Run `tsserve <command> --help` for a command's options.");
+  lines.push("", "Run `tsserve help <command>` (or `tsserve <command> --help`) for a command's options; `tsserve --version` for the version.");
   return lines.join("\n");
+}
+
+/** The version of the tsserve package that runs. */
+export function version(): string {
+  return (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string }).version;
+}
+
+/**
+ * A TorchServe that does not answer: fetch's bare `TypeError: fetch failed`,
+ * said in words, with where it looked and what to do.
+ */
+export function unreachableServer(error: unknown): string | undefined {
+  if (!(error instanceof TypeError) || error.message !== "fetch failed") return undefined;
+  const cause = (error as { cause?: { code?: string; address?: string; port?: number } }).cause;
+  const where = cause?.address !== undefined ? ` at ${cause.address}:${cause.port}` : "";
+  if (cause?.code === "ECONNREFUSED") return `TorchServe is not running${where} (connection refused): start it with \`tsserve start\``;
+  return `cannot reach TorchServe${where}: ${cause?.code ?? "the request failed"} (is it running? \`tsserve status\` says)`;
 }
 
 export async function runMain(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
+  if (name === "--version" || name === "-V" || name === "version") {
+    process.stdout.write(`${version()}\n`);
+    return;
+  }
+  if (name === "help" && rest.length > 0) {
+    const command = await loadCommand(rest[0]!);
+    if (!command) {
+      process.stderr.write(`tsserve help: unknown command "${rest[0]}"\n\n${await usage()}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stdout.write(command.usage + "\n");
+    return;
+  }
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write((await usage()) + "\n");
     process.exitCode = name === undefined ? 2 : 0;
@@ -72,7 +106,8 @@ export async function runMain(argv: string[]): Promise<void> {
       process.exitCode = exitCode;
       return;
     }
-    process.stderr.write(`tsserve ${name}: ${(error as Error).stack ?? error}\n`);
+    const unreachable = unreachableServer(error);
+    process.stderr.write(`tsserve ${name}: ${unreachable ?? (error as Error).stack ?? error}\n`);
     process.exitCode = 1;
   }
 }

@@ -12,7 +12,8 @@ const USAGE = `Usage: tsserve init <model-name>
 
 Writes handlers/<model-name>.ts, configs/<model-name>.yaml and
 test/unit/handlers/<model-name>.test.ts in the current folder, and refuses to
-overwrite any of them. <model-name> is what TorchServe will call the model:
+overwrite any of them; and a tsconfig.json (strict) that type-checks them,
+when the folder has none. <model-name> is what TorchServe will call the model:
 letters, digits, "-", "_" and ".", starting with a letter or digit.`;
 
 /** `llama-2-7b-chat` -> `Llama27bChat`; a leading digit gets a `Model` prefix. */
@@ -64,6 +65,8 @@ maxBatchDelay: 50
 # Continuous batching: each request joins the running batch at the next decode step.
 asyncCommunication: true
 responseTimeout: 600
+# vLLM compiles the model at load (torch.compile, CUDA graphs): minutes, beyond TorchServe's default 120 s.
+startupTimeout: 600
 handler:
   model_path: "/path/to/model/checkpoint"
   engine: "vllm"         # vllm (serving) | transformers (reference: bitsandbytes on CPU, GGUF)
@@ -101,6 +104,25 @@ describe("${modelName} handler", () => {
   };
 }
 
+/** A tsconfig.json under which the scaffold type-checks with `npx tsc` (strict; .ts extensions in imports, as the scaffold writes them). */
+export const SCAFFOLD_TSCONFIG = `${JSON.stringify(
+  {
+    compilerOptions: {
+      target: "ES2022",
+      module: "NodeNext",
+      moduleResolution: "NodeNext",
+      strict: true,
+      allowImportingTsExtensions: true,
+      noEmit: true,
+      esModuleInterop: true,
+      skipLibCheck: true,
+    },
+    include: ["handlers", "test"],
+  },
+  null,
+  2,
+)}\n`;
+
 const init: Command = {
   name: "init",
   summary: "scaffold a handler, its model config and its test",
@@ -121,6 +143,10 @@ const init: Command = {
       await mkdir(path.dirname(path.join(root, file)), { recursive: true });
       await writeFile(path.join(root, file), text, { flag: "wx" });
       process.stdout.write(`created ${file}\n`);
+    }
+    if (!existsSync(path.join(root, "tsconfig.json"))) {
+      await writeFile(path.join(root, "tsconfig.json"), SCAFFOLD_TSCONFIG, { flag: "wx" });
+      process.stdout.write("created tsconfig.json\n");
     }
     return 0;
   },

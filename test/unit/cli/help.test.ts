@@ -1,5 +1,6 @@
 // The CLI's usage text is an interface: scripts and the docs rely on its commands and flags (test/unit/docs checks them).
 import { execFileSync, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 
 const tsserve = (...args: string[]) => spawnSync(process.execPath, ["bin/tsserve.mjs", ...args], { encoding: "utf8" });
@@ -17,6 +18,7 @@ describe("tsserve --help", () => {
         start       start TorchServe and wait until it answers /ping
         stop        stop TorchServe and wait for all its processes to exit
         register    register a model archive and wait for its workers
+        dev         serve a handler and swap in each edit live, with the model loaded
         unregister  unregister a model
         status      show TorchServe's health and the registered models
         predict     send an inference request and print the response
@@ -24,7 +26,7 @@ describe("tsserve --help", () => {
         setup       make a Python venv with TorchServe in the project (.venv)
         kserve      write a KServe storage layout (config.properties, model-store) and InferenceService
 
-      Run \`tsserve <command> --help\` for a command's options.
+      Run \`tsserve help <command>\` (or \`tsserve <command> --help\`) for a command's options; \`tsserve --version\` for the version.
       "
     `);
   });
@@ -88,5 +90,24 @@ describe("tsserve --help", () => {
     const result = tsserve("bundle", "--handlr", "x.ts");
     expect(result.status).toBe(2);
     expect(result.stderr).toContain("Usage: tsserve bundle");
+  });
+
+  it("prints the package version for --version, -V and version", () => {
+    const { version } = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
+    for (const flag of ["--version", "-V", "version"]) {
+      const result = tsserve(flag);
+      expect(result.status).toBe(0);
+      expect(result.stdout).toBe(`${version}\n`);
+    }
+  });
+
+  it("help CMD prints that command's usage, as CMD --help does; an unknown CMD exits 2", () => {
+    const help = tsserve("help", "archive");
+    expect(help.status).toBe(0);
+    expect(help.stdout).toBe(tsserve("archive", "--help").stdout);
+    expect(help.stdout).toMatch(/^Usage: tsserve archive /);
+    const unknown = tsserve("help", "archve");
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/^tsserve help: unknown command "archve"/);
   });
 });

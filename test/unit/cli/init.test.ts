@@ -38,6 +38,21 @@ describe("tsserve init", () => {
     expect(tests.status, tests.stdout + tests.stderr).toBe(0);
   }, 180_000);
 
+  it("writes a strict tsconfig.json under which the scaffold type-checks, and keeps one that exists", () => {
+    const dir = scratchProject();
+    expect(run(dir, "init", "checked").status).toBe(0);
+    const tsconfig = JSON.parse(readFileSync(path.join(dir, "tsconfig.json"), "utf8"));
+    expect(tsconfig.compilerOptions.strict).toBe(true);
+    const tsc = spawnSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", dir], { cwd: dir, encoding: "utf8", timeout: 120_000 });
+    expect(tsc.stdout + tsc.stderr).toBe("");
+    expect(tsc.status).toBe(0);
+    const own = mkdtempSync(path.join(tmpdir(), "tsserve-init-own-"));
+    dirs.push(own);
+    writeFileSync(path.join(own, "tsconfig.json"), "{}\n");
+    expect(run(own, "init", "kept").stdout).not.toContain("tsconfig.json");
+    expect(readFileSync(path.join(own, "tsconfig.json"), "utf8")).toBe("{}\n");
+  }, 150_000);
+
   it("refuses to overwrite existing files", () => {
     const dir = scratchProject();
     expect(run(dir, "init", "m").status).toBe(0);

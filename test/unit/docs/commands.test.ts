@@ -41,7 +41,8 @@ function withoutPlaceholders(args: string[]): string[] {
 
 async function problemsOfTsserve(args: string[]): Promise<string[]> {
   const [name, ...rest] = withoutPlaceholders(args);
-  if (name === undefined || name === "--help") return [];
+  if (name === undefined || name === "--help" || name === "--version" || name === "-V") return [];
+  if (name === "help") return rest[0] === undefined || (await loadCommand(rest[0])) ? [] : [`help ${rest[0]}: no such command`];
   const command = await loadCommand(name);
   if (!command) return [`no command "${name}" (the CLI has ${COMMAND_NAMES.join(", ")})`];
   if (rest.includes("--help") || rest.includes("-h")) return [];
@@ -134,6 +135,12 @@ describe("the commands the docs show", () => {
         const context = named ?? [...span.paragraph].reverse().map(commandIn).find(Boolean) ?? commandIn(span.heading);
         if (named === undefined && !span.code.startsWith("-")) continue;
         if (context === undefined) continue;
+        if (context === "help") {
+          // `tsserve help <command>`: the CLI's own; the word after it must be a command.
+          const topic = /tsserve help ([a-z]+)/.exec(span.code)?.[1];
+          if (topic !== undefined && !(await loadCommand(topic))) problems.push(`${span.file}:${span.line}: \`${span.code}\`: no command "${topic}"`);
+          continue;
+        }
         const command = await loadCommand(context);
         if (!command) {
           problems.push(`${span.file}:${span.line}: \`${span.code}\`: no command "${context}"`);
