@@ -62,6 +62,7 @@ def sampling_params(request: Mapping[str, Any]):
         logprobs=k,
         prompt_logprobs=k if request.get("echo") else None,
         skip_special_tokens=False,  # stop strings are matched on the text tsserve reports, special tokens included
+        detokenize=bool(request.get("stop")),  # tsserve builds the text itself; vLLM's only matches stop strings
         output_kind=RequestOutputKind.DELTA,
         structured_outputs=vllm_structured_outputs(request.get("structured")),
     )
