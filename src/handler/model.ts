@@ -12,12 +12,18 @@ export interface GenerateOptions {
    * `stream: true`); `delta.request_index` indexes the `requests` passed to generate.
    */
   onDelta?: (delta: GenerationDelta) => void;
+  /**
+   * Cancels the call: it rejects at once and the engine drops its rows. A call
+   * made while handling a request is also cancelled with that request
+   * (`ctx.signal`), whether or not this is given.
+   */
+  signal?: AbortSignal;
 }
 
 export interface ModelClient {
   readonly info: ModelInfo;
   /** One batched generation pass; outcomes line up with `requests`. */
   generate(requests: GenerateRequest[], options?: GenerateOptions): Promise<GenerateOutcome[]>;
-  tokenize(texts: string[], options?: { addSpecialTokens?: boolean }): Promise<number[][]>;
-  detokenize(ids: number[][], options?: { skipSpecialTokens?: boolean }): Promise<string[]>;
+  tokenize(texts: string[], options?: { addSpecialTokens?: boolean; signal?: AbortSignal }): Promise<number[][]>;
+  detokenize(ids: number[][], options?: { skipSpecialTokens?: boolean; signal?: AbortSignal }): Promise<string[]>;
 }

@@ -7,6 +7,7 @@
  */
 import type { HandlerContext, StageContext } from "./context.ts";
 import { RequestFailure, isFailure, type Maybe } from "./failure.ts";
+import { abortReason } from "../protocol/errors.ts";
 
 export type Stage<Cfg = unknown> = (items: any[], ctx: StageContext<Cfg>) => Promise<Maybe<unknown>[]>;
 
@@ -28,6 +29,12 @@ export async function runStages<Cfg>(
   let live = values.map((_, position) => position);
   for (const stage of stages) {
     if (live.length === 0) break;
+    if (base.signal?.aborted) {
+      // The request is over (timed out, its client gone): no further stage runs for it.
+      const failure = new RequestFailure(499, `the request was cancelled before this stage: ${abortReason(base.signal)}`);
+      for (const position of live) results[position] = failure;
+      break;
+    }
     const ctx: StageContext<Cfg> = { ...base, requestIndices: live.map((position) => indices[position]!) };
     const items = live.map((position) => results[position]);
     const outputs = await oneAnswerPerItem("handler stage", items.length, () => stage(items, ctx));

@@ -4,11 +4,13 @@
  * requests are answered. Only method descriptors from ./methods.ts are accepted.
  */
 import type { z } from "zod";
-import { ConnectionError, ErrorCode, RpcError } from "./errors.ts";
+import { ConnectionError, ErrorCode, RpcError, abortReason } from "./errors.ts";
+
+export { abortReason };
 import { LineReader, encodeMessage, type Frame, DEFAULT_MAX_MESSAGE_BYTES } from "./framing.ts";
 import { parseEnvelope } from "./envelope.ts";
 import type { JsonRpcRequest, RequestId } from "./messages.ts";
-import type { NotificationType, RequestType } from "./methods.ts";
+import { Cancelled, type NotificationType, type RequestType } from "./methods.ts";
 
 type State = "listening" | "closed";
 
@@ -25,7 +27,13 @@ export interface ByteSink {
   on(event: "error", listener: (error: Error) => void): unknown;
 }
 
-type RequestHandler = (params: unknown) => unknown | Promise<unknown>;
+/** What a request handler gets besides its params: the signal that aborts when the peer cancels the request (or the connection closes). */
+export interface RequestExtra {
+  readonly requestId: RequestId;
+  readonly signal: AbortSignal;
+}
+
+type RequestHandler = (params: unknown, extra: RequestExtra) => unknown | Promise<unknown>;
 type NotificationHandler = (params: unknown) => void;
 
 interface Pending {
@@ -34,7 +42,10 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
   timer?: NodeJS.Timeout;
+  /** Removes the abort listener of the caller's signal. */
+  release?: () => void;
 }
+
 
 export interface ConnectionOptions {
   maxMessageBytes?: number;
@@ -54,6 +65,8 @@ export class Connection {
   private state: State = "listening";
   private nextId = 1;
   private readonly pending = new Map<RequestId, Pending>();
+  /** The peer's requests being served: the controller that a cancellation (or closing) aborts. */
+  private readonly serving = new Map<RequestId, AbortController>();
   private readonly requestHandlers = new Map<string, { params: z.ZodType; accepts?: (params: unknown) => boolean; handler: RequestHandler }>();
   private readonly notificationHandlers = new Map<string, { params: z.ZodType; handler: NotificationHandler }>();
   private readonly reader: LineReader;
@@ -89,7 +102,7 @@ export class Connection {
 
   onRequest<P extends z.ZodType, R extends z.ZodType>(
     type: RequestType<P, R>,
-    handler: (params: z.infer<P>) => z.input<R> | Promise<z.input<R>>,
+    handler: (params: z.infer<P>, extra: RequestExtra) => z.input<R> | Promise<z.input<R>>,
   ): void {
     this.requestHandlers.set(type.method, { params: type.params, accepts: type.accepts, handler: handler as RequestHandler });
   }
@@ -101,17 +114,34 @@ export class Connection {
   sendRequest<P extends z.ZodType, R extends z.ZodType>(
     type: RequestType<P, R>,
     params: z.input<P>,
-    options: { timeoutMs?: number } = {},
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<z.infer<R>> {
     if (this.state !== "listening") {
       return Promise.reject(new ConnectionError("closed", `cannot send ${type.method}: connection is closed`));
     }
+    const { signal } = options;
+    if (signal?.aborted) {
+      return Promise.reject(new ConnectionError("cancelled", `${type.method} not sent: ${abortReason(signal)}`));
+    }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const entry: Pending = { method: type.method, result: type.result, resolve: resolve as (value: unknown) => void, reject };
+      if (signal) {
+        // As the MCP SDK does: the peer is told (it stops the work), and the caller is answered now.
+        const onAbort = () => {
+          if (!this.pending.delete(id)) return;
+          clearTimeout(entry.timer);
+          const reason = abortReason(signal);
+          this.sendNotification(Cancelled, { request_id: id, reason });
+          reject(new ConnectionError("cancelled", `${type.method} cancelled: ${reason}`));
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        entry.release = () => signal.removeEventListener("abort", onAbort);
+      }
       if (options.timeoutMs !== undefined) {
         entry.timer = setTimeout(() => {
           this.pending.delete(id);
+          entry.release?.();
           reject(new ConnectionError("timeout", `${type.method} got no answer within ${options.timeoutMs} ms`));
         }, options.timeoutMs);
         entry.timer.unref();
@@ -129,8 +159,10 @@ export class Connection {
   close(): void {
     if (this.state === "closed") return;
     this.state = "closed";
+    for (const controller of this.serving.values()) controller.abort(new ConnectionError("closed", "the connection closed"));
     for (const [id, entry] of this.pending) {
       clearTimeout(entry.timer);
+      entry.release?.();
       entry.reject(new ConnectionError("closed", `connection closed while ${entry.method} was pending`));
       this.pending.delete(id);
     }
@@ -160,24 +192,44 @@ export class Connection {
     }
     if ("method" in message) {
       if ("id" in message) void this.serveRequest(message as JsonRpcRequest);
+      else if (message.method === Cancelled.method) this.cancelServed(message.params);
       else this.serveNotification(message.method, message.params);
     } else {
       this.settle(message);
     }
   }
 
+  /** The peer cancelled a request of its own that we serve: abort its signal (its answer still goes out). */
+  private cancelServed(params: unknown): void {
+    const parsed = Cancelled.params.safeParse(params ?? {});
+    if (!parsed.success) {
+      this.options.onNoise?.(`invalid params for notification ${Cancelled.method}`);
+      return;
+    }
+    this.serving.get(parsed.data.request_id)?.abort(new ConnectionError("cancelled", parsed.data.reason ?? "cancelled by the peer"));
+  }
+
   private async serveRequest(request: JsonRpcRequest): Promise<void> {
     const entry = this.requestHandlers.get(request.method);
+    const controller = new AbortController();
+    this.serving.set(request.id, controller);
     try {
       if (!entry) throw new RpcError(ErrorCode.MethodNotFound, `unknown method ${request.method}`);
       const raw = request.params ?? {};
       const params = !this.validateParams || entry.accepts?.(raw) ? { success: true as const, data: raw } : entry.params.safeParse(raw);
       if (!params.success) throw new RpcError(ErrorCode.InvalidParams, `invalid params for ${request.method}: ${params.error.message}`);
-      const result = await entry.handler(params.data);
+      const result = await entry.handler(params.data, { requestId: request.id, signal: controller.signal });
+      if (controller.signal.aborted) throw new RpcError(ErrorCode.RequestCancelled, `${request.method} was cancelled: ${abortReason(controller.signal)}`);
       this.write({ jsonrpc: "2.0", id: request.id, result });
     } catch (error) {
-      const rpc = error instanceof RpcError ? error : new RpcError(ErrorCode.InternalError, (error as Error)?.message ?? String(error));
+      const rpc = error instanceof RpcError
+        ? error
+        : controller.signal.aborted
+          ? new RpcError(ErrorCode.RequestCancelled, `${request.method} was cancelled: ${abortReason(controller.signal)}`)
+          : new RpcError(ErrorCode.InternalError, (error as Error)?.message ?? String(error));
       this.write({ jsonrpc: "2.0", id: request.id, error: rpc.toJSON() });
+    } finally {
+      this.serving.delete(request.id);
     }
   }
 
@@ -198,6 +250,7 @@ export class Connection {
     if (!entry) return;
     this.pending.delete(message.id);
     clearTimeout(entry.timer);
+    entry.release?.();
     if (message.error) {
       entry.reject(new RpcError(message.error.code, message.error.message, message.error.data));
       return;

@@ -18,6 +18,8 @@ export const ErrorCode = {
   NotInitialized: -32004,
   /** The handler failed (its message is in `message`). */
   HandlerError: -32005,
+  /** The request was cancelled by its sender (a `notifications/cancelled`) before it finished. */
+  RequestCancelled: -32006,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -34,8 +36,15 @@ export class RpcError extends Error {
 
 /** A local error (the peer went away, a timeout): never crosses the wire. */
 export class ConnectionError extends Error {
-  constructor(readonly reason: "closed" | "timeout" | "disposed", message: string) {
+  constructor(readonly reason: "closed" | "timeout" | "disposed" | "cancelled", message: string) {
     super(message);
     this.name = "ConnectionError";
   }
+}
+
+/** The text of an AbortSignal's reason. */
+export function abortReason(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason.message;
+  return reason === undefined ? "cancelled" : String(reason);
 }

@@ -238,6 +238,23 @@ export const GenerationDeltaParams = z.strictObject({
 });
 export type GenerationDelta = z.infer<typeof GenerationDeltaParams>;
 
+/**
+ * Either side -> the other: stop working on a request you are serving (its
+ * sender no longer wants the answer), as the Model Context Protocol's
+ * `notifications/cancelled`. The shim sends it for a `handle` whose HTTP request
+ * ran out of time or whose client went away (the handler's stages and its
+ * generate calls see an aborted AbortSignal); Node sends it for a `generate`
+ * whose signal aborted (the engine drops its rows). The request is still
+ * answered (an error, or whatever was done), and a late answer is ignored.
+ */
+export const CancelledParams = z.strictObject({
+  /** The JSON-RPC id of the request to cancel, as its sender assigned it. */
+  request_id: RequestId,
+  /** Why, for logs and for the error the cancelled work sees. */
+  reason: z.string().optional(),
+});
+export type CancelledParams = z.infer<typeof CancelledParams>;
+
 /** Node -> shim notification: send this chunk to the HTTP client now (TorchServe intermediate response). */
 export const StreamChunkParams = z.strictObject({
   batch_id: z.number().int(),

@@ -6,7 +6,8 @@ import type { z } from "zod";
 import * as m from "./messages.ts";
 import { isHandleParams } from "./guards.ts";
 
-export type Side = "node" | "shim";
+/** Which side serves a method; "both": either sends it to the other (a cancellation). */
+export type Side = "node" | "shim" | "both";
 
 export interface RequestType<P extends z.ZodType, R extends z.ZodType> {
   readonly kind: "request";
@@ -42,8 +43,9 @@ export const Generate = request("generate", "shim", m.GenerateParams, m.Generate
 export const Tokenize = request("tokenize", "shim", m.TokenizeParams, m.TokenizeResult);
 export const Detokenize = request("detokenize", "shim", m.DetokenizeParams, m.DetokenizeResult);
 export const StreamChunk = notification("stream/chunk", "shim", m.StreamChunkParams);
+export const Cancelled = notification("notifications/cancelled", "both", m.CancelledParams);
 
-export const ALL_METHODS = [Initialize, Handle, Shutdown, Ping, GenerationDelta, Generate, Tokenize, Detokenize, StreamChunk] as const;
+export const ALL_METHODS = [Initialize, Handle, Shutdown, Ping, GenerationDelta, Generate, Tokenize, Detokenize, StreamChunk, Cancelled] as const;
 
 export type ParamsOf<T> = T extends RequestType<infer P, z.ZodType> ? z.infer<P> : T extends NotificationType<infer P> ? z.infer<P> : never;
 export type ResultOf<T> = T extends RequestType<z.ZodType, infer R> ? z.infer<R> : never;

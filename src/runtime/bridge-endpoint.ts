@@ -38,7 +38,7 @@ export function startRuntime(Handler: HandlerClass, options: RuntimeOptions): Ru
   let model: RemoteModel | undefined;
   let shutdownRequested = false;
 
-  connection.onRequest(Initialize, async (params) => {
+  connection.onRequest(Initialize, async (params, { signal }) => {
     if (params.protocol_version !== PROTOCOL_VERSION) {
       throw new RpcError(ErrorCode.ProtocolVersionMismatch,
         `protocol version mismatch: the shim speaks ${params.protocol_version}, this handler bundle speaks ${PROTOCOL_VERSION}; rebuild the archive with the same tsserve version`);
@@ -56,15 +56,17 @@ export function startRuntime(Handler: HandlerClass, options: RuntimeOptions): Ru
       config: config.data,
       model,
     };
-    await handler.initialize(ctx);
+    // A warm-up in initialize may call ctx.model (the shim serves it during the handshake).
+    await handler.initialize({ ...ctx, signal });
     return { protocol_version: PROTOCOL_VERSION, handler: Handler.name };
   });
 
-  connection.onRequest(Handle, async (params) => {
+  connection.onRequest(Handle, async (params, { signal }) => {
     if (!ctx) throw new RpcError(ErrorCode.NotInitialized, "handle before initialize");
     const stream = (requestIndex: number, body: unknown) =>
       connection.sendNotification(StreamChunk, { batch_id: params.batch_id, request_index: requestIndex, ...encodeBody(body) });
-    const batchCtx = { ...ctx, model: model!.forBatch(params.batch_id) };
+    // The shim cancels the handle (a deadline, a client gone): the stages see `signal`, and ctx.model's calls are cancelled with it.
+    const batchCtx = { ...ctx, model: model!.forBatch(params.batch_id, signal), signal };
     const onThrown = (error: Error) => log(`handler error: ${describeThrown(error)}\n${mappedStack(error)}`);
     return { responses: await runBatch(handler, batchCtx, params.requests, { stream, onThrown }) };
   });

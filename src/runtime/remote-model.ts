@@ -10,13 +10,21 @@ export class RemoteModel implements ModelClient {
     private readonly connection: Connection,
     readonly info: ModelInfo,
     private readonly batchId?: number,
+    /** The handle call's signal: every call of this batch is cancelled with it. */
+    private readonly batchSignal?: AbortSignal,
     private readonly listeners = new Map<number, (delta: GenerationDelta) => void>(),
     private readonly callIds = { next: 1 },
   ) {}
 
   /** The same model for one handle call: its generate calls carry the batch id. */
-  forBatch(batchId: number): RemoteModel {
-    return new RemoteModel(this.connection, this.info, batchId, this.listeners, this.callIds);
+  forBatch(batchId: number, signal?: AbortSignal): RemoteModel {
+    return new RemoteModel(this.connection, this.info, batchId, signal, this.listeners, this.callIds);
+  }
+
+  /** The signal a call honours: the batch's, the caller's, or either. */
+  private signalFor(own?: AbortSignal): AbortSignal | undefined {
+    if (!own) return this.batchSignal;
+    return this.batchSignal ? AbortSignal.any([this.batchSignal, own]) : own;
   }
 
   /** Routes a `generation/delta` notification to the generate call it belongs to. */
@@ -28,20 +36,23 @@ export class RemoteModel implements ModelClient {
     const callId = this.callIds.next++;
     if (options.onDelta) this.listeners.set(callId, options.onDelta);
     try {
-      const { outcomes } = await this.connection.sendRequest(Generate, { call_id: callId, ...(this.batchId === undefined ? {} : { batch_id: this.batchId }), requests });
+      const params = { call_id: callId, ...(this.batchId === undefined ? {} : { batch_id: this.batchId }), requests };
+      const { outcomes } = await this.connection.sendRequest(Generate, params, { signal: this.signalFor(options.signal) });
       return outcomes;
     } finally {
       this.listeners.delete(callId);
     }
   }
 
-  async tokenize(texts: string[], options: { addSpecialTokens?: boolean } = {}): Promise<number[][]> {
-    const { ids } = await this.connection.sendRequest(Tokenize, { texts, add_special_tokens: options.addSpecialTokens ?? true });
+  async tokenize(texts: string[], options: { addSpecialTokens?: boolean; signal?: AbortSignal } = {}): Promise<number[][]> {
+    const params = { texts, add_special_tokens: options.addSpecialTokens ?? true };
+    const { ids } = await this.connection.sendRequest(Tokenize, params, { signal: this.signalFor(options.signal) });
     return ids;
   }
 
-  async detokenize(ids: number[][], options: { skipSpecialTokens?: boolean } = {}): Promise<string[]> {
-    const { texts } = await this.connection.sendRequest(Detokenize, { ids, skip_special_tokens: options.skipSpecialTokens ?? true });
+  async detokenize(ids: number[][], options: { skipSpecialTokens?: boolean; signal?: AbortSignal } = {}): Promise<string[]> {
+    const params = { ids, skip_special_tokens: options.skipSpecialTokens ?? true };
+    const { texts } = await this.connection.sendRequest(Detokenize, params, { signal: this.signalFor(options.signal) });
     return texts;
   }
 }

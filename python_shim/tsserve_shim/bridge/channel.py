@@ -4,7 +4,11 @@ Every read and write of the channel happens on this one thread; other threads
 post work to it. It sends the worker's `handle` calls to Node and hands the
 answers back; it serves Node's calls into the model (`generate` goes to the
 engine and is answered when its rows are done; `tokenize`/`detokenize` at once)
-and passes stream chunks on. When the child dies, every call it held is answered
+and passes stream chunks on. Cancellation goes both ways, as a `notifications/cancelled`
+naming the request's id: the worker cancels a `handle` whose request is over (end_batch: Node's
+AbortSignal for it aborts, and the engine drops the rows of every generate call that handle
+opened), and Node cancels a `generate` whose signal aborted (the engine drops its rows). Each
+generate call has an engine tag of its own. When the child dies, every call it held is answered
 with a CONNECTION_CLOSED error, its generate calls are cancelled, and a new child
 is started and handshaken before the next call goes out. When the bundle file
 is replaced (`tsserve dev`, `register --replace`), the next `handle` that finds
@@ -15,6 +19,7 @@ Nothing here knows torch: the model side comes in as a `ModelPort`.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import os
 import select
@@ -44,6 +49,23 @@ class ModelPort(Protocol):
     def cancel(self, tag: Hashable) -> None: ...
     def tokenize(self, texts: list, add_special_tokens: bool) -> list: ...
     def detokenize(self, ids: list, skip_special_tokens: bool) -> list: ...
+
+
+@dataclass
+class Ticket:
+    """A request sent with Bridge.request: which child's channel carried it, under which id (for a cancel)."""
+
+    peer: Optional[Peer] = None
+    request_id: Optional[int] = None
+
+
+@dataclass
+class _Generation:
+    """A generate call the engine is serving for a child."""
+
+    batch_id: Optional[int]  # the handle call it serves (None: from initialize)
+    tag: Hashable  # its own engine tag
+    deferred: Deferred
 
 
 @dataclass(frozen=True)
@@ -78,18 +100,20 @@ class Bridge:
         deadline_for: Callable[[Optional[int]], Any],
         on_chunk: Callable[[dict], None],
         on_generated: Callable[[Optional[int], list], None] = lambda batch_id, outcomes: None,
-        refuse_generate: Callable[[Optional[int], list], Optional[str]] = lambda batch_id, requests: None,
+        refuse_generate: Callable[[Optional[int], list], Any] = lambda batch_id, requests: None,
     ) -> None:
         self.spec = spec
         self.model = model
         self.deadline_for = deadline_for  # a batch id (or None) -> the Deadline of its generate calls
         self.on_chunk = on_chunk  # StreamChunkParams, on the bridge thread
         self.on_generated = on_generated  # (batch id, GenerateOutcomes) of every generate call, on the scheduler's thread
-        self.refuse_generate = refuse_generate  # (batch id, GenerateRequests) -> why the call is refused before any work, or None
+        # (batch id, GenerateRequests) -> why the call is refused before any work: a message (400) or (status, message); None
+        self.refuse_generate = refuse_generate
         self.child: Optional[NodeProcess] = None
         self.peer: Optional[Peer] = None
         self.restarts = 0
-        self._generating: dict[int, collections.Counter] = {}  # child pid -> batch ids of its generate calls in flight
+        self._generations: dict[int, dict[Hashable, _Generation]] = {}  # child pid -> its generate calls in flight, by tag
+        self._tags = itertools.count(1)
         self._calls_in_flight: collections.Counter = collections.Counter()  # child pid -> requests sent, not answered
         self._bundle_stamp: Optional[tuple] = None  # the bundle file the running child was started from
         self._posted: Deque[Callable[[], None]] = collections.deque()
@@ -119,9 +143,10 @@ class Bridge:
         except BlockingIOError:
             pass  # the pipe is full of wake-ups already
 
-    def request(self, method: str, params: dict, on_answer: Answer) -> None:
+    def request(self, method: str, params: dict, on_answer: Answer) -> Ticket:
         """Send a request to the child; ``on_answer(message)`` gets its answer on the bridge thread
-        (a CONNECTION_CLOSED error naming how the child ended, when it died first)."""
+        (a CONNECTION_CLOSED error naming how the child ended, when it died first). The ticket names it to end_batch."""
+        ticket = Ticket()
 
         def send() -> None:
             if self.start_failure is not None:
@@ -134,11 +159,32 @@ class Bridge:
 
             def answered(message: dict) -> None:
                 self._calls_in_flight[child.pid] -= 1
-                on_answer(self._with_exit(child, message))
+                try:
+                    on_answer(self._with_exit(child, message))
+                except Exception:  # noqa: BLE001 - a caller's callback must not end the channel
+                    log.exception("tsserve: delivering the answer to %s failed", method)
 
-            self.peer.request_async(method, params, answered)
+            ticket.peer = self.peer
+            ticket.request_id = self.peer.request_async(method, params, answered)
 
         self.post(send)
+        return ticket
+
+    def end_batch(self, batch_id: int, ticket: Optional[Ticket] = None, reason: Optional[str] = None) -> None:
+        """A handle call's request is over. With ``reason`` (it ran out of time, its client went away), Node is told to
+        cancel the handle (its AbortSignal aborts) if it has not answered yet; either way the engine drops the rows of
+        every generate call the handle opened that is still running."""
+
+        def end() -> None:
+            peer = ticket.peer if ticket is not None else None
+            if reason is not None and peer is not None and peer is self.peer and peer.awaiting(ticket.request_id):
+                peer.notify(protocol.CANCELLED, {"request_id": ticket.request_id, "reason": reason})
+            for calls in self._generations.values():
+                for generation in list(calls.values()):
+                    if generation.batch_id == batch_id:
+                        self.model.cancel(generation.tag)
+
+        self.post(end)
 
     def _unavailable_answer(self) -> dict:
         message = f"the handler process could not be started ({self.start_failure}); the shim keeps retrying"
@@ -198,7 +244,8 @@ class Bridge:
             self._bundle_stamp = stamp  # not retried on every call: the next rebuild tries again
             return
         old_peer.close()  # serve_forever returns to _run, which serves the new peer
-        self._generating.pop(old_child.pid, None)
+        for generation in self._generations.pop(old_child.pid, {}).values():
+            self.model.cancel(generation.tag)
         self._calls_in_flight.pop(old_child.pid, None)
         threading.Thread(target=old_child.stop, kwargs={"grace": 1.0}, name="tsserve-old-child", daemon=True).start()
         log.info(
@@ -215,6 +262,7 @@ class Bridge:
         peer.on_request(protocol.TOKENIZE, lambda p: {"ids": self.model.tokenize(p["texts"], p["add_special_tokens"])})
         peer.on_request(protocol.DETOKENIZE, lambda p: {"texts": self.model.detokenize(p["ids"], p["skip_special_tokens"])})
         peer.on_notification(protocol.STREAM_CHUNK, self.on_chunk)
+        peer.on_notification(protocol.CANCELLED, lambda params: self._cancel_generate(child.pid, params))
         try:
             peer.request(protocol.INITIALIZE, spec.handshake, timeout=HANDSHAKE_TIMEOUT_S)
         except (PeerClosed, PeerTimeout, RpcError) as error:
@@ -227,7 +275,7 @@ class Bridge:
             ) from None
         self.child, self.peer = child, peer
         self._bundle_stamp = stamp
-        self._generating[child.pid] = collections.Counter()
+        self._generations.setdefault(child.pid, {})
         log.info("tsserve: handler bundle started (node pid %d, %s)", child.pid, spec.node)
 
     def _run(self) -> None:
@@ -269,9 +317,8 @@ class Bridge:
         child.reap()
         log.error("tsserve: handler process %s; stderr tail:\n%s", child.exit_description(), child.stderr_tail())
         child.stop(grace=0.5)
-        for tag in self._generating.pop(child.pid, collections.Counter()):
-            if tag is not None:
-                self.model.cancel(tag)
+        for generation in self._generations.pop(child.pid, {}).values():
+            self.model.cancel(generation.tag)
 
     def _serve_posted_for(self, seconds: float) -> None:
         """Run posted work as it comes (each request is answered as unavailable) for ``seconds``, or until stopping."""
@@ -293,29 +340,36 @@ class Bridge:
 
     def _serve_generate(self, peer: Peer, pid: int, params: dict) -> Deferred | dict:
         call_id = params["call_id"]
-        tag = params.get("batch_id")
-        refusal = self.refuse_generate(tag, params["requests"])
+        batch_id = params.get("batch_id")
+        refusal = self.refuse_generate(batch_id, params["requests"])
         if refusal is not None:
-            return {"outcomes": [{"ok": False, "status": 400, "message": refusal}] * len(params["requests"])}
+            status, message = (400, refusal) if isinstance(refusal, str) else refusal
+            return {"outcomes": [{"ok": False, "status": status, "message": message}] * len(params["requests"])}
         deferred = Deferred()
-        in_flight = self._generating.setdefault(pid, collections.Counter())
-        in_flight[tag] += 1
+        tag = ("generate", pid, next(self._tags))
+        in_flight = self._generations.setdefault(pid, {})
+        in_flight[tag] = _Generation(batch_id, tag, deferred)
 
         def on_delta(request_index: int, sequence_index: int, text: str, logprobs: Optional[dict]) -> None:
             delta = {"call_id": call_id, "request_index": request_index, "sequence_index": sequence_index, "text": text, "logprobs": logprobs}
             self.post(lambda: peer.notify(protocol.GENERATION_DELTA, delta))
 
         def done(outcomes: list) -> None:
-            self.on_generated(tag, outcomes)
+            self.on_generated(batch_id, outcomes)
 
             def answer() -> None:
-                in_flight[tag] -= 1
-                if in_flight[tag] <= 0:
-                    del in_flight[tag]
-                peer.reply(deferred, {"outcomes": outcomes})  # dropped when that child is gone
+                in_flight.pop(tag, None)
+                peer.reply(deferred, {"outcomes": outcomes})  # dropped when that child is gone (or ignored: Node cancelled it)
 
             self.post(answer)
 
         wants_stream = any(request.get("stream") for request in params["requests"])
-        self.model.submit(params["requests"], done, on_delta if wants_stream else None, self.deadline_for(tag), tag)
+        self.model.submit(params["requests"], done, on_delta if wants_stream else None, self.deadline_for(batch_id), tag)
         return deferred
+
+    def _cancel_generate(self, pid: int, params: dict) -> None:
+        """Node cancelled one of its generate calls (its AbortSignal aborted): the engine drops its rows."""
+        request_id = params.get("request_id")
+        for generation in list(self._generations.get(pid, {}).values()):
+            if generation.deferred.request_id == request_id:
+                self.model.cancel(generation.tag)

@@ -27,3 +27,4 @@ GENERATE = "generate"
 TOKENIZE = "tokenize"
 DETOKENIZE = "detokenize"
 STREAM_CHUNK = "stream/chunk"
+CANCELLED = "notifications/cancelled"  # either side: stop serving request_id

@@ -202,22 +202,27 @@ class Peer:
             )
         return answer.get("result")
 
-    def request_async(self, method: str, params: dict, on_answer: AnswerHandler) -> None:
+    def request_async(self, method: str, params: dict, on_answer: AnswerHandler) -> int:
         """Send a request; ``on_answer(message)`` gets the whole answer (``result`` or ``error``) when it arrives
-        (or an error answer when the peer closes first). For a peer run by serve_forever."""
+        (or an error answer when the peer closes first). For a peer run by serve_forever. Returns the request's id."""
         request_id = self._next_id
         self._next_id += 1
         if self._closed:
             on_answer(_closed_answer(request_id, method))
-            return
+            return request_id
         try:
             line = encode_message({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
         except Unencodable as error:
             message = _unencodable_message(f"the params of {method}", error)
             on_answer({"jsonrpc": "2.0", "id": request_id, "error": {"code": INVALID_PARAMS, "message": message}})
-            return
+            return request_id
         self._callbacks[request_id] = on_answer
         self._write(line)
+        return request_id
+
+    def awaiting(self, request_id: int) -> bool:
+        """Whether a request sent with request_async is still unanswered."""
+        return not self._closed and request_id in self._callbacks
 
     def reply(self, deferred: Deferred, result: Any) -> None:
         """Answer a request whose handler returned ``deferred``."""

@@ -14,6 +14,7 @@ call, waited for here; its requests are admitted to the engine at the same step.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import os
@@ -37,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 # How long a child that let a request run out of time has to answer a ping before it is killed.
 PING_TIMEOUT_S = 2.0
+# Requests that ended early (timed out, their client gone) remembered for the refusal of a late generate.
+REMEMBERED_ENDINGS = 4096
 
 
 def continuous_batching(model_config: dict) -> bool:
@@ -80,6 +83,8 @@ class TsserveHandler:
         self.asynchronous = False
         self._batch_ids = itertools.count(1)
         self._batches: dict[int, _Batch] = {}
+        # batch id -> (status, why) of a handle call that ended before Node answered it (its late generate calls are refused)
+        self._ended: collections.OrderedDict = collections.OrderedDict()
         self._loop: Optional[asyncio.AbstractEventLoop] = None  # runs handle when TorchServe calls it synchronously
         self.max_response_size: Optional[int] = None  # bytes of one response body the frontend accepts
 
@@ -171,16 +176,21 @@ class TsserveHandler:
         batch_id = next(self._batch_ids)
         self._batches[batch_id] = _Batch(context, loop, generation_deadline(self.deadline_s, self.deadline_name, arrived), len(requests))
         answer: asyncio.Future = loop.create_future()
-        self.bridge.request(protocol.HANDLE, {"batch_id": batch_id, "requests": requests}, _resolver(loop, answer))
+        ticket = self.bridge.request(protocol.HANDLE, {"batch_id": batch_id, "requests": requests}, _resolver(loop, answer))
         try:
             message = await asyncio.wait_for(answer, max(0.0, arrived + self.deadline_s - time.monotonic()))
         except asyncio.TimeoutError:
-            self.engine.cancel(batch_id)
+            why = f"the handler did not answer within {self.deadline_s:g} s"
+            self._end(batch_id, ticket, 504, why)
             restarted = await self._kill_if_hung()
             also = "; its process was stopped and restarted" if restarted else ""
-            return failures(len(requests), 504, f"the handler did not answer within {self.deadline_s:g} s{also}")
+            return failures(len(requests), 504, f"{why}{also}")
+        except asyncio.CancelledError:  # whoever awaited the answer is gone (the client went away)
+            self._end(batch_id, ticket, 499, "the request was cancelled (its client went away)")
+            raise
         finally:
             self._batches.pop(batch_id, None)
+            self.bridge.end_batch(batch_id)  # generate calls the handler left running
         if unavailable(message):
             return failures(len(requests), 503, message["error"]["message"])
         if closed(message):
@@ -189,6 +199,15 @@ class TsserveHandler:
             error = message["error"]
             return failures(len(requests), 500, f"handler error: {error.get('message') if isinstance(error, dict) else error}")
         return message["result"]["responses"]
+
+    def _end(self, batch_id: int, ticket, status: int, why: str) -> None:
+        """A handle call's request is over before Node answered: Node cancels its handle (the stages and
+        generate calls see the abort), the engine drops its rows, and its later generate calls are refused."""
+        self._ended[batch_id] = (status, why)
+        self._batches.pop(batch_id, None)  # from now on its generate calls are refused, its stream chunks dropped
+        while len(self._ended) > REMEMBERED_ENDINGS:
+            self._ended.popitem(last=False)
+        self.bridge.end_batch(batch_id, ticket, why)
 
     async def _kill_if_hung(self) -> bool:
         """After a request ran out of time: a child that does not answer a ping is killed (the bridge restarts it)."""
@@ -210,8 +229,13 @@ class TsserveHandler:
             return batch.deadline
         return generation_deadline(self.deadline_s, self.deadline_name, time.monotonic())
 
-    def _generate_refusal(self, batch_id: Optional[int], requests: list) -> Optional[str]:
+    def _generate_refusal(self, batch_id: Optional[int], requests: list):
+        """Why a generate call is refused before any work: a message (400), (status, message) for one whose request
+        is over (it would otherwise run on with a fresh deadline, for nobody), or None."""
         batch = self._batches.get(batch_id) if batch_id is not None else None
+        if batch_id is not None and batch is None:
+            status, why = self._ended.get(batch_id, (409, "it was answered already"))
+            return status, f"generate refused: the request it serves is over ({why})"
         return self.generate_limits.refusal(requests, batch.requests if batch is not None else 1)
 
     def _on_chunk(self, params: dict) -> None:
@@ -227,8 +251,16 @@ class TsserveHandler:
 
 
 def _resolver(loop: asyncio.AbstractEventLoop, future: asyncio.Future):
-    """A callback for another thread that settles ``future`` on its loop."""
-    return lambda message: loop.call_soon_threadsafe(lambda: future.done() or future.set_result(message))
+    """A callback for another thread that settles ``future`` on its loop (a late answer for a loop that is
+    closed, whose caller is long gone, is dropped)."""
+
+    def settle(message) -> None:
+        try:
+            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(message))
+        except RuntimeError:  # the loop is closed
+            pass
+
+    return settle
 
 
 def _set_cpu_threads(threads: Optional[int]) -> None:

@@ -54,3 +54,27 @@ describe("runStages", () => {
     expect(results[2]).toBe("c@4,6");
   });
 });
+
+describe("runStages and the request's AbortSignal", () => {
+  it("starts no stage once the signal has aborted: the values left fail with 499 naming why", async () => {
+    const controller = new AbortController();
+    const ran: string[] = [];
+    const stages: Stage[] = [
+      async (items) => (ran.push("preprocess"), items),
+      async (items) => (ran.push("inference"), controller.abort(new Error("the handler did not answer within 2 s")), items),
+      async (items) => (ran.push("postprocess"), items),
+    ];
+    const results = await runStages(stages, ["a", "b"], [0, 1], { ...base, signal: controller.signal });
+    expect(ran).toEqual(["preprocess", "inference"]);
+    for (const result of results) {
+      expect(result).toMatchObject({ status: 499, message: "the request was cancelled before this stage: the handler did not answer within 2 s" });
+    }
+  });
+
+  it("passes the signal to each stage's context", async () => {
+    const controller = new AbortController();
+    let seen: AbortSignal | undefined;
+    await runStages([async (items, ctx) => ((seen = ctx.signal), items)], ["a"], [0], { ...base, signal: controller.signal });
+    expect(seen).toBe(controller.signal);
+  });
+});
