@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from .kv_cache import drop_columns, join_caches, left_pad, mergeable, padding_columns, row_positions, select_rows
+from .kv_cache import (
+    crop_layers,
+    drop_columns,
+    join_caches,
+    layer_lengths,
+    left_pad,
+    mergeable,
+    padding_columns,
+    row_positions,
+    select_rows,
+)
 from .rows import Row
 from .transformers_compat import forward_with_cache
 
@@ -108,18 +118,30 @@ class DecodeBatch:
         self.chosen, self.chosen_list = None, []
 
     def forward(self, model) -> None:
-        """Feed the chosen tokens: the next logits of every row."""
-        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
-        self.last_pos = self.last_pos + 1
-        out, self.cache = forward_with_cache(
-            model,
-            self.cache,
-            input_ids=self.chosen.unsqueeze(-1),
-            attention_mask=self.mask,
-            position_ids=self.last_pos.unsqueeze(-1),
-            logits_to_keep=1,
-        )
-        self.logits = out.logits[:, -1, :].to(device=self.mask.device, dtype=torch.float32)  # the last layer's device may be another
+        """Feed the chosen tokens: the next logits of every row. When the forward raises, a batch of
+        plain layers is left as it was before it (``retryable``): rows can leave and it can run again."""
+        lengths = layer_lengths(self.cache) if self.joinable else None
+        mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
+        try:
+            out, self.cache = forward_with_cache(
+                model,
+                self.cache,
+                input_ids=self.chosen.unsqueeze(-1),
+                attention_mask=mask,
+                position_ids=(self.last_pos + 1).unsqueeze(-1),
+                logits_to_keep=1,
+            )
+            logits = out.logits[:, -1, :].to(device=mask.device, dtype=torch.float32)  # the last layer's device may be another
+        except BaseException:
+            if lengths is not None:
+                crop_layers(self.cache, lengths)
+            raise
+        self.mask, self.last_pos, self.logits = mask, self.last_pos + 1, logits
+
+    @property
+    def retryable(self) -> bool:
+        """Whether a forward that raised left the batch as it was (plain dynamic layers only)."""
+        return self.joinable
 
 
 def _positions(kv, start: int, end: int):

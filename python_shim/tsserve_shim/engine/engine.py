@@ -11,6 +11,7 @@ import logging
 from typing import Any, Hashable, Mapping, Sequence
 
 from ..model.loading import LoadPlan, load_model, load_tokenizer, plan_load_here
+from .kv_budget import KvBudget, budget_for, default_prefix_cache_bytes, kv_budget_bytes
 from .model_runner import ModelRunner
 from .prefix_cache import PrefixCache
 from .rows import OnDelta
@@ -23,10 +24,13 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX_CACHE_MB = 512
 
 
-def prefix_cache_bytes(handler_section: Mapping[str, Any]) -> int:
-    """``handler.prefix_cache_mb`` (default 512; 0 turns prefix caching off) in bytes."""
+def prefix_cache_bytes(handler_section: Mapping[str, Any], budget: KvBudget | None = None) -> int:
+    """``handler.prefix_cache_mb`` in bytes (0 turns prefix caching off); by default 512 MiB, or a
+    quarter of the KV budget where that is less."""
     value = handler_section.get("prefix_cache_mb")
-    return int(float(DEFAULT_PREFIX_CACHE_MB if value is None else value) * 2**20)
+    if value is None:
+        return default_prefix_cache_bytes(budget, DEFAULT_PREFIX_CACHE_MB * 2**20)
+    return int(float(value) * 2**20)
 
 
 class Engine(ModelRunner):
@@ -40,7 +44,8 @@ class Engine(ModelRunner):
         cache of its own (another model's KV must never be found in it)."""
         other = object.__new__(type(self))
         other.__dict__.update(self.__dict__)
-        other.scheduler = Scheduler(other)
+        other.scheduler = Scheduler(other, self.scheduler.max_num_seqs)
+        other.scheduler.kv_budget = self.scheduler.kv_budget
         if self.prefix_cache is not None:
             other.prefix_cache = PrefixCache(self.prefix_cache.budget_bytes, self.prefix_cache.block_tokens)
         return other
@@ -66,8 +71,15 @@ class Engine(ModelRunner):
         engine = cls(model, tokenizer, device=plan.device, name_or_path=str(handler_section.get("model_path") or plan.model_path))
         engine.plan = plan
         engine.scheduler.max_num_seqs = int(handler_section.get("max_num_seqs") or engine.scheduler.max_num_seqs)
-        engine.use_prefix_cache(prefix_cache_bytes(handler_section))
+        engine.use_kv_budget(kv_budget_bytes(handler_section, plan, model.get_memory_footprint()))
+        engine.use_prefix_cache(prefix_cache_bytes(handler_section, engine.scheduler.kv_budget))
         return engine
+
+    def use_kv_budget(self, total_bytes: int | None) -> None:
+        """Admit rows only while their KV fits in ``total_bytes`` (None: no bound), the prefix cache included."""
+        self.scheduler.kv_budget = budget_for(self.model, total_bytes)
+        if self.scheduler.kv_budget is not None:
+            log.info("tsserve: KV budget %.1f MiB (%d bytes a token)", total_bytes / 2**20, self.scheduler.kv_budget.bytes_per_token)
 
     def start(self) -> "Engine":
         """Run the decode loop on its own thread: the worker submits from the bridge's."""

@@ -68,10 +68,30 @@ def left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
 
 
 def join_caches(into, other, width: int) -> None:
-    """Append ``other``'s rows to ``into`` (in place), both padded on the left to ``width`` positions."""
-    for mine, theirs in zip(into.layers, other.layers):
-        mine.keys = torch.cat([left_pad(mine.keys, width, 2), left_pad(theirs.keys, width, 2)], dim=0)
-        mine.values = torch.cat([left_pad(mine.values, width, 2), left_pad(theirs.values, width, 2)], dim=0)
+    """Append ``other``'s rows to ``into`` (in place), both padded on the left to ``width`` positions.
+    When a layer's copy fails (out of memory), the layers already joined are cut back: ``into`` is as it was."""
+    rows, held = into.layers[0].keys.shape[0], into.layers[0].keys.shape[2]
+    joined = []
+    try:
+        for mine, theirs in zip(into.layers, other.layers):
+            keys = torch.cat([left_pad(mine.keys, width, 2), left_pad(theirs.keys, width, 2)], dim=0)
+            mine.values = torch.cat([left_pad(mine.values, width, 2), left_pad(theirs.values, width, 2)], dim=0)
+            mine.keys = keys
+            joined.append(mine)
+    except BaseException:
+        for mine in joined:
+            mine.keys, mine.values = mine.keys[:rows, :, width - held :], mine.values[:rows, :, width - held :]
+        raise
+
+
+def layer_lengths(cache) -> list[int]:
+    return [layer.keys.shape[-2] for layer in cache.layers]
+
+
+def crop_layers(cache, lengths: list[int]) -> None:
+    """Cut every layer back to the positions it held (a forward that failed part way added one to some)."""
+    for layer, length in zip(cache.layers, lengths):
+        layer.keys, layer.values = layer.keys[..., :length, :], layer.values[..., :length, :]
 
 
 def padding_columns(mask: torch.Tensor) -> int:

@@ -85,6 +85,7 @@ class PrefixCache:
         if budget_bytes <= 0:
             raise ValueError("a prefix cache needs a budget above 0 bytes (0 turns the cache off)")
         self.budget_bytes = budget_bytes
+        self.room_bytes: int | None = None  # what a KV budget leaves it beside the running rows (shrink)
         self.block_tokens = block_tokens
         self.nbytes = 0
         self.stats = CacheStats()
@@ -93,6 +94,20 @@ class PrefixCache:
 
     def __len__(self) -> int:
         return len(self._blocks)
+
+    @property
+    def limit_bytes(self) -> int:
+        """Its budget, or less while the running rows need the rest of a shared KV budget."""
+        return self.budget_bytes if self.room_bytes is None else max(0, min(self.budget_bytes, self.room_bytes))
+
+    def shrink(self, room_bytes: int) -> None:
+        """Hold at most ``room_bytes`` from now on (least recently used leaves go first) until shrunk again."""
+        self.room_bytes = room_bytes
+        while self.nbytes > self.limit_bytes:
+            victim = next((k for k, b in self._blocks.items() if b.children == 0), None)
+            if victim is None:
+                break
+            self._remove(victim)
 
     # ------------------------------------------------------------ lookup
 
@@ -147,7 +162,7 @@ class PrefixCache:
     def _add(self, key, parent: Block | None, tokens: tuple[int, ...], kv: BlockKV) -> Block | None:
         keys, values = kv
         block = Block(next(self._uids), parent, tokens, list(keys), list(values))
-        if block.nbytes > self.budget_bytes:
+        if block.nbytes > self.limit_bytes:
             return None
         self._blocks[key] = block
         self.nbytes += block.nbytes
@@ -163,7 +178,7 @@ class PrefixCache:
         while node is not None:
             protected.add(node.uid)
             node = node.parent
-        while self.nbytes > self.budget_bytes:
+        while self.nbytes > self.limit_bytes:
             victim = next((k for k, b in self._blocks.items() if b.children == 0 and b.uid not in protected), None)
             if victim is None:
                 self._remove(self._key(keep))  # nothing else to give up: the new block does not fit

@@ -26,6 +26,7 @@ import torch
 from . import output
 from .batch import DecodeBatch
 from .deadline import Deadline
+from .kv_budget import KvBudget, KvBudgetError, KvShape
 from .model_runner import ModelRunner
 from .rows import CANCELLED, OnDelta, Row, build_rows, expire
 
@@ -83,6 +84,7 @@ class Scheduler:
         self._active: list[Call] = []
         self._batch: DecodeBatch | None = None
         self._batch_alone = False  # the running batch holds one call that must not be joined
+        self.kv_budget: KvBudget | None = None  # rows are admitted only while their KV fits (kv_budget.py)
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ the API
@@ -159,6 +161,7 @@ class Scheduler:
         if cancelled:
             self._cancel(arrived, cancelled)
         waiting = self._admit(arrived)
+        self._fit_prefix_cache(KvShape.of_batch(self._batch))
         if waiting:
             self._wait(waiting)  # a batch that cannot be joined waits for the running one to end
         try:
@@ -182,7 +185,7 @@ class Scheduler:
                 self._batch = batch = None
         self._answer_finished()
         if batch is not None:
-            batch.forward(self.runner.model)
+            self._forward(batch)
 
     def _retry_alone(self, error: BaseException) -> None:
         """A pass over the whole batch raised, and which call it was for is unknown: every call runs again
@@ -220,6 +223,7 @@ class Scheduler:
         elif self._batch_alone or not self._batch.joinable:
             return arrived
         room = self.max_num_seqs - self.running_rows
+        kv = KvShape.of_batch(self._batch)
         admitted: list[Call] = []
         waiting: list[Call] = []
         for call in arrived:
@@ -231,6 +235,13 @@ class Scheduler:
             if len(call.rows) > room and (admitted or self.running_rows):
                 waiting.append(call)  # a call wider than the whole limit still runs, alone
                 continue
+            if not self._kv_fits(kv.joined(KvShape.of_new_rows(call.rows))):
+                if admitted or self.running_rows:
+                    waiting.append(call)  # its turn comes when rows leave
+                else:
+                    self._fail(call, KvBudgetError(f"out of memory for KV: {self.kv_budget.describe(KvShape.of_new_rows(call.rows))}"))
+                continue
+            kv = kv.joined(KvShape.of_new_rows(call.rows))
             admitted.append(call)
             room -= len(call.rows)
             if call.alone:
@@ -238,8 +249,48 @@ class Scheduler:
                 waiting.extend(arrived[arrived.index(call) + 1:])
                 break
         self._active += admitted
+        if admitted:
+            self._fit_prefix_cache(kv)
         self._prefill(admitted)
         return waiting
+
+    def _kv_fits(self, shape: KvShape) -> bool:
+        return self.kv_budget is None or self.kv_budget.fits(shape)
+
+    def _fit_prefix_cache(self, rows: KvShape) -> None:
+        """The prefix cache holds what ``rows`` (the running ones, or those about to be) leave of the KV budget."""
+        cache = self.runner.prefix_cache
+        if self.kv_budget is not None and cache is not None:
+            cache.shrink(self.kv_budget.total_bytes - self.kv_budget.need(rows))
+
+    def _forward(self, batch: DecodeBatch) -> None:
+        """The next forward; when it runs out of memory, the newest call fails and the rest go on."""
+        while True:
+            try:
+                batch.forward(self.runner.model)
+                return
+            except Exception as error:  # noqa: BLE001
+                if not (output.is_oom(error) and batch.retryable and self._active):
+                    raise
+                if self._drop_prefix_cache():
+                    continue
+                newest = self._active[-1]
+                log.warning("tsserve: out of memory in a decode step of %d rows; failing the newest call (%d rows)", len(batch.rows), len(newest.rows))
+                self._fail(newest, error)
+                if not batch.prune():
+                    self._batch = None
+                    return
+
+    def _drop_prefix_cache(self) -> bool:
+        """Give up the prefix cache's KV (until the next step sizes it again); False when it held none."""
+        cache = self.runner.prefix_cache
+        if cache is None or not cache.nbytes:
+            return False
+        log.warning("tsserve: out of memory in a decode step; dropping the prefix cache's %.1f MiB", cache.nbytes / 2**20)
+        cache.shrink(0)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return True
 
     def _build(self, call: Call) -> bool:
         """Tokenize a call and make its rows; a call whose rows cannot be made is answered with the error, alone."""
