@@ -91,3 +91,13 @@ def test_greedy_parity_with_generate_on(version):
     )
     assert run.returncode == 0, f"transformers {version}:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
     assert " passed" in run.stdout and "skipped" not in run.stdout, run.stdout[-2000:]
+
+
+def test_loading_the_engine_on_a_transformers_outside_the_range_is_refused(monkeypatch, tiny_model_dir):
+    import transformers
+
+    from tsserve_shim.engine.engine import Engine
+
+    monkeypatch.setattr(transformers, "__version__", "5.25.0")
+    with pytest.raises(UnsupportedTransformersError, match=r"tested on transformers 5\.17 to 5\.24, and this Python has transformers 5\.25\.0"):
+        Engine.load({"model_path": str(tiny_model_dir)}, model_dir=str(tiny_model_dir))
