@@ -117,6 +117,11 @@ class Bridge:
         self._calls_in_flight: collections.Counter = collections.Counter()  # child pid -> requests sent, not answered
         self._bundle_stamp: Optional[tuple] = None  # the bundle file the running child was started from
         self._posted: Deque[Callable[[], None]] = collections.deque()
+        # While a child's handshake runs (its initialize may call generate: a warm-up), the work posted for its
+        # channel is run by the handshake's own loop, apart from the rest (requests wait for the child to be up).
+        self._post_lock = threading.Lock()
+        self._handshake_peer: Optional[Peer] = None
+        self._handshake_posted: Deque[Callable[[], None]] = collections.deque()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
@@ -132,9 +137,13 @@ class Bridge:
         self._thread.start()
         return self
 
-    def post(self, work: Callable[[], None]) -> None:
-        """Run ``work`` on the bridge thread."""
-        self._posted.append(work)
+    def post(self, work: Callable[[], None], peer: Optional[Peer] = None) -> None:
+        """Run ``work`` on the bridge thread (``peer``: the channel it writes to, when it is one child's)."""
+        with self._post_lock:
+            if peer is not None and peer is self._handshake_peer:
+                self._handshake_posted.append(work)
+            else:
+                self._posted.append(work)
         self._wake()
 
     def _wake(self) -> None:
@@ -264,7 +273,7 @@ class Bridge:
         peer.on_notification(protocol.STREAM_CHUNK, self.on_chunk)
         peer.on_notification(protocol.CANCELLED, lambda params: self._cancel_generate(child.pid, params))
         try:
-            peer.request(protocol.INITIALIZE, spec.handshake, timeout=HANDSHAKE_TIMEOUT_S)
+            self._handshake(peer)
         except (PeerClosed, PeerTimeout, RpcError) as error:
             reason = error.message if isinstance(error, RpcError) else str(error)
             tail = child.stderr_tail()
@@ -277,6 +286,42 @@ class Bridge:
         self._bundle_stamp = stamp
         self._generations.setdefault(child.pid, {})
         log.info("tsserve: handler bundle started (node pid %d, %s)", child.pid, spec.node)
+
+    def _handshake(self, peer: Peer) -> None:
+        """Send initialize and serve the child until it answers: its generate/tokenize calls meanwhile (a warm-up)
+        are answered, their engine callbacks posted to this loop, not to the bridge loop (which may be this thread)."""
+        answers: list = []
+        with self._post_lock:
+            self._handshake_peer = peer
+        try:
+            peer.request_async(protocol.INITIALIZE, self.spec.handshake, answers.append)
+            until = time.monotonic() + HANDSHAKE_TIMEOUT_S
+            while not answers:
+                left = until - time.monotonic()
+                if left <= 0:
+                    raise PeerTimeout(f"initialize got no answer within {HANDSHAKE_TIMEOUT_S} s")
+                if not peer.serve_once(self._wake_read, self._run_handshake_posted, timeout=left):
+                    if not answers:
+                        raise PeerClosed("the handler process exited while initialize was pending")
+        finally:
+            with self._post_lock:
+                self._handshake_peer = None
+                self._posted.extend(self._handshake_posted)  # anything left for it goes on when the bridge serves it
+                self._handshake_posted.clear()
+            self._wake()  # the bridge loop's own posted work may have arrived meanwhile (its wake-up was read here)
+        answer = answers[0]
+        if "error" in answer:
+            error = answer["error"] if isinstance(answer["error"], dict) else {}
+            code, message = error.get("code"), error.get("message")
+            raise RpcError(code if type(code) is int else -32603, message if isinstance(message, str) else str(message), error.get("data"))
+
+    def _run_handshake_posted(self) -> None:
+        while True:
+            with self._post_lock:
+                if not self._handshake_posted:
+                    return
+                work = self._handshake_posted.popleft()
+            work()
 
     def _run(self) -> None:
         while not self._stopping:
@@ -352,7 +397,7 @@ class Bridge:
 
         def on_delta(request_index: int, sequence_index: int, text: str, logprobs: Optional[dict]) -> None:
             delta = {"call_id": call_id, "request_index": request_index, "sequence_index": sequence_index, "text": text, "logprobs": logprobs}
-            self.post(lambda: peer.notify(protocol.GENERATION_DELTA, delta))
+            self.post(lambda: peer.notify(protocol.GENERATION_DELTA, delta), peer)
 
         def done(outcomes: list) -> None:
             self.on_generated(batch_id, outcomes)
@@ -361,7 +406,7 @@ class Bridge:
                 in_flight.pop(tag, None)
                 peer.reply(deferred, {"outcomes": outcomes})  # dropped when that child is gone (or ignored: Node cancelled it)
 
-            self.post(answer)
+            self.post(answer, peer)
 
         wants_stream = any(request.get("stream") for request in params["requests"])
         self.model.submit(params["requests"], done, on_delta if wants_stream else None, self.deadline_for(batch_id), tag)

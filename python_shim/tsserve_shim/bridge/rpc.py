@@ -231,24 +231,33 @@ class Peer:
     def serve_forever(self, wake_fd: int, run_posted: Callable[[], None]) -> None:
         """Serve the peer until it closes: its messages, and ``run_posted()`` whenever ``wake_fd`` is readable
         (other threads' work for this peer: all its reads and writes stay on this one thread)."""
-        while not self._closed:
-            while self._frames:
-                self._dispatch(self._frames.popleft())
-            writers = [self._write_fd] if self._outgoing else []
-            readable, writable, _ = select.select([self._read_fd, wake_fd], writers, [])
-            if wake_fd in readable:
-                try:
-                    os.read(wake_fd, 4096)
-                except BlockingIOError:
-                    pass
-                run_posted()
-            if writable:
-                self._flush()
-            if self._read_fd in readable and not self._read_available():
-                break
+        while self.serve_once(wake_fd, run_posted):
+            pass
         for request_id, on_answer in list(self._callbacks.items()):
             on_answer(_closed_answer(request_id, "the request"))
         self._callbacks.clear()
+
+    def serve_once(self, wake_fd: int, run_posted: Callable[[], None], timeout: Optional[float] = None) -> bool:
+        """One turn of serve_forever (waiting at most ``timeout`` seconds for something to do); False once the peer closed."""
+        if self._closed:
+            return False
+        while self._frames:
+            self._dispatch(self._frames.popleft())
+        writers = [self._write_fd] if self._outgoing else []
+        readable, writable, _ = select.select([self._read_fd, wake_fd], writers, [], timeout)
+        if wake_fd in readable:
+            try:
+                os.read(wake_fd, 4096)
+            except BlockingIOError:
+                pass
+            run_posted()
+        if writable:
+            self._flush()
+        if self._read_fd in readable and not self._read_available():
+            return False
+        while self._frames:  # what was just read is served now, not after the next wait
+            self._dispatch(self._frames.popleft())
+        return not self._closed
 
     def notify(self, method: str, params: dict) -> None:
         try:
