@@ -9,9 +9,15 @@ bench/structured-zod.ts's zod schema ``BookReview`` (an enum, two integer ranges
 - validity: the 50 answers with the schema and the same 50 without it, each checked with zod
   itself (bench/structured-zod.ts validate): how many parse as they are and validate, and for the
   free texts also how many hold a JSON object somewhere that validates;
-- cost: completion tokens per wall second of the 50 requests in one generate call, rounds
+- cost: completion tokens per second of the 50 requests in one generate call, rounds
   free-schema-schema-free (``--rounds``), and one request at a time (``--single`` requests); the
-  figure is the median over rounds of schema / free.
+  figure is the median over rounds of schema / free. Seconds are CPU seconds of this process and
+  its children (vLLM's engine core and worker), which other load on a shared machine disturbs far
+  less than wall seconds (also reported).
+
+vLLM 0.32 on a CPU kills its engine core when a seeded request's prefill is chunked
+("CPU Generator does not use offset", in its model runner's bookkeeping), which 50 prompts at once
+do: the vLLM runs send no seed (``--vllm-seeds`` to try again).
 
     .venv/bin/python bench/structured_bench.py [--engines transformers,vllm] [--rounds 2] [--out bench/results/structured.json]
 """
@@ -28,6 +34,7 @@ import tempfile
 import time
 
 import jsonschema
+import psutil
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,12 +64,12 @@ def chat_prompt(tokenizer, topic: str) -> str:
     return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True)
 
 
-def requests(prompts: list[str], schema: dict | None) -> list[dict]:
+def requests(prompts: list[str], schema: dict | None, seeded: bool = True) -> list[dict]:
     out = []
     for index, prompt in enumerate(prompts):
         request = {
             "prompt": prompt, "max_tokens": 160, "temperature": 0.7, "top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0,
-            "seed": index, "stop": [], "logprobs": 0, "num_sequences": 1, "echo": False, "stream": False,
+            "seed": index if seeded else None, "stop": [], "logprobs": 0, "num_sequences": 1, "echo": False, "stream": False,
         }
         if schema is not None:
             request["structured"] = {"json_schema": schema}
@@ -70,11 +77,24 @@ def requests(prompts: list[str], schema: dict | None) -> list[dict]:
     return out
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and every process under it (vLLM's engine core and workers)."""
+    me = psutil.Process()
+    total = 0.0
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def run(engine, batch: list[dict]) -> dict:
-    """One generate call: its texts, finish reasons, completion tokens and tokens per wall second."""
-    started = time.perf_counter()
+    """One generate call: its texts, finish reasons, completion tokens, tokens per CPU and per wall second."""
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     outcomes = engine.generate(batch)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     for outcome in outcomes:
         if not outcome["ok"]:
             raise RuntimeError(f"generate failed: {outcome}")
@@ -85,14 +105,16 @@ def run(engine, batch: list[dict]) -> dict:
         "finish_reasons": [seq["finish_reason"] for seq in sequences],
         "tokens": tokens,
         "wall_s": wall,
-        "tokens_per_s": tokens / wall,
+        "cpu_s": cpu,
+        "tokens_per_s": tokens / cpu,
+        "tokens_per_wall_s": tokens / wall,
     }
 
 
 def one_at_a_time(engine, batch: list[dict]) -> dict:
     results = [run(engine, [request]) for request in batch]
-    tokens, wall = sum(r["tokens"] for r in results), sum(r["wall_s"] for r in results)
-    return {"tokens": tokens, "wall_s": wall, "tokens_per_s": tokens / wall}
+    tokens, wall, cpu = (sum(r[key] for r in results) for key in ("tokens", "wall_s", "cpu_s"))
+    return {"tokens": tokens, "wall_s": wall, "cpu_s": cpu, "tokens_per_s": tokens / cpu, "tokens_per_wall_s": tokens / wall}
 
 
 def zod_check(runs: dict[str, list[str]]) -> dict:
@@ -127,13 +149,13 @@ def load(engine_name: str):
     return Engine.load({"model_path": SMOLLM2, "prefix_cache_mb": 0}, model_dir=SMOLLM2)
 
 
-def bench_engine(engine_name: str, schema: dict, rounds: int, single: int) -> dict:
+def bench_engine(engine_name: str, schema: dict, rounds: int, single: int, seeded: bool) -> dict:
     started = time.perf_counter()
     engine = load(engine_name)
     load_s = time.perf_counter() - started
     try:
         prompts = [chat_prompt(engine.tokenizer, topic) for topic in TOPICS]
-        free_batch, schema_batch = requests(prompts, None), requests(prompts, schema)
+        free_batch, schema_batch = requests(prompts, None, seeded), requests(prompts, schema, seeded)
         run(engine, schema_batch[:2])  # warm-up: the grammar compiler, vLLM's structured-output backend
         batched = {"free": [], "schema": []}
         first: dict[str, dict] = {}
@@ -141,7 +163,7 @@ def bench_engine(engine_name: str, schema: dict, rounds: int, single: int) -> di
             for kind in (("free", "schema") if r % 2 == 0 else ("schema", "free")):
                 result = run(engine, free_batch if kind == "free" else schema_batch)
                 first.setdefault(kind, result)
-                batched[kind].append({k: result[k] for k in ("tokens", "wall_s", "tokens_per_s")})
+                batched[kind].append({k: result[k] for k in ("tokens", "wall_s", "cpu_s", "tokens_per_s", "tokens_per_wall_s")})
         singles = {"free": [], "schema": []}
         for r in range(rounds):
             for kind in (("free", "schema") if r % 2 == 0 else ("schema", "free")):
@@ -155,18 +177,21 @@ def bench_engine(engine_name: str, schema: dict, rounds: int, single: int) -> di
         validity[kind]["finish_reasons"] = {reason: first[kind]["finish_reasons"].count(reason) for reason in ("stop", "length")}
     return {
         "load_s": round(load_s, 1),
+        "seeded": seeded,
         "validity": validity,
         "batched_50": summarize(batched),
         f"one_at_a_time_{single}": summarize(singles),
-        "examples": {"schema": first["schema"]["texts"][:3], "free": first["free"]["texts"][:3]},
+        "texts": {kind: [{"text": t, "finish_reason": r} for t, r in zip(first[kind]["texts"], first[kind]["finish_reasons"])] for kind in ("schema", "free")},
     }
 
 
 def summarize(runs: dict[str, list[dict]]) -> dict:
     ratios = [s["tokens_per_s"] / f["tokens_per_s"] for s, f in zip(runs["schema"], runs["free"])]
     return {
-        "free_tokens_per_s": [round(r["tokens_per_s"], 1) for r in runs["free"]],
-        "schema_tokens_per_s": [round(r["tokens_per_s"], 1) for r in runs["schema"]],
+        "free_tokens_per_cpu_s": [round(r["tokens_per_s"], 1) for r in runs["free"]],
+        "schema_tokens_per_cpu_s": [round(r["tokens_per_s"], 1) for r in runs["schema"]],
+        "free_tokens_per_wall_s": [round(r["tokens_per_wall_s"], 1) for r in runs["free"]],
+        "schema_tokens_per_wall_s": [round(r["tokens_per_wall_s"], 1) for r in runs["schema"]],
         "free_tokens": [r["tokens"] for r in runs["free"]],
         "schema_tokens": [r["tokens"] for r in runs["schema"]],
         "schema_over_free_median": round(statistics.median(ratios), 3),
@@ -178,7 +203,7 @@ def markdown(results: dict) -> str:
         "# Structured output (bench/structured_bench.py)", "",
         f"SmolLM2-135M-Instruct, {results['host']['cpus']} CPUs, torch threads {results['host']['torch_threads']}; "
         f"{len(TOPICS)} requests, temperature 0.7, max_tokens 160.", "",
-        "| engine | valid with schema | valid without (as is / JSON found in text) | tok/s 50 batched free → schema | ratio | tok/s one at a time free → schema | ratio |",
+        "| engine | valid with schema | valid without (as is / JSON found in text) | tokens per CPU s, 50 batched: free → schema | ratio | one at a time: free → schema | ratio |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in results["engines"].items():
@@ -187,8 +212,8 @@ def markdown(results: dict) -> str:
         b = r["batched_50"]
         lines.append(
             f"| {name} | {v['schema']['valid_as_is']}/{v['schema']['requests']} | {v['free']['valid_as_is']} / {v['free']['valid_json_found_in_text']} "
-            f"| {statistics.median(b['free_tokens_per_s']):.0f} → {statistics.median(b['schema_tokens_per_s']):.0f} | {b['schema_over_free_median']} "
-            f"| {statistics.median(single['free_tokens_per_s']):.1f} → {statistics.median(single['schema_tokens_per_s']):.1f} | {single['schema_over_free_median']} |"
+            f"| {statistics.median(b['free_tokens_per_cpu_s']):.0f} → {statistics.median(b['schema_tokens_per_cpu_s']):.0f} | {b['schema_over_free_median']} "
+            f"| {statistics.median(single['free_tokens_per_cpu_s']):.1f} → {statistics.median(single['schema_tokens_per_cpu_s']):.1f} | {single['schema_over_free_median']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -201,6 +226,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "structured.json"))
     parser.add_argument("--markdown", default=os.path.join(ROOT, "bench", "results", "structured.md"))
+    parser.add_argument("--vllm-seeds", action="store_true", help="seed the vLLM requests too (see above)")
+    parser.add_argument("--keep", action="store_true", help="keep the other engines' results already in --out")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     schema = json.loads(subprocess.run(["npx", "tsx", "bench/structured-zod.ts", "schema"], cwd=ROOT, check=True, capture_output=True, text=True).stdout)
@@ -209,9 +236,12 @@ def main() -> None:
         "schema": schema,
         "engines": {},
     }
+    if args.keep and os.path.exists(args.out):
+        with open(args.out) as f:
+            results["engines"] = json.load(f)["engines"]
     for name in args.engines.split(","):
-        results["engines"][name] = bench_engine(name, schema, args.rounds, args.single)
-        print(json.dumps({name: {k: v for k, v in results["engines"][name].items() if k != "examples"}}, indent=1), flush=True)
+        results["engines"][name] = bench_engine(name, schema, args.rounds, args.single, seeded=name != "vllm" or args.vllm_seeds)
+        print(json.dumps({name: {k: v for k, v in results["engines"][name].items() if k != "texts"}}, indent=1), flush=True)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)

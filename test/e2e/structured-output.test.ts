@@ -1,0 +1,98 @@
+// Issue 30: structured output on a real TorchServe 0.12 with the real
+// SmolLM2-135M-Instruct. The openai Python SDK's `response_format` (a pydantic
+// model through `chat.completions.parse`, json_object, guided_choice, an
+// unsupported schema, a too-short max_tokens) against the chat route of the
+// shipped SmolLM2 handler (test/e2e/structured_clients.py), and the example
+// handler handlers/smollm2-multiple-choice.ts answering with its typed value.
+//
+// One TorchServe, two models on the transformers engine (the vLLM engine's
+// structured outputs are held to the same answers in
+// python_shim/tests/engine/test_vllm_structured.py), its own working folder
+// (.work/e2e-structured) and ports (TSSERVE_E2E_PORT_BASE).
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createArchive } from "../../src/archive/archive.ts";
+import { readKeyFile } from "../../src/client/keys.ts";
+import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
+import { ROOT, SMOLLM2_CONFIG, configWith, isolatedServer, leftovers, type IsolatedServer } from "./helpers.ts";
+
+const CHAT_MODEL = "smollm2";
+const MC_MODEL = "smollm2-mc";
+const PYTHON = path.join(ROOT, ".venv", "bin", "python");
+const TRANSFORMERS = { "handler.engine": "transformers", "handler.cpu_threads": 1 };
+
+let srv: IsolatedServer;
+let key = "";
+let inference = "";
+
+beforeAll(async () => {
+  srv = isolatedServer("structured");
+  if (runningServer(srv.paths)) await stopServer({ paths: srv.paths });
+  const configFile = configWith(SMOLLM2_CONFIG, path.join(srv.scratch, "smollm2.yaml"), TRANSFORMERS);
+  await createArchive({ modelName: CHAT_MODEL, version: "1.0", handler: path.join(ROOT, "handlers", "smollm2-135m-instruct.ts"), configFile, exportPath: srv.modelStore });
+  await createArchive({ modelName: MC_MODEL, version: "1.0", handler: path.join(ROOT, "handlers", "smollm2-multiple-choice.ts"), configFile, exportPath: srv.modelStore });
+  await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
+  const client = connect(srv.paths);
+  await registerWatched(client, { url: `${CHAT_MODEL}.mar`, modelName: CHAT_MODEL, initialWorkers: 1 }, srv.paths);
+  await registerWatched(client, { url: `${MC_MODEL}.mar`, modelName: MC_MODEL, initialWorkers: 1 }, srv.paths);
+  key = readKeyFile(srv.paths.keyFile)!.inference.key;
+  inference = `http://127.0.0.1:${srv.ports.inference}/predictions`;
+}, 300_000);
+
+afterAll(async () => {
+  if (srv && runningServer(srv.paths)) await stopServer({ paths: srv.paths });
+  if (srv) expect(leftovers(srv.paths)).toEqual([]);
+}, 120_000);
+
+function clients(): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, OPENAI_API_KEY: key, OMP_NUM_THREADS: "1" };
+    const child = spawn(PYTHON, [path.join(ROOT, "test", "e2e", "structured_clients.py"), `${inference}/${CHAT_MODEL}/1.0/v1`, CHAT_MODEL], { cwd: ROOT, env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c) => (stdout += c));
+    child.stderr.on("data", (c) => (stderr += c));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 400_000);
+    child.once("error", reject);
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      const line = stdout.split("\n").find((l) => l.startsWith("REPORT "));
+      if (code !== 0 || !line) reject(new Error(`structured_clients.py exited ${code}\n${stderr.slice(-4000)}`));
+      else resolve(JSON.parse(line.slice("REPORT ".length)));
+    });
+  });
+}
+
+describe("structured output through TorchServe", () => {
+  it("the openai SDK's response_format: parsed pydantic models, json_object, guided_choice, a 400 naming the keyword, the length error", async () => {
+    const report = await clients();
+    expect(report.parse).toHaveLength(10);
+    expect(report.parse.every((r: any) => r.finish_reason === "stop" && r.parsed && r.valid)).toBe(true);
+    // Any object: one that stops is a JSON object, one cut by max_tokens an object's start.
+    const jsonObject = report.json_object;
+    expect(jsonObject.finish_reason === "stop" ? jsonObject.is_object : jsonObject.starts === "{").toBe(true);
+    expect(["yes", "no"]).toContain(report.guided_choice);
+    expect(report.unsupported).toEqual({
+      status: 400,
+      message: 'response_format.json_schema.schema: "uniqueItems" at /properties/tags is not supported',
+      param: "response_format",
+    });
+    expect(report.too_short.error).toBe("LengthFinishReasonError");
+    expect(report.too_short.content.startsWith("{")).toBe(true);
+  }, 420_000);
+
+  it("the example handler answers with its typed value", async () => {
+    const response = await fetch(`${inference}/${MC_MODEL}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${key}` },
+      body: JSON.stringify({ question: "Which planet is the largest?", choices: ["Mars", "Jupiter", "Venus", "Earth"] }),
+    });
+    expect(response.status).toBe(200);
+    const body = await response.json() as { answer: string; choice: string; explanation: string; finish_reason: string };
+    expect(["A", "B", "C", "D"]).toContain(body.answer);
+    expect(body.choice).toBe(["Mars", "Jupiter", "Venus", "Earth"][["A", "B", "C", "D"].indexOf(body.answer)]);
+    expect(body.explanation.length).toBeGreaterThan(0);
+    expect(body.finish_reason).toBe("stop");
+  }, 120_000);
+});

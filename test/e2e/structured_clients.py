@@ -1,0 +1,91 @@
+"""The openai SDK's structured output against a tsserve chat route (run by test/e2e/structured-output.test.ts).
+
+    python structured_clients.py BASE_URL MODEL_NAME      (OPENAI_API_KEY = the inference key)
+
+Prints one line, ``REPORT {json}``: for 10 sampled requests through ``client.chat.completions.parse``
+with a pydantic model as ``response_format`` (the SDK turns it into a strict JSON Schema), how many
+came back parsed; ``json_object``; vLLM's ``guided_choice`` as an extra; an unsupported schema
+(its status and message); and a request too short for its schema (the SDK's own length error).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Literal
+
+import openai
+from openai import OpenAI
+from pydantic import BaseModel, Field
+
+BASE_URL, MODEL = sys.argv[1:3]
+
+
+class Author(BaseModel):
+    name: str = Field(max_length=40)
+    born: int = Field(ge=1800, le=2010)
+
+
+class BookReview(BaseModel):
+    title: str = Field(max_length=60)
+    genre: Literal["fiction", "science", "history", "poetry", "biography"]
+    rating: int = Field(ge=1, le=5)
+    tags: list[str] = Field(min_length=1, max_length=3)
+    author: Author
+
+
+def ask(topic: str) -> list[dict]:
+    return [{"role": "user", "content": f"Review a book about {topic} as JSON: title, genre, rating 1-5, tags, author (name, born)."}]
+
+
+def main() -> None:
+    client = OpenAI(base_url=BASE_URL, max_retries=0, timeout=120)
+    report: dict = {}
+
+    parsed = []
+    for seed, topic in enumerate(["the sea", "bread", "black holes", "the Alps", "bees", "chess", "jazz", "whales", "Egypt", "rain"]):
+        completion = client.chat.completions.parse(
+            model=MODEL, messages=ask(topic), response_format=BookReview, max_tokens=160, temperature=0.7, seed=seed
+        )
+        choice = completion.choices[0]
+        parsed.append({"finish_reason": choice.finish_reason, "parsed": choice.message.parsed is not None,
+                       "valid": BookReview.model_validate_json(choice.message.content) == choice.message.parsed})
+    report["parse"] = parsed
+
+    completion = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": 'Describe a cat as JSON with the keys "name" and "age".'}],
+        response_format={"type": "json_object"}, max_tokens=160, temperature=0, seed=0,
+    )
+    content = completion.choices[0].message.content or ""
+    report["json_object"] = {"finish_reason": completion.choices[0].finish_reason, "is_object": _is_object(content), "starts": content[:1]}
+
+    completion = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Is the sky blue?"}], max_tokens=5, temperature=0,
+        extra_body={"guided_choice": ["yes", "no"]},
+    )
+    report["guided_choice"] = completion.choices[0].message.content
+
+    bad = {"type": "json_schema", "json_schema": {"name": "bad", "schema": {"type": "object", "properties": {"tags": {"type": "array", "uniqueItems": True}}}}}
+    try:
+        client.chat.completions.create(model=MODEL, messages=ask("x"), response_format=bad, max_tokens=8)
+        report["unsupported"] = {"status": 200}
+    except openai.BadRequestError as error:
+        report["unsupported"] = {"status": error.status_code, "message": error.body.get("message"), "param": error.body.get("param")}
+
+    try:
+        client.chat.completions.parse(model=MODEL, messages=ask("y"), response_format=BookReview, max_tokens=6, temperature=0)
+        report["too_short"] = "parsed"
+    except openai.LengthFinishReasonError as error:
+        report["too_short"] = {"error": "LengthFinishReasonError", "content": error.completion.choices[0].message.content}
+
+    print("REPORT " + json.dumps(report), flush=True)
+
+
+def _is_object(text: str | None) -> bool:
+    try:
+        return isinstance(json.loads(text or ""), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+if __name__ == "__main__":
+    main()
