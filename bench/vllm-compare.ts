@@ -128,7 +128,7 @@ async function measure(url: string, headers: Record<string, string>, load_s: num
 function configFor(engine: "vllm" | "transformers", file: string): string {
   const yaml = fs.readFileSync(CONFIG, "utf8")
     .replace(/model_path: .*/, `model_path: "${MODEL_PATH}"`)
-    .replace(/engine: .*/, `engine: "${engine}"\n  kv_cache_mb: ${KV_CACHE_MB}`);
+    .replace(/engine: .*/, engine === "vllm" ? `engine: "vllm"\n  kv_cache_mb: ${KV_CACHE_MB}` : `engine: "${engine}"`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, yaml);
   return file;
@@ -190,11 +190,14 @@ function table(figures: Partial<Record<Target, Figures>>): string {
 
 async function main(): Promise<void> {
   const chosen = args.only ? (args.only.split(",") as Target[]) : TARGETS;
-  const figures: Partial<Record<Target, Figures>> = {};
+  // --only measures some servers again; the others keep the figures (and texts) of the last run.
+  const previous = args.only && fs.existsSync(args.out!) ? JSON.parse(fs.readFileSync(args.out!, "utf8")) as { figures: Partial<Record<Target, Figures>> } : undefined;
+  const figures: Partial<Record<Target, Figures>> = { ...previous?.figures };
   for (const target of chosen) {
     say(`measuring ${target}`);
     figures[target] = target === "vllm-server" ? await vllmServer() : await tsserve(target === "tsserve-vllm" ? "vllm" : "transformers");
     say(`${target}: ${JSON.stringify({ ...figures[target], texts: undefined })}`);
+    fs.writeFileSync(`${args.out}.partial`, JSON.stringify(figures));
   }
   const reference = figures["vllm-server"]?.texts;
   const ratios: Record<string, number> = {};
@@ -212,7 +215,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: `${(await import("node:os")).cpus().length} cores`,
     workload: { prompts: PROMPTS.length, max_tokens: TOKENS, temperature: 0, clients: CLIENTS, single_client_requests: SINGLE, kv_cache_mb: KV_CACHE_MB },
-    figures: Object.fromEntries((Object.entries(figures) as [Target, Figures][]).map(([n, f]) => [n, { ...f, texts: undefined }])),
+    figures,
     ratios,
     texts_equal_to_vllm_server: equalTexts,
   };
