@@ -4,6 +4,16 @@ import type { GenerationDelta, ModelInfo } from "../protocol/messages.ts";
 import { Detokenize, Generate, Tokenize } from "../protocol/methods.ts";
 import type { GenerateOptions, ModelClient } from "../handler/model.ts";
 import type { GenerateRequest, GenerateOutcome } from "../protocol/messages.ts";
+import { RpcError } from "../protocol/errors.ts";
+import { RequestFailure } from "../handler/failure.ts";
+
+/** The shim refuses a call it will not do (a tokenize over its size limit) with `data.status`: that request's failure, not a 500. */
+function asFailure(error: unknown): unknown {
+  if (error instanceof RpcError && typeof (error.data as { status?: unknown } | undefined)?.status === "number") {
+    return new RequestFailure((error.data as { status: number }).status, error.message);
+  }
+  return error;
+}
 
 export class RemoteModel implements ModelClient {
   constructor(
@@ -46,13 +56,17 @@ export class RemoteModel implements ModelClient {
 
   async tokenize(texts: string[], options: { addSpecialTokens?: boolean; signal?: AbortSignal } = {}): Promise<number[][]> {
     const params = { texts, add_special_tokens: options.addSpecialTokens ?? true };
-    const { ids } = await this.connection.sendRequest(Tokenize, params, { signal: this.signalFor(options.signal) });
+    const { ids } = await this.connection.sendRequest(Tokenize, params, { signal: this.signalFor(options.signal) }).catch((error) => {
+      throw asFailure(error);
+    });
     return ids;
   }
 
   async detokenize(ids: number[][], options: { skipSpecialTokens?: boolean; signal?: AbortSignal } = {}): Promise<string[]> {
     const params = { ids, skip_special_tokens: options.skipSpecialTokens ?? true };
-    const { texts } = await this.connection.sendRequest(Detokenize, params, { signal: this.signalFor(options.signal) });
+    const { texts } = await this.connection.sendRequest(Detokenize, params, { signal: this.signalFor(options.signal) }).catch((error) => {
+      throw asFailure(error);
+    });
     return texts;
   }
 }

@@ -207,3 +207,34 @@ def test_the_vllm_engine_reports_cached_prompt_tokens(vllm_engine):
     vllm_engine.generate([greedy(prompt, max_tokens=2)])
     [again] = vllm_engine.generate([greedy(prompt + " More.", max_tokens=2)])
     assert ok(again)["cached_tokens"] >= 16
+
+
+def test_a_request_tokenized_before_it_arrives_gets_the_same_answer(serving_engine):
+    """The bridge tokenizes long prompts on its tokenizer thread (pretokenize): the engine admits them as they are."""
+    requests = [greedy("The capital of France is", max_tokens=8), greedy("", max_tokens=2)]
+    plain = serving_engine.generate(requests)
+    pretokenized = serving_engine.generate(serving_engine.pretokenize(requests))
+    assert ok(pretokenized[0])["sequences"] == ok(plain[0])["sequences"]
+    assert pretokenized[0]["prompt_tokens"] == plain[0]["prompt_tokens"]
+    assert pretokenized[1] == plain[1] and plain[1]["status"] == 400
+
+
+def test_the_vllm_engine_tokenizes_a_long_prompt_off_its_loop(vllm_engine):
+    """A 2 MB prompt takes about a second to tokenize: on vLLM's asyncio loop it would stop every stream meanwhile."""
+    import asyncio
+
+    arrived = threading.Event()
+    answers: list = []
+    vllm_engine.submit([greedy("word " * 400_000, max_tokens=2)], lambda outcomes: (answers.extend(outcomes), arrived.set()))
+
+    async def nothing():
+        return None
+
+    longest = 0.0
+    while not arrived.is_set():
+        started = time.monotonic()
+        asyncio.run_coroutine_threadsafe(nothing(), vllm_engine._loop).result(timeout=30)
+        longest = max(longest, time.monotonic() - started)
+        time.sleep(0.01)
+    assert answers[0]["status"] == 400 and "context length" in answers[0]["message"]
+    assert longest < 0.25, f"the loop stopped for {longest:.2f} s"

@@ -130,3 +130,63 @@ def test_a_6_mb_prompt_is_refused_before_it_is_tokenized(shim, alone):
     assert body["error"]["message"].startswith("prompt: 6,000,0")
     assert "bytes, more than fit the model's context (512 tokens, at most 32,768 bytes)" in body["error"]["message"]
     print(f"a 6 MB prompt refused beside 4 long generations; the scenario took {elapsed:.2f} s")
+
+
+def stream_beside(shim, make_other):
+    """Stream one long generation; once it streams, await ``make_other()``. The chunk times of the stream,
+    when the other began and ended, and the other's answer."""
+    handler, model_dir, config = shim
+
+    async def scenario():
+        context = make_context(model_dir, config, 1)
+        stamps: list[float] = []
+        context.cl_socket = type("Socket", (), {"sendall": lambda self, data: stamps.append(time.monotonic())})()
+        body = {"prompt": "Tell me a story", "max_tokens": 480, "temperature": 0, "stream": True}  # 19 + 480 tokens fit the 512 context
+        async def stream():
+            return await handler.handle([{"body": orjson.dumps(body)}], context)
+
+        streaming = asyncio.create_task(stream())
+        while len(stamps) < 10 and not streaming.done():
+            await asyncio.sleep(0.005)
+        assert not streaming.done(), f"the stream ended early: {streaming.result()}"
+        began = time.monotonic()
+        answer = await make_other()
+        ended = time.monotonic()
+        await streaming
+        return stamps, began, ended, answer
+
+    return asyncio.run(scenario())
+
+
+def test_a_6_mb_tokenize_does_not_pause_the_streams(shim):
+    """It is tokenized on the bridge's tokenizer thread: the relay thread (every stream's deltas) and the decode
+    loop go on. (On the relay thread, as before, it paused every stream for the whole 6.5 s it takes here.)"""
+    handler = shim[0]
+    refuse_text = handler.bridge.refuse_text
+    handler.bridge.refuse_text = lambda method, params: None  # the tiny model's limit is 1 MiB; this measures the work itself
+    try:
+        huge = {"prompt": "word " * 1_200_000, "add_special_tokens": False}
+        stamps, began, ended, (status, _) = stream_beside(shim, lambda: ask(shim, {"body": orjson.dumps(huge)}, url_path="tokenize"))
+    finally:
+        handler.bridge.refuse_text = refuse_text
+    assert status in (200, 413)  # 1.2 M ids: over the default response limit
+    before = [b - a for a, b in zip(stamps, stamps[1:]) if b < began]
+    during = [b - a for a, b in zip(stamps, stamps[1:]) if began <= b <= ended]
+    step = sorted(before)[len(before) // 2]
+    print(f"6 MB tokenize took {ended - began:.2f} s; stream chunks meanwhile: {len(during)}, longest gap "
+          f"{max(during) * 1000:.0f} ms (a decode step before it: {step * 1000:.1f} ms)")
+    assert len(during) >= 20, "the stream did not run beside the tokenize"
+    assert max(during) < max(0.4, 10 * step)
+
+
+def test_tokenize_and_detokenize_calls_over_the_size_limit_are_400s_before_any_work(shim):
+    big_text = {"prompt": "word " * 220_000}  # 1.1 MB: over the 1 MiB a call may hold for the tiny model's 512-token context
+    started = time.monotonic()
+    status, body = asyncio.run(ask(shim, {"body": orjson.dumps(big_text)}, url_path="tokenize"))
+    assert time.monotonic() - started < 1.0
+    assert status == 400 and body["error"]["message"].startswith("tokenize: 1,100,000 bytes of text in one call, more than the 1,048,576 allowed")
+    many_ids = {"tokens": [1] * 300_000}
+    status, body = asyncio.run(ask(shim, {"body": orjson.dumps(many_ids)}, url_path="detokenize"))
+    assert status == 400 and body["error"]["message"].startswith("detokenize: 300,000 token ids in one call, more than the 262,144 allowed")
+    status, body = asyncio.run(ask(shim, {"body": orjson.dumps({"prompt": "Hello world"})}, url_path="tokenize"))
+    assert status == 200 and body["count"] > 0

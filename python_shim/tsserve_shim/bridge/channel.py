@@ -8,7 +8,10 @@ and passes stream chunks on. Cancellation goes both ways, as a `notifications/ca
 naming the request's id: the worker cancels a `handle` whose request is over (end_batch: Node's
 AbortSignal for it aborts, and the engine drops the rows of every generate call that handle
 opened), and Node cancels a `generate` whose signal aborted (the engine drops its rows). Each
-generate call has an engine tag of its own. When the child dies, every call it held is answered
+generate call has an engine tag of its own. Tokenizing is kept off this thread (which relays every
+stream) and off the engine's decode loop: a generate call with long text prompts is tokenized on
+the bridge's tokenizer thread before the engine gets it, and so is a long tokenize or detokenize
+call (short ones are answered at once: the hop would cost more). When the child dies, every call it held is answered
 with a CONNECTION_CLOSED error, its generate calls are cancelled, and a new child
 is started and handshaken before the next call goes out. When the bundle file
 is replaced (`tsserve dev`, `register --replace`), the next `handle` that finds
@@ -25,11 +28,12 @@ import os
 import select
 import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Hashable, Optional, Protocol
 
 from . import protocol
-from .errors import CONNECTION_CLOSED, PeerClosed, PeerTimeout, RpcError, ShimConfigError
+from .errors import CONNECTION_CLOSED, INTERNAL_ERROR, INVALID_PARAMS, PeerClosed, PeerTimeout, RpcError, ShimConfigError
 from .node_process import NodeProcess
 from .rpc import Deferred, Peer
 
@@ -39,6 +43,9 @@ HANDSHAKE_TIMEOUT_S = 60
 SHUTDOWN_TIMEOUT_S = 1.0
 # Waits between attempts to start a child after one failed to start: doubling, then steady.
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+# Work at least this big is tokenized on the tokenizer thread; below it, where it is asked for (under a millisecond).
+OFF_THREAD_TEXT_BYTES = 16 * 1024
+OFF_THREAD_IDS = 4096
 Answer = Callable[[dict], None]
 
 
@@ -49,6 +56,8 @@ class ModelPort(Protocol):
     def cancel(self, tag: Hashable) -> None: ...
     def tokenize(self, texts: list, add_special_tokens: bool) -> list: ...
     def detokenize(self, ids: list, skip_special_tokens: bool) -> list: ...
+    # Optional: the requests with their text prompts tokenized (engine.prompts.PromptTokenizer.pretokenize).
+    # def pretokenize(self, requests: list) -> list: ...
 
 
 @dataclass
@@ -66,6 +75,9 @@ class _Generation:
     batch_id: Optional[int]  # the handle call it serves (None: from initialize)
     tag: Hashable  # its own engine tag
     deferred: Deferred
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    submitted: bool = False  # the engine has it (else it is being tokenized)
+    cancelled: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,7 @@ class Bridge:
         on_chunk: Callable[[dict], None],
         on_generated: Callable[[Optional[int], list], None] = lambda batch_id, outcomes: None,
         refuse_generate: Callable[[Optional[int], list], Any] = lambda batch_id, requests: None,
+        refuse_text: Callable[[str, dict], Optional[str]] = lambda method, params: None,
     ) -> None:
         self.spec = spec
         self.model = model
@@ -109,6 +122,8 @@ class Bridge:
         self.on_generated = on_generated  # (batch id, GenerateOutcomes) of every generate call, on the scheduler's thread
         # (batch id, GenerateRequests) -> why the call is refused before any work: a message (400) or (status, message); None
         self.refuse_generate = refuse_generate
+        self.refuse_text = refuse_text  # (tokenize | detokenize, its params) -> why it is refused (a 400), or None
+        self._tokenizer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tsserve-tokenize")
         self.child: Optional[NodeProcess] = None
         self.peer: Optional[Peer] = None
         self.restarts = 0
@@ -191,7 +206,7 @@ class Bridge:
             for calls in self._generations.values():
                 for generation in list(calls.values()):
                     if generation.batch_id == batch_id:
-                        self.model.cancel(generation.tag)
+                        self._cancel(generation)
 
         self.post(end)
 
@@ -221,6 +236,7 @@ class Bridge:
             answered.wait(SHUTDOWN_TIMEOUT_S)
         self._stopping = True
         self._wake()
+        self._tokenizer.shutdown(wait=False, cancel_futures=True)
         child = self.child
         if child is not None:
             child.stop(grace=1.0)
@@ -254,7 +270,7 @@ class Bridge:
             return
         old_peer.close()  # serve_forever returns to _run, which serves the new peer
         for generation in self._generations.pop(old_child.pid, {}).values():
-            self.model.cancel(generation.tag)
+            self._cancel(generation)
         self._calls_in_flight.pop(old_child.pid, None)
         threading.Thread(target=old_child.stop, kwargs={"grace": 1.0}, name="tsserve-old-child", daemon=True).start()
         log.info(
@@ -268,8 +284,8 @@ class Bridge:
         child = NodeProcess(spec.node, spec.bundle, cwd=spec.cwd)
         peer = Peer(child.stdout_fd, child.stdin_fd, on_noise=lambda line: log.warning("tsserve channel: %s", line))
         peer.on_request(protocol.GENERATE, lambda params: self._serve_generate(peer, child.pid, params))
-        peer.on_request(protocol.TOKENIZE, lambda p: {"ids": self.model.tokenize(p["texts"], p["add_special_tokens"])})
-        peer.on_request(protocol.DETOKENIZE, lambda p: {"texts": self.model.detokenize(p["ids"], p["skip_special_tokens"])})
+        peer.on_request(protocol.TOKENIZE, lambda params: self._serve_text(peer, protocol.TOKENIZE, params))
+        peer.on_request(protocol.DETOKENIZE, lambda params: self._serve_text(peer, protocol.DETOKENIZE, params))
         peer.on_notification(protocol.STREAM_CHUNK, self.on_chunk)
         peer.on_notification(protocol.CANCELLED, lambda params: self._cancel_generate(child.pid, params))
         try:
@@ -363,7 +379,7 @@ class Bridge:
         log.error("tsserve: handler process %s; stderr tail:\n%s", child.exit_description(), child.stderr_tail())
         child.stop(grace=0.5)
         for generation in self._generations.pop(child.pid, {}).values():
-            self.model.cancel(generation.tag)
+            self._cancel(generation)
 
     def _serve_posted_for(self, seconds: float) -> None:
         """Run posted work as it comes (each request is answered as unavailable) for ``seconds``, or until stopping."""
@@ -393,7 +409,7 @@ class Bridge:
         deferred = Deferred()
         tag = ("generate", pid, next(self._tags))
         in_flight = self._generations.setdefault(pid, {})
-        in_flight[tag] = _Generation(batch_id, tag, deferred)
+        generation = in_flight[tag] = _Generation(batch_id, tag, deferred)
 
         def on_delta(request_index: int, sequence_index: int, text: str, logprobs: Optional[dict]) -> None:
             delta = {"call_id": call_id, "request_index": request_index, "sequence_index": sequence_index, "text": text, "logprobs": logprobs}
@@ -408,8 +424,67 @@ class Bridge:
 
             self.post(answer, peer)
 
-        wants_stream = any(request.get("stream") for request in params["requests"])
-        self.model.submit(params["requests"], done, on_delta if wants_stream else None, self.deadline_for(batch_id), tag)
+        requests = params["requests"]
+        wants_stream = any(request.get("stream") for request in requests)
+        deadline = self.deadline_for(batch_id)
+
+        def start(requests: list) -> None:
+            with generation.lock:
+                if generation.cancelled:  # cancelled while it was being tokenized
+                    done([{"ok": False, "status": 499, "message": "the generate call was cancelled before its generation started"}] * len(requests))
+                    return
+                generation.submitted = True
+                self.model.submit(requests, done, on_delta if wants_stream else None, deadline, tag)
+
+        pretokenize = getattr(self.model, "pretokenize", None)
+        if pretokenize is None or _text_bytes(request.get("prompt") for request in requests if request.get("prompt_token_ids") is None) < OFF_THREAD_TEXT_BYTES:
+            start(requests)
+            return deferred
+
+        def tokenize_then_start() -> None:
+            try:
+                start(pretokenize(requests))
+            except Exception as error:  # noqa: BLE001 - this call's failure is its own
+                log.exception("tsserve: tokenizing a generate call failed")
+                done([{"ok": False, "status": 500, "message": f"tokenizing the prompts failed: {type(error).__name__}: {error}"}] * len(requests))
+
+        self._tokenizer.submit(tokenize_then_start)
+        return deferred
+
+    def _cancel(self, generation: _Generation) -> None:
+        """The engine drops the call's rows (one still being tokenized is never submitted)."""
+        with generation.lock:
+            generation.cancelled = True
+            if generation.submitted:
+                self.model.cancel(generation.tag)
+
+    def _serve_text(self, peer: Peer, method: str, params: dict) -> Deferred | dict:
+        """tokenize / detokenize: refused over the limits (a 400), answered here when small, else on the tokenizer thread."""
+        refusal = self.refuse_text(method, params)
+        if refusal is not None:
+            raise RpcError(INVALID_PARAMS, refusal, {"status": 400})
+        if method == protocol.TOKENIZE:
+            texts, add = params["texts"], params["add_special_tokens"]
+            work = lambda: {"ids": self.model.tokenize(texts, add)}  # noqa: E731
+            small = _text_bytes(texts) < OFF_THREAD_TEXT_BYTES
+        else:
+            ids, skip = params["ids"], params["skip_special_tokens"]
+            work = lambda: {"texts": self.model.detokenize(ids, skip)}  # noqa: E731
+            small = sum(len(row) for row in ids) < OFF_THREAD_IDS
+        if small:
+            return work()
+        deferred = Deferred()
+
+        def run() -> None:
+            try:
+                result = work()
+            except Exception as error:  # noqa: BLE001 - the peer's answer, not our crash
+                failure = RpcError(INTERNAL_ERROR, f"{type(error).__name__}: {error}")
+                self.post(lambda: peer.reply_error(deferred, failure), peer)
+                return
+            self.post(lambda: peer.reply(deferred, result), peer)
+
+        self._tokenizer.submit(run)
         return deferred
 
     def _cancel_generate(self, pid: int, params: dict) -> None:
@@ -417,4 +492,9 @@ class Bridge:
         request_id = params.get("request_id")
         for generation in list(self._generations.get(pid, {}).values()):
             if generation.deferred.request_id == request_id:
-                self.model.cancel(generation.tag)
+                self._cancel(generation)
+
+
+def _text_bytes(texts) -> int:
+    """UTF-8 bytes of some strings (an upper bound for non-ASCII: 4 a character, no encoding)."""
+    return sum(len(text) if text.isascii() else 4 * len(text) for text in texts if isinstance(text, str))

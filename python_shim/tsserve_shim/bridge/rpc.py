@@ -228,6 +228,10 @@ class Peer:
         """Answer a request whose handler returned ``deferred``."""
         self._send_result(deferred.request_id, result)
 
+    def reply_error(self, deferred: Deferred, error: RpcError) -> None:
+        """Answer a request whose handler returned ``deferred`` with an error."""
+        self._send({"jsonrpc": "2.0", "id": deferred.request_id, "error": error.to_json()})
+
     def serve_forever(self, wake_fd: int, run_posted: Callable[[], None]) -> None:
         """Serve the peer until it closes: its messages, and ``run_posted()`` whenever ``wake_fd`` is readable
         (other threads' work for this peer: all its reads and writes stay on this one thread)."""

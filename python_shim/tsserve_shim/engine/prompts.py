@@ -32,6 +32,18 @@ def eos_token_ids(generation_eos: int | Iterable[int] | None, tokenizer) -> set[
     return {int(e) for e in eos} if isinstance(eos, (list, tuple, set)) else {int(eos)}
 
 
+class Tokenized(dict):
+    """A GenerateRequest whose prompt was tokenized before it reached the engine (PromptTokenizer.pretokenize,
+    on the bridge's tokenizer thread, off the decode loop): admission takes its ``ids``, or raises its ``error``."""
+
+    __slots__ = ("ids", "error")
+
+    def __init__(self, request: Mapping[str, Any], ids: list[int] | None, error: Exception | None) -> None:
+        super().__init__(request)
+        self.ids = ids
+        self.error = error
+
+
 class PromptTokenizer:
     def __init__(self, tokenizer, *, context_length: int, eos_ids: set[int], vocab_size: int, name_or_path: str, device: str) -> None:
         self.tokenizer = tokenizer
@@ -91,8 +103,26 @@ class PromptTokenizer:
                 prompts[index] = ids
         return outcomes, prompts
 
+    def pretokenize(self, requests: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The requests with each text prompt tokenized now (Tokenized), for an engine to admit without tokenizing."""
+        out: list[Mapping[str, Any]] = []
+        for request in requests:
+            if isinstance(request, Tokenized) or request.get("prompt_token_ids") is not None:
+                out.append(request)
+                continue
+            try:
+                out.append(Tokenized(request, self.encode_prompt(request["prompt"]), None))
+            except Exception as error:  # noqa: BLE001 - admission answers it, for this request alone
+                out.append(Tokenized(request, None, error))
+        return out
+
     def prompt_ids(self, request: Mapping[str, Any]) -> list[int]:
-        """A GenerateRequest's prompt ids: its ``prompt_token_ids`` as sent (never re-tokenized), else the encoded ``prompt``."""
+        """A GenerateRequest's prompt ids: its ``prompt_token_ids`` as sent (never re-tokenized), else the encoded ``prompt``
+        (tokenized already when it is Tokenized)."""
+        if isinstance(request, Tokenized):
+            if request.error is not None:
+                raise request.error
+            return list(request.ids)
         ids = request.get("prompt_token_ids")
         return [int(i) for i in ids] if ids is not None else self.encode_prompt(request["prompt"])
 

@@ -23,7 +23,7 @@ from typing import Any, Hashable, Mapping, Sequence
 from ..model.loading import plan_load_here
 from . import output
 from .prefix_cache import Scores
-from .prompts import PromptTokenizer, eos_token_ids
+from .prompts import PromptTokenizer, Tokenized, eos_token_ids
 from .rows import CANCELLED, TIMED_OUT, OnDelta, Row, build_rows
 from .sampling import GREEDY_BELOW
 from .scheduler import Done, deadline_list
@@ -192,7 +192,10 @@ class VllmEngine(PromptTokenizer):
         started = time.perf_counter()
         outcomes: list = [None] * len(call.requests)
         try:
-            outcomes, prompts = self.admissible(call.requests)
+            if all(isinstance(request, Tokenized) or request.get("prompt_token_ids") is not None for request in call.requests):
+                outcomes, prompts = self.admissible(call.requests)
+            else:  # tokenizing a long prompt here would stop every request's stream: on a thread of the executor
+                outcomes, prompts = await asyncio.get_running_loop().run_in_executor(None, self.admissible, call.requests)
             rows = build_rows(self.tokenizer, call.requests, prompts, call.deadlines, call.on_delta)
             call.tasks = [
                 asyncio.ensure_future(self._run(call.requests[index], ids, [row for row in rows if row.request == index]))

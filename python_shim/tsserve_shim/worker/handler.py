@@ -129,7 +129,7 @@ class TsserveHandler:
         }
         self.bridge = Bridge(
             ChildSpec(node, bundle, self.model_dir, handshake), self.engine, deadline_for=self._deadline_for, on_chunk=self._on_chunk,
-            on_generated=self._on_generated, refuse_generate=self._generate_refusal,
+            on_generated=self._on_generated, refuse_generate=self._generate_refusal, refuse_text=self.generate_limits.text_refusal,
         ).start()
         self.initialized = True
 

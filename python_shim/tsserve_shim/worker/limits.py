@@ -108,6 +108,11 @@ DEFAULT_MAX_NUM_SEQS = 64
 # More UTF-8 bytes than any token holds: a prompt longer than context_length * this cannot fit the context,
 # and is refused before it is tokenized (a 6 MB prompt would pause every stream while it is).
 MAX_BYTES_PER_TOKEN = 64
+# A tokenize call may hold this many contexts' worth of text (a document to count or split), a detokenize call this
+# many contexts' worth of ids; at least 1 MiB of text and 256 Ki ids.
+TEXT_CONTEXTS_PER_CALL = 8
+MIN_TEXT_BYTES_PER_CALL = 1 << 20
+MIN_IDS_PER_CALL = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,8 @@ class GenerateLimits:
 
     max_rows: int
     max_prompt_bytes: int
+    max_text_bytes: int = MIN_TEXT_BYTES_PER_CALL  # of one tokenize call
+    max_text_ids: int = MIN_IDS_PER_CALL  # of one detokenize call
 
     @classmethod
     def from_config(cls, handler_section: Mapping, context_length: int) -> "GenerateLimits":
@@ -123,7 +130,23 @@ class GenerateLimits:
         return cls(
             max_rows=int(handler_section.get("max_rows_per_request") or max_num_seqs),
             max_prompt_bytes=int(context_length) * MAX_BYTES_PER_TOKEN,
+            max_text_bytes=max(MIN_TEXT_BYTES_PER_CALL, TEXT_CONTEXTS_PER_CALL * int(context_length) * MAX_BYTES_PER_TOKEN),
+            max_text_ids=max(MIN_IDS_PER_CALL, TEXT_CONTEXTS_PER_CALL * int(context_length)),
         )
+
+    def text_refusal(self, method: str, params: Mapping) -> Optional[str]:
+        """Why a tokenize or detokenize call is refused before any work (its size), or None."""
+        if method == "tokenize":
+            size = sum(_utf8_bytes(text) for text in params.get("texts") or [] if isinstance(text, str))
+            if size > self.max_text_bytes:
+                return (f"tokenize: {size:,} bytes of text in one call, more than the {self.max_text_bytes:,} allowed "
+                        f"({TEXT_CONTEXTS_PER_CALL} times the model's context at {MAX_BYTES_PER_TOKEN} bytes a token, at least 1 MiB)")
+        elif method == "detokenize":
+            count = sum(len(row) for row in params.get("ids") or [] if isinstance(row, list))
+            if count > self.max_text_ids:
+                return (f"detokenize: {count:,} token ids in one call, more than the {self.max_text_ids:,} allowed "
+                        f"({TEXT_CONTEXTS_PER_CALL} times the model's context, at least {MIN_IDS_PER_CALL:,})")
+        return None
 
     def refusal(self, requests: list, request_count: int = 1) -> Optional[str]:
         """Why a generate call (for ``request_count`` HTTP requests) is refused before any work, or None."""
