@@ -124,7 +124,7 @@ export abstract class CompletionHandler<
       throw new Error(`generate returned ${outcomes.length} outcomes for ${inputs.length} requests`);
     }
     return outcomes.map((outcome, position) =>
-      outcome.ok ? { input: inputs[position]!, outcome } : new RequestFailure(outcome.status, outcome.message),
+      outcome.ok ? { input: inputs[position]!, outcome } : new RequestFailure(outcome.status, outcome.message, outcome.field),
     );
   }
 

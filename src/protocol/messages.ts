@@ -202,6 +202,8 @@ export const GenerateOutcome = z.discriminatedUnion("ok", [
     ok: z.literal(false),
     status: z.number().int().min(400).max(599),
     message: z.string(),
+    /** The GenerateRequest field a refusal is about (`prompt`, `max_tokens`, `temperature`, `n`), when it is about one. */
+    field: z.string().optional(),
   }),
 ]);
 export type GenerateOutcome = z.infer<typeof GenerateOutcome>;

@@ -199,7 +199,7 @@ def test_tokenizer_facts(serving_engine):
 
 def test_the_vllm_engine_refuses_a_temperature_it_cannot_take(vllm_engine):
     [out] = vllm_engine.generate([greedy("Hello", temperature=3.0)])
-    assert out["status"] == 400 and "temperature 3" in out["message"]
+    assert out["status"] == 400 and "temperature 3" in out["message"] and out["field"] == "temperature"
 
 
 def test_the_vllm_engine_reports_cached_prompt_tokens(vllm_engine):
@@ -238,3 +238,14 @@ def test_the_vllm_engine_tokenizes_a_long_prompt_off_its_loop(vllm_engine):
         time.sleep(0.01)
     assert answers[0]["status"] == 400 and "context length" in answers[0]["message"]
     assert longest < 0.25, f"the loop stopped for {longest:.2f} s"
+
+
+def test_the_engine_s_own_refusals_name_the_field(serving_engine):
+    empty, too_long, too_many = serving_engine.generate([
+        greedy("", prompt_token_ids=[], max_tokens=2),
+        greedy("word " * (serving_engine.context_length + 10), max_tokens=2),
+        greedy("Hello", max_tokens=serving_engine.info()["context_length"]),
+    ])
+    assert (empty["status"], empty["field"]) == (400, "prompt") and "empty (0 tokens)" in empty["message"]
+    assert (too_long["status"], too_long["field"]) == (400, "prompt") and "more than the model's context length" in too_long["message"]
+    assert (too_many["status"], too_many["field"]) == (400, "max_tokens") and "new tokens fit" in too_many["message"]

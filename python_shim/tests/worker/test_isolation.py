@@ -190,3 +190,14 @@ def test_tokenize_and_detokenize_calls_over_the_size_limit_are_400s_before_any_w
     assert status == 400 and body["error"]["message"].startswith("detokenize: 300,000 token ids in one call, more than the 262,144 allowed")
     status, body = asyncio.run(ask(shim, {"body": orjson.dumps({"prompt": "Hello world"})}, url_path="tokenize"))
     assert status == 200 and body["count"] > 0
+
+
+def test_the_shim_s_own_400s_name_the_field_and_openai_routes_give_param(shim):
+    over = {"model": "tiny", "prompt": "Hi", "max_tokens": 600}  # the context is 512
+    status, body = asyncio.run(ask(shim, {"body": orjson.dumps(over)}, url_path="v1/completions"))
+    assert status == 400 and body["error"]["param"] == "max_tokens" and "new tokens fit" in body["error"]["message"]
+    status, body = asyncio.run(ask(shim, {"body": orjson.dumps({"prompt": "Hi", "max_tokens": 600})}))
+    assert status == 400 and body["error"]["field"] == "max_tokens"
+    wide = {"model": "tiny", "prompt": ["Hi"] * 8, "n": 10, "max_tokens": 2, "temperature": 0.7}
+    status, body = asyncio.run(ask(shim, {"body": orjson.dumps(wide)}, url_path="v1/completions"))
+    assert status == 400 and body["error"]["param"] == "n"

@@ -404,8 +404,9 @@ class Bridge:
         batch_id = params.get("batch_id")
         refusal = self.refuse_generate(batch_id, params["requests"])
         if refusal is not None:
-            status, message = (400, refusal) if isinstance(refusal, str) else refusal
-            return {"outcomes": [{"ok": False, "status": status, "message": message}] * len(params["requests"])}
+            status, message, *field = (400, refusal) if isinstance(refusal, str) else refusal
+            outcome = {"ok": False, "status": status, "message": message, **({"field": field[0]} if field else {})}
+            return {"outcomes": [outcome] * len(params["requests"])}
         deferred = Deferred()
         tag = ("generate", pid, next(self._tags))
         in_flight = self._generations.setdefault(pid, {})

@@ -29,8 +29,12 @@ from .rows import CANCELLED, TIMED_OUT, Row
 log = logging.getLogger(__name__)
 
 
-def error_outcome(status: int, message: str) -> dict:
-    return {"ok": False, "status": status, "message": message}
+def error_outcome(status: int, message: str, field: str | None = None) -> dict:
+    """A failed GenerateOutcome; ``field``: the request field a refusal is about."""
+    outcome = {"ok": False, "status": status, "message": message}
+    if field is not None:
+        outcome["field"] = field
+    return outcome
 
 
 def empty_token_logprobs() -> dict:

@@ -95,10 +95,10 @@ class PromptTokenizer:
                 ids = self.prompt_ids(request)
                 problem = self.check_lengths(len(ids), int(request["max_tokens"]))
             except Exception as error:  # noqa: BLE001 - a bad request must not fail its batch mates
-                outcomes[index] = output.error_outcome(400, f"cannot tokenize the prompt: {error}")
+                outcomes[index] = output.error_outcome(400, f"cannot tokenize the prompt: {error}", "prompt")
                 continue
             if problem:
-                outcomes[index] = output.error_outcome(400, problem)
+                outcomes[index] = output.error_outcome(400, problem, "max_tokens" if "and max_tokens is" in problem else "prompt")
             else:
                 prompts[index] = ids
         return outcomes, prompts

@@ -227,7 +227,7 @@ class VllmEngine(PromptTokenizer):
         try:
             params = sampling_params(request)
         except ValueError as error:
-            return output.error_outcome(400, str(error))
+            return output.error_outcome(400, str(error), "temperature" if str(error).startswith("temperature") else None)
         deadline = rows[0].deadline
         try:
             async with asyncio.timeout(None if deadline is None else max(0.0, deadline.at - time.monotonic())):

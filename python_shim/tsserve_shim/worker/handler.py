@@ -236,7 +236,9 @@ class TsserveHandler:
         if batch_id is not None and batch is None:
             status, why = self._ended.get(batch_id, (409, "it was answered already"))
             return status, f"generate refused: the request it serves is over ({why})"
-        return self.generate_limits.refusal(requests, batch.requests if batch is not None else 1)
+        refusal = self.generate_limits.refusal(requests, batch.requests if batch is not None else 1)
+        # Its message begins with the field it is about ("n: ...", "prompt.2: ...").
+        return None if refusal is None else (400, refusal, refusal.split(":", 1)[0])
 
     def _on_chunk(self, params: dict) -> None:
         batch = self._batches.get(params.get("batch_id"))
