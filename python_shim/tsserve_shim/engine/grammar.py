@@ -19,7 +19,6 @@ Reported logprobs stay the model's own (before the mask), as vLLM reports them.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 from typing import Any, Mapping, Sequence
@@ -28,8 +27,6 @@ import torch
 
 from . import output
 from .rows import Row
-
-log = logging.getLogger(__name__)
 
 KINDS = ("json_schema", "json_object", "regex", "choice")
 
