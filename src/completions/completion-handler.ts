@@ -20,6 +20,7 @@ import { RequestFailure, type Maybe } from "../handler/failure.ts";
 import type { GenerateRequest, GenerationDelta, TokenLogprobs } from "../protocol/messages.ts";
 import type { HandlerSection } from "../config/model-config.ts";
 import { CompletionRequest, parsePlainCompletionRequest } from "./request.ts";
+import { contentSpans } from "../prompts/literal-spans.ts";
 import type { ChoiceLogprobs, CompletionChunk, CompletionResponse, Choice } from "./response.ts";
 import type { z } from "zod";
 import type { Route } from "../handler/route.ts";
@@ -49,10 +50,20 @@ export abstract class CompletionHandler<
   /** The final prompt for one request; throw a RequestFailure to refuse the request. */
   abstract formatPrompt(request: Req, ctx: StageContext<Cfg>): string | Promise<string>;
 
+  /**
+   * Whether a chat message's content may hold control tokens (`<|im_end|>`, `</s>`) that the model
+   * then sees as such. By default it may not: their text in a message is tokenized as plain text,
+   * so that a user cannot forge a system turn. A handler whose messages are trusted to carry
+   * control tokens sets this to true.
+   */
+  readonly controlTokensInMessages: boolean = false;
+
   /** The shim's generate request for one completion request and its prompt. */
   generateRequest(request: Req, prompt: string): GenerateRequest {
+    const spans = request.messages && !this.controlTokensInMessages ? contentSpans(prompt, request.messages.map((m) => m.content)) : [];
     return {
       prompt,
+      ...(spans.length > 0 ? { literal_spans: spans } : {}),
       max_tokens: request.max_tokens,
       temperature: request.temperature,
       // Passed as given: top_p 0 (the seed's default) keeps the top token, as transformers does.

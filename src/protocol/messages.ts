@@ -151,6 +151,12 @@ export const GenerateRequest = z.strictObject({
    * never a re-tokenization of `prompt`, which is then their text (for echo).
    */
   prompt_token_ids: z.array(z.number().int().min(0)).optional(),
+  /**
+   * [start, end) ranges of `prompt`, in Unicode code points, that are content
+   * (chat messages): the text of a control token inside one (`<|im_end|>`,
+   * `</s>`) is tokenized as plain text, so that a message cannot forge a turn.
+   */
+  literal_spans: z.array(z.tuple([z.number().int().min(0), z.number().int().min(0)])).optional(),
   max_tokens: z.number().int().min(0),
   temperature: z.number().min(0),
   top_p: z.number().min(0).max(1),

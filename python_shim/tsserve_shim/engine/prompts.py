@@ -69,11 +69,46 @@ class PromptTokenizer:
 
     # ------------------------------------------------------------- tokenization
 
-    def encode_prompt(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        """Token ids of a prompt; a prompt that already begins with the BOS text gets no second BOS."""
+    def encode_prompt(self, text: str, add_special_tokens: bool = True, literal_spans: Sequence[Sequence[int]] | None = None) -> list[int]:
+        """Token ids of a prompt; a prompt that already begins with the BOS text gets no second BOS.
+
+        ``literal_spans``: [start, end) ranges of ``text`` (in characters) that are content (a chat message's):
+        the text of a control token inside one (``<|im_end|>``, ``</s>``) is tokenized as the plain text it
+        is, so that a user cannot forge a turn; the rest of the prompt is tokenized as it would be without them."""
         if add_special_tokens and self.bos_token and text.startswith(self.bos_token):
-            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+            add_special_tokens = False
+        if not literal_spans:
+            return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+        encoded = self.tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+        control = self.control_token_ids()
+        ids: list[int] = []
+        for token, (start, end) in zip(encoded["input_ids"], encoded["offset_mapping"]):
+            if token in control and end > start and any(s <= start and end <= e for s, e in literal_spans):
+                ids.extend(self.literal_ids(text[start:end]))
+            else:
+                ids.append(token)
+        return ids
+
+    def control_token_ids(self) -> set[int]:
+        """The ids of the tokenizer's special tokens (BOS, EOS, a chat format's turn markers)."""
+        cached = getattr(self, "_control_ids", None)
+        if cached is None:
+            decoder = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+            cached = {int(i) for i, token in decoder.items() if getattr(token, "special", False)}
+            cached |= {int(i) for i in getattr(self.tokenizer, "all_special_ids", []) or []}
+            self._control_ids = cached
+        return cached
+
+    def literal_ids(self, text: str) -> list[int]:
+        """Token ids that spell ``text`` as plain text (the tokenizer's model alone, never its special tokens)."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            pre = backend.pre_tokenizer
+            pieces = pre.pre_tokenize_str(text) if pre is not None else [(text, None)]
+            ids = [token.id for piece, _ in pieces for token in backend.model.tokenize(piece)]
+            if ids and not (self.control_token_ids() & set(ids)):
+                return ids
+        return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
     def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
         return [self.encode_prompt(t, add_special_tokens) for t in texts]
@@ -111,7 +146,7 @@ class PromptTokenizer:
                 out.append(request)
                 continue
             try:
-                out.append(Tokenized(request, self.encode_prompt(request["prompt"]), None))
+                out.append(Tokenized(request, self.encode_prompt(request["prompt"], literal_spans=request.get("literal_spans")), None))
             except Exception as error:  # noqa: BLE001 - admission answers it, for this request alone
                 out.append(Tokenized(request, None, error))
         return out
@@ -124,7 +159,9 @@ class PromptTokenizer:
                 raise request.error
             return list(request.ids)
         ids = request.get("prompt_token_ids")
-        return [int(i) for i in ids] if ids is not None else self.encode_prompt(request["prompt"])
+        if ids is not None:
+            return [int(i) for i in ids]
+        return self.encode_prompt(request["prompt"], literal_spans=request.get("literal_spans"))
 
     def check_lengths(self, prompt_tokens: int, max_tokens: int) -> str | None:
         if prompt_tokens == 0:
