@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { parse as parseYaml } from "yaml";
 import { createArchive } from "../src/archive/archive.ts";
 import { HandlerSection } from "../src/config/model-config.ts";
-import { workPaths } from "../src/client/paths.ts";
+import { demoWorkDir, workPaths } from "../src/client/paths.ts";
 import { loopbackProperties } from "../src/client/properties.ts";
 import { DEMO_OPTIONS, describeAnswer } from "./demo-interface.ts";
 import { connect, registerWatched, runningServer, startServer, stopServer, WorkerStartError } from "../src/client/torchserve-process.ts";
@@ -66,7 +66,7 @@ async function main(): Promise<number> {
     return 2;
   }
   // Its own working folder on another port base, so that it never meets the default TorchServe.
-  const paths = portBase === undefined ? workPaths() : workPaths({ ...process.env, TSSERVE_WORK_DIR: path.join(workPaths().root, ".work", `demo-${portBase}`) });
+  const paths = portBase === undefined ? workPaths() : workPaths({ ...process.env, TSSERVE_WORK_DIR: demoWorkDir(workPaths().root, portBase) });
   if (runningServer(paths)) {
     say("a TorchServe from an earlier run is up: stopping it first");
     await stopServer({ paths });

@@ -57,3 +57,27 @@ export function workPaths(env: NodeJS.ProcessEnv = process.env): WorkPaths {
     defaultTsConfig: fs.existsSync(projectTsConfig) ? projectTsConfig : path.join(PACKAGE_ROOT, "configs", "config.properties"),
   };
 }
+
+/** Where `scripts/demo.ts --port-base P` keeps its TorchServe: `.work/demo-P` in the project. */
+export const demoWorkDir = (root: string, portBase: number): string => path.join(root, ".work", `demo-${portBase}`);
+
+/**
+ * The work paths of the TorchServe whose keys `tsserve token` reads: $TSSERVE_WORK_DIR's; else the
+ * project's own (`tsserve start`) when it has a key file; else the one demo started with `--port-base`
+ * that has one (`.work/demo-P/key_file.json`: a stopped server's is removed). Several such demos and
+ * no key file of the project's is an error naming them.
+ */
+export function keyedWorkPaths(env: NodeJS.ProcessEnv = process.env): WorkPaths {
+  const paths = workPaths(env);
+  if (env.TSSERVE_WORK_DIR || fs.existsSync(paths.keyFile)) return paths;
+  const workDir = path.join(paths.root, ".work");
+  const demos = (fs.existsSync(workDir) ? fs.readdirSync(workDir) : [])
+    .filter((name) => /^demo-\d+$/.test(name) && fs.existsSync(path.join(workDir, name, "key_file.json")))
+    .map((name) => path.join(workDir, name))
+    .sort();
+  if (demos.length === 1) return workPaths({ ...env, TSSERVE_WORK_DIR: demos[0] });
+  if (demos.length > 1) {
+    throw new Error(`no key file at ${paths.keyFile}, and several demos have one: set TSSERVE_WORK_DIR to one of ${demos.join(", ")}`);
+  }
+  return paths;
+}

@@ -1,11 +1,12 @@
 import { isExpired, readKeyFile } from "../../client/keys.ts";
-import { workPaths } from "../../client/paths.ts";
+import { keyedWorkPaths } from "../../client/paths.ts";
 import { connect } from "../../client/torchserve-process.ts";
 import { UsageError, type Command } from "../command.ts";
 
 const usage = `Usage: tsserve token [inference|management|api] [--renew]
 
-Prints TorchServe's current key (from .work/torchserve/key_file.json), for
+Prints TorchServe's current key (from .work/torchserve/key_file.json, or
+$TSSERVE_WORK_DIR's, or that of the demo started with --port-base), for
 curl -H "Authorization: Bearer $(npx tsserve token)". An expired inference or
 management key is renewed first (with the API key); --renew forces a new one.`;
 
@@ -20,7 +21,12 @@ const command: Command = {
     if (positionals.length > 1 || !["inference", "management", "api"].includes(kind)) {
       throw new UsageError(`expected inference, management or api\n\n${usage}`);
     }
-    const paths = workPaths();
+    let paths;
+    try {
+      paths = keyedWorkPaths();
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
     const keys = readKeyFile(paths.keyFile);
     if (!keys) throw new UsageError(`no key file at ${paths.keyFile}: is TorchServe running (\`tsserve start\`) with token authorization on?`);
     if (kind === "api") {
