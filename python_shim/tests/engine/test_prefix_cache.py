@@ -202,3 +202,28 @@ def test_a_copy_of_an_engine_starts_with_an_empty_cache_of_its_own(engine):
     assert len(engine.prefix_cache) > 0
     assert other.prefix_cache is not engine.prefix_cache and len(other.prefix_cache) == 0
     assert other.prefix_cache.budget_bytes == engine.prefix_cache.budget_bytes
+
+
+def test_a_prefill_that_raises_and_is_retried_is_counted_once(engine, monkeypatch):
+    """Two calls prefilled together, the forward raising once: each call is prefilled again alone, and the
+    cache's counters count each prompt once (they were counted before the forward, so twice)."""
+    from tsserve_shim.engine import model_runner
+
+    cached = cached_engine(engine)
+    real = model_runner.forward_with_cache
+    raised: list = []
+
+    def flaky(*args, **kwargs):
+        if not raised:
+            raised.append(True)
+            raise RuntimeError("a forward that fails once")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model_runner, "forward_with_cache", flaky)
+    prompts = ["one two three four five six seven eight nine ten " * 3, "alpha beta gamma delta " * 5]
+    answers: list = []
+    for prompt in prompts:
+        cached.scheduler.submit([make_request(prompt, max_tokens=2)], answers.append)
+    cached.scheduler.run_until_idle()
+    assert raised and len(answers) == 2 and all(a[0]["ok"] for a in answers)
+    assert cached.prefix_cache.stats.prompt_tokens == sum(a[0]["prompt_tokens"] for a in answers)

@@ -143,9 +143,6 @@ class ModelRunner(PromptTokenizer):
         positions = (start + input_mask.cumsum(-1) - 1).clamp(min=0)
         for row, r in zip(rows, reused):
             row.cached_tokens = r
-            if self.prefix_cache is not None:
-                self.prefix_cache.stats.prompt_tokens += len(row.prompt_ids)
-                self.prefix_cache.stats.hit_tokens += r
 
         cache = DynamicCache(config=self.model.config)
         if cached_width:
@@ -162,6 +159,10 @@ class ModelRunner(PromptTokenizer):
         out, cache = forward_with_cache(
             self.model, cache, input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
         )
+        if self.prefix_cache is not None:  # counted once the forward ran: a prefill that raises is retried, not counted twice
+            for row, r in zip(rows, reused):
+                self.prefix_cache.stats.prompt_tokens += len(row.prompt_ids)
+                self.prefix_cache.stats.hit_tokens += r
         echo_logits: dict[int, torch.Tensor] = {}
         if isinstance(keep, torch.Tensor):
             flat = out.logits.reshape(-1, out.logits.shape[-1])
