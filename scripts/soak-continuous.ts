@@ -4,7 +4,10 @@
  *
  * 5,000 requests (--requests) from 24 concurrent clients (--concurrency), a seeded mix of:
  * the seed route and the OpenAI completions and chat routes, streamed and not, greedy and
- * seeded sampling; malformed bodies and over-long prompts; clients that disconnect
+ * seeded sampling; malformed bodies and over-long prompts; bodies the channel to Node cannot
+ * carry (an integer beyond 64 bits, a lone surrogate, 300-deep nesting: each a 400), an answer
+ * over the response limit (max_response_size is lowered to 2 MiB for the run: a 413), a request
+ * wider than the row limit (a 400); clients that disconnect
  * mid-stream; and a SIGKILL of the Node child every --requests / --kills requests.
  * Every distinct well-formed request is first sent alone; under load each must answer 200
  * with exactly that text (a 503 is allowed only for requests in flight when a child was
@@ -52,11 +55,16 @@ const PROMPTS = [
   "Explique la photosynthèse en une phrase.", "天気はどうですか", "Why is the sky blue?", "A limerick about a cat:",
 ];
 
-type Kind = "seed" | "seed-stream" | "seed-sampled" | "completions" | "completions-stream" | "chat" | "malformed" | "too-long" | "disconnect";
+type Kind = "seed" | "seed-stream" | "seed-sampled" | "completions" | "completions-stream" | "chat" | "malformed" | "too-long" | "disconnect"
+  | "big-integer" | "lone-surrogate" | "deep-nesting" | "over-limit" | "too-wide";
 const MIX: [Kind, number][] = [
-  ["seed", 300], ["seed-stream", 150], ["seed-sampled", 60], ["completions", 150], ["completions-stream", 60], ["chat", 120],
-  ["malformed", 60], ["too-long", 40], ["disconnect", 60],
+  ["seed", 290], ["seed-stream", 140], ["seed-sampled", 60], ["completions", 140], ["completions-stream", 60], ["chat", 120],
+  ["malformed", 50], ["too-long", 30], ["disconnect", 60],
+  ["big-integer", 12], ["lone-surrogate", 12], ["deep-nesting", 12], ["over-limit", 6], ["too-wide", 8],
 ];
+/** The frontend's max_response_size for the run: the over-limit kind's answer (echo logprobs of 16 prompts) exceeds it. */
+const MAX_RESPONSE_BYTES = 2 * 1024 * 1024;
+const nested = (depth: number): string => "[".repeat(depth) + "1" + "]".repeat(depth);
 const MALFORMED = ['{"prompt": "x",', "[1, 2]", '{"max_tokens": 2}', '{"prompt": 42}', '{"prompt": "x", "max_tokens": -1}', '{"prompt": "x", "temperature": "hot"}'];
 
 interface Job {
@@ -66,6 +74,8 @@ interface Job {
   stream: boolean;
   /** Key of the text it must give (its own body's alone answer); absent for bad requests. */
   expect?: string;
+  /** A bad request's status (default 400). */
+  want?: number;
 }
 
 function pick(): Kind {
@@ -110,6 +120,18 @@ function job(kind: Kind): Job {
       return { kind, path: route(""), body: choose(MALFORMED), stream: false };
     case "too-long":
       return { kind, path: route(choose(["", "v1/completions"])), body: JSON.stringify({ prompt: "word ".repeat(9000), max_tokens: 4 }), stream: false };
+    case "big-integer":
+      return { kind, path: route(choose(["", "v1/completions"])), body: `{"model":"${MODEL}","prompt":"Hello","max_tokens":2,"x":18446744073709551616}`, stream: false };
+    case "lone-surrogate":
+      return { kind, path: route(choose(["", "v1/completions"])), body: `{"model":"${MODEL}","prompt":"a\\ud800b","max_tokens":2}`, stream: false };
+    case "deep-nesting":
+      return { kind, path: route(choose(["", "v1/completions"])), body: `{"model":"${MODEL}","prompt":"Hello","max_tokens":2,"x":${nested(300)}}`, stream: false };
+    case "over-limit": {
+      const prompts = Array.from({ length: 16 }, (_, k) => `${k} ${"word ".repeat(300)}`);
+      return { kind, path: route("v1/completions"), body: JSON.stringify({ model: MODEL, prompt: prompts, echo: true, max_tokens: 0, logprobs: 20 }), stream: false, want: 413 };
+    }
+    case "too-wide":
+      return { kind, path: route("v1/completions"), body: JSON.stringify({ model: MODEL, prompt: Array(8).fill(prompt), n: 10, max_tokens: 2, temperature: 0.7 }), stream: false };
   }
 }
 
@@ -177,7 +199,7 @@ function quarters(samples: Sample[], key: keyof Omit<Sample, "at">): { first: nu
 }
 
 async function main(): Promise<number> {
-  const srv = isolatedServer("soak-continuous", [], Number(args["port-base"]));
+  const srv = isolatedServer("soak-continuous", [`max_response_size=${MAX_RESPONSE_BYTES}`], Number(args["port-base"]));
   const started = Date.now();
   const config = fs.readFileSync(path.join(ROOT, "configs", "smollm2-135m-instruct.yaml"), "utf8")
     .replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "smollm2-135m-instruct")}"`);
@@ -237,7 +259,8 @@ async function main(): Promise<number> {
       if (j.kind === "disconnect") return;
       if (!j.expect) {
         if (answer.status === 503 && nearKill) return; // its Node child (which validates bodies) was killed first
-        if (answer.status !== 400) failures.push(`#${i} ${j.kind}: ${answer.status} (want 400) ${answer.body.slice(0, 200)}`);
+        const want = j.want ?? 400;
+        if (answer.status !== want) failures.push(`#${i} ${j.kind}: ${answer.status} (want ${want}) ${answer.body.slice(0, 200)}`);
         return;
       }
       if (answer.status === 503 && nearKill) return; // in flight when its Node child was killed
