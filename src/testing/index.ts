@@ -77,6 +77,7 @@ export class FakeModel implements ModelClient {
   }
 
   async generate(requests: GenerateRequest[], options?: GenerateOptions): Promise<GenerateOutcome[]> {
+    options?.signal?.throwIfAborted(); // as the real model: a cancelled call rejects at once
     const call = this.calls.length;
     this.calls.push({ requests: structuredClone(requests), options });
     return requests.map((request, index) => {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { RequestFailure, isFailure } from "../../../src/handler/failure.ts";
 import { oneAnswerPerItem, runStages, type Stage } from "../../../src/handler/stages.ts";
-import { makeContext } from "../../../src/testing/index.ts";
+import { FakeModel, makeContext } from "../../../src/testing/index.ts";
 
 const base = { ...makeContext(), stream: () => {} };
 
@@ -76,5 +76,14 @@ describe("runStages and the request's AbortSignal", () => {
     let seen: AbortSignal | undefined;
     await runStages([async (items, ctx) => ((seen = ctx.signal), items)], ["a"], [0], { ...base, signal: controller.signal });
     expect(seen).toBe(controller.signal);
+  });
+});
+
+describe("FakeModel and a cancelled call", () => {
+  it("rejects a generate whose signal has aborted, as the real model does", async () => {
+    const model = new FakeModel();
+    const request = { prompt: "x", max_tokens: 1, temperature: 0, top_p: 1, top_k: 0, repetition_penalty: 1, seed: null, stop: [], logprobs: 0, num_sequences: 1, echo: false, stream: false };
+    await expect(model.generate([request], { signal: AbortSignal.abort(new Error("the request timed out")) })).rejects.toThrow("the request timed out");
+    await expect(model.generate([request])).resolves.toHaveLength(1);
   });
 });
