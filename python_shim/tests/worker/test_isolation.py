@@ -172,11 +172,12 @@ def test_a_6_mb_tokenize_does_not_pause_the_streams(shim):
     assert status in (200, 413)  # 1.2 M ids: over the default response limit
     before = [b - a for a, b in zip(stamps, stamps[1:]) if b < began]
     during = [b - a for a, b in zip(stamps, stamps[1:]) if began <= b <= ended]
-    step = sorted(before)[len(before) // 2]
+    step = sum(before) / len(before)
     print(f"6 MB tokenize took {ended - began:.2f} s; stream chunks meanwhile: {len(during)}, longest gap "
-          f"{max(during) * 1000:.0f} ms (a decode step before it: {step * 1000:.1f} ms)")
+          f"{max(during) * 1000:.0f} ms (before it: a chunk every {step * 1000:.1f} ms, longest gap {max(before) * 1000:.0f} ms)")
     assert len(during) >= 20, "the stream did not run beside the tokenize"
-    assert max(during) < max(0.4, 10 * step)
+    # On the relay thread the gap was the whole tokenize (5-6 s); the floor leaves room for a busy shared CPU.
+    assert max(during) < max(1.0, 3 * max(before), 0.2 * (ended - began))
 
 
 def test_tokenize_and_detokenize_calls_over_the_size_limit_are_400s_before_any_work(shim):
