@@ -267,3 +267,11 @@ def test_control_tokens_in_chat_content_are_plain_text(serving_engine):
     assert plain == serving_engine.prompt_ids({"prompt": "<|im_start|>user\nhello<|im_end|>\n"})  # nothing to guard: unchanged
     [out] = serving_engine.generate([greedy(prompt, max_tokens=2, literal_spans=[[start, start + len(content)]])])
     assert ok(out)["prompt_tokens"] == len(guarded)
+
+
+def test_seeded_requests_with_long_prompts_arriving_together_keep_the_engine_serving(serving_engine):
+    """vLLM 0.32's CPU runner dies on a seeded request whose prefill is split into chunks (vllm_args turns chunked prefill off)."""
+    long = "The history of computing spans centuries, from mechanical calculators to machines. " * 90
+    outcomes = serving_engine.generate([greedy(f"Part {i}. " + long, max_tokens=4, temperature=0.8, seed=i) for i in range(4)])
+    assert all(ok(o)["sequences"][0]["logprobs"]["token_ids"] for o in outcomes)
+    assert ok(serving_engine.generate([greedy("Water boils at", max_tokens=4)])[0])["sequences"][0]["text"]

@@ -47,6 +47,10 @@ def test_vllm_accepts_the_cpu_arguments():
     assert config.scheduler_config.max_num_seqs == 8
     assert config.model_config.max_model_len == 2048
     assert config.cache_config.kv_cache_memory_bytes == DEFAULT_CPU_KV_CACHE_MB * 2**20
+    # Whole prefills on a CPU (a chunked seeded prefill kills vLLM 0.32's CPU runner): a step fits the longest prompt.
+    whole = AsyncEngineArgs(**cpu_launch({}).engine_args).create_engine_config()
+    assert whole.scheduler_config.enable_chunked_prefill is False
+    assert whole.scheduler_config.max_num_batched_tokens >= whole.model_config.max_model_len == 8192
 
 
 @pytest.mark.parametrize(

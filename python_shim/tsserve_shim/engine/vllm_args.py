@@ -101,6 +101,10 @@ def vllm_launch(
             args["quantization"] = "bitsandbytes"
     else:
         kv_cache_mb = DEFAULT_CPU_KV_CACHE_MB if kv_cache_mb is None else kv_cache_mb
+        # vLLM 0.32's CPU runner dies (its engine with it) when a seeded request's prefill is split
+        # into chunks: it rewinds the request's torch.Generator, which CPU generators cannot do. Whole
+        # prefills only: a prompt that does not fit a step's token budget waits for the next step.
+        args["enable_chunked_prefill"] = False
         threads = section.get("cpu_threads")
         if threads:
             env["VLLM_CPU_OMP_THREADS_BIND"] = f"0-{int(threads) - 1}"

@@ -31,6 +31,9 @@ from .vllm_args import VllmLaunch, vllm_launch
 
 log = logging.getLogger(__name__)
 
+# How long a worker whose vLLM engine died goes on answering (503) before it exits.
+EXIT_AFTER_ENGINE_DEATH_S = 2.0
+
 # vLLM refuses temperatures above this (SamplingParams._verify_args); tsserve says so before it does.
 VLLM_MAX_TEMPERATURE = 2.0
 
@@ -117,6 +120,7 @@ class VllmEngine(PromptTokenizer):
         self._loop = loop
         self._calls: list[_Call] = []
         self._request_ids = itertools.count(1)
+        self._dying = False
 
     # ------------------------------------------------------------ loading
 
@@ -223,6 +227,7 @@ class VllmEngine(PromptTokenizer):
     async def _run(self, request: Mapping[str, Any], ids: list[int], rows: list[Row]) -> dict | None:
         """Generate one request's rows; None when they ended (even by deadline or cancel), else its error outcome."""
         from vllm.exceptions import VLLMClientError
+        from vllm.v1.engine.exceptions import EngineDeadError
 
         try:
             params = sampling_params(request)
@@ -238,7 +243,19 @@ class VllmEngine(PromptTokenizer):
             _finish(rows, CANCELLED)
         except (VLLMClientError, ValueError) as error:
             return output.error_outcome(400, f"the vLLM engine refused the request: {error}")
+        except EngineDeadError as error:
+            self._engine_died(error)
+            return output.error_outcome(503, f"the vLLM engine died ({error}); the worker is restarting")
         return None
+
+    def _engine_died(self, error: BaseException) -> None:
+        """vLLM does not restart a dead engine core: the worker exits once the requests it held are
+        answered, and TorchServe starts a new one (a new model load)."""
+        if self._dying:
+            return
+        self._dying = True
+        log.error("tsserve: vLLM's engine died (%s); this worker exits in %g s so that TorchServe restarts it", error, EXIT_AFTER_ENGINE_DEATH_S)
+        self._loop.call_later(EXIT_AFTER_ENGINE_DEATH_S, _exit_worker)
 
     async def _generate(self, request: Mapping[str, Any], ids: list[int], rows: list[Row], params) -> None:
         from vllm.inputs import TokensPrompt
@@ -280,6 +297,10 @@ class VllmEngine(PromptTokenizer):
             row.finish_reason = "length" if completion.finish_reason == "length" else "stop"
             output.flush(row)
             output.stream(row)
+
+
+def _exit_worker() -> None:
+    os._exit(70)  # EX_SOFTWARE; no clean-up: vLLM's processes are gone or follow their parent
 
 
 def _finish(rows: list[Row], reason: str) -> None:
