@@ -108,3 +108,19 @@ def test_choice_grammar_quotes_its_strings():
 
 def test_error_reason_drops_the_source_position():
     assert error_reason(RuntimeError("[20:37:55] /project/cpp/x.cc:4944: Unsupported type \"foo\"\n")) == 'Unsupported type "foo"'
+
+
+def test_properties_in_the_schemas_order_and_whitespace_capped(engine):
+    from tsserve_shim.engine.grammar import MAX_WHITESPACE
+
+    schema = {"type": "object", "properties": {"b": {"type": "integer"}, "a": {"type": "integer"}}, "required": ["b", "a"]}
+    grammar = engine.grammars.compile({"json_schema": schema})
+    import xgrammar
+
+    def accepts(text):
+        matcher = xgrammar.GrammarMatcher(grammar)
+        return matcher.accept_string(text) and matcher.is_completed()
+
+    assert accepts('{\n    "b": 1,\n    "a": 2\n}')
+    assert not accepts('{"a": 2, "b": 1}')
+    assert not accepts('{"b": 1,' + "\n" * (MAX_WHITESPACE + 1) + '"a": 2}')

@@ -10,7 +10,9 @@ copy of the logits; compiling a schema takes milliseconds and is cached by the c
 
 JSON may have whitespace between its tokens where JSON allows it, as vLLM's default (its
 ``disable_any_whitespace`` is an engine setting, off): the model writes JSON as it learnt to (SmolLM2
-indents it), and both engines accept the same texts.
+indents it). Here a run of whitespace is capped at MAX_WHITESPACE characters (deep indentation
+fits): given free whitespace, SmolLM2 once wrote newlines after a comma until max_tokens ran out
+(vLLM has no per-request cap). Properties come in the schema's order.
 The row's end-of-sequence tokens are the grammar's stop tokens: EOS is allowed only once the text is
 complete, so a row that stops by itself holds a valid text, and one cut by ``max_tokens`` a prefix.
 
@@ -29,6 +31,7 @@ from . import output
 from .rows import Row
 
 KINDS = ("json_schema", "json_object", "regex", "choice")
+MAX_WHITESPACE = 20
 
 # xgrammar's C++ errors begin "[hh:mm:ss] /path/file.cc:123: "; the rest is the reason.
 _CPP_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: (Check failed: \(.*?\) is false: )?")
@@ -80,9 +83,9 @@ class Grammars:
         value = structured[kind]
         try:
             if kind == "json_schema":
-                return self.compiler.compile_json_schema(json.dumps(value, sort_keys=True))
+                return self.compiler.compile_json_schema(json.dumps(value), max_whitespace_cnt=MAX_WHITESPACE)
             if kind == "json_object":
-                return self.compiler.compile_json_schema('{"type": "object"}')
+                return self.compiler.compile_json_schema('{"type": "object"}', max_whitespace_cnt=MAX_WHITESPACE)
             if kind == "regex":
                 return self.compiler.compile_regex(str(value))
             return self.compiler.compile_grammar(choice_grammar(value))
