@@ -258,9 +258,9 @@ def test_context_overflow_is_400_with_numbers(engine):
             make_request(PROMPTS[0], max_tokens=512 - short_n),
         ]
     )
-    assert outs[0] == {"ok": False, "status": 400, "message": outs[0]["message"]}
+    assert outs[0] == {"ok": False, "status": 400, "message": outs[0]["message"], "field": "prompt"}
     assert str(n) in outs[0]["message"] and "512" in outs[0]["message"]
-    assert outs[1]["ok"] is False and outs[1]["status"] == 400
+    assert outs[1]["ok"] is False and outs[1]["status"] == 400 and outs[1]["field"] == "max_tokens"
     assert str(short_n) in outs[1]["message"] and "510" in outs[1]["message"] and "512" in outs[1]["message"]
     assert outs[2]["ok"] is True  # exactly fills the context: allowed (not generated in full here: greedy runs to the end)
     assert len(outs[2]["sequences"][0]["logprobs"]["token_ids"]) == 512 - short_n
