@@ -47,7 +47,7 @@ export const HandlerSectionFields = {
   node: z.string().min(1).optional(),
   /** Seconds the shim waits for the handler to answer a batch; below TorchServe's responseTimeout. */
   handle_timeout_s: z.number().positive().optional(),
-  /** torch intra-op threads for a CPU worker (default: torch's own choice, or $OMP_NUM_THREADS). */
+  /** torch intra-op threads for a CPU worker (default: $OMP_NUM_THREADS, else every CPU the worker may use but one). */
   cpu_threads: z.number().int().positive().optional(),
   /** The most rows (sequences) the engine decodes at once, as vLLM's max_num_seqs; requests beyond wait their turn. */
   max_num_seqs: z.number().int().positive().default(64),

@@ -57,3 +57,24 @@ def test_a_short_request_sent_while_a_long_one_decodes_finishes_first(shim):
     assert short[0] == 200 and long[0] == 200
     assert short[1]["choices"][0]["text"] == alone_short[1]["choices"][0]["text"]
     assert long[1]["usage"]["completion_tokens"] == 200 or long[1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_a_cpu_worker_leaves_a_cpu_to_the_serving_stack_unless_told():
+    """torch's default team (every core) spin-waits at every op: on cores shared with the Node child, the frontend
+    and other processes, a decode step took 2 s instead of 0.13 and 16 requests ran past TorchServe's timeout."""
+    from tsserve_shim.worker.handler import cpu_threads
+
+    assert cpu_threads(None, on_cpu=True, environ={}, cpus=2) == 1
+    assert cpu_threads(None, on_cpu=True, environ={}, cpus=16) == 15
+    assert cpu_threads(None, on_cpu=True, environ={}, cpus=1) == 1
+    assert cpu_threads(3, on_cpu=True, environ={"OMP_NUM_THREADS": "8"}, cpus=2) == 3  # handler.cpu_threads wins
+    assert cpu_threads(None, on_cpu=True, environ={"OMP_NUM_THREADS": "8"}, cpus=16) is None  # torch reads it itself
+    assert cpu_threads(None, on_cpu=False, environ={}, cpus=16) is None  # a GPU worker keeps torch's choice
+
+
+def test_initialize_gives_torch_the_cpu_worker_threads(shim):
+    import torch
+
+    if os.environ.get("OMP_NUM_THREADS"):
+        pytest.skip("$OMP_NUM_THREADS sets torch's threads")
+    assert torch.get_num_threads() == max(1, len(os.sched_getaffinity(0)) - 1)

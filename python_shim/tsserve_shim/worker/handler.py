@@ -109,7 +109,7 @@ class TsserveHandler:
         self.deadline_name = deadline_name(self.model_config)
         self.asynchronous = continuous_batching(self.model_config)
         self.max_response_size = max_response_size()
-        _set_cpu_threads(section.get("cpu_threads"))
+        _set_cpu_threads(cpu_threads(section.get("cpu_threads"), on_cpu=gpu_id is None))
         self.engine = load_engine(
             section,
             model_dir=self.model_dir,
@@ -265,9 +265,29 @@ def _resolver(loop: asyncio.AbstractEventLoop, future: asyncio.Future):
     return settle
 
 
+def cpu_threads(configured: Optional[int], *, on_cpu: bool, environ=os.environ, cpus: Optional[int] = None) -> Optional[int]:
+    """torch's intra-op threads for this worker (None: leave torch's choice): ``handler.cpu_threads``; else, on a
+    CPU worker without $OMP_NUM_THREADS, every CPU the worker may run on but one.
+
+    torch's own choice is every core, and its OpenMP team spin-waits at the end of every op: all its threads
+    must be running at once. The serving stack shares those cores (the Node child, the bridge and TorchServe's
+    frontend work at every streamed token; other workers and processes on the host), so one of the team is
+    often descheduled and the others spin until it is back. A decode step of SmolLM2 on 2 shared cores then took
+    2 s instead of 0.13 (92 % of the worker's CPU in libgomp's barrier): 16 requests of 64 tokens ran past
+    TorchServe's timeout. With a CPU left over, a busy neighbour slows the team down instead of stopping it."""
+    if configured:
+        return int(configured)
+    if not on_cpu or environ.get("OMP_NUM_THREADS"):
+        return None
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cpus - 1)
+
+
 def _set_cpu_threads(threads: Optional[int]) -> None:
-    """Several workers on few cores each want few torch threads; the config says how many."""
+    """Several workers on few cores each want few torch threads; the config says how many (cpu_threads)."""
     if threads:
         import torch
 
         torch.set_num_threads(int(threads))
+        logger.info("tsserve: %d torch intra-op thread%s", threads, "" if threads == 1 else "s")
