@@ -197,7 +197,6 @@ async function main(): Promise<void> {
     say(`measuring ${target}`);
     figures[target] = target === "vllm-server" ? await vllmServer() : await tsserve(target === "tsserve-vllm" ? "vllm" : "transformers");
     say(`${target}: ${JSON.stringify({ ...figures[target], texts: undefined })}`);
-    fs.writeFileSync(`${args.out}.partial`, JSON.stringify(figures));
   }
   const reference = figures["vllm-server"]?.texts;
   const ratios: Record<string, number> = {};
