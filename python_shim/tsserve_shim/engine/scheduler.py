@@ -36,6 +36,24 @@ Done = Callable[[list], None]
 Deadlines = "Deadline | Sequence[Deadline | None] | None"
 
 
+def wait_for_outcomes(submit: Callable[[Done], None], timeout: float | None, *, drive: Callable[[], None] | None = None, who: str = "the engine") -> list:
+    """Submit a generate call and wait for its outcomes: ``drive`` runs the loop in this thread (a
+    scheduler not started), else another thread answers within ``timeout``."""
+    finished = threading.Event()
+    box: list = []
+
+    def done(outcomes: list) -> None:
+        box.append(outcomes)
+        finished.set()
+
+    submit(done)
+    if drive is not None:
+        drive()
+    elif not finished.wait(timeout):
+        raise TimeoutError(f"{who} did not answer in time")
+    return box[0]
+
+
 def deadline_list(deadlines, count: int) -> list:
     """One Deadline (or None) per request, from one for all or a list."""
     if deadlines is None or isinstance(deadlines, Deadline) or not isinstance(deadlines, (list, tuple)):
@@ -104,19 +122,10 @@ class Scheduler:
 
     def generate(self, requests, on_delta: OnDelta | None = None, deadlines=None, timeout: float | None = None) -> list:
         """submit and wait for the outcomes: on the loop's thread when it runs, else in this one."""
-        finished = threading.Event()
-        box: list = []
-
-        def done(outcomes: list) -> None:
-            box.append(outcomes)
-            finished.set()
-
-        self.submit(requests, done, on_delta, deadlines)
-        if self._thread is None:
-            self.run_until_idle()
-        elif not finished.wait(timeout):
-            raise TimeoutError("the scheduler did not answer in time")
-        return box[0]
+        return wait_for_outcomes(
+            lambda done: self.submit(requests, done, on_delta, deadlines), timeout,
+            drive=self.run_until_idle if self._thread is None else None, who="the scheduler",
+        )
 
     def start(self) -> "Scheduler":
         """Run the loop on its own thread (for serving: submit from any thread)."""

@@ -26,7 +26,7 @@ from .prefix_cache import Scores
 from .prompts import PromptTokenizer, Tokenized, eos_token_ids
 from .rows import CANCELLED, TIMED_OUT, OnDelta, Row, build_rows
 from .sampling import GREEDY_BELOW
-from .scheduler import Done, deadline_list
+from .scheduler import Done, deadline_list, wait_for_outcomes
 from .vllm_args import VllmLaunch, vllm_launch
 
 log = logging.getLogger(__name__)
@@ -172,17 +172,7 @@ class VllmEngine(PromptTokenizer):
 
     def generate(self, requests: Sequence[Mapping[str, Any]], on_delta: OnDelta | None = None, deadlines=None, timeout: float | None = None) -> list[dict]:
         """submit and wait for the outcomes (not from the engine's own loop thread)."""
-        finished = threading.Event()
-        box: list = []
-
-        def done(outcomes: list) -> None:
-            box.append(outcomes)
-            finished.set()
-
-        self.submit(requests, done, on_delta, deadlines)
-        if not finished.wait(timeout):
-            raise TimeoutError("the vLLM engine did not answer in time")
-        return box[0]
+        return wait_for_outcomes(lambda done: self.submit(requests, done, on_delta, deadlines), timeout, who="the vLLM engine")
 
     # ------------------------------------------------------------ on the loop
 
