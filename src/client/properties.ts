@@ -83,11 +83,7 @@ export function limitProperties(): string[] {
  */
 export function loopbackProperties(portBase: number, extra: readonly string[] = []): string {
   return [
-    `inference_address=http://127.0.0.1:${portBase}`,
-    `management_address=http://127.0.0.1:${portBase + 1}`,
-    `metrics_address=http://127.0.0.1:${portBase + 2}`,
-    `grpc_inference_port=${portBase + 10}`,
-    `grpc_management_port=${portBase + 11}`,
+    ...loopbackAddresses(portBase),
     "enable_model_api=true",
     "install_py_dep_per_model=false",
     "model_metrics_auto_detect=true",
@@ -107,12 +103,16 @@ const ADDRESS_KEYS = ["inference_address", "management_address", "metrics_addres
  */
 export function withPortBase(text: string, portBase: number): string {
   const kept = text.split(/\r?\n/).filter((line) => !ADDRESS_KEYS.some((key) => new RegExp(`^\\s*${key}\\s*[=:\\s]`).test(line)));
+  return [...loopbackAddresses(portBase), ...kept].join("\n");
+}
+
+/** Where TorchServe listens on loopback from `portBase`: inference, management +1, metrics +2, gRPC +10 and +11. */
+function loopbackAddresses(portBase: number): string[] {
   return [
     `inference_address=http://127.0.0.1:${portBase}`,
     `management_address=http://127.0.0.1:${portBase + 1}`,
     `metrics_address=http://127.0.0.1:${portBase + 2}`,
     `grpc_inference_port=${portBase + 10}`,
     `grpc_management_port=${portBase + 11}`,
-    ...kept,
-  ].join("\n");
+  ];
 }
