@@ -1,10 +1,13 @@
 // Adds up the pytest (JUnit XML) and vitest (JSON) reports of `npm test` into
-// one closing line: "tests: N passed, N failed, N skipped".
-import { readFileSync } from "node:fs";
+// one closing line: "tests: N passed, N failed, N skipped". A report that is
+// missing (`npm test -- PATTERN` matched no file of that runner) counts nothing.
+import { existsSync, readFileSync } from "node:fs";
 
 const [junitFile, vitestFile] = process.argv.slice(2);
+const none = { passed: 0, failed: 0, skipped: 0 };
 
 function pytestCounts(file) {
+  if (!existsSync(file)) return none;
   const xml = readFileSync(file, "utf8");
   const suite = /<testsuite\b([^>]*)>/.exec(xml)?.[1] ?? "";
   const attr = (name) => Number(new RegExp(`\\b${name}="(\\d+)"`).exec(suite)?.[1] ?? 0);
@@ -14,6 +17,7 @@ function pytestCounts(file) {
 }
 
 function vitestCounts(file) {
+  if (!existsSync(file)) return none;
   const report = JSON.parse(readFileSync(file, "utf8"));
   return { passed: report.numPassedTests, failed: report.numFailedTests, skipped: report.numPendingTests + report.numTodoTests };
 }

@@ -1,30 +1,24 @@
 // The same handler archived by tsserve and by the real torch-model-archiver
 // (from .venv): same manifest and files, and both load and answer in the real
-// TorchServe, in the zip (.mar), tgz and folder formats.
+// TorchServe (the run's shared transformers one), in the zip (.mar), tgz and
+// folder formats.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createArchive, type ArchiveFormatOption } from "../../src/archive/archive.ts";
 import { listArchive, modelFiles, readManifest } from "../../src/archive/reader.ts";
-import { workPaths } from "../../src/client/paths.ts";
-import { connect, registerWatched, runningServer, stageArchive, startServer, stopServer, readState } from "../../src/client/torchserve-process.ts";
+import { readState, registerWatched, stageArchive } from "../../src/client/torchserve-process.ts";
 import { realArchiver } from "../unit/archive/helpers.ts";
-import { SEED_REQUEST, TINY_CONFIG, TINY_HANDLER, leftovers } from "./helpers.ts";
+import { SEED_REQUEST, TINY_CONFIG, TINY_HANDLER } from "./helpers.ts";
+import { sharedServer, type RunningServer } from "./servers.ts";
 
-const paths = workPaths();
+let server: RunningServer;
 let scratch: string;
 
 beforeAll(async () => {
-  if (runningServer(paths)) await stopServer();
-  scratch = fs.mkdtempSync(path.join(os.tmpdir(), "tsserve-eq-"));
-  await startServer();
+  server = await sharedServer("transformers");
+  scratch = fs.mkdtempSync(path.join(server.scratch, "equivalence-"));
 }, 240_000);
-
-afterAll(async () => {
-  await stopServer();
-  expect(leftovers()).toEqual([]);
-}, 120_000);
 
 async function build(name: string, format: ArchiveFormatOption): Promise<{ ours: string; theirs: string }> {
   const oursDir = fs.mkdtempSync(path.join(scratch, "ours-"));
@@ -39,7 +33,7 @@ async function build(name: string, format: ArchiveFormatOption): Promise<{ ours:
 }
 
 async function serve(archive: string): Promise<string> {
-  const client = connect();
+  const { client, paths } = server;
   const { url, modelName } = await stageArchive(archive, readState(paths)!.modelStore);
   await registerWatched(client, { url, modelName, initialWorkers: 1 }, paths);
   const result = await client.predict(modelName, JSON.stringify({ ...SEED_REQUEST, max_tokens: 8 }));

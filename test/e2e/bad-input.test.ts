@@ -7,21 +7,22 @@
 // max_response_size is a 413 from the shim, not a worker the frontend drops.
 //
 // The suite has its own working folder (.work/e2e-bad-input) and ports
-// (TSSERVE_E2E_PORT_BASE, default 8080), so it never meets another TorchServe.
+// (TSSERVE_E2E_PORT_BASE, default 28080), so it never meets another TorchServe.
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
 import { stillRunning, type ProcInfo } from "../../src/client/procs.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
-import { TINY_HANDLER, isolatedServer, leftovers, nodeChildOf, tinyConfig, waitFor, type IsolatedServer } from "./helpers.ts";
+import { registerWatched } from "../../src/client/torchserve-process.ts";
+import { TINY_HANDLER, nodeChildOf, tinyConfig, waitFor } from "./helpers.ts";
+import { withServer } from "./servers.ts";
 
 const MODEL = "tiny-bad-input";
 const MAX_REQUEST_SIZE = 65_536;
 const MAX_RESPONSE_SIZE = 65_536;
 const CONTEXT = 512; // .cache/tiny-llama's max_position_embeddings
 
-let srv: IsolatedServer;
+const srv = withServer("bad-input", { properties: [`max_request_size=${MAX_REQUEST_SIZE}`, `max_response_size=${MAX_RESPONSE_SIZE}`] });
 let client: TorchServeClient;
 let workerPid: number;
 let node: ProcInfo;
@@ -29,22 +30,14 @@ let node: ProcInfo;
 const good = { prompt: "Hello", max_tokens: 2, temperature: 0 };
 
 beforeAll(async () => {
-  srv = isolatedServer("bad-input", [`max_request_size=${MAX_REQUEST_SIZE}`, `max_response_size=${MAX_RESPONSE_SIZE}`]);
-  if (runningServer(srv.paths)) await stopServer({ paths: srv.paths });
   const configFile = tinyConfig(path.join(srv.scratch, `${MODEL}.yaml`));
   await createArchive({ modelName: MODEL, version: "1.0", handler: TINY_HANDLER, configFile, exportPath: srv.modelStore });
-  await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
-  client = connect(srv.paths);
+  client = srv.client;
   await registerWatched(client, { url: `${MODEL}.mar`, modelName: MODEL, initialWorkers: 1 }, srv.paths);
   const [description] = await client.describeModel(MODEL);
   workerPid = description!.workers[0]!.pid!;
   node = await waitFor("the Node child", () => nodeChildOf(workerPid), 10_000);
 }, 300_000);
-
-afterAll(async () => {
-  if (srv && runningServer(srv.paths)) await stopServer({ paths: srv.paths });
-  if (srv) expect(leftovers(srv.paths)).toEqual([]);
-}, 120_000);
 
 const messages = (...roles: string[]) => roles.map((role, i) => ({ role, content: `turn ${i}` }));
 const longPrompt = "word ".repeat(CONTEXT + 100);

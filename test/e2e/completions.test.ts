@@ -3,90 +3,56 @@
 // response's metadata, context overflow, dynamic batching, streaming, and the
 // AgentInstruct handler's two stages in one request.
 //
-// This file runs its own TorchServe, in its own working folder
-// (.work/torchserve-completions) on ports 18080-18082, so that it never meets
-// the TorchServe of the other e2e files or of `npm run demo`.
+// Its models (all named completions-*) are served by the run's shared
+// transformers TorchServe (servers.ts).
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createArchive } from "../../src/archive/archive.ts";
-import { workPaths } from "../../src/client/paths.ts";
-import { connect, registerWatched, runningServer, serverProcesses, startServer, stopServer } from "../../src/client/torchserve-process.ts";
+import type { WorkPaths } from "../../src/client/paths.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
 import { CompletionChunk, CompletionResponse } from "../../src/completions/response.ts";
-import { CLI, ROOT, TINY_CONFIG, TINY_HANDLER, writeFile } from "./helpers.ts";
-
-const WORK = path.join(ROOT, ".work", "torchserve-completions");
-const ENV = { ...process.env, TSSERVE_WORK_DIR: WORK };
-const paths = workPaths(ENV);
-const PORTS = { inference: 18080, management: 18081, metrics: 18082 };
+import { CLI, configWith, ROOT, TINY_HANDLER, tinyConfig } from "./helpers.ts";
+import { sharedModel, sharedServer, type ModelSpec, type RunningServer } from "./servers.ts";
 
 /** One worker, batch size 1 (configs/tiny-llama-2-chat.yaml). */
-const TINY = "tiny";
+const TINY = "completions-tiny";
 /** Batch size 4, a long max batch delay, one worker. */
-const BATCHED = "tiny-batched";
+const BATCHED = "completions-tiny-batched";
 /** Two workers, batch size 1. */
-const TWO = "tiny-two-workers";
+const TWO = "completions-tiny-two-workers";
 /** The AgentInstruct chain-of-thought handler. */
-const AGENT = "tiny-agentinstruct";
+const AGENT = "completions-tiny-agentinstruct";
 const BATCH_DELAY_MS = 1000;
 
 const LLAMA_RAW_PREFIX = "[INST] <<SYS>>\n\n<</SYS>>\n\n";
 const CONTEXT = 512; // .cache/tiny-llama's max_position_embeddings
 
+let server: RunningServer;
 let client: TorchServeClient;
+let paths: WorkPaths;
 const timings: Record<string, number> = {};
 
 beforeAll(async () => {
   const started = Date.now();
-  if (runningServer(paths)) await stopServer({ paths });
-  fs.rmSync(WORK, { recursive: true, force: true });
-  const store = path.join(WORK, "model-store");
-  const scratch = path.join(WORK, "scratch");
-  fs.mkdirSync(store, { recursive: true });
-  const tsConfig = writeFile(path.join(WORK, "config.properties"), [
-    `inference_address=http://127.0.0.1:${PORTS.inference}`,
-    `management_address=http://127.0.0.1:${PORTS.management}`,
-    `metrics_address=http://127.0.0.1:${PORTS.metrics}`,
-    "enable_model_api=true",
-    "install_py_dep_per_model=false",
-    "",
-  ].join("\n"));
-  // The batched and two-worker models carry their settings in their model-config.yaml (and the register call repeats them).
-  const tinyYaml = fs.readFileSync(TINY_CONFIG, "utf8").replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "tiny-llama")}"`);
-  const withSettings = (name: string, settings: Record<string, number | boolean>) => {
-    let yaml = tinyYaml;
-    for (const [key, value] of Object.entries(settings)) yaml = yaml.replace(new RegExp(`^${key}: .*$`, "m"), `${key}: ${value}`);
-    return writeFile(path.join(scratch, `${name}.yaml`), yaml);
-  };
-  const archives: [string, string, string][] = [
-    [TINY, TINY_HANDLER, TINY_CONFIG],
-    [BATCHED, TINY_HANDLER, withSettings(BATCHED, { asyncCommunication: false, batchSize: 4, maxBatchDelay: BATCH_DELAY_MS })],
-    [TWO, TINY_HANDLER, withSettings(TWO, { minWorkers: 2, maxWorkers: 2 })],
-    [AGENT, path.join(ROOT, "handlers", "llama-2-7b-chat-agentinstruct.ts"), path.join(ROOT, "configs", "tiny-llama-2-chat-agentinstruct.yaml")],
-  ];
-  await Promise.all(archives.map(([modelName, handler, configFile]) =>
-    createArchive({ modelName, version: "1.0", handler, configFile, exportPath: store })));
-  timings.archive = Date.now() - started;
-
-  await startServer({ paths, tsConfig, modelStore: store });
-  client = connect(paths);
-  expect(client.addresses.inference).toBe(`http://127.0.0.1:${PORTS.inference}`);
+  server = await sharedServer("transformers");
+  ({ client, paths } = server);
   timings.start = Date.now() - started;
-  const workers: Record<string, number> = { [TWO]: 2 };
-  const batch: Record<string, { batchSize: number; maxBatchDelay: number }> = { [BATCHED]: { batchSize: 4, maxBatchDelay: BATCH_DELAY_MS } };
-  await Promise.all(archives.map(([modelName]) =>
-    registerWatched(client, { url: `${modelName}.mar`, modelName, initialWorkers: workers[modelName] ?? 1, ...batch[modelName] }, paths)));
+  // The batched and two-worker models carry their settings in their model-config.yaml (and the register call repeats them).
+  const models: ModelSpec[] = [
+    { name: TINY, handler: TINY_HANDLER, configFile: tinyConfig(path.join(server.scratch, `${TINY}.yaml`)) },
+    { name: BATCHED, handler: TINY_HANDLER, configFile: tinyConfig(path.join(server.scratch, `${BATCHED}.yaml`), { asyncCommunication: "false", batchSize: 4, maxBatchDelay: BATCH_DELAY_MS }),
+      register: { batchSize: 4, maxBatchDelay: BATCH_DELAY_MS } },
+    { name: TWO, handler: TINY_HANDLER, configFile: tinyConfig(path.join(server.scratch, `${TWO}.yaml`), { minWorkers: 2, maxWorkers: 2 }), workers: 2 },
+    { name: AGENT, handler: path.join(ROOT, "handlers", "llama-2-7b-chat-agentinstruct.ts"), configFile: configWith(path.join(ROOT, "configs", "tiny-llama-2-chat-agentinstruct.yaml"), path.join(server.scratch, `${AGENT}.yaml`)) },
+  ];
+  await Promise.all(models.map((model) => sharedModel(server, model)));
   timings.register = Date.now() - started;
 }, 300_000);
 
-afterAll(async () => {
-  await stopServer({ paths });
-  expect(runningServer(paths)).toBeUndefined();
-  expect(serverProcesses(paths).map((p) => `${p.pid} ${p.cmdline.slice(0, 120)}`)).toEqual([]);
+afterAll(() => {
   console.error(`completions e2e setup timings (ms since start): ${JSON.stringify(timings)}`);
-}, 120_000);
+});
 
 // ---- helpers ------------------------------------------------------------------
 
@@ -369,7 +335,7 @@ describe("completions on a real TorchServe", () => {
 
   it("tsserve predict --stream prints the chunks as they arrive", async () => {
     const body = JSON.stringify({ prompt: PROMPT, max_tokens: 120, temperature: 0, stream: true });
-    const child = spawn(process.execPath, [CLI, "predict", TINY, "--json", body, "--stream"], { cwd: ROOT, env: ENV, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CLI, "predict", TINY, "--json", body, "--stream"], { cwd: ROOT, env: server.env, stdio: ["ignore", "pipe", "pipe"] });
     const started = Date.now();
     const reads: { at: number; text: string }[] = [];
     let stderr = "";

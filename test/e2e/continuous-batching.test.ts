@@ -7,12 +7,13 @@
 // two-stage AgentInstruct handler keep working in this mode.
 import fs from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
+import { registerWatched } from "../../src/client/torchserve-process.ts";
 import { jvmLiveHeap } from "../../scripts/soak-lib.ts";
-import { OOM_MARKER, ROOT, TINY_HANDLER, faultShimPackage, isolatedServer, leftoverProcs, leftovers, nodeChildOf, tinyConfig, waitFor, type IsolatedServer } from "./helpers.ts";
+import { OOM_MARKER, ROOT, TINY_HANDLER, faultShimPackage, leftoverProcs, nodeChildOf, tinyConfig, waitFor } from "./helpers.ts";
+import { withServer } from "./servers.ts";
 
 const MODEL = "cb";
 const AGENT = "cb-agentinstruct";
@@ -21,7 +22,7 @@ const FAULTS = "cb-faults";
 const FAULT_HANDLER = path.join(ROOT, "test", "fixtures", "handlers", "fault-handler.ts");
 const HANDLE_TIMEOUT_S = 4;
 
-let srv: IsolatedServer;
+const srv = withServer("continuous-batching");
 let client: TorchServeClient;
 
 interface Completion {
@@ -68,22 +69,14 @@ async function faultsChild(): Promise<number> {
 }
 
 beforeAll(async () => {
-  srv = isolatedServer("continuous-batching");
-  if (runningServer(srv.paths)) await stopServer({ paths: srv.paths });
   await archive(MODEL, TINY_HANDLER, { asyncCommunication: "true", batchSize: 1, responseTimeout: 60 });
   await archive(AGENT, AGENT_HANDLER, { asyncCommunication: "true", batchSize: 1, responseTimeout: 60, "handler.explanation_max_tokens": 16 });
   await archive(FAULTS, FAULT_HANDLER, { asyncCommunication: "true", batchSize: 1, responseTimeout: 60, "handler.handle_timeout_s": HANDLE_TIMEOUT_S }, faultShimPackage(srv.scratch));
-  await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
-  client = connect(srv.paths);
+  client = srv.client;
   await registerWatched(client, { url: `${MODEL}.mar`, modelName: MODEL, initialWorkers: 1 }, srv.paths);
   await registerWatched(client, { url: `${AGENT}.mar`, modelName: AGENT, initialWorkers: 1 }, srv.paths);
   await registerWatched(client, { url: `${FAULTS}.mar`, modelName: FAULTS, initialWorkers: 1 }, srv.paths);
 }, 300_000);
-
-afterAll(async () => {
-  if (srv && runningServer(srv.paths)) await stopServer({ paths: srv.paths });
-  if (srv) expect(leftovers(srv.paths)).toEqual([]);
-}, 120_000);
 
 describe("continuous batching (asyncCommunication: true)", () => {
   it("a short request sent while a long one is decoding finishes first, with the text it gets alone", async () => {

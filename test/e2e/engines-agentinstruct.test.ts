@@ -1,18 +1,14 @@
 // The AgentInstruct two-stage handler (explanation, then answer, inside one
-// request) served on both engines at once, on one TorchServe, with the same
+// request) served on both engines at once, with the same
 // model (SmolLM2-135M-Instruct): the vLLM engine and the transformers engine
-// must give the same greedy explanations, answers and token logprobs.
+// must give the same greedy explanations, answers and token logprobs. The vLLM
+// side is the run's one vLLM model (servers.ts) with this handler swapped in.
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createArchive } from "../../src/archive/archive.ts";
-import type { TorchServeClient } from "../../src/client/http.ts";
-import { connect, registerWatched, serverProcesses, startServer, stopServer } from "../../src/client/torchserve-process.ts";
-import { configWith, isolatedServer, ROOT, SMOLLM2_CONFIG, VLLM_TEST_SETTINGS } from "./helpers.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { configWith, ROOT, SMOLLM2_CONFIG } from "./helpers.ts";
+import { sharedModel, sharedServer, SMOLLM2_VLLM, smollm2OnVllm, withHandler, type Engine, type RunningServer } from "./servers.ts";
 
 const HANDLER = path.join(ROOT, "handlers", "llama-2-7b-chat-agentinstruct.ts");
-const ENGINES = { vllm: VLLM_TEST_SETTINGS, transformers: { "handler.engine": "transformers" } } as const;
-type Engine = keyof typeof ENGINES;
-const server = isolatedServer("engines-agentinstruct");
 const TOLERANCE = 1e-4;
 
 const REQUESTS = [
@@ -26,28 +22,20 @@ interface AgentAnswer {
   explanation: { text: string; finish_reason: string };
 }
 
-let client: TorchServeClient;
+/** The answering server of each engine: the shared transformers TorchServe, and the run's one vLLM model with this handler swapped in. */
+const servers: Partial<Record<Engine, RunningServer>> = {};
+const MODELS: Record<Engine, string> = { transformers: "agent-transformers", vllm: SMOLLM2_VLLM };
 
 beforeAll(async () => {
-  for (const [engine, settings] of Object.entries(ENGINES)) {
-    await createArchive({
-      modelName: `agent-${engine}`, version: "1.0", handler: HANDLER, exportPath: server.modelStore,
-      configFile: configWith(SMOLLM2_CONFIG, path.join(server.scratch, `agent-${engine}.yaml`), settings),
-    });
-  }
-  await startServer({ paths: server.paths, tsConfig: server.tsConfig, modelStore: server.modelStore });
-  client = connect(server.paths);
-  await Promise.all(Object.keys(ENGINES).map((engine) =>
-    registerWatched(client, { url: `agent-${engine}.mar`, modelName: `agent-${engine}`, initialWorkers: 1 }, server.paths)));
+  servers.vllm = await smollm2OnVllm();
+  servers.transformers = await sharedServer("transformers");
+  const configFile = configWith(SMOLLM2_CONFIG, path.join(servers.transformers.scratch, "agent-transformers.yaml"), { "handler.engine": "transformers" });
+  await sharedModel(servers.transformers, { name: MODELS.transformers, handler: HANDLER, configFile });
 }, 600_000);
-
-afterAll(async () => {
-  await stopServer({ paths: server.paths });
-  expect(serverProcesses(server.paths)).toEqual([]);
-}, 120_000);
+withHandler(() => servers.vllm!, SMOLLM2_VLLM, HANDLER);
 
 async function ask(engine: Engine, body: unknown): Promise<AgentAnswer> {
-  const result = await client.predict(`agent-${engine}`, JSON.stringify(body));
+  const result = await servers[engine]!.client.predict(MODELS[engine], JSON.stringify(body));
   if (result.status !== 200) throw new Error(`${engine}: HTTP ${result.status}: ${result.body}`);
   return JSON.parse(result.body) as AgentAnswer;
 }

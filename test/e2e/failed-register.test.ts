@@ -7,15 +7,16 @@
 // ports (TSSERVE_E2E_PORT_BASE).
 import fs from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
-import { connect, runningServer, stopServer } from "../../src/client/torchserve-process.ts";
-import { TINY_HANDLER, cli, isolatedServer, leftovers, tinyConfig, type IsolatedServer } from "./helpers.ts";
+import { connect } from "../../src/client/torchserve-process.ts";
+import { TINY_HANDLER, cli, leftovers, tinyConfig } from "./helpers.ts";
+import { withServer } from "./servers.ts";
 
 const GOOD = "loads";
 const BROKEN = "fails-to-load";
-let srv: IsolatedServer;
+const srv = withServer("failed-register", { start: false }); // started through the CLI below
 let client: TorchServeClient;
 
 async function archive(name: string, config: string): Promise<string> {
@@ -24,18 +25,12 @@ async function archive(name: string, config: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  srv = isolatedServer("failed-register");
-  if (runningServer(srv.paths)) await stopServer({ paths: srv.paths });
   const started = await cli(["start", "--ts-config", srv.tsConfig, "--model-store", srv.modelStore], 240_000, srv.env);
   expect(started.code, started.stderr).toBe(0);
   client = connect(srv.paths);
   const good = await cli(["register", await archive(GOOD, tinyConfig(path.join(srv.scratch, "good.yaml")))], 240_000, srv.env);
   expect(good.code, good.stderr).toBe(0);
 }, 600_000);
-
-afterAll(async () => {
-  if (srv && runningServer(srv.paths)) await stopServer({ paths: srv.paths });
-}, 120_000);
 
 describe("a register that fails to load", () => {
   it("is refused before TorchServe is asked when model_path does not exist here (exit 2)", async () => {

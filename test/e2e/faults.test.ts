@@ -5,10 +5,10 @@
 // unregister and restart leaving nothing behind.
 //
 // The suite has its own working folder (.work/e2e-faults) and ports
-// (TSSERVE_E2E_PORT_BASE, default 8080), so it never meets another TorchServe.
+// (TSSERVE_E2E_PORT_BASE, default 28080), so it never meets another TorchServe.
 import fs from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import { bundleHandler } from "../../src/bundle/bundle.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
@@ -20,14 +20,13 @@ import {
   ROOT,
   cli,
   faultShimPackage,
-  isolatedServer,
   leftoverProcs,
   leftovers,
   nodeChildOf,
   tinyConfig,
   waitFor,
-  type IsolatedServer,
 } from "./helpers.ts";
+import { withServer } from "./servers.ts";
 
 const MODEL = "faults";
 const FAULT_HANDLER = path.join(ROOT, "test", "fixtures", "handlers", "fault-handler.ts");
@@ -35,7 +34,7 @@ const HANDLE_TIMEOUT_S = 4;
 const BATCH = 4;
 const BATCH_DELAY_MS = 300;
 
-let srv: IsolatedServer;
+const srv = withServer("faults");
 let client: TorchServeClient;
 let shimPackage: string;
 
@@ -91,22 +90,14 @@ async function archive(modelName: string, handler: string, settings: Record<stri
 }
 
 beforeAll(async () => {
-  srv = isolatedServer("faults");
-  if (runningServer(srv.paths)) await stopServer({ paths: srv.paths });
   shimPackage = faultShimPackage(srv.scratch);
   // A model-config.yaml's batch settings win over the register call's: write them in. These are
   // TorchServe's own batches (asyncCommunication: false); continuous-batching.test.ts has the faults
   // of the default, continuous mode.
   await archive(MODEL, FAULT_HANDLER, { batchSize: BATCH, maxBatchDelay: BATCH_DELAY_MS, responseTimeout: 60, "handler.handle_timeout_s": HANDLE_TIMEOUT_S });
-  await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
-  client = connect(srv.paths);
+  client = srv.client;
   await registerWatched(client, { url: `${MODEL}.mar`, modelName: MODEL, initialWorkers: 1 }, srv.paths);
 }, 300_000);
-
-afterAll(async () => {
-  if (srv && runningServer(srv.paths)) await stopServer({ paths: srv.paths });
-  if (srv) expect(leftovers(srv.paths)).toEqual([]);
-}, 120_000);
 
 describe("a handler that misbehaves without dying", () => {
   it("console.log and process.stdout.write in handler code land in the model log; the protocol survives", async () => {

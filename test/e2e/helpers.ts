@@ -79,8 +79,8 @@ export function leftoverProcs(paths: WorkPaths = workPaths()): ProcInfo[] {
     });
 }
 
-/** Port base of the isolated suites' TorchServes: inference = base, management = base + 1, metrics = base + 2, gRPC = base + 10, 11. */
-export const E2E_PORT_BASE = Number(process.env.TSSERVE_E2E_PORT_BASE ?? 8080);
+/** Port base of the suites' own TorchServes (servers.ts puts the shared ones above it): inference = base, management = base + 1, metrics = base + 2, gRPC = base + 10, 11. Not 8080, where a contributor's own TorchServe listens. */
+export const E2E_PORT_BASE = Number(process.env.TSSERVE_E2E_PORT_BASE ?? 28080);
 
 export interface IsolatedServer {
   /** The suite's own working folder (.work/e2e-NAME): logs, keys, tmp, model store. */
@@ -95,7 +95,7 @@ export interface IsolatedServer {
 
 /**
  * A fresh working folder and TorchServe config for one suite, on ports from
- * TSSERVE_E2E_PORT_BASE (default 8080), so that suites and sessions running at
+ * TSSERVE_E2E_PORT_BASE (default 28080), so that suites and sessions running at
  * the same time on other bases never meet. `properties` are extra config lines.
  */
 export function isolatedServer(name: string, properties: string[] = [], portBase = E2E_PORT_BASE): IsolatedServer {

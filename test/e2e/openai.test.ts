@@ -12,20 +12,16 @@
 // (test/e2e/openai_clients.py), the reference in another while TorchServe
 // starts. Token authorization stays on: the SDK's api_key is the inference key.
 //
-// One TorchServe, one model, its own working folder (.work/e2e-openai) and
-// ports (TSSERVE_E2E_PORT_BASE).
+// The run's shared vLLM TorchServe and its SmolLM2 model (servers.ts).
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createArchive } from "../../src/archive/archive.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import { readKeyFile } from "../../src/client/keys.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
-import { ROOT, configWith, isolatedServer, leftovers, VLLM_TEST_SETTINGS, type IsolatedServer } from "./helpers.ts";
+import { ROOT } from "./helpers.ts";
+import { SMOLLM2_VLLM, smollm2OnVllm, type RunningServer } from "./servers.ts";
 
-const MODEL = "smollm2";
+const MODEL = SMOLLM2_VLLM;
 const VERSION = "1.0";
-const HANDLER = path.join(ROOT, "handlers", "smollm2-135m-instruct.ts");
-const CONFIG = path.join(ROOT, "configs", "smollm2-135m-instruct.yaml");
 const MODEL_PATH = path.join(ROOT, ".cache", "smollm2-135m-instruct");
 const PYTHON = path.join(ROOT, ".venv", "bin", "python");
 /** Log-likelihoods through TorchServe and from lm-eval's in-process `hf` model agree to this (float32 on CPU). */
@@ -33,7 +29,7 @@ const LOGLIKELIHOOD_TOLERANCE = 1e-3;
 const MC_TASK = "tsserve_capitals_mc";
 const GEN_TASK = "tsserve_capitals_gen";
 
-let srv: IsolatedServer;
+let srv: RunningServer;
 let key: string | undefined;
 let predictions: string;
 let base: string;
@@ -44,23 +40,11 @@ let reference: Promise<ReferenceReport>;
 beforeAll(async () => {
   reference = runPython<ReferenceReport>(["reference", MODEL_PATH]);
   reference.catch(() => {}); // awaited by the last test
-  srv = isolatedServer("openai");
-  if (runningServer(srv.paths)) await stopServer({ paths: srv.paths });
-  // The shipped config (the vLLM engine), eager; one torch thread: on a busy 2-core machine two OpenMP threads spin against each other.
-  const configFile = configWith(CONFIG, path.join(srv.scratch, `${MODEL}.yaml`), { ...VLLM_TEST_SETTINGS, "handler.cpu_threads": 1 });
-  await createArchive({ modelName: MODEL, version: VERSION, handler: HANDLER, configFile, exportPath: srv.modelStore });
-  await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
-  const client = connect(srv.paths);
-  await registerWatched(client, { url: `${MODEL}.mar`, modelName: MODEL, initialWorkers: 1 }, srv.paths);
+  srv = await smollm2OnVllm();
   key = readKeyFile(srv.paths.keyFile)!.inference.key;
   predictions = `http://127.0.0.1:${srv.ports.inference}/predictions/${MODEL}`;
   base = `${predictions}/${VERSION}/v1`;
-}, 300_000);
-
-afterAll(async () => {
-  if (srv && runningServer(srv.paths)) await stopServer({ paths: srv.paths });
-  if (srv) expect(leftovers(srv.paths)).toEqual([]);
-}, 120_000);
+}, 600_000);
 
 const post = (url: string, body: unknown, headers: Record<string, string> = { Authorization: `Bearer ${key}` }) =>
   fetch(url, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });

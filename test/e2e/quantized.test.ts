@@ -7,11 +7,10 @@
 import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createArchive } from "../../src/archive/archive.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { TorchServeClient } from "../../src/client/http.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
-import { ROOT, cli, isolatedServer, leftovers, writeFile, type IsolatedServer } from "./helpers.ts";
+import { ROOT, cli, writeFile } from "./helpers.ts";
+import { sharedModel, sharedServer, type RunningServer } from "./servers.ts";
 
 const RAW_HANDLER = path.join(ROOT, "handlers", "llama-2-7b.ts"); // the prompt reaches the model unchanged
 const TINY_MODEL = path.join(ROOT, ".cache", "tiny-llama");
@@ -23,7 +22,7 @@ const CASES = [
 
 type Reference = { layer: string; cases: { token_count: number; text: string; finish_reason: string }[] };
 
-let srv: IsolatedServer;
+let srv: RunningServer;
 let client: TorchServeClient;
 let references: Record<string, Reference>;
 
@@ -47,23 +46,14 @@ function reference(quantize: readonly string[]): Promise<Record<string, Referenc
 }
 
 beforeAll(async () => {
-  srv = isolatedServer("quantized");
-  if (runningServer(srv.paths)) await stopServer({ paths: srv.paths });
-  for (const q of SETTINGS) {
-    await createArchive({ modelName: `tiny-${q}`, version: "1.0", handler: RAW_HANDLER, configFile: seedConfig(path.join(srv.scratch, `${q}.yaml`), q), exportPath: srv.modelStore });
-  }
-  const computed = reference(SETTINGS); // beside TorchServe's start: mostly waiting on the JVM and imports
+  const computed = reference(SETTINGS); // beside the models' load: mostly waiting on imports
   computed.catch(() => {}); // awaited below; a failure must not surface early as an unhandled rejection
-  await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
-  client = connect(srv.paths);
-  await Promise.all(SETTINGS.map((q) => registerWatched(client, { url: `tiny-${q}.mar`, modelName: `tiny-${q}`, initialWorkers: 1 }, srv.paths)));
+  srv = await sharedServer("transformers");
+  client = srv.client;
+  await Promise.all(SETTINGS.map((q) =>
+    sharedModel(srv, { name: `tiny-${q}`, handler: RAW_HANDLER, configFile: seedConfig(path.join(srv.scratch, `${q}.yaml`), q) })));
   references = await computed;
 }, 300_000);
-
-afterAll(async () => {
-  if (srv && runningServer(srv.paths)) await stopServer({ paths: srv.paths });
-  if (srv) expect(leftovers(srv.paths)).toEqual([]);
-}, 120_000);
 
 describe.each(SETTINGS)("quantize: %s on a CPU worker", (q) => {
   it("answers each prompt with the completion transformers and bitsandbytes give on their own", async () => {

@@ -5,14 +5,15 @@
 // again (the model reloads). Own working folder and ports (TSSERVE_E2E_PORT_BASE).
 import fs from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
-import { connect, runningServer, stopServer } from "../../src/client/torchserve-process.ts";
-import { ROOT, cli, isolatedServer, tinyConfig, waitFor, writeFile, type IsolatedServer } from "./helpers.ts";
+import { connect } from "../../src/client/torchserve-process.ts";
+import { ROOT, cli, tinyConfig, waitFor, writeFile } from "./helpers.ts";
+import { withServer } from "./servers.ts";
 
 const MODEL = "replaced";
-let srv: IsolatedServer;
+const srv = withServer("register-replace", { start: false }); // started through the CLI below
 let client: TorchServeClient;
 let config: string;
 
@@ -42,8 +43,6 @@ const workerPid = async () => (await client.describeModel(MODEL))[0]!.workers[0]
 const loads = () => (fs.readFileSync(path.join(srv.paths.logs, "model_log.log"), "utf8").match(/tsserve: loading /g) ?? []).length;
 
 beforeAll(async () => {
-  srv = isolatedServer("register-replace");
-  if (runningServer(srv.paths)) await stopServer({ paths: srv.paths });
   config = tinyConfig(path.join(srv.scratch, `${MODEL}.yaml`));
   const started = await cli(["start", "--ts-config", srv.tsConfig, "--model-store", srv.modelStore], 240_000, srv.env);
   expect(started.code, started.stderr).toBe(0);
@@ -51,10 +50,6 @@ beforeAll(async () => {
   const registered = await cli(["register", await archive("FIRST")], 240_000, srv.env);
   expect(registered.code, registered.stderr).toBe(0);
 }, 600_000);
-
-afterAll(async () => {
-  if (srv && runningServer(srv.paths)) await stopServer({ paths: srv.paths });
-}, 120_000);
 
 describe("tsserve register --replace", () => {
   it("swaps a new handler into the running worker when the config is the same: same pid, no second load", async () => {

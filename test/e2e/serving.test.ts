@@ -1,33 +1,31 @@
 // End to end on a real TorchServe 0.12 over loopback, through the tsserve CLI:
 // start, register, the seed's and the HELM client's requests, status, token
 // refusal, a worker that cannot start, unregister, stop with nothing left behind.
+// Its own working folder ($TSSERVE_WORK_DIR) and ports (--port-base).
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import { readKeyFile } from "../../src/client/keys.ts";
-import { workPaths } from "../../src/client/paths.ts";
-import { connect, runningServer, stopServer } from "../../src/client/torchserve-process.ts";
+import { connect as connectTo, runningServer } from "../../src/client/torchserve-process.ts";
 import { HELM_REQUEST, SEED_REQUEST, TINY_CONFIG, TINY_HANDLER, cli, leftovers, writeFile } from "./helpers.ts";
+import { withServer } from "./servers.ts";
 
 const MODEL = "tiny-llama-2-chat";
-const paths = workPaths();
+const srv = withServer("serving", { start: false }); // started through the CLI below
+const { paths } = srv;
 let exportDir: string;
+/** The CLI as a user runs it, in the suite's own working folder ($TSSERVE_WORK_DIR). */
+const tsserve = (args: string[]) => cli(args, 180_000, srv.env);
+const connect = () => connectTo(paths);
 
 beforeAll(async () => {
-  if (runningServer(paths)) await stopServer();
-  exportDir = fs.mkdtempSync(path.join(os.tmpdir(), "tsserve-e2e-"));
+  exportDir = fs.mkdtempSync(path.join(srv.scratch, "export-"));
   await createArchive({ modelName: MODEL, version: "1.0", handler: TINY_HANDLER, configFile: TINY_CONFIG, exportPath: exportDir });
-  const started = await cli(["start"]);
+  const started = await tsserve(["start", "--port-base", String(srv.ports.inference)]);
   expect(started.stderr).toContain("TorchServe is up");
   expect(started.code).toBe(0);
 }, 240_000);
-
-afterAll(async () => {
-  await cli(["stop"]);
-  if (runningServer(paths)) await stopServer();
-}, 120_000);
 
 describe("tsserve on a real TorchServe", () => {
   it("start wrote its logs and keys into the working folder, not the current directory", () => {
@@ -38,7 +36,7 @@ describe("tsserve on a real TorchServe", () => {
   });
 
   it("registers the archive and waits for its worker", async () => {
-    const result = await cli(["register", path.join(exportDir, `${MODEL}.mar`), "--initial-workers", "1"]);
+    const result = await tsserve(["register", path.join(exportDir, `${MODEL}.mar`), "--initial-workers", "1"]);
     expect(result.stderr).toMatch(new RegExp(`^tsserve register: registering ${MODEL} from ${MODEL}.mar with 1 worker\\(s\\)\n(.*\n)*tsserve register: ${MODEL} is ready after \\d+\\.\\d s\n$`));
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`Model "${MODEL}" Version: 1.0 registered with 1 initial workers`);
@@ -63,18 +61,18 @@ describe("tsserve on a real TorchServe", () => {
   }, 120_000);
 
   it("predict prints the response body", async () => {
-    const result = await cli(["predict", MODEL, "--json", JSON.stringify({ ...SEED_REQUEST, max_tokens: 8 })]);
+    const result = await tsserve(["predict", MODEL, "--json", JSON.stringify({ ...SEED_REQUEST, max_tokens: 8 })]);
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout).choices[0].text).toEqual(expect.any(String));
   }, 60_000);
 
   it("status shows TorchServe healthy and the model's worker ready", async () => {
-    const all = await cli(["status"]);
+    const all = await tsserve(["status"]);
     expect(all.code).toBe(0);
     const report = JSON.parse(all.stdout);
     expect(report.torchserve).toBe("Healthy");
     expect(report.models).toEqual([expect.objectContaining({ modelName: MODEL, workers: [expect.objectContaining({ status: "READY" })] })]);
-    const one = await cli(["status", MODEL]);
+    const one = await tsserve(["status", MODEL]);
     expect(JSON.parse(one.stdout)[0]).toMatchObject({ modelName: MODEL, modelVersion: "1.0" });
   }, 60_000);
 
@@ -86,9 +84,9 @@ describe("tsserve on a real TorchServe", () => {
     expect((await anonymous.json()).type).toBe("InvalidKeyException");
     const wrong = await fetch(`${inference}/predictions/${MODEL}`, { method: "POST", body: "{}", headers: { Authorization: "Bearer nope" } });
     expect([400, 401]).toContain(wrong.status);
-    const token = await cli(["token"]);
+    const token = await tsserve(["token"]);
     expect(token.stdout.trim()).toBe(readKeyFile(paths.keyFile)!.inference.key);
-    const management = await cli(["token", "management"]);
+    const management = await tsserve(["token", "management"]);
     expect(management.stdout.trim()).toBe(readKeyFile(paths.keyFile)!.management.key);
   }, 60_000);
 
@@ -101,7 +99,7 @@ describe("tsserve on a real TorchServe", () => {
     );
     await createArchive({ modelName: "broken", version: "1.0", handler: TINY_HANDLER, configFile: config, exportPath: exportDir });
     const started = Date.now();
-    const result = await cli(["register", path.join(exportDir, "broken.mar")]);
+    const result = await tsserve(["register", path.join(exportDir, "broken.mar")]);
     // A checkpoint folder missing here is found before TorchServe is asked (failed-register.test.ts has a load that fails).
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("handler.model_path");
@@ -115,24 +113,24 @@ describe("tsserve on a real TorchServe", () => {
   it("unregisters the model, and its worker and Node child exit", async () => {
     const [description] = await connect().describeModel(MODEL);
     const workerPid = description!.workers[0]!.pid!;
-    const result = await cli(["unregister", MODEL]);
+    const result = await tsserve(["unregister", MODEL]);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`Model "${MODEL}" unregistered`);
-    const missing = await cli(["status", MODEL]);
+    const missing = await tsserve(["status", MODEL]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain("404");
     const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline && leftovers().some((l) => l.includes("handler.mjs") || l.startsWith(`${workerPid} `))) {
+    while (Date.now() < deadline && leftovers(paths).some((l) => l.includes("handler.mjs") || l.startsWith(`${workerPid} `))) {
       await new Promise((r) => setTimeout(r, 200));
     }
-    expect(leftovers().filter((l) => l.includes("handler.mjs") || l.startsWith(`${workerPid} `))).toEqual([]);
+    expect(leftovers(paths).filter((l) => l.includes("handler.mjs") || l.startsWith(`${workerPid} `))).toEqual([]);
   }, 60_000);
 
   it("stop leaves no TorchServe, worker or node process behind", async () => {
-    const result = await cli(["stop"]);
+    const result = await tsserve(["stop"]);
     expect(result.code).toBe(0);
     expect(runningServer(paths)).toBeUndefined();
-    expect(leftovers()).toEqual([]);
+    expect(leftovers(paths)).toEqual([]);
     expect(fs.existsSync(paths.keyFile)).toBe(false);
   }, 120_000);
 });

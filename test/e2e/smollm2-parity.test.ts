@@ -6,15 +6,13 @@
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createArchive } from "../../src/archive/archive.ts";
-import { connect, registerWatched, serverProcesses, startServer, stopServer } from "../../src/client/torchserve-process.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
 import { CompletionResponse } from "../../src/completions/response.ts";
-import { configWith, isolatedServer, ROOT, SMOLLM2_CONFIG, VLLM_TEST_SETTINGS } from "./helpers.ts";
+import { ROOT } from "./helpers.ts";
+import { SMOLLM2_VLLM, smollm2OnVllm } from "./servers.ts";
 
-const MODEL = "smollm2";
+const MODEL = SMOLLM2_VLLM;
 const MODEL_PATH = path.join(ROOT, ".cache", "smollm2-135m-instruct");
-const server = isolatedServer("smollm2-parity");
 const TOLERANCE = 1e-4;
 
 const LONG = Array.from({ length: 12 }, (_, i) =>
@@ -62,23 +60,13 @@ async function computeReference(): Promise<Reference> {
 }
 
 beforeAll(async () => {
-  const serving = (async () => {
-    const archive = await createArchive({
-      modelName: MODEL, version: "1.0", handler: path.join(ROOT, "handlers", "smollm2-135m-instruct.ts"),
-      configFile: configWith(SMOLLM2_CONFIG, path.join(server.scratch, "smollm2.yaml"), VLLM_TEST_SETTINGS), exportPath: server.modelStore,
-    });
-    await startServer({ paths: server.paths, tsConfig: server.tsConfig, modelStore: server.modelStore });
-    client = connect(server.paths);
-    await registerWatched(client, { url: path.basename(archive.path), modelName: MODEL, initialWorkers: 1 }, server.paths); // concurrent requests join one running batch
-  })();
+  const serving = smollm2OnVllm().then((server) => void (client = server.client));
   [reference] = await Promise.all([computeReference(), serving]);
 }, 600_000);
 
-afterAll(async () => {
+afterAll(() => {
   console.log(`parity: ${compared.requests} greedy requests, ${compared.tokens} tokens equal to generate, max |token logprob - forward pass| = ${compared.maxLogprobDiff.toExponential(2)}`);
-  await stopServer({ paths: server.paths });
-  expect(serverProcesses(server.paths)).toEqual([]);
-}, 120_000);
+});
 
 async function complete(body: Record<string, unknown>): Promise<CompletionResponse> {
   const result = await client.predict(MODEL, JSON.stringify(body));

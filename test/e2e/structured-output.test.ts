@@ -5,45 +5,33 @@
 // shipped SmolLM2 handler (test/e2e/structured_clients.py), and the example
 // handler handlers/smollm2-multiple-choice.ts answering with its typed value.
 //
-// One TorchServe, two models on the transformers engine (the vLLM engine's
-// structured outputs are held to the same answers in
-// python_shim/tests/engine/test_vllm_structured.py), its own working folder
-// (.work/e2e-structured) and ports (TSSERVE_E2E_PORT_BASE).
+// Two models on the transformers engine, on the run's shared transformers
+// TorchServe (servers.ts); the vLLM engine's structured outputs are held to the
+// same answers in python_shim/tests/engine/test_vllm_structured.py.
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createArchive } from "../../src/archive/archive.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import { readKeyFile } from "../../src/client/keys.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
-import { ROOT, SMOLLM2_CONFIG, configWith, isolatedServer, leftovers, type IsolatedServer } from "./helpers.ts";
+import { ROOT, SMOLLM2_CONFIG, configWith } from "./helpers.ts";
+import { sharedModel, sharedServer, type RunningServer } from "./servers.ts";
 
-const CHAT_MODEL = "smollm2";
-const MC_MODEL = "smollm2-mc";
+const CHAT_MODEL = "structured-smollm2";
+const MC_MODEL = "structured-smollm2-mc";
 const PYTHON = path.join(ROOT, ".venv", "bin", "python");
 const TRANSFORMERS = { "handler.engine": "transformers", "handler.cpu_threads": 1 };
 
-let srv: IsolatedServer;
+let srv: RunningServer;
 let key = "";
 let inference = "";
 
 beforeAll(async () => {
-  srv = isolatedServer("structured");
-  if (runningServer(srv.paths)) await stopServer({ paths: srv.paths });
-  const configFile = configWith(SMOLLM2_CONFIG, path.join(srv.scratch, "smollm2.yaml"), TRANSFORMERS);
-  await createArchive({ modelName: CHAT_MODEL, version: "1.0", handler: path.join(ROOT, "handlers", "smollm2-135m-instruct.ts"), configFile, exportPath: srv.modelStore });
-  await createArchive({ modelName: MC_MODEL, version: "1.0", handler: path.join(ROOT, "handlers", "smollm2-multiple-choice.ts"), configFile, exportPath: srv.modelStore });
-  await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
-  const client = connect(srv.paths);
-  await registerWatched(client, { url: `${CHAT_MODEL}.mar`, modelName: CHAT_MODEL, initialWorkers: 1 }, srv.paths);
-  await registerWatched(client, { url: `${MC_MODEL}.mar`, modelName: MC_MODEL, initialWorkers: 1 }, srv.paths);
+  srv = await sharedServer("transformers");
+  const configFile = configWith(SMOLLM2_CONFIG, path.join(srv.scratch, `${CHAT_MODEL}.yaml`), TRANSFORMERS);
+  await sharedModel(srv, { name: CHAT_MODEL, handler: path.join(ROOT, "handlers", "smollm2-135m-instruct.ts"), configFile });
+  await sharedModel(srv, { name: MC_MODEL, handler: path.join(ROOT, "handlers", "smollm2-multiple-choice.ts"), configFile });
   key = readKeyFile(srv.paths.keyFile)!.inference.key;
   inference = `http://127.0.0.1:${srv.ports.inference}/predictions`;
 }, 300_000);
-
-afterAll(async () => {
-  if (srv && runningServer(srv.paths)) await stopServer({ paths: srv.paths });
-  if (srv) expect(leftovers(srv.paths)).toEqual([]);
-}, 120_000);
 
 function clients(): Promise<any> {
   return new Promise((resolve, reject) => {
