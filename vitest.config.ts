@@ -1,8 +1,27 @@
 import { defineConfig } from "vitest/config";
 
-// Two projects. `unit` (unit and contract tests: no server, no model) runs its files in parallel;
-// `e2e` (a real TorchServe) runs after it, one file at a time: its suites share one TorchServe per
-// engine (test/e2e/servers.ts) and give the CPU to the model.
+// `unit` (unit and contract tests: no server, no model) runs its files in parallel. Two end-to-end
+// lanes run one file at a time each (scripts/test.sh runs the two side by side, beside pytest; a plain
+// `vitest run` runs the projects one after another): `e2e-shared`, the suites that only need
+// a served model, on one TorchServe per engine started once for the run (test/e2e/servers.ts), and
+// `e2e-own`, the suites that must own their TorchServe (it is stopped, killed, restarted, started
+// through the CLI or with settings of its own). A new e2e file goes to the shared lane unless it is
+// named below. The lanes never meet: own servers listen on TSSERVE_E2E_PORT_BASE, shared ones above.
+const OWN_SERVER = [
+  "bad-input",
+  "bench-smoke",
+  "continuous-batching",
+  "dev",
+  "failed-register",
+  "faults",
+  "kserve",
+  "package",
+  "register-replace",
+  "serving",
+].map((name) => `test/e2e/${name}.test.ts`);
+
+const e2e = { testTimeout: 30_000, hookTimeout: 600_000, fileParallelism: false };
+
 export default defineConfig({
   test: {
     projects: [
@@ -12,20 +31,11 @@ export default defineConfig({
           include: ["test/unit/**/*.test.ts", "test/contract/**/*.test.ts"],
           testTimeout: 30_000,
           hookTimeout: 120_000,
-          sequence: { groupOrder: 0 },
+          maxWorkers: 2,
         },
       },
-      {
-        test: {
-          name: "e2e",
-          include: ["test/e2e/**/*.test.ts"],
-          testTimeout: 30_000,
-          hookTimeout: 600_000,
-          fileParallelism: false,
-          globalSetup: ["test/e2e/global-setup.ts"],
-          sequence: { groupOrder: 1 },
-        },
-      },
+      { test: { ...e2e, name: "e2e-shared", include: ["test/e2e/**/*.test.ts"], exclude: OWN_SERVER, globalSetup: ["test/e2e/global-setup.ts"], sequence: { groupOrder: 1 } } },
+      { test: { ...e2e, name: "e2e-own", include: OWN_SERVER, sequence: { groupOrder: 2 } } },
     ],
   },
 });

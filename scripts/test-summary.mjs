@@ -1,9 +1,10 @@
-// Adds up the pytest (JUnit XML) and vitest (JSON) reports of `npm test` into
-// one closing line: "tests: N passed, N failed, N skipped". A report that is
-// missing (`npm test -- PATTERN` matched no file of that runner) counts nothing.
+// Adds up the pytest (JUnit XML) and vitest (JSON, one per project run) reports
+// of `npm test` into one closing line: "tests: N passed, N failed, N skipped".
+// A report that is missing (`npm test -- PATTERN` matched no file of that
+// runner, or a runner that died) counts nothing.
 import { existsSync, readFileSync } from "node:fs";
 
-const [junitFile, vitestFile] = process.argv.slice(2);
+const [junitFile, ...vitestFiles] = process.argv.slice(2);
 const none = { passed: 0, failed: 0, skipped: 0 };
 
 function pytestCounts(file) {
@@ -22,6 +23,6 @@ function vitestCounts(file) {
   return { passed: report.numPassedTests, failed: report.numFailedTests, skipped: report.numPendingTests + report.numTodoTests };
 }
 
-const parts = [pytestCounts(junitFile), vitestCounts(vitestFile)];
+const parts = [pytestCounts(junitFile), ...vitestFiles.map(vitestCounts)];
 const total = (key) => parts.reduce((sum, p) => sum + p[key], 0);
 console.log(`tests: ${total("passed")} passed, ${total("failed")} failed, ${total("skipped")} skipped`);

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# npm test [-- PATTERN...]: set up, typecheck, the Python shim's pytest suite, then vitest (the `unit`
-# project in parallel, then the `e2e` project on real TorchServes); the last line adds both up.
-# With patterns, only the test files whose path contains one of them run (pytest's and vitest's).
+# npm test [-- PATTERN...]: set up, typecheck, then every test on this machine's two cores at once:
+# the Python shim's pytest suite in the background (its output follows at the end), vitest's `unit`
+# project (files in parallel), then its two end-to-end lanes side by side (`e2e-shared`, `e2e-own`:
+# vitest.config.ts). The last line adds all the runners up. With patterns, only the test files whose
+# path contains one of them run, pytest's and vitest's. docs/testing.md says which command to run when.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 mkdir -p .work
-rm -f .work/pytest.xml .work/vitest.json
+rm -f .work/pytest.xml .work/pytest.log .work/vitest-*.json
 
 pytest_files=(python_shim/tests)
 if [ $# -gt 0 ]; then
@@ -20,10 +22,40 @@ fi
 
 echo "== typecheck" >&2
 npx tsc --noEmit -p .
+
+pytest_pid=
 if [ ${#pytest_files[@]} -gt 0 ]; then
-  echo "== pytest (python_shim)" >&2
-  TSSERVE_TINY_MODEL="$PWD/.cache/tiny-llama" .venv/bin/python -m pytest -q "${pytest_files[@]}" --junitxml=.work/pytest.xml
+  echo "== pytest (python_shim, in the background: its report follows vitest's)" >&2
+  TSSERVE_TINY_MODEL="$PWD/.cache/tiny-llama" .venv/bin/python -m pytest -q "${pytest_files[@]}" --junitxml=.work/pytest.xml > .work/pytest.log 2>&1 &
+  pytest_pid=$!
 fi
-echo "== vitest" >&2
-npx vitest run --passWithNoTests --reporter=default --reporter=json --outputFile.json=.work/vitest.json "$@"
-node scripts/test-summary.mjs .work/pytest.xml .work/vitest.json
+
+vitest() {
+  local project=$1
+  shift
+  npx vitest run --project "$project" --passWithNoTests --reporter=default --reporter=json --outputFile.json=".work/vitest-$project.json" "$@"
+}
+# One e2e lane, its lines marked with its name (the two lanes print at the same time).
+lane() {
+  local project=$1
+  shift
+  vitest "$project" "$@" 2>&1 | sed -u "s/^/[$project] /"
+}
+
+status=0
+echo "== vitest: unit" >&2
+vitest unit "$@" || status=1
+echo "== vitest: e2e-shared and e2e-own, side by side" >&2
+lane e2e-shared "$@" &
+shared=$!
+lane e2e-own "$@" &
+own=$!
+wait "$shared" || status=1
+wait "$own" || status=1
+if [ -n "$pytest_pid" ]; then
+  wait "$pytest_pid" || status=1
+  echo "== pytest (python_shim)" >&2
+  cat .work/pytest.log
+fi
+node scripts/test-summary.mjs .work/pytest.xml .work/vitest-*.json
+exit "$status"

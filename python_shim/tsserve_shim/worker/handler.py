@@ -33,6 +33,7 @@ from .limits import GenerateLimits, max_response_size
 from .metrics import report_generated
 from .replies import failures, respond, send_chunk, with_retirements
 from .requests import decode_body, decoded_by_torchserve, with_url_path
+from .socket_writer import one_writer
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class TsserveHandler:
     async def _serve(self, data: List[Any], context) -> List[Any]:
         """Answer every request of the batch; never raises (a raise would fail every job TorchServe holds)."""
         arrived = time.monotonic()
+        one_writer(getattr(context, "cl_socket", None))  # before this batch's first stream chunk
         try:
             envelope = kserve.detect(data, context)
             if envelope is None:
