@@ -34,7 +34,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "python_shim"))
 
-from tsserve_shim.engine.engine import Engine  # noqa: E402
+from tsserve_shim.engine.transformers.engine import Engine  # noqa: E402
 
 PROMPTS = [
     "Alan Turing was a",

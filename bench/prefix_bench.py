@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.join(ROOT, "python_shim"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from handler_bench import FakeContext  # noqa: E402
-from tsserve_shim.engine.engine import Engine  # noqa: E402
+from tsserve_shim.engine.transformers.engine import Engine  # noqa: E402
 
 MB = 2**20
 WORDS = (

@@ -100,7 +100,7 @@ class PythonLlama2ChatHandler:
         self.engine = None
 
     def initialize(self, context) -> None:
-        from tsserve_shim.engine.engine import Engine  # torch loads with the model, as in the shim
+        from tsserve_shim.engine.transformers.engine import Engine  # torch loads with the model, as in the shim
 
         props = context.system_properties
         model_dir = props.get("model_dir") or os.getcwd()

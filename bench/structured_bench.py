@@ -140,11 +140,11 @@ def jsonschema_valid(texts: list[str], schema: dict) -> int:
 
 def load(engine_name: str):
     if engine_name == "vllm":
-        from tsserve_shim.engine.vllm_engine import VllmEngine
+        from tsserve_shim.engine.vllm.engine import VllmEngine
 
         section = {"model_path": SMOLLM2, "engine": "vllm", "enforce_eager": True, "kv_cache_mb": 256, "max_model_len": 2048}
         return VllmEngine.load(section, model_dir=SMOLLM2).start()
-    from tsserve_shim.engine.engine import Engine
+    from tsserve_shim.engine.transformers.engine import Engine
 
     return Engine.load({"model_path": SMOLLM2, "prefix_cache_mb": 0}, model_dir=SMOLLM2)
 

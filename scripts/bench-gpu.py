@@ -108,7 +108,7 @@ def phase_versions(args) -> dict:
     import torch
     import transformers
 
-    from tsserve_shim.engine.transformers_compat import UnsupportedTransformersError, check_transformers_version, tested_range
+    from tsserve_shim.engine.transformers.transformers_compat import UnsupportedTransformersError, check_transformers_version, tested_range
 
     versions = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
                 "transformers": transformers.__version__, "tested_transformers": tested_range()}
@@ -190,7 +190,7 @@ def staggered(engine, prompts: list[str], new_tokens: int) -> list:
 def check_mode(mode: str, checkpoint: Path, args, gpus: int) -> dict:
     import torch
 
-    from tsserve_shim.engine.engine import Engine
+    from tsserve_shim.engine.transformers.engine import Engine
 
     cuda = torch.cuda.is_available()
     section = {"model_path": str(checkpoint), "prefix_cache_mb": 0}
@@ -310,7 +310,7 @@ class ForwardTimer:
     """Time spent in the decode batch's forward, against the whole decode loop."""
 
     def __init__(self) -> None:
-        from tsserve_shim.engine.batch import DecodeBatch
+        from tsserve_shim.engine.transformers.batch import DecodeBatch
 
         self.batch_class, self.original, self.seconds = DecodeBatch, DecodeBatch.forward, 0.0
         timer = self
@@ -339,7 +339,7 @@ def timed(fn) -> tuple[object, float]:
 def phase_speed(args) -> dict:
     import torch
 
-    from tsserve_shim.engine.engine import Engine
+    from tsserve_shim.engine.transformers.engine import Engine
 
     from transformers import AutoTokenizer
 

@@ -33,7 +33,7 @@ if [ "$(cat .venv/.tsserve-nodeps-stamp 2>/dev/null)" != "$nodeps" ]; then
   echo "$nodeps" > .venv/.tsserve-nodeps-stamp
 fi
 # The oldest and newest transformers the engine is tested on, each in a folder of its own that a
-# pytest run puts first on PYTHONPATH (python_shim/tests/engine/test_transformers_range.py).
+# pytest run puts first on PYTHONPATH (python_shim/tests/engine/transformers/test_transformers_range.py).
 while read -r version extra; do
   case "$version" in ''|'#'*) continue ;; esac
   folder=.cache/transformers-range/$version

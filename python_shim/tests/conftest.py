@@ -41,9 +41,23 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def engine(tiny_model_dir):
-    from tsserve_shim.engine.engine import Engine
+    from tsserve_shim.engine.transformers.engine import Engine
 
     return Engine.load({"model_path": str(tiny_model_dir)}, model_dir=str(tiny_model_dir), gpu_id=None, device_type=None, device_ids=None)
+
+
+# A nested JSON Schema both engines' structured-output tests constrain to (transformers/test_grammar.py, vllm/test_vllm_structured.py).
+NESTED_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "answer": {"enum": ["A", "B", "C", "D"]},
+        "confidence": {"type": "integer", "minimum": 0, "maximum": 100},
+        "reasons": {"type": "array", "items": {"type": "string", "maxLength": 40}, "minItems": 1, "maxItems": 2},
+        "topic": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20}}, "required": ["name"], "additionalProperties": False},
+    },
+    "required": ["answer", "confidence", "reasons", "topic"],
+    "additionalProperties": False,
+}
 
 
 def make_request(prompt: str, **overrides) -> dict:
@@ -73,7 +87,7 @@ SMOLLM2 = ROOT / ".cache" / "smollm2-135m-instruct"
 @pytest.fixture(scope="session")
 def smollm2_engine():
     """SmolLM2-135M-Instruct (scripts/setup.sh converts it) with prefix caching off: the reference."""
-    from tsserve_shim.engine.engine import Engine
+    from tsserve_shim.engine.transformers.engine import Engine
 
     if not (SMOLLM2 / "config.json").is_file():
         pytest.fail(f"{SMOLLM2} is missing: scripts/setup.sh converts SmolLM2-135M-Instruct there")
@@ -86,7 +100,7 @@ VLLM_SECTION = {"model_path": str(SMOLLM2), "engine": "vllm", "enforce_eager": T
 @pytest.fixture(scope="session")
 def vllm_engine():
     """SmolLM2-135M-Instruct on vLLM (eager: about a third of the compiled start-up), loaded once for every suite."""
-    from tsserve_shim.engine.select import load_engine
+    from tsserve_shim.engine.registry import load_engine
 
     if not (SMOLLM2 / "config.json").is_file():
         pytest.fail(f"{SMOLLM2} is missing: scripts/setup.sh converts SmolLM2-135M-Instruct there")

@@ -2,7 +2,7 @@
  * What the vLLM engine cannot serve, refused where the config is parsed
  * (`tsserve archive`, `tsserve kserve`, the runtime's initialize), with the key
  * named and the fix. The shim's load refuses the same settings
- * (python_shim/tsserve_shim/engine/vllm_args.py), and also `quantize: nf4` on a
+ * (python_shim/tsserve_shim/engine/vllm/args.py), and also `quantize: nf4` on a
  * host without CUDA, which only the serving host can tell.
  */
 import type { GpuLayoutIssue } from "./gpu-layout.ts";

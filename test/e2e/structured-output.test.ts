@@ -7,7 +7,7 @@
 //
 // Two models on the transformers engine, on the run's shared transformers
 // TorchServe (servers.ts); the vLLM engine's structured outputs are held to the
-// same answers in python_shim/tests/engine/test_vllm_structured.py.
+// same answers in python_shim/tests/engine/vllm/test_vllm_structured.py.
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import make_request
-from tsserve_shim.engine.deadline import Deadline
+from tsserve_shim.engine.common.deadline import Deadline
 
 LOGPROB_TOLERANCE = 1e-4
 

@@ -15,7 +15,7 @@ import torch
 
 from conftest import make_request
 from tsserve_shim.model import loading
-from tsserve_shim.engine.engine import Engine
+from tsserve_shim.engine.transformers.engine import Engine
 
 SETTINGS = ["nf4", "fp4", "int8"]
 PROMPTS = [

@@ -17,7 +17,8 @@ is started and handshaken before the next call goes out. When the bundle file
 is replaced (`tsserve dev`, `register --replace`), the next `handle` that finds
 the child idle starts a child on the new bundle first: the model stays loaded.
 
-Nothing here knows torch: the model side comes in as a `ModelPort`.
+Nothing here knows torch: the model side comes in as the engine contract (engine/contract.py's
+`ServingEngine`, which imports no torch).
 """
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Hashable, Optional, Protocol
+from typing import Any, Callable, Deque, Hashable, Optional
 
+from ..engine.contract import ServingEngine
 from . import protocol
 from .errors import CONNECTION_CLOSED, INTERNAL_ERROR, INVALID_PARAMS, PeerClosed, PeerTimeout, RpcError, ShimConfigError
 from .node_process import NodeProcess
@@ -47,17 +49,6 @@ RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 OFF_THREAD_TEXT_BYTES = 16 * 1024
 OFF_THREAD_IDS = 4096
 Answer = Callable[[dict], None]
-
-
-class ModelPort(Protocol):
-    """What the bridge needs of the engine."""
-
-    def submit(self, requests: list, done: Callable[[list], None], on_delta: Any, deadlines: Any, tag: Hashable) -> None: ...
-    def cancel(self, tag: Hashable) -> None: ...
-    def tokenize(self, texts: list, add_special_tokens: bool) -> list: ...
-    def detokenize(self, ids: list, skip_special_tokens: bool) -> list: ...
-    # Optional: the requests with their text prompts tokenized (engine.prompts.PromptTokenizer.pretokenize).
-    # def pretokenize(self, requests: list) -> list: ...
 
 
 @dataclass
@@ -107,7 +98,7 @@ class Bridge:
     def __init__(
         self,
         spec: ChildSpec,
-        model: ModelPort,
+        model: ServingEngine,
         *,
         deadline_for: Callable[[Optional[int]], Any],
         on_chunk: Callable[[dict], None],

@@ -1,7 +1,7 @@
 """How long the worker gives one request, counted from its arrival at the worker."""
 from __future__ import annotations
 
-from ..engine.deadline import Deadline
+from ..engine.common.deadline import Deadline
 
 DEFAULT_RESPONSE_TIMEOUT_S = 120
 

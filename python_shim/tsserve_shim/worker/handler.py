@@ -92,7 +92,7 @@ class TsserveHandler:
     # ------------------------------------------------------------ TorchServe API
 
     def initialize(self, context) -> None:
-        from ..engine.select import load_engine  # torch loads only when a model does
+        from ..engine.registry import load_engine  # torch loads only when a model does
 
         props = context.system_properties
         self.model_dir = props.get("model_dir") or os.getcwd()

@@ -1,0 +1,116 @@
+"""The model config mapped onto vLLM's engine arguments, on this CPU and on GPUs faked through the load plan
+(TorchServe's gpu_id and deviceIds, num_gpu_per_model, gpu_max_memory), and checked by vLLM's own argument validation."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import SMOLLM2
+from tsserve_shim.engine.vllm.args import DEFAULT_CPU_KV_CACHE_MB, vllm_launch
+from tsserve_shim.model.loading import ModelConfigError, plan_load
+
+GiB = 2**30
+
+
+def gpu_launch(section: dict, *, gpu_id: int = 0, device_count: int = 8, device_ids=None, environ=None):
+    full = {"model_path": "/models/llama", "engine": "vllm", **section}
+    plan = plan_load(
+        full, model_dir="/store", gpu_id=gpu_id, device_type="gpu", device_ids=device_ids,
+        cuda_available=True, device_count=device_count, gpu_total_memory=lambda i: 80 * GiB, environ=environ or {},
+        check_model_size=False,
+    )
+    return vllm_launch(full, plan, gpu_total_memory=lambda i: 80 * GiB, environ=environ or {})
+
+
+def cpu_launch(section: dict):
+    full = {"model_path": str(SMOLLM2), "engine": "vllm", **section}
+    plan = plan_load(full, model_dir=str(SMOLLM2), gpu_id=None, device_type="cpu", device_ids=None, cuda_available=False)
+    return vllm_launch(full, plan)
+
+
+def test_a_cpu_worker_gets_float32_a_bounded_kv_cache_and_the_config_s_settings():
+    launch = cpu_launch({"max_num_seqs": 8, "max_model_len": 2048, "enforce_eager": True, "prefix_cache_mb": 0})
+    args = launch.engine_args
+    assert args["model"] == str(SMOLLM2) and args["dtype"] == "float32"
+    assert args["max_num_seqs"] == 8 and args["max_model_len"] == 2048 and args["enforce_eager"] is True
+    assert args["enable_prefix_caching"] is False
+    assert args["kv_cache_memory_bytes"] == DEFAULT_CPU_KV_CACHE_MB * 2**20
+    assert "tensor_parallel_size" not in args and "CUDA_VISIBLE_DEVICES" not in launch.environ
+    assert cpu_launch({"kv_cache_mb": 300, "cpu_threads": 2}).engine_args["kv_cache_memory_bytes"] == 300 * 2**20
+    assert cpu_launch({"cpu_threads": 2}).environ == {"VLLM_CPU_OMP_THREADS_BIND": "0-1"}
+    assert cpu_launch({}).engine_args["enable_prefix_caching"] is True
+
+
+def test_vllm_accepts_the_cpu_arguments():
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    config = AsyncEngineArgs(**cpu_launch({"max_num_seqs": 8, "max_model_len": 2048}).engine_args).create_engine_config()
+    assert config.scheduler_config.max_num_seqs == 8
+    assert config.model_config.max_model_len == 2048
+    assert config.cache_config.kv_cache_memory_bytes == DEFAULT_CPU_KV_CACHE_MB * 2**20
+    # Whole prefills on a CPU (a chunked seeded prefill kills vLLM 0.32's CPU runner): a step fits the longest prompt.
+    whole = AsyncEngineArgs(**cpu_launch({}).engine_args).create_engine_config()
+    assert whole.scheduler_config.enable_chunked_prefill is False
+    assert whole.scheduler_config.max_num_batched_tokens >= whole.model_config.max_model_len == 8192
+
+
+@pytest.mark.parametrize(
+    ("gpu_id", "per_model", "group"),
+    # The placement rule (docs/gpu.md): worker gpu_id takes group gpu_id mod (8 // per_model).
+    [(0, 1, "0"), (3, 1, "3"), (1, 2, "2,3"), (5, 2, "2,3"), (1, 4, "4,5,6,7"), (0, 8, "0,1,2,3,4,5,6,7")],
+)
+def test_a_gpu_worker_s_group_becomes_tensor_parallelism_over_its_gpus(gpu_id, per_model, group):
+    launch = gpu_launch({"num_gpu_per_model": per_model, "gpu_max_memory": "48GiB", "dtype": "float16"}, gpu_id=gpu_id)
+    assert launch.engine_args["tensor_parallel_size"] == per_model
+    assert launch.environ["CUDA_VISIBLE_DEVICES"] == group
+    assert launch.engine_args["gpu_memory_utilization"] == 0.6  # 48 of 80 GiB
+    assert launch.engine_args["dtype"] == "float16"
+    assert "kv_cache_memory_bytes" not in launch.engine_args
+
+
+def test_device_ids_and_an_existing_cuda_visible_devices_are_honoured():
+    launch = gpu_launch({"num_gpu_per_model": 2}, gpu_id=4, device_ids=[4, 5, 6, 7], environ={"CUDA_VISIBLE_DEVICES": "0,1,2,3,GPU-a,GPU-b,GPU-c,GPU-d"})
+    assert launch.environ["CUDA_VISIBLE_DEVICES"] == "GPU-a,GPU-b"  # ordinals 4 and 5 of what was visible
+    assert launch.engine_args["gpu_memory_utilization"] == 0.9  # the default share of the GPU
+
+
+def test_nf4_is_vllm_s_bitsandbytes_loading_on_gpus_only():
+    assert gpu_launch({"quantize": "nf4"}).engine_args["quantization"] == "bitsandbytes"
+    full = {"model_path": str(SMOLLM2), "engine": "vllm", "quantize": "nf4"}
+    plan = plan_load(full, model_dir=".", gpu_id=None, device_type="cpu", device_ids=None, cuda_available=False)
+    with pytest.raises(ModelConfigError, match=r"handler\.quantize: nf4 .* needs CUDA"):
+        vllm_launch(full, plan)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [({"quantize": "int8"}, "quantize"), ({"quantize": "fp4"}, "quantize"), ({"quantize": "nf4", "double_quant": True}, "double_quant")],
+)
+def test_what_vllm_cannot_serve_is_refused_with_the_key_named(section, key):
+    with pytest.raises(ModelConfigError, match=rf"^handler\.{key}: .*engine: transformers"):
+        gpu_launch(section)
+
+
+def test_a_gguf_checkpoint_is_refused(tmp_path):
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    full = {"model_path": str(tmp_path), "engine": "vllm", "gguf_file": "m.gguf"}
+    plan = plan_load(full, model_dir=str(tmp_path), gpu_id=None, device_type="cpu", device_ids=None, cuda_available=False)
+    with pytest.raises(ModelConfigError, match=r"^handler\.gguf_file: .*GGUF"):
+        vllm_launch(full, plan)
+
+
+def test_gpu_max_memory_above_a_gpu_is_refused():
+    with pytest.raises(Exception, match="gpu_max_memory"):
+        gpu_launch({"gpu_max_memory": "100GiB"})
+
+
+def test_a_bad_kv_cache_size_is_refused():
+    with pytest.raises(ModelConfigError, match=r"handler\.kv_cache_mb"):
+        cpu_launch({"kv_cache_mb": -5})
+
+
+def test_vllm_accepts_the_gpu_arguments():
+    """vLLM's own validation of the GPU arguments (the engine config itself needs CUDA, so the args' checks only)."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    args = AsyncEngineArgs(**gpu_launch({"num_gpu_per_model": 4, "gpu_max_memory": "70GiB", "quantize": "nf4"}, gpu_id=4).engine_args)
+    assert args.tensor_parallel_size == 4 and args.quantization == "bitsandbytes" and 0 < args.gpu_memory_utilization <= 1

@@ -1,0 +1,102 @@
+"""The engine: a loaded model (ModelRunner) and the one decode loop that runs every generate call (Scheduler).
+
+``Engine.generate`` takes GenerateRequest dicts and returns GenerateOutcome dicts
+(src/protocol/messages.ts); ``submit`` does the same without waiting, for the
+worker. Requests that are refused (400) or run out of time (504) do not fail
+their batch mates. ``common/output.py`` describes the shapes.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Hashable, Mapping, Sequence
+
+from ...model.loading import LoadPlan, load_model, load_tokenizer, plan_load_here
+from ..common.rows import OnDelta
+from ..common.submit import Done
+from .kv_budget import KvBudget, budget_for, default_prefix_cache_bytes, kv_budget_bytes
+from .model_runner import ModelRunner
+from .prefix_cache import PrefixCache
+from .scheduler import Scheduler
+from .transformers_compat import check_transformers_version
+
+log = logging.getLogger(__name__)
+
+
+DEFAULT_PREFIX_CACHE_MB = 512
+
+
+def prefix_cache_bytes(handler_section: Mapping[str, Any], budget: KvBudget | None = None) -> int:
+    """``handler.prefix_cache_mb`` in bytes (0 turns prefix caching off); by default 512 MiB, or a
+    quarter of the KV budget where that is less."""
+    value = handler_section.get("prefix_cache_mb")
+    if value is None:
+        return default_prefix_cache_bytes(budget, DEFAULT_PREFIX_CACHE_MB * 2**20)
+    return int(float(value) * 2**20)
+
+
+class Engine(ModelRunner):
+    def __init__(self, model, tokenizer, **kwargs) -> None:
+        super().__init__(model, tokenizer, **kwargs)
+        self.plan: LoadPlan | None = None  # set by Engine.load
+        self.scheduler = Scheduler(self)
+
+    def __copy__(self) -> "Engine":
+        """A copy (a test's engine with another model or EOS) runs its own decode loop, with a prefix
+        cache of its own (another model's KV must never be found in it)."""
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.scheduler = Scheduler(other, self.scheduler.max_num_seqs)
+        other.scheduler.kv_budget = self.scheduler.kv_budget
+        if self.prefix_cache is not None:
+            other.prefix_cache = PrefixCache(self.prefix_cache.budget_bytes, self.prefix_cache.block_tokens)
+        return other
+
+    @classmethod
+    def load(
+        cls,
+        handler_section: Mapping[str, Any],
+        *,
+        model_dir: str,
+        gpu_id: int | None = None,
+        device_type: str | None = None,
+        device_ids: Sequence[int] | None = None,
+    ) -> "Engine":
+        """Load per the model-config.yaml ``handler:`` section (see model.loading.plan_load)."""
+        check_transformers_version()
+        plan: LoadPlan = plan_load_here(
+            handler_section, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids
+        )
+        log.info("tsserve: loading %s on %s (dtype %s, quantize %s)", plan.model_path, plan.device, plan.dtype_name, plan.quantize)
+        tokenizer = load_tokenizer(plan)
+        model = load_model(plan)
+        engine = cls(model, tokenizer, device=plan.device, name_or_path=str(handler_section.get("model_path") or plan.model_path))
+        engine.plan = plan
+        engine.scheduler.max_num_seqs = int(handler_section.get("max_num_seqs") or engine.scheduler.max_num_seqs)
+        engine.use_kv_budget(kv_budget_bytes(handler_section, plan, model.get_memory_footprint()))
+        engine.use_prefix_cache(prefix_cache_bytes(handler_section, engine.scheduler.kv_budget))
+        return engine
+
+    def use_kv_budget(self, total_bytes: int | None) -> None:
+        """Admit rows only while their KV fits in ``total_bytes`` (None: no bound), the prefix cache included."""
+        self.scheduler.kv_budget = budget_for(self.model, total_bytes)
+        if self.scheduler.kv_budget is not None:
+            log.info("tsserve: KV budget %.1f MiB (%d bytes a token)", total_bytes / 2**20, self.scheduler.kv_budget.bytes_per_token)
+
+    def start(self) -> "Engine":
+        """Run the decode loop on its own thread: the worker submits from the bridge's."""
+        self.scheduler.start()
+        return self
+
+    def shutdown(self) -> None:
+        """Nothing to stop: the decode loop's thread is a daemon, and the model goes with the worker."""
+
+    def generate(self, requests: Sequence[Mapping[str, Any]], on_delta: OnDelta | None = None, deadlines=None) -> list[dict]:
+        """One GenerateOutcome per GenerateRequest. ``deadlines``: one Deadline for every
+        request, or one (or None) per request, checked every decode step."""
+        return self.scheduler.generate(requests, on_delta, deadlines)
+
+    def submit(self, requests: Sequence[Mapping[str, Any]], done: Done, on_delta: OnDelta | None = None, deadlines=None, tag: Hashable | None = None) -> None:
+        self.scheduler.submit(requests, done, on_delta, deadlines, tag)
+
+    def cancel(self, tag: Hashable) -> None:
+        self.scheduler.cancel(tag)

@@ -1,0 +1,115 @@
+"""How a model config's ``handler:`` section becomes vLLM's engine arguments.
+
+Pure: it reads the LoadPlan that model.loading made for this worker (paths, dtype, quantization, the
+GPUs TorchServe gave it and the memory per GPU) and says what AsyncEngineArgs and which environment
+variables the vLLM engine starts with. A setting vLLM cannot serve is refused here with the key named,
+so that `tsserve archive` (through the deploy checks) and the worker's load say the same thing.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ...model.loading import LoadPlan, ModelConfigError
+from ...model.placement import parse_cuda_visible_devices
+
+# The CPU backend sizes its KV cache from this when handler.kv_cache_mb is not set: vLLM's own default
+# reserves a share of all the machine's memory, which fails beside other workers on a small host.
+DEFAULT_CPU_KV_CACHE_MB = 1024
+
+
+@dataclass(frozen=True)
+class VllmLaunch:
+    """What the vLLM engine starts with: AsyncEngineArgs keywords, and variables set before it starts."""
+
+    engine_args: dict[str, Any]
+    environ: dict[str, str] = field(default_factory=dict)
+
+
+def _refuse_transformers_only(section: Mapping[str, Any], plan: LoadPlan) -> None:
+    if plan.gguf_file is not None:
+        raise ModelConfigError(
+            "handler.gguf_file: the vLLM engine does not serve GGUF checkpoints; convert the model to safetensors or set handler.engine: transformers"
+        )
+    if plan.quantize == "none":
+        return
+    if not plan.on_gpu:
+        raise ModelConfigError(
+            f"handler.quantize: {plan.quantize} under the vLLM engine needs CUDA (vLLM's bitsandbytes kernels run on GPUs only); "
+            "on a CPU set handler.engine: transformers"
+        )
+    if plan.quantize != "nf4":
+        raise ModelConfigError(
+            f"handler.quantize: {plan.quantize} is not served by the vLLM engine (its bitsandbytes loading quantizes to nf4 only); "
+            "use quantize: nf4 or handler.engine: transformers"
+        )
+    if section.get("double_quant"):
+        raise ModelConfigError("handler.double_quant: the vLLM engine's nf4 loading has no double quantization switch; remove it or set handler.engine: transformers")
+
+
+def _visible_devices(group: tuple[int, ...], environ: Mapping[str, str]) -> str:
+    """CUDA_VISIBLE_DEVICES for the group's ordinals, which count within what is visible already."""
+    current = parse_cuda_visible_devices(environ.get("CUDA_VISIBLE_DEVICES"))
+    return ",".join(current[i] if current is not None else str(i) for i in group)
+
+
+def _gpu_share(plan: LoadPlan, gpu_total_memory: Callable[[int], int]) -> float:
+    """gpu_max_memory as the share of each GPU vLLM may use (weights, activations and KV together)."""
+    assert plan.placement is not None
+    group = plan.placement.group
+    per_gpu = plan.placement.max_memory[group[0]]
+    total = min(gpu_total_memory(i) for i in group)
+    share = per_gpu / total
+    if share > 1.0:
+        raise ModelConfigError(
+            f"handler.gpu_max_memory ({per_gpu} bytes) is more than a GPU of this worker has ({total} bytes)"
+        )
+    return math.floor(share * 1000) / 1000
+
+
+def vllm_launch(
+    section: Mapping[str, Any],
+    plan: LoadPlan,
+    *,
+    gpu_total_memory: Callable[[int], int] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> VllmLaunch:
+    """The vLLM engine's arguments for this worker (``gpu_total_memory``: bytes of CUDA ordinal i)."""
+    _refuse_transformers_only(section, plan)
+    args: dict[str, Any] = {
+        "model": plan.model_path,
+        "tokenizer": plan.tokenizer_path,
+        "dtype": plan.dtype_name,
+        "max_num_seqs": int(section.get("max_num_seqs") or 64),
+        "enable_prefix_caching": float(section.get("prefix_cache_mb", 512) or 0) > 0,
+        "enforce_eager": bool(section.get("enforce_eager", False)),
+        "disable_log_stats": True,
+    }
+    if section.get("max_model_len") is not None:
+        args["max_model_len"] = int(section["max_model_len"])
+    kv_cache_mb = section.get("kv_cache_mb")
+    env: dict[str, str] = {}
+    if plan.on_gpu:
+        assert plan.placement is not None
+        if gpu_total_memory is None:
+            raise ModelConfigError("the GPUs' memory is unknown, so handler.gpu_max_memory cannot become vLLM's gpu_memory_utilization")
+        args["tensor_parallel_size"] = len(plan.placement.group)
+        args["gpu_memory_utilization"] = _gpu_share(plan, gpu_total_memory)
+        env["CUDA_VISIBLE_DEVICES"] = _visible_devices(plan.placement.group, environ or {})
+        if plan.quantize == "nf4":
+            args["quantization"] = "bitsandbytes"
+    else:
+        kv_cache_mb = DEFAULT_CPU_KV_CACHE_MB if kv_cache_mb is None else kv_cache_mb
+        # vLLM 0.32's CPU runner dies (its engine with it) when a seeded request's prefill is split
+        # into chunks: it rewinds the request's torch.Generator, which CPU generators cannot do. Whole
+        # prefills only: a prompt that does not fit a step's token budget waits for the next step.
+        args["enable_chunked_prefill"] = False
+        threads = section.get("cpu_threads")
+        if threads:
+            env["VLLM_CPU_OMP_THREADS_BIND"] = f"0-{int(threads) - 1}"
+    if kv_cache_mb is not None:
+        if isinstance(kv_cache_mb, bool) or not isinstance(kv_cache_mb, (int, float)) or kv_cache_mb <= 0:
+            raise ModelConfigError(f"handler.kv_cache_mb must be a positive number of MiB, got {kv_cache_mb!r}")
+        args["kv_cache_memory_bytes"] = int(kv_cache_mb * 2**20)
+    return VllmLaunch(args, env)

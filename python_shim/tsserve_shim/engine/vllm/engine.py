@@ -1,0 +1,320 @@
+"""The vLLM engine: vLLM's async engine (v1 ``AsyncLLM``) behind the same interface as the
+transformers engine (``Engine``), so the worker, the bridge and the Node side do not know which runs.
+
+vLLM does the scheduling, batching, sampling, stop strings, prefix caching and logprobs. What it
+sends back for each request is taken into tsserve's rows token by token (output.advance), so the
+text, the per-token texts and offsets, the streamed deltas and the GenerateOutcome are built by the
+same code as the transformers engine's, from the same tokenizer (vLLM's own).
+
+The engine runs on an asyncio loop of its own thread; ``submit`` may be called from any thread and
+``done`` is called on that loop's thread, as the transformers engine calls it on its scheduler's.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Hashable, Mapping, Sequence
+
+from ...model.loading import plan_load_here
+from ..common import output
+from ..common.deadline import deadline_list
+from ..common.output import Scores
+from ..common.prompts import PromptTokenizer, Tokenized, eos_token_ids
+from ..common.rows import CANCELLED, TIMED_OUT, OnDelta, Row, build_rows
+from ..common.sampling import GREEDY_BELOW
+from ..common.submit import Done, wait_for_outcomes
+from .args import VllmLaunch, vllm_launch
+
+log = logging.getLogger(__name__)
+
+# How long a worker whose vLLM engine died goes on answering (503) before it exits.
+EXIT_AFTER_ENGINE_DEATH_S = 2.0
+
+# vLLM refuses temperatures above this (SamplingParams._verify_args); tsserve says so before it does.
+VLLM_MAX_TEMPERATURE = 2.0
+
+
+def sampling_params(request: Mapping[str, Any]):
+    """vLLM's SamplingParams for one GenerateRequest. Always asks for the chosen tokens' logprobs
+    (a Sequence reports them), and for the prompt's when the request echoes it."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    from .structured import vllm_structured_outputs
+
+    temperature = float(request["temperature"])
+    if temperature > VLLM_MAX_TEMPERATURE:
+        raise ValueError(f"temperature {temperature:g} is above {VLLM_MAX_TEMPERATURE:g}, the most the vLLM engine takes")
+    top_p, top_k = float(request["top_p"]), int(request["top_k"] or 0)
+    if top_p <= 0.0:  # the seed's top_p 0: only the most likely token
+        top_p, top_k = 1.0, 1
+    k = int(request.get("logprobs") or 0)
+    return SamplingParams(
+        n=int(request.get("num_sequences", 1)),
+        max_tokens=max(1, int(request["max_tokens"])),  # max_tokens 0 (scoring): the one token is dropped
+        temperature=0.0 if temperature < GREEDY_BELOW else temperature,
+        top_p=top_p,
+        top_k=top_k,
+        repetition_penalty=float(request.get("repetition_penalty") or 1.0),
+        seed=request.get("seed"),
+        stop=list(request.get("stop") or []) or None,
+        logprobs=k,
+        prompt_logprobs=k if request.get("echo") else None,
+        skip_special_tokens=False,  # stop strings are matched on the text tsserve reports, special tokens included
+        detokenize=bool(request.get("stop")),  # tsserve builds the text itself; vLLM's only matches stop strings
+        output_kind=RequestOutputKind.DELTA,
+        structured_outputs=vllm_structured_outputs(request.get("structured")),
+    )
+
+
+def ranked(position: Mapping[int, Any] | None, k: int) -> tuple[list[int], list[float]]:
+    """The k most likely tokens of one position of vLLM's logprobs (a dict token id -> Logprob)."""
+    if not position or k <= 0:
+        return [], []
+    best = sorted(position.items(), key=lambda item: (item[1].rank if item[1].rank is not None else 1 << 30))[:k]
+    return [token for token, _ in best], [lp.logprob for _, lp in best]
+
+
+def prompt_scores(prompt_logprobs: Sequence[Mapping[int, Any] | None], ids: Sequence[int], k: int) -> Scores:
+    """vLLM's prompt logprobs as the Scores that output.prompt_logprobs reads (position 0 has none)."""
+    scores = Scores.first()
+    for pos in range(1, len(ids)):
+        position = prompt_logprobs[pos] if pos < len(prompt_logprobs) else None
+        chosen = position.get(ids[pos]) if position else None
+        top_ids, top_values = ranked(position, k)
+        scores.logprobs.append(chosen.logprob if chosen is not None else None)
+        scores.top_ids.append(top_ids)
+        scores.top_values.append(top_values)
+    return scores
+
+
+@dataclass
+class _Call:
+    requests: Sequence[Mapping[str, Any]]
+    done: Done
+    on_delta: OnDelta | None
+    deadlines: list
+    tag: Hashable | None
+    tasks: list = field(default_factory=list)
+
+
+class VllmEngine(PromptTokenizer):
+    def __init__(self, llm, *, name_or_path: str, device: str, loop: asyncio.AbstractEventLoop) -> None:
+        tokenizer = llm.get_tokenizer()
+        model_config = llm.model_config
+        generation = model_config.try_get_generation_config() or {}
+        super().__init__(
+            tokenizer,
+            context_length=model_config.max_model_len,
+            eos_ids=eos_token_ids(generation.get("eos_token_id"), tokenizer),
+            vocab_size=model_config.get_vocab_size(),
+            name_or_path=name_or_path,
+            device=device,
+        )
+        self.llm = llm
+        self.launch: VllmLaunch | None = None  # set by load
+        self._loop = loop
+        self._calls: list[_Call] = []
+        self._request_ids = itertools.count(1)
+        self._dying = False
+
+    # ------------------------------------------------------------ loading
+
+    @classmethod
+    def load(
+        cls,
+        handler_section: Mapping[str, Any],
+        *,
+        model_dir: str,
+        gpu_id: int | None = None,
+        device_type: str | None = None,
+        device_ids: Sequence[int] | None = None,
+    ) -> "VllmEngine":
+        import torch
+
+        plan = plan_load_here(handler_section, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids)
+        launch = vllm_launch(
+            handler_section,
+            plan,
+            gpu_total_memory=(lambda i: torch.cuda.get_device_properties(i).total_memory) if plan.on_gpu else None,
+            environ=os.environ,
+        )
+        os.environ.update(launch.environ)
+        log.info("tsserve: starting vLLM for %s on %s (%s)", plan.model_path, plan.device, launch.engine_args)
+        loop = _start_loop()
+        llm = asyncio.run_coroutine_threadsafe(_create_async_llm(launch.engine_args), loop).result()
+        engine = cls(llm, name_or_path=str(handler_section.get("model_path") or plan.model_path), device=plan.device, loop=loop)
+        engine.launch = launch
+        return engine
+
+    def start(self) -> "VllmEngine":
+        return self
+
+    def shutdown(self) -> None:
+        """Stop vLLM's engine processes, then this engine's loop (its tasks cancelled first, not dropped)."""
+        self.llm.shutdown()
+        asyncio.run_coroutine_threadsafe(_cancel_tasks(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    # ------------------------------------------------------------ the engine interface
+
+    def submit(self, requests: Sequence[Mapping[str, Any]], done: Done, on_delta: OnDelta | None = None, deadlines=None, tag: Hashable | None = None) -> None:
+        call = _Call(requests, done, on_delta, deadline_list(deadlines, len(requests)), tag)
+        asyncio.run_coroutine_threadsafe(self._serve(call), self._loop)
+
+    def cancel(self, tag: Hashable) -> None:
+        """End the calls submitted with ``tag``: vLLM aborts their requests."""
+        self._loop.call_soon_threadsafe(self._cancel, tag)
+
+    def generate(self, requests: Sequence[Mapping[str, Any]], on_delta: OnDelta | None = None, deadlines=None, timeout: float | None = None) -> list[dict]:
+        """submit and wait for the outcomes (not from the engine's own loop thread)."""
+        return wait_for_outcomes(lambda done: self.submit(requests, done, on_delta, deadlines), timeout, who="the vLLM engine")
+
+    # ------------------------------------------------------------ on the loop
+
+    def _cancel(self, tag: Hashable) -> None:
+        for call in self._calls:
+            if call.tag == tag:
+                for task in call.tasks:
+                    task.cancel()
+
+    async def _serve(self, call: _Call) -> None:
+        started = time.perf_counter()
+        outcomes: list = [None] * len(call.requests)
+        try:
+            if all(isinstance(request, Tokenized) or request.get("prompt_token_ids") is not None for request in call.requests):
+                outcomes, prompts = self.admissible(call.requests)
+            else:  # tokenizing a long prompt here would stop every request's stream: on a thread of the executor
+                outcomes, prompts = await asyncio.get_running_loop().run_in_executor(None, self.admissible, call.requests)
+            rows = build_rows(self.tokenizer, call.requests, prompts, call.deadlines, call.on_delta)
+            call.tasks = [
+                asyncio.ensure_future(self._run(call.requests[index], ids, [row for row in rows if row.request == index]))
+                for index, ids in prompts.items()
+            ]
+            self._calls.append(call)
+            failed = await asyncio.gather(*call.tasks)
+            finished = {index: ids for (index, ids), failure in zip(prompts.items(), failed) if failure is None}
+            for (index, _), failure in zip(prompts.items(), failed):
+                if failure is not None:
+                    outcomes[index] = failure
+            for index, outcome in output.outcomes(finished, rows, time.perf_counter() - started).items():
+                outcomes[index] = outcome
+        except Exception as error:  # noqa: BLE001 - one call's failure is its own
+            failure = output.generation_failure(error, len(call.requests))
+            outcomes = [o if o is not None else failure for o in outcomes]
+        finally:
+            if call in self._calls:
+                self._calls.remove(call)
+        try:
+            call.done([o if o is not None else output.error_outcome(500, "no outcome") for o in outcomes])
+        except Exception:  # noqa: BLE001 - a caller's callback must not stop the loop
+            log.exception("tsserve: delivering generate outcomes failed")
+
+    async def _run(self, request: Mapping[str, Any], ids: list[int], rows: list[Row]) -> dict | None:
+        """Generate one request's rows; None when they ended (even by deadline or cancel), else its error outcome."""
+        from vllm.exceptions import VLLMClientError
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        try:
+            params = sampling_params(request)
+        except ValueError as error:
+            return output.error_outcome(400, str(error), "temperature" if str(error).startswith("temperature") else None)
+        deadline = rows[0].deadline
+        try:
+            async with asyncio.timeout(None if deadline is None else max(0.0, deadline.at - time.monotonic())):
+                await self._generate(request, ids, rows, params)
+        except TimeoutError:
+            _finish(rows, TIMED_OUT)
+        except asyncio.CancelledError:
+            _finish(rows, CANCELLED)
+        except (VLLMClientError, ValueError) as error:
+            return output.error_outcome(400, f"the vLLM engine refused the request: {error}")
+        except EngineDeadError as error:
+            self._engine_died(error)
+            return output.error_outcome(503, f"the vLLM engine died ({error}); the worker is restarting")
+        return None
+
+    def _engine_died(self, error: BaseException) -> None:
+        """vLLM does not restart a dead engine core: the worker exits once the requests it held are
+        answered, and TorchServe starts a new one (a new model load)."""
+        if self._dying:
+            return
+        self._dying = True
+        log.error("tsserve: vLLM's engine died (%s); this worker exits in %g s so that TorchServe restarts it", error, EXIT_AFTER_ENGINE_DEATH_S)
+        self._loop.call_later(EXIT_AFTER_ENGINE_DEATH_S, _exit_worker)
+
+    async def _generate(self, request: Mapping[str, Any], ids: list[int], rows: list[Row], params) -> None:
+        from vllm.inputs import TokensPrompt
+
+        scoring_only = int(request["max_tokens"]) == 0
+        async for out in self.llm.generate(TokensPrompt(prompt_token_ids=ids), params, f"tsserve-{next(self._request_ids)}"):
+            if out.prompt_logprobs is not None and rows[0].scores_prompt and rows[0].prompt_logprobs is None:
+                rows[0].prompt_logprobs = output.prompt_logprobs(
+                    self.tokenizer, prompt_scores(out.prompt_logprobs, ids, rows[0].k), ids, rows[0].k, rows[0].prompt
+                )
+            for completion in out.outputs:
+                row = rows[completion.index]
+                row.cached_tokens = int(out.num_cached_tokens or 0)
+                if scoring_only:
+                    if completion.finish_reason is not None:
+                        row.finish_reason = "length"
+                else:
+                    self._take(row, completion)
+
+    def _take(self, row: Row, completion) -> None:
+        """Take a completion's new tokens into its row, as the transformers engine takes each chosen token."""
+        if row.done:
+            return
+        tokens = list(completion.token_ids)
+        for j, token in enumerate(tokens):
+            position = completion.logprobs[j] if completion.logprobs else None
+            chosen = position.get(token) if position else None
+            tops = None
+            if row.k > 0:
+                top_ids, top_values = ranked(position, row.k)
+                tops = output.top_alternatives(row.decoder, top_ids, top_values)
+            ends = j == len(tokens) - 1 and completion.finish_reason == "stop" and not isinstance(completion.stop_reason, str)
+            row.chosen_ids.append(token)
+            output.advance(row, token, chosen.logprob if chosen is not None else 0.0, tops, self.eos_ids | {token} if ends else self.eos_ids)
+            output.stream(row)
+            if row.done:
+                return
+        if completion.finish_reason is not None:
+            row.finish_reason = "length" if completion.finish_reason == "length" else "stop"
+            output.flush(row)
+            output.stream(row)
+
+
+def _exit_worker() -> None:
+    os._exit(70)  # EX_SOFTWARE; no clean-up: vLLM's processes are gone or follow their parent
+
+
+def _finish(rows: list[Row], reason: str) -> None:
+    for row in rows:
+        if not row.done:
+            row.finish_reason = reason
+
+
+async def _cancel_tasks() -> None:
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _start_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="tsserve-vllm", daemon=True).start()
+    return loop
+
+
+async def _create_async_llm(engine_args: Mapping[str, Any]):
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    return AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args))
