@@ -50,7 +50,7 @@ def test_a_timed_out_request_s_stages_see_the_abort_and_its_later_generate_is_re
     handler.engine.cancel = lambda tag: (cancelled.append(tag), engine_cancel(tag))
     try:
         started = time.monotonic()
-        status, body = asyncio.run(ask(shim, {"action": "wait", "id": "t1", "max_tokens": 500}))
+        status, body = asyncio.run(ask(shim, {"action": "wait", "id": "t1", "max_tokens": 500, "rows": 32}))
         elapsed = time.monotonic() - started
         assert status == 504 and "did not answer within 2 s" in body["error"]["message"]
         assert elapsed < DEADLINE_S + 3
@@ -65,7 +65,8 @@ def test_a_timed_out_request_s_stages_see_the_abort_and_its_later_generate_is_re
     assert status == 200 and record["aborted"] is True, record
     assert "did not answer within 2 s" in record["reason"]
     assert record["waited_ms"] < (DEADLINE_S + 1) * 1000  # woken by the abort, not by its own 30 s timer
-    # The generation it opened ended with the request: its rows stopped at the generation deadline (a margin
+    # The generation it opened (32 rows of 500 tokens: over 5 s of work on an idle CPU, where one row took 1.2 s,
+    # under the 2 s deadline) ended with the request: its rows stopped at the generation deadline (a margin
     # before the 504) or it was cancelled with the handle, whichever came first; never a full answer.
     assert record["opened"].startswith("rejected: generate cancelled") or '"status":504' in record["opened"], record
     assert record["later"].startswith("rejected: generate not sent"), record  # refused at once, by Node
