@@ -191,7 +191,8 @@ describe("a handler process that dies or hangs during handle", () => {
     expect(answer.body.error!.message).toBe(`the handler did not answer within ${HANDLE_TIMEOUT_S} s; its process was stopped and restarted`);
     expect(elapsed).toBeGreaterThanOrEqual(HANDLE_TIMEOUT_S * 1000);
     expect(elapsed).toBeLessThan(HANDLE_TIMEOUT_S * 1000 + 15_000);
-    expect(stillRunning(before)).toBe(false);
+    // Killed when the 504 went out; on a busy CPU its exit can land a moment after the answer.
+    await waitFor("the hung child to exit", () => (stillRunning(before) ? undefined : true), 5_000, 50);
     const next = await ask({ prompt: "after" });
     expect(next.status).toBe(200);
     expect((await child()).pid).not.toBe(before.pid);
