@@ -10,7 +10,7 @@ export { normalizeRoutePath, type Route, type RouteCall } from "./handler/route.
 export { RawBody, isRawBody } from "./handler/raw-body.ts";
 export { parseBody } from "./handler/request-body.ts";
 export { runStages, type Stage, type StageBase } from "./handler/stages.ts";
-export type { ModelClient, GenerateOptions } from "./handler/model.ts";
+export type { ModelClient, GenerateOptions, TokenizeOptions } from "./handler/model.ts";
 export type { GenerateRequest, GenerateOutcome, GenerationDelta, ModelInfo, Sequence, TokenLogprobs, StructuredOutput } from "./protocol/messages.ts";
 export * from "./structured/index.ts";
 export {

@@ -28,6 +28,7 @@ import type { CompletionStages } from "./completion-io.ts";
 import { tokenIdProblem } from "./completion-prompts.ts";
 import { openaiErrorBody } from "./openai-error.ts";
 import { parseOpenAIChat } from "./openai-request.ts";
+import type { LiteralSpans } from "../protocol/messages.ts";
 
 export const TOKENIZER_PATHS = { tokenize: "tokenize", detokenize: "detokenize", info: "tokenizer_info" } as const;
 
@@ -79,19 +80,22 @@ async function tokenize(handler: CompletionStages, call: RouteCall, ctx: StageCo
   const schema: z.ZodType<z.output<typeof TokenizeChat> & { prompt?: string }> = isChat ? TokenizeChat : TokenizeText;
   const request = parseBody(call.body, call.bodyError, (body) => parseOrFail(schema, body));
   if (isFailure(request)) return request;
-  const text = isChat ? await chatPrompt(handler, call.body, ctx) : request.prompt!;
-  if (isFailure(text)) return text;
-  const [tokens = []] = await ctx.model.tokenize([text], { addSpecialTokens: request.add_special_tokens ?? !isChat });
+  const prompt = isChat ? await chatPrompt(handler, call.body, ctx) : { text: request.prompt!, spans: [] };
+  if (isFailure(prompt)) return prompt;
+  // A chat prompt's message contents are tokenized as generation tokenizes them (their control-token text as text).
+  const options = { addSpecialTokens: request.add_special_tokens ?? !isChat, ...(prompt.spans.length > 0 ? { literalSpans: [prompt.spans] } : {}) };
+  const [tokens = []] = await ctx.model.tokenize([prompt.text], options);
   const tokenStrs = request.return_token_strs ? await ctx.model.detokenize(tokens.map((id) => [id]), { skipSpecialTokens: false }) : null;
   return { count: tokens.length, max_model_len: ctx.model.info.context_length, tokens, token_strs: tokenStrs };
 }
 
-/** The prompt the chat route would send for these messages: the handler's own chat format. */
-async function chatPrompt(handler: CompletionStages, body: unknown, ctx: StageContext<unknown>): Promise<Maybe<string>> {
+/** The prompt the chat route would send for these messages (the handler's own chat format), and its content spans. */
+async function chatPrompt(handler: CompletionStages, body: unknown, ctx: StageContext<unknown>): Promise<Maybe<{ text: string; spans: LiteralSpans }>> {
   const call = parseOpenAIChat(body, (b) => handler.parseRequest(b));
   if (isFailure(call)) return call;
   const [input] = await handler.preprocess([call.prompts[0]!.request], { ...ctx, requestIndices: [0] });
-  return input === undefined ? new RequestFailure(500, "preprocess returned no input") : isFailure(input) ? input : input.prompt;
+  if (input === undefined) return new RequestFailure(500, "preprocess returned no input");
+  return isFailure(input) ? input : { text: input.prompt, spans: input.generate.literal_spans ?? [] };
 }
 
 async function detokenize(call: RouteCall, ctx: StageContext<unknown>): Promise<Maybe<{ prompt: string }>> {

@@ -2,7 +2,7 @@
  * The tensor side as a handler sees it. In production every call goes over
  * the bridge to the Python shim; in tests it is a scripted fake (tsserve/testing).
  */
-import type { GenerateOutcome, GenerateRequest, GenerationDelta, ModelInfo } from "../protocol/messages.ts";
+import type { GenerateOutcome, GenerateRequest, GenerationDelta, LiteralSpans, ModelInfo } from "../protocol/messages.ts";
 
 export type { GenerateOutcome, GenerateRequest, GenerationDelta, ModelInfo };
 
@@ -20,10 +20,17 @@ export interface GenerateOptions {
   signal?: AbortSignal;
 }
 
+export interface TokenizeOptions {
+  addSpecialTokens?: boolean;
+  literalSpans?: LiteralSpans[];
+  signal?: AbortSignal;
+}
+
 export interface ModelClient {
   readonly info: ModelInfo;
   /** One batched generation pass; outcomes line up with `requests`. */
   generate(requests: GenerateRequest[], options?: GenerateOptions): Promise<GenerateOutcome[]>;
-  tokenize(texts: string[], options?: { addSpecialTokens?: boolean; signal?: AbortSignal }): Promise<number[][]>;
+  /** `literalSpans`: per text, the content spans tokenized as plain text, as a GenerateRequest's `literal_spans` are. */
+  tokenize(texts: string[], options?: TokenizeOptions): Promise<number[][]>;
   detokenize(ids: number[][], options?: { skipSpecialTokens?: boolean; signal?: AbortSignal }): Promise<string[]>;
 }

@@ -144,6 +144,14 @@ export const StructuredOutput = z.union([
 ]);
 export type StructuredOutput = z.infer<typeof StructuredOutput>;
 
+/**
+ * [start, end) ranges of a prompt, in Unicode code points, that are content
+ * (chat messages): the text of a control token inside one (`<|im_end|>`,
+ * `</s>`) is tokenized as plain text, so that a message cannot forge a turn.
+ */
+export const LiteralSpans = z.array(z.tuple([z.number().int().min(0), z.number().int().min(0)]));
+export type LiteralSpans = z.infer<typeof LiteralSpans>;
+
 export const GenerateRequest = z.strictObject({
   prompt: z.string(),
   /**
@@ -151,12 +159,8 @@ export const GenerateRequest = z.strictObject({
    * never a re-tokenization of `prompt`, which is then their text (for echo).
    */
   prompt_token_ids: z.array(z.number().int().min(0)).optional(),
-  /**
-   * [start, end) ranges of `prompt`, in Unicode code points, that are content
-   * (chat messages): the text of a control token inside one (`<|im_end|>`,
-   * `</s>`) is tokenized as plain text, so that a message cannot forge a turn.
-   */
-  literal_spans: z.array(z.tuple([z.number().int().min(0), z.number().int().min(0)])).optional(),
+  /** Content spans of `prompt` (LiteralSpans). */
+  literal_spans: LiteralSpans.optional(),
   max_tokens: z.number().int().min(0),
   temperature: z.number().min(0),
   top_p: z.number().min(0).max(1),
@@ -226,6 +230,8 @@ export const GenerateResult = z.strictObject({ outcomes: z.array(GenerateOutcome
 export const TokenizeParams = z.strictObject({
   texts: z.array(z.string()),
   add_special_tokens: z.boolean(),
+  /** Per text, the spans tokenized as plain text, as a GenerateRequest's `literal_spans` are (absent: none). */
+  literal_spans: z.array(LiteralSpans).optional(),
 });
 export const TokenizeResult = z.strictObject({ ids: z.array(z.array(z.number().int())) });
 

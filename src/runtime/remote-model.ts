@@ -2,7 +2,7 @@
 import type { Connection } from "../protocol/connection.ts";
 import type { GenerationDelta, ModelInfo } from "../protocol/messages.ts";
 import { Detokenize, Generate, Tokenize } from "../protocol/methods.ts";
-import type { GenerateOptions, ModelClient } from "../handler/model.ts";
+import type { GenerateOptions, ModelClient, TokenizeOptions } from "../handler/model.ts";
 import type { GenerateRequest, GenerateOutcome } from "../protocol/messages.ts";
 import { RpcError } from "../protocol/errors.ts";
 import { RequestFailure } from "../handler/failure.ts";
@@ -54,8 +54,9 @@ export class RemoteModel implements ModelClient {
     }
   }
 
-  async tokenize(texts: string[], options: { addSpecialTokens?: boolean; signal?: AbortSignal } = {}): Promise<number[][]> {
-    const params = { texts, add_special_tokens: options.addSpecialTokens ?? true };
+  async tokenize(texts: string[], options: TokenizeOptions = {}): Promise<number[][]> {
+    const spans = options.literalSpans?.some((s) => s.length > 0) ? { literal_spans: options.literalSpans } : {};
+    const params = { texts, add_special_tokens: options.addSpecialTokens ?? true, ...spans };
     const { ids } = await this.connection.sendRequest(Tokenize, params, { signal: this.signalFor(options.signal) }).catch((error) => {
       throw asFailure(error);
     });

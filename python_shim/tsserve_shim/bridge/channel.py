@@ -456,8 +456,8 @@ class Bridge:
         if refusal is not None:
             raise RpcError(INVALID_PARAMS, refusal, {"status": 400})
         if method == protocol.TOKENIZE:
-            texts, add = params["texts"], params["add_special_tokens"]
-            work = lambda: {"ids": self.model.tokenize(texts, add)}  # noqa: E731
+            texts, add, spans = params["texts"], params["add_special_tokens"], params.get("literal_spans")
+            work = lambda: {"ids": self.model.tokenize(texts, add, spans) if spans else self.model.tokenize(texts, add)}  # noqa: E731
             small = _text_bytes(texts) < OFF_THREAD_TEXT_BYTES
         else:
             ids, skip = params["ids"], params["skip_special_tokens"]

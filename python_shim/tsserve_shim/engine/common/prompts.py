@@ -110,8 +110,13 @@ class PromptTokenizer:
                 return ids
         return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
-    def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
-        return [self.encode_prompt(t, add_special_tokens) for t in texts]
+    def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True,
+                 literal_spans: Sequence[Sequence[Sequence[int]]] | None = None) -> list[list[int]]:
+        """Each text's ids; ``literal_spans`` (per text) are tokenized as plain text, as a generate request's are."""
+        if literal_spans is not None and len(literal_spans) != len(texts):
+            raise ValueError(f"literal_spans: {len(literal_spans)} lists for {len(texts)} texts")
+        spans = literal_spans or [None] * len(texts)
+        return [self.encode_prompt(text, add_special_tokens, text_spans) for text, text_spans in zip(texts, spans)]
 
     def detokenize(self, ids: Sequence[Sequence[int]], skip_special_tokens: bool = False) -> list[str]:
         return [
