@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 # How long a child that let a request run out of time has to answer a ping before it is killed.
 PING_TIMEOUT_S = 2.0
+# How long the 504 of a request whose child was killed waits for the new child (a Node start: ~0.3 s, seconds when busy).
+RESTART_WAIT_S = 10.0
 # Requests that ended early (timed out, their client gone) remembered for the refusal of a late generate.
 REMEMBERED_ENDINGS = 4096
 
@@ -220,8 +222,18 @@ class TsserveHandler:
             message = await asyncio.wait_for(pong, PING_TIMEOUT_S)
             return closed(message)
         except asyncio.TimeoutError:
+            hung = self.bridge.child_pid
             self.bridge.kill_child()
+            await self._replaced(hung)
             return True
+
+    async def _replaced(self, pid: Optional[int]) -> None:
+        """Until the bridge serves a new child in place of ``pid`` (or RESTART_WAIT_S went by): the 504 that says
+        the process was restarted goes out then, and the client's next request reaches the new child, not the
+        killed one (written to the dead child's pipe, it was a 503)."""
+        deadline = time.monotonic() + RESTART_WAIT_S
+        while self.bridge.child_pid == pid and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     # ------------------------------------------------------------ called on the bridge thread
 

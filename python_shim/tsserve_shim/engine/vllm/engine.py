@@ -93,6 +93,24 @@ def prompt_scores(prompt_logprobs: Sequence[Mapping[int, Any] | None], ids: Sequ
     return scores
 
 
+# vLLM's request parameters, as the request fields tsserve's 400s name.
+REFUSED_FIELDS = {
+    "n": "n", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "max_tokens": "max_tokens",
+    "logprobs": "logprobs", "prompt_logprobs": "logprobs", "seed": "seed", "stop": "stop", "repetition_penalty": "repetition_penalty",
+}
+# vLLM's finish reasons that are no answer: the request's own failure.
+UNANSWERED = {"error": (500, "vLLM ended the request with an error"), "abort": (503, "vLLM aborted the request")}
+
+
+def refusal(error: Exception) -> dict:
+    """A request vLLM refuses (or tsserve's mapping onto vLLM does): that request's 400, naming its field where
+    vLLM names the parameter (or the message begins with it: "n must be 1 when using greedy sampling")."""
+    parameter = getattr(error, "parameter", None) or str(error).split(" ", 1)[0]
+    field = REFUSED_FIELDS.get(parameter)
+    message = f"the vLLM engine refused the request: {error}"
+    return output.error_outcome(400, f"{field}: {message}" if field else message, field)
+
+
 @dataclass
 class _Call:
     requests: Sequence[Mapping[str, Any]]
@@ -101,6 +119,7 @@ class _Call:
     deadlines: list
     tag: Hashable | None
     tasks: list = field(default_factory=list)
+    cancelled: bool = False  # a cancel came while its prompts were still being tokenized
 
 
 class VllmEngine(PromptTokenizer):
@@ -165,6 +184,8 @@ class VllmEngine(PromptTokenizer):
 
     def submit(self, requests: Sequence[Mapping[str, Any]], done: Done, on_delta: OnDelta | None = None, deadlines=None, tag: Hashable | None = None) -> None:
         call = _Call(requests, done, on_delta, deadline_list(deadlines, len(requests)), tag)
+        # Known to the loop before it runs: a cancel sent right after the submit finds it, even mid-tokenizing.
+        self._loop.call_soon_threadsafe(self._calls.append, call)
         asyncio.run_coroutine_threadsafe(self._serve(call), self._loop)
 
     def cancel(self, tag: Hashable) -> None:
@@ -180,6 +201,7 @@ class VllmEngine(PromptTokenizer):
     def _cancel(self, tag: Hashable) -> None:
         for call in self._calls:
             if call.tag == tag:
+                call.cancelled = True
                 for task in call.tasks:
                     task.cancel()
 
@@ -192,12 +214,16 @@ class VllmEngine(PromptTokenizer):
             else:  # tokenizing a long prompt here would stop every request's stream: on a thread of the executor
                 outcomes, prompts = await asyncio.get_running_loop().run_in_executor(None, self.admissible, call.requests)
             rows = build_rows(self.tokenizer, call.requests, prompts, call.deadlines, call.on_delta)
-            call.tasks = [
-                asyncio.ensure_future(self._run(call.requests[index], ids, [row for row in rows if row.request == index]))
-                for index, ids in prompts.items()
-            ]
-            self._calls.append(call)
-            failed = await asyncio.gather(*call.tasks)
+            if call.cancelled:
+                _finish(rows, CANCELLED)
+            else:
+                call.tasks = [
+                    asyncio.ensure_future(self._run(call.requests[index], ids, [row for row in rows if row.request == index]))
+                    for index, ids in prompts.items()
+                ]
+            # One request's failure is its own: an exception of one task is that request's outcome.
+            results = await asyncio.gather(*call.tasks, return_exceptions=True) if call.tasks else [None] * len(prompts)
+            failed = [output.generation_failure(r, 1) if isinstance(r, BaseException) else r for r in results]
             finished = {index: ids for (index, ids), failure in zip(prompts.items(), failed) if failure is None}
             for (index, _), failure in zip(prompts.items(), failed):
                 if failure is not None:
@@ -205,6 +231,8 @@ class VllmEngine(PromptTokenizer):
             for index, outcome in output.outcomes(finished, rows, time.perf_counter() - started).items():
                 outcomes[index] = outcome
         except Exception as error:  # noqa: BLE001 - one call's failure is its own
+            for task in call.tasks:  # none is left running with no one to answer
+                task.cancel()
             failure = output.generation_failure(error, len(call.requests))
             outcomes = [o if o is not None else failure for o in outcomes]
         finally:
@@ -222,18 +250,18 @@ class VllmEngine(PromptTokenizer):
 
         try:
             params = sampling_params(request)
-        except ValueError as error:
-            return output.error_outcome(400, str(error), "temperature" if str(error).startswith("temperature") else None)
+        except (ValueError, VLLMClientError) as error:
+            return refusal(error)
         deadline = rows[0].deadline
         try:
             async with asyncio.timeout(None if deadline is None else max(0.0, deadline.at - time.monotonic())):
-                await self._generate(request, ids, rows, params)
+                return await self._generate(request, ids, rows, params)
         except TimeoutError:
             _finish(rows, TIMED_OUT)
         except asyncio.CancelledError:
             _finish(rows, CANCELLED)
         except (VLLMClientError, ValueError) as error:
-            return output.error_outcome(400, f"the vLLM engine refused the request: {error}")
+            return refusal(error)
         except EngineDeadError as error:
             self._engine_died(error)
             return output.error_outcome(503, f"the vLLM engine died ({error}); the worker is restarting")
@@ -248,7 +276,8 @@ class VllmEngine(PromptTokenizer):
         log.error("tsserve: vLLM's engine died (%s); this worker exits in %g s so that TorchServe restarts it", error, EXIT_AFTER_ENGINE_DEATH_S)
         self._loop.call_later(EXIT_AFTER_ENGINE_DEATH_S, _exit_worker)
 
-    async def _generate(self, request: Mapping[str, Any], ids: list[int], rows: list[Row], params) -> None:
+    async def _generate(self, request: Mapping[str, Any], ids: list[int], rows: list[Row], params) -> dict | None:
+        """Take vLLM's outputs into the rows; an error outcome when vLLM ends a sequence with no answer."""
         from vllm.inputs import TokensPrompt
 
         scoring_only = int(request["max_tokens"]) == 0
@@ -258,6 +287,9 @@ class VllmEngine(PromptTokenizer):
                     self.tokenizer, prompt_scores(out.prompt_logprobs, ids, rows[0].k), ids, rows[0].k, rows[0].prompt
                 )
             for completion in out.outputs:
+                if completion.finish_reason in UNANSWERED:
+                    status, why = UNANSWERED[completion.finish_reason]
+                    return output.error_outcome(status, f"{why} (sequence {completion.index})")
                 row = rows[completion.index]
                 row.cached_tokens = int(out.num_cached_tokens or 0)
                 if scoring_only:
