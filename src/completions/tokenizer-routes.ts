@@ -85,8 +85,21 @@ async function tokenize(handler: CompletionStages, call: RouteCall, ctx: StageCo
   // A chat prompt's message contents are tokenized as generation tokenizes them (their control-token text as text).
   const options = { addSpecialTokens: request.add_special_tokens ?? !isChat, ...(prompt.spans.length > 0 ? { literalSpans: [prompt.spans] } : {}) };
   const [tokens = []] = await ctx.model.tokenize([prompt.text], options);
-  const tokenStrs = request.return_token_strs ? await ctx.model.detokenize(tokens.map((id) => [id]), { skipSpecialTokens: false }) : null;
+  const tokenStrs = request.return_token_strs ? await tokenTexts(tokens, ctx) : null;
+  if (isFailure(tokenStrs)) return tokenStrs;
   return { count: tokens.length, max_model_len: ctx.model.info.context_length, tokens, token_strs: tokenStrs };
+}
+
+/** Each token's own text. The shim's refusal of the detokenize this takes (too many ids for one call) is this
+ * request's 400 about `return_token_strs`, the field the client sent, not about a detokenize it never asked for. */
+async function tokenTexts(tokens: number[], ctx: StageContext<unknown>): Promise<Maybe<string[]>> {
+  try {
+    return await ctx.model.detokenize(tokens.map((id) => [id]), { skipSpecialTokens: false });
+  } catch (error) {
+    if (!(error instanceof RequestFailure) || error.status !== 400) throw error;
+    const count = tokens.length.toLocaleString("en-US");
+    return RequestFailure.badRequest(`return_token_strs: the prompt is ${count} tokens, too many to return each one's text in one call (${error.message}); ask without return_token_strs, or for less text`, "return_token_strs");
+  }
 }
 
 /** The prompt the chat route would send for these messages (the handler's own chat format), and its content spans. */

@@ -220,3 +220,13 @@ def test_tokenize_counts_the_tokens_generation_counts_for_the_same_messages(shim
     status, baseline = asyncio.run(ask(shim, {"body": orjson.dumps(plain)}, url_path="tokenize"))
     # The forged turn was tokenized as text: many more tokens than the few specials it names.
     assert tokenized["count"] > baseline["count"] + 20
+
+
+def test_a_tokenize_whose_token_texts_are_over_the_limit_is_a_400_about_return_token_strs(shim):
+    text = "a " * 300_000  # 600 KB: within tokenize's limit, and over 262,144 tokens
+    status, plain = asyncio.run(ask(shim, {"body": orjson.dumps({"prompt": text})}, url_path="tokenize"))
+    assert status == 200 and plain["count"] > 262_144  # without the texts it is answered
+    status, body = asyncio.run(ask(shim, {"body": orjson.dumps({"prompt": text, "return_token_strs": True})}, url_path="tokenize"))
+    assert status == 400, body
+    assert body["error"]["param"] == "return_token_strs"
+    assert body["error"]["message"].startswith(f"return_token_strs: the prompt is {plain['count']:,} tokens"), body
