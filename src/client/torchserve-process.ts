@@ -317,7 +317,9 @@ export async function stageArchive(archive: string, modelStore: string): Promise
  * machine, so wait for the exception line and for the log to go quiet
  * (a Node stderr block may still follow), or for `settleMs`.
  */
-async function settledFailure(watcher: LogWatcher, modelName: string, settleMs = 10_000, quietMs = 500): Promise<string | undefined> {
+// How long a failure already seen waits for its cause: the frontend's "Worker died." can precede the worker's own
+// traceback in the model log by over 10 s on a busy machine (seen with npm test's concurrent lanes).
+async function settledFailure(watcher: LogWatcher, modelName: string, settleMs = 30_000, quietMs = 500): Promise<string | undefined> {
   const deadline = Date.now() + settleMs;
   let log = watcher.since("model_log.log");
   let failure = findWorkerFailure(log, watcher.since("ts_log.log"), modelName);
