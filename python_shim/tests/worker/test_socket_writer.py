@@ -4,18 +4,22 @@ import threading
 
 from tsserve_shim.worker.socket_writer import OneWriterSocket, one_writer
 
-FRAME = 4 << 20
+FRAME = 1 << 20
 ROUNDS = 4
+SMALL_BUFFER = 4096  # many short sends per frame: each blocks, so the other writer's thread gets its turn
 
 
 def _frames_received(sock_pair) -> list:
     """Two threads each write ROUNDS frames of one repeated byte to the first socket; what the second reads, cut in frames."""
     writer, reader = sock_pair
+    for sock in sock_pair:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
     received = bytearray()
 
     def read() -> None:
         while len(received) < 2 * ROUNDS * FRAME:
-            received.extend(reader.recv(1 << 20))
+            received.extend(reader.recv(SMALL_BUFFER))
 
     def write(byte: bytes) -> None:
         for _ in range(ROUNDS):
