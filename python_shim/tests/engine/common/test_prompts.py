@@ -27,3 +27,20 @@ def test_pretokenize_keeps_literal_spans(engine):
     [tokenized] = engine.pretokenize([request])
     assert isinstance(tokenized, Tokenized) and tokenized.ids == engine.prompt_ids(request)
     assert engine.tokenizer.eos_token_id not in tokenized.ids
+
+
+def test_detokenize_in_one_batch_equals_decoding_each_row(engine):
+    """The Rust tokenizer's batch decode gives what transformers' decode gives each row, special tokens and all."""
+    tokenizer = engine.tokenizer
+    ids = engine.encode_prompt("<s>[INST] héllo wörld </s> 12 345 — ok [/INST]")
+    rows = [[i] for i in ids] + [ids, ids[3:], []]
+    for skip in (False, True):
+        expected = [tokenizer.decode(row, skip_special_tokens=skip, clean_up_tokenization_spaces=False) for row in rows]
+        assert engine.detokenize(rows, skip_special_tokens=skip) == expected
+
+
+def test_a_tokenizer_with_its_own_decode_is_decoded_row_by_row(engine, monkeypatch):
+    """A tokenizer class that decodes its own way (as some models' do) keeps its decode."""
+    own = type("OwnDecode", (type(engine.tokenizer),), {"_decode": lambda self, token_ids, **kw: f"<{len(token_ids)}>"})
+    monkeypatch.setattr(engine.tokenizer, "__class__", own)
+    assert engine.detokenize([[1, 2], [3]]) == ["<2>", "<1>"]
