@@ -32,6 +32,8 @@ export default defineConfig({
           testTimeout: 30_000,
           hookTimeout: 120_000,
           maxWorkers: 2,
+          // The unit files share one module graph per worker (none keeps state between files): 68 s -> 58 s alone.
+          isolate: false,
         },
       },
       { test: { ...e2e, name: "e2e-shared", include: ["test/e2e/**/*.test.ts"], exclude: OWN_SERVER, globalSetup: ["test/e2e/global-setup.ts"], sequence: { groupOrder: 1 } } },

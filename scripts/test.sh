@@ -21,7 +21,7 @@ if [ $# -gt 0 ]; then
 fi
 
 echo "== typecheck" >&2
-npx tsc --noEmit -p .
+npx tsc --noEmit -p . --incremental --tsBuildInfoFile .work/tsc.tsbuildinfo
 
 pytest_pid=
 if [ ${#pytest_files[@]} -gt 0 ]; then

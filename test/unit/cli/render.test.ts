@@ -1,12 +1,15 @@
 /**
- * `tsserve render` for real: node bin/tsserve.mjs as a child process.
+ * `tsserve render`: node bin/tsserve.mjs as a child process where the process is the point (stdout holds
+ * exactly one JSON object, stdin, a thrown error's TypeScript stack, a usage error), else the same entry
+ * (runMain) in this process, which saves a Node and tsx start-up per case.
  * Expected chat prompts come from the golden fixtures (transformers / FastChat).
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { runMain } from "../../../src/cli/main.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 const tmp = mkdtempSync(path.join(tmpdir(), "tsserve-render-"));
@@ -15,6 +18,24 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 function render(args: string[], stdin?: string) {
   const result = spawnSync(process.execPath, ["bin/tsserve.mjs", "render", ...args], { cwd: ROOT, input: stdin, encoding: "utf8", timeout: 60_000 });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+/** `tsserve render ARGS` through runMain in this process: its exit code and what it wrote. */
+async function renderHere(args: string[]) {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const capture = (into: string[]) => (chunk: string | Uint8Array) => (into.push(String(chunk)), true);
+  const out = vi.spyOn(process.stdout, "write").mockImplementation(capture(stdout) as typeof process.stdout.write);
+  const err = vi.spyOn(process.stderr, "write").mockImplementation(capture(stderr) as typeof process.stderr.write);
+  const exitCode = process.exitCode;
+  process.exitCode = undefined;
+  try {
+    await runMain(["render", ...args.map((arg, i) => (["--handler", "--config"].includes(args[i - 1]!) ? path.resolve(ROOT, arg) : arg))]);
+    return { code: process.exitCode ?? 0, stdout: stdout.join(""), stderr: stderr.join("") };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+    process.exitCode = exitCode;
+  }
 }
 let n = 0;
 function requestFile(body: unknown): string {
@@ -37,17 +58,18 @@ const SHIPPED = [
 
 describe("tsserve render with the shipped handlers", () => {
   for (const [name, seedPrompt, chatFixture] of SHIPPED) {
-    it(`${name}: prints the seed example's prompt as exactly one JSON object`, () => {
-      const r = render(["--handler", `handlers/${name}.ts`, "--request", requestFile(SEED_EXAMPLE), "--config", `configs/${name}.yaml`]);
+    it(`${name}: prints the seed example's prompt as exactly one JSON object`, async () => {
+      const args = ["--handler", `handlers/${name}.ts`, "--request", requestFile(SEED_EXAMPLE), "--config", `configs/${name}.yaml`];
+      const r = name === "llama-2-7b-chat" ? render(args) : await renderHere(args);
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       expect(JSON.parse(r.stdout)).toEqual({ prompts: [seedPrompt] });
       expect(r.stdout.trim().split("\n")).toHaveLength(1);
     });
 
-    it(`${name}: renders a multi-turn chat as the reference renderer does`, () => {
+    it(`${name}: renders a multi-turn chat as the reference renderer does`, async () => {
       const c = golden(chatFixture, "multi-turn with system");
-      const r = render(["--handler", `handlers/${name}.ts`, "--request", requestFile({ messages: c.messages, max_tokens: 64 })]);
+      const r = await renderHere(["--handler", `handlers/${name}.ts`, "--request", requestFile({ messages: c.messages, max_tokens: 64 })]);
       expect(r.code).toBe(0);
       expect(JSON.parse(r.stdout)).toEqual({ prompts: [c.expected] });
     });
@@ -59,13 +81,13 @@ describe("tsserve render with the shipped handlers", () => {
     expect(JSON.parse(r.stdout)).toEqual({ prompts: ["hi there"] });
   });
 
-  it("renders a batch (a JSON array) in order", () => {
-    const r = render(["--handler", "handlers/vicuna-13b.ts", "--request", requestFile([{ prompt: "one" }, { prompt: "two" }])]);
+  it("renders a batch (a JSON array) in order", async () => {
+    const r = await renderHere(["--handler", "handlers/vicuna-13b.ts", "--request", requestFile([{ prompt: "one" }, { prompt: "two" }])]);
     expect(JSON.parse(r.stdout)).toEqual({ prompts: ["one", "two"] });
   });
 
-  it("renders with the tiny model's config, whose relative model_path resolves against the config file", () => {
-    const r = render(["--handler", "handlers/llama-2-7b-chat.ts", "--request", requestFile(SEED_EXAMPLE), "--config", "configs/tiny-llama-2-chat.yaml"]);
+  it("renders with the tiny model's config, whose relative model_path resolves against the config file", async () => {
+    const r = await renderHere(["--handler", "handlers/llama-2-7b-chat.ts", "--request", requestFile(SEED_EXAMPLE), "--config", "configs/tiny-llama-2-chat.yaml"]);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ prompts: ["[INST] <<SYS>>\n\n<</SYS>>\n\nAlan Turing was a"] });
   });
@@ -82,26 +104,26 @@ describe("tsserve render refusals exit 2 and name the field or rule on stderr", 
     ["a body that is not an object", "just a string", /body: must be a JSON object/],
   ];
   for (const [description, body, pattern] of BAD) {
-    it(`refuses ${description}`, () => {
-      const r = render(["--handler", "handlers/llama-2-7b-chat.ts", "--request", requestFile(body)]);
+    it(`refuses ${description}`, async () => {
+      const r = await renderHere(["--handler", "handlers/llama-2-7b-chat.ts", "--request", requestFile(body)]);
       expect(r.code).toBe(2);
       expect(r.stdout).toBe("");
       expect(r.stderr).toMatch(pattern);
     });
   }
 
-  it("exits 2 when a request file is not JSON", () => {
+  it("exits 2 when a request file is not JSON", async () => {
     const file = path.join(tmp, "bad.json");
     writeFileSync(file, "{not json");
-    const r = render(["--handler", "handlers/vicuna-13b.ts", "--request", file]);
+    const r = await renderHere(["--handler", "handlers/vicuna-13b.ts", "--request", file]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/not JSON/);
   });
 
-  it("exits 2 when the config fails the handler's schema, naming the key", () => {
+  it("exits 2 when the config fails the handler's schema, naming the key", async () => {
     const file = path.join(tmp, "bad.yaml");
     writeFileSync(file, "handler:\n  model_path: /x\n  quantize: int3\n");
-    const r = render(["--handler", "handlers/vicuna-13b.ts", "--request", requestFile({ prompt: "x" }), "--config", file]);
+    const r = await renderHere(["--handler", "handlers/vicuna-13b.ts", "--request", requestFile({ prompt: "x" }), "--config", file]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/handler\.quantize/);
   });

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# npm run test:unit [-- PATTERN...]: the inner loop, no server and no model. The typecheck
+# (incremental: only what changed since the last run is checked again) runs beside vitest's
+# `unit` project (unit and contract tests); it fails if either fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .work
+npx tsc --noEmit -p . --incremental --tsBuildInfoFile .work/tsc.tsbuildinfo &
+typecheck=$!
+npx vitest run --project unit "$@"
+status=$?
+wait "$typecheck" || { echo "test:unit: the typecheck failed (above)" >&2; status=1; }
+exit "$status"
