@@ -20,7 +20,8 @@ const OWN_SERVER = [
   "serving",
 ].map((name) => `test/e2e/${name}.test.ts`);
 
-const e2e = { testTimeout: 30_000, hookTimeout: 600_000, fileParallelism: false };
+// A test's own limit: npm test runs pytest and both lanes on two cores, and a first request there waited 30 s.
+const e2e = { testTimeout: 120_000, hookTimeout: 600_000, fileParallelism: false };
 
 export default defineConfig({
   test: {

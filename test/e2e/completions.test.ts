@@ -7,10 +7,13 @@
 // transformers TorchServe (servers.ts).
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WorkPaths } from "../../src/client/paths.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
+import type { ServerState } from "../../src/client/torchserve-process.ts";
 import { CompletionChunk, CompletionResponse } from "../../src/completions/response.ts";
 import { CLI, configWith, ROOT, TINY_HANDLER, tinyConfig } from "./helpers.ts";
 import { sharedModel, sharedServer, type ModelSpec, type RunningServer } from "./servers.ts";
@@ -55,6 +58,59 @@ afterAll(() => {
 });
 
 // ---- helpers ------------------------------------------------------------------
+
+interface HoldingProxy {
+  url: string;
+  release(): void;
+  released(): boolean;
+  /** Response bytes that waited for release(). */
+  heldBytes(): number;
+  close(): Promise<void>;
+}
+
+/** A loopback HTTP proxy to `target` that forwards each response's first body bytes and holds the rest until release(). */
+async function holdingProxy(target: string): Promise<HoldingProxy> {
+  let open = false;
+  let held = 0;
+  const waiting: (() => void)[] = [];
+  const proxy = http.createServer((req, res) => {
+    const upstream = http.request(new URL(req.url!, target), { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode!, answer.headers);
+      let first = true;
+      answer.on("data", (data: Buffer) => {
+        if (first || open) res.write(data);
+        else {
+          held += data.length;
+          waiting.push(() => res.write(data));
+        }
+        first = false;
+      });
+      answer.on("end", () => (open ? res.end() : waiting.push(() => res.end())));
+    });
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  const { port } = proxy.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    release: () => {
+      open = true;
+      for (const send of waiting.splice(0)) send();
+    },
+    released: () => open,
+    heldBytes: () => held,
+    close: () => new Promise((resolve) => proxy.close(() => resolve())),
+  };
+}
+
+/** A working folder whose recorded server is `inference` (the shared server's keys): what the CLI connects to. */
+function proxyWork(inference: string): string {
+  const work = fs.mkdtempSync(path.join(server.scratch, "proxy-work-"));
+  const state = JSON.parse(fs.readFileSync(paths.state, "utf8")) as ServerState;
+  fs.writeFileSync(path.join(work, "tsserve-state.json"), JSON.stringify({ ...state, addresses: { ...state.addresses, inference } }));
+  fs.copyFileSync(paths.keyFile, path.join(work, "key_file.json"));
+  return work;
+}
 
 /** A completion body, with room for a handler's extra fields (the AgentInstruct handler's `explanation`, `full_text`). */
 type Body = Omit<CompletionResponse, "choices"> & { choices: (CompletionResponse["choices"][number] & Record<string, any>)[] } & Record<string, any>;
@@ -334,21 +390,36 @@ describe("completions on a real TorchServe", () => {
   }, 120_000);
 
   it("tsserve predict --stream prints the chunks as they arrive", async () => {
-    const body = JSON.stringify({ prompt: PROMPT, max_tokens: 120, temperature: 0, stream: true });
-    const child = spawn(process.execPath, [CLI, "predict", TINY, "--json", body, "--stream"], { cwd: ROOT, env: server.env, stdio: ["ignore", "pipe", "pipe"] });
-    const started = Date.now();
-    const reads: { at: number; text: string }[] = [];
-    let stderr = "";
-    child.stdout.on("data", (data: Buffer) => reads.push({ at: Date.now() - started, text: data.toString("utf8") }));
-    child.stderr.on("data", (data: Buffer) => (stderr += data));
-    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
-    expect(stderr).toBe("");
-    expect(code).toBe(0);
-    const chunks = splitJsonObjects(reads.map((r) => r.text).join("")).map((c) => CompletionChunk.parse(c));
-    expect(chunks.length).toBeGreaterThan(5);
-    expect(chunks.at(-1)!.usage).toBeDefined();
-    expect(reads.length).toBeGreaterThan(2);
-    expect(reads.at(-1)!.at - reads[0]!.at).toBeGreaterThan(50);
+    // The CLI talks to TorchServe through a proxy that passes the stream's first bytes on and holds
+    // the rest: the CLI must print a whole chunk while its response is still open (no timing involved).
+    const proxy = await holdingProxy(client.addresses.inference);
+    try {
+      const body = JSON.stringify({ prompt: PROMPT, max_tokens: 120, temperature: 0, stream: true });
+      const env = { ...server.env, TSSERVE_WORK_DIR: proxyWork(proxy.url) };
+      const child = spawn(process.execPath, [CLI, "predict", TINY, "--json", body, "--stream"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      let printedWhileHeld = "";
+      child.stdout.on("data", (data: Buffer) => {
+        stdout += data.toString("utf8");
+        if (!proxy.released() && stdout.includes("\n")) {
+          printedWhileHeld = stdout;
+          proxy.release();
+        }
+      });
+      child.stderr.on("data", (data: Buffer) => (stderr += data));
+      const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+      expect(stderr).toBe("");
+      expect(code).toBe(0);
+      expect(proxy.heldBytes()).toBeGreaterThan(0);
+      const early = printedWhileHeld.slice(0, printedWhileHeld.lastIndexOf("\n") + 1);
+      expect(splitJsonObjects(early).map((c) => CompletionChunk.parse(c)).length).toBeGreaterThan(0);
+      const chunks = splitJsonObjects(stdout).map((c) => CompletionChunk.parse(c));
+      expect(chunks.length).toBeGreaterThan(5);
+      expect(chunks.at(-1)!.usage).toBeDefined();
+    } finally {
+      await proxy.close();
+    }
   }, 120_000);
 
   it("the AgentInstruct handler runs both stages in one request, as the HELM client's two calls did", async () => {

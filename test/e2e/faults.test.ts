@@ -34,7 +34,7 @@ const FAULT_HANDLER = path.join(ROOT, "test", "fixtures", "handlers", "fault-han
 // child restarted on a busy CPU (npm test runs pytest and two e2e lanes at once: a restart took 4 s there).
 const HANDLE_TIMEOUT_S = 8;
 const BATCH = 4;
-const BATCH_DELAY_MS = 300;
+const BATCH_DELAY_MS = 1000;
 
 const srv = withServer("faults");
 let client: TorchServeClient;
