@@ -32,6 +32,13 @@ if [ "$(cat .venv/.tsserve-nodeps-stamp 2>/dev/null)" != "$nodeps" ]; then
   .venv/bin/pip install -q --disable-pip-version-check --no-deps -r python_shim/requirements-nodeps.txt >&2
   echo "$nodeps" > .venv/.tsserve-nodeps-stamp
 fi
+# lm-eval (a test client) pulls in scikit-learn, which it imports only for metrics our tasks do not use;
+# transformers imports it into every process that loads a model when it is there: 1.5 s of CPU per
+# worker start, some sixty of them in npm test.
+if compgen -G ".venv/lib/python*/site-packages/sklearn" >/dev/null; then
+  echo "setup: removing scikit-learn (lm-eval's, unused here; transformers would import it in every worker)" >&2
+  .venv/bin/pip uninstall -q -y scikit-learn >&2
+fi
 # The oldest and newest transformers the engine is tested on, each in a folder of its own that a
 # pytest run puts first on PYTHONPATH (python_shim/tests/engine/transformers/test_transformers_range.py).
 while read -r version extra; do

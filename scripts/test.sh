@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # npm test [-- PATTERN...]: set up, typecheck, then every test on this machine's two cores at once:
-# the Python shim's pytest suite in the background (its output follows at the end), vitest's `unit`
-# project (files in parallel), then its two end-to-end lanes side by side (`e2e-shared`, `e2e-own`:
-# vitest.config.ts). The last line adds all the runners up. With patterns, only the test files whose
+# the Python shim's pytest suite in the background (its output follows at the end), vitest's
+# `e2e-shared` lane beside its `unit` project (files in parallel), then the `e2e-own` lane
+# (vitest.config.ts). The last line adds all the runners up. With patterns, only the test files whose
 # path contains one of them run, pytest's and vitest's. docs/testing.md says which command to run when.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,11 +43,12 @@ lane() {
 }
 
 status=0
-echo "== vitest: unit" >&2
-vitest unit "$@" || status=1
-echo "== vitest: e2e-shared and e2e-own, side by side" >&2
+# The e2e-shared lane is the longest (its servers load vLLM and SmolLM2): it starts beside the unit
+# tests; e2e-own follows them, so that at most three runners share the two cores at any time.
+echo "== vitest: e2e-shared beside unit, then e2e-own" >&2
 lane e2e-shared "$@" &
 shared=$!
+lane unit "$@" || status=1
 lane e2e-own "$@" &
 own=$!
 wait "$shared" || status=1

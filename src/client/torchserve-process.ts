@@ -259,6 +259,9 @@ export interface StopResult {
   killed: ProcInfo[];
 }
 
+/** How long processes the stopped frontend left behind get after SIGTERM before SIGKILL. */
+const ORPHAN_GRACE_MS = 3000;
+
 export async function stopServer(options: { paths?: WorkPaths; graceMs?: number; onProgress?: (m: string) => void } = {}): Promise<StopResult> {
   const paths = options.paths ?? workPaths();
   const progress = options.onProgress ?? (() => {});
@@ -276,10 +279,18 @@ export async function stopServer(options: { paths?: WorkPaths; graceMs?: number;
     progress(`TorchServe is not running; ending ${tracked.size} leftover process(es)`);
     for (const p of tracked.values()) signal(p, "SIGTERM");
   }
-  const deadline = Date.now() + graceMs;
+  let deadline = Date.now() + graceMs;
+  let orphansSignalled = false;
   while (Date.now() < deadline) {
     if (java && stillRunning(java)) track();
-    if ([...tracked.values()].every((p) => !stillRunning(p))) break;
+    const left = [...tracked.values()].filter(stillRunning);
+    if (left.length === 0) break;
+    // The frontend is gone and has not ended these (vLLM's engine processes outlive a killed worker): they get a short grace.
+    if (java && !stillRunning(java) && !orphansSignalled) {
+      orphansSignalled = true;
+      for (const p of left) signal(p, "SIGTERM");
+      deadline = Math.min(deadline, Date.now() + ORPHAN_GRACE_MS);
+    }
     await sleep(200);
   }
   const killed = [...tracked.values()].filter(stillRunning);

@@ -18,23 +18,28 @@ process.on("SIGTERM", () => process.exit(0));
 setInterval(() => {}, 1000);
 `;
 
+/** The stand-in frontend and its two descendants, started in a working folder of their own. */
+async function standIn() {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "stop-"));
+  const paths = workPaths({ TSSERVE_WORK_DIR: work });
+  fs.mkdirSync(paths.tmp, { recursive: true });
+  // The class name as an argument makes the stand-in look like TorchServe's frontend.
+  const frontend = spawn(process.execPath, ["-e", FRONTEND, "org.pytorch.serve.ModelServer"], { stdio: "ignore", detached: true });
+  frontend.unref();
+  fs.writeFileSync(paths.pidFile, String(frontend.pid));
+  let tree: ReturnType<typeof processTree> = [];
+  for (let i = 0; i < 50 && tree.length < 3; i++) {
+    await sleep(100);
+    tree = processTree(frontend.pid!);
+  }
+  expect(tree).toHaveLength(3);
+  expect(runningServer(paths)?.pid).toBe(frontend.pid);
+  return { paths, frontend, tree };
+}
+
 describe("stopServer", () => {
   it("stops the frontend and SIGKILLs descendants that ignore SIGTERM, leaving none behind", async () => {
-    const work = fs.mkdtempSync(path.join(os.tmpdir(), "stop-"));
-    const paths = workPaths({ TSSERVE_WORK_DIR: work });
-    fs.mkdirSync(paths.tmp, { recursive: true });
-    // The class name as an argument makes the stand-in look like TorchServe's frontend.
-    const frontend = spawn(process.execPath, ["-e", FRONTEND, "org.pytorch.serve.ModelServer"], { stdio: "ignore", detached: true });
-    frontend.unref();
-    fs.writeFileSync(paths.pidFile, String(frontend.pid));
-    let tree: ReturnType<typeof processTree> = [];
-    for (let i = 0; i < 50 && tree.length < 3; i++) {
-      await sleep(100);
-      tree = processTree(frontend.pid!);
-    }
-    expect(tree).toHaveLength(3);
-    expect(runningServer(paths)?.pid).toBe(frontend.pid);
-
+    const { paths, frontend, tree } = await standIn();
     const result = await stopServer({ paths, graceMs: 1500 });
     expect(result.wasRunning).toBe(true);
     expect(result.killed.length).toBeGreaterThanOrEqual(1);
@@ -42,6 +47,15 @@ describe("stopServer", () => {
     expect(fs.existsSync(paths.pidFile)).toBe(false);
     expect(procInfo(frontend.pid!)).toBeUndefined();
   }, 20_000);
+
+  it("gives what the frontend left behind a short grace once the frontend is gone, not the whole grace", async () => {
+    const { paths, tree } = await standIn();
+    const started = Date.now();
+    const result = await stopServer({ paths, graceMs: 60_000 });
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(result.killed.length).toBeGreaterThanOrEqual(1);
+    expect(tree.filter(stillRunning)).toEqual([]);
+  }, 60_000);
 
   it("reports nothing running when there is no frontend", async () => {
     const paths = workPaths({ TSSERVE_WORK_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "stop-")) });
