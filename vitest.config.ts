@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 // `unit` (unit and contract tests: no server, no model) runs its files in parallel. Two end-to-end
@@ -21,7 +22,12 @@ const OWN_SERVER = [
 ].map((name) => `test/e2e/${name}.test.ts`);
 
 // A test's own limit: npm test runs pytest and both lanes on two cores, and a first request there waited 30 s.
-const e2e = { testTimeout: 120_000, hookTimeout: 600_000, fileParallelism: false };
+// The servers' workers compile vLLM's CPU kernels with torch's inductor, whose cache is under $TMPDIR, a
+// TorchServe's own folder that each run starts afresh: kept in .cache instead (about 20 CPU-s a run).
+const e2e = {
+  testTimeout: 120_000, hookTimeout: 600_000, fileParallelism: false,
+  env: { TORCHINDUCTOR_CACHE_DIR: fileURLToPath(new URL(".cache/torchinductor", import.meta.url)) },
+};
 
 export default defineConfig({
   test: {

@@ -5,10 +5,9 @@
  * fields tsserve does not serve); every field the two requests share is
  * checked by the handler's `parseRequest`, so a refusal names the same field
  * on every path. OpenAI's defaults replace the seed's: temperature 1, top_p 1,
- * no top-k, a random seed unless one is given; max_tokens 16 for completions
+ * no top-k, no seed unless one is given; max_tokens 16 for completions
  * and CHAT_DEFAULT_MAX_TOKENS for chat.
  */
-import { randomInt } from "node:crypto";
 import { z } from "zod";
 import { RequestFailure, isFailure } from "../handler/failure.ts";
 import { parseOrFail } from "../handler/validate.ts";
@@ -105,7 +104,7 @@ export function parseOpenAICompletion<Req extends CompletionRequest>(
   for (const form of forms) {
     const parsed = parseRequest({ ...shared, prompt: "text" in form ? form.text : "" });
     if (isFailure(parsed)) return parsed;
-    const request = constrained(parsed, structured);
+    const request = asAsked(parsed, openai as Body, structured);
     prompts.push("text" in form ? { request } : { request, tokenIds: form.tokenIds });
   }
   return { prompts, logprobs, ...streaming(openai as Body) };
@@ -126,12 +125,17 @@ export function parseOpenAIChat<Req extends CompletionRequest>(body: unknown, pa
   const messages = openai.messages.map((message) => ({ role: message.role === "developer" ? "system" : message.role, content: messageText(message.content) }));
   const request = parseRequest({ ...shared, messages });
   if (isFailure(request)) return request;
-  return { prompts: [{ request: constrained(request, structured) }], logprobs, ...streaming(openai as Body) };
+  return { prompts: [{ request: asAsked(request, openai as Body, structured) }], logprobs, ...streaming(openai as Body) };
 }
 
-/** The handler's request with the call's structured output (the text is constrained to it). */
-function constrained<Req extends CompletionRequest>(request: Req, structured: StructuredOutput | undefined): Req {
-  return structured === undefined ? request : { ...request, structured };
+/**
+ * The handler's request as the OpenAI call asked for it: unseeded unless the client gave a seed (the
+ * seed's route defaults to seed 0; vLLM samples unseeded requests together, without a generator each),
+ * and with the call's structured output (the text is constrained to it).
+ */
+function asAsked<Req extends CompletionRequest>(request: Req, body: Body, structured: StructuredOutput | undefined): Req {
+  const seeded = { ...request, seed: typeof body.seed === "number" ? body.seed : null };
+  return structured === undefined ? seeded : { ...seeded, structured };
 }
 
 /** A message's content as one string (text parts joined). */
@@ -158,7 +162,6 @@ function sharedFields(body: Body, maxTokens: unknown, logprobs: number | null): 
     temperature: body.temperature ?? 1,
     top_p: body.top_p ?? 1,
     top_k: body.top_k ?? 0,
-    seed: body.seed ?? randomInt(0, 2 ** 31),
     logprobs: logprobs === null ? 0 : Math.max(1, logprobs),
   };
 }

@@ -103,7 +103,8 @@ export type CompletionRequestInput = z.input<typeof CompletionRequestInput>;
 export interface CompletionRequest {
   prompt?: string;
   messages?: ChatMessage[];
-  seed: number;
+  /** null: unseeded (the OpenAI routes, when the client gives no seed); the seed's route defaults to 0. */
+  seed: number | null;
   max_tokens: number;
   temperature: number;
   top_p: number;

@@ -2,8 +2,7 @@
  * What the vLLM engine cannot serve, refused where the config is parsed
  * (`tsserve archive`, `tsserve kserve`, the runtime's initialize), with the key
  * named and the fix. The shim's load refuses the same settings
- * (python_shim/tsserve_shim/engine/vllm/args.py), and also `quantize: nf4` on a
- * host without CUDA, which only the serving host can tell.
+ * (python_shim/tsserve_shim/engine/vllm/args.py).
  */
 import type { GpuLayoutIssue } from "./gpu-layout.ts";
 
@@ -24,13 +23,10 @@ export function engineIssues(handler: EngineKeys, deviceType: string | undefined
     refuse("gguf_file", `the vLLM engine does not serve GGUF checkpoints: convert the model to safetensors ${USE_TRANSFORMERS}`);
   }
   const quantize = handler.quantize ?? "none";
-  if (quantize === "int8" || quantize === "fp4") {
-    refuse("quantize", `${quantize} is not served by the vLLM engine (its bitsandbytes loading quantizes to nf4 only): use nf4 ${USE_TRANSFORMERS}`);
-  } else if (quantize === "nf4" && deviceType === "cpu") {
-    refuse("quantize", `nf4 under the vLLM engine needs CUDA (vLLM's bitsandbytes kernels run on GPUs only), and deviceType is cpu: ${USE_TRANSFORMERS.replace("or ", "")}`);
-  }
-  if (handler.double_quant === true) {
-    refuse("double_quant", `the vLLM engine's nf4 loading has no double quantization switch: remove it ${USE_TRANSFORMERS}`);
+  if (quantize !== "none") {
+    refuse("quantize", `${String(quantize)} is bitsandbytes quantization, which vLLM 0.32 does not have (it serves AWQ and GPTQ checkpoints and fp8): set handler.engine: transformers, the seed's own path for ${String(quantize)}`);
+  } else if (handler.double_quant === true) {
+    refuse("double_quant", `is a bitsandbytes setting, and the vLLM engine does not quantize with bitsandbytes: remove it ${USE_TRANSFORMERS}`);
   }
   return issues;
 }

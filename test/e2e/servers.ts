@@ -19,6 +19,7 @@ import { bundleHandler } from "../../src/bundle/bundle.ts";
 import { BUNDLE_FILE, BUNDLE_MAP_FILE, liveBundleFolders, writeBundle } from "../../src/client/hot-swap.ts";
 import type { RegisterOptions, TorchServeClient } from "../../src/client/http.ts";
 import { workPaths } from "../../src/client/paths.ts";
+import { processTree, stillRunning, type ProcInfo } from "../../src/client/procs.ts";
 import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
 import { loopbackProperties } from "../../src/client/properties.ts";
 import { configWith, E2E_PORT_BASE, isolatedServer, leftovers, ROOT, SMOLLM2_CONFIG, VLLM_TEST_SETTINGS, type IsolatedServer } from "./helpers.ts";
@@ -109,6 +110,24 @@ export async function smollm2OnVllm(): Promise<RunningServer> {
   const configFile = configWith(SMOLLM2_CONFIG, path.join(server.scratch, `${SMOLLM2_VLLM}.yaml`), { ...VLLM_TEST_SETTINGS, "handler.cpu_threads": 1 });
   await sharedModel(server, { name: SMOLLM2_VLLM, handler: path.join(ROOT, "handlers", "smollm2-135m-instruct.ts"), configFile });
   return server;
+}
+
+/** How soon vLLM's engine processes must be gone once TorchServe has ended their worker (issue 33). */
+export const VLLM_GONE_WITHIN_MS = 10_000;
+
+/**
+ * Unregisters the run's vLLM model, as `tsserve unregister` does (TorchServe ends the worker with
+ * SIGKILL), and returns vLLM's processes of it (`VLLM::...`) still running VLLM_GONE_WITHIN_MS later.
+ */
+export async function unregisterVllmModel(): Promise<ProcInfo[]> {
+  const paths = workPaths({ ...process.env, TSSERVE_WORK_DIR: sharedWork("vllm") });
+  const java = runningServer(paths);
+  if (!java) return [];
+  const vllm = processTree(java.pid).filter((p) => p.cmdline.startsWith("VLLM::"));
+  await connect(paths).unregisterModel(SMOLLM2_VLLM).catch(() => undefined); // not registered: no suite asked for it
+  const deadline = Date.now() + VLLM_GONE_WITHIN_MS;
+  while (vllm.some(stillRunning) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+  return vllm.filter(stillRunning);
 }
 
 /** Stops an engine's shared TorchServe (global teardown); the processes still left, if any. */

@@ -50,10 +50,9 @@ describe("v1/completions", () => {
     expect(response).not.toHaveProperty("raw_compute_time");
   });
 
-  it("draws a seed when none is given (OpenAI's sampling is unseeded by default)", async () => {
-    const { model } = await run([{ url_path: COMPLETIONS, body: { prompt: "a" } }, { url_path: COMPLETIONS, body: { prompt: "a" } }]);
-    const seeds = model.requests.map((r) => r.seed);
-    for (const seed of seeds) expect(Number.isSafeInteger(seed)).toBe(true);
+  it("sends no seed when the client gave none (OpenAI's sampling is unseeded), and the client's when it did", async () => {
+    const { model } = await run([{ url_path: COMPLETIONS, body: { prompt: "a" } }, { url_path: COMPLETIONS, body: { prompt: "a", seed: 5 } }]);
+    expect(model.requests.map((r) => r.seed)).toEqual([null, 5]);
   });
 
   it("gives logprobs in OpenAI's shape with at most `logprobs` alternatives (0: none), and echo with max_tokens 0", async () => {

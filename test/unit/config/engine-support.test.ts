@@ -16,15 +16,18 @@ describe("handler.engine", () => {
 
   it("refuses what the vLLM engine cannot serve, naming the key and the way out", () => {
     expect(problems(parse({ engine: "vllm", gguf_file: "m.gguf" }))).toEqual([expect.stringMatching(/^handler\.gguf_file: .*GGUF.*engine: transformers/)]);
-    expect(problems(parse({ engine: "vllm", quantize: "int8" }))).toEqual([expect.stringMatching(/^handler\.quantize: int8 .*nf4 only/)]);
-    expect(problems(parse({ engine: "vllm", quantize: "fp4" }))).toEqual([expect.stringMatching(/^handler\.quantize: fp4 /)]);
-    expect(problems(parse({ engine: "vllm", quantize: "nf4" }, { deviceType: "cpu" }))).toEqual([expect.stringMatching(/^handler\.quantize: nf4 .*needs CUDA.*deviceType is cpu/)]);
-    expect(problems(parse({ engine: "vllm", quantize: "nf4", double_quant: true }))).toEqual([expect.stringMatching(/^handler\.double_quant: /)]);
+    for (const quantize of ["int8", "fp4", "nf4"]) {
+      for (const deviceType of ["cpu", "gpu"]) {
+        expect(problems(parse({ engine: "vllm", quantize }, { deviceType }))).toEqual([
+          expect.stringMatching(new RegExp(`^handler\\.quantize: ${quantize} is bitsandbytes quantization, which vLLM 0\\.32 does not have .*engine: transformers`)),
+        ]);
+      }
+    }
+    expect(problems(parse({ engine: "vllm", double_quant: true }))).toEqual([expect.stringMatching(/^handler\.double_quant: .*engine: transformers/)]);
   });
 
-  it("lets the transformers engine serve all of them, and vLLM serve nf4 on a GPU", () => {
+  it("lets the transformers engine serve all of them", () => {
     expect(problems(parse({ engine: "transformers", gguf_file: "m.gguf", quantize: "int8" }, { deviceType: "cpu" }))).toEqual([]);
-    expect(problems(parse({ engine: "vllm", quantize: "nf4" }, { deviceType: "gpu" }))).toEqual([]);
-    expect(problems(parse({ engine: "vllm", quantize: "nf4" }))).toEqual([]);
+    expect(problems(parse({ engine: "transformers", quantize: "nf4", double_quant: true }, { deviceType: "gpu" }))).toEqual([]);
   });
 });

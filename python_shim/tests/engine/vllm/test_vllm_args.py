@@ -73,21 +73,23 @@ def test_device_ids_and_an_existing_cuda_visible_devices_are_honoured():
     assert launch.engine_args["gpu_memory_utilization"] == 0.9  # the default share of the GPU
 
 
-def test_nf4_is_vllm_s_bitsandbytes_loading_on_gpus_only():
-    assert gpu_launch({"quantize": "nf4"}).engine_args["quantization"] == "bitsandbytes"
-    full = {"model_path": str(SMOLLM2), "engine": "vllm", "quantize": "nf4"}
-    plan = plan_load(full, model_dir=".", gpu_id=None, device_type="cpu", device_ids=None, cuda_available=False)
-    with pytest.raises(ModelConfigError, match=r"handler\.quantize: nf4 .* needs CUDA"):
-        vllm_launch(full, plan)
+@pytest.mark.parametrize("quantize", ["int8", "fp4", "nf4"])
+@pytest.mark.parametrize("device_type", ["cpu", "gpu"])
+def test_bitsandbytes_quantization_is_refused_on_every_device(quantize, device_type):
+    from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
+
+    assert "bitsandbytes" not in QUANTIZATION_METHODS  # vLLM's own list: revisit this refusal when it has it again
+    section = {"quantize": quantize}
+    with pytest.raises(ModelConfigError, match=rf"^handler\.quantize: {quantize} is bitsandbytes quantization.*engine: transformers"):
+        if device_type == "gpu":
+            gpu_launch(section)
+        else:
+            cpu_launch(section)
 
 
-@pytest.mark.parametrize(
-    ("section", "key"),
-    [({"quantize": "int8"}, "quantize"), ({"quantize": "fp4"}, "quantize"), ({"quantize": "nf4", "double_quant": True}, "double_quant")],
-)
-def test_what_vllm_cannot_serve_is_refused_with_the_key_named(section, key):
-    with pytest.raises(ModelConfigError, match=rf"^handler\.{key}: .*engine: transformers"):
-        gpu_launch(section)
+def test_double_quant_is_refused_with_the_key_named():
+    with pytest.raises(ModelConfigError, match=r"^handler\.double_quant: .*engine: transformers"):
+        gpu_launch({"double_quant": True})
 
 
 def test_a_gguf_checkpoint_is_refused(tmp_path):
@@ -112,5 +114,5 @@ def test_vllm_accepts_the_gpu_arguments():
     """vLLM's own validation of the GPU arguments (the engine config itself needs CUDA, so the args' checks only)."""
     from vllm.engine.arg_utils import AsyncEngineArgs
 
-    args = AsyncEngineArgs(**gpu_launch({"num_gpu_per_model": 4, "gpu_max_memory": "70GiB", "quantize": "nf4"}, gpu_id=4).engine_args)
-    assert args.tensor_parallel_size == 4 and args.quantization == "bitsandbytes" and 0 < args.gpu_memory_utilization <= 1
+    args = AsyncEngineArgs(**gpu_launch({"num_gpu_per_model": 4, "gpu_max_memory": "70GiB"}, gpu_id=4).engine_args)
+    assert args.tensor_parallel_size == 4 and args.quantization is None and 0 < args.gpu_memory_utilization <= 1

@@ -32,20 +32,16 @@ def _refuse_transformers_only(section: Mapping[str, Any], plan: LoadPlan) -> Non
         raise ModelConfigError(
             "handler.gguf_file: the vLLM engine does not serve GGUF checkpoints; convert the model to safetensors or set handler.engine: transformers"
         )
-    if plan.quantize == "none":
-        return
-    if not plan.on_gpu:
+    if plan.quantize != "none":
         raise ModelConfigError(
-            f"handler.quantize: {plan.quantize} under the vLLM engine needs CUDA (vLLM's bitsandbytes kernels run on GPUs only); "
-            "on a CPU set handler.engine: transformers"
-        )
-    if plan.quantize != "nf4":
-        raise ModelConfigError(
-            f"handler.quantize: {plan.quantize} is not served by the vLLM engine (its bitsandbytes loading quantizes to nf4 only); "
-            "use quantize: nf4 or handler.engine: transformers"
+            f"handler.quantize: {plan.quantize} is bitsandbytes quantization, which vLLM 0.32 does not have "
+            f"(it serves AWQ and GPTQ checkpoints and fp8); set handler.engine: transformers, the seed's own path for {plan.quantize}"
         )
     if section.get("double_quant"):
-        raise ModelConfigError("handler.double_quant: the vLLM engine's nf4 loading has no double quantization switch; remove it or set handler.engine: transformers")
+        raise ModelConfigError(
+            "handler.double_quant: is a bitsandbytes setting, and the vLLM engine does not quantize with bitsandbytes; "
+            "remove it or set handler.engine: transformers"
+        )
 
 
 def _visible_devices(group: tuple[int, ...], environ: Mapping[str, str]) -> str:
@@ -97,8 +93,6 @@ def vllm_launch(
         args["tensor_parallel_size"] = len(plan.placement.group)
         args["gpu_memory_utilization"] = _gpu_share(plan, gpu_total_memory)
         env["CUDA_VISIBLE_DEVICES"] = _visible_devices(plan.placement.group, environ or {})
-        if plan.quantize == "nf4":
-            args["quantization"] = "bitsandbytes"
     else:
         kv_cache_mb = DEFAULT_CPU_KV_CACHE_MB if kv_cache_mb is None else kv_cache_mb
         # vLLM 0.32's CPU runner dies (its engine with it) when a seeded request's prefill is split

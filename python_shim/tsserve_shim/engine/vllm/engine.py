@@ -29,6 +29,7 @@ from ..common.rows import CANCELLED, TIMED_OUT, OnDelta, Row, build_rows
 from ..common.sampling import GREEDY_BELOW
 from ..common.submit import Done, wait_for_outcomes
 from .args import VllmLaunch, vllm_launch
+from .reaper import Reaper
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,15 @@ def sampling_params(request: Mapping[str, Any]):
     temperature = float(request["temperature"])
     if temperature > VLLM_MAX_TEMPERATURE:
         raise ValueError(f"temperature {temperature:g} is above {VLLM_MAX_TEMPERATURE:g}, the most the vLLM engine takes")
+    n = int(request.get("num_sequences", 1))
     top_p, top_k = float(request["top_p"]), int(request["top_k"] or 0)
     if top_p <= 0.0:  # the seed's top_p 0: only the most likely token
         top_p, top_k = 1.0, 1
+        if n == 1:  # that token by vLLM's greedy path, which needs no generator (it refuses n > 1 at temperature 0)
+            temperature = 0.0
     k = int(request.get("logprobs") or 0)
     return SamplingParams(
-        n=int(request.get("num_sequences", 1)),
+        n=n,
         max_tokens=max(1, int(request["max_tokens"])),  # max_tokens 0 (scoring): the one token is dropped
         temperature=0.0 if temperature < GREEDY_BELOW else temperature,
         top_p=top_p,
@@ -141,6 +145,7 @@ class VllmEngine(PromptTokenizer):
         self._calls: list[_Call] = []
         self._request_ids = itertools.count(1)
         self._dying = False
+        self._reaper: Reaper | None = None  # set by load
 
     # ------------------------------------------------------------ loading
 
@@ -166,9 +171,12 @@ class VllmEngine(PromptTokenizer):
         os.environ.update(launch.environ)
         log.info("tsserve: starting vLLM for %s on %s (%s)", plan.model_path, plan.device, launch.engine_args)
         loop = _start_loop()
-        llm = asyncio.run_coroutine_threadsafe(_create_async_llm(launch.engine_args), loop).result()
+        reaper = Reaper.start()
+        with reaper.watching_new_children():  # from the first process vLLM starts: a load can be killed too
+            llm = asyncio.run_coroutine_threadsafe(_create_async_llm(launch.engine_args), loop).result()
         engine = cls(llm, name_or_path=str(handler_section.get("model_path") or plan.model_path), device=plan.device, loop=loop)
         engine.launch = launch
+        engine._reaper = reaper
         return engine
 
     def start(self) -> "VllmEngine":
@@ -177,6 +185,8 @@ class VllmEngine(PromptTokenizer):
     def shutdown(self) -> None:
         """Stop vLLM's engine processes, then this engine's loop (its tasks cancelled first, not dropped)."""
         self.llm.shutdown()
+        if self._reaper is not None:
+            self._reaper.close()
         asyncio.run_coroutine_threadsafe(_cancel_tasks(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
 
