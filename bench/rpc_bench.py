@@ -1,5 +1,6 @@
 """Round trips between the shim's RPC peer and a Node child running a bundled
-handler, through the real framing code on both sides (`ping`).
+handler, through the real framing code on both sides (`ping`), served as the
+bridge serves them (request_async, then the bridge loop's serve_once turns).
 
 Prints one JSON object: {"100B": {"p50_us", "p99_us", "per_s"}, ...}.
 """
@@ -15,6 +16,9 @@ import time
 from tsserve_shim.bridge import protocol
 from tsserve_shim.bridge.node_process import NodeProcess, find_node
 from tsserve_shim.bridge.rpc import Peer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python_shim", "tests"))
+from peer_calls import call  # noqa: E402
 
 SIZES = {"100B": 100, "1KB": 1_000, "100KB": 100_000, "1MB": 1_000_000}
 MODEL_INFO = {"name_or_path": "bench", "context_length": 64, "vocab_size": 32000, "bos_token": "<s>", "eos_token": "</s>", "chat_template": None, "device": "cpu"}
@@ -50,7 +54,7 @@ def task_cpu_seconds(pid: int) -> float:
 def measure(peer: Peer, size: int, seconds: float, max_rounds: int, child_pid: int = 0) -> dict:
     payload = "x" * size
     for _ in range(20):
-        echoed = peer.request(protocol.PING, {"payload": payload})
+        echoed = call(peer, protocol.PING, {"payload": payload})
     if echoed != {"payload": payload}:
         raise SystemExit(f"ping of {size} bytes came back changed")
     samples: list[float] = []
@@ -58,7 +62,7 @@ def measure(peer: Peer, size: int, seconds: float, max_rounds: int, child_pid: i
     started = time.perf_counter()
     while len(samples) < max_rounds and time.perf_counter() - started < seconds:
         t0 = time.perf_counter()
-        peer.request(protocol.PING, {"payload": payload})
+        call(peer, protocol.PING, {"payload": payload})
         samples.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds(child_pid) - cpu_started
@@ -83,7 +87,7 @@ def main() -> None:
     child = NodeProcess(find_node(), args.bundle, cwd=os.path.dirname(args.bundle))
     peer = Peer(child.stdout_fd, child.stdin_fd)
     try:
-        peer.request(protocol.INITIALIZE, {
+        call(peer, protocol.INITIALIZE, {
             "protocol_version": protocol.PROTOCOL_VERSION, "model_name": "bench", "model_dir": os.path.dirname(args.bundle),
             "gpu_id": None, "batch_size": 1, "model_config": {"handler": {"model_path": "/unused"}}, "model_info": MODEL_INFO,
         }, timeout=30)

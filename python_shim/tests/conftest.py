@@ -94,7 +94,9 @@ def smollm2_engine():
     return Engine.load({"model_path": str(SMOLLM2), "prefix_cache_mb": 0}, model_dir=str(SMOLLM2), gpu_id=None)
 
 
-VLLM_SECTION = {"model_path": str(SMOLLM2), "engine": "vllm", "enforce_eager": True, "kv_cache_mb": 256, "max_model_len": 2048}
+# One OpenMP thread, as the e2e suites' vLLM model has (and this process's torch, above): pytest runs beside
+# npm test's two other lanes on two cores.
+VLLM_SECTION = {"model_path": str(SMOLLM2), "engine": "vllm", "enforce_eager": True, "kv_cache_mb": 256, "max_model_len": 2048, "cpu_threads": 1}
 
 
 @pytest.fixture(scope="session")

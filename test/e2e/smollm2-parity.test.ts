@@ -48,7 +48,9 @@ let reference: Reference;
 async function computeReference(): Promise<Reference> {
   const python = path.join(ROOT, ".venv", "bin", "python");
   const script = path.join(ROOT, "test", "e2e", "reference", "transformers_reference.py");
-  const child = execFile(python, [script], { maxBuffer: 64 << 20, env: { ...process.env, TQDM_DISABLE: "1" } });
+  // One torch thread: npm test shares the two cores with pytest and the other lane, and a team of two
+  // spin-waits for its descheduled half at every op (python_shim/tsserve_shim/worker/handler.py cpu_threads).
+  const child = execFile(python, [script], { maxBuffer: 64 << 20, env: { ...process.env, TQDM_DISABLE: "1", OMP_NUM_THREADS: "1" } });
   child.stdin!.end(JSON.stringify({ model_path: MODEL_PATH, cases: CASES, echo: ECHO_PROMPTS }));
   let stdout = "";
   let stderr = "";

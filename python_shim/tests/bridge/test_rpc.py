@@ -1,4 +1,4 @@
-"""The shim's RPC peer against a real Node child running a bundled handler."""
+"""The shim's RPC peer against a real Node child running a bundled handler, served as the bridge serves it."""
 import os
 import subprocess
 import sys
@@ -12,6 +12,7 @@ from tsserve_shim.bridge.node_process import NodeProcess, find_node
 from tsserve_shim.bridge.errors import ShimConfigError
 from tsserve_shim.bridge.rpc import Peer
 
+from peer_calls import call
 from protocol_check import RecordingPeer, check_result
 from bundles import echo_bundle  # noqa: F401  (fixture)
 
@@ -31,7 +32,7 @@ def fake_generate(params):
 @pytest.fixture
 def child(echo_bundle):
     process = NodeProcess(find_node(), echo_bundle, cwd=os.path.dirname(echo_bundle))
-    peer = Peer(process.stdout_fd, process.stdin_fd, on_deadline=lambda: process.stop(grace=0.5))
+    peer = Peer(process.stdout_fd, process.stdin_fd)
     recorder = RecordingPeer(peer)
     peer.on_request(protocol.GENERATE, fake_generate)
     yield process, peer, recorder
@@ -39,7 +40,7 @@ def child(echo_bundle):
 
 
 def initialize(peer, version=None):
-    return peer.request(protocol.INITIALIZE, {
+    return call(peer, protocol.INITIALIZE, {
         "protocol_version": protocol.PROTOCOL_VERSION if version is None else version,
         "model_name": "echo", "model_dir": "/tmp", "gpu_id": None, "batch_size": 4,
         "model_config": {"handler": {"model_path": "/m"}}, "model_info": MODEL_INFO,
@@ -49,7 +50,7 @@ def initialize(peer, version=None):
 def test_handshake_and_a_batch_with_one_bad_request(child):
     _, peer, recorder = child
     assert initialize(peer)["protocol_version"] == protocol.PROTOCOL_VERSION
-    result = peer.request(protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": "a", "max_tokens": 2}}, {"body": {"prompt": 1}}]}, timeout=30)
+    result = call(peer, protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": "a", "max_tokens": 2}}, {"body": {"prompt": 1}}]}, timeout=30)
     check_result(protocol.HANDLE, result)
     assert result["responses"][0] == {"ok": True, "body": {"texts": ["++"]}}
     assert result["responses"][1]["status"] == 400 and result["responses"][1]["field"] == "prompt"
@@ -65,7 +66,7 @@ def test_protocol_version_mismatch_is_a_clear_error(child):
 def test_multi_step_handler_calls_back_into_the_shim_during_one_handle(child):
     _, peer, _ = child
     initialize(peer)
-    result = peer.request(protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": "q", "max_tokens": 1, "steps": 3}}]}, timeout=30)
+    result = call(peer, protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": "q", "max_tokens": 1, "steps": 3}}]}, timeout=30)
     assert result["responses"][0]["body"] == {"texts": ["+", "+", "+"]}
 
 
@@ -73,17 +74,17 @@ def test_child_exit_during_handle_raises_peer_closed(child):
     process, peer, _ = child
     initialize(peer)
     with pytest.raises(PeerClosed):
-        peer.request(protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": "x", "fault": "exit"}}]}, timeout=30)
+        call(peer, protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": "x", "fault": "exit"}}]}, timeout=30)
     process.process.wait(timeout=5)
     assert process.exit_description() == "exited with code 3"
 
 
-def test_a_hung_handler_times_out_and_is_stopped(child):
+def test_a_hung_handler_leaves_its_request_unanswered_and_stop_ends_it(child):
     process, peer, _ = child
     initialize(peer)
     start = time.monotonic()
     with pytest.raises(PeerTimeout):
-        peer.request(protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": "x", "fault": "hang"}}]}, timeout=1)
+        call(peer, protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": "x", "fault": "hang"}}]}, timeout=1)
     assert time.monotonic() - start < 3
     process.stop(grace=0.5)  # stdin closed, then SIGTERM, then SIGKILL
     assert not process.alive()
@@ -98,14 +99,14 @@ def test_both_sides_writing_a_mebibyte_at_once_do_not_deadlock(child):
         return fake_generate({"requests": [dict(r, max_tokens=1 << 20) for r in params["requests"]]})
 
     peer.on_request(protocol.GENERATE, generate)
-    result = peer.request(protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": big, "max_tokens": 1}}]}, timeout=60)
+    result = call(peer, protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": big, "max_tokens": 1}}]}, timeout=60)
     assert len(result["responses"][0]["body"]["texts"][0]) == 1 << 20
 
 
 def test_fifty_megabytes_on_stderr_do_not_block_the_channel(child):
     process, peer, _ = child
     initialize(peer)
-    result = peer.request(protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": "x", "max_tokens": 1, "fault": "stderr-flood"}}]}, timeout=120)
+    result = call(peer, protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": "x", "max_tokens": 1, "fault": "stderr-flood"}}]}, timeout=120)
     assert result["responses"][0]["ok"]
     assert process.stderr_tail().endswith("e" * 100)
 
@@ -115,7 +116,7 @@ def test_stdout_noise_from_the_handler_never_reaches_the_channel(child):
     noise = []
     peer._on_noise = noise.append
     initialize(peer)
-    result = peer.request(protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": "x", "fault": "stdout"}}]}, timeout=30)
+    result = call(peer, protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": "x", "fault": "stdout"}}]}, timeout=30)
     assert result["responses"][0]["ok"] and noise == []
 
 
@@ -138,4 +139,4 @@ def test_find_node_refuses_an_old_node(tmp_path):
 def test_ping_returns_its_payload_unchanged(child):
     _, peer, _ = child
     for payload in ["", "héllo ✓ 😀\n\"quoted\"", "x" * 100_000]:
-        assert peer.request(protocol.PING, {"payload": payload}, timeout=10) == {"payload": payload}
+        assert call(peer, protocol.PING, {"payload": payload}, timeout=10) == {"payload": payload}

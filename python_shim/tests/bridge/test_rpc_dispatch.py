@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from tsserve_shim.bridge.errors import RpcError
 from tsserve_shim.bridge.rpc import Peer
 
+from peer_calls import call
+
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
 methods = st.sampled_from(["echo", "boom", "note", "unknown"]) | json_values
@@ -67,7 +69,7 @@ def test_any_message_shapes_are_served_or_ignored_and_every_request_is_answered(
     try:
         # The arbitrary frames, then the answer to our probe (request id 1).
         os.write(incoming_w, b"".join(f + b"\n" for f in frames) + orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": "probe"}) + b"\n")
-        assert peer.request("probe", {}, timeout=5) == "probe"
+        assert call(peer, "probe", {}, timeout=5) == "probe"
         sent = replies(outgoing_r)
         assert sent[0]["method"] == "probe"
         answers = sent[1:]
@@ -98,7 +100,7 @@ def test_a_malformed_answer_to_our_request_is_an_rpc_error_or_a_result(answer):
     try:
         os.write(incoming_w, orjson.dumps(answer) + b"\n")
         try:
-            result = peer.request("probe", {}, timeout=5)
+            result = call(peer, "probe", {}, timeout=5)
         except RpcError as error:
             assert "error" in answer
             assert isinstance(error.code, int) and isinstance(error.message, str)

@@ -8,6 +8,8 @@ import pytest
 from tsserve_shim.bridge.errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
 from tsserve_shim.bridge.rpc import Peer
 
+from peer_calls import call
+
 
 def nested(depth: int):
     value: object = 1
@@ -50,11 +52,11 @@ def test_an_async_request_with_unencodable_params_is_answered_with_an_error_and_
     assert not peer.closed
 
 
-def test_a_sync_request_with_unencodable_params_raises_an_rpc_error(pipes):
+def test_a_call_with_unencodable_params_raises_an_rpc_error(pipes):
     incoming_r, _, _, outgoing_w = pipes
     peer = Peer(incoming_r, outgoing_w)
     with pytest.raises(RpcError) as raised:
-        peer.request("handle", {"x": 2**64}, timeout=1)
+        call(peer, "handle", {"x": 2**64}, timeout=1)
     assert raised.value.code == INVALID_PARAMS
 
 

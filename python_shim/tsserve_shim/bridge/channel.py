@@ -37,7 +37,7 @@ from ..engine.contract import ServingEngine
 from . import protocol
 from .errors import CONNECTION_CLOSED, INTERNAL_ERROR, INVALID_PARAMS, PeerClosed, PeerTimeout, RpcError, ShimConfigError
 from .node_process import NodeProcess
-from .rpc import Deferred, Peer
+from .rpc import Deferred, Peer, result_of
 
 log = logging.getLogger(__name__)
 
@@ -316,11 +316,7 @@ class Bridge:
                 self._posted.extend(self._handshake_posted)  # anything left for it goes on when the bridge serves it
                 self._handshake_posted.clear()
             self._wake()  # the bridge loop's own posted work may have arrived meanwhile (its wake-up was read here)
-        answer = answers[0]
-        if "error" in answer:
-            error = answer["error"] if isinstance(answer["error"], dict) else {}
-            code, message = error.get("code"), error.get("message")
-            raise RpcError(code if type(code) is int else -32603, message if isinstance(message, str) else str(message), error.get("data"))
+        result_of(answers[0], protocol.INITIALIZE)
 
     def _run_handshake_posted(self) -> None:
         while True:

@@ -1,28 +1,18 @@
 """The shim's JSON-RPC peer over the Node child's stdin/stdout.
 
-TorchServe calls the shim synchronously, so the peer is a single-threaded
-loop: while our request is pending it reads the child's messages, answers the
-child's requests (generate, tokenize, detokenize) and notifications (stream
-chunks), and writes its own output without blocking, so that both sides
-writing large messages at once cannot deadlock on full pipes.
-
-With nothing left to write, the peer first polls the pipe for a short while
-(the Node child usually answers within a few hundred microseconds, and a
-process that never sleeps skips the wake-up, which on a VM costs more than
-the answer), then waits in a plain blocking read: on Linux a process woken
-from read() on a pipe answers about 40 µs sooner than one woken from
-select()/poll(). A deadline then needs a watchdog, which stops the child when
-it passes; the read ends with the pipe.
+One thread serves the peer (the bridge loop, ``serve_forever``): it reads the child's messages,
+answers the child's requests (generate, tokenize, detokenize) and notifications (stream chunks),
+delivers the answers to the shim's own requests (``request_async``) to their callbacks, runs the
+work other threads post to it, and writes its output without blocking, so that both sides writing
+large messages at once cannot deadlock on full pipes.
 """
 from __future__ import annotations
 
 import collections
 import errno
 import os
-import sys
 import select
-import threading
-import time
+import sys
 from typing import Any, Callable, Deque, Dict, Optional
 
 from .errors import (
@@ -32,11 +22,9 @@ from .errors import (
     INVALID_REQUEST,
     MESSAGE_TOO_LARGE,
     METHOD_NOT_FOUND,
-    PeerClosed,
-    PeerTimeout,
     RpcError,
 )
-from .framing import DEFAULT_MAX_MESSAGE_BYTES, Invalid, LineReader, Message, Oversize, Unencodable, encode_message
+from .framing import DEFAULT_MAX_MESSAGE_BYTES, Invalid, LineReader, Oversize, Unencodable, encode_message
 
 RequestHandler = Callable[[dict], Any]
 NotificationHandler = Callable[[dict], None]
@@ -56,21 +44,6 @@ _READ_SIZE = 1 << 20
 # each side. 1 MiB is the unprivileged maximum (/proc/sys/fs/pipe-max-size).
 _PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
-# How long a wait polls before it blocks: TSSERVE_RPC_SPIN_US, in microseconds (0 turns polling off).
-DEFAULT_SPIN_US = 300
-# After a poll that found nothing, this many waits block at once before polling is tried again:
-# a handler that answers slowly (while the model computes) costs almost no polling.
-SPIN_BACKOFF_WAITS = 16
-
-
-def spin_seconds_from_env(environ=os.environ) -> float:
-    raw = environ.get("TSSERVE_RPC_SPIN_US", "")
-    try:
-        return max(0.0, float(raw)) / 1e6 if raw.strip() else DEFAULT_SPIN_US / 1e6
-    except ValueError:
-        return DEFAULT_SPIN_US / 1e6
-
-
 def grow_pipe(fd: int, size: int = _PIPE_SIZE) -> int:
     """Best effort: raise a pipe's capacity (Linux only); returns the new size, or 0."""
     if not sys.platform.startswith("linux"):
@@ -83,41 +56,15 @@ def grow_pipe(fd: int, size: int = _PIPE_SIZE) -> int:
         return 0
 
 
-class Watchdog:
-    """Calls `expire` (which must end the peer's read, e.g. by stopping the
-    child) when an armed deadline passes. One daemon thread, checking a few
-    times a second, so arming costs a lock and no system call."""
-
-    def __init__(self, expire: Callable[[], None], period: float = 0.05) -> None:
-        self._expire = expire
-        self._period = period
-        self._lock = threading.Lock()
-        self._deadline: Optional[float] = None
-        self._thread: Optional[threading.Thread] = None
-        self.fired = False
-
-    def arm(self, deadline: float) -> None:
-        with self._lock:
-            self._deadline = deadline
-            self.fired = False
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="tsserve-rpc-watchdog", daemon=True)
-            self._thread.start()
-
-    def disarm(self) -> None:
-        with self._lock:
-            self._deadline = None
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(self._period)
-            with self._lock:
-                due = self._deadline is not None and time.monotonic() >= self._deadline
-                if due:
-                    self._deadline = None
-                    self.fired = True
-            if due:
-                self._expire()
+def result_of(answer: dict, method: str) -> Any:
+    """The result of an answer to one of our requests; an error answer (well-formed or not) raises RpcError."""
+    if "error" not in answer:
+        return answer.get("result")
+    error = answer["error"]
+    if not isinstance(error, dict):
+        raise RpcError(INTERNAL_ERROR, f"malformed error answer to {method}: {str(error)[:200]}")
+    code, message = error.get("code"), error.get("message")
+    raise RpcError(code if type(code) is int else INTERNAL_ERROR, message if isinstance(message, str) else str(message or ""), error.get("data"))
 
 
 def _closed_answer(request_id: int, method: str) -> dict:
@@ -136,12 +83,7 @@ class Peer:
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         on_noise: Callable[[str], None] = lambda _: None,
-        on_deadline: Optional[Callable[[], None]] = None,
-        spin_seconds: Optional[float] = None,
     ) -> None:
-        """`on_deadline` stops the peer's process when a request's deadline
-        passes (run on the watchdog thread); without it the peer waits in select().
-        `spin_seconds`: how long a wait polls before it blocks (default: $TSSERVE_RPC_SPIN_US)."""
         self._read_fd = read_fd
         self._write_fd = write_fd
         os.set_blocking(write_fd, False)
@@ -152,16 +94,12 @@ class Peer:
         self._outgoing: Deque[bytes] = collections.deque()
         self._sent = 0
         self._next_id = 1
-        self._results: Dict[int, dict] = {}
         self._callbacks: Dict[int, AnswerHandler] = {}
         self._requests: Dict[str, RequestHandler] = {}
         self._notifications: Dict[str, NotificationHandler] = {}
         self._on_noise = on_noise
         self._closed = False
         self._frames: Deque = collections.deque()
-        self._watchdog = Watchdog(on_deadline) if on_deadline is not None else None
-        self._spin = spin_seconds_from_env() if spin_seconds is None else spin_seconds
-        self._spin_skips = 0
 
     @property
     def closed(self) -> bool:
@@ -173,35 +111,6 @@ class Peer:
     def on_notification(self, method: str, handler: NotificationHandler) -> None:
         self._notifications[method] = handler
 
-    def request(self, method: str, params: dict, timeout: Optional[float] = None) -> Any:
-        """Send a request and serve the peer until its answer arrives."""
-        if self._closed:
-            raise PeerClosed(f"cannot send {method}: the handler process has exited")
-        request_id = self._next_id
-        self._next_id += 1
-        try:
-            self._send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
-        except Unencodable as error:
-            raise RpcError(INVALID_PARAMS, _unencodable_message(f"the params of {method}", error)) from None
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while request_id not in self._results:
-            if self._frames:
-                self._dispatch(self._frames.popleft())
-            else:
-                self._pump(deadline, method)
-        answer = self._results.pop(request_id)
-        if "error" in answer:
-            error = answer["error"]
-            if not isinstance(error, dict):
-                raise RpcError(INTERNAL_ERROR, f"malformed error answer to {method}: {str(error)[:200]}")
-            code, message = error.get("code"), error.get("message")
-            raise RpcError(
-                code if type(code) is int else INTERNAL_ERROR,
-                message if isinstance(message, str) else str(message or ""),
-                error.get("data"),
-            )
-        return answer.get("result")
-
     def request_async(self, method: str, params: dict, on_answer: AnswerHandler) -> int:
         """Send a request; ``on_answer(message)`` gets the whole answer (``result`` or ``error``) when it arrives
         (or an error answer when the peer closes first). For a peer run by serve_forever. Returns the request's id."""
@@ -211,13 +120,12 @@ class Peer:
             on_answer(_closed_answer(request_id, method))
             return request_id
         try:
-            line = encode_message({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+            self._send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
         except Unencodable as error:
             message = _unencodable_message(f"the params of {method}", error)
             on_answer({"jsonrpc": "2.0", "id": request_id, "error": {"code": INVALID_PARAMS, "message": message}})
             return request_id
         self._callbacks[request_id] = on_answer
-        self._write(line)
         return request_id
 
     def awaiting(self, request_id: int) -> bool:
@@ -272,28 +180,6 @@ class Peer:
     def close(self) -> None:
         self._closed = True
 
-    def poll_notifications(self) -> None:
-        """Without blocking: read what has arrived and serve its notifications now.
-
-        Called from inside a long-running handler (a generate call that
-        streams), so requests are left queued for the main loop rather than
-        served re-entrantly.
-        """
-        if self._closed:
-            return
-        self._flush()
-        readable, _, _ = select.select([self._read_fd], [], [], 0)
-        if readable:
-            self._read_available()
-        kept: Deque = collections.deque()
-        while self._frames:
-            frame = self._frames.popleft()
-            if isinstance(frame, Message) and isinstance(frame.value, dict) and "method" in frame.value and "id" not in frame.value:
-                self._dispatch(frame)
-            else:
-                kept.append(frame)
-        self._frames = kept
-
     # ------------------------------------------------------------ internals
 
     def _send(self, message: dict) -> None:
@@ -336,81 +222,6 @@ class Peer:
                 outgoing.popleft()
                 self._sent = 0
 
-    def _pump(self, deadline: Optional[float], method: str) -> None:
-        if self._closed:
-            raise PeerClosed(f"the handler process exited while {method} was pending")
-        wait = None
-        if deadline is not None:
-            wait = deadline - time.monotonic()
-            if wait <= 0:
-                raise PeerTimeout(f"{method} got no answer before the deadline")
-        if self._outgoing or (deadline is not None and self._watchdog is None):
-            self._select(wait, method)
-        else:
-            self._blocking_read(deadline, method)
-
-    def _select(self, wait: Optional[float], method: str) -> None:
-        writers = [self._write_fd] if self._outgoing else []
-        readable, writable, _ = select.select([self._read_fd], writers, [], wait)
-        if writable:
-            self._flush()
-        if readable and not self._read_available():
-            raise PeerClosed(f"the handler process exited while {method} was pending")
-
-    def _blocking_read(self, deadline: Optional[float], method: str) -> None:
-        if self._should_spin():
-            if self._spin_read():
-                if self._closed:
-                    raise PeerClosed(f"the handler process exited while {method} was pending")
-                return
-            self._spin_skips = SPIN_BACKOFF_WAITS
-        watchdog = self._watchdog if deadline is not None else None
-        if watchdog is not None:
-            watchdog.arm(deadline)
-        try:
-            alive = self._read_available()
-        finally:
-            if watchdog is not None:
-                watchdog.disarm()
-        if not alive:
-            if watchdog is not None and watchdog.fired:
-                raise PeerTimeout(f"{method} got no answer before the deadline; the handler process was stopped")
-            raise PeerClosed(f"the handler process exited while {method} was pending")
-
-    def _should_spin(self) -> bool:
-        if self._spin <= 0:
-            return False
-        if self._spin_skips > 0:
-            self._spin_skips -= 1
-            return False
-        return True
-
-    def _spin_read(self) -> bool:
-        """Poll the pipe without blocking for up to the spin time; True once something (or end of stream) was read."""
-        fd = self._read_fd
-        os.set_blocking(fd, False)
-        try:
-            until = time.perf_counter() + self._spin
-            while True:
-                try:
-                    chunk = os.read(fd, _READ_SIZE)
-                except BlockingIOError:
-                    if time.perf_counter() >= until:
-                        return False
-                    continue
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    self._closed = True
-                else:
-                    self._frames.extend(self._reader.push(chunk))
-                return True
-        finally:
-            try:
-                os.set_blocking(fd, True)
-            except OSError:
-                pass
-
     def _read_available(self) -> bool:
         """Queue the frames of one read; False at end of stream."""
         try:
@@ -442,8 +253,6 @@ class Peer:
                 self._serve_notification(message)
         elif type(message.get("id")) is int and message["id"] in self._callbacks:
             self._callbacks.pop(message["id"])(message)
-        elif type(message.get("id")) is int and message["id"] < self._next_id:
-            self._results[message["id"]] = message
         elif "error" in message:
             error = message["error"]
             self._on_noise(f"peer error: {str(error.get('message') if isinstance(error, dict) else error)[:200]}")
