@@ -171,10 +171,25 @@ export function absolutizePaths(doc: YAML.Document, configFile: string, rewrites
     if (key === "gguf_file" && !value.includes("/")) continue; // a file name inside model_path
     const absolute = resolveModelPath(configFile, value);
     doc.setIn(["handler", key], absolute);
-    rewrites.push(`handler.${key}: ${value} -> ${absolute}`);
+    rewrites.push(`handler.${key}: ${value} -> ${absolute} (relative paths resolve against ${path.basename(configFile)}'s folder)`);
     changed = true;
   }
   return changed ? doc.toString() : undefined;
+}
+
+/** The start-up budget a vLLM-engine config gets when it names none: vLLM loads, profiles and compiles for minutes. */
+export const VLLM_STARTUP_TIMEOUT_S = 600;
+
+/**
+ * The config as packed: a vLLM-engine config without `startupTimeout` gets VLLM_STARTUP_TIMEOUT_S
+ * (TorchServe's own default, 120 s, kills the worker while vLLM is still starting, and says only
+ * "Worker died"). Returns whether it was set.
+ */
+export function defaultStartupTimeout(doc: YAML.Document, rewrites: string[]): boolean {
+  if (doc.getIn(["handler", "engine"]) !== "vllm" || doc.get("startupTimeout") !== undefined) return false;
+  doc.set("startupTimeout", VLLM_STARTUP_TIMEOUT_S);
+  rewrites.push(`startupTimeout: ${VLLM_STARTUP_TIMEOUT_S} (the vLLM engine starts in minutes; TorchServe's default is 120 s)`);
+  return true;
 }
 
 /** The shim package's files: everything but tests and caches. */
@@ -315,7 +330,8 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
     const missingModel = modelPathWarning("model_path", modelPath);
     if (missingModel) warnings.push(missingModel);
     const rewrites: string[] = [];
-    const packedConfig = absolutizePaths(doc, options.configFile, rewrites);
+    const defaulted = defaultStartupTimeout(doc, rewrites);
+    const packedConfig = absolutizePaths(doc, options.configFile, rewrites) ?? (defaulted ? doc.toString() : undefined);
 
     // 2. Everything that goes in, checked for clashes and secrets.
     const extras = await extraFileItems(options.extraFiles ?? [], force, modelPath, warnings);
@@ -325,7 +341,7 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
       configSource = path.join(scratch, "config", path.basename(options.configFile));
       await fsp.mkdir(path.dirname(configSource), { recursive: true });
       await fsp.writeFile(configSource, packedConfig);
-      for (const r of rewrites) log(`packed config: ${r} (relative paths resolve against ${path.basename(options.configFile)}'s folder)`);
+      for (const r of rewrites) log(`packed config: ${r}`);
     }
     // requirements.txt: the shim's Python requirements, Node as a wheel, bitsandbytes when quantizing, then the user's -r file.
     const userRequirements = options.requirementsFile === undefined ? undefined : await fsp.readFile(options.requirementsFile, "utf8");

@@ -35,5 +35,6 @@ def engine_class(handler_section: Mapping[str, Any]):
 
 
 def load_engine(handler_section: Mapping[str, Any], **placement: Any) -> ServingEngine:
-    """Load the engine the section names (``placement``: model_dir, gpu_id, device_type, device_ids)."""
+    """Load the engine the section names (``placement``: model_dir, gpu_id, device_type, device_ids,
+    startup_timeout_s: model-config.yaml's startupTimeout)."""
     return engine_class(handler_section).load(handler_section, **placement)

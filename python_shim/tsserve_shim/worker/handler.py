@@ -119,6 +119,7 @@ class TsserveHandler:
             gpu_id=gpu_id,
             device_type=self.model_config.get("deviceType"),
             device_ids=worker_device_ids(self.model_config),
+            startup_timeout_s=self.model_config.get("startupTimeout"),
         ).start()
         self.generate_limits = GenerateLimits.from_config(section, self.engine.info()["context_length"])
         handshake = {

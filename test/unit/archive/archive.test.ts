@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
 import { describe, expect, it } from "vitest";
-import { ArchiveInputError, createArchive, type ArchiveFormatOption } from "../../../src/archive/archive.ts";
+import { ArchiveInputError, createArchive, VLLM_STARTUP_TIMEOUT_S, type ArchiveFormatOption } from "../../../src/archive/archive.ts";
 import { listArchive, modelFiles, readArchiveFile, readManifest } from "../../../src/archive/reader.ts";
 import { FIXTURES, GREETING_CONFIG, GREETING_HANDLER, ROOT, recordingBundle, tempDir, zipMethods } from "./helpers.ts";
 
@@ -144,6 +144,23 @@ describe("createArchive", () => {
     expect(packed).toContain("# keep me");
     expect(YAML.parse(packed).handler.model_path).toBe(path.resolve(cfgDir, "../weights/tiny"));
     expect(fs.readFileSync(cfg, "utf8")).toContain("model_path: ../weights/tiny");
+  });
+
+  it("gives a vLLM-engine config that names no startupTimeout vLLM's start-up budget, and says so; one that names it keeps it", async () => {
+    const cfgDir = tempDir();
+    const bare = path.join(cfgDir, "bare.yaml");
+    fs.writeFileSync(bare, "handler:\n  model_path: /models/m\n  engine: vllm\n  greeting: hi\n");
+    const logs: string[] = [];
+    const result = await createArchive({ ...options(tempDir(), "no-archive"), configFile: bare }, { bundle: recordingBundle(), log: (m) => logs.push(m) });
+    expect(YAML.parse(fs.readFileSync(path.join(result.path, "bare.yaml"), "utf8")).startupTimeout).toBe(VLLM_STARTUP_TIMEOUT_S);
+    expect(logs).toContainEqual(expect.stringMatching(/^packed config: startupTimeout: 600 \(the vLLM engine starts in minutes/));
+
+    const named = path.join(cfgDir, "named.yaml");
+    fs.writeFileSync(named, "startupTimeout: 900\nhandler:\n  model_path: /models/m\n  engine: vllm\n  greeting: hi\n");
+    const kept = await createArchive({ ...options(tempDir(), "no-archive"), configFile: named }, { bundle: recordingBundle() });
+    expect(YAML.parse(fs.readFileSync(path.join(kept.path, "named.yaml"), "utf8")).startupTimeout).toBe(900);
+    const plain = await createArchive(options(tempDir(), "no-archive"), { bundle: recordingBundle() });
+    expect(YAML.parse(fs.readFileSync(path.join(plain.path, path.basename(GREETING_CONFIG)), "utf8")).startupTimeout).toBeUndefined();
   });
 
   it("packs extra files at the top level and a folder's contents as torch-model-archiver does", async () => {

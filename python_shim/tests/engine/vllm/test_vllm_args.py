@@ -36,7 +36,7 @@ def test_a_cpu_worker_gets_float32_a_bounded_kv_cache_and_the_config_s_settings(
     assert args["kv_cache_memory_bytes"] == DEFAULT_CPU_KV_CACHE_MB * 2**20
     assert "tensor_parallel_size" not in args and "CUDA_VISIBLE_DEVICES" not in launch.environ
     assert cpu_launch({"kv_cache_mb": 300, "cpu_threads": 2}).engine_args["kv_cache_memory_bytes"] == 300 * 2**20
-    assert cpu_launch({"cpu_threads": 2}).environ == {"VLLM_CPU_OMP_THREADS_BIND": "0-1"}
+    assert cpu_launch({"cpu_threads": 2}).environ == {"VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_ENGINE_READY_TIMEOUT_S": "96"}
     assert cpu_launch({}).engine_args["enable_prefix_caching"] is True
 
 
@@ -116,3 +116,11 @@ def test_vllm_accepts_the_gpu_arguments():
 
     args = AsyncEngineArgs(**gpu_launch({"num_gpu_per_model": 4, "gpu_max_memory": "70GiB"}, gpu_id=4).engine_args)
     assert args.tensor_parallel_size == 4 and args.quantization is None and 0 < args.gpu_memory_utilization <= 1
+
+
+@pytest.mark.parametrize(("startup", "ready"), [(600, 480), (None, 96), (20, 30)])
+def test_vllm_s_ready_timeout_falls_inside_the_worker_s_start_up_budget(startup, ready):
+    """TorchServe kills a worker at startupTimeout (120 s unless the config says): vLLM must give up first, saying why."""
+    full = {"model_path": str(SMOLLM2), "engine": "vllm"}
+    plan = plan_load(full, model_dir=str(SMOLLM2), gpu_id=None, device_type="cpu", device_ids=None, cuda_available=False)
+    assert vllm_launch(full, plan, startup_timeout_s=startup).environ["VLLM_ENGINE_READY_TIMEOUT_S"] == str(ready)

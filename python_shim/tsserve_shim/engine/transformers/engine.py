@@ -60,8 +60,10 @@ class Engine(ModelRunner):
         gpu_id: int | None = None,
         device_type: str | None = None,
         device_ids: Sequence[int] | None = None,
+        startup_timeout_s: float | None = None,
     ) -> "Engine":
-        """Load per the model-config.yaml ``handler:`` section (see model.loading.plan_load)."""
+        """Load per the model-config.yaml ``handler:`` section (see model.loading.plan_load). It loads in the
+        worker's own process, so TorchServe's start-up timeout alone bounds it (``startup_timeout_s`` unused)."""
         check_transformers_version()
         plan: LoadPlan = plan_load_here(
             handler_section, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids

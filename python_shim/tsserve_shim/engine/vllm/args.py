@@ -64,14 +64,27 @@ def _gpu_share(plan: LoadPlan, gpu_total_memory: Callable[[int], int]) -> float:
     return math.floor(share * 1000) / 1000
 
 
+# TorchServe's start-up budget when model-config.yaml names no startupTimeout.
+TORCHSERVE_STARTUP_TIMEOUT_S = 120
+
+
+def ready_timeout_s(startup_timeout_s: float | None) -> int:
+    """vLLM's wait for its engine core, inside the worker's start-up budget (the worker's imports and the
+    tokenizer come first): vLLM's own timeout then says why, before TorchServe kills the worker."""
+    budget = TORCHSERVE_STARTUP_TIMEOUT_S if startup_timeout_s is None else float(startup_timeout_s)
+    return max(30, int(budget * 0.8))
+
+
 def vllm_launch(
     section: Mapping[str, Any],
     plan: LoadPlan,
     *,
     gpu_total_memory: Callable[[int], int] | None = None,
     environ: Mapping[str, str] | None = None,
+    startup_timeout_s: float | None = None,
 ) -> VllmLaunch:
-    """The vLLM engine's arguments for this worker (``gpu_total_memory``: bytes of CUDA ordinal i)."""
+    """The vLLM engine's arguments for this worker (``gpu_total_memory``: bytes of CUDA ordinal i;
+    ``startup_timeout_s``: model-config.yaml's startupTimeout)."""
     _refuse_transformers_only(section, plan)
     args: dict[str, Any] = {
         "model": plan.model_path,
@@ -85,7 +98,7 @@ def vllm_launch(
     if section.get("max_model_len") is not None:
         args["max_model_len"] = int(section["max_model_len"])
     kv_cache_mb = section.get("kv_cache_mb")
-    env: dict[str, str] = {}
+    env: dict[str, str] = {"VLLM_ENGINE_READY_TIMEOUT_S": str(ready_timeout_s(startup_timeout_s))}
     if plan.on_gpu:
         assert plan.placement is not None
         if gpu_total_memory is None:

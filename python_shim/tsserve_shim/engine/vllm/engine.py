@@ -158,6 +158,7 @@ class VllmEngine(PromptTokenizer):
         gpu_id: int | None = None,
         device_type: str | None = None,
         device_ids: Sequence[int] | None = None,
+        startup_timeout_s: float | None = None,
     ) -> "VllmEngine":
         import torch
 
@@ -167,6 +168,7 @@ class VllmEngine(PromptTokenizer):
             plan,
             gpu_total_memory=(lambda i: torch.cuda.get_device_properties(i).total_memory) if plan.on_gpu else None,
             environ=os.environ,
+            startup_timeout_s=startup_timeout_s,
         )
         os.environ.update(launch.environ)
         log.info("tsserve: starting vLLM for %s on %s (%s)", plan.model_path, plan.device, launch.engine_args)
