@@ -47,7 +47,13 @@ async function stream(target: Served, index: number): Promise<{ status: number; 
   const body = { prompt: `Story number ${index}:`, max_tokens: target.streamTokens, temperature: 0.8, seed: index, stream: true };
   const response = await post(target, "", body).catch((error: Error) => ({ status: -1, text: async () => `${error.name}` }));
   if (response.status !== 200) return { status: response.status, text: await response.text(), finish: undefined };
-  const lines = (await response.text()).trim().split("\n").filter(Boolean).map((line) => JSON.parse(line));
+  let all: string;
+  try {
+    all = await response.text();
+  } catch (error) {
+    return { status: -2, text: (error as Error).name, finish: undefined }; // its body never ended
+  }
+  const lines = all.trim().split("\n").filter(Boolean).map((line) => JSON.parse(line));
   const choices = lines.map((line) => line.choices?.[0]).filter(Boolean);
   return { status: response.status, text: choices.map((c) => c.text ?? "").join(""), finish: choices.at(-1)?.finish_reason };
 }
@@ -75,6 +81,8 @@ describe.each(["transformers", "vllm"] as const)("the worker socket on the %s en
       const streams = Promise.all(Array.from({ length: STREAMS }, (_, i) => stream(target, round * STREAMS + i)));
       const answers = Promise.all(Array.from({ length: ANSWERS }, () => tokenize(target)));
       const [s, a] = await Promise.all([streams, answers]);
+      // A frame error is the cause when requests went unanswered: said first.
+      expect(frameErrors(target).slice(errorsBefore), `round ${round}`).toEqual([]);
       for (const one of s) {
         expect(one.status, `round ${round}`).toBe(200);
         expect(["length", "stop"], `round ${round}: a stream that ended without its last chunk`).toContain(one.finish);
