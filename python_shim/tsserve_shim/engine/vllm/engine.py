@@ -174,8 +174,12 @@ class VllmEngine(PromptTokenizer):
         log.info("tsserve: starting vLLM for %s on %s (%s)", plan.model_path, plan.device, launch.engine_args)
         loop = _start_loop()
         reaper = Reaper.start()
-        with reaper.watching_new_children():  # from the first process vLLM starts: a load can be killed too
-            llm = asyncio.run_coroutine_threadsafe(_create_async_llm(launch.engine_args), loop).result()
+        try:
+            with reaper.watching_new_children():  # from the first process vLLM starts: a load can be killed too
+                llm = asyncio.run_coroutine_threadsafe(_create_async_llm(launch.engine_args), loop).result()
+        except BaseException:
+            reaper.close()  # a start that failed leaves none of its processes behind
+            raise
         engine = cls(llm, name_or_path=str(handler_section.get("model_path") or plan.model_path), device=plan.device, loop=loop)
         engine.launch = launch
         engine._reaper = reaper
