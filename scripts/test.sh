@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm test [-- PATTERN...]: set up, typecheck, then every test on this machine's two cores at once:
-# the Python shim's pytest suite in the background (its output follows at the end), vitest's
-# `e2e-shared` lane beside its `unit` project (files in parallel), then the `e2e-own` lane
+# the Python shim's pytest suite in the background (its output follows at the end), and vitest's
+# `unit` project (files in parallel) beside its two end-to-end lanes, `e2e-shared` and `e2e-own`
 # (vitest.config.ts). The last line adds all the runners up. With patterns, only the test files whose
 # path contains one of them run, pytest's and vitest's. docs/testing.md says which command to run when.
 set -euo pipefail
@@ -43,14 +43,14 @@ lane() {
 }
 
 status=0
-# The e2e-shared lane is the longest (its servers load vLLM and SmolLM2): it starts beside the unit
-# tests; e2e-own follows them, so that at most three runners share the two cores at any time.
-echo "== vitest: e2e-shared beside unit, then e2e-own" >&2
+# Every runner at once: the run is CPU-bound, and a lane that waits for another leaves a core idle
+# at the end (run 16: e2e-own waited 208 s for the unit tests and then ran alone for 90 s).
+echo "== vitest: unit, e2e-shared and e2e-own, side by side" >&2
 lane e2e-shared "$@" &
 shared=$!
-lane unit "$@" || status=1
 lane e2e-own "$@" &
 own=$!
+lane unit "$@" || status=1
 wait "$shared" || status=1
 wait "$own" || status=1
 if [ -n "$pytest_pid" ]; then
