@@ -10,6 +10,21 @@ bash scripts/setup.sh
 mkdir -p .work
 rm -f .work/pytest.xml .work/pytest.log .work/vitest-*.json
 
+# No runner may hang a CI run: past its limit (normally each ends within 12 minutes here), timeout ends
+# it and what it started in its process group, and the run fails saying which.
+LIMIT_S=${TSSERVE_TEST_LIMIT_S:-1800}
+limited() {
+  local name=$1
+  shift
+  local rc=0
+  timeout --kill-after=30 "$LIMIT_S" "$@" || rc=$?
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    echo "== $name: still running after ${LIMIT_S} s: stopped. Processes left:" >&2
+    ps -eo pid,ppid,etimes,args --sort=start_time | grep -E "java|model_service_worker|handler.mjs|VLLM|vitest|pytest" | grep -v grep >&2 || true
+  fi
+  return "$rc"
+}
+
 pytest_files=(python_shim/tests)
 if [ $# -gt 0 ]; then
   pytest_files=()
@@ -26,14 +41,14 @@ npx tsc --noEmit -p . --incremental --tsBuildInfoFile .work/tsc.tsbuildinfo
 pytest_pid=
 if [ ${#pytest_files[@]} -gt 0 ]; then
   echo "== pytest (python_shim, in the background: its report follows vitest's)" >&2
-  TSSERVE_TINY_MODEL="$PWD/.cache/tiny-llama" .venv/bin/python -m pytest -q "${pytest_files[@]}" --junitxml=.work/pytest.xml > .work/pytest.log 2>&1 &
+  TSSERVE_TINY_MODEL="$PWD/.cache/tiny-llama" limited pytest .venv/bin/python -m pytest -q "${pytest_files[@]}" --junitxml=.work/pytest.xml > .work/pytest.log 2>&1 &
   pytest_pid=$!
 fi
 
 vitest() {
   local project=$1
   shift
-  npx vitest run --project "$project" --passWithNoTests --reporter=default --reporter=json --outputFile.json=".work/vitest-$project.json" "$@"
+  limited "vitest $project" npx vitest run --project "$project" --passWithNoTests --reporter=default --reporter=json --outputFile.json=".work/vitest-$project.json" "$@"
 }
 # One e2e lane, its lines marked with its name (the two lanes print at the same time).
 lane() {

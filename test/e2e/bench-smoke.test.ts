@@ -2,7 +2,6 @@
 // issue names is written, the report and chart exist, and the benchmark's
 // TorchServe (its own working folder, ports 38080-38082 unless
 // TSSERVE_BENCH_PORT_BASE says otherwise) is gone afterwards.
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -10,16 +9,16 @@ import { describe, expect, it } from "vitest";
 import { workPaths } from "../../src/client/paths.ts";
 import { runningServer } from "../../src/client/torchserve-process.ts";
 import { allProcs, stillRunning } from "../../src/client/procs.ts";
+import { ROOT, run } from "./helpers.ts";
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
 const PORT_BASE = process.env.TSSERVE_BENCH_PORT_BASE ?? "38080";
 
 describe("npm run bench --quick", () => {
-  it("writes latest.json with the issue's keys, latest.md and the chart, and stops its TorchServe", () => {
+  it("writes latest.json with the issue's keys, latest.md and the chart, and stops its TorchServe", async () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "tsserve-bench-"));
     const tsx = path.join(ROOT, "node_modules", ".bin", "tsx");
-    const result = spawnSync(tsx, ["scripts/bench.ts", "--quick", "--out", out, "--port-base", PORT_BASE], { cwd: ROOT, encoding: "utf8", timeout: 170_000 });
-    expect(result.status, result.stderr).toBe(0);
+    const result = await run(tsx, ["scripts/bench.ts", "--quick", "--out", out, "--port-base", PORT_BASE], { timeoutMs: 170_000 });
+    expect(result.code, (result.timedOut ? "no exit within 170 s: killed\n" : "") + result.stderr).toBe(0);
 
     const r = JSON.parse(fs.readFileSync(path.join(out, "latest.json"), "utf8"));
     for (const size of ["100B", "1KB", "100KB", "1MB"]) {

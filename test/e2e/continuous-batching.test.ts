@@ -206,7 +206,7 @@ describe("faults under continuous batching: each fails only the requests it touc
     const started = Date.now();
     const answer = await ask({ fault: "hang" });
     expect(answer.status).toBe(504);
-    expect(answer.body.error!.message).toBe(`the handler did not answer within ${HANDLE_TIMEOUT_S} s; its process was stopped and restarted`);
+    expect(answer.body.error!.message).toBe(`the handler did not answer within ${HANDLE_TIMEOUT_S} s (handler.handle_timeout_s); its process was stopped and restarted`);
     expect(Date.now() - started).toBeGreaterThanOrEqual(HANDLE_TIMEOUT_S * 1000);
     expect((await ask({ prompt: "after" })).status).toBe(200);
     expect(await faultsChild()).not.toBe(before);

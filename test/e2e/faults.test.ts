@@ -190,7 +190,7 @@ describe("a handler process that dies or hangs during handle", () => {
     const answer = await ask({ fault: "hang" });
     const elapsed = Date.now() - started;
     expect(answer.status).toBe(504);
-    expect(answer.body.error!.message).toBe(`the handler did not answer within ${HANDLE_TIMEOUT_S} s; its process was stopped and restarted`);
+    expect(answer.body.error!.message).toBe(`the handler did not answer within ${HANDLE_TIMEOUT_S} s (handler.handle_timeout_s); its process was stopped and restarted`);
     expect(elapsed).toBeGreaterThanOrEqual(HANDLE_TIMEOUT_S * 1000);
     expect(elapsed).toBeLessThan(HANDLE_TIMEOUT_S * 1000 + 15_000);
     // Killed when the 504 went out; on a busy CPU its exit can land a moment after the answer.

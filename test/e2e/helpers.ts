@@ -26,27 +26,73 @@ export const HELM_REQUEST = {
   top_k: 1,
 };
 
-export interface CliResult {
+export interface RunResult {
   code: number | null;
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** The command outlived timeoutMs: its process group was killed. */
+  timedOut: boolean;
 }
 
-/** Runs the tsserve CLI as a user would (an argument list, no shell). */
-export function cli(args: string[], timeoutMs = 180_000, env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
+export interface RunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+}
+
+/** How long output still held open by a process the command left behind is read after it exits. */
+const DRAIN_AFTER_EXIT_MS = 2_000;
+const KILL_GRACE_MS = 5_000;
+
+/**
+ * Runs a command (an argument list, no shell) in a process group of its own. Past `timeoutMs` the
+ * whole group gets SIGTERM, then SIGKILL, so no grandchild outlives it. The result comes when the
+ * command exits, whoever still holds its output: spawnSync waited for every holder, with the test
+ * runner's timers blocked, and a CI run hung for an hour in package.test.ts that way.
+ */
+export function run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const { cwd = ROOT, env = process.env, timeoutMs = 180_000 } = options;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
     let stdout = "";
     let stderr = "";
+    let timedOut = false;
     child.stdout.on("data", (c) => (stdout += c));
     child.stderr.on("data", (c) => (stderr += c));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.once("error", reject);
-    child.once("close", (code) => {
+    const killGroup = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        // the group is gone
+      }
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup("SIGTERM");
+      setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS).unref();
+    }, timeoutMs);
+    child.once("error", (error) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      reject(error);
+    });
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      const finish = () => {
+        clearTimeout(drain);
+        child.stdout.destroy();
+        child.stderr.destroy();
+        resolve({ code, signal, stdout, stderr, timedOut });
+      };
+      const drain = setTimeout(finish, DRAIN_AFTER_EXIT_MS);
+      child.once("close", finish);
     });
   });
+}
+
+/** Runs the tsserve CLI as a user would. */
+export function cli(args: string[], timeoutMs = 180_000, env: NodeJS.ProcessEnv = process.env): Promise<RunResult> {
+  return run(process.execPath, [CLI, ...args], { timeoutMs, env });
 }
 
 function cwdOf(pid: number): string | undefined {

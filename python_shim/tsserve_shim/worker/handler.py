@@ -185,7 +185,7 @@ class TsserveHandler:
         try:
             message = await asyncio.wait_for(answer, max(0.0, arrived + self.deadline_s - time.monotonic()))
         except asyncio.TimeoutError:
-            why = f"the handler did not answer within {self.deadline_s:g} s"
+            why = f"the handler did not answer within {self.deadline_s:g} s ({self.deadline_name})"
             self._end(batch_id, ticket, 504, why)
             restarted = await self._kill_if_hung()
             also = "; its process was stopped and restarted" if restarted else ""

@@ -10,6 +10,8 @@ from conftest import make_request
 from shim_harness import ask, open_shim
 from tsserve_shim.engine.common.deadline import Deadline
 
+LOADED_MACHINE_SLACK_S = 0.6
+
 
 class PassesAfter:
     """A deadline that passes at its n-th check (a Deadline's interface, without the clock)."""
@@ -55,7 +57,9 @@ def test_a_real_deadline_stops_the_loop_on_time(engine):
         deadlines=[Deadline(started + 0.3, 0.3, "handler.handle_timeout_s"), None],
     )
     assert late["status"] == 504 and done["ok"]
-    assert time.monotonic() - started < 0.3 + 0.2  # one step past the deadline at most (a step takes milliseconds)
+    # Unstopped, the long request runs 1.5 s alone; a step takes milliseconds, and the slack is for a loaded
+    # machine's scheduling (npm test runs pytest beside both e2e lanes on two cores: 0.23 s seen there).
+    assert time.monotonic() - started < 0.3 + LOADED_MACHINE_SLACK_S
 
 
 # ------------------------------------------------------------------ through the shim
@@ -81,7 +85,7 @@ def test_the_shim_answers_504_for_the_late_request_and_keeps_its_node_child(shim
     assert late_status == 504
     assert "0.4 s (handler.handle_timeout_s)" in late["error"]["message"]
     assert ok_status == 200 and ok["choices"][0]["finish_reason"] == "length"
-    assert elapsed < 0.4 + 0.3
+    assert elapsed < 0.4 + LOADED_MACHINE_SLACK_S
     assert handler.bridge.child_pid == pid and handler.bridge.child.alive()  # not replaced
     [(status, body)] = ask(shim, {"prompt": "Hi", "max_tokens": 2, "temperature": 0})
     assert status == 200 and body["choices"][0]["text"] == ok["choices"][0]["text"][: len(body["choices"][0]["text"])]
