@@ -103,7 +103,9 @@ export const HandleParams = z.strictObject({
 });
 
 /** With `content_type` set, a body is a string sent as it is (server-sent events); without, JSON. */
-const ContentType = z.string().min(1);
+// TorchServe 0.12 frames a content type by its length in characters but writes it as UTF-8: anything
+// but printable ASCII would misframe the reply and the frontend would drop the worker.
+const ContentType = z.string().regex(/^[\x21-\x7e][\x20-\x7e]*$/, "a content type is printable ASCII");
 
 export const RequestOutcome = z.discriminatedUnion("ok", [
   z.strictObject({ ok: z.literal(true), body: z.unknown(), content_type: ContentType.optional() }),

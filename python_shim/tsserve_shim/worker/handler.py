@@ -156,7 +156,7 @@ class TsserveHandler:
     async def _serve(self, data: List[Any], context) -> List[Any]:
         """Answer every request of the batch; never raises (a raise would fail every job TorchServe holds)."""
         arrived = time.monotonic()
-        one_writer(getattr(context, "cl_socket", None))  # before this batch's first stream chunk
+        one_writer(getattr(context, "cl_socket", None))  # its frames are checked from now on
         try:
             envelope = kserve.detect(data, context)
             if envelope is None:
