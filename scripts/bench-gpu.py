@@ -337,6 +337,8 @@ def timed(fn) -> tuple[object, float]:
 
 
 def phase_speed(args) -> dict:
+    if args.clients < 1:
+        return {"ok": False, "error": f"--clients {args.clients}: the speed phase needs at least one client"}
     import torch
 
     from tsserve_shim.engine.transformers.engine import Engine

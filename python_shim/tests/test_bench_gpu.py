@@ -37,4 +37,5 @@ def test_bench_gpu_writes_a_phase_before_the_next_one_fails(tmp_path):
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1  # no clients: the speed phase fails
     assert json.loads((tmp_path / "versions.json").read_text())["ok"]
-    assert not json.loads((tmp_path / "speed.json").read_text())["ok"]
+    speed = json.loads((tmp_path / "speed.json").read_text())
+    assert not speed["ok"] and "--clients 0" in speed["error"]

@@ -140,6 +140,13 @@ export interface IsolatedServer {
 }
 
 /**
+ * The test servers' frontends run on the JIT's first tier and the serial collector: a JVM that lives for one suite
+ * spent half its CPU compiling for a peak it never reached (a start, a load and 40 requests: 3.3-3.4 CPU-s of
+ * java by default, 1.7-2.6 so). npm test starts some fifteen; what they serve is the same.
+ */
+export const TEST_JVM_ARGS = "vmargs=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC";
+
+/**
  * A fresh working folder and TorchServe config for one suite, on ports from
  * TSSERVE_E2E_PORT_BASE (default 28080), so that suites and sessions running at
  * the same time on other bases never meet. `properties` are extra config lines.
@@ -154,7 +161,7 @@ export function isolatedServer(name: string, properties: string[] = [], portBase
   fs.mkdirSync(modelStore, { recursive: true });
   fs.mkdirSync(scratch, { recursive: true });
   const ports = { inference: portBase, management: portBase + 1, metrics: portBase + 2 };
-  const tsConfig = writeFile(path.join(work, "config.properties"), loopbackProperties(portBase, properties));
+  const tsConfig = writeFile(path.join(work, "config.properties"), loopbackProperties(portBase, [...properties, TEST_JVM_ARGS]));
   return { paths, env, tsConfig, modelStore, scratch, ports };
 }
 

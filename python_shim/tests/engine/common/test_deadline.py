@@ -65,27 +65,34 @@ def test_a_real_deadline_stops_the_loop_on_time(engine):
 # ------------------------------------------------------------------ through the shim
 
 
+HANDLE_TIMEOUT_S = 30
+
+
 @pytest.fixture(scope="module")
 def shim(tmp_path_factory, tiny_model_dir):
-    opened = open_shim(tmp_path_factory, tiny_model_dir, batch_size=4, handle_timeout_s=0.4)
+    opened = open_shim(tmp_path_factory, tiny_model_dir, batch_size=4, handle_timeout_s=HANDLE_TIMEOUT_S)
     yield opened
     opened[0].shutdown()
 
 
-def test_the_shim_answers_504_for_the_late_request_and_keeps_its_node_child(shim):
+def test_the_shim_answers_504_for_the_late_request_and_keeps_its_node_child(shim, monkeypatch):
+    """The batch's generation deadline, counted in the decode loop's checks rather than read off a clock: with a
+    limit of a fraction of a second, a loaded machine (npm test on two cores) ran out the whole batch's time
+    before the batch mate's answer came back, and both were 504s. The clock's side is test_a_real_deadline_*."""
+    import tsserve_shim.worker.handler as worker_handler
+
+    monkeypatch.setattr(worker_handler, "generation_deadline", lambda limit_s, name, arrived: PassesAfter(40, limit_s, name))
     handler = shim[0]
     pid = handler.bridge.child_pid
-    started = time.monotonic()
     (late_status, late), (ok_status, ok) = ask(
         shim,
         {"prompt": "Tell me a long story", "max_tokens": 470, "temperature": 0},
         {"prompt": "Hi", "max_tokens": 3, "temperature": 0},
     )
-    elapsed = time.monotonic() - started
     assert late_status == 504
-    assert "0.4 s (handler.handle_timeout_s)" in late["error"]["message"]
+    assert f"{HANDLE_TIMEOUT_S} s (handler.handle_timeout_s)" in late["error"]["message"]
+    assert "of 470 tokens" in late["error"]["message"]
     assert ok_status == 200 and ok["choices"][0]["finish_reason"] == "length"
-    assert elapsed < 0.4 + LOADED_MACHINE_SLACK_S
     assert handler.bridge.child_pid == pid and handler.bridge.child.alive()  # not replaced
     [(status, body)] = ask(shim, {"prompt": "Hi", "max_tokens": 2, "temperature": 0})
     assert status == 200 and body["choices"][0]["text"] == ok["choices"][0]["text"][: len(body["choices"][0]["text"])]
