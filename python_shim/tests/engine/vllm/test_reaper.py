@@ -109,3 +109,24 @@ def test_a_pid_that_now_names_another_process_is_left_alone():
         assert other.wait(5) == -signal.SIGTERM
     finally:
         other.kill()
+
+
+def test_a_child_started_after_the_hand_over_ends_with_its_parent():
+    """Handed over before it starts its own child (a slow start on a loaded machine, a process vLLM starts later):
+    the reaper finds the child when it reaps, so the child is not left behind once its parent is killed."""
+    parent = subprocess.Popen([sys.executable, "-c", WATCHED_PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        watched = {parent.pid: psutil.Process(parent.pid).create_time()}
+        child = psutil.Process(int(parent.stdout.readline()))  # started after `watched` was taken
+        reap(watched, grace_s=0.5)
+        assert _gone_within([psutil.Process(parent.pid), child], 5) == []
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+WATCHED_PARENT = (
+    "import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(0.3); "
+    "c = subprocess.Popen([sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)']); "
+    "print(c.pid, flush=True); time.sleep(600)"
+)

@@ -109,8 +109,28 @@ class Reaper:
             self._process.kill()
 
 
+def _with_descendants(watched: dict[int, float]) -> dict[int, float]:
+    """The watched processes and, while they still run as themselves, every process they started since they
+    were handed over (a child started after the watch ended: it would outlive its killed parent)."""
+    found = dict(watched)
+    for pid, created in watched.items():
+        try:
+            process = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            continue
+        if process.create_time() != created:
+            continue
+        for child in _children(process):
+            try:
+                found.setdefault(child.pid, child.create_time())
+            except psutil.NoSuchProcess:
+                pass
+    return found
+
+
 def reap(watched: dict[int, float], grace_s: float = GRACE_S) -> None:
-    """SIGTERM to each watched process still running as itself, then SIGKILL after ``grace_s``."""
+    """SIGTERM to each watched process still running as itself and to its descendants, then SIGKILL after ``grace_s``."""
+    watched = _with_descendants(watched)
     alive = lambda: [pid for pid, created in watched.items() if _same(pid, created)]  # noqa: E731
     for pid in alive():
         _signal(pid, signal.SIGTERM)
