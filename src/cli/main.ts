@@ -15,6 +15,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   register: async () => (await import("./commands/register.ts")).default,
   dev: async () => (await import("./commands/dev.ts")).default,
   unregister: async () => (await import("./commands/unregister.ts")).default,
+  "restart-workers": async () => (await import("./commands/restart-workers.ts")).default,
   status: async () => (await import("./commands/status.ts")).default,
   predict: async () => (await import("./commands/predict.ts")).default,
   token: async () => (await import("./commands/token.ts")).default,
@@ -31,11 +32,13 @@ export async function loadCommand(name: string): Promise<Command | undefined> {
   return load ? await load() : undefined;
 }
 
+const NAME_WIDTH = Math.max(...COMMAND_NAMES.map((name) => name.length));
+
 export async function usage(): Promise<string> {
   const lines = ["Usage: tsserve <command> [options]", "", "Commands:"];
   for (const load of Object.values(COMMANDS)) {
     const command = await load().catch(() => undefined);
-    if (command) lines.push(`  ${command.name.padEnd(11)} ${command.summary}`);
+    if (command) lines.push(`  ${command.name.padEnd(NAME_WIDTH)} ${command.summary}`);
   }
   lines.push("", "Run `tsserve help <command>` (or `tsserve <command> --help`) for a command's options; `tsserve --version` for the version.");
   return lines.join("\n");

@@ -126,8 +126,9 @@ export class TorchServeClient {
     return this.json("management", "DELETE", `/models/${encodeURIComponent(name)}${v}`, { signal });
   }
 
-  scaleWorkers(name: string, minWorker: number, maxWorker = minWorker): Promise<{ status: string }> {
-    const query = new URLSearchParams({ min_worker: String(minWorker), max_worker: String(maxWorker), synchronous: "true" });
+  /** PUT /models/NAME?min_worker&max_worker; `synchronous: false` answers at once (workers start in the background). */
+  scaleWorkers(name: string, workers: { min: number; max: number; synchronous: boolean }): Promise<{ status: string }> {
+    const query = new URLSearchParams({ min_worker: String(workers.min), max_worker: String(workers.max), synchronous: String(workers.synchronous) });
     return this.json("management", "PUT", `/models/${encodeURIComponent(name)}?${query}`);
   }
 

@@ -21,6 +21,7 @@ import { LogWatcher, findWorkerFailure } from "./logs.ts";
 import { allProcs, procInfo, processTree, procsMentioning, signal, stillRunning, TS_MAIN_CLASS, type ProcInfo } from "./procs.ts";
 import { addressesFrom, isTrue, readProperties, withPortBase, type Properties, type ServerAddresses } from "./properties.ts";
 import { workPaths, type WorkPaths } from "./paths.ts";
+import { workerProgress } from "./workers.ts";
 import { findTorchServe, TorchServeNotFoundError, venvOf } from "./torchserve-path.ts";
 import { PACKAGE_ROOT } from "../package-root.ts";
 
@@ -400,18 +401,6 @@ export async function registerWatched(
       watch.onProgress?.(`loading ${options.modelName}: ${progress?.ready ?? 0}/${progress?.wanted ?? "?"} worker(s) ready after ${Math.round(elapsed / 1000)} s`);
     }
     await sleep(watch.pollMs ?? 250);
-  }
-}
-
-/** Ready workers of a model and how many it is meant to have; undefined while TorchServe does not answer. */
-async function workerProgress(client: TorchServeClient, modelName: string): Promise<{ ready: number; wanted: number; version: string } | undefined> {
-  try {
-    const [description] = await client.describeModel(modelName, undefined, AbortSignal.timeout(5000));
-    if (!description) return undefined;
-    const ready = description.workers.filter((worker) => worker.status === "READY").length;
-    return { ready, wanted: description.minWorkers, version: description.modelVersion };
-  } catch {
-    return undefined;
   }
 }
 

@@ -11,20 +11,21 @@ describe("tsserve --help", () => {
       "Usage: tsserve <command> [options]
 
       Commands:
-        render      print the prompts a handler builds for a request (offline, no model)
-        init        scaffold a handler, its model config and its test
-        bundle      bundle a TypeScript handler into one ESM file that runs with plain node
-        archive     pack a TypeScript handler as a TorchServe model archive
-        start       start TorchServe and wait until it answers /ping
-        stop        stop TorchServe and wait for all its processes to exit
-        register    register a model archive and wait for its workers
-        dev         serve a handler and swap in each edit live, with the model loaded
-        unregister  unregister a model
-        status      show TorchServe's health and the registered models
-        predict     send an inference request and print the response
-        token       print TorchServe's current inference or management key
-        setup       make a Python venv with TorchServe in the project (.venv)
-        kserve      write a KServe storage layout (config.properties, model-store) and InferenceService
+        render          print the prompts a handler builds for a request (offline, no model)
+        init            scaffold a handler, its model config and its test
+        bundle          bundle a TypeScript handler into one ESM file that runs with plain node
+        archive         pack a TypeScript handler as a TorchServe model archive
+        start           start TorchServe and wait until it answers /ping
+        stop            stop TorchServe and wait for all its processes to exit
+        register        register a model archive and wait for its workers
+        dev             serve a handler and swap in each edit live, with the model loaded
+        unregister      unregister a model
+        restart-workers stop a model's workers and start them again, waiting until they are READY
+        status          show TorchServe's health and the registered models
+        predict         send an inference request and print the response
+        token           print TorchServe's current inference or management key
+        setup           make a Python venv with TorchServe in the project (.venv)
+        kserve          write a KServe storage layout (config.properties, model-store) and InferenceService
 
       Run \`tsserve help <command>\` (or \`tsserve <command> --help\`) for a command's options; \`tsserve --version\` for the version.
       "
