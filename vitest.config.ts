@@ -24,8 +24,10 @@ const OWN_SERVER = [
 // A test's own limit: npm test runs pytest and both lanes on two cores, and a first request there waited 30 s.
 // The servers' workers compile vLLM's CPU kernels with torch's inductor, whose cache is under $TMPDIR, a
 // TorchServe's own folder that each run starts afresh: kept in .cache instead (about 20 CPU-s a run).
+// One fork per lane, reused by its files (isolate: false): vitest gives a new fork 5 s to start, which a loaded
+// two-core machine overran once (run 22: a file never ran); no e2e file mocks modules or changes process.env.
 const e2e = {
-  testTimeout: 120_000, hookTimeout: 600_000, fileParallelism: false,
+  testTimeout: 120_000, hookTimeout: 600_000, fileParallelism: false, isolate: false,
   env: { TORCHINDUCTOR_CACHE_DIR: fileURLToPath(new URL(".cache/torchinductor", import.meta.url)) },
 };
 

@@ -1,7 +1,8 @@
 """Where the shim finds TorchServe's max_response_size: the frontend's config file, $TS_MAX_RESPONSE_SIZE, TorchServe's default."""
 import os
 
-from tsserve_shim.worker.limits import TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE, GenerateLimits, frontend_config_file, max_response_size, parse_properties
+from tsserve_shim.worker.frontend import frontend_config_file, parse_properties
+from tsserve_shim.worker.limits import TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE, GenerateLimits, max_response_size
 
 
 def test_properties_are_read_the_way_torchserve_reads_them():

@@ -30,6 +30,7 @@ from ..model.placement import worker_device_ids
 from . import envelope as kserve
 from .deadlines import deadline_name, generation_deadline, handle_deadline
 from .limits import GenerateLimits, max_response_size
+from .recovery import watch_readiness
 from .metrics import report_generated
 from .replies import failures, respond, send_chunk, with_retirements
 from .requests import decode_body, decoded_by_torchserve, with_url_path
@@ -135,6 +136,9 @@ class TsserveHandler:
             ChildSpec(node, bundle, self.model_dir, handshake), self.engine, deadline_for=self._deadline_for, on_chunk=self._on_chunk,
             on_generated=self._on_generated, refuse_generate=self._generate_refusal, refuse_text=self.generate_limits.text_refusal,
         ).start()
+        version = context.manifest.get("model", {}).get("modelVersion")
+        if self.asynchronous and version:
+            watch_readiness(self.model_name, str(version))  # TorchServe 0.12's in-place restart of an async worker
         self.initialized = True
 
     def handle(self, data: List[Any], context):

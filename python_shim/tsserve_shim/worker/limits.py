@@ -17,68 +17,14 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional
+from typing import Mapping, Optional
+
+from .frontend import frontend_config_file, parse_properties, read_text
 
 log = logging.getLogger(__name__)
 
 TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE = 6553500
-FRONTEND_MAIN_CLASS = "org.pytorch.serve.ModelServer"
-# The frontend is the worker's parent, or its grandparent under torchrun.
-ANCESTORS_SEARCHED = 3
-_PROPERTY = re.compile(r"^([^=:\s]+)\s*[=:\s]\s*(.*)$")
-
-
-def parse_properties(text: str) -> dict:
-    """The Java-properties subset TorchServe's config.properties uses: `key=value` or `key: value`, comments, `\\` continuations."""
-    props: dict = {}
-    lines = text.splitlines()
-    index = 0
-    while index < len(lines):
-        line = lines[index].strip()
-        index += 1
-        if not line or line[0] in "#!":
-            continue
-        while line.endswith("\\") and index < len(lines):
-            line = line[:-1] + lines[index].strip()
-            index += 1
-        match = _PROPERTY.match(line)
-        if match:
-            props[match.group(1)] = match.group(2)
-    return props
-
-
-def _read_text(path: str) -> Optional[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def _parent_pid(pid: int, read: Callable[[str], Optional[str]]) -> Optional[int]:
-    stat = read(f"/proc/{pid}/stat")
-    if not stat:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return int(fields[1]) if len(fields) > 1 else None
-
-
-def frontend_config_file(pid: Optional[int] = None, read: Callable[[str], Optional[str]] = _read_text) -> Optional[str]:
-    """The config.properties the frontend process (an ancestor of ``pid``) was started with, if any."""
-    pid = os.getppid() if pid is None else pid
-    for _ in range(ANCESTORS_SEARCHED):
-        if not pid or pid <= 1:
-            return None
-        cmdline = (read(f"/proc/{pid}/cmdline") or "").split("\0")
-        if FRONTEND_MAIN_CLASS in cmdline:
-            if "-f" not in cmdline[:-1]:
-                return None
-            path = cmdline[cmdline.index("-f") + 1]
-            return path if os.path.isabs(path) else os.path.join(os.path.realpath(f"/proc/{pid}/cwd"), path)
-        pid = _parent_pid(pid, read)
-    return None
 
 
 def _size(value: Optional[str], source: str) -> Optional[int]:
@@ -95,7 +41,7 @@ def _size(value: Optional[str], source: str) -> Optional[int]:
 def max_response_size(environ: Mapping[str, str] = os.environ, config_file: Optional[str] = None) -> int:
     """The largest response body (in bytes) the frontend accepts from this worker."""
     path = config_file or frontend_config_file() or environ.get("TS_CONFIG_FILE")
-    text = _read_text(path) if path else None
+    text = read_text(path) if path else None
     from_file = _size(parse_properties(text).get("max_response_size"), path) if text is not None else None
     from_env = _size(environ.get("TS_MAX_RESPONSE_SIZE"), "$TS_MAX_RESPONSE_SIZE")
     limits = [size for size in (from_file, from_env) if size is not None]

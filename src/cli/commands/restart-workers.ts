@@ -8,9 +8,10 @@ const usage = `Usage: tsserve restart-workers NAME [--timeout SECONDS]
 Stops every worker of a model and starts as many again (TorchServe's scale to 0, then back to the
 model's minimum and maximum), and waits until they are READY; prints them (JSON).
 
-The recovery for a worker that died under asyncCommunication: TorchServe 0.12 restarts it in place
-and never marks it loaded (the management API shows it UNLOADING; with requests in flight when it
-died, the model answers nothing). docs/operations.md has the details.
+TorchServe 0.12 restarts a worker that died under asyncCommunication in place and never marks it
+loaded (the management API shows it UNLOADING; with requests in flight when it died, the model
+answers nothing). The worker then asks for this by itself; this command does it by hand.
+docs/operations.md has the details.
 
 Options:
   --timeout SECONDS   give up when the workers are not READY after this long (default 3600)`;
