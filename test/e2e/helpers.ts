@@ -140,11 +140,12 @@ export interface IsolatedServer {
 }
 
 /**
- * The test servers' frontends run on the JIT's first tier and the serial collector: a JVM that lives for one suite
+ * A suite's own frontend runs on the JIT's first tier and the serial collector: a JVM that lives for one suite
  * spent half its CPU compiling for a peak it never reached (a start, a load and 40 requests: 3.3-3.4 CPU-s of
- * java by default, 1.7-2.6 so). npm test starts some fifteen; what they serve is the same.
+ * java by default, 1.7-2.6 so). The run's shared servers keep the full JIT: they carry megabyte frames for ten
+ * minutes (worker-socket.test.ts took 180 s with it, 199-232 s without).
  */
-export const TEST_JVM_ARGS = "vmargs=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC";
+const TEST_JVM_ARGS = "vmargs=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC";
 
 /**
  * A fresh working folder and TorchServe config for one suite, on ports from

@@ -22,7 +22,7 @@ import { workPaths } from "../../src/client/paths.ts";
 import { processTree, stillRunning, type ProcInfo } from "../../src/client/procs.ts";
 import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
 import { loopbackProperties } from "../../src/client/properties.ts";
-import { configWith, E2E_PORT_BASE, isolatedServer, leftovers, ROOT, SMOLLM2_CONFIG, TEST_JVM_ARGS, VLLM_TEST_SETTINGS, type IsolatedServer } from "./helpers.ts";
+import { configWith, E2E_PORT_BASE, isolatedServer, leftovers, ROOT, SMOLLM2_CONFIG, VLLM_TEST_SETTINGS, type IsolatedServer } from "./helpers.ts";
 
 export type Engine = "transformers" | "vllm";
 
@@ -77,7 +77,7 @@ export async function sharedServer(engine: Engine): Promise<RunningServer> {
   if (!runningServer(paths)) {
     fs.rmSync(work, { recursive: true, force: true });
     for (const dir of [server.modelStore, server.scratch]) fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(server.tsConfig, loopbackProperties(portBase, [TEST_JVM_ARGS]));
+    fs.writeFileSync(server.tsConfig, loopbackProperties(portBase)); // the JIT in full: megabyte frames all run long
     await startServer({ paths, tsConfig: server.tsConfig, modelStore: server.modelStore });
     server.client = connect(paths);
   }
