@@ -89,10 +89,13 @@ def _key(keys: dict, kind: str) -> Optional[str]:
     return entry.get("key") if isinstance(entry, dict) else None
 
 
+def _model_path(model: str, version: str) -> str:
+    return f"/models/{urllib.parse.quote(model, safe='')}/{urllib.parse.quote(version, safe='')}"
+
+
 def own_status(management: Management, model: str, version: str, pid: int) -> Optional[str]:
     """This worker's status as the management API reports it; None when the model or the worker is not listed."""
-    path = f"/models/{urllib.parse.quote(model, safe='')}/{urllib.parse.quote(version, safe='')}"
-    for description in management.call("GET", path) or []:
+    for description in management.call("GET", _model_path(model, version)) or []:
         for worker in description.get("workers", []):
             if worker.get("pid") == pid:
                 return worker.get("status")
@@ -146,7 +149,7 @@ def spawn_restart(management: Management, model: str, version: str) -> subproces
 
 
 def restart_workers(management: Management, model: str, version: str) -> None:
-    path = f"/models/{urllib.parse.quote(model, safe='')}/{urllib.parse.quote(version, safe='')}"
+    path = _model_path(model, version)
     [description] = management.call("GET", path)
     least, most = int(description["minWorkers"]), int(description["maxWorkers"])
     management.call("PUT", f"{path}?min_worker=0&max_worker=0&synchronous=true", timeout_s=120.0)
