@@ -27,9 +27,14 @@ const OWN_SERVER = [
 // One fork per lane, reused by its files (isolate: false): vitest gives a new fork 5 s to start, which a loaded
 // two-core machine overran once (run 22: a file never ran); no e2e file mocks modules or changes process.env.
 const e2e = {
+  server: bundlesNative,
   testTimeout: 120_000, hookTimeout: 600_000, fileParallelism: false, isolate: false,
   env: { TORCHINDUCTOR_CACHE_DIR: fileURLToPath(new URL(".cache/torchinductor", import.meta.url)) },
 };
+
+// A handler bundle (handler.mjs) is built JavaScript that Node imports as it is when serving: the tests import it
+// natively too, not through vitest's transform (a megabyte each; archive.test.ts took 27 s of transforms).
+const bundlesNative = { deps: { external: [/\/handler\.mjs$/] } };
 
 export default defineConfig({
   test: {
@@ -37,6 +42,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
+          server: bundlesNative,
           include: ["test/unit/**/*.test.ts", "test/contract/**/*.test.ts"],
           // A test's own limit: npm test runs them beside pytest and both e2e lanes on two cores, where the
           // request property tests (10,000 cases each, 4 s alone) took over 30 s.

@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 mkdir -p .work
+# Every property test runs its full count of cases (test:unit runs a tenth: test/unit/property-runs.ts).
+export TSSERVE_PROPERTY_FRACTION=1
 rm -f .work/pytest.xml .work/pytest.log .work/vitest-*.json
 
 # No runner may hang a CI run: past its limit (normally each ends within 12 minutes here), timeout ends

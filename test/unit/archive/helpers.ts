@@ -16,11 +16,29 @@ export function tempDir(prefix = "tsserve-test-"): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+type Bundled = Awaited<ReturnType<typeof bundleHandler>>;
+const built = new Map<string, Promise<Bundled>>();
+
+/** The real bundler's output for a handler file as it is now, built once per test worker (the bundle does not
+ * depend on its folder: bundle.test.ts); each call gets its own copy in its outDir. */
+async function bundleOnce(options: { handler: string; outDir: string }): Promise<Bundled> {
+  const { mtimeMs, size } = fs.statSync(options.handler);
+  const key = `${path.resolve(options.handler)}:${mtimeMs}:${size}`;
+  if (!built.has(key)) built.set(key, bundleHandler({ handler: options.handler, outDir: tempDir("tsserve-bundle-") }));
+  const first = await built.get(key)!;
+  fs.mkdirSync(options.outDir, { recursive: true });
+  const bundlePath = path.join(options.outDir, path.basename(first.bundlePath));
+  const mapPath = path.join(options.outDir, path.basename(first.mapPath));
+  fs.copyFileSync(first.bundlePath, bundlePath);
+  fs.copyFileSync(first.mapPath, mapPath);
+  return { ...first, bundlePath, mapPath };
+}
+
 /** The real bundler, recording which handlers it was asked to bundle. */
 export function recordingBundle(calls: string[] = []) {
   return async (options: { handler: string; outDir: string }) => {
     calls.push(options.handler);
-    return bundleHandler(options);
+    return bundleOnce(options);
   };
 }
 

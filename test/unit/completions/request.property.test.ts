@@ -12,8 +12,9 @@ import {
 } from "../../../src/completions/request.ts";
 import { parseOrFail } from "../../../src/handler/validate.ts";
 import { RequestFailure } from "../../../src/handler/failure.ts";
+import { propertyRuns } from "../property-runs.ts";
 
-const RUNS = 10_000;
+const RUNS = propertyRuns(10_000);
 const KNOWN = Object.keys(CompletionRequestFields);
 
 /** The defaults as the documentation states them (docs/requests.md, "Fields"), not read from the code. */

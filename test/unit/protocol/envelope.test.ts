@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseEnvelope } from "../../../src/protocol/envelope.ts";
 import { JsonRpcMessage } from "../../../src/protocol/messages.ts";
+import { propertyRuns } from "../property-runs.ts";
 
 const ids = fc.oneof(fc.integer(), fc.constantFrom(1.5, 2 ** 60, -0, Number.MAX_SAFE_INTEGER), fc.string({ maxLength: 4 }), fc.constant(null), fc.boolean());
 const anyJson = fc.jsonValue({ maxDepth: 2 });
@@ -30,7 +31,7 @@ describe("parseEnvelope", () => {
         const fromJson = JSON.parse(JSON.stringify(value) ?? "null");
         expect(parseEnvelope(fromJson) !== undefined).toBe(JsonRpcMessage.safeParse(fromJson).success);
       }),
-      { numRuns: 3000 },
+      { numRuns: propertyRuns(3000) },
     );
   });
 

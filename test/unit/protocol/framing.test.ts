@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { LineReader, encodeMessage, type Frame } from "../../../src/protocol/framing.ts";
+import { propertyRuns } from "../property-runs.ts";
 
 const messages = (frames: Frame[]) => frames.filter((f) => f.kind === "message").map((f) => (f as { value: unknown }).value);
 
@@ -63,7 +64,7 @@ describe("LineReader", () => {
         }
         expect(messages(frames)).toEqual(values.map((v) => JSON.parse(JSON.stringify(v))));
       }),
-      { numRuns: 10_000 },
+      { numRuns: propertyRuns(10_000) },
     );
   });
 });

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { isHandleParams } from "../../../src/protocol/guards.ts";
 import { HandleParams } from "../../../src/protocol/messages.ts";
+import { propertyRuns } from "../property-runs.ts";
 
 const anyJson = fc.jsonValue({ maxDepth: 2 });
 const nearString = fc.oneof(fc.string({ maxLength: 4 }), anyJson);
@@ -36,14 +37,14 @@ describe("isHandleParams", () => {
         expect(parsed.success).toBe(true);
         expect(parsed.data).toEqual(params);
       }),
-      { numRuns: 5000 },
+      { numRuns: propertyRuns(5000) },
     );
   });
 
   it("vouches for every well-formed handle, so the hot path skips zod", () => {
     fc.assert(fc.property(validHandle, (params) => {
       expect(isHandleParams(JSON.parse(JSON.stringify(params)))).toBe(true);
-    }), { numRuns: 2000 });
+    }), { numRuns: propertyRuns(2000) });
   });
 
   it("leaves wrong params to the schema", () => {

@@ -1,6 +1,7 @@
 // The bundled handler as a real child process: plain `node handler.mjs`, no
 // node_modules beside it, stdout reserved for the protocol.
 import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -119,6 +120,12 @@ describe("importHandlerBundle", () => {
   it("never starts serving, even with imports running side by side", async () => {
     const dirs = Array.from({ length: 4 }, () => mkdtempSync(path.join(tmpdir(), "tsserve-import-")));
     const bundles = await Promise.all(dirs.map((outDir) => bundleHandler({ handler: "test/fixtures/handlers/echo-handler.ts", outDir })));
+    // The bundle and its map do not depend on the folder they are written to (the archive tests build one per handler and copy it).
+    const digest = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
+    for (const { bundlePath: p, mapPath } of bundles.slice(1)) {
+      expect(digest(p)).toBe(digest(bundles[0]!.bundlePath));
+      expect(digest(mapPath)).toBe(digest(bundles[0]!.mapPath));
+    }
     const stdoutWrite = process.stdout.write;
     const classes = await Promise.all(bundles.map(({ bundlePath: p }) => importHandlerBundle(p)));
     expect(classes.map((c) => (c as { name: string }).name)).toEqual(Array(4).fill("EchoHandler"));
