@@ -22,6 +22,15 @@ if ! command -v java >/dev/null 2>&1 || ! command -v jcmd >/dev/null 2>&1; then
   else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless >&2; fi
 fi
 
+# Prometheus, which the metrics suite starts to scrape TorchServe's metrics API (test/e2e/metrics.test.ts).
+# Where it cannot be installed, that suite says so and checks the metrics API alone.
+if ! command -v prometheus >/dev/null 2>&1; then
+  echo "setup: installing Prometheus (Debian's prometheus)" >&2
+  as_root=""; [ "$(id -u)" = 0 ] || as_root="sudo -n"
+  { $as_root apt-get update -qq && $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2; } \
+    || echo "setup: Prometheus could not be installed; the metrics suite will check the metrics API without it" >&2
+fi
+
 # The venv: the same script `tsserve setup` runs in a user's project.
 bash scripts/setup-venv.sh --editable python_shim .venv python_shim/requirements.txt python_shim/requirements-dev.txt
 

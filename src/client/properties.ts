@@ -1,5 +1,7 @@
 /** TorchServe's config.properties: the keys tsserve needs, read the way TorchServe reads them. */
 import fs from "node:fs";
+import path from "node:path";
+import { PACKAGE_ROOT } from "../package-root.ts";
 
 export type Properties = Map<string, string>;
 
@@ -76,8 +78,8 @@ export function limitProperties(): string[] {
 /**
  * A config.properties for a TorchServe of its own on loopback: inference on
  * `portBase`, management +1, metrics +2, gRPC +10/+11, the model API on,
- * no per-model installs (the packages are in .venv) and the shim's own model
- * metrics registered as they come (PromptTokens, PrefixCacheHitTokens), the limits of
+ * no per-model installs (the packages are in .venv), the LLM metrics on the
+ * metrics API (`metricsProperties`), the limits of
  * `limitProperties` (`extra` comes last, so it can override them). For the demo, the
  * benchmarks and the end-to-end suites, so that runs on other bases never meet.
  */
@@ -86,11 +88,20 @@ export function loopbackProperties(portBase: number, extra: readonly string[] = 
     ...loopbackAddresses(portBase),
     "enable_model_api=true",
     "install_py_dep_per_model=false",
-    "model_metrics_auto_detect=true",
+    ...metricsProperties(path.join(PACKAGE_ROOT, "configs", "torchserve", "metrics.yaml")),
     ...limitProperties(),
     ...extra,
     "",
   ].join("\n");
+}
+
+/**
+ * The metrics API in Prometheus format, with TorchServe's metrics config at `metricsConfig` (configs/torchserve/metrics.yaml:
+ * TorchServe's own metrics and tsserve's LLM metrics, src/metrics/llm-metrics.ts). Metrics a handler adds
+ * of its own are registered as they come.
+ */
+export function metricsProperties(metricsConfig: string): string[] {
+  return ["metrics_mode=prometheus", `metrics_config=${metricsConfig}`, "model_metrics_auto_detect=true"];
 }
 
 /** The keys that say where TorchServe listens. */

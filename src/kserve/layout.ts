@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
+import { PACKAGE_ROOT } from "../package-root.ts";
 import { readPackedModelConfig } from "../archive/reader.ts";
 import { missingVenvMessage, turnsOnVenv } from "../archive/deploy-checks.ts";
 import { inferenceService, serviceName, type KServeProtocol } from "./inference-service.ts";
@@ -119,6 +120,7 @@ export async function writeKServeLayout(options: LayoutOptions): Promise<LayoutR
     if (path.resolve(archive) !== archives[i]) await fsp.copyFile(archive, archives[i]!);
   }
   await fsp.writeFile(properties, kserveProperties(facts.map((f) => f.model)));
+  await fsp.copyFile(path.join(PACKAGE_ROOT, "configs", "torchserve", "metrics.yaml"), path.join(out, "config", "metrics.yaml"));
   await fsp.writeFile(
     manifest,
     inferenceService({

@@ -5,7 +5,7 @@
  * model-config.yaml).
  */
 
-import { limitProperties } from "../client/properties.ts";
+import { limitProperties, metricsProperties } from "../client/properties.ts";
 
 /** One model of the layout, as read from its archive. */
 export interface KServeModel {
@@ -61,9 +61,8 @@ export function kserveProperties(models: readonly KServeModel[], options: Proper
     "grpc_inference_port=7070",
     "grpc_management_port=7071",
     "enable_metrics_api=true",
-    "metrics_format=prometheus",
-    "# The shim's own model metrics (PromptTokens, PrefixCacheHitTokens) are not in TorchServe's default metrics config.",
-    "model_metrics_auto_detect=true",
+    "# TorchServe's metrics and the shim's LLM metrics (config/metrics.yaml) on the metrics API, for Prometheus.",
+    ...metricsProperties(`${KSERVE_MOUNT}/config/metrics.yaml`),
     "number_of_netty_threads=4",
     "job_queue_size=10",
     "# KServe sets TS_SERVICE_ENVELOPE (kserve for protocol v1, kservev2 for v2): TorchServe reads it with this on.",

@@ -123,16 +123,14 @@ describe("continuous batching (asyncCommunication: true)", () => {
     expect(b.choices[0]!.text).toEqual(expect.any(String));
   }, 180_000);
 
-  it("a prompt prefix sent again comes from the prefix cache: the same text, the hit in the worker log and in model_metrics.log", async () => {
+  it("a prompt prefix sent again comes from the prefix cache: the same text, the hit in the worker log and on the metrics API", async () => {
     const context = Array.from({ length: 12 }, (_, i) => `Fact ${i}: the number ${i} comes before ${i + 1}.`).join(" ");
     const first = await complete(MODEL, { prompt: `${context} Question: what comes after 3?`, max_tokens: 6, temperature: 0 });
     const again = await complete(MODEL, { prompt: `${context} Question: what comes after 3?`, max_tokens: 6, temperature: 0 });
     expect(again.choices[0]!.text).toBe(first.choices[0]!.text);
-    const hits = await waitFor("a PrefixCacheHitTokens metric above 0", () => {
-      const file = path.join(srv.paths.logs, "model_metrics.log");
-      const values = fs.existsSync(file)
-        ? [...fs.readFileSync(file, "utf8").matchAll(/PrefixCacheHitTokens\.Count:([\d.]+)\|#[^|]*\bModelName:cb\b/gi)].map((m) => Number(m[1]))
-        : [];
+    const hits = await waitFor("tsserve_prefix_cache_hits_total above 0", async () => {
+      const text = await (await fetch(`http://127.0.0.1:${srv.ports.metrics}/metrics`)).text();
+      const values = [...text.matchAll(/^tsserve_prefix_cache_hits_total\{[^}]*model_name="cb"[^}]*\} (\S+)$/gm)].map((m) => Number(m[1]));
       return values.some((v) => v > 0) ? values : undefined;
     }, 15_000);
     expect(Math.max(...hits)).toBeGreaterThanOrEqual(48);

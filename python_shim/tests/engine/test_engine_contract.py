@@ -275,3 +275,23 @@ def test_seeded_requests_with_long_prompts_arriving_together_keep_the_engine_ser
     outcomes = serving_engine.generate([greedy(f"Part {i}. " + long, max_tokens=4, temperature=0.8, seed=i) for i in range(4)])
     assert all(ok(o)["sequences"][0]["logprobs"]["token_ids"] for o in outcomes)
     assert ok(serving_engine.generate([greedy("Water boils at", max_tokens=4)])[0])["sequences"][0]["text"]
+
+
+def test_the_engine_measures_its_requests(serving_engine):
+    """Time to first token, inter-token latency, end-to-end latency and queue time, one observation each per
+    sequence (per token gap for inter-token latency); vLLM's come through its stat logger, after the answer."""
+    names = ["tsserve_time_to_first_token_seconds", "tsserve_inter_token_latency_seconds", "tsserve_e2e_request_latency_seconds", "tsserve_request_queue_time_seconds"]
+    before = serving_engine.stats.snapshot()
+    outcomes = serving_engine.generate([greedy("The capital of France is", max_tokens=6), greedy("Water boils at", max_tokens=4)])
+    tokens = [len(ok(o)["sequences"][0]["logprobs"]["token_ids"]) for o in outcomes]
+    expected = dict(zip(names, [2, sum(tokens) - 2, 2, 2]))
+    deadline = time.monotonic() + 5
+    while True:
+        now = serving_engine.stats.snapshot()
+        counts = {name: now.histograms[name].count - before.histograms[name].count for name in names}
+        if counts == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert counts == expected
+    assert now.histograms["tsserve_e2e_request_latency_seconds"].total > before.histograms["tsserve_e2e_request_latency_seconds"].total
+    assert now.gauges["tsserve_num_requests_running"] == 0 and 0 <= now.gauges["tsserve_kv_cache_usage_perc"] <= 1

@@ -110,7 +110,7 @@ class Bridge:
         self.model = model
         self.deadline_for = deadline_for  # a batch id (or None) -> the Deadline of its generate calls
         self.on_chunk = on_chunk  # StreamChunkParams, on the bridge thread
-        self.on_generated = on_generated  # (batch id, GenerateOutcomes) of every generate call, on the scheduler's thread
+        self.on_generated = on_generated  # (batch id, GenerateOutcomes) of every generate call, refused ones included, on the scheduler's or bridge's thread
         # (batch id, GenerateRequests) -> why the call is refused before any work: a message (400) or (status, message); None
         self.refuse_generate = refuse_generate
         self.refuse_text = refuse_text  # (tokenize | detokenize, its params) -> why it is refused (a 400), or None
@@ -393,7 +393,9 @@ class Bridge:
         if refusal is not None:
             status, message, *field = (400, refusal) if isinstance(refusal, str) else refusal
             outcome = {"ok": False, "status": status, "message": message, **({"field": field[0]} if field else {})}
-            return {"outcomes": [outcome] * len(params["requests"])}
+            outcomes = [outcome] * len(params["requests"])
+            self.on_generated(batch_id, outcomes)
+            return {"outcomes": outcomes}
         deferred = Deferred()
         tag = ("generate", pid, next(self._tags))
         in_flight = self._generations.setdefault(pid, {})

@@ -31,7 +31,7 @@ from . import envelope as kserve
 from .deadlines import deadline_name, generation_deadline, handle_deadline
 from .limits import GenerateLimits, max_response_size
 from .recovery import watch_readiness
-from .metrics import report_generated
+from .metrics import report_generated, start_publishing
 from .replies import failures, respond, send_chunk, with_retirements
 from .requests import decode_body, decoded_by_torchserve, with_url_path
 from .socket_writer import one_writer
@@ -83,6 +83,7 @@ class TsserveHandler:
     def __init__(self) -> None:
         self.initialized = False
         self.engine = None
+        self.metrics = None  # publishes the engine's LLM metrics (metrics.py)
         self.bridge: Optional[Bridge] = None
         self.asynchronous = False
         self._batch_ids = itertools.count(1)
@@ -122,6 +123,7 @@ class TsserveHandler:
             device_ids=worker_device_ids(self.model_config),
             startup_timeout_s=self.model_config.get("startupTimeout"),
         ).start()
+        self.metrics = start_publishing(self.engine, context, self.model_name)
         self.generate_limits = GenerateLimits.from_config(section, self.engine.info()["context_length"])
         handshake = {
             "protocol_version": protocol.PROTOCOL_VERSION,
@@ -152,6 +154,8 @@ class TsserveHandler:
     def shutdown(self) -> None:
         if self.bridge is not None:
             self.bridge.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.engine is not None and hasattr(self.engine, "shutdown"):
             self.engine.shutdown()
 
@@ -266,9 +270,7 @@ class TsserveHandler:
 
 
     def _on_generated(self, batch_id: Optional[int], outcomes: list) -> None:
-        batch = self._batches.get(batch_id) if batch_id is not None else None
-        if batch is not None:
-            batch.loop.call_soon_threadsafe(report_generated, batch.context, self.model_name, outcomes)
+        report_generated(self.engine.stats, self.model_name, outcomes)
 
 
 def _resolver(loop: asyncio.AbstractEventLoop, future: asyncio.Future):

@@ -13,6 +13,7 @@ const usage = `Usage: tsserve kserve (--model-store DIR | --archive FILE.mar ...
 
 Writes what KServe's TorchServe runtime (the InferenceService "pytorch" predictor) loads:
   OUT/config/config.properties   TorchServe settings for the pod, with model_snapshot
+  OUT/config/metrics.yaml        TorchServe's metrics config, with tsserve's LLM metrics
   OUT/model-store/*.mar          the archives
   OUT/inferenceservice.yaml      the InferenceService (protocolVersion, storageUri, GPUs)
 Upload OUT's config/ and model-store/ to the storage URI, then kubectl apply the manifest.

@@ -46,6 +46,10 @@ describe("writeKServeLayout", () => {
     expect(props.get("enable_envvars_config")).toBe("true");
     expect(props.get("install_py_dep_per_model")).toBe("true");
     expect(props.get("disable_token_authorization")).toBe("true");
+    // The LLM metrics on the metrics API, declared by the metrics config written beside config.properties.
+    expect(props.get("metrics_mode")).toBe("prometheus");
+    expect(props.get("metrics_config")).toBe("/mnt/models/config/metrics.yaml");
+    expect(fs.readFileSync(path.join(out, "config", "metrics.yaml"), "utf8")).toContain("name: tsserve_time_to_first_token_seconds_bucket");
     expect(JSON.parse(props.get("model_snapshot")!)).toEqual({
       name: "startup.cfg",
       modelCount: 2,

@@ -84,6 +84,11 @@ class Engine(ModelRunner):
         if self.scheduler.kv_budget is not None:
             log.info("tsserve: KV budget %.1f MiB (%d bytes a token)", total_bytes / 2**20, self.scheduler.kv_budget.bytes_per_token)
 
+    @property
+    def stats(self):
+        """What the decode loop measures (common/stats.py)."""
+        return self.scheduler.stats
+
     def start(self) -> "Engine":
         """Run the decode loop on its own thread: the worker submits from the bridge's."""
         self.scheduler.start()

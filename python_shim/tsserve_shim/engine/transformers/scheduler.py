@@ -27,6 +27,10 @@ from ..common import output
 from ..common.deadline import deadline_list
 from ..common.rows import CANCELLED, OnDelta, Row, build_rows, expire
 from ..common.submit import Done, wait_for_outcomes
+from ..common.stats import (
+    E2E_REQUEST_LATENCY, INTER_TOKEN_LATENCY, KV_CACHE_USAGE, REQUEST_QUEUE_TIME, REQUESTS_RUNNING, REQUESTS_WAITING,
+    TIME_TO_FIRST_TOKEN, EngineStats,
+)
 from .batch import DecodeBatch
 from .kv_budget import KvBudget, KvBudgetError, KvShape
 from .model_runner import ModelRunner
@@ -46,6 +50,8 @@ class Call:
     prompts: dict = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     started: float = 0.0
+    arrived: float = field(default_factory=time.perf_counter)
+    marks: dict = field(default_factory=dict)  # row index -> (tokens seen, when the last came): for the token timings
     alone: bool = False  # its batch's forward raised once: it runs again in a batch of its own
 
     @property
@@ -75,6 +81,7 @@ class Scheduler:
         self._batch: DecodeBatch | None = None
         self._batch_alone = False  # the running batch holds one call that must not be joined
         self.kv_budget: KvBudget | None = None  # rows are admitted only while their KV fits (kv_budget.py)
+        self.stats = EngineStats()
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ the API
@@ -137,6 +144,7 @@ class Scheduler:
                 self._iterate(arrived, cancelled)
         except Exception as error:  # noqa: BLE001 - fail what was running, keep serving
             self._fail_active(error)
+        self._record_load()
 
     def _iterate(self, arrived: list[Call], cancelled: set) -> None:
         if cancelled:
@@ -160,6 +168,7 @@ class Scheduler:
         if batch is not None:
             if batch.prune():
                 self.runner.decode_step(batch)
+                self._record_tokens()
                 expire(batch.rows)
                 self.runner.keep_finished(batch)
             if not batch.prune():
@@ -232,6 +241,9 @@ class Scheduler:
         self._active += admitted
         if admitted:
             self._fit_prefix_cache(kv)
+            now = time.perf_counter()
+            for call in admitted:
+                self.stats.observe(REQUEST_QUEUE_TIME, *[now - call.arrived] * len(call.prompts))  # its admitted requests
         self._prefill(admitted)
         return waiting
 
@@ -317,8 +329,31 @@ class Scheduler:
             except Exception as error:  # noqa: BLE001 - one call's answer failed: that call alone
                 self._fail(call, error)
                 continue
+            self.stats.observe(E2E_REQUEST_LATENCY, *[time.perf_counter() - call.arrived] * len(call.prompts))
             self._deliver(call, [o if o is not None else output.error_outcome(500, "no outcome") for o in call.outcomes])
         self._active = still
+
+    # ------------------------------------------------------------ what it measures (common/stats.py)
+
+    def _record_tokens(self) -> None:
+        """Time to first token and inter-token latency of each row that got a token in this step."""
+        now = time.perf_counter()
+        for call in self._active:
+            for index, row in enumerate(call.rows):
+                seen, last = call.marks.get(index, (0, call.arrived))
+                produced = len(row.chosen_ids)
+                if produced > seen:
+                    self.stats.observe(TIME_TO_FIRST_TOKEN if seen == 0 else INTER_TOKEN_LATENCY, now - last)
+                    call.marks[index] = (produced, now)
+
+    def _record_load(self) -> None:
+        with self._wake:
+            waiting = sum(len(call.requests) for call in self._arrived)
+        self.stats.set(REQUESTS_RUNNING, self.running_rows)
+        self.stats.set(REQUESTS_WAITING, waiting)
+        budget, batch = self.kv_budget, self._batch
+        used = budget.need(KvShape.of_batch(batch)) / budget.total_bytes if budget is not None and budget.total_bytes else 0.0
+        self.stats.set(KV_CACHE_USAGE, min(1.0, used))
 
     def _fail(self, call: Call, error: BaseException) -> None:
         """Answer a call whose rows cannot go on; its rows leave the batch."""

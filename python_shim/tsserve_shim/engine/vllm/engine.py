@@ -25,6 +25,8 @@ from ..common import output
 from ..common.deadline import deadline_list
 from ..common.output import Scores
 from ..common.prompts import PromptTokenizer, Tokenized, eos_token_ids
+from ..common.stats import EngineStats
+from .stats import stat_logger_factory
 from ..common.rows import CANCELLED, TIMED_OUT, OnDelta, Row, build_rows
 from ..common.sampling import GREEDY_BELOW
 from ..common.submit import Done, wait_for_outcomes
@@ -127,7 +129,7 @@ class _Call:
 
 
 class VllmEngine(PromptTokenizer):
-    def __init__(self, llm, *, name_or_path: str, device: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, llm, *, name_or_path: str, device: str, loop: asyncio.AbstractEventLoop, stats: EngineStats | None = None) -> None:
         tokenizer = llm.get_tokenizer()
         model_config = llm.model_config
         generation = model_config.try_get_generation_config() or {}
@@ -140,6 +142,7 @@ class VllmEngine(PromptTokenizer):
             device=device,
         )
         self.llm = llm
+        self.stats = stats or EngineStats()  # fed by vLLM's stat logger (stats.py) once load passes it
         self.launch: VllmLaunch | None = None  # set by load
         self._loop = loop
         self._calls: list[_Call] = []
@@ -174,13 +177,14 @@ class VllmEngine(PromptTokenizer):
         log.info("tsserve: starting vLLM for %s on %s (%s)", plan.model_path, plan.device, launch.engine_args)
         loop = _start_loop()
         reaper = Reaper.start()
+        stats = EngineStats()
         try:
             with reaper.watching_new_children():  # from the first process vLLM starts: a load can be killed too
-                llm = asyncio.run_coroutine_threadsafe(_create_async_llm(launch.engine_args), loop).result()
+                llm = asyncio.run_coroutine_threadsafe(_create_async_llm(launch.engine_args, stat_logger_factory(stats)), loop).result()
         except BaseException:
             reaper.close()  # a start that failed leaves none of its processes behind
             raise
-        engine = cls(llm, name_or_path=str(handler_section.get("model_path") or plan.model_path), device=plan.device, loop=loop)
+        engine = cls(llm, name_or_path=str(handler_section.get("model_path") or plan.model_path), device=plan.device, loop=loop, stats=stats)
         engine.launch = launch
         engine._reaper = reaper
         return engine
@@ -361,8 +365,9 @@ def _start_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-async def _create_async_llm(engine_args: Mapping[str, Any]):
+async def _create_async_llm(engine_args: Mapping[str, Any], stat_logger=None):
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    return AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args))
+    # disable_log_stats stays on: vLLM's own periodic log lines stay off, and its stats reach the stat logger.
+    return AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args), stat_loggers=[stat_logger] if stat_logger else None)
