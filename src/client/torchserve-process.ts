@@ -24,6 +24,7 @@ import { workPaths, type WorkPaths } from "./paths.ts";
 import { workerProgress } from "./workers.ts";
 import { findTorchServe, TorchServeNotFoundError, venvOf } from "./torchserve-path.ts";
 import { PACKAGE_ROOT } from "../package-root.ts";
+import { metricsConfigProblem } from "../metrics/check-config.ts";
 
 /** What `tsserve start` records in the working folder for the other commands. */
 export interface ServerState {
@@ -166,6 +167,9 @@ export async function startServer(options: StartOptions = {}): Promise<ServerSta
   if (options.tsConfig && !fs.existsSync(tsConfig!)) throw new ServerError(`--ts-config file not found: ${options.tsConfig}`, 2);
   if (options.portBase !== undefined) tsConfig = await writePortBaseConfig(paths, tsConfig, options.portBase);
   const props = loadProps(tsConfig);
+  const metricsConfig = props?.get("metrics_config");
+  const metricsProblem = metricsConfig ? metricsConfigProblem(path.resolve(metricsConfig)) : undefined;
+  if (metricsProblem) throw new ServerError(`${metricsProblem} (TorchServe would start without metrics and fail every request)`, 2);
   const addresses = addressesFrom(props);
   const modelStore = path.resolve(options.modelStore ?? props?.get("model_store") ?? paths.defaultModelStore);
   if (!isTrue(props?.get("enable_model_api"))) {

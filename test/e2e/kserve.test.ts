@@ -36,7 +36,7 @@ afterEach(async () => {
   running = undefined;
 }, 120_000);
 
-/** The layout's config.properties, pointed at this machine: loopback ports and the layout's model store. */
+/** The layout's config.properties, pointed at this machine: loopback ports, the layout's model store and metrics config. */
 function localProperties(layout: string, server: IsolatedServer, overrides: Record<string, string> = {}): string {
   const { inference, management, metrics } = server.ports;
   const set: Record<string, string> = {
@@ -46,6 +46,7 @@ function localProperties(layout: string, server: IsolatedServer, overrides: Reco
     grpc_inference_port: String(E2E_PORT_BASE + 10),
     grpc_management_port: String(E2E_PORT_BASE + 11),
     model_store: path.join(layout, "model-store"),
+    metrics_config: path.join(layout, "config", "metrics.yaml"),
     ...overrides,
   };
   const lines = fs.readFileSync(path.join(layout, "config", "config.properties"), "utf8").split("\n").map((line) => {

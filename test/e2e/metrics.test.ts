@@ -172,6 +172,25 @@ describe.each([
   }, 180_000);
 });
 
+describe("tsserve top", () => {
+  it("shows each model's row in a pseudo-terminal, with the TTFT median Prometheus computes", async () => {
+    const url = `http://127.0.0.1:${transformers.ports.metrics}`;
+    const command = `${process.execPath} ${path.join(ROOT, "bin", "tsserve.mjs")} top --once --interval 0.5 --metrics-url ${url}`;
+    const result = spawnSync("script", ["-qfec", command, "/dev/null"], { encoding: "utf8", timeout: 60_000 });
+    expect(result.status, result.stdout + result.stderr).toBe(0);
+    const row = result.stdout.split(/\r?\n/).find((line) => line.startsWith(`${TINY} `));
+    expect(row, result.stdout).toBeDefined();
+    const cells = row!.trim().split(/\s{2,}/);
+    expect(cells.slice(5, 8)).toEqual(["0", "0", expect.stringMatching(/%$/)]); // idle: nothing running or waiting
+    expect(cells[8]).toBe("0 (1)"); // the refused request, before this window
+    if (!prometheus) return;
+    const [median] = await promql(`histogram_quantile(0.5, sum by (le) (tsserve_time_to_first_token_seconds_bucket{model_name="${TINY}"}))`);
+    const [value, unit] = cells[3]!.split(" ");
+    const shownMs = Number(value) * (unit === "s" ? 1000 : 1);
+    expect(Math.abs(shownMs - median! * 1000)).toBeLessThanOrEqual(unit === "s" ? 10 : 1); // as rounded for the view
+  });
+});
+
 describe("the metrics config and the dashboard", () => {
   it("every LLM metric the server declares is on the metrics API, with TorchServe's own", async () => {
     const text = await exposition(transformers);
