@@ -3,6 +3,7 @@
  * Markdown table (bench/results/latest.md) and the SVG chart of latency
  * percentiles by concurrency. Plain string building, no chart library.
  */
+import { groupedBarsSvg } from "./svg.ts";
 
 export const SIZES = ["100B", "1KB", "100KB", "1MB"] as const;
 export const CONCURRENCY = [1, 4, 16] as const;
@@ -116,65 +117,22 @@ export function renderMarkdown(r: BenchResults): string {
   return lines.join("\n");
 }
 
-const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-
-/** Grouped bars: for each concurrency, p50 and p99 of both handlers. */
+/** Grouped bars: for each concurrency, p50 and p99 of both handlers (log scale: concurrency 1, tens of ms, and
+ * 16, queueing, hundreds, stay readable on one chart). */
 export function renderSvg(r: BenchResults): string {
-  const width = 720;
-  const height = 400;
-  const margin = { left: 64, right: 16, top: 48, bottom: 72 };
-  const plotW = width - margin.left - margin.right;
-  const plotH = height - margin.top - margin.bottom;
   const series = [
     { variant: "tsserve" as const, key: "p50_ms" as const, label: "tsserve p50", color: "#2f6fdf" },
     { variant: "python" as const, key: "p50_ms" as const, label: "python p50", color: "#e08a1e" },
     { variant: "tsserve" as const, key: "p99_ms" as const, label: "tsserve p99", color: "#9bb9ef" },
     { variant: "python" as const, key: "p99_ms" as const, label: "python p99", color: "#f2c48d" },
   ];
-  const values = CONCURRENCY.flatMap((c) => series.map((s) => r.e2e.by_concurrency[String(c)]?.[s.variant]?.[s.key] ?? Number.NaN))
-    .filter((v) => Number.isFinite(v) && v > 0);
-  // Log scale: concurrency 1 (tens of ms) and 16 (queueing, hundreds) stay readable on one chart.
-  const lo = 10 ** Math.floor(Math.log10(Math.min(1, ...values)));
-  const hi = 10 ** Math.ceil(Math.log10(Math.max(10, ...values)));
-  const y = (v: number) => margin.top + plotH - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;
-  const group = plotW / CONCURRENCY.length;
-  const bar = (group * 0.7) / series.length;
-  const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
-  out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
-  out.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">End-to-end latency by concurrency (ms, log scale, lower is better)</text>`);
-  out.push(`<text x="${width / 2}" y="38" text-anchor="middle" fill="#555">${esc(`${r.date.slice(0, 10)} · ${String((r.machine as Record<string, unknown>).cpu_model)} × ${String((r.machine as Record<string, unknown>).nproc)}`)}</text>`);
-  for (let decade = lo; decade <= hi; decade *= 10) {
-    for (const step of [1, 2, 5]) {
-      const v = decade * step;
-      if (v > hi) break;
-      out.push(`<line x1="${margin.left}" x2="${width - margin.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="${step === 1 ? "#d0d0d0" : "#eeeeee"}"/>`);
-      out.push(`<text x="${margin.left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#333">${trimNumber(v)}</text>`);
-    }
-  }
-  out.push(`<line x1="${margin.left}" x2="${margin.left}" y1="${margin.top}" y2="${margin.top + plotH}" stroke="#333"/>`);
-  out.push(`<line x1="${margin.left}" x2="${width - margin.right}" y1="${margin.top + plotH}" y2="${margin.top + plotH}" stroke="#333"/>`);
-  CONCURRENCY.forEach((c, gi) => {
-    const x0 = margin.left + gi * group + group * 0.15;
-    series.forEach((s, si) => {
-      const v = r.e2e.by_concurrency[String(c)]?.[s.variant]?.[s.key];
-      if (v === undefined || !Number.isFinite(v)) return;
-      const x = x0 + si * bar;
-      out.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bar - 2).toFixed(1)}" height="${(margin.top + plotH - y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(`${s.label}, concurrency ${c}: ${v.toFixed(2)} ms`)}</title></rect>`);
-      out.push(`<text x="${(x + bar / 2 - 1).toFixed(1)}" y="${(y(v) - 3).toFixed(1)}" text-anchor="middle" font-size="9" fill="#333">${v.toFixed(1)}</text>`);
-    });
-    out.push(`<text x="${(margin.left + gi * group + group / 2).toFixed(1)}" y="${margin.top + plotH + 18}" text-anchor="middle">concurrency ${c}</text>`);
+  const machine = r.machine as Record<string, unknown>;
+  return groupedBarsSvg({
+    title: "End-to-end latency by concurrency (ms, log scale, lower is better)",
+    subtitle: `${r.date.slice(0, 10)} · ${String(machine.cpu_model)} × ${String(machine.nproc)}`,
+    groups: CONCURRENCY.map((c) => `concurrency ${c}`),
+    series,
+    values: CONCURRENCY.map((c) => series.map((s) => r.e2e.by_concurrency[String(c)]?.[s.variant]?.[s.key])),
+    log: true,
   });
-  series.forEach((s, i) => {
-    const x = margin.left + i * 150;
-    const ly = height - 22;
-    out.push(`<rect x="${x}" y="${ly - 10}" width="12" height="12" fill="${s.color}"/>`);
-    out.push(`<text x="${x + 18}" y="${ly}">${esc(s.label)}</text>`);
-  });
-  out.push("</svg>");
-  return out.join("\n") + "\n";
-}
-
-function trimNumber(v: number): string {
-  return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(2)));
 }

@@ -16,7 +16,7 @@
  *
  *   npx tsx bench/vllm-compare.ts [--only tsserve-vllm,vllm-server] [--single 8] [--out bench/results/vllm.json]
  *
- * Writes the JSON and a markdown table beside it (`.md`).
+ * Writes the JSON, a markdown table beside it (`.md`) and its charts (bench/vllm-charts.ts: vllm-tokens.svg, vllm-ttft.svg).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -25,6 +25,7 @@ import { parseArgs } from "node:util";
 import { createArchive } from "../src/archive/archive.ts";
 import { workPaths, type WorkPaths } from "../src/client/paths.ts";
 import { loopbackProperties } from "../src/client/properties.ts";
+import { writeVllmCharts } from "./vllm-charts.ts";
 import { connect, registerWatched, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -231,6 +232,7 @@ async function main(): Promise<void> {
   ].join("\n");
   fs.writeFileSync(args.out!.replace(/\.json$/, ".md"), md);
   console.log(md);
+  console.log(`charts: ${writeVllmCharts(result, args.out!).join(", ")}`);
 }
 
 await main();

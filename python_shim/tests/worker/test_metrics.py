@@ -87,3 +87,19 @@ def test_failures_are_counted_by_status(status):
     stats = EngineStats()
     count_outcomes(stats, [{"ok": False, "status": status, "message": "x"}] * 2)
     assert stats.snapshot().counters[(REQUEST_FAILURE, (str(status),))] == 2
+
+
+def test_tsserve_llm_metrics_off_publishes_nothing(monkeypatch):
+    from tsserve_shim.engine.common.stats import metrics_enabled
+    from tsserve_shim.worker.metrics import start_publishing
+
+    class Engine:
+        stats = EngineStats()
+
+    class Context:
+        metrics = object()
+
+    assert metrics_enabled({}) and metrics_enabled({"TSSERVE_LLM_METRICS": "on"})
+    assert not any(metrics_enabled({"TSSERVE_LLM_METRICS": v}) for v in ("off", "0", "False", " no "))
+    monkeypatch.setenv("TSSERVE_LLM_METRICS", "off")
+    assert start_publishing(Engine(), Context(), "m") is None

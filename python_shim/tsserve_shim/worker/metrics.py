@@ -15,7 +15,7 @@ import os
 import threading
 from typing import Any
 
-from ..engine.common.stats import MANIFEST, EngineStats, Snapshot, count_outcomes
+from ..engine.common.stats import MANIFEST, EngineStats, Snapshot, count_outcomes, metrics_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -122,9 +122,10 @@ def report_generated(stats: EngineStats, model_name: str, outcomes: list) -> Non
 
 
 def start_publishing(engine: Any, context: Any, model_name: str) -> MetricsPublisher | None:
-    """Publish ``engine.stats`` through ``context.metrics`` (None where the worker has no metrics cache)."""
+    """Publish ``engine.stats`` through ``context.metrics`` (None where the worker has no metrics cache, or
+    TSSERVE_LLM_METRICS=off)."""
     cache = getattr(context, "metrics", None)
     stats = getattr(engine, "stats", None)
-    if cache is None or stats is None:
+    if cache is None or stats is None or not metrics_enabled():
         return None
     return MetricsPublisher(stats, cache, model_name).start()

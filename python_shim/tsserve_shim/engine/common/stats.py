@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,12 @@ PROMPT_TOKENS = "tsserve_prompt_tokens_total"
 GENERATION_TOKENS = "tsserve_generation_tokens_total"
 REQUEST_SUCCESS = "tsserve_request_success_total"
 REQUEST_FAILURE = "tsserve_request_failure_total"
+
+
+def metrics_enabled(environ=os.environ) -> bool:
+    """False where the worker's environment has TSSERVE_LLM_METRICS=off (or 0, false, no): nothing is published,
+    and vLLM runs without its statistics (what the metrics' cost is measured against)."""
+    return environ.get("TSSERVE_LLM_METRICS", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 @dataclass

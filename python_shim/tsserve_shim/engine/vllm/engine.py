@@ -25,7 +25,7 @@ from ..common import output
 from ..common.deadline import deadline_list
 from ..common.output import Scores
 from ..common.prompts import PromptTokenizer, Tokenized, eos_token_ids
-from ..common.stats import EngineStats
+from ..common.stats import EngineStats, metrics_enabled
 from .stats import stat_logger_factory
 from ..common.rows import CANCELLED, TIMED_OUT, OnDelta, Row, build_rows
 from ..common.sampling import GREEDY_BELOW
@@ -180,7 +180,7 @@ class VllmEngine(PromptTokenizer):
         stats = EngineStats()
         try:
             with reaper.watching_new_children():  # from the first process vLLM starts: a load can be killed too
-                llm = asyncio.run_coroutine_threadsafe(_create_async_llm(launch.engine_args, stat_logger_factory(stats)), loop).result()
+                llm = asyncio.run_coroutine_threadsafe(_create_async_llm(launch.engine_args, stat_logger_factory(stats) if metrics_enabled() else None), loop).result()
         except BaseException:
             reaper.close()  # a start that failed leaves none of its processes behind
             raise
