@@ -22,6 +22,7 @@ describe("tsserve --help", () => {
         unregister      unregister a model
         restart-workers stop a model's workers and start them again, waiting until they are READY
         status          show TorchServe's health and the registered models
+        top             a live view of the running server's models: requests/s, tokens/s, TTFT, load, errors
         predict         send an inference request and print the response
         token           print TorchServe's current inference or management key
         setup           make a Python venv with TorchServe in the project (.venv)
