@@ -8,7 +8,7 @@ import { vllmCharts, type VllmResult } from "../../../bench/vllm-charts.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 const bars = (svg: string) => [...svg.matchAll(/<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)" fill="(#\w+)"><title>([^<]*)<\/title>/g)]
-  .map((m) => ({ y: Number(m[1]), height: Number(m[2]), color: m[3], title: m[4] }));
+  .map((m) => ({ y: Number(m[1]), height: Number(m[2]), color: m[3]!, title: m[4]! }));
 
 describe("groupedBarsSvg", () => {
   it("draws each value as a bar whose height is in proportion, skipping missing values", () => {
