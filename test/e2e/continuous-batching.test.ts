@@ -129,7 +129,13 @@ describe("continuous batching (asyncCommunication: true)", () => {
       return [...text.matchAll(/^tsserve_prefix_cache_hits_total\{[^}]*model_name="cb"[^}]*\} (\S+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
     };
     const logHits = () => [...fs.readFileSync(path.join(srv.paths.logs, "model_log.log"), "utf8").matchAll(/tsserve: cb: prefix cache hit (\d+) of \d+ prompt tokens/g)].map((m) => Number(m[1]));
-    const [metricsBefore, logBefore] = [await metricsHits(), logHits().length];
+    // What earlier tests' calls add is published within a second: wait until the total stands still.
+    let metricsBefore = await metricsHits();
+    for (let now = NaN; now !== metricsBefore; ) {
+      await new Promise((r) => setTimeout(r, 1500));
+      [now, metricsBefore] = [metricsBefore, await metricsHits()];
+    }
+    const logBefore = logHits().length;
     const context = Array.from({ length: 12 }, (_, i) => `Fact ${i}: the number ${i} comes before ${i + 1}.`).join(" ");
     const first = await complete(MODEL, { prompt: `${context} Question: what comes after 3?`, max_tokens: 6, temperature: 0 });
     const again = await complete(MODEL, { prompt: `${context} Question: what comes after 3?`, max_tokens: 6, temperature: 0 });
