@@ -7,6 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readKeyFile } from "../../src/client/keys.ts";
+import { parseExposition } from "../../src/metrics/exposition.ts";
 import { publishedMetrics } from "../../src/metrics/llm-metrics.ts";
 import { E2E_PORT_BASE, ROOT, TINY_HANDLER, tinyConfig, waitFor } from "./helpers.ts";
 import { sharedModel, sharedServer, SMOLLM2_VLLM, smollm2OnVllm, type RunningServer } from "./servers.ts";
@@ -36,14 +37,9 @@ async function exposition(server: RunningServer): Promise<string> {
 /** The sum of a family's samples for a model (and label filter), read from the exposition text. */
 function total(text: string, name: string, model: string, filter: Record<string, string> = {}): number {
   const wanted = { model_name: model, ...filter };
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    const match = /^([a-zA-Z_:][\w:]*)\{([^}]*)\} (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const labels = Object.fromEntries([...match[2]!.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(wanted).every(([k, v]) => labels[k] === v)) sum += Number(match[3]);
-  }
-  return sum;
+  return parseExposition(text)
+    .filter((s) => s.name === name && Object.entries(wanted).every(([k, v]) => s.labels[k] === v))
+    .reduce((sum, s) => sum + s.value, 0);
 }
 
 interface Workload { prompt: number; generated: number; answered: number }
