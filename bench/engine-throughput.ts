@@ -22,7 +22,8 @@ import { createArchive } from "../src/archive/archive.ts";
 import type { TorchServeClient } from "../src/client/http.ts";
 import { workPaths } from "../src/client/paths.ts";
 import { loopbackProperties } from "../src/client/properties.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
+import { connect, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
+import { registerWatched } from "../src/client/model-registration.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const { values: args } = parseArgs({

@@ -26,7 +26,8 @@ import { createArchive } from "../src/archive/archive.ts";
 import { workPaths, type WorkPaths } from "../src/client/paths.ts";
 import { loopbackProperties } from "../src/client/properties.ts";
 import { writeVllmCharts } from "./vllm-charts.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
+import { connect, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
+import { registerWatched } from "../src/client/model-registration.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const MODEL_PATH = path.join(ROOT, ".cache", "smollm2-135m-instruct");

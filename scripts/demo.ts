@@ -23,7 +23,8 @@ import { HandlerSection } from "../src/config/model-config.ts";
 import { demoWorkDir, workPaths } from "../src/client/paths.ts";
 import { loopbackProperties } from "../src/client/properties.ts";
 import { DEMO_OPTIONS, describeAnswer } from "./demo-interface.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer, WorkerStartError } from "../src/client/torchserve-process.ts";
+import { connect, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
+import { registerWatched, WorkerStartError } from "../src/client/model-registration.ts";
 
 const TINY = "tiny-llama-2-chat";
 const SMOL = "smollm2-135m-instruct";

@@ -27,7 +27,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createArchive } from "../src/archive/archive.ts";
 import { readKeyFile } from "../src/client/keys.ts";
 import { allProcs, stillRunning } from "../src/client/procs.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
+import { connect, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
+import { registerWatched } from "../src/client/model-registration.ts";
 import { ROOT, isolatedServer, leftovers, writeFile } from "../test/e2e/helpers.ts";
 import { fdCount, jvmLiveHeap, prng, rssMiB } from "./soak-lib.ts";
 

@@ -25,7 +25,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createArchive } from "../src/archive/archive.ts";
 import { readKeyFile } from "../src/client/keys.ts";
 import { allProcs, stillRunning, type ProcInfo } from "../src/client/procs.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
+import { connect, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
+import { registerWatched } from "../src/client/model-registration.ts";
 import { OOM_MARKER, ROOT, faultShimPackage, isolatedServer, leftovers, tinyConfig } from "../test/e2e/helpers.ts";
 import { fdCount, prng, rssMiB } from "./soak-lib.ts";
 

@@ -1,11 +1,12 @@
 /**
- * Starting and stopping the project's TorchServe, and talking to it.
+ * The project's TorchServe server: starting it, finding it, stopping it.
  *
  * `startServer` spawns `torchserve --start` (found by ./torchserve-path.ts) with an argument list
  * (never a shell) in the working folder, with LOG_LOCATION, METRICS_LOCATION
  * and TEMP/TMPDIR pointing there, then waits for /ping. `stopServer` stops
  * the Java frontend and waits until it, its Python workers and their Node
- * children are all gone, escalating to SIGKILL for any that linger.
+ * children are all gone, escalating to SIGKILL for any that linger. Putting
+ * models on it is ./model-registration.ts's job.
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -13,15 +14,11 @@ import fsp from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { readArchiveFile, listArchive } from "../archive/reader.ts";
-import { MANIFEST_PATH } from "../archive/manifest.ts";
-import { TorchServeClient, type RegisterOptions } from "./http.ts";
+import { TorchServeClient } from "./http.ts";
 import { readKeyFile } from "./keys.ts";
-import { LogWatcher, findWorkerFailure } from "./logs.ts";
 import { allProcs, procInfo, processTree, procsMentioning, signal, stillRunning, TS_MAIN_CLASS, type ProcInfo } from "./procs.ts";
 import { addressesFrom, isTrue, readProperties, withPortBase, type Properties, type ServerAddresses } from "./properties.ts";
 import { workPaths, type WorkPaths } from "./paths.ts";
-import { workerProgress } from "./workers.ts";
 import { findTorchServe, TorchServeNotFoundError, venvOf } from "./torchserve-path.ts";
 import { PACKAGE_ROOT } from "../package-root.ts";
 import { metricsConfigProblem } from "../metrics/check-config.ts";
@@ -41,14 +38,6 @@ export class ServerError extends Error {
   constructor(message: string, readonly exitCode = 1) {
     super(message);
     this.name = "ServerError";
-  }
-}
-
-/** A worker that failed to start, with the cause from the model log. */
-export class WorkerStartError extends Error {
-  constructor(readonly modelName: string, readonly reason: string) {
-    super(`the worker of model "${modelName}" failed to start:\n${reason}`);
-    this.name = "WorkerStartError";
   }
 }
 
@@ -143,7 +132,7 @@ async function writePortBaseConfig(paths: WorkPaths, tsConfig: string | undefine
 }
 
 /** The environment TorchServe and its workers run with; `launcher` is the torchserve that runs (its folder goes first on PATH). */
-export function serverEnv(paths: WorkPaths, base: NodeJS.ProcessEnv = process.env, launcher = path.join(paths.venvBin, "torchserve")): NodeJS.ProcessEnv {
+function serverEnv(paths: WorkPaths, base: NodeJS.ProcessEnv = process.env, launcher = path.join(paths.venvBin, "torchserve")): NodeJS.ProcessEnv {
   const venv = venvOf(launcher);
   return {
     ...base,
@@ -157,12 +146,15 @@ export function serverEnv(paths: WorkPaths, base: NodeJS.ProcessEnv = process.en
   };
 }
 
-export async function startServer(options: StartOptions = {}): Promise<ServerState> {
-  const paths = options.paths ?? workPaths();
-  const progress = options.onProgress ?? (() => {});
-  const running = runningServer(paths);
-  if (running) throw new ServerError(`TorchServe is already running (pid ${running.pid}); stop it with \`tsserve stop\``, 2);
+/** What a start runs with: the TorchServe config (if any) and what it says. */
+interface ServerConfig {
+  tsConfig: string | undefined;
+  props: Properties | undefined;
+  addresses: ServerAddresses;
+  modelStore: string;
+}
 
+async function serverConfig(options: StartOptions, paths: WorkPaths, progress: (message: string) => void): Promise<ServerConfig> {
   let tsConfig = options.tsConfig ? path.resolve(options.tsConfig) : fs.existsSync(paths.defaultTsConfig) ? paths.defaultTsConfig : undefined;
   if (options.tsConfig && !fs.existsSync(tsConfig!)) throw new ServerError(`--ts-config file not found: ${options.tsConfig}`, 2);
   if (options.portBase !== undefined) tsConfig = await writePortBaseConfig(paths, tsConfig, options.portBase);
@@ -175,30 +167,38 @@ export async function startServer(options: StartOptions = {}): Promise<ServerSta
   if (!isTrue(props?.get("enable_model_api"))) {
     progress("warning: enable_model_api is not true in the TorchServe config; `tsserve register` will be refused");
   }
+  return { tsConfig, props, addresses, modelStore };
+}
 
-  for (const [api, address] of Object.entries({ ...addresses, ...grpcAddresses(props) })) {
+async function refuseTakenPorts(config: ServerConfig): Promise<void> {
+  for (const [api, address] of Object.entries({ ...config.addresses, ...grpcAddresses(config.props) })) {
     if (await portOpen(address)) {
       throw new ServerError(`the ${api} address ${address} is already in use (another TorchServe?): stop it, or start this one on other ports with --port-base`, 2);
     }
   }
-  let torchserve: string;
+}
+
+function locateTorchServe(explicit: string | undefined, paths: WorkPaths, progress: (message: string) => void): string {
   try {
-    const found = findTorchServe({ explicit: options.torchserve, projectRoot: paths.root, packageRoot: PACKAGE_ROOT });
-    torchserve = found.path;
-    progress(`using ${torchserve} (${found.source})`);
+    const found = findTorchServe({ explicit, projectRoot: paths.root, packageRoot: PACKAGE_ROOT });
+    progress(`using ${found.path} (${found.source})`);
+    return found.path;
   } catch (error) {
     if (error instanceof TorchServeNotFoundError) throw new ServerError(error.message, 2);
     throw error;
   }
+}
 
-  for (const dir of [paths.work, paths.logs, paths.tmp, modelStore]) await fsp.mkdir(dir, { recursive: true });
+/** Runs `torchserve --start`, which returns once the frontend is forked; returns the console log it wrote to. */
+async function launch(torchserve: string, config: ServerConfig, models: string[] | undefined, paths: WorkPaths): Promise<string> {
+  for (const dir of [paths.work, paths.logs, paths.tmp, config.modelStore]) await fsp.mkdir(dir, { recursive: true });
   // Keys of a previous run are stale: TorchServe writes new ones at start.
   await fsp.rm(paths.keyFile, { force: true });
   await fsp.rm(paths.state, { force: true });
 
-  const args = ["--start", "--ncs", "--model-store", modelStore];
-  if (tsConfig) args.push("--ts-config", tsConfig);
-  if (options.models?.length) args.push("--models", ...options.models);
+  const args = ["--start", "--ncs", "--model-store", config.modelStore];
+  if (config.tsConfig) args.push("--ts-config", config.tsConfig);
+  if (models?.length) args.push("--models", ...models);
   const consoleLog = path.join(paths.logs, "torchserve-console.log");
   const out = fs.openSync(consoleLog, "a");
   const env = serverEnv(paths, process.env, torchserve);
@@ -210,10 +210,14 @@ export async function startServer(options: StartOptions = {}): Promise<ServerSta
     launcher.once("exit", (c) => resolve(c));
   });
   if (code !== 0) throw new ServerError(`torchserve --start exited with ${code}:\n${tail(consoleLog, 15)}`);
+  return consoleLog;
+}
 
+/** Waits for the frontend to answer /ping, then records it in the working folder. */
+async function waitForPing(config: ServerConfig, consoleLog: string, timeoutMs: number, paths: WorkPaths, progress: (message: string) => void): Promise<ServerState> {
+  const { addresses } = config;
   let java: ProcInfo | undefined;
   const started = Date.now();
-  const timeoutMs = options.timeoutMs ?? 120_000;
   const client = new TorchServeClient({ addresses, keys: () => readKeyFile(paths.keyFile) });
   let lastReport = 0;
   for (;;) {
@@ -222,18 +226,11 @@ export async function startServer(options: StartOptions = {}): Promise<ServerSta
     if (elapsed > 3000 && !runningServer(paths)) {
       throw new ServerError(`TorchServe exited while starting:\n${tail(path.join(paths.logs, "ts_log.log"), 20) || tail(consoleLog, 20)}`);
     }
-    if (java) {
-      try {
-        const pong = await client.ping(AbortSignal.timeout(2000));
-        if (pong.status) {
-          const state: ServerState = { pid: java.pid, start: java.start, tsConfig, modelStore, addresses, startedAt: new Date().toISOString() };
-          await fsp.writeFile(paths.state, JSON.stringify(state, null, 2) + "\n");
-          progress(`TorchServe is up (pid ${java.pid}) after ${(elapsed / 1000).toFixed(1)}s: inference ${addresses.inference}, management ${addresses.management}`);
-          return state;
-        }
-      } catch {
-        // not listening yet
-      }
+    if (java && (await answersPing(client))) {
+      const state: ServerState = { pid: java.pid, start: java.start, tsConfig: config.tsConfig, modelStore: config.modelStore, addresses, startedAt: new Date().toISOString() };
+      await fsp.writeFile(paths.state, JSON.stringify(state, null, 2) + "\n");
+      progress(`TorchServe is up (pid ${java.pid}) after ${(elapsed / 1000).toFixed(1)}s: inference ${addresses.inference}, management ${addresses.management}`);
+      return state;
     }
     if (elapsed > timeoutMs) {
       throw new ServerError(`TorchServe did not answer ${addresses.inference}/ping within ${timeoutMs / 1000}s:\n${tail(path.join(paths.logs, "ts_log.log"), 20)}`);
@@ -244,6 +241,26 @@ export async function startServer(options: StartOptions = {}): Promise<ServerSta
     }
     await sleep(250);
   }
+}
+
+async function answersPing(client: TorchServeClient): Promise<boolean> {
+  try {
+    return Boolean((await client.ping(AbortSignal.timeout(2000))).status);
+  } catch {
+    return false; // not listening yet
+  }
+}
+
+export async function startServer(options: StartOptions = {}): Promise<ServerState> {
+  const paths = options.paths ?? workPaths();
+  const progress = options.onProgress ?? (() => {});
+  const running = runningServer(paths);
+  if (running) throw new ServerError(`TorchServe is already running (pid ${running.pid}); stop it with \`tsserve stop\``, 2);
+  const config = await serverConfig(options, paths, progress);
+  await refuseTakenPorts(config);
+  const torchserve = locateTorchServe(options.torchserve, paths, progress);
+  const consoleLog = await launch(torchserve, config, options.models, paths);
+  return waitForPing(config, consoleLog, options.timeoutMs ?? 120_000, paths, progress);
 }
 
 /** Processes that belong to this working folder's TorchServe: the frontend's tree, plus orphans naming the folder. */
@@ -306,108 +323,4 @@ export async function stopServer(options: { paths?: WorkPaths; graceMs?: number;
   if (survivors.length) throw new ServerError(`processes survived SIGKILL: ${survivors.map((p) => p.pid).join(", ")}`);
   for (const file of [paths.keyFile, paths.pidFile, paths.state]) await fsp.rm(file, { force: true });
   return { wasRunning: java !== undefined, killed };
-}
-
-/**
- * Puts an archive (a .mar, .tar.gz or folder anywhere) into the model store,
- * after checking it is safe, and returns the name to register it by.
- */
-export async function stageArchive(archive: string, modelStore: string): Promise<{ url: string; modelName: string }> {
-  const source = path.resolve(archive);
-  await listArchive(source); // refuses unsafe entries before anything is copied
-  const manifest = JSON.parse((await readArchiveFile(source, MANIFEST_PATH)).toString("utf8")) as { model?: { modelName?: string } };
-  const modelName = manifest.model?.modelName;
-  if (!modelName) throw new ServerError(`${archive}: its manifest names no model`, 2);
-  const url = path.basename(source);
-  const dest = path.join(modelStore, url);
-  if (path.resolve(dest) !== source) {
-    await fsp.rm(dest, { recursive: true, force: true });
-    await fsp.cp(source, dest, { recursive: true, dereference: false });
-  }
-  return { url, modelName };
-}
-
-/**
- * The cause of a worker failure the logs show, once the log has it whole:
- * the worker's output reaches the log line by line, slowly on a busy
- * machine, so wait for the exception line and for the log to go quiet
- * (a Node stderr block may still follow), or for `settleMs`.
- */
-// How long a failure already seen waits for its cause: the frontend's "Worker died." can precede the worker's own
-// traceback in the model log by over 10 s on a busy machine (seen with npm test's concurrent lanes).
-async function settledFailure(watcher: LogWatcher, modelName: string, settleMs = 30_000, quietMs = 500): Promise<string | undefined> {
-  const deadline = Date.now() + settleMs;
-  let log = watcher.since("model_log.log");
-  let failure = findWorkerFailure(log, watcher.since("ts_log.log"), modelName);
-  while (failure && Date.now() < deadline) {
-    await sleep(failure.complete ? quietMs : 200);
-    const next = watcher.since("model_log.log");
-    const quiet = next === log;
-    log = next;
-    const wasComplete = failure.complete;
-    failure = findWorkerFailure(log, watcher.since("ts_log.log"), modelName) ?? failure;
-    if (wasComplete && failure.complete && quiet) break;
-  }
-  return failure?.cause;
-}
-
-export interface RegisterWatch {
-  /** Give up (and unregister) when the workers are not ready after this long (default 1 hour: a 70b model loads for minutes). */
-  timeoutMs?: number;
-  pollMs?: number;
-  onProgress?: (message: string) => void;
-}
-
-export interface RegisterResult {
-  status: string;
-  /** Seconds from the register call until every worker was ready. */
-  seconds: number;
-}
-
-/**
- * Registers asynchronously (`synchronous=false`: TorchServe answers 202 at
- * once) and polls the model's description until its workers are ready,
- * watching the logs meanwhile. No frontend thread ever waits on the load:
- * a synchronous register abandoned after a failed load leaves a Netty thread
- * parked in `CompletableFuture.get` for good, and every request that lands on
- * it hangs. A worker that dies while loading ends the wait with the cause
- * from the model log, and the model is unregistered so its workers stop retrying.
- */
-export async function registerWatched(
-  client: TorchServeClient,
-  options: RegisterOptions & { modelName: string },
-  paths: WorkPaths = workPaths(),
-  watch: RegisterWatch = {},
-): Promise<RegisterResult> {
-  const watcher = new LogWatcher(paths.logs);
-  const started = Date.now();
-  const timeoutMs = watch.timeoutMs ?? 3_600_000;
-  await client.registerModel({ ...options, synchronous: false });
-  let lastReport = started;
-  for (;;) {
-    const failure = await settledFailure(watcher, options.modelName);
-    if (failure) {
-      await unregisterQuietly(client, options.modelName);
-      throw new WorkerStartError(options.modelName, failure);
-    }
-    const progress = await workerProgress(client, options.modelName);
-    if (progress && progress.ready >= progress.wanted) {
-      const status = `Model "${options.modelName}" Version: ${progress.version} registered with ${progress.wanted} initial workers`;
-      return { status, seconds: (Date.now() - started) / 1000 };
-    }
-    const elapsed = Date.now() - started;
-    if (elapsed > timeoutMs) {
-      await unregisterQuietly(client, options.modelName);
-      throw new WorkerStartError(options.modelName, `no worker was ready after ${Math.round(elapsed / 1000)} s (the model log has what it was doing): unregistered it`);
-    }
-    if (Date.now() - lastReport >= 10_000) {
-      lastReport = Date.now();
-      watch.onProgress?.(`loading ${options.modelName}: ${progress?.ready ?? 0}/${progress?.wanted ?? "?"} worker(s) ready after ${Math.round(elapsed / 1000)} s`);
-    }
-    await sleep(watch.pollMs ?? 250);
-  }
-}
-
-async function unregisterQuietly(client: TorchServeClient, modelName: string): Promise<void> {
-  await client.unregisterModel(modelName, undefined, AbortSignal.timeout(30_000)).catch(() => undefined);
 }

@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
 import { stillRunning, type ProcInfo } from "../../src/client/procs.ts";
-import { registerWatched } from "../../src/client/torchserve-process.ts";
+import { registerWatched } from "../../src/client/model-registration.ts";
 import { TINY_HANDLER, nodeChildOf, tinyConfig, waitFor } from "./helpers.ts";
 import { withServer } from "./servers.ts";
 

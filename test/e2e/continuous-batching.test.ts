@@ -10,7 +10,7 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createArchive } from "../../src/archive/archive.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
-import { registerWatched } from "../../src/client/torchserve-process.ts";
+import { registerWatched } from "../../src/client/model-registration.ts";
 import { jvmLiveHeap } from "../../scripts/soak-lib.ts";
 import { OOM_MARKER, ROOT, TINY_HANDLER, cli, faultShimPackage, leftoverProcs, nodeChildOf, tinyConfig, waitFor } from "./helpers.ts";
 import { withServer } from "./servers.ts";

@@ -14,7 +14,8 @@ import { bundleHandler } from "../../src/bundle/bundle.ts";
 import type { TorchServeClient } from "../../src/client/http.ts";
 import { LogWatcher } from "../../src/client/logs.ts";
 import { stillRunning, type ProcInfo } from "../../src/client/procs.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer, WorkerStartError } from "../../src/client/torchserve-process.ts";
+import { connect, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
+import { registerWatched, WorkerStartError } from "../../src/client/model-registration.ts";
 import {
   OOM_MARKER,
   ROOT,

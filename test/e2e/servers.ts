@@ -20,7 +20,8 @@ import { BUNDLE_FILE, BUNDLE_MAP_FILE, liveBundleFolders, writeBundle } from "..
 import type { RegisterOptions, TorchServeClient } from "../../src/client/http.ts";
 import { workPaths } from "../../src/client/paths.ts";
 import { processTree, stillRunning, type ProcInfo } from "../../src/client/procs.ts";
-import { connect, registerWatched, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
+import { registerWatched } from "../../src/client/model-registration.ts";
+import { connect, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
 import { loopbackProperties } from "../../src/client/properties.ts";
 import { configWith, E2E_PORT_BASE, isolatedServer, leftovers, ROOT, SMOLLM2_CONFIG, VLLM_TEST_SETTINGS, type IsolatedServer } from "./helpers.ts";
 

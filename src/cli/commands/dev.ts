@@ -15,7 +15,8 @@ import { bundleHandler } from "../../bundle/bundle.ts";
 import type { TorchServeClient } from "../../client/http.ts";
 import { configChanges, writeBundle } from "../../client/hot-swap.ts";
 import { workPaths, type WorkPaths } from "../../client/paths.ts";
-import { connect, readState, registerWatched, runningServer, startServer, stopServer, WorkerStartError } from "../../client/torchserve-process.ts";
+import { registerWatched, WorkerStartError } from "../../client/model-registration.ts";
+import { connect, readState, runningServer, startServer, stopServer } from "../../client/torchserve-process.ts";
 import { UsageError, type Command } from "../command.ts";
 import { parsePortBase } from "./start.ts";
 

@@ -7,7 +7,8 @@ import type { TorchServeClient } from "../../client/http.ts";
 import { TorchServeError } from "../../client/http.ts";
 import { workPaths } from "../../client/paths.ts";
 import { isTrue, readProperties } from "../../client/properties.ts";
-import { connect, readState, registerWatched, ServerError, stageArchive, WorkerStartError } from "../../client/torchserve-process.ts";
+import { registerWatched, stageArchive, WorkerStartError } from "../../client/model-registration.ts";
+import { connect, readState, ServerError } from "../../client/torchserve-process.ts";
 import { UsageError, type Command } from "../command.ts";
 
 const usage = `Usage: tsserve register ARCHIVE [--model-name N] [--initial-workers N] [--batch-size B] [--max-batch-delay MS] [--timeout S] [--replace]

@@ -6,7 +6,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { UnsafeArchiveError } from "../../../src/archive/reader.ts";
 import { secretReason } from "../../../src/archive/secrets.ts";
-import { stageArchive } from "../../../src/client/torchserve-process.ts";
+import { stageArchive } from "../../../src/client/model-registration.ts";
 import { python, tempDir } from "../archive/helpers.ts";
 
 function zipWith(entries: { name: string; symlink?: string }[]): string {
