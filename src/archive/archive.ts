@@ -1,20 +1,21 @@
 /**
- * `tsserve archive`: validate the model config against the handler's schema,
- * bundle the handler, generate the per-model shim module, and pack everything
- * the way torch-model-archiver 0.12 does (same manifest, same layout, same
- * formats), so a stock TorchServe loads it as one of its own.
+ * `tsserve archive`: bundle the handler, check the model config against its
+ * schema (../config/model-config-file.ts), generate the per-model shim module,
+ * and pack everything the way torch-model-archiver 0.12 does (same manifest,
+ * same layout, same formats), so a stock TorchServe loads it as one of its own.
  */
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import * as tar from "tar";
-import YAML from "yaml";
 import yazl from "yazl";
-import type { z } from "zod";
-import { importHandlerBundle } from "../bundle/bundle.ts";
-import { parseModelConfig, resolveModelPath } from "../config/model-config.ts";
-import { unknownConfigKeys, type UnknownKey } from "../config/unknown-keys.ts";
+import { bundleHandler } from "../bundle/bundle.ts";
+import { loadHandlerConfigSchema } from "../bundle/handler-config-schema.ts";
+import { ArchiveInputError } from "../config/input-error.ts";
+import { resolveModelPath } from "../config/model-config.ts";
+import { checkUnknownKeys, readModelConfig, validateModelConfig, type ModelConfigFile } from "../config/model-config-file.ts";
+import { packedConfig } from "../config/packed-config.ts";
 import { PACKAGE_ROOT } from "../package-root.ts";
 import { MANIFEST_PATH, MODEL_NAME_PATTERN, renderManifest, type ManifestModel } from "./manifest.ts";
 import { secretReason } from "./secrets.ts";
@@ -26,7 +27,7 @@ export const ARCHIVE_FORMATS = ["default", "zip-store", "tgz", "no-archive"] as 
 export type ArchiveFormatOption = (typeof ARCHIVE_FORMATS)[number];
 
 /** What the archiver appends to the model name, per format (as torch-model-archiver). */
-export const FORMAT_SUFFIX: Record<ArchiveFormatOption, string> = {
+const FORMAT_SUFFIX: Record<ArchiveFormatOption, string> = {
   default: ".mar",
   "zip-store": ".mar",
   tgz: ".tar.gz",
@@ -34,20 +35,12 @@ export const FORMAT_SUFFIX: Record<ArchiveFormatOption, string> = {
 };
 
 /** The shipped shim package, next to this source tree. */
-export const SHIM_PACKAGE_SOURCE = path.join(PACKAGE_ROOT, "python_shim", "tsserve_shim");
+const SHIM_PACKAGE_SOURCE = path.join(PACKAGE_ROOT, "python_shim", "tsserve_shim");
 
 /** File kinds that are model weights: they stay where `model_path` points, never in the archive. */
 const WEIGHT_SUFFIXES = [".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".h5", ".msgpack"];
 
-/** Bad input to the archiver (exit code 2 in the CLI): nothing has been written. */
-export class ArchiveInputError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ArchiveInputError";
-  }
-}
-
-export interface ArchiveOptions {
+interface ArchiveOptions {
   modelName: string;
   version: string;
   /** The TypeScript handler module. */
@@ -73,7 +66,7 @@ export interface ArchiveHooks {
   log?: (message: string) => void;
 }
 
-export interface ArchiveResult {
+interface ArchiveResult {
   /** The .mar, .tar.gz or folder written. */
   path: string;
   manifest: string;
@@ -92,108 +85,8 @@ function exists(p: string): boolean {
   return fs.existsSync(p);
 }
 
-/** Formats zod issues as `handler.model_path: Invalid input: expected string` lines. */
-export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
-  return issues.map((i) => `  ${i.path.length ? i.path.map(String).join(".") : "(root)"}: ${i.message}`).join("\n");
-}
-
-/** The handler class's config schema, read from the handler's bundle (its default export is the handler class). */
-export async function loadHandlerConfigSchema(handler: string, bundlePath: string): Promise<z.ZodType<unknown>> {
-  let Cls: unknown;
-  try {
-    Cls = await importHandlerBundle(bundlePath);
-  } catch (error) {
-    throw new ArchiveInputError(`cannot load handler ${handler}: ${(error as Error).message}`);
-  }
-  if (typeof Cls !== "function") throw new ArchiveInputError(`${handler} must export its handler class as default`);
-  const instance = new (Cls as new () => { configSchema?: unknown })();
-  const schema = instance.configSchema as z.ZodType<unknown> | undefined;
-  if (!schema || typeof (schema as { safeParse?: unknown }).safeParse !== "function") {
-    throw new ArchiveInputError(`${handler}: the handler class has no zod configSchema`);
-  }
-  return schema;
-}
-
-/** Reads model-config.yaml: its YAML document and its top-level mapping, which must have a `handler:` section. */
-export async function readModelConfig(configFile: string): Promise<{ raw: Record<string, unknown>; doc: YAML.Document }> {
-  const text = await fsp.readFile(configFile, "utf8");
-  const doc = YAML.parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length > 0) {
-    throw new ArchiveInputError(`${configFile} is not valid YAML:\n${doc.errors.map((e) => `  ${e.message}`).join("\n")}`);
-  }
-  const raw: unknown = doc.toJS();
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new ArchiveInputError(`${configFile} must be a YAML mapping`);
-  if (!("handler" in raw)) throw new ArchiveInputError(`${configFile}: missing the "handler:" section (model_path and the handler's settings)`);
-  return { raw: raw as Record<string, unknown>, doc };
-}
-
-/** Checks the parsed config against the handler's schema; returns the config as the handler will see it. */
-export function validateModelConfig(raw: Record<string, unknown>, schema: z.ZodType<unknown>, configFile: string, handler: string): Record<string, unknown> {
-  const parsed = parseModelConfig(raw, schema);
-  if (!parsed.success) {
-    const unknown = unknownConfigKeys(raw, schema, path.basename(handler));
-    const hints = unknown.length > 0 ? `\n${formatUnknownKeys(unknown)}` : "";
-    throw new ArchiveInputError(`${configFile} does not match ${path.basename(handler)}'s config schema:\n${formatIssues(parsed.error.issues)}${hints}`);
-  }
-  return parsed.data as Record<string, unknown>;
-}
-
-function formatUnknownKeys(unknown: readonly UnknownKey[]): string {
-  return unknown.map((u) => `  ${u.message}`).join("\n");
-}
-
-/**
- * Keys of the config that nothing reads: warnings, or with `strict` an
- * ArchiveInputError naming them all.
- */
-export function checkUnknownKeys(raw: Record<string, unknown>, schema: z.ZodType<unknown>, configFile: string, handler: string, strict: boolean): string[] {
-  const unknown = unknownConfigKeys(raw, schema, path.basename(handler));
-  if (unknown.length === 0) return [];
-  if (strict) throw new ArchiveInputError(`${configFile} has keys that nothing reads (--strict):\n${formatUnknownKeys(unknown)}`);
-  return unknown.map((u) => `${configFile}: ${u.message}`);
-}
-
-/** Paths of the handler section that name folders (or, for gguf_file, a file) on the serving host. */
-const PATH_KEYS = ["model_path", "tokenizer_path", "gguf_file"] as const;
-
-/**
- * The config as packed: a relative `model_path`/`tokenizer_path` resolves
- * against the config file's folder, which inside the archive would be the
- * unpacked model folder, so it is rewritten to the absolute path it names
- * here. Comments and layout are kept. Returns the new text, or undefined when
- * nothing changed.
- */
-export function absolutizePaths(doc: YAML.Document, configFile: string, rewrites: string[]): string | undefined {
-  let changed = false;
-  for (const key of PATH_KEYS) {
-    const value: unknown = doc.getIn(["handler", key]);
-    if (typeof value !== "string" || value === "" || path.isAbsolute(value) || value === "~" || value.startsWith("~/")) continue;
-    if (key === "gguf_file" && !value.includes("/")) continue; // a file name inside model_path
-    const absolute = resolveModelPath(configFile, value);
-    doc.setIn(["handler", key], absolute);
-    rewrites.push(`handler.${key}: ${value} -> ${absolute} (relative paths resolve against ${path.basename(configFile)}'s folder)`);
-    changed = true;
-  }
-  return changed ? doc.toString() : undefined;
-}
-
-/** The start-up budget a vLLM-engine config gets when it names none: vLLM loads, profiles and compiles for minutes. */
-export const VLLM_STARTUP_TIMEOUT_S = 600;
-
-/**
- * The config as packed: a vLLM-engine config without `startupTimeout` gets VLLM_STARTUP_TIMEOUT_S
- * (TorchServe's own default, 120 s, kills the worker while vLLM is still starting, and says only
- * "Worker died"). Returns whether it was set.
- */
-export function defaultStartupTimeout(doc: YAML.Document, rewrites: string[]): boolean {
-  if (doc.getIn(["handler", "engine"]) !== "vllm" || doc.get("startupTimeout") !== undefined) return false;
-  doc.set("startupTimeout", VLLM_STARTUP_TIMEOUT_S);
-  rewrites.push(`startupTimeout: ${VLLM_STARTUP_TIMEOUT_S} (the vLLM engine starts in minutes; TorchServe's default is 120 s)`);
-  return true;
-}
-
 /** The shim package's files: everything but tests and caches. */
-export async function shimPackageItems(source: string): Promise<Item[]> {
+async function shimPackageItems(source: string): Promise<Item[]> {
   const items: Item[] = [];
   const walk = async (rel: string): Promise<void> => {
     for (const dirent of await fsp.readdir(path.join(source, rel), { withFileTypes: true })) {
@@ -288,12 +181,8 @@ async function writeTgz(items: Item[], manifest: string, out: string, modelName:
   await tar.c({ gzip: true, file: out, cwd: stage, prefix: modelName, portable: true }, names);
 }
 
-/** Builds the archive. Throws ArchiveInputError (nothing written) for bad input. */
-export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks = {}): Promise<ArchiveResult> {
-  const log = hooks.log ?? (() => {});
-  const format = options.archiveFormat ?? "default";
-  const force = options.force ?? false;
-  const warnings: string[] = [];
+/** Where the archive goes: `out`, in `exportPath`; throws ArchiveInputError for options that cannot make one. */
+function checkOptions(options: ArchiveOptions, format: ArchiveFormatOption, force: boolean): { exportPath: string; out: string } {
   if (!MODEL_NAME_PATTERN.test(options.modelName)) {
     throw new ArchiveInputError(`model name "${options.modelName}" must match ${MODEL_NAME_PATTERN.source} (as torch-model-archiver requires)`);
   }
@@ -309,78 +198,140 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
   if (options.requirementsFile !== undefined && !fs.statSync(options.requirementsFile, { throwIfNoEntry: false })?.isFile()) {
     throw new ArchiveInputError(`requirements file not found: ${options.requirementsFile}`);
   }
+  return { exportPath, out };
+}
 
-  // 1. The config, against the handler's own schema (read from its bundle), before anything is packed.
-  const { raw, doc } = await readModelConfig(options.configFile);
+type Bundler = NonNullable<ArchiveHooks["bundle"]>;
+
+async function bundleInto(bundle: Bundler, handler: string, scratch: string): Promise<{ bundlePath: string; mapPath: string }> {
+  try {
+    return await bundle({ handler, outDir: path.join(scratch, "bundle") });
+  } catch (error) {
+    throw new ArchiveInputError(`cannot bundle handler ${handler}: ${(error as Error).message}`);
+  }
+}
+
+/** The config checked against the handler's schema, and the model folder it names (resolved as the worker will). */
+async function checkedConfig(
+  options: ArchiveOptions,
+  raw: Record<string, unknown>,
+  bundlePath: string,
+  warnings: string[],
+): Promise<{ config: Record<string, unknown>; modelPath: string | undefined }> {
+  const schema = await loadHandlerConfigSchema(options.handler, bundlePath);
+  const config = validateModelConfig(raw, schema, options.configFile, options.handler);
+  warnings.push(...checkUnknownKeys(raw, schema, options.configFile, options.handler, options.strict ?? false));
+  const handlerSection = config.handler as { model_path?: unknown };
+  const modelPath = typeof handlerSection.model_path === "string" ? resolveModelPath(options.configFile, handlerSection.model_path) : undefined;
+  const missingModel = modelPathWarning("model_path", modelPath);
+  if (missingModel) warnings.push(missingModel);
+  return { config, modelPath };
+}
+
+/** The config file to pack: the user's, or its rewritten copy in `scratch`. */
+async function configToPack(configFile: string, packed: string | undefined, scratch: string): Promise<string> {
+  if (packed === undefined) return configFile;
+  const copy = path.join(scratch, "config", path.basename(configFile));
+  await fsp.mkdir(path.dirname(copy), { recursive: true });
+  await fsp.writeFile(copy, packed);
+  return copy;
+}
+
+/**
+ * requirements.txt, written to `scratch`: the shim's Python requirements, Node as a wheel,
+ * bitsandbytes when quantizing, then the user's -r file (refused when it would replace the host's packages in a venv).
+ */
+async function writeRequirements(options: ArchiveOptions, config: Record<string, unknown>, scratch: string, warnings: string[]): Promise<string> {
+  const userRequirements = options.requirementsFile === undefined ? undefined : await fsp.readFile(options.requirementsFile, "utf8");
+  const userRequirementsName = options.requirementsFile === undefined ? undefined : path.basename(options.requirementsFile);
+  const requirements = archiveRequirements({
+    shimRequirements: await fsp.readFile(SHIM_REQUIREMENTS_FILE, "utf8"),
+    quantize: (config.handler as { quantize?: string }).quantize,
+    engine: (config.handler as { engine?: string }).engine,
+    deviceType: typeof config.deviceType === "string" ? config.deviceType : undefined,
+    userRequirements,
+    userRequirementsName,
+  });
+  warnings.push(...requirements.overrides);
+  if (userRequirements !== undefined) {
+    const userLines = userRequirementLines(userRequirements);
+    const refusal = venvRefusal(config, path.basename(options.configFile), userLines, userRequirementsName!);
+    if (refusal) throw new ArchiveInputError(refusal);
+    warnings.push(...hostPackageWarnings(userLines, userRequirementsName!));
+  }
+  const requirementsFile = path.join(scratch, ARCHIVE_REQUIREMENTS_FILE);
+  await fsp.writeFile(requirementsFile, requirements.text);
+  return requirementsFile;
+}
+
+/** Refuses two items with one name, and any item where the manifest goes. */
+function refuseClashes(items: readonly Item[]): void {
+  const seen = new Map<string, string>();
+  for (const item of items) {
+    const top = item.name.split("/")[0]!;
+    const clash = seen.get(item.name) ?? (item.name === MANIFEST_PATH || top === "MAR-INF" ? "the manifest" : undefined);
+    if (clash) throw new ArchiveInputError(`${item.from} would overwrite ${item.name} (from ${clash}) in the archive`);
+    seen.set(item.name, item.from);
+  }
+}
+
+/** Everything the archive holds but its manifest, each item checked; `warnings` gets what was packed despite a doubt. */
+async function archiveItems(options: ArchiveOptions, hooks: ArchiveHooks, modelConfig: ModelConfigFile, scratch: string, warnings: string[]): Promise<Item[]> {
+  const log = hooks.log ?? (() => {});
+  const { raw, doc } = modelConfig;
+  log(`bundling ${options.handler}`);
+  const built = await bundleInto(hooks.bundle ?? bundleHandler, options.handler, scratch);
+  const { config, modelPath } = await checkedConfig(options, raw, built.bundlePath, warnings);
+  const packed = packedConfig(doc, options.configFile);
+  const extras = await extraFileItems(options.extraFiles ?? [], options.force ?? false, modelPath, warnings);
+  const shim = await shimPackageItems(hooks.shimPackage ?? SHIM_PACKAGE_SOURCE);
+  const configSource = await configToPack(options.configFile, packed.text, scratch);
+  if (packed.text !== undefined) for (const r of packed.rewrites) log(`packed config: ${r}`);
+  const requirementsFile = await writeRequirements(options, config, scratch, warnings);
+  const shimFile = path.join(scratch, SHIM_HANDLER_FILE);
+  await fsp.writeFile(shimFile, renderShimHandler({ modelName: options.modelName, handlerSource: path.basename(options.handler) }));
+  const items: Item[] = [
+    { name: SHIM_HANDLER_FILE, from: shimFile },
+    { name: BUNDLE_FILE, from: built.bundlePath },
+    { name: BUNDLE_MAP_FILE, from: built.mapPath },
+    ...shim,
+    { name: path.basename(options.configFile), from: configSource },
+    { name: ARCHIVE_REQUIREMENTS_FILE, from: requirementsFile },
+    ...extras,
+  ];
+  refuseClashes(items);
+  return items;
+}
+
+/** Writes next to the destination, then swaps it in, so a failure never leaves half an archive. */
+async function writeArchive(items: Item[], manifest: string, out: string, format: ArchiveFormatOption, modelName: string, scratch: string, log: (m: string) => void): Promise<void> {
+  const temp = path.join(path.dirname(out), `.${modelName}.tsserve-${process.pid}${FORMAT_SUFFIX[format]}`);
+  await fsp.rm(temp, { recursive: true, force: true });
+  try {
+    if (format === "tgz") await writeTgz(items, manifest, temp, modelName, scratch);
+    else if (format === "no-archive") await writeFolder(items, manifest, temp);
+    else await writeZip(items, manifest, temp, format === "zip-store");
+    if (exists(out)) {
+      log(`overwriting ${out}`);
+      await fsp.rm(out, { recursive: true, force: true });
+    }
+    await fsp.rename(temp, out);
+  } catch (error) {
+    await fsp.rm(temp, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Builds the archive. Throws ArchiveInputError (nothing written) for bad input. */
+export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks = {}): Promise<ArchiveResult> {
+  const format = options.archiveFormat ?? "default";
+  const { exportPath, out } = checkOptions(options, format, options.force ?? false);
+  const warnings: string[] = [];
+  // The config is read before anything is bundled, and checked against the handler's own schema before anything is packed.
+  const modelConfig = await readModelConfig(options.configFile);
   const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), "tsserve-archive-"));
   try {
-    log(`bundling ${options.handler}`);
-    const bundle = hooks.bundle ?? (await import("../bundle/bundle.ts")).bundleHandler;
-    let built: { bundlePath: string; mapPath: string };
-    try {
-      built = await bundle({ handler: options.handler, outDir: path.join(scratch, "bundle") });
-    } catch (error) {
-      throw new ArchiveInputError(`cannot bundle handler ${options.handler}: ${(error as Error).message}`);
-    }
-    const schema = await loadHandlerConfigSchema(options.handler, built.bundlePath);
-    const config = validateModelConfig(raw, schema, options.configFile, options.handler);
-    warnings.push(...checkUnknownKeys(raw, schema, options.configFile, options.handler, options.strict ?? false));
-    const handlerSection = config.handler as { model_path?: unknown };
-    const modelPath = typeof handlerSection.model_path === "string" ? resolveModelPath(options.configFile, handlerSection.model_path) : undefined;
-    const missingModel = modelPathWarning("model_path", modelPath);
-    if (missingModel) warnings.push(missingModel);
-    const rewrites: string[] = [];
-    const defaulted = defaultStartupTimeout(doc, rewrites);
-    const packedConfig = absolutizePaths(doc, options.configFile, rewrites) ?? (defaulted ? doc.toString() : undefined);
-
-    // 2. Everything that goes in, checked for clashes and secrets.
-    const extras = await extraFileItems(options.extraFiles ?? [], force, modelPath, warnings);
-    const shim = await shimPackageItems(hooks.shimPackage ?? SHIM_PACKAGE_SOURCE);
-    let configSource = options.configFile;
-    if (packedConfig !== undefined) {
-      configSource = path.join(scratch, "config", path.basename(options.configFile));
-      await fsp.mkdir(path.dirname(configSource), { recursive: true });
-      await fsp.writeFile(configSource, packedConfig);
-      for (const r of rewrites) log(`packed config: ${r}`);
-    }
-    // requirements.txt: the shim's Python requirements, Node as a wheel, bitsandbytes when quantizing, then the user's -r file.
-    const userRequirements = options.requirementsFile === undefined ? undefined : await fsp.readFile(options.requirementsFile, "utf8");
-    const userRequirementsName = options.requirementsFile === undefined ? undefined : path.basename(options.requirementsFile);
-    const requirements = archiveRequirements({
-      shimRequirements: await fsp.readFile(SHIM_REQUIREMENTS_FILE, "utf8"),
-      quantize: (config.handler as { quantize?: string }).quantize,
-      engine: (config.handler as { engine?: string }).engine,
-      deviceType: typeof config.deviceType === "string" ? config.deviceType : undefined,
-      userRequirements,
-      userRequirementsName,
-    });
-    warnings.push(...requirements.overrides);
-    if (userRequirements !== undefined) {
-      const userLines = userRequirementLines(userRequirements);
-      const refusal = venvRefusal(config, path.basename(options.configFile), userLines, userRequirementsName!);
-      if (refusal) throw new ArchiveInputError(refusal);
-      warnings.push(...hostPackageWarnings(userLines, userRequirementsName!));
-    }
-    const requirementsFile = path.join(scratch, ARCHIVE_REQUIREMENTS_FILE);
-    await fsp.writeFile(requirementsFile, requirements.text);
-    const shimFile = path.join(scratch, SHIM_HANDLER_FILE);
-    await fsp.writeFile(shimFile, renderShimHandler({ modelName: options.modelName, handlerSource: path.basename(options.handler) }));
-    const items: Item[] = [
-      { name: SHIM_HANDLER_FILE, from: shimFile },
-      { name: BUNDLE_FILE, from: built.bundlePath },
-      { name: BUNDLE_MAP_FILE, from: built.mapPath },
-      ...shim,
-      { name: path.basename(options.configFile), from: configSource },
-      { name: ARCHIVE_REQUIREMENTS_FILE, from: requirementsFile },
-      ...extras,
-    ];
-    const seen = new Map<string, string>();
-    for (const item of items) {
-      const top = item.name.split("/")[0]!;
-      const clash = seen.get(item.name) ?? (item.name === MANIFEST_PATH || top === "MAR-INF" ? "the manifest" : undefined);
-      if (clash) throw new ArchiveInputError(`${item.from} would overwrite ${item.name} (from ${clash}) in the archive`);
-      seen.set(item.name, item.from);
-    }
+    const items = await archiveItems(options, hooks, modelConfig, scratch, warnings);
     const model: ManifestModel = {
       modelName: options.modelName,
       handler: SHIM_HANDLER_FILE,
@@ -389,25 +340,9 @@ export async function createArchive(options: ArchiveOptions, hooks: ArchiveHooks
       configFile: path.basename(options.configFile),
     };
     const manifest = renderManifest(model, options.createdOn);
-
-    // 3. Write next to the destination, then swap it in, so a failure never leaves half an archive.
     // A missing export folder is made (`--export-path model_store` in a fresh project), once the input has passed.
     await fsp.mkdir(exportPath, { recursive: true });
-    const temp = path.join(exportPath, `.${options.modelName}.tsserve-${process.pid}${FORMAT_SUFFIX[format]}`);
-    await fsp.rm(temp, { recursive: true, force: true });
-    try {
-      if (format === "tgz") await writeTgz(items, manifest, temp, options.modelName, scratch);
-      else if (format === "no-archive") await writeFolder(items, manifest, temp);
-      else await writeZip(items, manifest, temp, format === "zip-store");
-      if (exists(out)) {
-        log(`overwriting ${out}`);
-        await fsp.rm(out, { recursive: true, force: true });
-      }
-      await fsp.rename(temp, out);
-    } catch (error) {
-      await fsp.rm(temp, { recursive: true, force: true });
-      throw error;
-    }
+    await writeArchive(items, manifest, out, format, options.modelName, scratch, hooks.log ?? (() => {}));
     const files = [...items.map((i) => i.name), MANIFEST_PATH].sort();
     return { path: out, manifest, files, warnings };
   } finally {

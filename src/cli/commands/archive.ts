@@ -1,4 +1,5 @@
-import { ARCHIVE_FORMATS, ArchiveInputError, createArchive, type ArchiveFormatOption } from "../../archive/archive.ts";
+import { ARCHIVE_FORMATS, createArchive, type ArchiveFormatOption } from "../../archive/archive.ts";
+import { ArchiveInputError } from "../../config/input-error.ts";
 import { UsageError, type Command } from "../command.ts";
 
 const usage = `Usage: tsserve archive --model-name NAME --version V --handler handlers/<file>.ts -c <model-config.yaml>

@@ -10,13 +10,16 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { ArchiveInputError, createArchive, loadHandlerConfigSchema, readModelConfig, validateModelConfig } from "../../archive/archive.ts";
+import { createArchive } from "../../archive/archive.ts";
 import { bundleHandler } from "../../bundle/bundle.ts";
+import { loadHandlerConfigSchema } from "../../bundle/handler-config-schema.ts";
 import type { TorchServeClient } from "../../client/http.ts";
 import { configChanges, writeBundle } from "../../client/hot-swap.ts";
 import { workPaths, type WorkPaths } from "../../client/paths.ts";
 import { registerWatched, WorkerStartError } from "../../client/model-registration.ts";
 import { connect, readState, runningServer, startServer, stopServer } from "../../client/torchserve-process.ts";
+import { ArchiveInputError } from "../../config/input-error.ts";
+import { readModelConfig, validateModelConfig } from "../../config/model-config-file.ts";
 import { UsageError, type Command } from "../command.ts";
 import { parsePortBase } from "./start.ts";
 

@@ -3,7 +3,9 @@ import fs from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
 import { describe, expect, it } from "vitest";
-import { ArchiveInputError, createArchive, VLLM_STARTUP_TIMEOUT_S, type ArchiveFormatOption } from "../../../src/archive/archive.ts";
+import { createArchive, type ArchiveFormatOption } from "../../../src/archive/archive.ts";
+import { ArchiveInputError } from "../../../src/config/input-error.ts";
+import { VLLM_STARTUP_TIMEOUT_S } from "../../../src/config/packed-config.ts";
 import { listArchive, modelFiles, readArchiveFile, readManifest } from "../../../src/archive/reader.ts";
 import { FIXTURES, GREETING_CONFIG, GREETING_HANDLER, ROOT, recordingBundle, tempDir, zipMethods } from "./helpers.ts";
 

@@ -4,7 +4,7 @@ import { parse as parseYaml } from "yaml";
 import { describe, expect, it } from "vitest";
 import { gpuLayoutIssues, parallelLevel } from "../../../src/config/gpu-layout.ts";
 import { HandlerSection, parseModelConfig } from "../../../src/config/model-config.ts";
-import { validateModelConfig } from "../../../src/archive/archive.ts";
+import { validateModelConfig } from "../../../src/config/model-config-file.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 const handler = (num_gpu_per_model: number) => ({ model_path: "/models/llama", num_gpu_per_model });
