@@ -11,6 +11,7 @@ import path from "node:path";
 import * as tar from "tar";
 import yazl from "yazl";
 import { bundleHandler } from "../bundle/bundle.ts";
+import { BUNDLE_FILE, BUNDLE_MAP_FILE } from "../bundle/bundle-files.ts";
 import { loadHandlerConfigSchema } from "../bundle/handler-config-schema.ts";
 import { ArchiveInputError } from "../config/input-error.ts";
 import { resolveModelPath } from "../config/model-config.ts";
@@ -21,7 +22,7 @@ import { MANIFEST_PATH, MODEL_NAME_PATTERN, renderManifest, type ManifestModel }
 import { secretReason } from "./secrets.ts";
 import { ARCHIVE_REQUIREMENTS_FILE, SHIM_REQUIREMENTS_FILE, archiveRequirements, userRequirementLines } from "./requirements.ts";
 import { hostPackageWarnings, modelPathWarning, venvRefusal } from "./deploy-checks.ts";
-import { BUNDLE_FILE, BUNDLE_MAP_FILE, SHIM_HANDLER_FILE, SHIM_PACKAGE_DIR, renderShimHandler } from "./shim.ts";
+import { SHIM_HANDLER_FILE, SHIM_PACKAGE_DIR, renderShimHandler } from "./shim.ts";
 
 export const ARCHIVE_FORMATS = ["default", "zip-store", "tgz", "no-archive"] as const;
 export type ArchiveFormatOption = (typeof ARCHIVE_FORMATS)[number];

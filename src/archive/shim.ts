@@ -4,13 +4,12 @@
  * exactly one class (a subclass of the shim's TsserveHandler) and no
  * module-level `handle` function (which TorchServe would pick instead).
  */
+import { BUNDLE_FILE } from "../bundle/bundle-files.ts";
 
 /** The generated module's file name, recorded as the manifest's `handler`. */
 export const SHIM_HANDLER_FILE = "tsserve_handler.py";
 /** Names inside the archive that tsserve owns. */
 export const SHIM_PACKAGE_DIR = "tsserve_shim";
-export const BUNDLE_FILE = "handler.mjs";
-export const BUNDLE_MAP_FILE = "handler.mjs.map";
 
 /** A Python class name from a model name: `tiny-llama-2-chat` → `TinyLlama2ChatHandler`. */
 export function shimClassName(modelName: string): string {

@@ -10,8 +10,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import { PACKAGE_ROOT } from "../package-root.ts";
-
-export const BUNDLE_FILE = "handler.mjs";
+import { BUNDLE_FILE } from "./bundle-files.ts";
 
 const RUNTIME_ENTRY = path.join(PACKAGE_ROOT, "src", "runtime", "index.ts");
 /** CommonJS dependencies inside an ESM bundle still need `require` for Node built-ins. */

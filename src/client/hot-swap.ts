@@ -11,11 +11,9 @@
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
+import { BUNDLE_FILE, BUNDLE_MAP_FILE } from "../bundle/bundle-files.ts";
 import type { TorchServeClient } from "./http.ts";
 import { allProcs, stillRunning } from "./procs.ts";
-
-export const BUNDLE_FILE = "handler.mjs";
-export const BUNDLE_MAP_FILE = "handler.mjs.map";
 
 /** The handler bundle a process runs, from its argument list (`node --enable-source-maps DIR/handler.mjs`). */
 function bundleArgument(pid: number): string | undefined {
