@@ -14,9 +14,9 @@ import yauzl from "yauzl";
 import YAML from "yaml";
 import { MANIFEST_PATH, Manifest } from "./manifest.ts";
 
-export type ArchiveFormat = "zip" | "tgz" | "dir";
+type ArchiveFormat = "zip" | "tgz" | "dir";
 
-export interface ArchiveEntry {
+interface ArchiveEntry {
   /** The name as stored (tgz entries keep their top folder). */
   name: string;
   type: "file" | "dir" | "symlink" | "hardlink" | "other";
@@ -31,7 +31,7 @@ export class UnsafeArchiveError extends Error {
   }
 }
 
-export function detectFormat(archive: string): ArchiveFormat {
+function detectFormat(archive: string): ArchiveFormat {
   const stat = fs.statSync(archive);
   if (stat.isDirectory()) return "dir";
   const head = Buffer.alloc(4);
@@ -210,7 +210,7 @@ export async function listArchive(archive: string): Promise<{ format: ArchiveFor
 }
 
 /** The single top folder TorchServe strips from a tgz, if the archive has one. */
-export function tgzRoot(entries: ArchiveEntry[]): string | undefined {
+function tgzRoot(entries: ArchiveEntry[]): string | undefined {
   const tops = new Set(entries.map((e) => e.name.split("/")[0]));
   if (tops.size !== 1) return undefined;
   const [top] = tops;

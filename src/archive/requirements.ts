@@ -46,7 +46,7 @@ export function requirementLines(text: string): string[] {
     .filter((line) => line !== "");
 }
 
-export interface ArchiveRequirementsInput {
+interface ArchiveRequirementsInput {
   /** python_shim/requirements.txt's text. */
   shimRequirements: string;
   /** The config's `handler.quantize` (none, int8, fp4, nf4). */
@@ -60,7 +60,7 @@ export interface ArchiveRequirementsInput {
   userRequirementsName?: string;
 }
 
-export interface ArchiveRequirements {
+interface ArchiveRequirements {
   text: string;
   /** A user line that replaces one of tsserve's (same package), as a message. */
   overrides: string[];

@@ -24,7 +24,7 @@ function pyString(value: string): string {
   return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
-export interface ShimSource {
+interface ShimSource {
   modelName: string;
   /** The handler source the bundle was built from, for the docstring only. */
   handlerSource: string;

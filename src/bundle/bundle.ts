@@ -24,14 +24,14 @@ export const ESM_REQUIRE_BANNER =
  */
 const IMPORT_ONLY = Symbol.for("tsserve.bundle.importOnly");
 
-export interface BundleOptions {
+interface BundleOptions {
   /** Path of the handler's .ts module (its default export is the handler class). */
   handler: string;
   outDir: string;
   minify?: boolean;
 }
 
-export interface BundleResult {
+interface BundleResult {
   bundlePath: string;
   mapPath: string;
   /** Absolute paths of the source files the bundle was built from (what `tsserve dev` watches). */
@@ -78,7 +78,7 @@ export async function bundleHandler(options: BundleOptions): Promise<BundleResul
 }
 
 /** The nearest folder above the handler with a package.json (its project), else the working folder. */
-export function projectRoot(handler: string): string {
+function projectRoot(handler: string): string {
   for (let dir = path.dirname(handler); ; dir = path.dirname(dir)) {
     if (existsSync(path.join(dir, "package.json"))) return dir;
     if (path.dirname(dir) === dir) return process.cwd();

@@ -35,7 +35,7 @@ export async function loadCommand(name: string): Promise<Command | undefined> {
 
 const NAME_WIDTH = Math.max(...COMMAND_NAMES.map((name) => name.length));
 
-export async function usage(): Promise<string> {
+async function usage(): Promise<string> {
   const lines = ["Usage: tsserve <command> [options]", "", "Commands:"];
   for (const load of Object.values(COMMANDS)) {
     const command = await load().catch(() => undefined);
@@ -46,7 +46,7 @@ export async function usage(): Promise<string> {
 }
 
 /** The version of the tsserve package that runs. */
-export function version(): string {
+function version(): string {
   return (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string }).version;
 }
 
@@ -54,7 +54,7 @@ export function version(): string {
  * A TorchServe that does not answer: fetch's bare `TypeError: fetch failed`,
  * said in words, with where it looked and what to do.
  */
-export function unreachableServer(error: unknown): string | undefined {
+function unreachableServer(error: unknown): string | undefined {
   if (!(error instanceof TypeError) || error.message !== "fetch failed") return undefined;
   const cause = (error as { cause?: { code?: string; address?: string; port?: number } }).cause;
   const where = cause?.address !== undefined ? ` at ${cause.address}:${cause.port}` : "";

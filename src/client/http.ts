@@ -19,7 +19,7 @@ export class TorchServeError extends Error {
   }
 }
 
-export interface ClientOptions {
+interface ClientOptions {
   addresses: ServerAddresses;
   /** Current keys, or undefined when token authorization is off. Called before each request. */
   keys?: () => KeyFile | undefined;
@@ -39,7 +39,7 @@ export interface RegisterOptions {
   signal?: AbortSignal;
 }
 
-export interface PredictResult {
+interface PredictResult {
   status: number;
   contentType: string | null;
   body: string;
@@ -169,7 +169,7 @@ export class TorchServeClient {
   }
 }
 
-export interface ModelDescription {
+interface ModelDescription {
   modelName: string;
   modelVersion: string;
   modelUrl: string;

@@ -13,7 +13,6 @@ export const KeyFile = z.object({
   API: z.object({ key: z.string().min(1) }),
 });
 export type KeyFile = z.infer<typeof KeyFile>;
-export type KeyKind = "inference" | "management" | "API";
 
 export function readKeyFile(file: string): KeyFile | undefined {
   let text: string;

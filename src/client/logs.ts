@@ -61,7 +61,7 @@ function linesOf(text: string, modelName: string | undefined): string[] {
 const FRONTEND_FAILURE = /Load model failed|Backend worker process died|Worker died|Backend worker did not respond|Backend worker startup time out|Failed to start workers/;
 const WORKER_FAILURE = /Backend worker process died|Traceback \(most recent call last\)|Load model failed/;
 
-export interface WorkerFailure {
+interface WorkerFailure {
   /** The cause as a few lines: the exception, the Node stderr the shim attached to it, the end of the traceback. */
   cause: string;
   /** False while the log shows no exception line yet, or an unfinished Node stderr block. */

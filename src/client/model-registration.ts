@@ -65,14 +65,14 @@ async function settledFailure(watcher: LogWatcher, modelName: string, settleMs =
   return failure?.cause;
 }
 
-export interface RegisterWatch {
+interface RegisterWatch {
   /** Give up (and unregister) when the workers are not ready after this long (default 1 hour: a 70b model loads for minutes). */
   timeoutMs?: number;
   pollMs?: number;
   onProgress?: (message: string) => void;
 }
 
-export interface RegisterResult {
+interface RegisterResult {
   status: string;
   /** Seconds from the register call until every worker was ready. */
   seconds: number;

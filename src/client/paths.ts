@@ -10,9 +10,6 @@ import fs from "node:fs";
 import path from "node:path";
 import { PACKAGE_ROOT } from "../package-root.ts";
 
-/** The tsserve package root (where scripts/setup.sh creates .venv). */
-export const PROJECT_ROOT = PACKAGE_ROOT;
-
 /** The nearest folder at or above `from` with a package.json, else `from` itself. */
 export function projectRoot(from: string = process.cwd()): string {
   for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {

@@ -30,7 +30,7 @@ export interface ServerAddresses {
 }
 
 /** TorchServe's own defaults. */
-export const DEFAULT_ADDRESSES: ServerAddresses = {
+const DEFAULT_ADDRESSES: ServerAddresses = {
   inference: "http://127.0.0.1:8080",
   management: "http://127.0.0.1:8081",
   metrics: "http://127.0.0.1:8082",

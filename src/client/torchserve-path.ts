@@ -7,14 +7,14 @@
 import fs from "node:fs";
 import path from "node:path";
 
-export interface TorchServeLocation {
+interface TorchServeLocation {
   /** The launcher's absolute path. */
   path: string;
   /** Where it was found, for messages. */
   source: string;
 }
 
-export interface FindTorchServeOptions {
+interface FindTorchServeOptions {
   /** `--torchserve`: a path, or a command name looked up on PATH. */
   explicit?: string;
   /** The user's project (its `.venv`). */

@@ -103,7 +103,7 @@ function tail(file: string, lines = 30): string {
   }
 }
 
-export interface StartOptions {
+interface StartOptions {
   modelStore?: string;
   tsConfig?: string;
   /** NAME=ARCHIVE pairs (or bare archives) loaded at start. */
@@ -264,7 +264,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerSta
 }
 
 /** Processes that belong to this working folder's TorchServe: the frontend's tree, plus orphans naming the folder. */
-export function serverProcesses(paths: WorkPaths = workPaths(), java?: ProcInfo): ProcInfo[] {
+function serverProcesses(paths: WorkPaths = workPaths(), java?: ProcInfo): ProcInfo[] {
   const procs = allProcs();
   const found = new Map<number, ProcInfo>();
   if (java && stillRunning(java)) for (const p of processTree(java.pid, procs)) found.set(p.pid, p);
@@ -275,7 +275,7 @@ export function serverProcesses(paths: WorkPaths = workPaths(), java?: ProcInfo)
   return [...found.values()].filter(stillRunning);
 }
 
-export interface StopResult {
+interface StopResult {
   wasRunning: boolean;
   /** Processes that needed SIGKILL. */
   killed: ProcInfo[];

@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { TorchServeClient } from "./http.ts";
 
-export interface WorkerProgress {
+interface WorkerProgress {
   ready: number;
   wanted: number;
   version: string;
@@ -24,7 +24,7 @@ export async function workerProgress(client: TorchServeClient, modelName: string
   }
 }
 
-export interface RestartedWorkers {
+interface RestartedWorkers {
   seconds: number;
   workers: { id: string; pid?: number; status: string }[];
 }

@@ -9,7 +9,7 @@ export interface OpenAIErrorBody {
 }
 
 /** OpenAI's `type` for an HTTP status. */
-export function openaiErrorType(status: number): string {
+function openaiErrorType(status: number): string {
   if (status === 401) return "authentication_error";
   if (status === 404) return "not_found_error";
   if (status === 429) return "rate_limit_error";

@@ -16,7 +16,7 @@ import { completionPrompts, type TokenLimits } from "./completion-prompts.ts";
 import { openaiStructured, STRUCTURED_FIELDS } from "./response-format.ts";
 import type { StructuredOutput } from "../protocol/messages.ts";
 
-export const COMPLETION_DEFAULT_MAX_TOKENS = 16;
+const COMPLETION_DEFAULT_MAX_TOKENS = 16;
 /** OpenAI's chat generates to the end of the context; tsserve needs a number up front. */
 export const CHAT_DEFAULT_MAX_TOKENS = 256;
 
@@ -49,7 +49,7 @@ const TextPart = z.looseObject({
   text: z.string({ error: "must be a string" }),
 });
 
-export const OpenAIChatMessage = z.looseObject({
+const OpenAIChatMessage = z.looseObject({
   role: z.enum(["system", "developer", "user", "assistant"], { error: 'must be one of "system", "developer", "user", "assistant"' }),
   content: z.union([z.string(), z.array(TextPart)], { error: "must be a string or a list of text parts" }),
 });

@@ -12,31 +12,31 @@ export interface CallHeader {
   model: string;
 }
 
-export interface OpenAICompletionChoice {
+interface OpenAICompletionChoice {
   text: string;
   index: number;
   finish_reason: "stop" | "length" | null;
   logprobs: ChoiceLogprobs | null;
 }
 
-export interface OpenAICompletion extends CallHeader {
+interface OpenAICompletion extends CallHeader {
   object: "text_completion";
   choices: OpenAICompletionChoice[];
   usage?: Usage;
 }
 
-export interface ChatTokenLogprob {
+interface ChatTokenLogprob {
   token: string;
   logprob: number;
   bytes: number[];
   top_logprobs: { token: string; logprob: number; bytes: number[] }[];
 }
 
-export interface ChatLogprobs {
+interface ChatLogprobs {
   content: ChatTokenLogprob[];
 }
 
-export interface OpenAIChatCompletion extends CallHeader {
+interface OpenAIChatCompletion extends CallHeader {
   object: "chat.completion";
   choices: {
     index: number;
@@ -47,7 +47,7 @@ export interface OpenAIChatCompletion extends CallHeader {
   usage: Usage;
 }
 
-export interface OpenAIChatChunk extends CallHeader {
+interface OpenAIChatChunk extends CallHeader {
   object: "chat.completion.chunk";
   choices: {
     index: number;
@@ -59,7 +59,7 @@ export interface OpenAIChatChunk extends CallHeader {
 }
 
 /** `top` alternatives at most per token (null: the client asked for no logprobs). */
-export function trimLogprobs(lp: ChoiceLogprobs | null, top: number | null): ChoiceLogprobs | null {
+function trimLogprobs(lp: ChoiceLogprobs | null, top: number | null): ChoiceLogprobs | null {
   if (lp === null || top === null) return null;
   return { ...lp, top_logprobs: lp.top_logprobs.map((alternatives) => topEntries(alternatives, top)) };
 }
@@ -119,7 +119,7 @@ export function openaiCompletionFinish(header: CallHeader, bodies: readonly Comp
 const utf8 = (text: string): number[] => [...Buffer.from(text, "utf8")];
 
 /** A choice's token logprobs in chat's shape (`top` alternatives per token). */
-export function chatLogprobs(lp: ChoiceLogprobs | null, top: number | null): ChatLogprobs | null {
+function chatLogprobs(lp: ChoiceLogprobs | null, top: number | null): ChatLogprobs | null {
   if (lp === null || top === null) return null;
   return {
     content: lp.tokens.map((token, i) => ({

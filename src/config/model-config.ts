@@ -12,7 +12,7 @@ import { engineIssues } from "./engine-support.ts";
 export const Dtype = z.enum(["auto", "float16", "bfloat16", "float32"]);
 export const Quantize = z.enum(["none", "int8", "fp4", "nf4"]);
 /** `vllm`: vLLM's async engine, for serving. `transformers`: tsserve's reference engine (bitsandbytes on CPU, GGUF, exact `generate` parity). */
-export const EngineName = z.enum(["vllm", "transformers"]);
+const EngineName = z.enum(["vllm", "transformers"]);
 
 const ByteSize = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
   try {

@@ -14,7 +14,7 @@ const PATH_KEYS = ["model_path", "tokenizer_path", "gguf_file"] as const;
 export const VLLM_STARTUP_TIMEOUT_S = 600;
 
 /** The config text to pack (undefined: the file as it is) and a line per setting rewritten. */
-export interface PackedConfig {
+interface PackedConfig {
   text: string | undefined;
   rewrites: string[];
 }

@@ -9,7 +9,7 @@
 import type { z } from "zod";
 
 /** The keys TorchServe 0.12's frontend reads from model-config.yaml, and the shim's `handler:` section. */
-export const TORCHSERVE_MODEL_CONFIG_KEYS: readonly string[] = [
+const TORCHSERVE_MODEL_CONFIG_KEYS: readonly string[] = [
   "minWorkers", "maxWorkers", "batchSize", "maxBatchDelay", "responseTimeout", "startupTimeout",
   "deviceType", "parallelType", "parallelLevel", "deviceIds", "torchrun", "maxRetryTimeoutInSec",
   "clientTimeoutInMills", "jobQueueSize", "useJobTicket", "sequenceMaxIdleMSec", "sequenceTimeoutMSec",
@@ -18,7 +18,7 @@ export const TORCHSERVE_MODEL_CONFIG_KEYS: readonly string[] = [
 ];
 
 /** The keys TorchServe 0.12 reads under `torchrun:` (`ModelConfig.TorchRun.build`). */
-export const TORCHRUN_KEYS: readonly string[] = [
+const TORCHRUN_KEYS: readonly string[] = [
   "nnodes", "nproc-per-node", "rdzv-backend", "rdzv-endpoint", "rdzv-conf", "monitor-interval", "node-rank", "OMP_NUMBER_THREADS",
 ];
 
@@ -90,7 +90,7 @@ function unionOf(parts: unknown[], depth: number): Set<string> | undefined {
 }
 
 /** Edit distance with adjacent transpositions (optimal string alignment). */
-export function editDistance(a: string, b: string): number {
+function editDistance(a: string, b: string): number {
   const rows = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) rows[0]![j] = j;
   for (let i = 1; i <= a.length; i++) {

@@ -11,7 +11,7 @@ import { SourceMap, type SourceMapPayload } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-export interface StackFrame {
+interface StackFrame {
   /** The function as V8 names it (`SmolHandler.formatPrompt`), when it has a name. */
   fn?: string;
   file: string;
@@ -19,7 +19,7 @@ export interface StackFrame {
   column: number;
 }
 
-export interface ErrorPlace {
+interface ErrorPlace {
   /** The innermost named function of the author's code on the stack (`formatPrompt`). */
   fn?: string;
   /** `handlers/smollm2.ts:14:22` */
@@ -37,7 +37,7 @@ export function parseFrame(line: string): StackFrame | undefined {
 }
 
 /** The generated file a source map describes, and the map, read once on first use. */
-export class BundleSourceMap {
+class BundleSourceMap {
   #map: SourceMap | null | undefined;
 
   constructor(readonly bundlePath: string, private readonly mapPath = `${bundlePath}.map`) {}

@@ -10,7 +10,7 @@ export type KServeProtocol = "v1" | "v2";
 /** TorchServe's envelope for each KServe protocol (KServe sets it as TS_SERVICE_ENVELOPE). */
 export const ENVELOPE_OF: Record<KServeProtocol, string> = { v1: "kserve", v2: "kservev2" };
 
-export interface InferenceServiceOptions {
+interface InferenceServiceOptions {
   name: string;
   protocol: KServeProtocol;
   storageUri: string;

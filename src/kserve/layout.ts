@@ -20,7 +20,7 @@ export class KServeInputError extends Error {
   }
 }
 
-export interface ArchiveFacts {
+interface ArchiveFacts {
   model: KServeModel;
   /** GPUs its workers take (minWorkers x num_gpu_per_model; 0 for deviceType cpu). */
   gpus: number;
@@ -34,7 +34,7 @@ function count(value: unknown, fallback: number, key: string, archive: string): 
 }
 
 /** The model, its worker settings and its GPU need, from the archive's manifest and packed model-config.yaml. */
-export async function readArchiveFacts(archive: string): Promise<ArchiveFacts> {
+async function readArchiveFacts(archive: string): Promise<ArchiveFacts> {
   if (!archive.endsWith(".mar") || !fs.statSync(archive, { throwIfNoEntry: false })?.isFile()) {
     throw new KServeInputError(`${archive}: not a .mar file (KServe's runtime loads model-store/*.mar: build it with tsserve archive's default format)`);
   }
@@ -72,7 +72,7 @@ export async function readArchiveFacts(archive: string): Promise<ArchiveFacts> {
   };
 }
 
-export interface LayoutOptions {
+interface LayoutOptions {
   /** .mar files from tsserve archive. */
   archives: string[];
   /** The layout folder (what storageUri holds). */
@@ -87,7 +87,7 @@ export interface LayoutOptions {
   force?: boolean;
 }
 
-export interface LayoutResult {
+interface LayoutResult {
   properties: string;
   manifest: string;
   archives: string[];

@@ -21,11 +21,11 @@ export interface KServeModel {
 }
 
 /** TorchServe inside a KServe pod listens on 8085: KServe's own proxy takes 8080. */
-export const KSERVE_TORCHSERVE_PORT = 8085;
+const KSERVE_TORCHSERVE_PORT = 8085;
 /** Where KServe's storage initializer puts the storageUri's contents. */
-export const KSERVE_MOUNT = "/mnt/models";
+const KSERVE_MOUNT = "/mnt/models";
 
-export function modelSnapshot(models: readonly KServeModel[]): string {
+function modelSnapshot(models: readonly KServeModel[]): string {
   const byName: Record<string, Record<string, unknown>> = {};
   for (const m of models) {
     byName[m.name] = {
@@ -43,7 +43,7 @@ export function modelSnapshot(models: readonly KServeModel[]): string {
   return JSON.stringify({ name: "startup.cfg", modelCount: models.length, models: byName });
 }
 
-export interface PropertiesOptions {
+interface PropertiesOptions {
   modelStore?: string;
   port?: number;
   metricsPort?: number;

@@ -9,9 +9,9 @@
  */
 import YAML from "yaml";
 
-export type MetricKind = "counter" | "gauge" | "histogram";
+type MetricKind = "counter" | "gauge" | "histogram";
 
-export interface LlmMetric {
+interface LlmMetric {
   name: string;
   kind: MetricKind;
   unit: string;
@@ -43,7 +43,7 @@ export const LLM_METRICS: readonly LlmMetric[] = [
 ];
 
 /** What TorchServe is told of one published family: a histogram is three counters. */
-export interface PublishedMetric {
+interface PublishedMetric {
   name: string;
   type: "counter" | "gauge";
   unit: string;

@@ -10,7 +10,7 @@ export interface Scrape {
   samples: Sample[];
 }
 
-export interface TopRow {
+interface TopRow {
   model: string;
   requestsPerS: number;
   tokensPerS: number;

@@ -28,7 +28,7 @@ export interface ByteSink {
 }
 
 /** What a request handler gets besides its params: the signal that aborts when the peer cancels the request (or the connection closes). */
-export interface RequestExtra {
+interface RequestExtra {
   readonly requestId: RequestId;
   readonly signal: AbortSignal;
 }
@@ -47,7 +47,7 @@ interface Pending {
 }
 
 
-export interface ConnectionOptions {
+interface ConnectionOptions {
   maxMessageBytes?: number;
   /** Lines that are not protocol messages (noise on the channel); default: ignored. */
   onNoise?: (description: string) => void;

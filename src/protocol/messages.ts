@@ -11,7 +11,7 @@ export const PROTOCOL_VERSION = 1;
 
 export const RequestId = z.union([z.number().int(), z.string()]);
 
-export const ErrorObject = z.strictObject({
+const ErrorObject = z.strictObject({
   code: z.number().int(),
   message: z.string(),
   data: z.unknown().optional(),
@@ -45,7 +45,7 @@ export const JsonRpcError = z.strictObject({
 export const JsonRpcMessage = z.union([JsonRpcRequest, JsonRpcNotification, JsonRpcSuccess, JsonRpcError]);
 
 export type RequestId = z.infer<typeof RequestId>;
-export type ErrorObject = z.infer<typeof ErrorObject>;
+type ErrorObject = z.infer<typeof ErrorObject>;
 export type JsonRpcRequest = z.infer<typeof JsonRpcRequest>;
 export type JsonRpcNotification = z.infer<typeof JsonRpcNotification>;
 export type JsonRpcSuccess = z.infer<typeof JsonRpcSuccess>;

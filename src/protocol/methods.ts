@@ -7,7 +7,7 @@ import * as m from "./messages.ts";
 import { isHandleParams } from "./guards.ts";
 
 /** Which side serves a method; "both": either sends it to the other (a cancellation). */
-export type Side = "node" | "shim" | "both";
+type Side = "node" | "shim" | "both";
 
 export interface RequestType<P extends z.ZodType, R extends z.ZodType> {
   readonly kind: "request";
@@ -46,6 +46,3 @@ export const StreamChunk = notification("stream/chunk", "shim", m.StreamChunkPar
 export const Cancelled = notification("notifications/cancelled", "both", m.CancelledParams);
 
 export const ALL_METHODS = [Initialize, Handle, Shutdown, Ping, GenerationDelta, Generate, Tokenize, Detokenize, StreamChunk, Cancelled] as const;
-
-export type ParamsOf<T> = T extends RequestType<infer P, z.ZodType> ? z.infer<P> : T extends NotificationType<infer P> ? z.infer<P> : never;
-export type ResultOf<T> = T extends RequestType<z.ZodType, infer R> ? z.infer<R> : never;

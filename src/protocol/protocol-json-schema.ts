@@ -9,7 +9,7 @@ import { ALL_METHODS } from "./methods.ts";
 
 const toSchema = (schema: z.ZodType) => z.toJSONSchema(schema, { target: "draft-2020-12", unrepresentable: "any" });
 
-export function protocolJsonSchema() {
+function protocolJsonSchema() {
   const methods: Record<string, unknown> = {};
   for (const method of ALL_METHODS) {
     methods[method.method] = {

@@ -16,13 +16,13 @@ import { runBatch } from "./pipeline.ts";
 import { encodeBody } from "./outcome.ts";
 import { describeThrown, mappedStack } from "../handler/error-place.ts";
 
-export interface RuntimeOptions {
+interface RuntimeOptions {
   input: ByteSource;
   output: ByteSink;
   log?: (line: string) => void;
 }
 
-export interface Runtime {
+interface Runtime {
   connection: Connection;
   /** Resolves with the exit code the process should use: 0 after shutdown, 1 if the channel closed first. */
   closed: Promise<number>;

@@ -14,7 +14,7 @@ import { parseBody } from "../handler/request-body.ts";
 import type { IncomingRequest, RequestOutcome } from "../protocol/messages.ts";
 import { toOutcome } from "./outcome.ts";
 
-export interface BatchOptions {
+interface BatchOptions {
   /** Intermediate responses for streaming requests. */
   stream?: (requestIndex: number, body: unknown) => void;
   /** Each exception the handler threw in this batch, once (its stack goes to the model log). */

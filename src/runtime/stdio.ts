@@ -43,7 +43,7 @@ export function openStdin(bufferBytes = STDIN_READ_BYTES): ByteSource {
 }
 
 /** The protocol's output, and the end of it when the runtime stops. */
-export interface ProtocolOutput extends ByteSink {
+interface ProtocolOutput extends ByteSink {
   end(callback: () => void): void;
 }
 

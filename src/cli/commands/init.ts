@@ -33,7 +33,7 @@ function importPaths(root: string): { api: string; testing: string } {
   return { api: "tsserve", testing: "tsserve/testing" };
 }
 
-export function scaffold(modelName: string, imports: { api: string; testing: string }): Record<string, string> {
+function scaffold(modelName: string, imports: { api: string; testing: string }): Record<string, string> {
   const cls = className(modelName);
   return {
     [`handlers/${modelName}.ts`]: `// The ${modelName} handler. \`formatPrompt\` turns a request into the model's
@@ -105,7 +105,7 @@ describe("${modelName} handler", () => {
 }
 
 /** A tsconfig.json under which the scaffold type-checks with `npx tsc` (strict; .ts extensions in imports, as the scaffold writes them). */
-export const SCAFFOLD_TSCONFIG = `${JSON.stringify(
+const SCAFFOLD_TSCONFIG = `${JSON.stringify(
   {
     compilerOptions: {
       target: "ES2022",

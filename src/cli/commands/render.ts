@@ -31,7 +31,7 @@ Options:
 
 Exit codes: 0 rendered; 2 a request was refused, or bad usage; 1 the handler failed.`;
 
-export async function loadHandler(file: string): Promise<AnyHandler> {
+async function loadHandler(file: string): Promise<AnyHandler> {
   const url = pathToFileURL(path.resolve(file)).href;
   let module: { default?: unknown };
   try {

@@ -24,11 +24,11 @@ Options:
   --python PY    the Python that makes it (default python3; 3.10 or newer)
   --dry-run      print the command instead of running it`;
 
-export const SETUP_SCRIPT = path.join(PACKAGE_ROOT, "scripts", "setup-venv.sh");
-export const SHIM_REQUIREMENTS = path.join(PACKAGE_ROOT, "python_shim", "requirements.txt");
+const SETUP_SCRIPT = path.join(PACKAGE_ROOT, "scripts", "setup-venv.sh");
+const SHIM_REQUIREMENTS = path.join(PACKAGE_ROOT, "python_shim", "requirements.txt");
 
 /** The command line that makes the venv. */
-export function setupCommand(venv: string, python?: string): string[] {
+function setupCommand(venv: string, python?: string): string[] {
   return ["bash", SETUP_SCRIPT, ...(python ? ["--python", python] : []), venv, SHIM_REQUIREMENTS];
 }
 
