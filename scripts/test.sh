@@ -40,6 +40,10 @@ fi
 echo "== typecheck" >&2
 npx tsc --noEmit -p . --incremental --tsBuildInfoFile .work/tsc.tsbuildinfo
 
+# TypeScript/JSON formatting and lint (biome.jsonc): a finding fails the run, as a type error does.
+echo "== lint (biome)" >&2
+npm run -s lint
+
 pytest_pid=
 if [ ${#pytest_files[@]} -gt 0 ]; then
   echo "== pytest (python_shim, in the background: its report follows vitest's)" >&2
