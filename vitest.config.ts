@@ -28,7 +28,10 @@ const OWN_SERVER = [
 // two-core machine overran once (run 22: a file never ran); no e2e file mocks modules or changes process.env.
 const e2e = {
   server: bundlesNative,
-  testTimeout: 120_000, hookTimeout: 600_000, fileParallelism: false, isolate: false,
+  testTimeout: 120_000,
+  hookTimeout: 600_000,
+  fileParallelism: false,
+  isolate: false,
   env: { TORCHINDUCTOR_CACHE_DIR: fileURLToPath(new URL(".cache/torchinductor", import.meta.url)) },
 };
 
@@ -53,7 +56,16 @@ export default defineConfig({
           isolate: false,
         },
       },
-      { test: { ...e2e, name: "e2e-shared", include: ["test/e2e/**/*.test.ts"], exclude: OWN_SERVER, globalSetup: ["test/e2e/global-setup.ts"], sequence: { groupOrder: 1 } } },
+      {
+        test: {
+          ...e2e,
+          name: "e2e-shared",
+          include: ["test/e2e/**/*.test.ts"],
+          exclude: OWN_SERVER,
+          globalSetup: ["test/e2e/global-setup.ts"],
+          sequence: { groupOrder: 1 },
+        },
+      },
       { test: { ...e2e, name: "e2e-own", include: OWN_SERVER, sequence: { groupOrder: 2 } } },
     ],
   },

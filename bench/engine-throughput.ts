@@ -60,7 +60,9 @@ const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 /** The model config with `settings` as top-level keys and model_path made absolute. */
 function modeConfig(file: string, settings: Record<string, string | number>): string {
   const source = path.resolve(args.config!);
-  let yaml = fs.readFileSync(source, "utf8").replace(/model_path: "?([^"\n]*)"?/, (_m, p: string) => `model_path: "${path.resolve(path.dirname(source), p)}"`);
+  let yaml = fs
+    .readFileSync(source, "utf8")
+    .replace(/model_path: "?([^"\n]*)"?/, (_m, p: string) => `model_path: "${path.resolve(path.dirname(source), p)}"`);
   for (const [key, value] of Object.entries(settings)) {
     const line = new RegExp(`^${key}: .*$`, "m");
     yaml = line.test(yaml) ? yaml.replace(line, `${key}: ${value}`) : `${key}: ${value}\n${yaml}`;
@@ -74,7 +76,15 @@ function modeConfig(file: string, settings: Record<string, string | number>): st
 const maxTokens = (c: number, r: number) => 16 + ((c * 37 + r * 53) % 113);
 
 async function oneRequest(client: TorchServeClient, model: string, c: number, r: number): Promise<Timing> {
-  const body = { prompt: `Client ${c} asks question ${r}: tell me about`, max_tokens: maxTokens(c, r), temperature: 0.8, top_k: 50, top_p: 1, seed: c * 100 + r, stream: true };
+  const body = {
+    prompt: `Client ${c} asks question ${r}: tell me about`,
+    max_tokens: maxTokens(c, r),
+    temperature: 0.8,
+    top_k: 50,
+    top_p: 1,
+    seed: c * 100 + r,
+    stream: true,
+  };
   const started = performance.now();
   const arrivals: number[] = [];
   let tail = "";
@@ -125,9 +135,18 @@ async function main(): Promise<void> {
   fs.writeFileSync(tsConfig, loopbackProperties(PORT));
   for (const [mode, settings] of Object.entries(MODES)) {
     const configFile = modeConfig(path.join(work, "scratch", `${mode}.yaml`), { ...settings, minWorkers: 1, maxWorkers: 1 });
-    await createArchive({ modelName: `engine-${mode}`, version: "1.0", handler: args.handler!, configFile, exportPath: modelStore, force: true });
+    await createArchive({
+      modelName: `engine-${mode}`,
+      version: "1.0",
+      handler: args.handler!,
+      configFile,
+      exportPath: modelStore,
+      force: true,
+    });
   }
-  const stop = async () => { if (runningServer(paths)) await stopServer({ paths }); };
+  const stop = async () => {
+    if (runningServer(paths)) await stopServer({ paths });
+  };
   process.on("SIGINT", () => void stop().then(() => process.exit(130)));
   const figures: Record<string, Record<string, number>> = {};
   try {
@@ -143,7 +162,9 @@ async function main(): Promise<void> {
   } finally {
     await stop();
   }
-  const c = figures.continuous!, s = figures.static!, b = figures.batch1!;
+  const c = figures.continuous!,
+    s = figures.static!,
+    b = figures.batch1!;
   const throughput = {
     c16: figures,
     clients: CLIENTS,
@@ -162,18 +183,21 @@ async function main(): Promise<void> {
       const f = figures[m]!;
       return `| ${m} | ${f.tokens_per_s} | ${f.p50_ttft_ms} | ${f.p50_itl_ms} | ${f.completion_tokens} in ${f.seconds} s |`;
     });
-    fs.appendFileSync(md, [
-      "",
-      `## throughput.c16 (${throughput.model_config}, ${CLIENTS} clients x ${PER_CLIENT} streamed sampled requests, max_tokens 16-128)`,
-      "",
-      "| mode | tokens/s | p50 time to first token (ms) | p50 inter-token (ms) | work |",
-      "| --- | ---: | ---: | ---: | --- |",
-      ...rows,
-      "",
-      `continuous / batch 1: ${throughput.continuous_vs_batch1} (goal >= 5); continuous / static: ${throughput.continuous_vs_static} (goal >= 2); ` +
-        `p50 TTFT continuous ${c.p50_ttft_ms} ms vs static ${s.p50_ttft_ms} ms (goal: below static's)`,
-      "",
-    ].join("\n"));
+    fs.appendFileSync(
+      md,
+      [
+        "",
+        `## throughput.c16 (${throughput.model_config}, ${CLIENTS} clients x ${PER_CLIENT} streamed sampled requests, max_tokens 16-128)`,
+        "",
+        "| mode | tokens/s | p50 time to first token (ms) | p50 inter-token (ms) | work |",
+        "| --- | ---: | ---: | ---: | --- |",
+        ...rows,
+        "",
+        `continuous / batch 1: ${throughput.continuous_vs_batch1} (goal >= 5); continuous / static: ${throughput.continuous_vs_static} (goal >= 2); ` +
+          `p50 TTFT continuous ${c.p50_ttft_ms} ms vs static ${s.p50_ttft_ms} ms (goal: below static's)`,
+        "",
+      ].join("\n"),
+    );
   }
 }
 

@@ -67,7 +67,9 @@ export function renderMarkdown(r: BenchResults): string {
   const lines: string[] = [];
   lines.push(`# tsserve benchmark — ${r.date}`);
   lines.push("");
-  lines.push(`Machine: ${m.cpu_model} × ${m.nproc} CPUs, Node ${m.node}, Python ${m.python}, TorchServe ${m.torchserve}${m.load_average_start ? `; load average at start ${m.load_average_start}` : ""}.`);
+  lines.push(
+    `Machine: ${m.cpu_model} × ${m.nproc} CPUs, Node ${m.node}, Python ${m.python}, TorchServe ${m.torchserve}${m.load_average_start ? `; load average at start ${m.load_average_start}` : ""}.`,
+  );
   lines.push(`Parameters: \`${JSON.stringify(r.parameters)}\``);
   lines.push("");
   lines.push("## Bridge round trip (Python shim ↔ Node child, real framing on both sides)");
@@ -86,7 +88,9 @@ export function renderMarkdown(r: BenchResults): string {
   for (const c of CONCURRENCY) {
     const row = r.e2e.by_concurrency[String(c)];
     if (!row) continue;
-    lines.push(`| ${c} | ${fmt(row.tsserve.p50_ms)} | ${fmt(row.python.p50_ms)} | ${fmt(row.tsserve.p99_ms)} | ${fmt(row.python.p99_ms)} | ${fmt(row.tsserve.rps, 1)} | ${fmt(row.python.rps, 1)} |`);
+    lines.push(
+      `| ${c} | ${fmt(row.tsserve.p50_ms)} | ${fmt(row.python.p50_ms)} | ${fmt(row.tsserve.p99_ms)} | ${fmt(row.python.p99_ms)} | ${fmt(row.tsserve.rps, 1)} | ${fmt(row.python.rps, 1)} |`,
+    );
   }
   lines.push("");
   lines.push(`- overhead at p50, concurrency 1 (tsserve − python): **${fmt(r.e2e.overhead_p50_ms, 3)} ms**`);
@@ -94,25 +98,35 @@ export function renderMarkdown(r: BenchResults): string {
   const paired = r.e2e.overhead_p50_ms_paired_median;
   const pairedNonCompute = r.e2e.overhead_non_compute_p50_ms_paired_median;
   if (typeof paired === "number" && typeof pairedNonCompute === "number") {
-    lines.push(`- concurrency 1, the two handlers request by request (A B, B A, …): median of the per-pair difference ${fmt(paired, 3)} ms; outside the engine's compute ${fmt(pairedNonCompute, 3)} ms`);
+    lines.push(
+      `- concurrency 1, the two handlers request by request (A B, B A, …): median of the per-pair difference ${fmt(paired, 3)} ms; outside the engine's compute ${fmt(pairedNonCompute, 3)} ms`,
+    );
   }
   const c1 = r.e2e.by_concurrency["1"];
   if (c1?.tsserve.non_compute_p50_ms !== undefined) {
-    lines.push(`- latency minus the engine's compute time, p50 at concurrency 1: tsserve ${fmt(c1.tsserve.non_compute_p50_ms, 3)} ms, python ${fmt(c1.python.non_compute_p50_ms, 3)} ms`);
+    lines.push(
+      `- latency minus the engine's compute time, p50 at concurrency 1: tsserve ${fmt(c1.tsserve.non_compute_p50_ms, 3)} ms, python ${fmt(c1.python.non_compute_p50_ms, 3)} ms`,
+    );
   }
   const ip = r.e2e.in_process as Record<string, Record<string, number> | number> | undefined;
   if (ip && typeof ip.tsserve === "object" && typeof ip.python === "object") {
-    lines.push(`- in process, without TorchServe (bench/handler_bench.py, ${ip.tsserve.requests} requests each): handle p50 tsserve ${fmt(ip.tsserve.p50_ms, 3)} ms vs python ${fmt(ip.python.p50_ms, 3)} ms; time outside the engine, paired p50 difference **${fmt(ip.overhead_non_compute_p50_ms as number, 3)} ms**; CPU per request (all processes) ${fmt(ip.tsserve.cpu_ms_per_request, 3)} vs ${fmt(ip.python.cpu_ms_per_request, 3)} ms`);
+    lines.push(
+      `- in process, without TorchServe (bench/handler_bench.py, ${ip.tsserve.requests} requests each): handle p50 tsserve ${fmt(ip.tsserve.p50_ms, 3)} ms vs python ${fmt(ip.python.p50_ms, 3)} ms; time outside the engine, paired p50 difference **${fmt(ip.overhead_non_compute_p50_ms as number, 3)} ms**; CPU per request (all processes) ${fmt(ip.tsserve.cpu_ms_per_request, 3)} vs ${fmt(ip.python.cpu_ms_per_request, 3)} ms`,
+    );
   }
   lines.push("");
   lines.push("## Archive and cold start");
   lines.push("");
   lines.push("| | tsserve | python |");
   lines.push("| --- | ---: | ---: |");
-  lines.push(`| archive (CLI, s): \`tsserve archive\` vs \`torch-model-archiver\` | ${fmt(r.archive.tsserve_s, 3)} | ${fmt(r.archive.torch_model_archiver_s, 3)} |`);
+  lines.push(
+    `| archive (CLI, s): \`tsserve archive\` vs \`torch-model-archiver\` | ${fmt(r.archive.tsserve_s, 3)} | ${fmt(r.archive.torch_model_archiver_s, 3)} |`,
+  );
   lines.push(`| cold start (register → first answer, s) | ${fmt(r.cold_start.tsserve_s, 2)} | ${fmt(r.cold_start.python_s, 2)} |`);
   lines.push("");
-  lines.push("Medians over interleaved rounds (A B, B A, …; at concurrency 1 request by request); see docs/performance.md for what each figure measures.");
+  lines.push(
+    "Medians over interleaved rounds (A B, B A, …; at concurrency 1 request by request); see docs/performance.md for what each figure measures.",
+  );
   lines.push("");
   return lines.join("\n");
 }

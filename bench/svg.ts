@@ -40,9 +40,11 @@ function ticks(lo: number, hi: number, log: boolean): number[] {
 }
 
 export function groupedBarsSvg(chart: BarChart): string {
-  const width = 720, height = 400;
+  const width = 720,
+    height = 400;
   const margin = { left: 64, right: 16, top: 48, bottom: 72 };
-  const plotW = width - margin.left - margin.right, plotH = height - margin.top - margin.bottom;
+  const plotW = width - margin.left - margin.right,
+    plotH = height - margin.top - margin.bottom;
   const values = chart.values.flat().filter((v): v is number => v !== undefined && Number.isFinite(v) && v > 0);
   const log = chart.log ?? false;
   const lo = log ? 10 ** Math.floor(Math.log10(Math.min(1, ...values))) : 0;
@@ -70,13 +72,20 @@ export function groupedBarsSvg(chart: BarChart): string {
       const v = chart.values[gi]?.[si];
       if (v === undefined || !Number.isFinite(v)) return;
       const x = x0 + si * bar;
-      out.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bar - 2).toFixed(1)}" height="${(margin.top + plotH - y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(`${s.label}, ${name}: ${v}`)}</title></rect>`);
-      out.push(`<text x="${(x + bar / 2 - 1).toFixed(1)}" y="${(y(v) - 3).toFixed(1)}" text-anchor="middle" font-size="9" fill="#333">${v.toFixed(chart.digits ?? 1)}</text>`);
+      out.push(
+        `<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bar - 2).toFixed(1)}" height="${(margin.top + plotH - y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(`${s.label}, ${name}: ${v}`)}</title></rect>`,
+      );
+      out.push(
+        `<text x="${(x + bar / 2 - 1).toFixed(1)}" y="${(y(v) - 3).toFixed(1)}" text-anchor="middle" font-size="9" fill="#333">${v.toFixed(chart.digits ?? 1)}</text>`,
+      );
     });
-    out.push(`<text x="${(margin.left + gi * group + group / 2).toFixed(1)}" y="${margin.top + plotH + 18}" text-anchor="middle">${esc(name)}</text>`);
+    out.push(
+      `<text x="${(margin.left + gi * group + group / 2).toFixed(1)}" y="${margin.top + plotH + 18}" text-anchor="middle">${esc(name)}</text>`,
+    );
   });
   chart.series.forEach((s, i) => {
-    const x = margin.left + i * 170, ly = height - 22;
+    const x = margin.left + i * 170,
+      ly = height - 22;
     out.push(`<rect x="${x}" y="${ly - 10}" width="12" height="12" fill="${s.color}"/>`);
     out.push(`<text x="${x + 18}" y="${ly}">${esc(s.label)}</text>`);
   });

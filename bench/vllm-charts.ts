@@ -7,7 +7,10 @@ import fs from "node:fs";
 import { pathToFileURL } from "node:url";
 import { groupedBarsSvg, type BarSeries } from "./svg.ts";
 
-interface Phase { tokens_per_s: number; p50_ttft_ms?: number }
+interface Phase {
+  tokens_per_s: number;
+  p50_ttft_ms?: number;
+}
 export interface VllmResult {
   date: string;
   machine: string;
@@ -21,22 +24,35 @@ export function vllmCharts(result: VllmResult): { name: string; svg: string }[] 
   const servers = Object.keys(result.figures);
   const series: BarSeries[] = servers.map((name) => ({ label: name, color: COLORS[name] ?? "#888888" }));
   const subtitle = `${result.date.slice(0, 10)} · ${result.machine} · SmolLM2-135M-Instruct float32 · ${result.workload.prompts} greedy requests of ${result.workload.max_tokens} tokens`;
-  const phases = [["c16", "16 clients"], ["c16_stream", "16 clients, streamed"], ["c1", "1 client"], ["c1_stream", "1 client, streamed"]] as const;
+  const phases = [
+    ["c16", "16 clients"],
+    ["c16_stream", "16 clients, streamed"],
+    ["c1", "1 client"],
+    ["c1_stream", "1 client, streamed"],
+  ] as const;
   const tokens = groupedBarsSvg({
     title: "Completion tokens/s by server and concurrency (higher is better)",
-    subtitle, series,
+    subtitle,
+    series,
     groups: phases.map(([, label]) => label),
     values: phases.map(([key]) => servers.map((s) => result.figures[s]![key].tokens_per_s)),
   });
-  const streamed = [["c16_stream", "16 clients"], ["c1_stream", "1 client"]] as const;
+  const streamed = [
+    ["c16_stream", "16 clients"],
+    ["c1_stream", "1 client"],
+  ] as const;
   const ttft = groupedBarsSvg({
     title: "Time to first token, p50 (ms, streamed, lower is better)",
-    subtitle, series,
+    subtitle,
+    series,
     groups: streamed.map(([, label]) => label),
     values: streamed.map(([key]) => servers.map((s) => result.figures[s]![key].p50_ttft_ms)),
     digits: 0,
   });
-  return [{ name: "vllm-tokens.svg", svg: tokens }, { name: "vllm-ttft.svg", svg: ttft }];
+  return [
+    { name: "vllm-tokens.svg", svg: tokens },
+    { name: "vllm-ttft.svg", svg: ttft },
+  ];
 }
 
 /** Writes the charts beside the result's JSON file; returns their paths. */

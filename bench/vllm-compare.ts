@@ -51,16 +51,38 @@ const CLIENTS = Number(args.clients);
 const SINGLE = Number(args.single);
 const PORT = Number(args["port-base"]);
 
-const PROMPTS = Array.from({ length: 32 }, (_, i) => [
-  "The history of the printing press", "How a rainbow forms", "The rules of chess", "Why the sky is blue",
-  "The life of Marie Curie", "How to bake bread", "The water cycle", "The causes of the French Revolution",
-][i % 8] + ` (part ${Math.floor(i / 8) + 1}): here is a short explanation.`);
+const PROMPTS = Array.from(
+  { length: 32 },
+  (_, i) =>
+    [
+      "The history of the printing press",
+      "How a rainbow forms",
+      "The rules of chess",
+      "Why the sky is blue",
+      "The life of Marie Curie",
+      "How to bake bread",
+      "The water cycle",
+      "The causes of the French Revolution",
+    ][i % 8] + ` (part ${Math.floor(i / 8) + 1}): here is a short explanation.`,
+);
 
 type Target = "tsserve-vllm" | "vllm-server" | "tsserve-transformers";
 const TARGETS: Target[] = ["tsserve-vllm", "vllm-server", "tsserve-transformers"];
 
-interface Run { tokens_per_s: number; completion_tokens: number; seconds: number; p50_ttft_ms?: number }
-interface Figures { c16: Run; c16_stream: Run; c1: Run; c1_stream: Run; load_s: number; texts: string[] }
+interface Run {
+  tokens_per_s: number;
+  completion_tokens: number;
+  seconds: number;
+  p50_ttft_ms?: number;
+}
+interface Figures {
+  c16: Run;
+  c16_stream: Run;
+  c1: Run;
+  c1_stream: Run;
+  load_s: number;
+  texts: string[];
+}
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -69,18 +91,36 @@ const median = (xs: number[]) => {
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const say = (message: string) => void process.stderr.write(`bench:vllm: ${message}\n`);
 
-interface Answer { text: string; tokens: number; ttft?: number }
+interface Answer {
+  text: string;
+  tokens: number;
+  ttft?: number;
+}
 
 async function complete(url: string, headers: Record<string, string>, prompt: string, stream: boolean): Promise<Answer> {
-  const body = { model: MODEL_PATH, prompt, max_tokens: TOKENS, temperature: 0, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) };
+  const body = {
+    model: MODEL_PATH,
+    prompt,
+    max_tokens: TOKENS,
+    temperature: 0,
+    stream,
+    ...(stream ? { stream_options: { include_usage: true } } : {}),
+  };
   const started = performance.now();
-  const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`);
   if (!stream) {
     const json = (await response.json()) as { choices: { text: string }[]; usage: { completion_tokens: number } };
     return { text: json.choices[0]!.text, tokens: json.usage.completion_tokens };
   }
-  let text = "", tokens = 0, ttft: number | undefined, buffer = "";
+  let text = "",
+    tokens = 0,
+    ttft: number | undefined,
+    buffer = "";
   const decoder = new TextDecoder();
   for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
     buffer += decoder.decode(chunk, { stream: true });
@@ -99,21 +139,34 @@ async function complete(url: string, headers: Record<string, string>, prompt: st
   return { text, tokens, ttft };
 }
 
-async function run(url: string, headers: Record<string, string>, clients: number, requests: number, stream: boolean): Promise<{ run: Run; answers: Answer[] }> {
+async function run(
+  url: string,
+  headers: Record<string, string>,
+  clients: number,
+  requests: number,
+  stream: boolean,
+): Promise<{ run: Run; answers: Answer[] }> {
   const answers: Answer[] = new Array(requests);
   let next = 0;
   const started = performance.now();
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (next < requests) {
-      const i = next++;
-      answers[i] = await complete(url, headers, PROMPTS[i % PROMPTS.length]!, stream);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (next < requests) {
+        const i = next++;
+        answers[i] = await complete(url, headers, PROMPTS[i % PROMPTS.length]!, stream);
+      }
+    }),
+  );
   const seconds = (performance.now() - started) / 1000;
   const tokens = answers.reduce((sum, a) => sum + a.tokens, 0);
   const ttfts = answers.map((a) => a.ttft).filter((t): t is number => t !== undefined);
   return {
-    run: { tokens_per_s: round(tokens / seconds), completion_tokens: tokens, seconds: round(seconds, 2), ...(stream ? { p50_ttft_ms: round(median(ttfts)) } : {}) },
+    run: {
+      tokens_per_s: round(tokens / seconds),
+      completion_tokens: tokens,
+      seconds: round(seconds, 2),
+      ...(stream ? { p50_ttft_ms: round(median(ttfts)) } : {}),
+    },
     answers,
   };
 }
@@ -124,11 +177,19 @@ async function measure(url: string, headers: Record<string, string>, load_s: num
   const c16s = await run(url, headers, CLIENTS, PROMPTS.length, true);
   const c1 = await run(url, headers, 1, SINGLE, false);
   const c1s = await run(url, headers, 1, SINGLE, true);
-  return { c16: c16.run, c16_stream: c16s.run, c1: c1.run, c1_stream: c1s.run, load_s: round(load_s), texts: c16.answers.map((a) => a.text) };
+  return {
+    c16: c16.run,
+    c16_stream: c16s.run,
+    c1: c1.run,
+    c1_stream: c1s.run,
+    load_s: round(load_s),
+    texts: c16.answers.map((a) => a.text),
+  };
 }
 
 function configFor(engine: "vllm" | "transformers", file: string): string {
-  const yaml = fs.readFileSync(CONFIG, "utf8")
+  const yaml = fs
+    .readFileSync(CONFIG, "utf8")
     .replace(/model_path: .*/, `model_path: "${MODEL_PATH}"`)
     .replace(/engine: .*/, engine === "vllm" ? `engine: "vllm"\n  kv_cache_mb: ${KV_CACHE_MB}` : `engine: "${engine}"`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -145,7 +206,14 @@ async function tsserve(engine: "vllm" | "transformers"): Promise<Figures> {
   const tsConfig = path.join(work, "config.properties");
   fs.writeFileSync(tsConfig, loopbackProperties(PORT));
   const model = `smollm2-${engine}`;
-  await createArchive({ modelName: model, version: "1.0", handler: HANDLER, configFile: configFor(engine, path.join(work, "scratch", `${model}.yaml`)), exportPath: modelStore, force: true });
+  await createArchive({
+    modelName: model,
+    version: "1.0",
+    handler: HANDLER,
+    configFile: configFor(engine, path.join(work, "scratch", `${model}.yaml`)),
+    exportPath: modelStore,
+    force: true,
+  });
   try {
     await startServer({ paths, tsConfig, modelStore });
     const started = performance.now();
@@ -161,28 +229,58 @@ async function tsserve(engine: "vllm" | "transformers"): Promise<Figures> {
 async function vllmServer(): Promise<Figures> {
   const port = PORT + 5;
   const started = performance.now();
-  const child: ChildProcess = spawn(PYTHON, ["-m", "vllm.entrypoints.openai.api_server", "--model", MODEL_PATH, "--dtype", "float32", "--host", "127.0.0.1", "--port", String(port),
-    "--kv-cache-memory-bytes", String(KV_CACHE_MB * 2 ** 20), "--disable-log-stats"], { stdio: ["ignore", "ignore", "pipe"], detached: true });
+  const child: ChildProcess = spawn(
+    PYTHON,
+    [
+      "-m",
+      "vllm.entrypoints.openai.api_server",
+      "--model",
+      MODEL_PATH,
+      "--dtype",
+      "float32",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--kv-cache-memory-bytes",
+      String(KV_CACHE_MB * 2 ** 20),
+      "--disable-log-stats",
+    ],
+    { stdio: ["ignore", "ignore", "pipe"], detached: true },
+  );
   let log = "";
   child.stderr!.on("data", (c) => (log = (log + c).slice(-4000)));
   try {
     for (;;) {
       if (child.exitCode !== null) throw new Error(`vLLM's server exited (${child.exitCode}):\n${log}`);
-      const health = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+      const health = await fetch(`http://127.0.0.1:${port}/health`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (health) break;
       await new Promise((r) => setTimeout(r, 1000));
     }
     return await measure(`http://127.0.0.1:${port}/v1/completions`, {}, (performance.now() - started) / 1000);
   } finally {
-    try { process.kill(-child.pid!, "SIGTERM"); } catch { /* gone */ }
+    try {
+      process.kill(-child.pid!, "SIGTERM");
+    } catch {
+      /* gone */
+    }
     await new Promise((r) => setTimeout(r, 3000));
-    try { process.kill(-child.pid!, "SIGKILL"); } catch { /* gone */ }
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      /* gone */
+    }
   }
 }
 
 function table(figures: Partial<Record<Target, Figures>>): string {
-  const rows = (Object.entries(figures) as [Target, Figures][]).map(([name, f]) =>
-    `| ${name} | ${f.c16.tokens_per_s} | ${f.c16_stream.tokens_per_s} | ${f.c16_stream.p50_ttft_ms} | ${f.c1.tokens_per_s} | ${f.c1_stream.tokens_per_s} | ${f.c1_stream.p50_ttft_ms} | ${f.load_s} |`);
+  const rows = (Object.entries(figures) as [Target, Figures][]).map(
+    ([name, f]) =>
+      `| ${name} | ${f.c16.tokens_per_s} | ${f.c16_stream.tokens_per_s} | ${f.c16_stream.p50_ttft_ms} | ${f.c1.tokens_per_s} | ${f.c1_stream.tokens_per_s} | ${f.c1_stream.p50_ttft_ms} | ${f.load_s} |`,
+  );
   return [
     "| server | 16 clients tok/s | 16 clients streamed tok/s | p50 TTFT at 16 (ms) | 1 client tok/s | 1 client streamed tok/s | p50 TTFT at 1 (ms) | start-up (s) |",
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -193,7 +291,10 @@ function table(figures: Partial<Record<Target, Figures>>): string {
 async function main(): Promise<void> {
   const chosen = args.only ? (args.only.split(",") as Target[]) : TARGETS;
   // --only measures some servers again; the others keep the figures (and texts) of the last run.
-  const previous = args.only && fs.existsSync(args.out!) ? JSON.parse(fs.readFileSync(args.out!, "utf8")) as { figures: Partial<Record<Target, Figures>> } : undefined;
+  const previous =
+    args.only && fs.existsSync(args.out!)
+      ? (JSON.parse(fs.readFileSync(args.out!, "utf8")) as { figures: Partial<Record<Target, Figures>> })
+      : undefined;
   const figures: Partial<Record<Target, Figures>> = { ...previous?.figures };
   for (const target of chosen) {
     say(`measuring ${target}`);
@@ -202,7 +303,9 @@ async function main(): Promise<void> {
   }
   const reference = figures["vllm-server"]?.texts;
   const ratios: Record<string, number> = {};
-  const tv = figures["tsserve-vllm"], vs = figures["vllm-server"], tt = figures["tsserve-transformers"];
+  const tv = figures["tsserve-vllm"],
+    vs = figures["vllm-server"],
+    tt = figures["tsserve-transformers"];
   if (tv && vs) {
     ratios.c16_vs_vllm_server = round(tv.c16.tokens_per_s / vs.c16.tokens_per_s, 2);
     ratios.c16_stream_vs_vllm_server = round(tv.c16_stream.tokens_per_s / vs.c16_stream.tokens_per_s, 2);
@@ -210,12 +313,23 @@ async function main(): Promise<void> {
     ratios.p50_ttft_c16_vs_vllm_server = round(tv.c16_stream.p50_ttft_ms! / vs.c16_stream.p50_ttft_ms!, 2);
   }
   if (tv && tt) ratios.c16_vs_tsserve_transformers = round(tv.c16.tokens_per_s / tt.c16.tokens_per_s, 2);
-  const equalTexts = Object.fromEntries((Object.entries(figures) as [Target, Figures][]).map(([name, f]) =>
-    [name, reference ? f.texts.filter((t, i) => t === reference[i]).length : null]));
+  const equalTexts = Object.fromEntries(
+    (Object.entries(figures) as [Target, Figures][]).map(([name, f]) => [
+      name,
+      reference ? f.texts.filter((t, i) => t === reference[i]).length : null,
+    ]),
+  );
   const result = {
     date: new Date().toISOString(),
     machine: `${(await import("node:os")).cpus().length} cores`,
-    workload: { prompts: PROMPTS.length, max_tokens: TOKENS, temperature: 0, clients: CLIENTS, single_client_requests: SINGLE, kv_cache_mb: KV_CACHE_MB },
+    workload: {
+      prompts: PROMPTS.length,
+      max_tokens: TOKENS,
+      temperature: 0,
+      clients: CLIENTS,
+      single_client_requests: SINGLE,
+      kv_cache_mb: KV_CACHE_MB,
+    },
     figures,
     ratios,
     texts_equal_to_vllm_server: equalTexts,

@@ -53,8 +53,7 @@ export const AgentInstructSection = extendHandlerSection({
 });
 export type AgentInstructSection = z.output<typeof AgentInstructSection>;
 
-const text = (what = "must be a string") =>
-  z.string({ error: (issue) => (issue.input === undefined ? "required" : what) });
+const text = (what = "must be a string") => z.string({ error: (issue) => (issue.input === undefined ? "required" : what) });
 const optional = <T extends z.ZodType>(schema: T) => schema.nullable().optional();
 
 export const AgentInstructRequest = completionRequestSchema({
@@ -65,12 +64,12 @@ export const AgentInstructRequest = completionRequestSchema({
     }),
   ),
   output_prefix: optional(text()),
-  task: optional(
-    z.union([z.string(), z.array(z.string()).min(1)], { error: 'must be "generation", a task name, or a list of labels' }),
-  ),
+  task: optional(z.union([z.string(), z.array(z.string()).min(1)], { error: 'must be "generation", a task name, or a list of labels' })),
   answer_trigger: optional(text()),
   explanation_trigger: optional(text()),
-  explanation_max_tokens: optional(z.number({ error: "must be a number" }).int({ error: "must be an integer" }).min(1, { error: "must be ≥ 1" })),
+  explanation_max_tokens: optional(
+    z.number({ error: "must be a number" }).int({ error: "must be an integer" }).min(1, { error: "must be ≥ 1" }),
+  ),
 });
 export type AgentInstructRequest = z.output<typeof AgentInstructRequest>;
 
@@ -113,15 +112,17 @@ export default class Llama2_7bChatAgentInstruct extends CompletionHandler<AgentI
 
   override async inference(inputs: Input[], ctx: StageContext<AgentInstructSection>): Promise<Maybe<Output>[]> {
     // Stage 1: every request's explanation, in one batched pass.
-    const explained = await ctx.model.generate(inputs.map((input) => ({
-      ...input.generate,
-      max_tokens: input.request.explanation_max_tokens ?? ctx.config.handler.explanation_max_tokens,
-      stop: input.request.input_prefix ? [input.request.input_prefix] : [],
-      num_sequences: 1,
-      logprobs: 0,
-      echo: false,
-      stream: false,
-    })));
+    const explained = await ctx.model.generate(
+      inputs.map((input) => ({
+        ...input.generate,
+        max_tokens: input.request.explanation_max_tokens ?? ctx.config.handler.explanation_max_tokens,
+        stop: input.request.input_prefix ? [input.request.input_prefix] : [],
+        num_sequences: 1,
+        logprobs: 0,
+        echo: false,
+        stream: false,
+      })),
+    );
     if (explained.length !== inputs.length) {
       throw new Error(`generate returned ${explained.length} outcomes for ${inputs.length} requests`);
     }
@@ -150,7 +151,11 @@ export default class Llama2_7bChatAgentInstruct extends CompletionHandler<AgentI
       this.explanations.set(next, {
         text: cleanExplanation(sequence.text),
         finish_reason: sequence.finish_reason,
-        usage: { prompt_tokens: outcome.prompt_tokens, completion_tokens: completionTokens, total_tokens: outcome.prompt_tokens + completionTokens },
+        usage: {
+          prompt_tokens: outcome.prompt_tokens,
+          completion_tokens: completionTokens,
+          total_tokens: outcome.prompt_tokens + completionTokens,
+        },
         raw_compute_time: outcome.compute_time,
         answerPrompt: rawPrompt,
       });

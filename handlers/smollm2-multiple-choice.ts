@@ -7,8 +7,14 @@
 //   -> {"answer": "B", "choice": "Jupiter", "explanation": "...", "finish_reason": "stop", "raw_compute_time": 0.8}
 import { z } from "zod";
 import {
-  ChatTemplateSection, Handler, RequestFailure, generateStructured, renderChatTemplate,
-  type GenerateRequest, type Maybe, type StageContext,
+  ChatTemplateSection,
+  Handler,
+  RequestFailure,
+  generateStructured,
+  renderChatTemplate,
+  type GenerateRequest,
+  type Maybe,
+  type StageContext,
 } from "../src/index.ts";
 
 export const LETTERS = ["A", "B", "C", "D"] as const;
@@ -57,14 +63,20 @@ export default class SmolLM2MultipleChoice extends Handler<MultipleChoiceRequest
     if (!template) throw new Error("this handler needs a chat model: the model has no chat template");
     return requests.map((request) => {
       const prompt = renderChatTemplate(template, [{ role: "user", content: questionText(request) }], {
-        bosToken: info.bos_token, eosToken: info.eos_token, addGenerationPrompt: true,
+        bosToken: info.bos_token,
+        eosToken: info.eos_token,
+        addGenerationPrompt: true,
       });
       return { request, generate: generateRequest(prompt, request) };
     });
   }
 
   async inference(questions: Question[], ctx: StageContext<ChatTemplateSection>): Promise<Maybe<AnsweredQuestion>[]> {
-    const outcomes = await generateStructured(ctx.model, questions.map((q) => q.generate), Answer);
+    const outcomes = await generateStructured(
+      ctx.model,
+      questions.map((q) => q.generate),
+      Answer,
+    );
     return outcomes.map((outcome, i): Maybe<AnsweredQuestion> => {
       if (!outcome.ok) return new RequestFailure(outcome.status, outcome.message);
       const [sequence] = outcome.sequences;

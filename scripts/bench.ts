@@ -27,8 +27,17 @@ import { loopbackProperties } from "../src/client/properties.ts";
 import { connect, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
 import type { TorchServeClient } from "../src/client/http.ts";
 import {
-  CONCURRENCY, VARIANTS, median, percentile, renderMarkdown, renderSvg, round,
-  type BenchResults, type E2eFigures, type RpcFigures, type Variant,
+  CONCURRENCY,
+  VARIANTS,
+  median,
+  percentile,
+  renderMarkdown,
+  renderSvg,
+  round,
+  type BenchResults,
+  type E2eFigures,
+  type RpcFigures,
+  type Variant,
 } from "../bench/report.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -87,7 +96,10 @@ async function machine(): Promise<Record<string, unknown>> {
     python: (await version(PYTHON, ["--version"])).replace(/^Python /, ""),
     torchserve: await version(PYTHON, ["-c", "import ts.version; print(ts.version.__version__)"]),
     torch: await version(PYTHON, ["-c", "import torch; print(torch.__version__)"]),
-    load_average_start: os.loadavg().map((v) => v.toFixed(2)).join(" "),
+    load_average_start: os
+      .loadavg()
+      .map((v) => v.toFixed(2))
+      .join(" "),
   };
 }
 
@@ -97,8 +109,13 @@ async function rpc(scratch: string): Promise<Record<string, RpcFigures>> {
   const bundleDir = path.join(scratch, "echo-bundle");
   await run(process.execPath, [CLI, "bundle", "--handler", "test/fixtures/handlers/echo-handler.ts", "--out", bundleDir]);
   const { stdout } = await run(PYTHON, [
-    path.join(ROOT, "bench", "rpc_bench.py"), "--bundle", path.join(bundleDir, "handler.mjs"),
-    "--seconds", String(P.rpcSeconds), "--max-rounds", String(P.rpcMaxRounds),
+    path.join(ROOT, "bench", "rpc_bench.py"),
+    "--bundle",
+    path.join(bundleDir, "handler.mjs"),
+    "--seconds",
+    String(P.rpcSeconds),
+    "--max-rounds",
+    String(P.rpcMaxRounds),
   ]);
   return JSON.parse(stdout) as Record<string, RpcFigures>;
 }
@@ -108,8 +125,17 @@ async function inProcess(scratch: string): Promise<Record<string, unknown>> {
   const bundleDir = path.join(scratch, "llama-bundle");
   await run(process.execPath, [CLI, "bundle", "--handler", "handlers/llama-2-7b-chat.ts", "--out", bundleDir]);
   const { stdout } = await run(PYTHON, [
-    path.join(ROOT, "bench", "handler_bench.py"), "--bundle-dir", bundleDir, "--config", path.join(ROOT, "configs", "tiny-llama-2-chat.yaml"),
-    "--requests", String(P.inProcessRequests), "--seconds", QUICK ? "10" : "120", "--max-tokens", String(P.body.max_tokens),
+    path.join(ROOT, "bench", "handler_bench.py"),
+    "--bundle-dir",
+    bundleDir,
+    "--config",
+    path.join(ROOT, "configs", "tiny-llama-2-chat.yaml"),
+    "--requests",
+    String(P.inProcessRequests),
+    "--seconds",
+    QUICK ? "10" : "120",
+    "--max-tokens",
+    String(P.body.max_tokens),
   ]);
   return JSON.parse(stdout.trim().split("\n").at(-1)!) as Record<string, unknown>;
 }
@@ -122,7 +148,8 @@ async function inProcess(scratch: string): Promise<Record<string, unknown>> {
  * answers from `handle`, and the bench measures what the bridge adds, like for like.
  */
 function benchConfig(scratch: string): string {
-  const yaml = fs.readFileSync(path.join(ROOT, "configs", "tiny-llama-2-chat.yaml"), "utf8")
+  const yaml = fs
+    .readFileSync(path.join(ROOT, "configs", "tiny-llama-2-chat.yaml"), "utf8")
     .replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "tiny-llama")}"`)
     .replace(/^asyncCommunication: true$/m, "asyncCommunication: false");
   const file = path.join(scratch, "tiny-llama-2-chat.yaml");
@@ -131,9 +158,35 @@ function benchConfig(scratch: string): string {
 }
 
 const tsserveArchive = (config: string, dir: string) =>
-  run(process.execPath, [CLI, "archive", "--model-name", MODEL.tsserve, "--version", "1.0", "--handler", "handlers/llama-2-7b-chat.ts", "-c", config, "--export-path", dir, "-f"]);
+  run(process.execPath, [
+    CLI,
+    "archive",
+    "--model-name",
+    MODEL.tsserve,
+    "--version",
+    "1.0",
+    "--handler",
+    "handlers/llama-2-7b-chat.ts",
+    "-c",
+    config,
+    "--export-path",
+    dir,
+    "-f",
+  ]);
 const tmaArchive = (config: string, dir: string) =>
-  run(TMA, ["--model-name", MODEL.python, "--version", "1.0", "--handler", "bench/python_handler.py", "--config-file", config, "--export-path", dir, "-f"]);
+  run(TMA, [
+    "--model-name",
+    MODEL.python,
+    "--version",
+    "1.0",
+    "--handler",
+    "bench/python_handler.py",
+    "--config-file",
+    config,
+    "--export-path",
+    dir,
+    "-f",
+  ]);
 
 async function archives(config: string, scratch: string, store: string): Promise<BenchResults["archive"]> {
   const dir = path.join(scratch, "archives");
@@ -142,7 +195,8 @@ async function archives(config: string, scratch: string, store: string): Promise
   for (let i = 0; i < P.archiveRepeats; i++) {
     // A B, then B A: the first call of a pair never always lands on the same side.
     const order = i % 2 === 0 ? (["tsserve", "tma"] as const) : (["tma", "tsserve"] as const);
-    for (const which of order) times[which].push((await (which === "tsserve" ? tsserveArchive(config, dir) : tmaArchive(config, dir))).seconds);
+    for (const which of order)
+      times[which].push((await (which === "tsserve" ? tsserveArchive(config, dir) : tmaArchive(config, dir))).seconds);
   }
   await tsserveArchive(config, store);
   await tmaArchive(config, store);
@@ -150,7 +204,8 @@ async function archives(config: string, scratch: string, store: string): Promise
     tsserve_s: round(median(times.tsserve)),
     torch_model_archiver_s: round(median(times.tma)),
     runs: P.archiveRepeats,
-    tsserve_does: "validates the config against the handler's schema, bundles the TypeScript handler with esbuild, generates the Python shim module, packs the tsserve_shim package, writes MANIFEST.json and the .mar (zip)",
+    tsserve_does:
+      "validates the config against the handler's schema, bundles the TypeScript handler with esbuild, generates the Python shim module, packs the tsserve_shim package, writes MANIFEST.json and the .mar (zip)",
     torch_model_archiver_does: "starts Python, copies the handler file and the config, writes MANIFEST.json and the .mar (zip)",
   };
 }
@@ -167,19 +222,33 @@ function serverConfig(work: string): string {
 /** A lean keep-alive HTTP client: the same few microseconds for both handlers, little CPU taken from the server. */
 class Loader {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  constructor(private readonly port: number, private readonly token: string | undefined) {}
+  constructor(
+    private readonly port: number,
+    private readonly token: string | undefined,
+  ) {}
 
   predict(model: string, body: string): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
-      const request = http.request({
-        host: "127.0.0.1", port: this.port, method: "POST", path: `/predictions/${model}`, agent: this.agent,
-        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body), ...(this.token ? { Authorization: `Bearer ${this.token}` } : {}) },
-      }, (response) => {
-        const chunks: Buffer[] = [];
-        response.on("data", (c: Buffer) => chunks.push(c));
-        response.on("end", () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
-        response.on("error", reject);
-      });
+      const request = http.request(
+        {
+          host: "127.0.0.1",
+          port: this.port,
+          method: "POST",
+          path: `/predictions/${model}`,
+          agent: this.agent,
+          headers: {
+            "Content-Type": "application/json",
+            "Content-Length": Buffer.byteLength(body),
+            ...(this.token ? { Authorization: `Bearer ${this.token}` } : {}),
+          },
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on("data", (c: Buffer) => chunks.push(c));
+          response.on("end", () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+          response.on("error", reject);
+        },
+      );
       request.setTimeout(60_000, () => request.destroy(new Error("request timed out")));
       request.on("error", reject);
       request.end(body);
@@ -197,7 +266,8 @@ async function coldStart(client: TorchServeClient, loader: Loader, variant: Vari
   for (;;) {
     const answer = await loader.predict(MODEL[variant], body);
     if (answer.status === 200) break;
-    if (performance.now() - started > 180_000) throw new Error(`${variant}: no answer within 180 s of register (${answer.status} ${answer.body.slice(0, 200)})`);
+    if (performance.now() - started > 180_000)
+      throw new Error(`${variant}: no answer within 180 s of register (${answer.status} ${answer.body.slice(0, 200)})`);
     await new Promise((r) => setTimeout(r, 50));
   }
   return (performance.now() - started) / 1000;
@@ -257,7 +327,9 @@ interface Pairs {
  * tsserve − python difference.
  */
 async function loadInterleaved(loader: Loader, body: string, total: number): Promise<{ cells: Record<Variant, Cell>; pairs: Pairs }> {
-  const cells = Object.fromEntries(VARIANTS.map((v) => [v, { latenciesMs: [], nonComputeMs: [], seconds: 0, errors: 0 }])) as unknown as Record<Variant, Cell>;
+  const cells = Object.fromEntries(
+    VARIANTS.map((v) => [v, { latenciesMs: [], nonComputeMs: [], seconds: 0, errors: 0 }]),
+  ) as unknown as Record<Variant, Cell>;
   const pairs: Pairs = { latencyMs: [], nonComputeMs: [] };
   const deadline = performance.now() + P.cellTimeoutMs;
   for (let i = 0; i < total && performance.now() < deadline; i++) {
@@ -289,13 +361,26 @@ async function loadInterleaved(loader: Loader, body: string, total: number): Pro
 async function e2e(loader: Loader, body: string): Promise<BenchResults["e2e"]> {
   for (const variant of VARIANTS) for (let i = 0; i < P.warmupRequests; i++) await loader.predict(MODEL[variant], body);
   // Same work on both sides: greedy decoding of the same prompt gives the same text and token counts.
-  const samples = Object.fromEntries(await Promise.all(VARIANTS.map(async (v) => [v, JSON.parse((await loader.predict(MODEL[v], body)).body)] as const)));
-  const same = samples.tsserve.choices?.[0]?.text === samples.python.choices?.[0]?.text
-    && JSON.stringify(samples.tsserve.usage) === JSON.stringify(samples.python.usage);
-  if (!same) log(`warning: the two handlers answered differently:\n  tsserve ${JSON.stringify(samples.tsserve)}\n  python  ${JSON.stringify(samples.python)}`);
+  const samples = Object.fromEntries(
+    await Promise.all(VARIANTS.map(async (v) => [v, JSON.parse((await loader.predict(MODEL[v], body)).body)] as const)),
+  );
+  const same =
+    samples.tsserve.choices?.[0]?.text === samples.python.choices?.[0]?.text &&
+    JSON.stringify(samples.tsserve.usage) === JSON.stringify(samples.python.usage);
+  if (!same)
+    log(
+      `warning: the two handlers answered differently:\n  tsserve ${JSON.stringify(samples.tsserve)}\n  python  ${JSON.stringify(samples.python)}`,
+    );
 
-  const perRound: Record<string, Record<Variant, { p50: number[]; p99: number[]; rps: number[]; nonCompute: number[]; errors: number; n: number }>> = {};
-  for (const c of CONCURRENCY) perRound[c] = { tsserve: { p50: [], p99: [], rps: [], nonCompute: [], errors: 0, n: 0 }, python: { p50: [], p99: [], rps: [], nonCompute: [], errors: 0, n: 0 } };
+  const perRound: Record<
+    string,
+    Record<Variant, { p50: number[]; p99: number[]; rps: number[]; nonCompute: number[]; errors: number; n: number }>
+  > = {};
+  for (const c of CONCURRENCY)
+    perRound[c] = {
+      tsserve: { p50: [], p99: [], rps: [], nonCompute: [], errors: 0, n: 0 },
+      python: { p50: [], p99: [], rps: [], nonCompute: [], errors: 0, n: 0 },
+    };
   const pairs: Pairs = { latencyMs: [], nonComputeMs: [] };
   for (let round_ = 0; round_ < P.rounds; round_++) {
     for (const c of CONCURRENCY) {
@@ -306,7 +391,7 @@ async function e2e(loader: Loader, body: string): Promise<BenchResults["e2e"]> {
         pairs.nonComputeMs.push(...interleaved.pairs.nonComputeMs);
       }
       for (const variant of order) {
-        const cell = interleaved?.cells[variant] ?? await load(loader, MODEL[variant], body, c, P.requestsPerRound[c]);
+        const cell = interleaved?.cells[variant] ?? (await load(loader, MODEL[variant], body, c, P.requestsPerRound[c]));
         const slot = perRound[c]![variant];
         slot.p50.push(percentile(cell.latenciesMs, 0.5));
         slot.p99.push(percentile(cell.latenciesMs, 0.99));
@@ -316,18 +401,26 @@ async function e2e(loader: Loader, body: string): Promise<BenchResults["e2e"]> {
         slot.n += cell.latenciesMs.length;
       }
     }
-    log(`e2e round ${round_ + 1}/${P.rounds}: c1 p50 tsserve ${perRound[1]!.tsserve.p50.at(-1)!.toFixed(2)} ms, python ${perRound[1]!.python.p50.at(-1)!.toFixed(2)} ms`);
+    log(
+      `e2e round ${round_ + 1}/${P.rounds}: c1 p50 tsserve ${perRound[1]!.tsserve.p50.at(-1)!.toFixed(2)} ms, python ${perRound[1]!.python.p50.at(-1)!.toFixed(2)} ms`,
+    );
   }
   const byConcurrency: Record<string, Record<Variant, E2eFigures>> = {};
   for (const c of CONCURRENCY) {
-    byConcurrency[c] = Object.fromEntries(VARIANTS.map((v) => {
-      const s = perRound[c]![v];
-      const figures: E2eFigures = {
-        p50_ms: round(median(s.p50)), p99_ms: round(median(s.p99)), rps: round(median(s.rps), 2),
-        non_compute_p50_ms: round(median(s.nonCompute)), requests: s.n, errors: s.errors,
-      };
-      return [v, figures];
-    })) as unknown as Record<Variant, E2eFigures>;
+    byConcurrency[c] = Object.fromEntries(
+      VARIANTS.map((v) => {
+        const s = perRound[c]![v];
+        const figures: E2eFigures = {
+          p50_ms: round(median(s.p50)),
+          p99_ms: round(median(s.p99)),
+          rps: round(median(s.rps), 2),
+          non_compute_p50_ms: round(median(s.nonCompute)),
+          requests: s.n,
+          errors: s.errors,
+        };
+        return [v, figures];
+      }),
+    ) as unknown as Record<Variant, E2eFigures>;
   }
   return {
     by_concurrency: byConcurrency,
@@ -383,7 +476,9 @@ async function main(): Promise<void> {
   const config = benchConfig(scratch);
   log("archives");
   results.archive = await archives(config, scratch, store);
-  log(`archive: ${JSON.stringify({ tsserve_s: results.archive.tsserve_s, torch_model_archiver_s: results.archive.torch_model_archiver_s })}`);
+  log(
+    `archive: ${JSON.stringify({ tsserve_s: results.archive.tsserve_s, torch_model_archiver_s: results.archive.torch_model_archiver_s })}`,
+  );
 
   const stop = async () => {
     if (runningServer(paths)) {
@@ -422,7 +517,10 @@ async function main(): Promise<void> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
-  results.machine!.load_average_end = os.loadavg().map((v) => v.toFixed(2)).join(" ");
+  results.machine!.load_average_end = os
+    .loadavg()
+    .map((v) => v.toFixed(2))
+    .join(" ");
   results.parameters.wall_s = round((performance.now() - started) / 1000, 1);
 
   const final = results as BenchResults;
@@ -437,4 +535,3 @@ main().catch((error) => {
   process.stderr.write(`bench: ${(error as Error).stack ?? error}\n`);
   process.exit(1);
 });
-

@@ -66,7 +66,10 @@ export async function buildDeclarations(outdir = path.join(root, "dist", "types"
     rootDir: path.join(root, "src"),
     outDir: outdir,
   };
-  const program = ts.createProgram(Object.values(LIBRARY_ENTRIES).map((f) => path.join(root, f)), options);
+  const program = ts.createProgram(
+    Object.values(LIBRARY_ENTRIES).map((f) => path.join(root, f)),
+    options,
+  );
   fs.rmSync(outdir, { recursive: true, force: true });
   const result = program.emit(undefined, (file, text) => {
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -74,7 +77,9 @@ export async function buildDeclarations(outdir = path.join(root, "dist", "types"
   });
   const errors = [...ts.getPreEmitDiagnostics(program), ...result.diagnostics].filter((d) => d.category === ts.DiagnosticCategory.Error);
   if (errors.length > 0) {
-    throw new Error(ts.formatDiagnostics(errors, { getCanonicalFileName: (f) => f, getCurrentDirectory: () => root, getNewLine: () => "\n" }));
+    throw new Error(
+      ts.formatDiagnostics(errors, { getCanonicalFileName: (f) => f, getCurrentDirectory: () => root, getNewLine: () => "\n" }),
+    );
   }
 }
 

@@ -32,7 +32,9 @@ export function describeAnswer(model: string, label: string, request: unknown, s
   if (status !== 200 || choice === undefined) return [...lines, `== ${model} answered HTTP ${status}: ${body.trim()}`].join("\n");
   const text = (choice.text ?? "").replace(/\n/g, "\n   ");
   const usage = answer!.usage;
-  const tokens = usage ? `${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion = ${usage.total_tokens} tokens` : "no usage";
+  const tokens = usage
+    ? `${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion = ${usage.total_tokens} tokens`
+    : "no usage";
   const compute = typeof answer!.raw_compute_time === "number" ? `, model ${answer!.raw_compute_time.toFixed(2)} s` : "";
   lines.push(`== ${model} says: ${text}`, `   ${tokens}, finish_reason ${choice.finish_reason}, ${seconds.toFixed(2)} s${compute}`);
   return lines.join("\n");

@@ -28,7 +28,16 @@ import { registerWatched, WorkerStartError } from "../src/client/model-registrat
 
 const TINY = "tiny-llama-2-chat";
 const SMOL = "smollm2-135m-instruct";
-const SEED_REQUEST = { seed: 0, prompt: "Alan Turing was a ", max_tokens: 128, temperature: 0.7, top_p: 0.7, top_k: 50, logprobs: 0, stop: [] };
+const SEED_REQUEST = {
+  seed: 0,
+  prompt: "Alan Turing was a ",
+  max_tokens: 128,
+  temperature: 0.7,
+  top_p: 0.7,
+  top_k: 50,
+  logprobs: 0,
+  stop: [],
+};
 const CHAT_REQUEST = {
   seed: 0,
   messages: [
@@ -50,14 +59,25 @@ const SMOL_REQUEST = {
 /** What the demo serves: model name, handler, config, and the requests it sends. */
 const MODELS = [
   { name: SMOL, handler: "smollm2-135m-instruct.ts", config: "smollm2-135m-instruct.yaml", requests: [["a chat request", SMOL_REQUEST]] },
-  { name: TINY, handler: "llama-2-7b-chat.ts", config: "tiny-llama-2-chat.yaml", requests: [["the seed's request", SEED_REQUEST], ["a chat request", CHAT_REQUEST]] },
+  {
+    name: TINY,
+    handler: "llama-2-7b-chat.ts",
+    config: "tiny-llama-2-chat.yaml",
+    requests: [
+      ["the seed's request", SEED_REQUEST],
+      ["a chat request", CHAT_REQUEST],
+    ],
+  },
 ] as const;
 
 const say = (message: string): void => void process.stderr.write(`demo: ${message}\n`);
 
 /** The engine a config names (handler.engine, else the schema's default). */
 const engineOf = (configFile: string): string =>
-  String((parseYaml(readFileSync(configFile, "utf8")) as { handler?: { engine?: string } }).handler?.engine ?? HandlerSection.parse({ model_path: "x" }).engine);
+  String(
+    (parseYaml(readFileSync(configFile, "utf8")) as { handler?: { engine?: string } }).handler?.engine ??
+      HandlerSection.parse({ model_path: "x" }).engine,
+  );
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: DEMO_OPTIONS, strict: true });
@@ -67,7 +87,8 @@ async function main(): Promise<number> {
     return 2;
   }
   // Its own working folder on another port base, so that it never meets the default TorchServe.
-  const paths = portBase === undefined ? workPaths() : workPaths({ ...process.env, TSSERVE_WORK_DIR: demoWorkDir(workPaths().root, portBase) });
+  const paths =
+    portBase === undefined ? workPaths() : workPaths({ ...process.env, TSSERVE_WORK_DIR: demoWorkDir(workPaths().root, portBase) });
   if (runningServer(paths)) {
     say("a TorchServe from an earlier run is up: stopping it first");
     await stopServer({ paths });
@@ -75,17 +96,21 @@ async function main(): Promise<number> {
 
   const store = paths.defaultModelStore;
   await mkdir(store, { recursive: true });
-  const archives = await Promise.all(MODELS.map((model) => createArchive(
-    {
-      modelName: model.name,
-      version: "1.0",
-      handler: path.join(paths.root, "handlers", model.handler),
-      configFile: path.join(paths.root, "configs", model.config),
-      exportPath: store,
-      force: true,
-    },
-    { log: (m) => say(m) },
-  )));
+  const archives = await Promise.all(
+    MODELS.map((model) =>
+      createArchive(
+        {
+          modelName: model.name,
+          version: "1.0",
+          handler: path.join(paths.root, "handlers", model.handler),
+          configFile: path.join(paths.root, "configs", model.config),
+          exportPath: store,
+          force: true,
+        },
+        { log: (m) => say(m) },
+      ),
+    ),
+  );
   for (const archive of archives) say(`archived ${path.relative(paths.root, archive.path)}`);
 
   let tsConfig: string | undefined;
@@ -97,17 +122,30 @@ async function main(): Promise<number> {
   let ok = false;
   try {
     const client = connect(paths);
-    say(`registering ${MODELS.map((m) => `${m.name} (${engineOf(path.join(paths.root, "configs", m.config))} engine)`).join(" and ")}, one worker each`);
-    await Promise.all(MODELS.map((model, i) =>
-      registerWatched(client, { url: path.basename(archives[i]!.path), modelName: model.name, initialWorkers: 1 }, paths)));
+    say(
+      `registering ${MODELS.map((m) => `${m.name} (${engineOf(path.join(paths.root, "configs", m.config))} engine)`).join(" and ")}, one worker each`,
+    );
+    await Promise.all(
+      MODELS.map((model, i) =>
+        registerWatched(client, { url: path.basename(archives[i]!.path), modelName: model.name, initialWorkers: 1 }, paths),
+      ),
+    );
     for (const model of MODELS) {
       for (const [label, body] of model.requests) {
         const started = performance.now();
         const result = await client.predict(model.name, JSON.stringify(body));
         const seconds = (performance.now() - started) / 1000;
         if (values.json) {
-          const response = (() => { try { return JSON.parse(result.body) as unknown; } catch { return result.body; } })();
-          process.stdout.write(JSON.stringify({ model: model.name, label, request: body, status: result.status, seconds, response }) + "\n");
+          const response = (() => {
+            try {
+              return JSON.parse(result.body) as unknown;
+            } catch {
+              return result.body;
+            }
+          })();
+          process.stdout.write(
+            JSON.stringify({ model: model.name, label, request: body, status: result.status, seconds, response }) + "\n",
+          );
         } else {
           process.stdout.write(`\n${describeAnswer(model.name, label, body, result.status, result.body, seconds)}\n`);
           if (values.verbose) process.stdout.write(`   response body:\n${result.body.trim()}\n`);
@@ -126,7 +164,9 @@ async function main(): Promise<number> {
         [
           "",
           `demo: TorchServe keeps running with ${SMOL} and ${TINY} registered. Try:`,
-          ...(portBase === undefined ? [] : [`  export TSSERVE_WORK_DIR=${paths.work}   # so that npx tsserve finds this TorchServe and its keys`]),
+          ...(portBase === undefined
+            ? []
+            : [`  export TSSERVE_WORK_DIR=${paths.work}   # so that npx tsserve finds this TorchServe and its keys`]),
           `  curl -X POST ${inference}/predictions/${SMOL} \\`,
           `    -H "Authorization: Bearer $(npx tsserve token)" -H "Content-Type: application/json" \\`,
           `    -d '${JSON.stringify({ messages: [{ role: "user", content: "Name three colours." }], max_tokens: 48 })}'`,

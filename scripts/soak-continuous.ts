@@ -51,22 +51,64 @@ const REQUEST_TIMEOUT_MS = 120_000;
 const random = prng(Number(args.seed));
 
 const PROMPTS = [
-  "The capital of France is", "Write a haiku about the sea.", "2 + 2 =", "List three colors:", "Translate 'good morning' to French:",
-  "def fibonacci(n):", "The best way to learn is", "Q: What is the boiling point of water?\nA:", "Once upon a time", "Name a planet:",
-  "Explique la photosynthèse en une phrase.", "天気はどうですか", "Why is the sky blue?", "A limerick about a cat:",
+  "The capital of France is",
+  "Write a haiku about the sea.",
+  "2 + 2 =",
+  "List three colors:",
+  "Translate 'good morning' to French:",
+  "def fibonacci(n):",
+  "The best way to learn is",
+  "Q: What is the boiling point of water?\nA:",
+  "Once upon a time",
+  "Name a planet:",
+  "Explique la photosynthèse en une phrase.",
+  "天気はどうですか",
+  "Why is the sky blue?",
+  "A limerick about a cat:",
 ];
 
-type Kind = "seed" | "seed-stream" | "seed-sampled" | "completions" | "completions-stream" | "chat" | "malformed" | "too-long" | "disconnect"
-  | "big-integer" | "lone-surrogate" | "deep-nesting" | "over-limit" | "too-wide";
+type Kind =
+  | "seed"
+  | "seed-stream"
+  | "seed-sampled"
+  | "completions"
+  | "completions-stream"
+  | "chat"
+  | "malformed"
+  | "too-long"
+  | "disconnect"
+  | "big-integer"
+  | "lone-surrogate"
+  | "deep-nesting"
+  | "over-limit"
+  | "too-wide";
 const MIX: [Kind, number][] = [
-  ["seed", 290], ["seed-stream", 140], ["seed-sampled", 60], ["completions", 140], ["completions-stream", 60], ["chat", 120],
-  ["malformed", 50], ["too-long", 30], ["disconnect", 60],
-  ["big-integer", 12], ["lone-surrogate", 12], ["deep-nesting", 12], ["over-limit", 6], ["too-wide", 8],
+  ["seed", 290],
+  ["seed-stream", 140],
+  ["seed-sampled", 60],
+  ["completions", 140],
+  ["completions-stream", 60],
+  ["chat", 120],
+  ["malformed", 50],
+  ["too-long", 30],
+  ["disconnect", 60],
+  ["big-integer", 12],
+  ["lone-surrogate", 12],
+  ["deep-nesting", 12],
+  ["over-limit", 6],
+  ["too-wide", 8],
 ];
 /** The frontend's max_response_size for the run: the over-limit kind's answer (echo logprobs of 16 prompts) exceeds it. */
 const MAX_RESPONSE_BYTES = 2 * 1024 * 1024;
 const nested = (depth: number): string => "[".repeat(depth) + "1" + "]".repeat(depth);
-const MALFORMED = ['{"prompt": "x",', "[1, 2]", '{"max_tokens": 2}', '{"prompt": 42}', '{"prompt": "x", "max_tokens": -1}', '{"prompt": "x", "temperature": "hot"}'];
+const MALFORMED = [
+  '{"prompt": "x",',
+  "[1, 2]",
+  '{"max_tokens": 2}',
+  '{"prompt": 42}',
+  '{"prompt": "x", "max_tokens": -1}',
+  '{"prompt": "x", "temperature": "hot"}',
+];
 
 interface Job {
   kind: Kind;
@@ -111,7 +153,13 @@ function job(kind: Kind): Job {
     case "completions":
     case "completions-stream": {
       const body = JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens, temperature: 0 });
-      return { kind, path: route("v1/completions"), body: kind === "completions" ? body : JSON.stringify({ ...JSON.parse(body), stream: true }), stream: kind !== "completions", expect: `completions ${body}` };
+      return {
+        kind,
+        path: route("v1/completions"),
+        body: kind === "completions" ? body : JSON.stringify({ ...JSON.parse(body), stream: true }),
+        stream: kind !== "completions",
+        expect: `completions ${body}`,
+      };
     }
     case "chat": {
       const body = JSON.stringify({ model: MODEL, messages: [{ role: "user", content: prompt }], max_tokens: maxTokens, temperature: 0 });
@@ -120,19 +168,50 @@ function job(kind: Kind): Job {
     case "malformed":
       return { kind, path: route(""), body: choose(MALFORMED), stream: false };
     case "too-long":
-      return { kind, path: route(choose(["", "v1/completions"])), body: JSON.stringify({ prompt: "word ".repeat(9000), max_tokens: 4 }), stream: false };
+      return {
+        kind,
+        path: route(choose(["", "v1/completions"])),
+        body: JSON.stringify({ prompt: "word ".repeat(9000), max_tokens: 4 }),
+        stream: false,
+      };
     case "big-integer":
-      return { kind, path: route(choose(["", "v1/completions"])), body: `{"model":"${MODEL}","prompt":"Hello","max_tokens":2,"x":18446744073709551616}`, stream: false };
+      return {
+        kind,
+        path: route(choose(["", "v1/completions"])),
+        body: `{"model":"${MODEL}","prompt":"Hello","max_tokens":2,"x":18446744073709551616}`,
+        stream: false,
+      };
     case "lone-surrogate":
-      return { kind, path: route(choose(["", "v1/completions"])), body: `{"model":"${MODEL}","prompt":"a\\ud800b","max_tokens":2}`, stream: false };
+      return {
+        kind,
+        path: route(choose(["", "v1/completions"])),
+        body: `{"model":"${MODEL}","prompt":"a\\ud800b","max_tokens":2}`,
+        stream: false,
+      };
     case "deep-nesting":
-      return { kind, path: route(choose(["", "v1/completions"])), body: `{"model":"${MODEL}","prompt":"Hello","max_tokens":2,"x":${nested(300)}}`, stream: false };
+      return {
+        kind,
+        path: route(choose(["", "v1/completions"])),
+        body: `{"model":"${MODEL}","prompt":"Hello","max_tokens":2,"x":${nested(300)}}`,
+        stream: false,
+      };
     case "over-limit": {
       const prompts = Array.from({ length: 16 }, (_, k) => `${k} ${"word ".repeat(300)}`);
-      return { kind, path: route("v1/completions"), body: JSON.stringify({ model: MODEL, prompt: prompts, echo: true, max_tokens: 0, logprobs: 20 }), stream: false, want: 413 };
+      return {
+        kind,
+        path: route("v1/completions"),
+        body: JSON.stringify({ model: MODEL, prompt: prompts, echo: true, max_tokens: 0, logprobs: 20 }),
+        stream: false,
+        want: 413,
+      };
     }
     case "too-wide":
-      return { kind, path: route("v1/completions"), body: JSON.stringify({ model: MODEL, prompt: Array(8).fill(prompt), n: 10, max_tokens: 2, temperature: 0.7 }), stream: false };
+      return {
+        kind,
+        path: route("v1/completions"),
+        body: JSON.stringify({ model: MODEL, prompt: Array(8).fill(prompt), n: 10, max_tokens: 2, temperature: 0.7 }),
+        stream: false,
+      };
   }
 }
 
@@ -159,24 +238,34 @@ interface Answer {
 /** One POST on its own connection; `disconnectAfterFirstChunk` drops the connection once the stream has begun. */
 function post(url: URL, token: string | undefined, body: string, disconnectAfterFirstChunk = false): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const request = http.request(url, {
-      method: "POST",
-      agent: false,
-      headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body), ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-      timeout: REQUEST_TIMEOUT_MS,
-    }, (response) => {
-      let text = "";
-      response.setEncoding("utf8");
-      response.on("data", (chunk: string) => {
-        text += chunk;
-        if (disconnectAfterFirstChunk) {
-          request.destroy();
-          resolve({ status: response.statusCode ?? 0, body: text });
-        }
-      });
-      response.on("end", () => resolve({ status: response.statusCode ?? 0, body: text }));
-      response.on("error", (error) => (disconnectAfterFirstChunk ? resolve({ status: response.statusCode ?? 0, body: text }) : reject(error)));
-    });
+    const request = http.request(
+      url,
+      {
+        method: "POST",
+        agent: false,
+        headers: {
+          "Content-Type": "application/json",
+          "Content-Length": Buffer.byteLength(body),
+          ...(token ? { Authorization: `Bearer ${token}` } : {}),
+        },
+        timeout: REQUEST_TIMEOUT_MS,
+      },
+      (response) => {
+        let text = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => {
+          text += chunk;
+          if (disconnectAfterFirstChunk) {
+            request.destroy();
+            resolve({ status: response.statusCode ?? 0, body: text });
+          }
+        });
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body: text }));
+        response.on("error", (error) =>
+          disconnectAfterFirstChunk ? resolve({ status: response.statusCode ?? 0, body: text }) : reject(error),
+        );
+      },
+    );
     request.on("timeout", () => request.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
     request.on("error", (error) => (disconnectAfterFirstChunk && request.destroyed ? undefined : reject(error)));
     request.end(body);
@@ -196,17 +285,33 @@ function quarters(samples: Sample[], key: keyof Omit<Sample, "at">): { first: nu
   const q = Math.max(1, Math.floor(samples.length / 4));
   const first = mean(samples.slice(0, q).map((s) => s[key]));
   const last = mean(samples.slice(-q).map((s) => s[key]));
-  return { first: Math.round(first * 10) / 10, last: Math.round(last * 10) / 10, growth: first ? Math.round(((last - first) / first) * 1000) / 10 : 0 };
+  return {
+    first: Math.round(first * 10) / 10,
+    last: Math.round(last * 10) / 10,
+    growth: first ? Math.round(((last - first) / first) * 1000) / 10 : 0,
+  };
 }
 
 async function main(): Promise<number> {
   const srv = isolatedServer("soak-continuous", [`max_response_size=${MAX_RESPONSE_BYTES}`], Number(args["port-base"]));
   const started = Date.now();
-  const config = fs.readFileSync(path.join(ROOT, "configs", "smollm2-135m-instruct.yaml"), "utf8")
+  const config = fs
+    .readFileSync(path.join(ROOT, "configs", "smollm2-135m-instruct.yaml"), "utf8")
     .replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "smollm2-135m-instruct")}"`);
   const configFile = writeFile(path.join(srv.scratch, `${MODEL}.yaml`), config);
-  await createArchive({ modelName: MODEL, version: "1.0", handler: path.join(ROOT, "handlers", "smollm2-135m-instruct.ts"), configFile, exportPath: srv.modelStore });
-  const summary: Record<string, unknown> = { requests: TOTAL, concurrency: CONCURRENCY, seed: Number(args.seed), model: "SmolLM2-135M-Instruct (CPU, float32)" };
+  await createArchive({
+    modelName: MODEL,
+    version: "1.0",
+    handler: path.join(ROOT, "handlers", "smollm2-135m-instruct.ts"),
+    configFile,
+    exportPath: srv.modelStore,
+  });
+  const summary: Record<string, unknown> = {
+    requests: TOTAL,
+    concurrency: CONCURRENCY,
+    seed: Number(args.seed),
+    model: "SmolLM2-135M-Instruct (CPU, float32)",
+  };
   const failures: string[] = [];
   let stopped = false;
   try {
@@ -229,12 +334,19 @@ async function main(): Promise<number> {
       if (answer.status !== 200) throw new Error(`alone: ${j.path} ${j.body} -> ${answer.status} ${answer.body.slice(0, 300)}`);
       alone.set(j.expect, textOf(reference, answer.body)!);
     }
-    console.error(`soak: ${alone.size} distinct requests answered alone in ${((Date.now() - started) / 1000).toFixed(0)} s; load: ${TOTAL} requests, concurrency ${CONCURRENCY}`);
+    console.error(
+      `soak: ${alone.size} distinct requests answered alone in ${((Date.now() - started) / 1000).toFixed(0)} s; load: ${TOTAL} requests, concurrency ${CONCURRENCY}`,
+    );
 
     const samples: Sample[] = [];
     const sampler = setInterval(() => {
       const node = allProcs().filter((p) => p.ppid === workerPid && p.cmdline.includes("handler.mjs") && stillRunning(p));
-      samples.push({ at: Date.now(), frontendMiB: rssMiB(java.pid), workerMiB: rssMiB(workerPid), fds: fdCount(java.pid) + fdCount(workerPid) + node.reduce((s, p) => s + fdCount(p.pid), 0) });
+      samples.push({
+        at: Date.now(),
+        frontendMiB: rssMiB(java.pid),
+        workerMiB: rssMiB(workerPid),
+        fds: fdCount(java.pid) + fdCount(workerPid) + node.reduce((s, p) => s + fdCount(p.pid), 0),
+      });
     }, 1000);
 
     const byKind: Record<string, Record<string, number>> = {};
@@ -288,7 +400,8 @@ async function main(): Promise<number> {
           }
         }
         await runOne(i).catch((error: Error) => failures.push(`#${i} ${jobs[i]!.kind}: ${error.message}`));
-        if (i % 250 === 0) console.error(`soak: ${i}/${TOTAL}, ${failures.length} failures, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+        if (i % 250 === 0)
+          console.error(`soak: ${i}/${TOTAL}, ${failures.length} failures, ${((Date.now() - started) / 1000).toFixed(0)} s`);
       }
     };
     const REST_JOB = "org.pytorch.serve.job.RestJob";
@@ -315,7 +428,11 @@ async function main(): Promise<number> {
       loadSeconds,
       requestsPerSecond: Math.round((next / loadSeconds) * 10) / 10,
       frontendRssMiB: quarters(samples, "frontendMiB"),
-      frontendLiveHeap: { before: heapBefore, after: heapAfter, growth: Math.round(((heapAfter.heapMiB - heapBefore.heapMiB) / heapBefore.heapMiB) * 1000) / 10 },
+      frontendLiveHeap: {
+        before: heapBefore,
+        after: heapAfter,
+        growth: Math.round(((heapAfter.heapMiB - heapBefore.heapMiB) / heapBefore.heapMiB) * 1000) / 10,
+      },
       workerRssMiB: quarters(samples, "workerMiB"),
       openFds: quarters(samples, "fds"),
       samples: samples.length,
@@ -329,27 +446,53 @@ async function main(): Promise<number> {
     fs.writeFileSync(path.join(srv.paths.work, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
   }
   const s = summary as {
-    sent: number; notSent: number; lost: number; mismatches: number; byKind: Record<string, Record<string, number>>; childKills: number; workerRestarted: boolean;
-    loadSeconds: number; requestsPerSecond: number; wallSeconds: number; leftoverProcesses: string[]; failureCount: number;
+    sent: number;
+    notSent: number;
+    lost: number;
+    mismatches: number;
+    byKind: Record<string, Record<string, number>>;
+    childKills: number;
+    workerRestarted: boolean;
+    loadSeconds: number;
+    requestsPerSecond: number;
+    wallSeconds: number;
+    leftoverProcesses: string[];
+    failureCount: number;
     frontendLiveHeap: { before: { heapMiB: number; instances: number }; after: { heapMiB: number; instances: number }; growth: number };
-    frontendRssMiB: { first: number; last: number; growth: number }; workerRssMiB: { first: number; last: number; growth: number }; openFds: { first: number; last: number; growth: number };
+    frontendRssMiB: { first: number; last: number; growth: number };
+    workerRssMiB: { first: number; last: number; growth: number };
+    openFds: { first: number; last: number; growth: number };
   };
   const q = (x: { first: number; last: number; growth: number }) => `${x.first} -> ${x.last} (${x.growth >= 0 ? "+" : ""}${x.growth}%)`;
-  console.log([
-    "## soak:continuous summary",
-    "",
-    `- requests sent: ${s.sent} (not sent: ${s.notSent}) at concurrency ${CONCURRENCY}, ${s.requestsPerSecond} requests/s over ${s.loadSeconds.toFixed(0)} s`,
-    ...Object.entries(s.byKind).map(([kind, statuses]) => `  - ${kind}: ${Object.entries(statuses).map(([k, v]) => `${k}: ${v}`).join(", ")}`),
-    `- checks failed: ${s.failureCount} (no answer: ${s.lost}, text differing from alone: ${s.mismatches})`,
-    `- Node children SIGKILLed: ${s.childKills}; Python worker restarted: ${s.workerRestarted}`,
-    `- RSS MiB, first quarter -> last quarter of the load: frontend ${q(s.frontendRssMiB)}, worker ${q(s.workerRssMiB)}`,
-    `- frontend live heap after a full GC, before -> after the load: ${s.frontendLiveHeap.before.heapMiB} -> ${s.frontendLiveHeap.after.heapMiB} MiB (${s.frontendLiveHeap.growth >= 0 ? "+" : ""}${s.frontendLiveHeap.growth}%); request jobs it holds: ${s.frontendLiveHeap.before.instances} -> ${s.frontendLiveHeap.after.instances}`,
-    `- open descriptors (frontend + worker + node), first -> last quarter: ${q(s.openFds)}`,
-    `- processes left after tsserve stop: ${s.leftoverProcesses.length}; whole run ${s.wallSeconds.toFixed(0)} s`,
-  ].join("\n"));
-  const ok = s.failureCount === 0 && s.notSent === 0 && s.leftoverProcesses.length === 0 && s.childKills >= Math.min(KILLS, 5)
+  console.log(
+    [
+      "## soak:continuous summary",
+      "",
+      `- requests sent: ${s.sent} (not sent: ${s.notSent}) at concurrency ${CONCURRENCY}, ${s.requestsPerSecond} requests/s over ${s.loadSeconds.toFixed(0)} s`,
+      ...Object.entries(s.byKind).map(
+        ([kind, statuses]) =>
+          `  - ${kind}: ${Object.entries(statuses)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(", ")}`,
+      ),
+      `- checks failed: ${s.failureCount} (no answer: ${s.lost}, text differing from alone: ${s.mismatches})`,
+      `- Node children SIGKILLed: ${s.childKills}; Python worker restarted: ${s.workerRestarted}`,
+      `- RSS MiB, first quarter -> last quarter of the load: frontend ${q(s.frontendRssMiB)}, worker ${q(s.workerRssMiB)}`,
+      `- frontend live heap after a full GC, before -> after the load: ${s.frontendLiveHeap.before.heapMiB} -> ${s.frontendLiveHeap.after.heapMiB} MiB (${s.frontendLiveHeap.growth >= 0 ? "+" : ""}${s.frontendLiveHeap.growth}%); request jobs it holds: ${s.frontendLiveHeap.before.instances} -> ${s.frontendLiveHeap.after.instances}`,
+      `- open descriptors (frontend + worker + node), first -> last quarter: ${q(s.openFds)}`,
+      `- processes left after tsserve stop: ${s.leftoverProcesses.length}; whole run ${s.wallSeconds.toFixed(0)} s`,
+    ].join("\n"),
+  );
+  const ok =
+    s.failureCount === 0 &&
+    s.notSent === 0 &&
+    s.leftoverProcesses.length === 0 &&
+    s.childKills >= Math.min(KILLS, 5) &&
     // The frontend is a JVM: its RSS follows the heap it has reserved, so what must stay flat is its live heap.
-    && s.frontendLiveHeap.growth <= 5 && s.frontendLiveHeap.after.instances <= 2 && s.workerRssMiB.growth <= 5 && s.openFds.last <= s.openFds.first + 2;
+    s.frontendLiveHeap.growth <= 5 &&
+    s.frontendLiveHeap.after.instances <= 2 &&
+    s.workerRssMiB.growth <= 5 &&
+    s.openFds.last <= s.openFds.first + 2;
   if (!ok) console.error("soak: FAILED");
   return ok ? 0 : 1;
 }

@@ -46,7 +46,15 @@ export function jcmd(pid: number, ...command: string[]): string {
  */
 export function jvmLiveHeap(pid: number, className: string): { heapMiB: number; instances: number } {
   const histogram = jcmd(pid, "GC.class_histogram").split("\n");
-  const total = histogram.find((line) => line.trim().startsWith("Total"))?.trim().split(/\s+/) ?? [];
-  const row = histogram.find((line) => line.trim().endsWith(` ${className}`))?.trim().split(/\s+/) ?? [];
+  const total =
+    histogram
+      .find((line) => line.trim().startsWith("Total"))
+      ?.trim()
+      .split(/\s+/) ?? [];
+  const row =
+    histogram
+      .find((line) => line.trim().endsWith(` ${className}`))
+      ?.trim()
+      .split(/\s+/) ?? [];
   return { heapMiB: Math.round((Number(total[2] ?? 0) / 2 ** 20) * 10) / 10, instances: Number(row[1] ?? 0) };
 }

@@ -62,7 +62,13 @@ const BAD_BODIES = [
 
 type Kind = "good" | "bad-input" | "hang" | "exit" | "crash" | "oom";
 /** Per 1,000 requests; the rest are good. Child kills from outside come on their own timer. */
-const MIX: [Kind, number][] = [["bad-input", 60], ["hang", 8], ["exit", 8], ["crash", 8], ["oom", 8]];
+const MIX: [Kind, number][] = [
+  ["bad-input", 60],
+  ["hang", 8],
+  ["exit", 8],
+  ["crash", 8],
+  ["oom", 8],
+];
 
 function pick(): Kind {
   let r = random() * 1000;
@@ -89,16 +95,24 @@ function bodyFor(kind: Kind, i: number): string {
 /** One POST on its own connection (no keep-alive: the frontend's descriptors settle back). */
 function post(url: URL, token: string | undefined, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const request = http.request(url, {
-      method: "POST",
-      agent: false,
-      headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body), ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-      timeout: REQUEST_TIMEOUT_MS,
-    }, (response) => {
-      response.resume();
-      response.on("end", () => resolve(response.statusCode ?? 0));
-      response.on("error", reject);
-    });
+    const request = http.request(
+      url,
+      {
+        method: "POST",
+        agent: false,
+        headers: {
+          "Content-Type": "application/json",
+          "Content-Length": Buffer.byteLength(body),
+          ...(token ? { Authorization: `Bearer ${token}` } : {}),
+        },
+        timeout: REQUEST_TIMEOUT_MS,
+      },
+      (response) => {
+        response.resume();
+        response.on("end", () => resolve(response.statusCode ?? 0));
+        response.on("error", reject);
+      },
+    );
     request.on("timeout", () => request.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
     request.on("error", reject);
     request.end(body);
@@ -132,10 +146,22 @@ async function main(): Promise<number> {
   const srv = isolatedServer("soak", [], Number(args["port-base"]));
   const started = Date.now();
   const configFile = tinyConfig(path.join(srv.scratch, `${MODEL}.yaml`), {
-    minWorkers: WORKERS, maxWorkers: WORKERS, asyncCommunication: "false", batchSize: 4, maxBatchDelay: 20, responseTimeout: 30, "handler.handle_timeout_s": HANDLE_TIMEOUT_S,
+    minWorkers: WORKERS,
+    maxWorkers: WORKERS,
+    asyncCommunication: "false",
+    batchSize: 4,
+    maxBatchDelay: 20,
+    responseTimeout: 30,
+    "handler.handle_timeout_s": HANDLE_TIMEOUT_S,
   });
   await createArchive(
-    { modelName: MODEL, version: "1.0", handler: path.join(ROOT, "test", "fixtures", "handlers", "fault-handler.ts"), configFile, exportPath: srv.modelStore },
+    {
+      modelName: MODEL,
+      version: "1.0",
+      handler: path.join(ROOT, "test", "fixtures", "handlers", "fault-handler.ts"),
+      configFile,
+      exportPath: srv.modelStore,
+    },
     { shimPackage: faultShimPackage(srv.scratch) },
   );
   const summary: Record<string, unknown> = { requests: TOTAL, workers: WORKERS, concurrency: CONCURRENCY, seed: Number(args.seed) };
@@ -187,7 +213,10 @@ async function main(): Promise<number> {
           }
         }
         await runOne(i);
-        if (i % 200 === 0) console.error(`soak: ${i}/${TOTAL} sent, ${answered} answered, ${lost.length} lost, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+        if (i % 200 === 0)
+          console.error(
+            `soak: ${i}/${TOTAL} sent, ${answered} answered, ${lost.length} lost, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+          );
       }
     };
     const loadStarted = Date.now();
@@ -198,7 +227,10 @@ async function main(): Promise<number> {
     await sleep(3000);
     await Promise.all(Array.from({ length: 8 }, (_, i) => post(url, token(), bodyFor("good", -100 - i))));
     await sleep(1000);
-    const after = snapshot(java, (await client.describeModel(MODEL))[0]!.workers.map((w) => w.pid!));
+    const after = snapshot(
+      java,
+      (await client.describeModel(MODEL))[0]!.workers.map((w) => w.pid!),
+    );
     const workersRestarted = after.workers.map((w) => w.pid).filter((pid) => !workerPids.includes(pid)).length;
     Object.assign(summary, {
       sent,
@@ -223,16 +255,35 @@ async function main(): Promise<number> {
     fs.writeFileSync(path.join(srv.paths.work, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
   }
   const s = summary as {
-    sent: number; answered: number; lost: number; notSent: number; byStatus: Record<string, number>; byKind: Record<string, Record<string, number>>;
-    childKillsFromOutside: number; workersRestarted: number; nodeProcesses: { before: number; after: number }; openFds: { before: number; after: number };
-    workerRssMiB: { before: number[]; after: number[] }; nodeRssMiB: { before: number[]; after: number[] }; loadSeconds: number; wallSeconds: number; leftoverProcesses: string[];
+    sent: number;
+    answered: number;
+    lost: number;
+    notSent: number;
+    byStatus: Record<string, number>;
+    byKind: Record<string, Record<string, number>>;
+    childKillsFromOutside: number;
+    workersRestarted: number;
+    nodeProcesses: { before: number; after: number };
+    openFds: { before: number; after: number };
+    workerRssMiB: { before: number[]; after: number[] };
+    nodeRssMiB: { before: number[]; after: number[] };
+    loadSeconds: number;
+    wallSeconds: number;
+    leftoverProcesses: string[];
   };
   const lines = [
     "## soak summary",
     "",
     `- requests sent: ${s.sent} (not sent: ${s.notSent}), answered: ${s.answered}, lost: ${s.lost}`,
-    `- by status: ${Object.entries(s.byStatus).map(([k, v]) => `${k}: ${v}`).join(", ")}`,
-    ...Object.entries(s.byKind).map(([kind, statuses]) => `  - ${kind}: ${Object.entries(statuses).map(([k, v]) => `${k}: ${v}`).join(", ")}`),
+    `- by status: ${Object.entries(s.byStatus)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(", ")}`,
+    ...Object.entries(s.byKind).map(
+      ([kind, statuses]) =>
+        `  - ${kind}: ${Object.entries(statuses)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(", ")}`,
+    ),
     `- Node children SIGKILLed from outside: ${s.childKillsFromOutside}; Python workers restarted: ${s.workersRestarted}`,
     `- node processes before / after: ${s.nodeProcesses.before} / ${s.nodeProcesses.after}`,
     `- open file descriptors (frontend + workers + node children) before / after: ${s.openFds.before} / ${s.openFds.after}`,
@@ -241,7 +292,12 @@ async function main(): Promise<number> {
     `- load phase ${s.loadSeconds.toFixed(1)} s, whole run ${s.wallSeconds.toFixed(1)} s; processes left after stop: ${s.leftoverProcesses.length}`,
   ];
   console.log(lines.join("\n"));
-  const ok = s.lost === 0 && s.notSent === 0 && s.nodeProcesses.before === s.nodeProcesses.after && s.openFds.before === s.openFds.after && s.leftoverProcesses.length === 0;
+  const ok =
+    s.lost === 0 &&
+    s.notSent === 0 &&
+    s.nodeProcesses.before === s.nodeProcesses.after &&
+    s.openFds.before === s.openFds.after &&
+    s.leftoverProcesses.length === 0;
   if (!ok) console.error("soak: FAILED (lost requests, unsent requests, or leaked processes / descriptors)");
   return ok ? 0 : 1;
 }

@@ -11,10 +11,25 @@ export { RawBody, isRawBody } from "./handler/raw-body.ts";
 export { parseBody } from "./handler/request-body.ts";
 export { runStages, type Stage, type StageBase } from "./handler/stages.ts";
 export type { ModelClient, GenerateOptions, TokenizeOptions } from "./handler/model.ts";
-export type { GenerateRequest, GenerateOutcome, GenerationDelta, ModelInfo, Sequence, TokenLogprobs, StructuredOutput } from "./protocol/messages.ts";
+export type {
+  GenerateRequest,
+  GenerateOutcome,
+  GenerationDelta,
+  ModelInfo,
+  Sequence,
+  TokenLogprobs,
+  StructuredOutput,
+} from "./protocol/messages.ts";
 export * from "./structured/index.ts";
 export {
-  HandlerSection, HandlerSectionFields, extendHandlerSection, ModelConfig, parseModelConfig, resolveModelPath, Dtype, Quantize,
+  HandlerSection,
+  HandlerSectionFields,
+  extendHandlerSection,
+  ModelConfig,
+  parseModelConfig,
+  resolveModelPath,
+  Dtype,
+  Quantize,
 } from "./config/model-config.ts";
 export { parseByteSize } from "./config/bytes.ts";
 export * from "./completions/index.ts";

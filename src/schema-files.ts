@@ -20,6 +20,9 @@ export function committedSchemas(): { file: string; render: () => string }[] {
     { file: "python_shim/tsserve_shim/model-config.schema.json", render: () => pretty(modelConfigJsonSchema()) },
     { file: "python_shim/tsserve_shim/completion-request.schema.json", render: () => pretty(completionRequestJsonSchema()) },
     { file: "python_shim/tsserve_shim/llm-metrics.json", render: () => pretty(llmMetricsManifest()) },
-    { file: "configs/torchserve/metrics.yaml", render: () => torchserveMetricsConfig(torchserveDefaultMetricsYaml(path.join(PACKAGE_ROOT, ".venv"))) },
+    {
+      file: "configs/torchserve/metrics.yaml",
+      render: () => torchserveMetricsConfig(torchserveDefaultMetricsYaml(path.join(PACKAGE_ROOT, ".venv"))),
+    },
   ];
 }

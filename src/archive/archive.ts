@@ -185,7 +185,9 @@ async function writeTgz(items: Item[], manifest: string, out: string, modelName:
 /** Where the archive goes: `out`, in `exportPath`; throws ArchiveInputError for options that cannot make one. */
 function checkOptions(options: ArchiveOptions, format: ArchiveFormatOption, force: boolean): { exportPath: string; out: string } {
   if (!MODEL_NAME_PATTERN.test(options.modelName)) {
-    throw new ArchiveInputError(`model name "${options.modelName}" must match ${MODEL_NAME_PATTERN.source} (as torch-model-archiver requires)`);
+    throw new ArchiveInputError(
+      `model name "${options.modelName}" must match ${MODEL_NAME_PATTERN.source} (as torch-model-archiver requires)`,
+    );
   }
   if (!options.version) throw new ArchiveInputError("--version is required");
   if (!ARCHIVE_FORMATS.includes(format)) throw new ArchiveInputError(`--archive-format must be one of ${ARCHIVE_FORMATS.join(", ")}`);
@@ -223,7 +225,8 @@ async function checkedConfig(
   const config = validateModelConfig(raw, schema, options.configFile, options.handler);
   warnings.push(...checkUnknownKeys(raw, schema, options.configFile, options.handler, options.strict ?? false));
   const handlerSection = config.handler as { model_path?: unknown };
-  const modelPath = typeof handlerSection.model_path === "string" ? resolveModelPath(options.configFile, handlerSection.model_path) : undefined;
+  const modelPath =
+    typeof handlerSection.model_path === "string" ? resolveModelPath(options.configFile, handlerSection.model_path) : undefined;
   const missingModel = modelPathWarning("model_path", modelPath);
   if (missingModel) warnings.push(missingModel);
   return { config, modelPath };
@@ -242,7 +245,12 @@ async function configToPack(configFile: string, packed: string | undefined, scra
  * requirements.txt, written to `scratch`: the shim's Python requirements, Node as a wheel,
  * bitsandbytes when quantizing, then the user's -r file (refused when it would replace the host's packages in a venv).
  */
-async function writeRequirements(options: ArchiveOptions, config: Record<string, unknown>, scratch: string, warnings: string[]): Promise<string> {
+async function writeRequirements(
+  options: ArchiveOptions,
+  config: Record<string, unknown>,
+  scratch: string,
+  warnings: string[],
+): Promise<string> {
   const userRequirements = options.requirementsFile === undefined ? undefined : await fsp.readFile(options.requirementsFile, "utf8");
   const userRequirementsName = options.requirementsFile === undefined ? undefined : path.basename(options.requirementsFile);
   const requirements = archiveRequirements({
@@ -277,7 +285,13 @@ function refuseClashes(items: readonly Item[]): void {
 }
 
 /** Everything the archive holds but its manifest, each item checked; `warnings` gets what was packed despite a doubt. */
-async function archiveItems(options: ArchiveOptions, hooks: ArchiveHooks, modelConfig: ModelConfigFile, scratch: string, warnings: string[]): Promise<Item[]> {
+async function archiveItems(
+  options: ArchiveOptions,
+  hooks: ArchiveHooks,
+  modelConfig: ModelConfigFile,
+  scratch: string,
+  warnings: string[],
+): Promise<Item[]> {
   const log = hooks.log ?? (() => {});
   const { raw, doc } = modelConfig;
   log(`bundling ${options.handler}`);
@@ -305,7 +319,15 @@ async function archiveItems(options: ArchiveOptions, hooks: ArchiveHooks, modelC
 }
 
 /** Writes next to the destination, then swaps it in, so a failure never leaves half an archive. */
-async function writeArchive(items: Item[], manifest: string, out: string, format: ArchiveFormatOption, modelName: string, scratch: string, log: (m: string) => void): Promise<void> {
+async function writeArchive(
+  items: Item[],
+  manifest: string,
+  out: string,
+  format: ArchiveFormatOption,
+  modelName: string,
+  scratch: string,
+  log: (m: string) => void,
+): Promise<void> {
   const temp = path.join(path.dirname(out), `.${modelName}.tsserve-${process.pid}${FORMAT_SUFFIX[format]}`);
   await fsp.rm(temp, { recursive: true, force: true });
   try {

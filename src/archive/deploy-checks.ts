@@ -14,20 +14,29 @@ export const turnsOnVenv = (config: Record<string, unknown>): boolean => config.
 
 /** Why a per-model install without a venv goes wrong, and the fix: one sentence for archive and kserve alike. */
 export function missingVenvMessage(configName: string): string {
-  return `${configName} has no "useVenv: true": with install_py_dep_per_model=true TorchServe then runs ` +
+  return (
+    `${configName} has no "useVenv: true": with install_py_dep_per_model=true TorchServe then runs ` +
     "`pip install -t <model folder>`, which ignores the host's packages and installs torch again beside them. " +
-    `Add "useVenv: true" to ${configName} (a top-level key, beside minWorkers)`;
+    `Add "useVenv: true" to ${configName} (a top-level key, beside minWorkers)`
+  );
 }
 
 /**
  * `-r` lines mean per-model installs; they need the venv. Undefined when
  * there are none, or the config turns the venv on.
  */
-export function venvRefusal(config: Record<string, unknown>, configName: string, userLines: readonly string[], requirementsName: string): string | undefined {
+export function venvRefusal(
+  config: Record<string, unknown>,
+  configName: string,
+  userLines: readonly string[],
+  requirementsName: string,
+): string | undefined {
   const packages = userLines.filter((line) => requirementName(line) !== undefined);
   if (packages.length === 0 || turnsOnVenv(config)) return undefined;
-  return `${requirementsName} names Python packages (${packages.join(", ")}), which TorchServe installs only per model, and ` +
-    `${missingVenvMessage(configName)}, or leave out --requirements-file.`;
+  return (
+    `${requirementsName} names Python packages (${packages.join(", ")}), which TorchServe installs only per model, and ` +
+    `${missingVenvMessage(configName)}, or leave out --requirements-file.`
+  );
 }
 
 /** A user requirement for a package the host provides replaces the host's build (torch matched to its CUDA, the running TorchServe). */
@@ -35,7 +44,9 @@ export function hostPackageWarnings(userLines: readonly string[], requirementsNa
   return userLines.flatMap((line) => {
     const name = requirementName(line);
     return name !== undefined && HOST_PACKAGES.has(name)
-      ? [`${requirementsName}: "${line}" would replace the serving host's ${name} (its build matches the host's CUDA and TorchServe): leave it out`]
+      ? [
+          `${requirementsName}: "${line}" would replace the serving host's ${name} (its build matches the host's CUDA and TorchServe): leave it out`,
+        ]
       : [];
   });
 }
@@ -53,17 +64,25 @@ export function perModelInstallWarning(config: Record<string, unknown> | undefin
  * `tsserve register --batch-size B` overrides the config's batchSize; with
  * continuous batching TorchServe 0.12 cannot take more than one job at once.
  */
-export function batchSizeRefusal(config: Record<string, unknown> | undefined, batchSize: number | undefined, configName: string): string | undefined {
+export function batchSizeRefusal(
+  config: Record<string, unknown> | undefined,
+  batchSize: number | undefined,
+  configName: string,
+): string | undefined {
   if (config?.asyncCommunication !== true || batchSize === undefined || batchSize <= 1) return undefined;
-  return `--batch-size ${batchSize}: ${configName} has "asyncCommunication: true" (continuous batching), where TorchServe 0.12 ` +
-    "fails with two jobs at once and the engine batches the requests itself: leave out --batch-size (or archive with asyncCommunication: false for TorchServe's own batches)";
+  return (
+    `--batch-size ${batchSize}: ${configName} has "asyncCommunication: true" (continuous batching), where TorchServe 0.12 ` +
+    "fails with two jobs at once and the engine batches the requests itself: leave out --batch-size (or archive with asyncCommunication: false for TorchServe's own batches)"
+  );
 }
 
 /** A checkpoint folder that is not on this machine is fine only if it is where TorchServe runs. */
 export function modelPathWarning(key: string, folder: string | undefined): string | undefined {
   if (folder === undefined || fs.statSync(folder, { throwIfNoEntry: false })?.isDirectory()) return undefined;
-  return `handler.${key} ${folder} is not a folder on this machine: the worker fails to load unless it exists on the host that serves the archive ` +
-    "(for a container, give the path inside it)";
+  return (
+    `handler.${key} ${folder} is not a folder on this machine: the worker fails to load unless it exists on the host that serves the archive ` +
+    "(for a container, give the path inside it)"
+  );
 }
 
 /**
@@ -80,8 +99,10 @@ export function missingModelPathRefusal(config: Record<string, unknown> | undefi
     if (typeof value !== "string" || value === "") continue;
     const place = value === "~" || value.startsWith("~/") ? path.join(os.homedir(), value.slice(1)) : value;
     if (!path.isAbsolute(place) || fs.existsSync(place)) continue;
-    return `handler.${key} in the archive's ${configName} is ${value}, which does not exist on this machine (where TorchServe runs): ` +
-      `fix ${key} in the config and archive it again (nothing was registered)`;
+    return (
+      `handler.${key} in the archive's ${configName} is ${value}, which does not exist on this machine (where TorchServe runs): ` +
+      `fix ${key} in the config and archive it again (nothing was registered)`
+    );
   }
   return undefined;
 }

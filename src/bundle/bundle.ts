@@ -73,7 +73,9 @@ export async function bundleHandler(options: BundleOptions): Promise<BundleResul
   const mapPath = `${bundlePath}.map`;
   await nameSourcesFromProject(mapPath, projectRoot(handler));
   // Metafile paths are relative to esbuild's working folder; the stdin entry has no file.
-  const inputs = Object.keys(result.metafile.inputs).filter((input) => !input.startsWith("<")).map((input) => path.resolve(input));
+  const inputs = Object.keys(result.metafile.inputs)
+    .filter((input) => !input.startsWith("<"))
+    .map((input) => path.resolve(input));
   return { bundlePath, mapPath, inputs };
 }
 

@@ -16,7 +16,10 @@ export interface Command {
 
 /** A mistake in how the command was called, or input it refuses: exit code 2. */
 export class UsageError extends Error {
-  constructor(message: string, readonly exitCode = 2) {
+  constructor(
+    message: string,
+    readonly exitCode = 2,
+  ) {
     super(message);
     this.name = "UsageError";
   }

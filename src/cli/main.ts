@@ -41,7 +41,10 @@ async function usage(): Promise<string> {
     const command = await load().catch(() => undefined);
     if (command) lines.push(`  ${command.name.padEnd(NAME_WIDTH)} ${command.summary}`);
   }
-  lines.push("", "Run `tsserve help <command>` (or `tsserve <command> --help`) for a command's options; `tsserve --version` for the version.");
+  lines.push(
+    "",
+    "Run `tsserve help <command>` (or `tsserve <command> --help`) for a command's options; `tsserve --version` for the version.",
+  );
   return lines.join("\n");
 }
 

@@ -128,7 +128,11 @@ export class TorchServeClient {
 
   /** PUT /models/NAME?min_worker&max_worker; `synchronous: false` answers at once (workers start in the background). */
   scaleWorkers(name: string, workers: { min: number; max: number; synchronous: boolean }): Promise<{ status: string }> {
-    const query = new URLSearchParams({ min_worker: String(workers.min), max_worker: String(workers.max), synchronous: String(workers.synchronous) });
+    const query = new URLSearchParams({
+      min_worker: String(workers.min),
+      max_worker: String(workers.max),
+      synchronous: String(workers.synchronous),
+    });
     return this.json("management", "PUT", `/models/${encodeURIComponent(name)}?${query}`);
   }
 

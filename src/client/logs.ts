@@ -10,7 +10,10 @@ import path from "node:path";
 export class LogWatcher {
   private readonly offsets = new Map<string, number>();
 
-  constructor(private readonly dir: string, files: string[] = ["model_log.log", "ts_log.log"]) {
+  constructor(
+    private readonly dir: string,
+    files: string[] = ["model_log.log", "ts_log.log"],
+  ) {
     for (const f of files) this.offsets.set(f, this.size(f));
   }
 
@@ -58,7 +61,8 @@ function linesOf(text: string, modelName: string | undefined): string[] {
   return mine.length ? mine : lines;
 }
 
-const FRONTEND_FAILURE = /Load model failed|Backend worker process died|Worker died|Backend worker did not respond|Backend worker startup time out|Failed to start workers/;
+const FRONTEND_FAILURE =
+  /Load model failed|Backend worker process died|Worker died|Backend worker did not respond|Backend worker startup time out|Failed to start workers/;
 const WORKER_FAILURE = /Backend worker process died|Traceback \(most recent call last\)|Load model failed/;
 
 interface WorkerFailure {

@@ -16,7 +16,10 @@ import { workerProgress } from "./workers.ts";
 
 /** A worker that failed to start, with the cause from the model log. */
 export class WorkerStartError extends Error {
-  constructor(readonly modelName: string, readonly reason: string) {
+  constructor(
+    readonly modelName: string,
+    readonly reason: string,
+  ) {
     super(`the worker of model "${modelName}" failed to start:\n${reason}`);
     this.name = "WorkerStartError";
   }
@@ -112,11 +115,16 @@ export async function registerWatched(
     const elapsed = Date.now() - started;
     if (elapsed > timeoutMs) {
       await unregisterQuietly(client, options.modelName);
-      throw new WorkerStartError(options.modelName, `no worker was ready after ${Math.round(elapsed / 1000)} s (the model log has what it was doing): unregistered it`);
+      throw new WorkerStartError(
+        options.modelName,
+        `no worker was ready after ${Math.round(elapsed / 1000)} s (the model log has what it was doing): unregistered it`,
+      );
     }
     if (Date.now() - lastReport >= 10_000) {
       lastReport = Date.now();
-      watch.onProgress?.(`loading ${options.modelName}: ${progress?.ready ?? 0}/${progress?.wanted ?? "?"} worker(s) ready after ${Math.round(elapsed / 1000)} s`);
+      watch.onProgress?.(
+        `loading ${options.modelName}: ${progress?.ready ?? 0}/${progress?.wanted ?? "?"} worker(s) ready after ${Math.round(elapsed / 1000)} s`,
+      );
     }
     await sleep(watch.pollMs ?? 250);
   }

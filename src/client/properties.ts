@@ -68,11 +68,7 @@ export const MAX_RESPONSE_SIZE = 32 * 1024 * 1024;
  * server fetch http(s):// addresses or copy file:// paths into the store.
  */
 export function limitProperties(): string[] {
-  return [
-    `max_request_size=${MAX_REQUEST_SIZE}`,
-    `max_response_size=${MAX_RESPONSE_SIZE}`,
-    "allowed_urls=^$",
-  ];
+  return [`max_request_size=${MAX_REQUEST_SIZE}`, `max_response_size=${MAX_RESPONSE_SIZE}`, "allowed_urls=^$"];
 }
 
 /**

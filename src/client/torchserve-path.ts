@@ -71,7 +71,9 @@ export function findTorchServe(options: FindTorchServeOptions): TorchServeLocati
   if (fromPath) return { path: fromPath, source: "PATH" };
   throw new TorchServeNotFoundError(
     [
-      "TorchServe not found: tried --torchserve, $TSSERVE_TORCHSERVE, " + venvs.map(([v]) => `${v}/bin/torchserve`).join(", ") + " and torchserve on PATH.",
+      "TorchServe not found: tried --torchserve, $TSSERVE_TORCHSERVE, " +
+        venvs.map(([v]) => `${v}/bin/torchserve`).join(", ") +
+        " and torchserve on PATH.",
       "Run `npx tsserve setup` to make a .venv with TorchServe 0.12 in this project, or pass --torchserve PATH.",
     ].join("\n"),
   );

@@ -35,7 +35,10 @@ export interface ServerState {
 
 /** A failure the user can act on (bad flags, nothing running, port taken): exit code 2 in the CLI. */
 export class ServerError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
     this.name = "ServerError";
   }
@@ -132,7 +135,11 @@ async function writePortBaseConfig(paths: WorkPaths, tsConfig: string | undefine
 }
 
 /** The environment TorchServe and its workers run with; `launcher` is the torchserve that runs (its folder goes first on PATH). */
-function serverEnv(paths: WorkPaths, base: NodeJS.ProcessEnv = process.env, launcher = path.join(paths.venvBin, "torchserve")): NodeJS.ProcessEnv {
+function serverEnv(
+  paths: WorkPaths,
+  base: NodeJS.ProcessEnv = process.env,
+  launcher = path.join(paths.venvBin, "torchserve"),
+): NodeJS.ProcessEnv {
   const venv = venvOf(launcher);
   return {
     ...base,
@@ -155,7 +162,11 @@ interface ServerConfig {
 }
 
 async function serverConfig(options: StartOptions, paths: WorkPaths, progress: (message: string) => void): Promise<ServerConfig> {
-  let tsConfig = options.tsConfig ? path.resolve(options.tsConfig) : fs.existsSync(paths.defaultTsConfig) ? paths.defaultTsConfig : undefined;
+  let tsConfig = options.tsConfig
+    ? path.resolve(options.tsConfig)
+    : fs.existsSync(paths.defaultTsConfig)
+      ? paths.defaultTsConfig
+      : undefined;
   if (options.tsConfig && !fs.existsSync(tsConfig!)) throw new ServerError(`--ts-config file not found: ${options.tsConfig}`, 2);
   if (options.portBase !== undefined) tsConfig = await writePortBaseConfig(paths, tsConfig, options.portBase);
   const props = loadProps(tsConfig);
@@ -173,7 +184,10 @@ async function serverConfig(options: StartOptions, paths: WorkPaths, progress: (
 async function refuseTakenPorts(config: ServerConfig): Promise<void> {
   for (const [api, address] of Object.entries({ ...config.addresses, ...grpcAddresses(config.props) })) {
     if (await portOpen(address)) {
-      throw new ServerError(`the ${api} address ${address} is already in use (another TorchServe?): stop it, or start this one on other ports with --port-base`, 2);
+      throw new ServerError(
+        `the ${api} address ${address} is already in use (another TorchServe?): stop it, or start this one on other ports with --port-base`,
+        2,
+      );
     }
   }
 }
@@ -214,7 +228,13 @@ async function launch(torchserve: string, config: ServerConfig, models: string[]
 }
 
 /** Waits for the frontend to answer /ping, then records it in the working folder. */
-async function waitForPing(config: ServerConfig, consoleLog: string, timeoutMs: number, paths: WorkPaths, progress: (message: string) => void): Promise<ServerState> {
+async function waitForPing(
+  config: ServerConfig,
+  consoleLog: string,
+  timeoutMs: number,
+  paths: WorkPaths,
+  progress: (message: string) => void,
+): Promise<ServerState> {
   const { addresses } = config;
   let java: ProcInfo | undefined;
   const started = Date.now();
@@ -227,13 +247,24 @@ async function waitForPing(config: ServerConfig, consoleLog: string, timeoutMs: 
       throw new ServerError(`TorchServe exited while starting:\n${tail(path.join(paths.logs, "ts_log.log"), 20) || tail(consoleLog, 20)}`);
     }
     if (java && (await answersPing(client))) {
-      const state: ServerState = { pid: java.pid, start: java.start, tsConfig: config.tsConfig, modelStore: config.modelStore, addresses, startedAt: new Date().toISOString() };
+      const state: ServerState = {
+        pid: java.pid,
+        start: java.start,
+        tsConfig: config.tsConfig,
+        modelStore: config.modelStore,
+        addresses,
+        startedAt: new Date().toISOString(),
+      };
       await fsp.writeFile(paths.state, JSON.stringify(state, null, 2) + "\n");
-      progress(`TorchServe is up (pid ${java.pid}) after ${(elapsed / 1000).toFixed(1)}s: inference ${addresses.inference}, management ${addresses.management}`);
+      progress(
+        `TorchServe is up (pid ${java.pid}) after ${(elapsed / 1000).toFixed(1)}s: inference ${addresses.inference}, management ${addresses.management}`,
+      );
       return state;
     }
     if (elapsed > timeoutMs) {
-      throw new ServerError(`TorchServe did not answer ${addresses.inference}/ping within ${timeoutMs / 1000}s:\n${tail(path.join(paths.logs, "ts_log.log"), 20)}`);
+      throw new ServerError(
+        `TorchServe did not answer ${addresses.inference}/ping within ${timeoutMs / 1000}s:\n${tail(path.join(paths.logs, "ts_log.log"), 20)}`,
+      );
     }
     if (elapsed - lastReport >= 2000) {
       lastReport = elapsed;
@@ -284,7 +315,9 @@ interface StopResult {
 /** How long processes the stopped frontend left behind get after SIGTERM before SIGKILL. */
 const ORPHAN_GRACE_MS = 3000;
 
-export async function stopServer(options: { paths?: WorkPaths; graceMs?: number; onProgress?: (m: string) => void } = {}): Promise<StopResult> {
+export async function stopServer(
+  options: { paths?: WorkPaths; graceMs?: number; onProgress?: (m: string) => void } = {},
+): Promise<StopResult> {
   const paths = options.paths ?? workPaths();
   const progress = options.onProgress ?? (() => {});
   const graceMs = options.graceMs ?? 30_000;

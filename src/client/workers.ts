@@ -54,7 +54,9 @@ export async function restartWorkers(
       return { seconds: (Date.now() - started) / 1000, workers };
     }
     if (Date.now() - started > timeoutMs) {
-      throw new Error(`${modelName}: ${progress?.ready ?? 0} of ${before.minWorkers} worker(s) READY after ${Math.round(timeoutMs / 1000)} s (the model log says why)`);
+      throw new Error(
+        `${modelName}: ${progress?.ready ?? 0} of ${before.minWorkers} worker(s) READY after ${Math.round(timeoutMs / 1000)} s (the model log says why)`,
+      );
     }
     await sleep(watch.pollMs ?? 250);
   }

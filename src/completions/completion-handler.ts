@@ -60,7 +60,13 @@ export abstract class CompletionHandler<
 
   /** The shim's generate request for one completion request and its prompt. */
   generateRequest(request: Req, prompt: string): GenerateRequest {
-    const spans = request.messages && !this.controlTokensInMessages ? contentSpans(prompt, request.messages.map((m) => m.content)) : [];
+    const spans =
+      request.messages && !this.controlTokensInMessages
+        ? contentSpans(
+            prompt,
+            request.messages.map((m) => m.content),
+          )
+        : [];
     return {
       prompt,
       ...(spans.length > 0 ? { literal_spans: spans } : {}),
@@ -156,12 +162,14 @@ export abstract class CompletionHandler<
       object: "text_completion",
       created: input.created,
       model: input.model,
-      choices: [{
-        text: delta.text,
-        index: delta.sequence_index,
-        finish_reason: null,
-        logprobs: input.request.logprobs > 0 && delta.logprobs ? choiceLogprobs(delta.logprobs) : null,
-      }],
+      choices: [
+        {
+          text: delta.text,
+          index: delta.sequence_index,
+          finish_reason: null,
+          logprobs: input.request.logprobs > 0 && delta.logprobs ? choiceLogprobs(delta.logprobs) : null,
+        },
+      ],
     };
     return chunk;
   }
@@ -193,13 +201,14 @@ export abstract class CompletionHandler<
     if (outcome.sequences.length < request.n) {
       throw new Error(`generate returned ${outcome.sequences.length} sequences, the request asked for n=${request.n}`);
     }
-    const chosen = request.best_of > request.n
-      ? outcome.sequences
-        .map((sequence, order) => ({ sequence, order }))
-        .sort((a, b) => b.sequence.cumulative_logprob - a.sequence.cumulative_logprob || a.order - b.order)
-        .slice(0, request.n)
-        .map(({ sequence }) => sequence)
-      : outcome.sequences.slice(0, request.n);
+    const chosen =
+      request.best_of > request.n
+        ? outcome.sequences
+            .map((sequence, order) => ({ sequence, order }))
+            .sort((a, b) => b.sequence.cumulative_logprob - a.sequence.cumulative_logprob || a.order - b.order)
+            .slice(0, request.n)
+            .map(({ sequence }) => sequence)
+        : outcome.sequences.slice(0, request.n);
     const choices: Choice[] = chosen.map((sequence, index) => {
       if (!request.echo) {
         return { text: sequence.text, index, finish_reason: sequence.finish_reason, logprobs: choiceLogprobs(sequence.logprobs) };

@@ -38,11 +38,18 @@ const NEUTRAL_ONLY = {
 };
 
 /** `prompt` is checked apart (completion-prompts.ts): its forms, and token ids against the model's vocabulary. */
-export const OpenAICompletionFields = z.looseObject({
-  suffix: absent(z.never(unsupported(""))),
-  logprobs: absent(int().min(0, { error: "must be ≥ 0" }).max(REQUEST_LIMITS.maxLogprobs, { error: `must be ≤ ${REQUEST_LIMITS.maxLogprobs}` })),
-  ...NEUTRAL_ONLY,
-}, { error: "must be a JSON object" });
+export const OpenAICompletionFields = z.looseObject(
+  {
+    suffix: absent(z.never(unsupported(""))),
+    logprobs: absent(
+      int()
+        .min(0, { error: "must be ≥ 0" })
+        .max(REQUEST_LIMITS.maxLogprobs, { error: `must be ≤ ${REQUEST_LIMITS.maxLogprobs}` }),
+    ),
+    ...NEUTRAL_ONLY,
+  },
+  { error: "must be a JSON object" },
+);
 
 const TextPart = z.looseObject({
   type: z.literal("text", { error: 'must be "text" (only text parts are supported)' }),
@@ -54,14 +61,23 @@ const OpenAIChatMessage = z.looseObject({
   content: z.union([z.string(), z.array(TextPart)], { error: "must be a string or a list of text parts" }),
 });
 
-export const OpenAIChatFields = z.looseObject({
-  messages: z.array(OpenAIChatMessage, { error: "must be a list of {role, content}" }).min(1, { error: "must contain at least one message" }),
-  max_completion_tokens: absent(int().min(0, { error: "must be ≥ 0" })),
-  logprobs: absent(z.boolean({ error: "must be true or false" })),
-  top_logprobs: absent(int().min(0, { error: "must be ≥ 0" }).max(REQUEST_LIMITS.maxLogprobs, { error: `must be ≤ ${REQUEST_LIMITS.maxLogprobs}` })),
-  tools: absent(z.array(z.unknown()).max(0, unsupported(""))),
-  ...NEUTRAL_ONLY,
-}, { error: "must be a JSON object" });
+export const OpenAIChatFields = z.looseObject(
+  {
+    messages: z
+      .array(OpenAIChatMessage, { error: "must be a list of {role, content}" })
+      .min(1, { error: "must contain at least one message" }),
+    max_completion_tokens: absent(int().min(0, { error: "must be ≥ 0" })),
+    logprobs: absent(z.boolean({ error: "must be true or false" })),
+    top_logprobs: absent(
+      int()
+        .min(0, { error: "must be ≥ 0" })
+        .max(REQUEST_LIMITS.maxLogprobs, { error: `must be ≤ ${REQUEST_LIMITS.maxLogprobs}` }),
+    ),
+    tools: absent(z.array(z.unknown()).max(0, unsupported(""))),
+    ...NEUTRAL_ONLY,
+  },
+  { error: "must be a JSON object" },
+);
 
 type Body = Record<string, unknown>;
 
@@ -90,7 +106,9 @@ type ParseRequest<Req> = (body: unknown) => Req | RequestFailure;
  * ids' text in its place before the model sees it.
  */
 export function parseOpenAICompletion<Req extends CompletionRequest>(
-  body: unknown, parseRequest: ParseRequest<Req>, limits: TokenLimits,
+  body: unknown,
+  parseRequest: ParseRequest<Req>,
+  limits: TokenLimits,
 ): OpenAICall<Req> | RequestFailure {
   const openai = parseOrFail(OpenAICompletionFields, body);
   if (isFailure(openai)) return openai;
@@ -111,7 +129,10 @@ export function parseOpenAICompletion<Req extends CompletionRequest>(
 }
 
 /** An OpenAI chat completion request as one handler request with `messages`. */
-export function parseOpenAIChat<Req extends CompletionRequest>(body: unknown, parseRequest: ParseRequest<Req>): OpenAICall<Req> | RequestFailure {
+export function parseOpenAIChat<Req extends CompletionRequest>(
+  body: unknown,
+  parseRequest: ParseRequest<Req>,
+): OpenAICall<Req> | RequestFailure {
   const openai = parseOrFail(OpenAIChatFields, body);
   if (isFailure(openai)) return openai;
   if (openai.top_logprobs != null && openai.logprobs !== true) {
@@ -119,10 +140,13 @@ export function parseOpenAIChat<Req extends CompletionRequest>(body: unknown, pa
   }
   const structured = openaiStructured(openai as Body);
   if (isFailure(structured)) return structured;
-  const logprobs = openai.logprobs === true ? openai.top_logprobs ?? 0 : null;
+  const logprobs = openai.logprobs === true ? (openai.top_logprobs ?? 0) : null;
   const maxTokens = openai.max_completion_tokens ?? (openai as Body).max_tokens ?? CHAT_DEFAULT_MAX_TOKENS;
   const { prompt: _prompt, echo: _echo, best_of: _bestOf, ...shared } = sharedFields(openai as Body, maxTokens, logprobs);
-  const messages = openai.messages.map((message) => ({ role: message.role === "developer" ? "system" : message.role, content: messageText(message.content) }));
+  const messages = openai.messages.map((message) => ({
+    role: message.role === "developer" ? "system" : message.role,
+    content: messageText(message.content),
+  }));
   const request = parseRequest({ ...shared, messages });
   if (isFailure(request)) return request;
   return { prompts: [{ request: asAsked(request, openai as Body, structured) }], logprobs, ...streaming(openai as Body) };
@@ -151,9 +175,18 @@ function messageText(content: string | { text: string }[]): string {
  */
 function sharedFields(body: Body, maxTokens: unknown, logprobs: number | null): Body {
   const {
-    suffix: _suffix, stream_options: _streamOptions, presence_penalty: _presence, frequency_penalty: _frequency,
-    logit_bias: _bias, user: _user, max_completion_tokens: _maxCompletion, top_logprobs: _top, tools: _tools,
-    tool_choice: _toolChoice, messages: _messages, ...rest
+    suffix: _suffix,
+    stream_options: _streamOptions,
+    presence_penalty: _presence,
+    frequency_penalty: _frequency,
+    logit_bias: _bias,
+    user: _user,
+    max_completion_tokens: _maxCompletion,
+    top_logprobs: _top,
+    tools: _tools,
+    tool_choice: _toolChoice,
+    messages: _messages,
+    ...rest
   } = body;
   for (const field of STRUCTURED_FIELDS) delete rest[field];
   return {

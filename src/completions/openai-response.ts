@@ -66,7 +66,11 @@ function trimLogprobs(lp: ChoiceLogprobs | null, top: number | null): ChoiceLogp
 
 function topEntries(alternatives: Record<string, number> | null, top: number): Record<string, number> | null {
   if (alternatives === null || top === 0) return null;
-  return Object.fromEntries(Object.entries(alternatives).sort((a, b) => b[1] - a[1]).slice(0, top));
+  return Object.fromEntries(
+    Object.entries(alternatives)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top),
+  );
 }
 
 export function sumUsage(usages: readonly Usage[]): Usage {
@@ -76,22 +80,35 @@ export function sumUsage(usages: readonly Usage[]): Usage {
 }
 
 /** One text completion from the handler's bodies, one body per prompt, each with `n` choices. */
-export function openaiCompletion(header: CallHeader, bodies: readonly CompletionResponse[], n: number, logprobs: number | null): OpenAICompletion {
+export function openaiCompletion(
+  header: CallHeader,
+  bodies: readonly CompletionResponse[],
+  n: number,
+  logprobs: number | null,
+): OpenAICompletion {
   return {
     ...header,
     object: "text_completion",
-    choices: bodies.flatMap((body, prompt) => body.choices.map((choice) => ({
-      text: choice.text,
-      index: prompt * n + choice.index,
-      finish_reason: choice.finish_reason,
-      logprobs: trimLogprobs(choice.logprobs, logprobs),
-    }))),
+    choices: bodies.flatMap((body, prompt) =>
+      body.choices.map((choice) => ({
+        text: choice.text,
+        index: prompt * n + choice.index,
+        finish_reason: choice.finish_reason,
+        logprobs: trimLogprobs(choice.logprobs, logprobs),
+      })),
+    ),
     usage: sumUsage(bodies.map((body) => body.usage)),
   };
 }
 
 /** One streamed chunk of a text completion, from the handler's chunk for prompt `prompt`. */
-export function openaiCompletionChunk(header: CallHeader, chunk: CompletionChunk, prompt: number, n: number, logprobs: number | null): OpenAICompletion {
+export function openaiCompletionChunk(
+  header: CallHeader,
+  chunk: CompletionChunk,
+  prompt: number,
+  n: number,
+  logprobs: number | null,
+): OpenAICompletion {
   return {
     ...header,
     object: "text_completion",
@@ -109,9 +126,14 @@ export function openaiCompletionFinish(header: CallHeader, bodies: readonly Comp
   return {
     ...header,
     object: "text_completion",
-    choices: bodies.flatMap((body, prompt) => body.choices.map((choice) => ({
-      text: "", index: prompt * n + choice.index, finish_reason: choice.finish_reason, logprobs: null,
-    }))),
+    choices: bodies.flatMap((body, prompt) =>
+      body.choices.map((choice) => ({
+        text: "",
+        index: prompt * n + choice.index,
+        finish_reason: choice.finish_reason,
+        logprobs: null,
+      })),
+    ),
   };
 }
 
@@ -126,8 +148,11 @@ function chatLogprobs(lp: ChoiceLogprobs | null, top: number | null): ChatLogpro
       token,
       logprob: lp.token_logprobs[i] ?? 0,
       bytes: utf8(token),
-      top_logprobs: Object.entries(topEntries(lp.top_logprobs[i] ?? null, top) ?? {})
-        .map(([alternative, logprob]) => ({ token: alternative, logprob, bytes: utf8(alternative) })),
+      top_logprobs: Object.entries(topEntries(lp.top_logprobs[i] ?? null, top) ?? {}).map(([alternative, logprob]) => ({
+        token: alternative,
+        logprob,
+        bytes: utf8(alternative),
+      })),
     })),
   };
 }
@@ -147,7 +172,12 @@ export function openaiChatCompletion(header: CallHeader, body: CompletionRespons
 }
 
 /** One streamed chat chunk; `first` says whether this is the choice's first delta (it carries the role). */
-export function openaiChatChunk(header: CallHeader, chunk: CompletionChunk, logprobs: number | null, first: (index: number) => boolean): OpenAIChatChunk {
+export function openaiChatChunk(
+  header: CallHeader,
+  chunk: CompletionChunk,
+  logprobs: number | null,
+  first: (index: number) => boolean,
+): OpenAIChatChunk {
   return {
     ...header,
     object: "chat.completion.chunk",

@@ -27,8 +27,14 @@ import type { CompletionChunk, CompletionResponse } from "./response.ts";
 import { openaiErrorBody } from "./openai-error.ts";
 import { parseOpenAIChat, parseOpenAICompletion, type OpenAICall, type OpenAIPrompt } from "./openai-request.ts";
 import {
-  openaiChatChunk, openaiChatCompletion, openaiChatFinish, openaiCompletion, openaiCompletionChunk, openaiCompletionFinish,
-  sumUsage, type CallHeader,
+  openaiChatChunk,
+  openaiChatCompletion,
+  openaiChatFinish,
+  openaiCompletion,
+  openaiCompletionChunk,
+  openaiCompletionFinish,
+  sumUsage,
+  type CallHeader,
 } from "./openai-response.ts";
 import { SSE_DONE, sseBody, sseEvent } from "./sse.ts";
 import { tokenizerRoutes } from "./tokenizer-routes.ts";
@@ -48,7 +54,10 @@ interface Endpoint {
   object: string;
 }
 
-const inference = (handler: CompletionStages): Stage<any> => (inputs, ctx) => handler.inference(inputs, ctx);
+const inference =
+  (handler: CompletionStages): Stage<any> =>
+  (inputs, ctx) =>
+    handler.inference(inputs, ctx);
 
 /** `n` of a call (every prompt of a call shares it). */
 const choicesPerPrompt = (call: OpenAICall): number => call.prompts[0]!.request.n;
@@ -69,7 +78,14 @@ const CHAT: Endpoint = {
   idPrefix: "chatcmpl-",
   object: "chat.completion.chunk",
   parse: (handler, body) => parseOpenAIChat(body, (b) => handler.parseRequest(b)),
-  stages: (handler) => [(prompts: OpenAIPrompt[], ctx) => handler.preprocess(prompts.map((p) => p.request), ctx), inference(handler)],
+  stages: (handler) => [
+    (prompts: OpenAIPrompt[], ctx) =>
+      handler.preprocess(
+        prompts.map((p) => p.request),
+        ctx,
+      ),
+    inference(handler),
+  ],
   response: (header, call, bodies) => openaiChatCompletion(header, bodies[0]!, call.logprobs),
   chunk: (header, call, chunk, _prompt, first) => openaiChatChunk(header, chunk, call.logprobs, first),
   finish: (header, _call, bodies, first) => openaiChatFinish(header, bodies[0]!, first),
@@ -135,12 +151,16 @@ async function answerCalls(
 ): Promise<Maybe<unknown>[]> {
   const parsed = calls.map((call) => parseBody(call.body, call.bodyError, (body) => endpoint.parse(handler, body, ctx.model.info)));
   const created = unixSeconds();
-  const headers = parsed.map((call): CallHeader => ({
-    id: responseId(endpoint.idPrefix),
-    created,
-    model: (!isFailure(call) && call.prompts[0]?.request.model) || ctx.modelName,
-  }));
-  const parts: Part[] = parsed.flatMap((call, k) => isFailure(call) ? [] : call.prompts.map((prompt, index) => ({ call: k, index, prompt })));
+  const headers = parsed.map(
+    (call): CallHeader => ({
+      id: responseId(endpoint.idPrefix),
+      created,
+      model: (!isFailure(call) && call.prompts[0]?.request.model) || ctx.modelName,
+    }),
+  );
+  const parts: Part[] = parsed.flatMap((call, k) =>
+    isFailure(call) ? [] : call.prompts.map((prompt, index) => ({ call: k, index, prompt })),
+  );
   const firsts = parsed.map(() => new Set<number>());
   const first = (k: number) => (index: number) => !firsts[k]!.has(index) && firsts[k]!.add(index) !== undefined;
 
@@ -154,7 +174,12 @@ async function answerCalls(
       ctx.stream(ctx.requestIndices[part.call]!, sseBody([sseEvent(event)]));
     },
   };
-  const outputs = await runStages(endpoint.stages(handler), parts.map((part) => part.prompt), parts.map((_, position) => position), base);
+  const outputs = await runStages(
+    endpoint.stages(handler),
+    parts.map((part) => part.prompt),
+    parts.map((_, position) => position),
+    base,
+  );
   const stageCtx: StageContext<unknown> = { ...base, requestIndices: parts.map((_, position) => position) };
 
   return parsed.map((call, k) => {
@@ -172,7 +197,13 @@ async function answerCalls(
 }
 
 /** The last part of a stream: each choice's finish, the usage when asked for, `[DONE]`. */
-function streamEnd(endpoint: Endpoint, header: CallHeader, call: OpenAICall, bodies: CompletionResponse[], first: (index: number) => boolean) {
+function streamEnd(
+  endpoint: Endpoint,
+  header: CallHeader,
+  call: OpenAICall,
+  bodies: CompletionResponse[],
+  first: (index: number) => boolean,
+) {
   const events = [sseEvent(endpoint.finish(header, call, bodies, first))];
   if (call.includeUsage) {
     events.push(sseEvent({ ...header, object: endpoint.object, choices: [], usage: sumUsage(bodies.map((body) => body.usage)) }));

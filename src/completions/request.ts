@@ -72,7 +72,8 @@ export const CompletionRequestFields = {
   seed: absent(int()),
   max_tokens: absent(int().min(0, { error: "must be ≥ 0" })),
   temperature: absent(
-    z.number({ error: "must be a finite number" })
+    z
+      .number({ error: "must be a finite number" })
       .min(0, { error: "must be ≥ 0" })
       .max(REQUEST_LIMITS.maxTemperature, { error: `must be ≤ ${REQUEST_LIMITS.maxTemperature}` }),
   ),
@@ -80,7 +81,9 @@ export const CompletionRequestFields = {
   top_k: absent(int().min(0, { error: "must be ≥ 0" })),
   repetition_penalty: absent(z.number({ error: "must be a number" }).positive({ error: "must be > 0" })),
   logprobs: absent(
-    int().min(0, { error: "must be ≥ 0" }).max(REQUEST_LIMITS.maxLogprobs, { error: `must be ≤ ${REQUEST_LIMITS.maxLogprobs}` }),
+    int()
+      .min(0, { error: "must be ≥ 0" })
+      .max(REQUEST_LIMITS.maxLogprobs, { error: `must be ≤ ${REQUEST_LIMITS.maxLogprobs}` }),
   ),
   stop: absent(
     z.union([StopSequence, z.array(StopSequence, { error: "must be a string or a list of strings" })], {
@@ -88,9 +91,15 @@ export const CompletionRequestFields = {
     }),
   ),
   model: absent(z.string({ error: "must be a string" })),
-  n: absent(int().min(1, { error: "must be ≥ 1" }).max(REQUEST_LIMITS.maxBestOf, { error: `must be ≤ ${REQUEST_LIMITS.maxBestOf}` })),
+  n: absent(
+    int()
+      .min(1, { error: "must be ≥ 1" })
+      .max(REQUEST_LIMITS.maxBestOf, { error: `must be ≤ ${REQUEST_LIMITS.maxBestOf}` }),
+  ),
   best_of: absent(
-    int().min(1, { error: "must be ≥ 1" }).max(REQUEST_LIMITS.maxBestOf, { error: `must be ≤ ${REQUEST_LIMITS.maxBestOf}` }),
+    int()
+      .min(1, { error: "must be ≥ 1" })
+      .max(REQUEST_LIMITS.maxBestOf, { error: `must be ≤ ${REQUEST_LIMITS.maxBestOf}` }),
   ),
   echo: absent(bool()),
   stream: absent(bool()),
@@ -232,7 +241,8 @@ export function completionRequestSchema<Extra extends z.ZodRawShape = {}>(extra?
       const base = normalize(raw as Raw);
       if (!extra) return base as CompletionRequest & z.output<z.ZodObject<Extra>>;
       const extras: Record<string, unknown> = {};
-      for (const key of Object.keys(extra)) if ((raw as Record<string, unknown>)[key] !== undefined) extras[key] = (raw as Record<string, unknown>)[key];
+      for (const key of Object.keys(extra))
+        if ((raw as Record<string, unknown>)[key] !== undefined) extras[key] = (raw as Record<string, unknown>)[key];
       return { ...base, ...extras } as CompletionRequest & z.output<z.ZodObject<Extra>>;
     });
 }

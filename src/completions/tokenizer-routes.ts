@@ -35,21 +35,30 @@ export const TOKENIZER_PATHS = { tokenize: "tokenize", detokenize: "detokenize",
 const absent = <T extends z.ZodType>(schema: T) => schema.nullable().optional();
 const bool = () => z.boolean({ error: "must be true or false" });
 
-const TokenizeText = z.looseObject({
-  prompt: z.string({ error: (issue) => (issue.input === undefined ? "required (or give messages)" : "must be a string") }),
-  add_special_tokens: absent(bool()),
-  return_token_strs: absent(bool()),
-}, { error: "must be a JSON object" });
+const TokenizeText = z.looseObject(
+  {
+    prompt: z.string({ error: (issue) => (issue.input === undefined ? "required (or give messages)" : "must be a string") }),
+    add_special_tokens: absent(bool()),
+    return_token_strs: absent(bool()),
+  },
+  { error: "must be a JSON object" },
+);
 
-const TokenizeChat = z.looseObject({
-  add_generation_prompt: absent(z.literal(true, { error: "only true is supported (the chat route always adds the generation prompt)" })),
-  add_special_tokens: absent(bool()),
-  return_token_strs: absent(bool()),
-}, { error: "must be a JSON object" });
+const TokenizeChat = z.looseObject(
+  {
+    add_generation_prompt: absent(z.literal(true, { error: "only true is supported (the chat route always adds the generation prompt)" })),
+    add_special_tokens: absent(bool()),
+    return_token_strs: absent(bool()),
+  },
+  { error: "must be a JSON object" },
+);
 
-const Detokenize = z.looseObject({
-  tokens: z.array(z.unknown(), { error: (issue) => (issue.input === undefined ? "required" : "must be a list of token ids") }),
-}, { error: "must be a JSON object" });
+const Detokenize = z.looseObject(
+  {
+    tokens: z.array(z.unknown(), { error: (issue) => (issue.input === undefined ? "required" : "must be a list of token ids") }),
+  },
+  { error: "must be a JSON object" },
+);
 
 export interface TokenizeResponse {
   count: number;
@@ -83,7 +92,10 @@ async function tokenize(handler: CompletionStages, call: RouteCall, ctx: StageCo
   const prompt = isChat ? await chatPrompt(handler, call.body, ctx) : { text: request.prompt!, spans: [] };
   if (isFailure(prompt)) return prompt;
   // A chat prompt's message contents are tokenized as generation tokenizes them (their control-token text as text).
-  const options = { addSpecialTokens: request.add_special_tokens ?? !isChat, ...(prompt.spans.length > 0 ? { literalSpans: [prompt.spans] } : {}) };
+  const options = {
+    addSpecialTokens: request.add_special_tokens ?? !isChat,
+    ...(prompt.spans.length > 0 ? { literalSpans: [prompt.spans] } : {}),
+  };
   const [tokens = []] = await ctx.model.tokenize([prompt.text], options);
   const tokenStrs = request.return_token_strs ? await tokenTexts(tokens, ctx) : null;
   if (isFailure(tokenStrs)) return tokenStrs;
@@ -94,16 +106,26 @@ async function tokenize(handler: CompletionStages, call: RouteCall, ctx: StageCo
  * request's 400 about `return_token_strs`, the field the client sent, not about a detokenize it never asked for. */
 async function tokenTexts(tokens: number[], ctx: StageContext<unknown>): Promise<Maybe<string[]>> {
   try {
-    return await ctx.model.detokenize(tokens.map((id) => [id]), { skipSpecialTokens: false });
+    return await ctx.model.detokenize(
+      tokens.map((id) => [id]),
+      { skipSpecialTokens: false },
+    );
   } catch (error) {
     if (!(error instanceof RequestFailure) || error.status !== 400) throw error;
     const count = tokens.length.toLocaleString("en-US");
-    return RequestFailure.badRequest(`return_token_strs: the prompt is ${count} tokens, too many to return each one's text in one call (${error.message}); ask without return_token_strs, or for less text`, "return_token_strs");
+    return RequestFailure.badRequest(
+      `return_token_strs: the prompt is ${count} tokens, too many to return each one's text in one call (${error.message}); ask without return_token_strs, or for less text`,
+      "return_token_strs",
+    );
   }
 }
 
 /** The prompt the chat route would send for these messages (the handler's own chat format), and its content spans. */
-async function chatPrompt(handler: CompletionStages, body: unknown, ctx: StageContext<unknown>): Promise<Maybe<{ text: string; spans: LiteralSpans }>> {
+async function chatPrompt(
+  handler: CompletionStages,
+  body: unknown,
+  ctx: StageContext<unknown>,
+): Promise<Maybe<{ text: string; spans: LiteralSpans }>> {
   const call = parseOpenAIChat(body, (b) => handler.parseRequest(b));
   if (isFailure(call)) return call;
   const [input] = await handler.preprocess([call.prompts[0]!.request], { ...ctx, requestIndices: [0] });

@@ -24,9 +24,15 @@ export function engineIssues(handler: EngineKeys, deviceType: string | undefined
   }
   const quantize = handler.quantize ?? "none";
   if (quantize !== "none") {
-    refuse("quantize", `${String(quantize)} is bitsandbytes quantization, which vLLM 0.32 does not have (it serves AWQ and GPTQ checkpoints and fp8): set handler.engine: transformers, the seed's own path for ${String(quantize)}`);
+    refuse(
+      "quantize",
+      `${String(quantize)} is bitsandbytes quantization, which vLLM 0.32 does not have (it serves AWQ and GPTQ checkpoints and fp8): set handler.engine: transformers, the seed's own path for ${String(quantize)}`,
+    );
   } else if (handler.double_quant === true) {
-    refuse("double_quant", `is a bitsandbytes setting, and the vLLM engine does not quantize with bitsandbytes: remove it ${USE_TRANSFORMERS}`);
+    refuse(
+      "double_quant",
+      `is a bitsandbytes setting, and the vLLM engine does not quantize with bitsandbytes: remove it ${USE_TRANSFORMERS}`,
+    );
   }
   return issues;
 }

@@ -63,7 +63,8 @@ export function gpuLayoutIssues(config: LayoutKeys, numGpuPerModel: number): Gpu
         `Remove parallelType and torchrun, or use parallelType: custom with torchrun nproc-per-node: ${numGpuPerModel}`,
     });
   } else if (level !== numGpuPerModel) {
-    const consequence = level < numGpuPerModel ? "no worker could be placed" : `${level - numGpuPerModel} GPU(s) of every worker would stay idle`;
+    const consequence =
+      level < numGpuPerModel ? "no worker could be placed" : `${level - numGpuPerModel} GPU(s) of every worker would stay idle`;
     issues.push({
       path: ["torchrun", "nproc-per-node"],
       message:

@@ -35,17 +35,25 @@ export async function readModelConfig(configFile: string): Promise<ModelConfigFi
   }
   const raw: unknown = doc.toJS();
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new ArchiveInputError(`${configFile} must be a YAML mapping`);
-  if (!("handler" in raw)) throw new ArchiveInputError(`${configFile}: missing the "handler:" section (model_path and the handler's settings)`);
+  if (!("handler" in raw))
+    throw new ArchiveInputError(`${configFile}: missing the "handler:" section (model_path and the handler's settings)`);
   return { raw: raw as Record<string, unknown>, doc };
 }
 
 /** Checks the parsed config against the handler's schema; returns the config as the handler will see it. */
-export function validateModelConfig(raw: Record<string, unknown>, schema: z.ZodType<unknown>, configFile: string, handler: string): Record<string, unknown> {
+export function validateModelConfig(
+  raw: Record<string, unknown>,
+  schema: z.ZodType<unknown>,
+  configFile: string,
+  handler: string,
+): Record<string, unknown> {
   const parsed = parseModelConfig(raw, schema);
   if (!parsed.success) {
     const unknown = unknownConfigKeys(raw, schema, path.basename(handler));
     const hints = unknown.length > 0 ? `\n${formatUnknownKeys(unknown)}` : "";
-    throw new ArchiveInputError(`${configFile} does not match ${path.basename(handler)}'s config schema:\n${formatIssues(parsed.error.issues)}${hints}`);
+    throw new ArchiveInputError(
+      `${configFile} does not match ${path.basename(handler)}'s config schema:\n${formatIssues(parsed.error.issues)}${hints}`,
+    );
   }
   return parsed.data as Record<string, unknown>;
 }
@@ -54,7 +62,13 @@ export function validateModelConfig(raw: Record<string, unknown>, schema: z.ZodT
  * Keys of the config that nothing reads: warnings, or with `strict` an
  * ArchiveInputError naming them all.
  */
-export function checkUnknownKeys(raw: Record<string, unknown>, schema: z.ZodType<unknown>, configFile: string, handler: string, strict: boolean): string[] {
+export function checkUnknownKeys(
+  raw: Record<string, unknown>,
+  schema: z.ZodType<unknown>,
+  configFile: string,
+  handler: string,
+  strict: boolean,
+): string[] {
   const unknown = unknownConfigKeys(raw, schema, path.basename(handler));
   if (unknown.length === 0) return [];
   if (strict) throw new ArchiveInputError(`${configFile} has keys that nothing reads (--strict):\n${formatUnknownKeys(unknown)}`);

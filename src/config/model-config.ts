@@ -68,14 +68,12 @@ export const HandlerSectionFields = {
  * Unknown keys are kept, and `per_gpu_mem` folds into `gpu_max_memory`.
  */
 export function extendHandlerSection<Extra extends z.ZodRawShape>(extra: Extra) {
-  return z
-    .looseObject({ ...HandlerSectionFields, ...extra })
-    .transform((section) => {
-      // Spread, not rest-destructuring: Omit<> over a loose object's index signature would erase the known keys' types.
-      const out = { ...section, gpu_max_memory: section.gpu_max_memory ?? section.per_gpu_mem };
-      delete out.per_gpu_mem;
-      return out;
-    });
+  return z.looseObject({ ...HandlerSectionFields, ...extra }).transform((section) => {
+    // Spread, not rest-destructuring: Omit<> over a loose object's index signature would erase the known keys' types.
+    const out = { ...section, gpu_max_memory: section.gpu_max_memory ?? section.per_gpu_mem };
+    delete out.per_gpu_mem;
+    return out;
+  });
 }
 
 export const HandlerSection = extendHandlerSection({});
@@ -101,12 +99,14 @@ export type ModelConfig = z.output<typeof ModelConfig>;
 /** TorchServe 0.12's AsyncBatchAggregator cannot take two jobs at once (see the message). */
 function batchingIssues(config: ModelConfig): { path: (string | number)[]; message: string }[] {
   if (config.asyncCommunication !== true || (config.batchSize ?? 1) <= 1) return [];
-  return [{
-    path: ["batchSize"],
-    message:
-      "must be 1 with asyncCommunication: true: TorchServe 0.12's AsyncBatchAggregator fails with a ConcurrentModificationException " +
-      "(and restarts the worker) when it takes two jobs at once; the engine batches the requests itself",
-  }];
+  return [
+    {
+      path: ["batchSize"],
+      message:
+        "must be 1 with asyncCommunication: true: TorchServe 0.12's AsyncBatchAggregator fails with a ConcurrentModificationException " +
+        "(and restarts the worker) when it takes two jobs at once; the engine batches the requests itself",
+    },
+  ];
 }
 
 /**

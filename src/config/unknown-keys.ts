@@ -10,16 +10,42 @@ import type { z } from "zod";
 
 /** The keys TorchServe 0.12's frontend reads from model-config.yaml, and the shim's `handler:` section. */
 const TORCHSERVE_MODEL_CONFIG_KEYS: readonly string[] = [
-  "minWorkers", "maxWorkers", "batchSize", "maxBatchDelay", "responseTimeout", "startupTimeout",
-  "deviceType", "parallelType", "parallelLevel", "deviceIds", "torchrun", "maxRetryTimeoutInSec",
-  "clientTimeoutInMills", "jobQueueSize", "useJobTicket", "sequenceMaxIdleMSec", "sequenceTimeoutMSec",
-  "maxSequenceJobQueueSize", "maxNumSequence", "continuousBatching", "sequenceBatching",
-  "asyncCommunication", "useVenv", "handler",
+  "minWorkers",
+  "maxWorkers",
+  "batchSize",
+  "maxBatchDelay",
+  "responseTimeout",
+  "startupTimeout",
+  "deviceType",
+  "parallelType",
+  "parallelLevel",
+  "deviceIds",
+  "torchrun",
+  "maxRetryTimeoutInSec",
+  "clientTimeoutInMills",
+  "jobQueueSize",
+  "useJobTicket",
+  "sequenceMaxIdleMSec",
+  "sequenceTimeoutMSec",
+  "maxSequenceJobQueueSize",
+  "maxNumSequence",
+  "continuousBatching",
+  "sequenceBatching",
+  "asyncCommunication",
+  "useVenv",
+  "handler",
 ];
 
 /** The keys TorchServe 0.12 reads under `torchrun:` (`ModelConfig.TorchRun.build`). */
 const TORCHRUN_KEYS: readonly string[] = [
-  "nnodes", "nproc-per-node", "rdzv-backend", "rdzv-endpoint", "rdzv-conf", "monitor-interval", "node-rank", "OMP_NUMBER_THREADS",
+  "nnodes",
+  "nproc-per-node",
+  "rdzv-backend",
+  "rdzv-endpoint",
+  "rdzv-conf",
+  "monitor-interval",
+  "node-rank",
+  "OMP_NUMBER_THREADS",
 ];
 
 export interface UnknownKey {
@@ -141,9 +167,14 @@ function isMapping(value: unknown): value is Record<string, unknown> {
  * the handler's schema knows. `handlerName` names the schema's owner in the
  * messages (`greeting-handler.ts's config schema`).
  */
-export function unknownConfigKeys(raw: Record<string, unknown>, handlerSchema: z.ZodType<unknown> | unknown, handlerName: string): UnknownKey[] {
+export function unknownConfigKeys(
+  raw: Record<string, unknown>,
+  handlerSchema: z.ZodType<unknown> | unknown,
+  handlerName: string,
+): UnknownKey[] {
   const found = unknownKeysOf(raw, new Set(TORCHSERVE_MODEL_CONFIG_KEYS), "", "TorchServe 0.12's model config");
-  if (isMapping(raw.torchrun)) found.push(...unknownKeysOf(raw.torchrun, new Set(TORCHRUN_KEYS), "torchrun", "TorchServe 0.12's torchrun settings"));
+  if (isMapping(raw.torchrun))
+    found.push(...unknownKeysOf(raw.torchrun, new Set(TORCHRUN_KEYS), "torchrun", "TorchServe 0.12's torchrun settings"));
   const handlerKeys = schemaKeys(handlerSchema);
   if (handlerKeys && isMapping(raw.handler)) {
     found.push(...unknownKeysOf(raw.handler, handlerKeys, "handler", `${handlerName}'s config schema`));

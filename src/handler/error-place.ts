@@ -40,13 +40,18 @@ export function parseFrame(line: string): StackFrame | undefined {
 class BundleSourceMap {
   #map: SourceMap | null | undefined;
 
-  constructor(readonly bundlePath: string, private readonly mapPath = `${bundlePath}.map`) {}
+  constructor(
+    readonly bundlePath: string,
+    private readonly mapPath = `${bundlePath}.map`,
+  ) {}
 
   /** A frame in the bundle, as the TypeScript frame it was built from; any other frame unchanged. */
   mapFrame(frame: StackFrame): StackFrame {
     if (!sameFile(frame.file, this.bundlePath)) return frame;
     const map = this.#load();
-    const entry = map?.findEntry(frame.line - 1, frame.column - 1) as { originalSource?: string; originalLine?: number; originalColumn?: number } | undefined;
+    const entry = map?.findEntry(frame.line - 1, frame.column - 1) as
+      | { originalSource?: string; originalLine?: number; originalColumn?: number }
+      | undefined;
     if (!entry?.originalSource || entry.originalLine === undefined || entry.originalColumn === undefined) return frame;
     return { ...frame, file: entry.originalSource, line: entry.originalLine + 1, column: entry.originalColumn + 1 };
   }

@@ -10,7 +10,12 @@ export class RequestFailure extends Error {
    * @param body the error body to send instead of tsserve's
    *   `{"error": {code, message, field}}` (a route's own error shape)
    */
-  constructor(readonly status: number, message: string, readonly field?: string, readonly body?: unknown) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly field?: string,
+    readonly body?: unknown,
+  ) {
     super(message);
     this.name = "RequestFailure";
   }

@@ -12,7 +12,9 @@ export class RawBody {
     readonly contentType: string,
   ) {
     if (!MEDIA_TYPE.test(contentType)) {
-      throw new TypeError(`RawBody: content type ${JSON.stringify(contentType)} is not a media type of printable ASCII (such as "text/plain; charset=utf-8")`);
+      throw new TypeError(
+        `RawBody: content type ${JSON.stringify(contentType)} is not a media type of printable ASCII (such as "text/plain; charset=utf-8")`,
+      );
     }
   }
 }

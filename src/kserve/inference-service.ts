@@ -22,7 +22,12 @@ interface InferenceServiceOptions {
 
 /** A Kubernetes object name: lowercase letters, digits and "-", starting with a letter (RFC 1035, which KServe requires). */
 export function serviceName(modelName: string): string {
-  const name = modelName.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^[^a-z]+/, "").replace(/-+$/, "").slice(0, 63);
+  const name = modelName
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^[^a-z]+/, "")
+    .replace(/-+$/, "")
+    .slice(0, 63);
   return name || "tsserve-model";
 }
 

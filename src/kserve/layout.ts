@@ -29,20 +29,24 @@ interface ArchiveFacts {
 
 function count(value: unknown, fallback: number, key: string, archive: string): number {
   if (value === undefined || value === null) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) throw new KServeInputError(`${archive}: ${key} must be a whole number, not ${JSON.stringify(value)}`);
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0)
+    throw new KServeInputError(`${archive}: ${key} must be a whole number, not ${JSON.stringify(value)}`);
   return value;
 }
 
 /** The model, its worker settings and its GPU need, from the archive's manifest and packed model-config.yaml. */
 async function readArchiveFacts(archive: string): Promise<ArchiveFacts> {
   if (!archive.endsWith(".mar") || !fs.statSync(archive, { throwIfNoEntry: false })?.isFile()) {
-    throw new KServeInputError(`${archive}: not a .mar file (KServe's runtime loads model-store/*.mar: build it with tsserve archive's default format)`);
+    throw new KServeInputError(
+      `${archive}: not a .mar file (KServe's runtime loads model-store/*.mar: build it with tsserve archive's default format)`,
+    );
   }
   const { manifest, config } = await readPackedModelConfig(archive).catch((error: Error) => {
     throw new KServeInputError(`${archive}: not a model archive (${error.message})`);
   });
   const { modelName, modelVersion, configFile } = manifest.model;
-  if (!configFile || !config) throw new KServeInputError(`${archive}: its manifest names no model config (was it built by tsserve archive?)`);
+  if (!configFile || !config)
+    throw new KServeInputError(`${archive}: its manifest names no model config (was it built by tsserve archive?)`);
   const handler = (config.handler ?? {}) as Record<string, unknown>;
   const warnings: string[] = [];
   const minWorkers = count(config.minWorkers, 1, "minWorkers", archive);
@@ -52,7 +56,9 @@ async function readArchiveFacts(archive: string): Promise<ArchiveFacts> {
     batchSize = 1;
   }
   if (config.asyncCommunication !== true) {
-    warnings.push(`${modelName}: its model config has no "asyncCommunication: true": TorchServe then runs batches of batchSize one after another instead of continuous batching`);
+    warnings.push(
+      `${modelName}: its model config has no "asyncCommunication: true": TorchServe then runs batches of batchSize one after another instead of continuous batching`,
+    );
   }
   if (!turnsOnVenv(config)) warnings.push(`${modelName}: ${missingVenvMessage(configFile)}`);
   const gpus = config.deviceType === "cpu" ? 0 : minWorkers * count(handler.num_gpu_per_model, 1, "handler.num_gpu_per_model", archive);

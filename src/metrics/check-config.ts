@@ -26,15 +26,23 @@ export function metricsConfigProblem(file: string): string | undefined {
   for (const section of SECTIONS) {
     const value = config[section];
     if (value === undefined || value === null) continue;
-    if (typeof value !== "object" || Array.isArray(value)) return `metrics_config ${at([section])}: ${section} must be a mapping of ${TYPES.join(", ")}`;
+    if (typeof value !== "object" || Array.isArray(value))
+      return `metrics_config ${at([section])}: ${section} must be a mapping of ${TYPES.join(", ")}`;
     for (const [type, list] of Object.entries(value)) {
-      if (!TYPES.includes(type)) return `metrics_config ${at([section, type])}: ${section}.${type}: not a metric type (${TYPES.join(", ")})`;
+      if (!TYPES.includes(type))
+        return `metrics_config ${at([section, type])}: ${section}.${type}: not a metric type (${TYPES.join(", ")})`;
       if (!Array.isArray(list)) return `metrics_config ${at([section, type])}: ${section}.${type} must be a list`;
       for (const [i, spec] of list.entries()) {
         const s = spec as Record<string, unknown> | null;
-        const valid = s !== null && typeof s === "object" && typeof s.name === "string" && typeof s.unit === "string" &&
-          Array.isArray(s.dimensions) && s.dimensions.every((d) => typeof d === "string");
-        if (!valid) return `metrics_config ${at([section, type, i])}: ${section}.${type}[${i}] needs name and unit (strings) and dimensions (a list of strings)`;
+        const valid =
+          s !== null &&
+          typeof s === "object" &&
+          typeof s.name === "string" &&
+          typeof s.unit === "string" &&
+          Array.isArray(s.dimensions) &&
+          s.dimensions.every((d) => typeof d === "string");
+        if (!valid)
+          return `metrics_config ${at([section, type, i])}: ${section}.${type}[${i}] needs name and unit (strings) and dimensions (a list of strings)`;
       }
     }
   }

@@ -63,11 +63,14 @@ function difference(now: Map<number, number>, before: Map<number, number>): Map<
 }
 
 export function topRows(previous: Scrape | undefined, current: Scrape): TopRow[] {
-  const models = [...new Set(current.samples.filter((s) => s.name.startsWith("tsserve_") && s.labels.model_name).map((s) => s.labels.model_name!))].sort();
+  const models = [
+    ...new Set(current.samples.filter((s) => s.name.startsWith("tsserve_") && s.labels.model_name).map((s) => s.labels.model_name!)),
+  ].sort();
   const seconds = previous ? Math.max((current.at - previous.at) / 1000, 1e-3) : undefined;
   const before = previous?.samples ?? [];
   return models.map((model) => {
-    const rate = (name: string) => (seconds === undefined ? 0 : Math.max(0, sumBy(current.samples, name, model) - sumBy(before, name, model)) / seconds);
+    const rate = (name: string) =>
+      seconds === undefined ? 0 : Math.max(0, sumBy(current.samples, name, model) - sumBy(before, name, model)) / seconds;
     const ttftNow = buckets(current.samples, "tsserve_time_to_first_token_seconds", model);
     const ttftWindow = difference(ttftNow, buckets(before, "tsserve_time_to_first_token_seconds", model));
     const ttft = previous && (ttftWindow.get(Infinity) ?? 0) > 0 ? ttftWindow : ttftNow;
@@ -80,7 +83,10 @@ export function topRows(previous: Scrape | undefined, current: Scrape): TopRow[]
       ttftP95: quantile(0.95, ttft),
       running: sumBy(current.samples, "tsserve_num_requests_running", model),
       waiting: sumBy(current.samples, "tsserve_num_requests_waiting", model),
-      kvUsage: Math.max(0, ...current.samples.filter((s) => s.name === "tsserve_kv_cache_usage_perc" && s.labels.model_name === model).map((s) => s.value)),
+      kvUsage: Math.max(
+        0,
+        ...current.samples.filter((s) => s.name === "tsserve_kv_cache_usage_perc" && s.labels.model_name === model).map((s) => s.value),
+      ),
       errors: previous ? Math.max(0, errorsTotal - sumBy(before, "tsserve_request_failure_total", model)) : 0,
       errorsTotal,
     };
@@ -89,15 +95,31 @@ export function topRows(previous: Scrape | undefined, current: Scrape): TopRow[]
 
 const HEADER = ["MODEL", "REQ/S", "TOK/S", "TTFT p50", "TTFT p95", "RUNNING", "WAITING", "KV", "ERRORS (total)"];
 
-const seconds = (value: number | undefined) => (value === undefined ? "-" : value < 1 ? `${(value * 1000).toFixed(0)} ms` : `${value.toFixed(2)} s`);
+const seconds = (value: number | undefined) =>
+  value === undefined ? "-" : value < 1 ? `${(value * 1000).toFixed(0)} ms` : `${value.toFixed(2)} s`;
 
 export function renderTop(rows: TopRow[], source: string, at: Date): string {
-  const table = [HEADER, ...rows.map((r) => [
-    r.model, r.requestsPerS.toFixed(2), r.tokensPerS.toFixed(1), seconds(r.ttftP50), seconds(r.ttftP95),
-    String(r.running), String(r.waiting), `${(r.kvUsage * 100).toFixed(1)}%`, `${r.errors} (${r.errorsTotal})`,
-  ])];
+  const table = [
+    HEADER,
+    ...rows.map((r) => [
+      r.model,
+      r.requestsPerS.toFixed(2),
+      r.tokensPerS.toFixed(1),
+      seconds(r.ttftP50),
+      seconds(r.ttftP95),
+      String(r.running),
+      String(r.waiting),
+      `${(r.kvUsage * 100).toFixed(1)}%`,
+      `${r.errors} (${r.errorsTotal})`,
+    ]),
+  ];
   const widths = HEADER.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  const lines = table.map((row) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ").trimEnd());
+  const lines = table.map((row) =>
+    row
+      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
+      .join("  ")
+      .trimEnd(),
+  );
   const empty = rows.length === 0 ? ["(no model has reported LLM metrics yet)"] : [];
   return [`tsserve top: ${source} at ${at.toISOString().slice(11, 19)} (q to quit)`, "", ...lines, ...empty, ""].join("\n");
 }

@@ -17,7 +17,8 @@ import { pyRstrip } from "./whitespace.ts";
 export const AGENTINSTRUCT_COT_PREAMBLE =
   "You will be provided instructions for completing a task followed by a task to complete.\n\nInstructions:\n";
 
-const EXPLAIN = "Follow the instructions to generate an explanation that reasons towards the correct answer to the task above. End the explanation with the correct answer.";
+const EXPLAIN =
+  "Follow the instructions to generate an explanation that reasons towards the correct answer to the task above. End the explanation with the correct answer.";
 
 /** The explanation trigger the client used for Llama-2 chat models: it closes the `[INST]` turn. */
 export const LLAMA2_CHAT_EXPLANATION_TRIGGER = `${EXPLAIN} [/INST] Explanation: `;

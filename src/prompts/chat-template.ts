@@ -36,7 +36,14 @@ const EQUALS = "__tsserve_equals";
 
 /** A runtime value's plain content (function arguments arrive as `.value`; array items and map values stay wrapped). */
 function unwrap(value: unknown): unknown {
-  if (value !== null && typeof value === "object" && !(value instanceof Map) && !Array.isArray(value) && "value" in value && "type" in value) {
+  if (
+    value !== null &&
+    typeof value === "object" &&
+    !(value instanceof Map) &&
+    !Array.isArray(value) &&
+    "value" in value &&
+    "type" in value
+  ) {
     return (value as { value: unknown }).value;
   }
   return value;
@@ -72,7 +79,10 @@ function adaptTemplate(node: unknown, seen = new Set<unknown>()): void {
   if (record.type === "BinaryExpression" && (operator === "==" || operator === "!=")) {
     const call: Node = { type: "CallExpression", callee: { type: "Identifier", value: EQUALS }, args: [record.left, record.right] };
     for (const key of Object.keys(record)) delete record[key];
-    Object.assign(record, operator === "==" ? call : { type: "UnaryExpression", operator: { type: "UnaryOperator", value: "not" }, argument: call });
+    Object.assign(
+      record,
+      operator === "==" ? call : { type: "UnaryExpression", operator: { type: "UnaryOperator", value: "not" }, argument: call },
+    );
   }
 }
 

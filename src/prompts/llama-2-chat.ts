@@ -29,12 +29,8 @@ export function llama2ChatPrompt(messages: readonly ChatMessage[], tokens: Speci
   const { system, turns } = splitConversation(messages);
   let out = "";
   turns.forEach((message, i) => {
-    const content = i === 0 && system !== undefined
-      ? `<<SYS>>\n${system}\n<</SYS>>\n\n${message.content}`
-      : message.content;
-    out += message.role === "user"
-      ? `${bos}[INST] ${pyStrip(content)} [/INST]`
-      : ` ${pyStrip(content)} ${eos}`;
+    const content = i === 0 && system !== undefined ? `<<SYS>>\n${system}\n<</SYS>>\n\n${message.content}` : message.content;
+    out += message.role === "user" ? `${bos}[INST] ${pyStrip(content)} [/INST]` : ` ${pyStrip(content)} ${eos}`;
   });
   return out;
 }

@@ -27,7 +27,10 @@ export function splitConversation(messages: readonly ChatMessage[]): { system: s
   turns.forEach((message, i) => {
     const field = `messages.${i + offset}.role`;
     if (message.role === "system") {
-      throw RequestFailure.badRequest(`${field}: a system message may only come first (then roles alternate user/assistant/user/...)`, field);
+      throw RequestFailure.badRequest(
+        `${field}: a system message may only come first (then roles alternate user/assistant/user/...)`,
+        field,
+      );
     }
     const expected = i % 2 === 0 ? "user" : "assistant";
     if (message.role !== expected) {

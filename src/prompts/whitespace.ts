@@ -4,7 +4,8 @@
  * templates cut. JavaScript's `trim()` differs: it keeps U+001C..U+001F and
  * U+0085 and removes U+FEFF.
  */
-const PY_SPACE = "\t\n\u000b\u000c\r\u001c\u001d\u001e\u001f \u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000";
+const PY_SPACE =
+  "\t\n\u000b\u000c\r\u001c\u001d\u001e\u001f \u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000";
 
 function isPythonSpace(ch: string): boolean {
   return ch.length === 1 && PY_SPACE.includes(ch);

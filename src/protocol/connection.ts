@@ -46,7 +46,6 @@ interface Pending {
   release?: () => void;
 }
 
-
 interface ConnectionOptions {
   maxMessageBytes?: number;
   /** Lines that are not protocol messages (noise on the channel); default: ignored. */
@@ -67,7 +66,10 @@ export class Connection {
   private readonly pending = new Map<RequestId, Pending>();
   /** The peer's requests being served: the controller that a cancellation (or closing) aborts. */
   private readonly serving = new Map<RequestId, AbortController>();
-  private readonly requestHandlers = new Map<string, { params: z.ZodType; accepts?: (params: unknown) => boolean; handler: RequestHandler }>();
+  private readonly requestHandlers = new Map<
+    string,
+    { params: z.ZodType; accepts?: (params: unknown) => boolean; handler: RequestHandler }
+  >();
   private readonly notificationHandlers = new Map<string, { params: z.ZodType; handler: NotificationHandler }>();
   private readonly reader: LineReader;
   private readonly closeListeners: Array<() => void> = [];
@@ -178,7 +180,11 @@ export class Connection {
   private dispatch(frame: Frame): void {
     if (frame.kind === "oversize") {
       this.options.onNoise?.(`dropped a message of ${frame.bytes} bytes (over the size cap)`);
-      this.write({ jsonrpc: "2.0", id: null, error: { code: ErrorCode.MessageTooLarge, message: `message of ${frame.bytes} bytes exceeds the size cap` } });
+      this.write({
+        jsonrpc: "2.0",
+        id: null,
+        error: { code: ErrorCode.MessageTooLarge, message: `message of ${frame.bytes} bytes exceeds the size cap` },
+      });
       return;
     }
     if (frame.kind === "invalid") {
@@ -219,14 +225,16 @@ export class Connection {
       const params = !this.validateParams || entry.accepts?.(raw) ? { success: true as const, data: raw } : entry.params.safeParse(raw);
       if (!params.success) throw new RpcError(ErrorCode.InvalidParams, `invalid params for ${request.method}: ${params.error.message}`);
       const result = await entry.handler(params.data, { requestId: request.id, signal: controller.signal });
-      if (controller.signal.aborted) throw new RpcError(ErrorCode.RequestCancelled, `${request.method} was cancelled: ${abortReason(controller.signal)}`);
+      if (controller.signal.aborted)
+        throw new RpcError(ErrorCode.RequestCancelled, `${request.method} was cancelled: ${abortReason(controller.signal)}`);
       this.write({ jsonrpc: "2.0", id: request.id, result });
     } catch (error) {
-      const rpc = error instanceof RpcError
-        ? error
-        : controller.signal.aborted
-          ? new RpcError(ErrorCode.RequestCancelled, `${request.method} was cancelled: ${abortReason(controller.signal)}`)
-          : new RpcError(ErrorCode.InternalError, (error as Error)?.message ?? String(error));
+      const rpc =
+        error instanceof RpcError
+          ? error
+          : controller.signal.aborted
+            ? new RpcError(ErrorCode.RequestCancelled, `${request.method} was cancelled: ${abortReason(controller.signal)}`)
+            : new RpcError(ErrorCode.InternalError, (error as Error)?.message ?? String(error));
       this.write({ jsonrpc: "2.0", id: request.id, error: rpc.toJSON() });
     } finally {
       this.serving.delete(request.id);

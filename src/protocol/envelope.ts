@@ -8,8 +8,7 @@
 import type { JsonRpcMessage } from "./messages.ts";
 import { isPlainObject } from "./guards.ts";
 
-const isId = (value: unknown): boolean =>
-  typeof value === "string" || (typeof value === "number" && Number.isSafeInteger(value));
+const isId = (value: unknown): boolean => typeof value === "string" || (typeof value === "number" && Number.isSafeInteger(value));
 
 function isErrorObject(error: unknown): boolean {
   if (!isPlainObject(error)) return false;
@@ -28,13 +27,25 @@ export function parseEnvelope(m: unknown): JsonRpcMessage | undefined {
   let hasError = false;
   for (const key of Object.keys(m)) {
     switch (key) {
-      case "jsonrpc": break;
-      case "id": hasId = true; break;
-      case "method": hasMethod = true; break;
-      case "params": hasParams = true; break;
-      case "result": hasResult = true; break;
-      case "error": hasError = true; break;
-      default: return undefined;
+      case "jsonrpc":
+        break;
+      case "id":
+        hasId = true;
+        break;
+      case "method":
+        hasMethod = true;
+        break;
+      case "params":
+        hasParams = true;
+        break;
+      case "result":
+        hasResult = true;
+        break;
+      case "error":
+        hasError = true;
+        break;
+      default:
+        return undefined;
     }
   }
   if (hasMethod) {

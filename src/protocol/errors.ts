@@ -25,18 +25,27 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** A protocol error: carries `code`, `message`, `data` and crosses the wire. */
 export class RpcError extends Error {
-  constructor(readonly code: number, message: string, readonly data?: unknown) {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
     super(message);
     this.name = "RpcError";
   }
   toJSON() {
-    return this.data === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, data: this.data };
+    return this.data === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, data: this.data };
   }
 }
 
 /** A local error (the peer went away, a timeout): never crosses the wire. */
 export class ConnectionError extends Error {
-  constructor(readonly reason: "closed" | "timeout" | "disposed" | "cancelled", message: string) {
+  constructor(
+    readonly reason: "closed" | "timeout" | "disposed" | "cancelled",
+    message: string,
+  ) {
     super(message);
     this.name = "ConnectionError";
   }

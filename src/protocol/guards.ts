@@ -23,6 +23,10 @@ function isIncomingRequest(value: unknown): boolean {
 export function isHandleParams(value: unknown): boolean {
   if (!isPlainObject(value)) return false;
   for (const key in value) if (key !== "batch_id" && key !== "requests") return false;
-  return typeof value.batch_id === "number" && Number.isSafeInteger(value.batch_id)
-    && Array.isArray(value.requests) && value.requests.every(isIncomingRequest);
+  return (
+    typeof value.batch_id === "number" &&
+    Number.isSafeInteger(value.batch_id) &&
+    Array.isArray(value.requests) &&
+    value.requests.every(isIncomingRequest)
+  );
 }

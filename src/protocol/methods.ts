@@ -28,10 +28,18 @@ export interface NotificationType<P extends z.ZodType> {
 }
 
 const request = <P extends z.ZodType, R extends z.ZodType>(
-  method: string, servedBy: Side, params: P, result: R, accepts?: (params: unknown) => boolean,
+  method: string,
+  servedBy: Side,
+  params: P,
+  result: R,
+  accepts?: (params: unknown) => boolean,
 ): RequestType<P, R> => ({ kind: "request", method, servedBy, params, result, ...(accepts ? { accepts } : {}) });
-const notification = <P extends z.ZodType>(method: string, servedBy: Side, params: P): NotificationType<P> =>
-  ({ kind: "notification", method, servedBy, params });
+const notification = <P extends z.ZodType>(method: string, servedBy: Side, params: P): NotificationType<P> => ({
+  kind: "notification",
+  method,
+  servedBy,
+  params,
+});
 
 export const Initialize = request("initialize", "node", m.InitializeParams, m.InitializeResult);
 export const Handle = request("handle", "node", m.HandleParams, m.HandleResult, isHandleParams);
@@ -45,4 +53,15 @@ export const Detokenize = request("detokenize", "shim", m.DetokenizeParams, m.De
 export const StreamChunk = notification("stream/chunk", "shim", m.StreamChunkParams);
 export const Cancelled = notification("notifications/cancelled", "both", m.CancelledParams);
 
-export const ALL_METHODS = [Initialize, Handle, Shutdown, Ping, GenerationDelta, Generate, Tokenize, Detokenize, StreamChunk, Cancelled] as const;
+export const ALL_METHODS = [
+  Initialize,
+  Handle,
+  Shutdown,
+  Ping,
+  GenerationDelta,
+  Generate,
+  Tokenize,
+  Detokenize,
+  StreamChunk,
+  Cancelled,
+] as const;

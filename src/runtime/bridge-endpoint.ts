@@ -40,8 +40,10 @@ export function startRuntime(Handler: HandlerClass, options: RuntimeOptions): Ru
 
   connection.onRequest(Initialize, async (params, { signal }) => {
     if (params.protocol_version !== PROTOCOL_VERSION) {
-      throw new RpcError(ErrorCode.ProtocolVersionMismatch,
-        `protocol version mismatch: the shim speaks ${params.protocol_version}, this handler bundle speaks ${PROTOCOL_VERSION}; rebuild the archive with the same tsserve version`);
+      throw new RpcError(
+        ErrorCode.ProtocolVersionMismatch,
+        `protocol version mismatch: the shim speaks ${params.protocol_version}, this handler bundle speaks ${PROTOCOL_VERSION}; rebuild the archive with the same tsserve version`,
+      );
     }
     const config = parseModelConfig(params.model_config, handler.configSchema);
     if (!config.success) {

@@ -32,11 +32,12 @@ export async function runBatch(
   for (const [path, indices] of groupByPath(requests)) {
     const group = indices.map((index) => requests[index]!);
     const route = path === "" ? undefined : routeTable(handler).get(path);
-    const answers = path === ""
-      ? await answerWithPipeline(handler, group, indices, base)
-      : route
-        ? await answerWithRoute(route, group, indices, base)
-        : group.map(() => handler.unknownRoute(path));
+    const answers =
+      path === ""
+        ? await answerWithPipeline(handler, group, indices, base)
+        : route
+          ? await answerWithRoute(route, group, indices, base)
+          : group.map(() => handler.unknownRoute(path));
     indices.forEach((index, k) => (replies[index] = answers[k]));
   }
   if (options.onThrown) reportThrown(replies, options.onThrown);
@@ -90,7 +91,12 @@ async function answerWithPipeline(
     (items, c) => handler.postprocess(items, c),
   ];
   const live = parsed.flatMap((value, k) => (isFailure(value) ? [] : [k]));
-  const results = await runStages(stages, live.map((k) => parsed[k]), live.map((k) => indices[k]!), base);
+  const results = await runStages(
+    stages,
+    live.map((k) => parsed[k]),
+    live.map((k) => indices[k]!),
+    base,
+  );
   const answers: Maybe<unknown>[] = [...parsed];
   live.forEach((k, position) => (answers[k] = results[position]));
   return answers;
@@ -103,7 +109,12 @@ async function answerWithRoute(
   base: StageBase,
 ): Promise<Maybe<unknown>[]> {
   const calls: RouteCall[] = requests.map((request) =>
-    request.body_error === undefined ? { body: request.body } : { body: request.body, bodyError: request.body_error });
-  const replies = await oneAnswerPerItem(`route "${route.path}"`, calls.length, () => route.handle(calls, { ...base, requestIndices: indices }));
-  return replies.map((reply) => (isFailure(reply) && reply.body === undefined && route.errorBody ? reply.withBody(route.errorBody(reply)) : reply));
+    request.body_error === undefined ? { body: request.body } : { body: request.body, bodyError: request.body_error },
+  );
+  const replies = await oneAnswerPerItem(`route "${route.path}"`, calls.length, () =>
+    route.handle(calls, { ...base, requestIndices: indices }),
+  );
+  return replies.map((reply) =>
+    isFailure(reply) && reply.body === undefined && route.errorBody ? reply.withBody(route.errorBody(reply)) : reply,
+  );
 }

@@ -29,13 +29,20 @@ export type StructuredOutcome<T> =
   | { ok: true; outcome: Extract<GenerateOutcome, { ok: true }>; sequences: StructuredSequence<T>[] };
 
 /** The value a shape parses to. */
-export type ValueOf<S> = S extends StructuredSpec<infer T> ? T
-  : S extends z.ZodType ? z.output<S>
-  : S extends { choice: infer C extends readonly string[] } ? C[number]
-  : S extends { regex: string | RegExp } ? string
-  : S extends { jsonObject: true } ? Record<string, unknown>
-  : S extends { jsonSchema: JsonSchema } ? unknown
-  : never;
+export type ValueOf<S> =
+  S extends StructuredSpec<infer T>
+    ? T
+    : S extends z.ZodType
+      ? z.output<S>
+      : S extends { choice: infer C extends readonly string[] }
+        ? C[number]
+        : S extends { regex: string | RegExp }
+          ? string
+          : S extends { jsonObject: true }
+            ? Record<string, unknown>
+            : S extends { jsonSchema: JsonSchema }
+              ? unknown
+              : never;
 
 /** `request` constrained to `spec`. */
 export function withStructure(request: GenerateRequest, spec: StructuredSpec<unknown>): GenerateRequest {
@@ -70,7 +77,10 @@ export async function generateStructured<S extends OutputShape | StructuredSpec<
   options?: GenerateOptions,
 ): Promise<StructuredOutcome<ValueOf<S>>[]> {
   const spec = (isSpec(shape) ? shape : structuredOutput(shape as OutputShape)) as StructuredSpec<ValueOf<S>>;
-  const outcomes = await model.generate(requests.map((request) => withStructure(request, spec)), options);
+  const outcomes = await model.generate(
+    requests.map((request) => withStructure(request, spec)),
+    options,
+  );
   return outcomes.map((outcome) => parseOutcome(outcome, spec));
 }
 

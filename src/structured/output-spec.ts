@@ -134,6 +134,9 @@ function choiceSpec<C extends readonly string[]>(choices: C): StructuredSpec<C[n
   }
   return {
     structured: { choice: [...choices] },
-    parse: (text) => (choices.includes(text) ? { success: true, value: text as C[number] } : { success: false, error: `not one of ${JSON.stringify(choices)}` }),
+    parse: (text) =>
+      choices.includes(text)
+        ? { success: true, value: text as C[number] }
+        : { success: false, error: `not one of ${JSON.stringify(choices)}` },
   };
 }

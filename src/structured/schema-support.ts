@@ -9,28 +9,69 @@
 
 /** Keywords that only describe (kept, never enforced). */
 const ANNOTATIONS = new Set([
-  "$schema", "$id", "$comment", "$anchor", "title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly",
-  "contentMediaType", "contentEncoding", "strict",
+  "$schema",
+  "$id",
+  "$comment",
+  "$anchor",
+  "title",
+  "description",
+  "default",
+  "examples",
+  "deprecated",
+  "readOnly",
+  "writeOnly",
+  "contentMediaType",
+  "contentEncoding",
+  "strict",
 ]);
 
 /** Keywords the grammar enforces. */
 const ENFORCED = new Set([
-  "type", "enum", "const", "anyOf", "oneOf", "$ref", "$defs", "definitions",
-  "properties", "required", "additionalProperties", "patternProperties", "propertyNames", "unevaluatedProperties",
-  "items", "prefixItems", "minItems", "maxItems",
-  "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-  "minLength", "maxLength", "pattern", "format",
+  "type",
+  "enum",
+  "const",
+  "anyOf",
+  "oneOf",
+  "$ref",
+  "$defs",
+  "definitions",
+  "properties",
+  "required",
+  "additionalProperties",
+  "patternProperties",
+  "propertyNames",
+  "unevaluatedProperties",
+  "items",
+  "prefixItems",
+  "minItems",
+  "maxItems",
+  "minimum",
+  "maximum",
+  "exclusiveMinimum",
+  "exclusiveMaximum",
+  "multipleOf",
+  "minLength",
+  "maxLength",
+  "pattern",
+  "format",
 ]);
 
 /** Keywords known to be left unenforced, and why a client should care. */
 const UNSUPPORTED: Record<string, string> = {
   allOf: "combine the schemas into one",
   not: "",
-  if: "", then: "", else: "",
+  if: "",
+  then: "",
+  else: "",
   uniqueItems: "",
-  contains: "", minContains: "", maxContains: "",
-  minProperties: "", maxProperties: "",
-  dependentRequired: "", dependentSchemas: "", dependencies: "",
+  contains: "",
+  minContains: "",
+  maxContains: "",
+  minProperties: "",
+  maxProperties: "",
+  dependentRequired: "",
+  dependentSchemas: "",
+  dependencies: "",
   unevaluatedItems: "",
 };
 
@@ -62,7 +103,8 @@ export function unsupportedSchemaFeatures(schema: unknown, at = ""): string[] {
   }
   for (const keyword of SCHEMA_MAP) {
     const map = schema[keyword];
-    if (isObject(map)) for (const [name, sub] of Object.entries(map)) problems.push(...unsupportedSchemaFeatures(sub, `${at}/${keyword}/${segment(name)}`));
+    if (isObject(map))
+      for (const [name, sub] of Object.entries(map)) problems.push(...unsupportedSchemaFeatures(sub, `${at}/${keyword}/${segment(name)}`));
   }
   for (const keyword of SCHEMA_LIST) {
     const list = schema[keyword];

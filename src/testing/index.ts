@@ -85,7 +85,13 @@ export class FakeModel implements ModelClient {
       const outcome = typeof scripted === "object" && !Array.isArray(scripted) ? scripted : fakeOutcome(request, scripted);
       if (outcome.ok && request.stream && options?.onDelta) {
         outcome.sequences.forEach((sequence, sequenceIndex) => {
-          options.onDelta!({ call_id: call, request_index: index, sequence_index: sequenceIndex, text: sequence.text, logprobs: sequence.logprobs });
+          options.onDelta!({
+            call_id: call,
+            request_index: index,
+            sequence_index: sequenceIndex,
+            text: sequence.text,
+            logprobs: sequence.logprobs,
+          });
         });
       }
       return outcome;
@@ -199,7 +205,12 @@ const initialized = new WeakSet<AnyHandler>();
  */
 export async function runHandler(handler: AnyHandler, bodies: unknown[], options: RunHandlerOptions = {}): Promise<RunHandlerResult> {
   const model = options.model ?? new FakeModel();
-  const ctx: HandlerContext<unknown> = makeContext({ ...options, handler, model, batchSize: options.batchSize ?? Math.max(1, bodies.length) });
+  const ctx: HandlerContext<unknown> = makeContext({
+    ...options,
+    handler,
+    model,
+    batchSize: options.batchSize ?? Math.max(1, bodies.length),
+  });
   if ((options.initialize ?? true) && !initialized.has(handler)) {
     await handler.initialize(ctx);
     initialized.add(handler);

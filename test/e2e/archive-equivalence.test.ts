@@ -27,7 +27,12 @@ async function build(name: string, format: ArchiveFormatOption): Promise<{ ours:
   const base = { version: "1.0", handler: TINY_HANDLER, configFile: TINY_CONFIG };
   const ours = await createArchive({ ...base, modelName: `${name}-ours`, exportPath: oursDir, archiveFormat: format });
   // torch-model-archiver packs the same inputs: tsserve's generated shim, bundle and packed config.
-  const folder = await createArchive({ ...base, modelName: `${name}-theirs`, exportPath: fs.mkdtempSync(path.join(scratch, "src-")), archiveFormat: "no-archive" });
+  const folder = await createArchive({
+    ...base,
+    modelName: `${name}-theirs`,
+    exportPath: fs.mkdtempSync(path.join(scratch, "src-")),
+    archiveFormat: "no-archive",
+  });
   const manifest = JSON.parse(fs.readFileSync(path.join(folder.path, "MAR-INF", "MANIFEST.json"), "utf8"));
   const theirs = realArchiver(folder.path, manifest, format, theirsDir);
   return { ours: ours.path, theirs };
@@ -47,7 +52,11 @@ describe.each(["default", "tgz", "no-archive"] as const)("%s format", (format) =
   it("tsserve archive and torch-model-archiver agree, and TorchServe serves both", async () => {
     const { ours, theirs } = await build(`eq-${format}`, format);
     const [a, b] = [await readManifest(ours), await readManifest(theirs)];
-    expect({ ...a, createdOn: "", model: { ...a.model, modelName: "" } }).toEqual({ ...b, createdOn: "", model: { ...b.model, modelName: "" } });
+    expect({ ...a, createdOn: "", model: { ...a.model, modelName: "" } }).toEqual({
+      ...b,
+      createdOn: "",
+      model: { ...b.model, modelName: "" },
+    });
     const [la, lb] = [await listArchive(ours), await listArchive(theirs)];
     expect(modelFiles(la.format, la.entries)).toEqual(modelFiles(lb.format, lb.entries));
     // Same model, same seed, same handler: the same text from either archive.

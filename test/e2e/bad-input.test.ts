@@ -47,7 +47,7 @@ const CASES: [string, unknown, string][] = [
   ["the body is not JSON", '{"prompt": "Hello",', "body"],
   ["temperature is NaN", '{"prompt": "Hello", "temperature": NaN}', "temperature"],
   ["the body is a list, not an object", [good], "body"],
-  ["the body is a string, not an object", "\"Hello\"", "body"],
+  ["the body is a string, not an object", '"Hello"', "body"],
   ["the body is null", "null", "body"],
   ["neither prompt nor messages", { max_tokens: 2 }, "prompt"],
   ["both prompt and messages", { prompt: "Hello", messages: messages("user") }, "messages"],
@@ -86,9 +86,17 @@ const CASES: [string, unknown, string][] = [
   ["seed is a string", { ...good, seed: "0" }, "seed"],
   ["echo is not a boolean", { ...good, echo: "yes" }, "echo"],
   ["the prompt is longer than the model's context", { ...good, prompt: longPrompt }, "prompt"],
-  ["an unknown field holds an integer of 2^64", '{"prompt": "Hello", "max_tokens": 2, "x": 18446744073709551616}', "x: the integer 18446744073709551616 is out of range"],
+  [
+    "an unknown field holds an integer of 2^64",
+    '{"prompt": "Hello", "max_tokens": 2, "x": 18446744073709551616}',
+    "x: the integer 18446744073709551616 is out of range",
+  ],
   ["the prompt holds a lone surrogate", '{"prompt": "a\\ud800b", "max_tokens": 2}', "prompt: contains a lone surrogate"],
-  ["a field is nested 300 deep", `{"prompt": "Hello", "max_tokens": 2, "x": ${"[".repeat(300)}${"]".repeat(300)}}`, "x: nested deeper than"],
+  [
+    "a field is nested 300 deep",
+    `{"prompt": "Hello", "max_tokens": 2, "x": ${"[".repeat(300)}${"]".repeat(300)}}`,
+    "x: nested deeper than",
+  ],
 ];
 
 describe("bad input is refused with 400 naming the field", () => {
@@ -134,7 +142,9 @@ describe("bad input is refused with 400 naming the field", () => {
     for (let i = 0; i < 3; i++) {
       const result = await client.predict(MODEL, JSON.stringify(big));
       expect(result.status).toBe(413);
-      expect(JSON.parse(result.body).error.message).toMatch(/^the response is [\d,]+ bytes, over TorchServe's max_response_size of 65,536 bytes/);
+      expect(JSON.parse(result.body).error.message).toMatch(
+        /^the response is [\d,]+ bytes, over TorchServe's max_response_size of 65,536 bytes/,
+      );
     }
     expect(await client.ping()).toEqual({ status: "Healthy" });
   }, 120_000);

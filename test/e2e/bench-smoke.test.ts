@@ -26,7 +26,8 @@ describe("npm run bench --quick", () => {
     }
     for (const c of ["1", "4", "16"]) {
       for (const variant of ["tsserve", "python"]) {
-        for (const key of ["p50_ms", "p99_ms", "rps"]) expect(r.e2e.by_concurrency[c][variant][key], `e2e.${c}.${variant}.${key}`).toBeGreaterThan(0);
+        for (const key of ["p50_ms", "p99_ms", "rps"])
+          expect(r.e2e.by_concurrency[c][variant][key], `e2e.${c}.${variant}.${key}`).toBeGreaterThan(0);
         expect(r.e2e.by_concurrency[c][variant].errors).toBe(0);
       }
     }
@@ -45,7 +46,12 @@ describe("npm run bench --quick", () => {
 
     const paths = workPaths({ ...process.env, TSSERVE_WORK_DIR: path.join(ROOT, ".work", "bench-quick") });
     expect(runningServer(paths)).toBeUndefined();
-    expect(allProcs().filter(stillRunning).filter((p) => p.cmdline.includes(paths.tmp)).map((p) => p.cmdline)).toEqual([]);
+    expect(
+      allProcs()
+        .filter(stillRunning)
+        .filter((p) => p.cmdline.includes(paths.tmp))
+        .map((p) => p.cmdline),
+    ).toEqual([]);
     fs.rmSync(out, { recursive: true, force: true });
   }, 180_000);
 });

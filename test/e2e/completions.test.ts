@@ -44,10 +44,30 @@ beforeAll(async () => {
   // The batched and two-worker models carry their settings in their model-config.yaml (and the register call repeats them).
   const models: ModelSpec[] = [
     { name: TINY, handler: TINY_HANDLER, configFile: tinyConfig(path.join(server.scratch, `${TINY}.yaml`)) },
-    { name: BATCHED, handler: TINY_HANDLER, configFile: tinyConfig(path.join(server.scratch, `${BATCHED}.yaml`), { asyncCommunication: "false", batchSize: 4, maxBatchDelay: BATCH_DELAY_MS }),
-      register: { batchSize: 4, maxBatchDelay: BATCH_DELAY_MS } },
-    { name: TWO, handler: TINY_HANDLER, configFile: tinyConfig(path.join(server.scratch, `${TWO}.yaml`), { minWorkers: 2, maxWorkers: 2 }), workers: 2 },
-    { name: AGENT, handler: path.join(ROOT, "handlers", "llama-2-7b-chat-agentinstruct.ts"), configFile: configWith(path.join(ROOT, "configs", "tiny-llama-2-chat-agentinstruct.yaml"), path.join(server.scratch, `${AGENT}.yaml`)) },
+    {
+      name: BATCHED,
+      handler: TINY_HANDLER,
+      configFile: tinyConfig(path.join(server.scratch, `${BATCHED}.yaml`), {
+        asyncCommunication: "false",
+        batchSize: 4,
+        maxBatchDelay: BATCH_DELAY_MS,
+      }),
+      register: { batchSize: 4, maxBatchDelay: BATCH_DELAY_MS },
+    },
+    {
+      name: TWO,
+      handler: TINY_HANDLER,
+      configFile: tinyConfig(path.join(server.scratch, `${TWO}.yaml`), { minWorkers: 2, maxWorkers: 2 }),
+      workers: 2,
+    },
+    {
+      name: AGENT,
+      handler: path.join(ROOT, "handlers", "llama-2-7b-chat-agentinstruct.ts"),
+      configFile: configWith(
+        path.join(ROOT, "configs", "tiny-llama-2-chat-agentinstruct.yaml"),
+        path.join(server.scratch, `${AGENT}.yaml`),
+      ),
+    },
   ];
   await Promise.all(models.map((model) => sharedModel(server, model)));
   timings.register = Date.now() - started;
@@ -113,7 +133,10 @@ function proxyWork(inference: string): string {
 }
 
 /** A completion body, with room for a handler's extra fields (the AgentInstruct handler's `explanation`, `full_text`). */
-type Body = Omit<CompletionResponse, "choices"> & { choices: (CompletionResponse["choices"][number] & Record<string, any>)[] } & Record<string, any>;
+type Body = Omit<CompletionResponse, "choices"> & { choices: (CompletionResponse["choices"][number] & Record<string, any>)[] } & Record<
+    string,
+    any
+  >;
 
 async function post(model: string, body: unknown): Promise<{ status: number; json: any }> {
   const result = await client.predict(model, JSON.stringify(body));
@@ -136,7 +159,10 @@ async function complete(model: string, body: unknown): Promise<Body> {
 /** The JSON objects in a stream of concatenated JSON texts (TorchServe's chunks may arrive merged or split). */
 function splitJsonObjects(text: string): unknown[] {
   const out: unknown[] = [];
-  let depth = 0, start = -1, inString = false, escaped = false;
+  let depth = 0,
+    start = -1,
+    inString = false,
+    escaped = false;
   for (let i = 0; i < text.length; i++) {
     const ch = text[i]!;
     if (inString) {
@@ -273,7 +299,9 @@ describe("completions on a real TorchServe", () => {
     // A stop sequence that begins with a space and spans a token boundary: from a token that starts
     // with a space, through the first character of the next token.
     const lp = logprobs!;
-    const i = lp.tokens.findIndex((t, k) => k > 0 && k + 1 < lp.tokens.length && t.startsWith(" ") && t.length >= 2 && lp.tokens[k + 1]!.length >= 1);
+    const i = lp.tokens.findIndex(
+      (t, k) => k > 0 && k + 1 < lp.tokens.length && t.startsWith(" ") && t.length >= 2 && lp.tokens[k + 1]!.length >= 1,
+    );
     expect(i).toBeGreaterThan(0);
     const start = lp.text_offset[i]!;
     const stop = [...text].slice(start, lp.text_offset[i + 1]! + 1).join("");
@@ -343,13 +371,14 @@ describe("completions on a real TorchServe", () => {
     for (const request of requests) alone.push(await complete(BATCHED, request));
 
     const log = path.join(paths.logs, "model_log.log");
-    const passes = () => fs.readFileSync(log, "utf8").split("\n").filter((l) => l.includes(`${BATCHED}_1.0`) && l.includes("Backend received inference")).length;
+    const passes = () =>
+      fs
+        .readFileSync(log, "utf8")
+        .split("\n")
+        .filter((l) => l.includes(`${BATCHED}_1.0`) && l.includes("Backend received inference")).length;
     const before = passes();
     const bad = { prompt: PROMPT, max_tokens: CONTEXT }; // refused by the engine: too long for the context
-    const [together, refused] = await Promise.all([
-      Promise.all(requests.map((request) => complete(BATCHED, request))),
-      post(BATCHED, bad),
-    ]);
+    const [together, refused] = await Promise.all([Promise.all(requests.map((request) => complete(BATCHED, request))), post(BATCHED, bad)]);
     // Nine requests, batch size 4 and a long delay: TorchServe handed them over in 3 passes, not 9.
     expect(passes() - before).toBeLessThanOrEqual(3);
     expect(refused.status).toBe(400);
@@ -368,13 +397,20 @@ describe("completions on a real TorchServe", () => {
     const whole = await complete(TINY, request);
     const arrivals: { at: number; text: string }[] = [];
     const started = Date.now();
-    const { status } = await client.predictStream(TINY, JSON.stringify({ ...request, stream: true }), (text) => arrivals.push({ at: Date.now() - started, text }));
+    const { status } = await client.predictStream(TINY, JSON.stringify({ ...request, stream: true }), (text) =>
+      arrivals.push({ at: Date.now() - started, text }),
+    );
     expect(status).toBe(200);
     const streamed = arrivals.map((a) => a.text).join("");
     const chunks = splitJsonObjects(streamed).map((c) => CompletionChunk.parse(c));
     // Newline-delimited JSON: every chunk is one line.
     expect(streamed.endsWith("\n")).toBe(true);
-    expect(streamed.trimEnd().split("\n").map((line) => CompletionChunk.parse(JSON.parse(line)))).toEqual(chunks);
+    expect(
+      streamed
+        .trimEnd()
+        .split("\n")
+        .map((line) => CompletionChunk.parse(JSON.parse(line))),
+    ).toEqual(chunks);
     const last = chunks.at(-1)!;
     const pieces = chunks.slice(0, -1);
     expect(pieces.length).toBeGreaterThan(5);
@@ -404,7 +440,11 @@ describe("completions on a real TorchServe", () => {
       // As long as the context allows: a 120-token stream once reached the proxy in one read on a loaded machine (run 29).
       const body = JSON.stringify({ prompt: PROMPT, max_tokens: CONTEXT - 32, temperature: 0, stream: true });
       const env = { ...server.env, TSSERVE_WORK_DIR: proxyWork(proxy.url) };
-      const child = spawn(process.execPath, [CLI, "predict", TINY, "--json", body, "--stream"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(process.execPath, [CLI, "predict", TINY, "--json", body, "--stream"], {
+        cwd: ROOT,
+        env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       let stdout = "";
       let stderr = "";
       let printedWhileHeld = "";
@@ -443,14 +483,16 @@ describe("completions on a real TorchServe", () => {
     timings.agentinstruct_request = Date.now() - started;
 
     // Reference: the client's two HTTP calls to the plain Llama-2 handler (same model, same raw-prompt path).
-    const stage1Prompt = "You will be provided instructions for completing a task followed by a task to complete.\n\n"
-      + `Instructions:\n${fields.instructions}\n\n${question}\n`
-      + "Follow the instructions to generate an explanation that reasons towards the correct answer to the task above. End the explanation with the correct answer. [/INST] Explanation: ";
+    const stage1Prompt =
+      "You will be provided instructions for completing a task followed by a task to complete.\n\n" +
+      `Instructions:\n${fields.instructions}\n\n${question}\n` +
+      "Follow the instructions to generate an explanation that reasons towards the correct answer to the task above. End the explanation with the correct answer. [/INST] Explanation: ";
     const stage1 = await complete(TINY, { prompt: stage1Prompt, max_tokens: 64, temperature: 0, stop: [fields.input_prefix] });
     const explanation = stage1.choices[0]!.text.replace(/\s+$/u, "");
-    const stage2Prompt = `${stage1Prompt}${explanation}\n\n`
-      + "Therefore, the answer to the task is below. Give the answer in the shortest form possible that will still be correct.\n"
-      + fields.output_prefix;
+    const stage2Prompt =
+      `${stage1Prompt}${explanation}\n\n` +
+      "Therefore, the answer to the task is below. Give the answer in the shortest form possible that will still be correct.\n" +
+      fields.output_prefix;
     const stage2 = await complete(TINY, { prompt: stage2Prompt, max_tokens: 8, temperature: 0, stop: ["\n"] });
 
     expect(body.explanation.text).toBe(explanation);

@@ -39,7 +39,11 @@ async function complete(model: string, body: Record<string, unknown>): Promise<C
 
 /** The text of a streamed completion: its chunks' texts put together. */
 function streamedText(body: string): string {
-  return body.trim().split("\n").map((line) => (JSON.parse(line) as Completion).choices[0]!.text).join("");
+  return body
+    .trim()
+    .split("\n")
+    .map((line) => (JSON.parse(line) as Completion).choices[0]!.text)
+    .join("");
 }
 
 /**
@@ -56,7 +60,10 @@ function frontendJobs(): number {
 
 async function archive(modelName: string, handler: string, settings: Record<string, string | number>, shimPackage?: string): Promise<void> {
   const configFile = tinyConfig(path.join(srv.scratch, `${modelName}.yaml`), settings);
-  await createArchive({ modelName, version: "1.0", handler, configFile, exportPath: srv.modelStore, force: true }, shimPackage ? { shimPackage } : {});
+  await createArchive(
+    { modelName, version: "1.0", handler, configFile, exportPath: srv.modelStore, force: true },
+    shimPackage ? { shimPackage } : {},
+  );
 }
 
 async function ask(body: Record<string, unknown>): Promise<{ status: number; body: { text?: string; error?: { message: string } } }> {
@@ -71,8 +78,18 @@ async function faultsChild(): Promise<number> {
 
 beforeAll(async () => {
   await archive(MODEL, TINY_HANDLER, { asyncCommunication: "true", batchSize: 1, responseTimeout: 60 });
-  await archive(AGENT, AGENT_HANDLER, { asyncCommunication: "true", batchSize: 1, responseTimeout: 60, "handler.explanation_max_tokens": 16 });
-  await archive(FAULTS, FAULT_HANDLER, { asyncCommunication: "true", batchSize: 1, responseTimeout: 60, "handler.handle_timeout_s": HANDLE_TIMEOUT_S }, faultShimPackage(srv.scratch));
+  await archive(AGENT, AGENT_HANDLER, {
+    asyncCommunication: "true",
+    batchSize: 1,
+    responseTimeout: 60,
+    "handler.explanation_max_tokens": 16,
+  });
+  await archive(
+    FAULTS,
+    FAULT_HANDLER,
+    { asyncCommunication: "true", batchSize: 1, responseTimeout: 60, "handler.handle_timeout_s": HANDLE_TIMEOUT_S },
+    faultShimPackage(srv.scratch),
+  );
   client = srv.client;
   await registerWatched(client, { url: `${MODEL}.mar`, modelName: MODEL, initialWorkers: 1 }, srv.paths);
   await registerWatched(client, { url: `${AGENT}.mar`, modelName: AGENT, initialWorkers: 1 }, srv.paths);
@@ -100,7 +117,10 @@ describe("continuous batching (asyncCommunication: true)", () => {
     expect(order).toEqual(["short", "long"]);
     expect(joined.choices[0]!.text).toBe(alone.choices[0]!.text);
     expect(longResult.status).toBe(200);
-    const lines = streamed.trim().split("\n").map((line) => JSON.parse(line) as { choices: { finish_reason: string | null }[] });
+    const lines = streamed
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { choices: { finish_reason: string | null }[] });
     expect(lines.length).toBeGreaterThan(2);
     expect(lines.at(-1)!.choices[0]!.finish_reason).toMatch(/^(length|stop)$/);
   }, 180_000);
@@ -109,13 +129,24 @@ describe("continuous batching (asyncCommunication: true)", () => {
     const seeded = { prompt: "Once upon a time", max_tokens: 24, temperature: 0.9, top_k: 50, top_p: 1, seed: 1234 };
     const alone = (await complete(MODEL, seeded)).choices[0]!.text;
     const mates = [5, 40, 12].map((n, k) => ({ prompt: `Mate ${k} says`, max_tokens: n, temperature: 1, top_p: 1, seed: k }));
-    const answers = await Promise.all([complete(MODEL, mates[1]!), complete(MODEL, seeded), complete(MODEL, mates[0]!), complete(MODEL, mates[2]!)]);
+    const answers = await Promise.all([
+      complete(MODEL, mates[1]!),
+      complete(MODEL, seeded),
+      complete(MODEL, mates[0]!),
+      complete(MODEL, mates[2]!),
+    ]);
     expect(answers[1]!.choices[0]!.text).toBe(alone);
-    expect(answers.map((a) => a.usage.completion_tokens)).toEqual([40, 24, 5, 12].map((n, i) => Math.min(n, answers[i]!.usage.completion_tokens)));
+    expect(answers.map((a) => a.usage.completion_tokens)).toEqual(
+      [40, 24, 5, 12].map((n, i) => Math.min(n, answers[i]!.usage.completion_tokens)),
+    );
   }, 180_000);
 
   it("the two-stage AgentInstruct handler answers under continuous batching, concurrently", async () => {
-    const fields = { instructions: "1. Read the question.\n2. Add the two numbers.\n3. Give the sum.", input_prefix: "Question: ", output_prefix: "Answer: " };
+    const fields = {
+      instructions: "1. Read the question.\n2. Add the two numbers.\n3. Give the sum.",
+      input_prefix: "Question: ",
+      output_prefix: "Answer: ",
+    };
     const body = { ...fields, prompt: "Question: What is 2 + 3?\nAnswer:", max_tokens: 8, temperature: 0 };
     const [a, b] = await Promise.all([complete(AGENT, body), complete(AGENT, { ...body, prompt: "Question: What is 4 + 4?\nAnswer:" })]);
     const again = await complete(AGENT, body);
@@ -126,9 +157,17 @@ describe("continuous batching (asyncCommunication: true)", () => {
   it("a prompt prefix sent again comes from the prefix cache: the same text, the hit in the worker log and on the metrics API", async () => {
     const metricsHits = async () => {
       const text = await (await fetch(`http://127.0.0.1:${srv.ports.metrics}/metrics`)).text();
-      return [...text.matchAll(/^tsserve_prefix_cache_hits_total\{[^}]*model_name="cb"[^}]*\} (\S+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+      return [...text.matchAll(/^tsserve_prefix_cache_hits_total\{[^}]*model_name="cb"[^}]*\} (\S+)$/gm)].reduce(
+        (sum, m) => sum + Number(m[1]),
+        0,
+      );
     };
-    const logHits = () => [...fs.readFileSync(path.join(srv.paths.logs, "model_log.log"), "utf8").matchAll(/tsserve: cb: prefix cache hit (\d+) of \d+ prompt tokens/g)].map((m) => Number(m[1]));
+    const logHits = () =>
+      [
+        ...fs
+          .readFileSync(path.join(srv.paths.logs, "model_log.log"), "utf8")
+          .matchAll(/tsserve: cb: prefix cache hit (\d+) of \d+ prompt tokens/g),
+      ].map((m) => Number(m[1]));
     // What earlier tests' calls add is published within a second: wait until the total stands still.
     let metricsBefore = await metricsHits();
     for (let now = NaN; now !== metricsBefore; ) {
@@ -141,18 +180,30 @@ describe("continuous batching (asyncCommunication: true)", () => {
     const again = await complete(MODEL, { prompt: `${context} Question: what comes after 3?`, max_tokens: 6, temperature: 0 });
     expect(again.choices[0]!.text).toBe(first.choices[0]!.text);
     // The worker logs each call's hits (the first may hit the chat template's system prefix, which every request shares).
-    const [firstHits, againHits] = await waitFor("both calls' lines in the worker log", () => {
-      const lines = logHits().slice(logBefore);
-      return lines.length >= 2 ? lines : undefined;
-    }, 15_000);
+    const [firstHits, againHits] = await waitFor(
+      "both calls' lines in the worker log",
+      () => {
+        const lines = logHits().slice(logBefore);
+        return lines.length >= 2 ? lines : undefined;
+      },
+      15_000,
+    );
     expect(againHits).toBeGreaterThanOrEqual(48);
     expect(againHits).toBeGreaterThan(firstHits!);
     // The metrics API adds up the same hits once the worker publishes (once a second).
-    await waitFor("the metrics API's hits to grow by the logged ones", async () => ((await metricsHits()) === metricsBefore + firstHits! + againHits! ? true : undefined), 15_000);
+    await waitFor(
+      "the metrics API's hits to grow by the logged ones",
+      async () => ((await metricsHits()) === metricsBefore + firstHits! + againHits! ? true : undefined),
+      15_000,
+    );
   }, 120_000);
 
   it("one bad request while 4 long generations are in flight fails alone; the 4 finish with their own text", async () => {
-    const longs = ["Tell me a story about", "The history of Rome", "A recipe for bread:", "Dear diary, today"].map((prompt) => ({ prompt, max_tokens: 48, temperature: 0 }));
+    const longs = ["Tell me a story about", "The history of Rome", "A recipe for bread:", "Dear diary, today"].map((prompt) => ({
+      prompt,
+      max_tokens: 48,
+      temperature: 0,
+    }));
     const alone = [];
     for (const body of longs) alone.push((await complete(MODEL, body)).choices[0]!.text);
     const started: Promise<void>[] = [];
@@ -161,10 +212,12 @@ describe("continuous batching (asyncCommunication: true)", () => {
       let seen!: () => void;
       started.push(new Promise<void>((resolve) => (seen = resolve)));
       let text = "";
-      return client.predictStream(MODEL, JSON.stringify({ ...body, stream: true }), (chunk) => ((text += chunk), seen())).then((r) => {
-        expect(r.status).toBe(200);
-        return streamedText(text);
-      });
+      return client
+        .predictStream(MODEL, JSON.stringify({ ...body, stream: true }), (chunk) => ((text += chunk), seen()))
+        .then((r) => {
+          expect(r.status).toBe(200);
+          return streamedText(text);
+        });
     });
     await Promise.all(started); // the streamed two are decoding, and the two sent with them are admitted
     const bad = await Promise.all([
@@ -179,10 +232,17 @@ describe("continuous batching (asyncCommunication: true)", () => {
 
   it("the frontend's table of jobs in the backend does not grow with the requests it answered", async () => {
     const before = frontendJobs();
-    const bodies = Array.from({ length: 60 }, (_, i) => (i % 5 === 4 ? '{"prompt": 7}' : JSON.stringify({ prompt: `Count ${i}`, max_tokens: 2, temperature: 0, stream: i % 3 === 0 })));
+    const bodies = Array.from({ length: 60 }, (_, i) =>
+      i % 5 === 4 ? '{"prompt": 7}' : JSON.stringify({ prompt: `Count ${i}`, max_tokens: 2, temperature: 0, stream: i % 3 === 0 }),
+    );
     for (let i = 0; i < bodies.length; i += 6) {
       const answers = await Promise.all(bodies.slice(i, i + 6).map((b) => client.predict(MODEL, b)));
-      expect(answers.map((a) => a.status).sort()).toEqual(bodies.slice(i, i + 6).map((b) => (b.includes(": 7") ? 400 : 200)).sort());
+      expect(answers.map((a) => a.status).sort()).toEqual(
+        bodies
+          .slice(i, i + 6)
+          .map((b) => (b.includes(": 7") ? 400 : 200))
+          .sort(),
+      );
     }
     const after = frontendJobs();
     // Without the retire records every answered job stays: after - before would be 60 here.
@@ -205,7 +265,10 @@ describe("faults under continuous batching: each fails only the requests it touc
 
   it("a Node child that exits answers 503 to the requests it held; the bridge starts another and serves", async () => {
     const before = await faultsChild();
-    const [held, exiting] = await Promise.all([ask({ fault: "slow", sleep_ms: 3000 }), (async () => (await new Promise((r) => setTimeout(r, 500)), ask({ fault: "exit" })))()]);
+    const [held, exiting] = await Promise.all([
+      ask({ fault: "slow", sleep_ms: 3000 }),
+      (async () => (await new Promise((r) => setTimeout(r, 500)), ask({ fault: "exit" })))(),
+    ]);
     expect([held.status, exiting.status]).toEqual([503, 503]);
     expect(exiting.body.error!.message).toMatch(/^the handler process died during the request .*; it has been restarted$/);
     expect((await ask({ prompt: "after" })).status).toBe(200);
@@ -217,20 +280,35 @@ describe("faults under continuous batching: each fails only the requests it touc
     let started!: () => void;
     const decoding = new Promise<void>((resolve) => (started = resolve));
     const streams = [0, 1, 2].map((i) =>
-      client.predictStream(MODEL, JSON.stringify({ prompt: `Story ${i}:`, max_tokens: 400, temperature: 0, stream: true }), () => started()).catch((e: Error) => e),
+      client
+        .predictStream(MODEL, JSON.stringify({ prompt: `Story ${i}:`, max_tokens: 400, temperature: 0, stream: true }), () => started())
+        .catch((e: Error) => e),
     );
     await decoding;
     process.kill(pid, "SIGKILL");
-    const restarted = await waitFor("TorchServe's own restart of the worker", async () => {
-      const w = (await client.describeModel(MODEL).catch(() => undefined))?.[0]?.workers[0];
-      return w?.pid !== undefined && w.pid !== pid ? w.pid : undefined;
-    }, 120_000, 200);
+    const restarted = await waitFor(
+      "TorchServe's own restart of the worker",
+      async () => {
+        const w = (await client.describeModel(MODEL).catch(() => undefined))?.[0]?.workers[0];
+        return w?.pid !== undefined && w.pid !== pid ? w.pid : undefined;
+      },
+      120_000,
+      200,
+    );
     // The restarted worker sees TorchServe not mark it READY and asks for new worker threads (worker/recovery.py).
-    const recovered = await waitFor("a READY worker after the restart", async () => {
-      const w = (await client.describeModel(MODEL).catch(() => undefined))?.[0]?.workers[0];
-      return w?.status === "READY" && w.pid !== pid ? w : undefined;
-    }, 120_000, 500);
-    expect(recovered.pid, "TorchServe marked its in-place restart READY: worker/recovery.py and docs/operations.md need revisiting").not.toBe(restarted);
+    const recovered = await waitFor(
+      "a READY worker after the restart",
+      async () => {
+        const w = (await client.describeModel(MODEL).catch(() => undefined))?.[0]?.workers[0];
+        return w?.status === "READY" && w.pid !== pid ? w : undefined;
+      },
+      120_000,
+      500,
+    );
+    expect(
+      recovered.pid,
+      "TorchServe marked its in-place restart READY: worker/recovery.py and docs/operations.md need revisiting",
+    ).not.toBe(restarted);
     expect((await client.ping()).status).toBe("Healthy");
     expect((await complete(MODEL, { prompt: "Hi", max_tokens: 4, temperature: 0 })).choices[0]!.finish_reason).toMatch(/^(length|stop)$/);
     // The streams the dead worker held are TorchServe's to end: in some runs it ends them with the old thread, in
@@ -255,7 +333,9 @@ describe("faults under continuous batching: each fails only the requests it touc
     const started = Date.now();
     const answer = await ask({ fault: "hang" });
     expect(answer.status).toBe(504);
-    expect(answer.body.error!.message).toBe(`the handler did not answer within ${HANDLE_TIMEOUT_S} s (handler.handle_timeout_s); its process was stopped and restarted`);
+    expect(answer.body.error!.message).toBe(
+      `the handler did not answer within ${HANDLE_TIMEOUT_S} s (handler.handle_timeout_s); its process was stopped and restarted`,
+    );
     expect(Date.now() - started).toBeGreaterThanOrEqual(HANDLE_TIMEOUT_S * 1000);
     expect((await ask({ prompt: "after" })).status).toBe(200);
     expect(await faultsChild()).not.toBe(before);

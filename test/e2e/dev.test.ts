@@ -67,7 +67,8 @@ async function workerPid(): Promise<number> {
 
 /** SmolLM2-135M-Instruct on the transformers engine (TSSERVE_E2E_DEV_MODEL=smollm2), to measure edit -> live on a real model. */
 function smolConfig(file: string): string {
-  const yaml = fs.readFileSync(path.join(ROOT, "configs", "smollm2-135m-instruct.yaml"), "utf8")
+  const yaml = fs
+    .readFileSync(path.join(ROOT, "configs", "smollm2-135m-instruct.yaml"), "utf8")
     .replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "smollm2-135m-instruct")}"`)
     .replace(/engine: .*/, 'engine: "transformers"');
   return writeFile(file, yaml);
@@ -81,9 +82,24 @@ beforeAll(async () => {
   writeFile(handlerFile, handlerSource("VERSION-1"));
   if (process.env.TSSERVE_E2E_DEV_MODEL === "smollm2") smolConfig(configFile);
   else tinyConfig(configFile);
-  dev = spawn(process.execPath, [CLI, "dev", "--handler", handlerFile, "-c", configFile, "--port-base", String(E2E_PORT_BASE)], { cwd: project, env, stdio: ["ignore", "ignore", "pipe"] });
+  dev = spawn(process.execPath, [CLI, "dev", "--handler", handlerFile, "-c", configFile, "--port-base", String(E2E_PORT_BASE)], {
+    cwd: project,
+    env,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   dev.stderr!.on("data", (chunk) => (devLog += chunk));
-  await waitFor("tsserve dev to watch", () => devLog.includes("watching") || (dev.exitCode !== null ? (() => { throw new Error(devLog); })() : undefined), 300_000, 200);
+  await waitFor(
+    "tsserve dev to watch",
+    () =>
+      devLog.includes("watching") ||
+      (dev.exitCode !== null
+        ? (() => {
+            throw new Error(devLog);
+          })()
+        : undefined),
+    300_000,
+    200,
+  );
   client = connect(paths);
 }, 360_000);
 
@@ -103,12 +119,19 @@ describe("tsserve dev", () => {
     const pid = await workerPid();
     const edited = Date.now();
     fs.writeFileSync(handlerFile, handlerSource("VERSION-2"));
-    const live = await waitFor("the edit to be live", async () => ((await routePromptStart()) === "VERSION-2" ? Date.now() : undefined), 30_000, 20);
+    const live = await waitFor(
+      "the edit to be live",
+      async () => ((await routePromptStart()) === "VERSION-2" ? Date.now() : undefined),
+      30_000,
+      20,
+    );
     expect(await promptStart()).toBe("VERSION-2");
     const seconds = (live - edited) / 1000;
     const rebundled = /swapped in ([\d.]+ m?s)/.exec(devLog)?.[1];
     const replaced = /handler bundle replaced in (\d+) ms/.exec(fs.readFileSync(path.join(paths.logs, "model_log.log"), "utf8"))?.[1];
-    process.stderr.write(`tsserve dev: edit -> live ${seconds.toFixed(2)} s (rebundled and written in ${rebundled}, new Node child in ${replaced} ms, the rest is waiting for the save to be seen and the probe requests)\n`);
+    process.stderr.write(
+      `tsserve dev: edit -> live ${seconds.toFixed(2)} s (rebundled and written in ${rebundled}, new Node child in ${replaced} ms, the rest is waiting for the save to be seen and the probe requests)\n`,
+    );
     // The goal is 2 s (0.5-0.7 s measured with the tiny model and SmolLM2); a loaded 2-core machine gets slack.
     expect(seconds).toBeLessThan(5);
     expect(await workerPid()).toBe(pid);

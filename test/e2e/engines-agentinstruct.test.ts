@@ -12,7 +12,12 @@ const HANDLER = path.join(ROOT, "handlers", "llama-2-7b-chat-agentinstruct.ts");
 const TOLERANCE = 1e-4;
 
 const REQUESTS = [
-  { prompt: "Question: What is the capital of France?\nAnswer:", instructions: "1. Read the question.\n2. Answer with one word.", input_prefix: "Question: ", output_prefix: "Answer: " },
+  {
+    prompt: "Question: What is the capital of France?\nAnswer:",
+    instructions: "1. Read the question.\n2. Answer with one word.",
+    input_prefix: "Question: ",
+    output_prefix: "Answer: ",
+  },
   { prompt: "Which is larger, 7 or 12?\nA. 7\nB. 12\nAnswer:", instructions: "Pick the letter of the right choice.", task: ["A", "B"] },
   { prompt: "Translate 'good morning' to French.", instructions: "Give only the translation.", task: "generation" },
 ].map((r) => ({ ...r, temperature: 0, max_tokens: 12, explanation_max_tokens: 40, logprobs: 1 }));
@@ -29,7 +34,9 @@ const MODELS: Record<Engine, string> = { transformers: "agent-transformers", vll
 beforeAll(async () => {
   servers.vllm = await smollm2OnVllm();
   servers.transformers = await sharedServer("transformers");
-  const configFile = configWith(SMOLLM2_CONFIG, path.join(servers.transformers.scratch, "agent-transformers.yaml"), { "handler.engine": "transformers" });
+  const configFile = configWith(SMOLLM2_CONFIG, path.join(servers.transformers.scratch, "agent-transformers.yaml"), {
+    "handler.engine": "transformers",
+  });
   await sharedModel(servers.transformers, { name: MODELS.transformers, handler: HANDLER, configFile });
 }, 600_000);
 withHandler(() => servers.vllm!, SMOLLM2_VLLM, HANDLER);

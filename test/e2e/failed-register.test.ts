@@ -20,7 +20,14 @@ const srv = withServer("failed-register", { start: false }); // started through 
 let client: TorchServeClient;
 
 async function archive(name: string, config: string): Promise<string> {
-  const result = await createArchive({ modelName: name, version: "1.0", handler: TINY_HANDLER, configFile: config, exportPath: srv.scratch, force: true });
+  const result = await createArchive({
+    modelName: name,
+    version: "1.0",
+    handler: TINY_HANDLER,
+    configFile: config,
+    exportPath: srv.scratch,
+    force: true,
+  });
   return result.path;
 }
 
@@ -58,10 +65,13 @@ describe("a register that fails to load", () => {
     const slow: string[] = [];
     for (let i = 0; i < 50; i++) {
       const started = Date.now();
-      const answer = i % 2 === 0
-        ? client.ping(AbortSignal.timeout(2000)).then((pong) => `ping ${pong.status}`)
-        : client.predict(GOOD, JSON.stringify({ prompt: "Hello", max_tokens: 2, temperature: 0 })).then((r) => `predict ${r.status}`);
-      const outcome = await Promise.race([answer, new Promise<string>((resolve) => setTimeout(() => resolve("no answer"), 2000))]).catch((e: Error) => `failed ${e.message}`);
+      const answer =
+        i % 2 === 0
+          ? client.ping(AbortSignal.timeout(2000)).then((pong) => `ping ${pong.status}`)
+          : client.predict(GOOD, JSON.stringify({ prompt: "Hello", max_tokens: 2, temperature: 0 })).then((r) => `predict ${r.status}`);
+      const outcome = await Promise.race([answer, new Promise<string>((resolve) => setTimeout(() => resolve("no answer"), 2000))]).catch(
+        (e: Error) => `failed ${e.message}`,
+      );
       const ms = Date.now() - started;
       if (!(outcome === "ping Healthy" || outcome === "predict 200") || ms > 2000) slow.push(`request ${i}: ${outcome} after ${ms} ms`);
     }

@@ -16,17 +16,7 @@ import { LogWatcher } from "../../src/client/logs.ts";
 import { stillRunning, type ProcInfo } from "../../src/client/procs.ts";
 import { connect, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
 import { registerWatched, WorkerStartError } from "../../src/client/model-registration.ts";
-import {
-  OOM_MARKER,
-  ROOT,
-  cli,
-  faultShimPackage,
-  leftoverProcs,
-  leftovers,
-  nodeChildOf,
-  tinyConfig,
-  waitFor,
-} from "./helpers.ts";
+import { OOM_MARKER, ROOT, cli, faultShimPackage, leftoverProcs, leftovers, nodeChildOf, tinyConfig, waitFor } from "./helpers.ts";
 import { withServer } from "./servers.ts";
 
 const MODEL = "faults";
@@ -64,13 +54,22 @@ async function child(): Promise<ProcInfo> {
 
 /** Waits until `text` appears in the model log since `watcher` started. */
 function logShows(watcher: LogWatcher, text: string | RegExp): Promise<string> {
-  return waitFor(`the model log to show ${text}`, () => {
-    const log = watcher.since("model_log.log");
-    return (typeof text === "string" ? log.includes(text) : text.test(log)) ? log : undefined;
-  }, 10_000);
+  return waitFor(
+    `the model log to show ${text}`,
+    () => {
+      const log = watcher.since("model_log.log");
+      return (typeof text === "string" ? log.includes(text) : text.test(log)) ? log : undefined;
+    },
+    10_000,
+  );
 }
 
-async function archive(modelName: string, handler: string, settings: Record<string, string | number>, extra: { brokenBundle?: boolean } = {}): Promise<void> {
+async function archive(
+  modelName: string,
+  handler: string,
+  settings: Record<string, string | number>,
+  extra: { brokenBundle?: boolean } = {},
+): Promise<void> {
   const configFile = tinyConfig(path.join(srv.scratch, `${modelName}.yaml`), { asyncCommunication: "false", ...settings });
   await createArchive(
     { modelName, version: "1.0", handler, configFile, exportPath: srv.modelStore, force: true },
@@ -83,7 +82,10 @@ async function archive(modelName: string, handler: string, settings: Record<stri
             bundle: async (options) => {
               const built = await bundleHandler(options);
               const code = fs.readFileSync(built.bundlePath, "utf8");
-              fs.writeFileSync(built.bundlePath, `if (!globalThis[Symbol.for("tsserve.bundle.importOnly")]) (0, eval)("this is not JavaScript (");\n${code}`);
+              fs.writeFileSync(
+                built.bundlePath,
+                `if (!globalThis[Symbol.for("tsserve.bundle.importOnly")]) (0, eval)("this is not JavaScript (");\n${code}`,
+              );
               return built;
             },
           }
@@ -97,7 +99,12 @@ beforeAll(async () => {
   // A model-config.yaml's batch settings win over the register call's: write them in. These are
   // TorchServe's own batches (asyncCommunication: false); continuous-batching.test.ts has the faults
   // of the default, continuous mode.
-  await archive(MODEL, FAULT_HANDLER, { batchSize: BATCH, maxBatchDelay: BATCH_DELAY_MS, responseTimeout: 60, "handler.handle_timeout_s": HANDLE_TIMEOUT_S });
+  await archive(MODEL, FAULT_HANDLER, {
+    batchSize: BATCH,
+    maxBatchDelay: BATCH_DELAY_MS,
+    responseTimeout: 60,
+    "handler.handle_timeout_s": HANDLE_TIMEOUT_S,
+  });
   client = srv.client;
   await registerWatched(client, { url: `${MODEL}.mar`, modelName: MODEL, initialWorkers: 1 }, srv.paths);
 }, 300_000);
@@ -156,21 +163,25 @@ describe("a handler process that dies or hangs during handle", () => {
   it.each([
     ["calls process.exit(3)", "exit", /exited with code 3/],
     ["throws an uncaught exception", "crash", /exited with code 1/],
-  ])("%s: the batch gets 503 saying the handler process died; the next request is answered 200", async (_what, fault, exit) => {
-    const before = await child();
-    const watcher = new LogWatcher(srv.paths.logs);
-    const answer = await ask({ fault });
-    expect(answer.status).toBe(503);
-    expect(answer.body.error!.message).toMatch(/^the handler process died during the request/);
-    expect(answer.body.error!.message).toMatch(exit);
-    // The stderr tail is in the model log.
-    await logShows(watcher, /handler process (exited|killed)[^\n]*; stderr tail:/);
-    if (fault === "crash") await logShows(watcher, "uncaught crash on purpose");
-    expect(stillRunning(before)).toBe(false);
-    const next = await ask({ prompt: "after" });
-    expect(next.status).toBe(200);
-    expect((await child()).pid).not.toBe(before.pid);
-  }, 60_000);
+  ])(
+    "%s: the batch gets 503 saying the handler process died; the next request is answered 200",
+    async (_what, fault, exit) => {
+      const before = await child();
+      const watcher = new LogWatcher(srv.paths.logs);
+      const answer = await ask({ fault });
+      expect(answer.status).toBe(503);
+      expect(answer.body.error!.message).toMatch(/^the handler process died during the request/);
+      expect(answer.body.error!.message).toMatch(exit);
+      // The stderr tail is in the model log.
+      await logShows(watcher, /handler process (exited|killed)[^\n]*; stderr tail:/);
+      if (fault === "crash") await logShows(watcher, "uncaught crash on purpose");
+      expect(stillRunning(before)).toBe(false);
+      const next = await ask({ prompt: "after" });
+      expect(next.status).toBe(200);
+      expect((await child()).pid).not.toBe(before.pid);
+    },
+    60_000,
+  );
 
   it("is SIGKILLed from outside: 503 saying it was killed; the next request is answered 200", async () => {
     const before = await child();
@@ -191,7 +202,9 @@ describe("a handler process that dies or hangs during handle", () => {
     const answer = await ask({ fault: "hang" });
     const elapsed = Date.now() - started;
     expect(answer.status).toBe(504);
-    expect(answer.body.error!.message).toBe(`the handler did not answer within ${HANDLE_TIMEOUT_S} s (handler.handle_timeout_s); its process was stopped and restarted`);
+    expect(answer.body.error!.message).toBe(
+      `the handler did not answer within ${HANDLE_TIMEOUT_S} s (handler.handle_timeout_s); its process was stopped and restarted`,
+    );
     expect(elapsed).toBeGreaterThanOrEqual(HANDLE_TIMEOUT_S * 1000);
     expect(elapsed).toBeLessThan(HANDLE_TIMEOUT_S * 1000 + 15_000);
     // Killed when the 504 went out; on a busy CPU its exit can land a moment after the answer.
@@ -212,10 +225,15 @@ describe("the Python worker and the server", () => {
     const killed = Date.now();
     await waitFor("the Node child to exit", () => !stillRunning(node) || undefined, 5000, 20);
     expect(Date.now() - killed).toBeLessThan(1000);
-    const replacement = await waitFor("a new READY worker", async () => {
-      const w = await worker().catch(() => undefined);
-      return w && w.pid !== pid && w.status === "READY" ? w : undefined;
-    }, 120_000, 500);
+    const replacement = await waitFor(
+      "a new READY worker",
+      async () => {
+        const w = await worker().catch(() => undefined);
+        return w && w.pid !== pid && w.status === "READY" ? w : undefined;
+      },
+      120_000,
+      500,
+    );
     expect(replacement.pid).not.toBe(pid);
     const next = await ask({ prompt: "after the worker died" });
     expect(next.status).toBe(200);
@@ -230,7 +248,12 @@ describe("the Python worker and the server", () => {
     expect(leftovers(srv.paths)).toEqual([]);
     await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore, models: [`${MODEL}=${MODEL}.mar`] });
     client = connect(srv.paths);
-    await waitFor("the worker after the restart", async () => ((await worker().catch(() => undefined))?.status === "READY" ? true : undefined), 120_000, 500);
+    await waitFor(
+      "the worker after the restart",
+      async () => ((await worker().catch(() => undefined))?.status === "READY" ? true : undefined),
+      120_000,
+      500,
+    );
     expect((await ask({ prompt: "after the restart" })).status).toBe(200);
   }, 240_000);
 });
@@ -238,7 +261,11 @@ describe("the Python worker and the server", () => {
 describe("a bundle that cannot start", () => {
   it("a broken bundle: the worker fails to load with the SyntaxError from Node's stderr in the cause", async () => {
     await archive("broken-bundle", FAULT_HANDLER, {}, { brokenBundle: true });
-    const error = await registerWatched(client, { url: "broken-bundle.mar", modelName: "broken-bundle", initialWorkers: 1 }, srv.paths).catch((e) => e);
+    const error = await registerWatched(
+      client,
+      { url: "broken-bundle.mar", modelName: "broken-bundle", initialWorkers: 1 },
+      srv.paths,
+    ).catch((e) => e);
     expect(error).toBeInstanceOf(WorkerStartError);
     expect(error.reason).toContain("the handler bundle failed to start");
     expect(error.reason).toContain("SyntaxError");
@@ -248,18 +275,29 @@ describe("a bundle that cannot start", () => {
   it("a bundle that exits before the handshake: the cause names the exit code and its stderr", async () => {
     await archive("dies-early", path.join(ROOT, "test", "fixtures", "handlers", "dies-before-handshake.ts"), {});
     const watcher = new LogWatcher(srv.paths.logs);
-    const error = await registerWatched(client, { url: "dies-early.mar", modelName: "dies-early", initialWorkers: 1 }, srv.paths).catch((e) => e);
+    const error = await registerWatched(client, { url: "dies-early.mar", modelName: "dies-early", initialWorkers: 1 }, srv.paths).catch(
+      (e) => e,
+    );
     expect(error).toBeInstanceOf(WorkerStartError);
-    expect(error.reason).toContain("the handler bundle failed to start: the handler process exited while initialize was pending (exited with code 7)");
+    expect(error.reason).toContain(
+      "the handler bundle failed to start: the handler process exited while initialize was pending (exited with code 7)",
+    );
     expect(error.reason).toContain("dies-before-handshake: exiting on purpose before the handshake");
     // The worker's exception carries the tail of Node's stderr into the model log.
-    await logShows(watcher, /MODEL_LOG - --- node stderr ---\n[^\n]*MODEL_LOG - dies-before-handshake: exiting on purpose before the handshake/);
+    await logShows(
+      watcher,
+      /MODEL_LOG - --- node stderr ---\n[^\n]*MODEL_LOG - dies-before-handshake: exiting on purpose before the handshake/,
+    );
   }, 120_000);
 
   it("a worker that keeps failing is retried with TorchServe's back-off, not in a tight loop", async () => {
     const baseline = new Set(leftoverProcs(srv.paths).map((p) => p.pid));
     const watcher = new LogWatcher(srv.paths.logs);
-    const failedStarts = () => watcher.since("model_log.log").split("\n").filter((l) => l.includes("the handler bundle failed to start")).length;
+    const failedStarts = () =>
+      watcher
+        .since("model_log.log")
+        .split("\n")
+        .filter((l) => l.includes("the handler bundle failed to start")).length;
     await client.registerModel({ url: "dies-early.mar", modelName: "dies-early", initialWorkers: 1, synchronous: false });
     // The window opens at the first failed start: on a busy CPU one start (imports, model load) can take 15 s itself.
     await waitFor("the first failed start", () => (failedStarts() >= 1 ? true : undefined), 45_000, 200);
@@ -270,16 +308,30 @@ describe("a bundle that cannot start", () => {
     // TorchServe waits 0, 1, 1, 2, 3, 5, ... s between attempts, and each attempt loads the model first.
     expect(attempts).toBeGreaterThanOrEqual(1);
     expect(attempts).toBeLessThanOrEqual(6);
-    await waitFor("the failing model's workers to go", () => (leftoverProcs(srv.paths).every((p) => baseline.has(p.pid)) ? true : undefined), 30_000, 300);
+    await waitFor(
+      "the failing model's workers to go",
+      () => (leftoverProcs(srv.paths).every((p) => baseline.has(p.pid)) ? true : undefined),
+      30_000,
+      300,
+    );
   }, 120_000);
 
   it("unregister stops the worker and its Node child", async () => {
     const { pid } = await worker();
     const node = await child();
     await client.unregisterModel(MODEL);
-    await waitFor("the worker and its child to exit", () => (leftoverProcs(srv.paths).some((p) => p.pid === pid || p.pid === node.pid) ? undefined : true), 30_000, 200);
+    await waitFor(
+      "the worker and its child to exit",
+      () => (leftoverProcs(srv.paths).some((p) => p.pid === pid || p.pid === node.pid) ? undefined : true),
+      30_000,
+      200,
+    );
     expect(stillRunning(node)).toBe(false);
-    expect(leftoverProcs(srv.paths).filter((p) => !p.cmdline.includes("org.pytorch.serve.ModelServer")).map((p) => p.cmdline)).toEqual([]);
+    expect(
+      leftoverProcs(srv.paths)
+        .filter((p) => !p.cmdline.includes("org.pytorch.serve.ModelServer"))
+        .map((p) => p.cmdline),
+    ).toEqual([]);
   }, 60_000);
 
   it("`tsserve stop` leaves no TorchServe, worker or node process behind", async () => {

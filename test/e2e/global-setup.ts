@@ -13,7 +13,9 @@ export async function teardown(): Promise<void> {
   const vllmLeft = await unregisterVllmModel();
   const left = (await Promise.all(ENGINES.map(stopShared))).flat();
   if (vllmLeft.length > 0) {
-    throw new Error(`vLLM's processes outlived their worker by ${VLLM_GONE_WITHIN_MS} ms after unregister:\n${vllmLeft.map((p) => `${p.pid} ${p.cmdline}`).join("\n")}`);
+    throw new Error(
+      `vLLM's processes outlived their worker by ${VLLM_GONE_WITHIN_MS} ms after unregister:\n${vllmLeft.map((p) => `${p.pid} ${p.cmdline}`).join("\n")}`,
+    );
   }
   if (left.length > 0) throw new Error(`processes of the shared TorchServes left after stopping them:\n${left.join("\n")}`);
 }

@@ -10,7 +10,16 @@ export const CLI = path.join(ROOT, "bin", "tsserve.mjs");
 export const TINY_HANDLER = path.join(ROOT, "handlers", "llama-2-7b-chat.ts");
 export const TINY_CONFIG = path.join(ROOT, "configs", "tiny-llama-2-chat.yaml");
 
-export const SEED_REQUEST = { seed: 0, prompt: "Alan Turing was a ", max_tokens: 128, temperature: 0.7, top_p: 0.7, top_k: 50, logprobs: 0, stop: [] };
+export const SEED_REQUEST = {
+  seed: 0,
+  prompt: "Alan Turing was a ",
+  max_tokens: 128,
+  temperature: 0.7,
+  top_p: 0.7,
+  top_k: 50,
+  logprobs: 0,
+  stop: [],
+};
 /** What AgentInstruct's HELM client sends. */
 export const HELM_REQUEST = {
   model: "tiny-llama-2-chat",
@@ -182,7 +191,9 @@ export const VLLM_TEST_SETTINGS = { "handler.enforce_eager": "true", "handler.kv
  * to `file`; its model_path made absolute, so that the copy loads the same model.
  */
 export function configWith(source: string, file: string, settings: Record<string, string | number> = {}): string {
-  let yaml = fs.readFileSync(source, "utf8").replace(/model_path: "?([^"\n]*)"?/, (_, p: string) => `model_path: "${path.resolve(path.dirname(source), p)}"`);
+  let yaml = fs
+    .readFileSync(source, "utf8")
+    .replace(/model_path: "?([^"\n]*)"?/, (_, p: string) => `model_path: "${path.resolve(path.dirname(source), p)}"`);
   for (const [key, value] of Object.entries(settings)) {
     const inner = key.startsWith("handler.") ? key.slice("handler.".length) : undefined;
     if (inner !== undefined && new RegExp(`^  ${inner}: `, "m").test(yaml)) {
@@ -225,7 +236,12 @@ export function nodeChildOf(workerPid: number): ProcInfo | undefined {
   return allProcs().find((p) => p.ppid === workerPid && p.cmdline.includes("handler.mjs") && stillRunning(p));
 }
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs: number,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();

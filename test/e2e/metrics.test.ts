@@ -17,12 +17,16 @@ const PROMETHEUS_PORT = E2E_PORT_BASE + 60;
 const DASHBOARD = path.join(ROOT, "docs", "grafana", "tsserve-llm.json");
 const CONTEXT = Array.from({ length: 12 }, (_, i) => `Fact ${i}: the number ${i} comes before ${i + 1}.`).join(" ");
 
-interface Usage { prompt_tokens: number; completion_tokens: number }
+interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+}
 
 async function complete(server: RunningServer, model: string, body: Record<string, unknown>): Promise<{ status: number; usage?: Usage }> {
   const key = readKeyFile(server.paths.keyFile)!.inference.key;
   const response = await fetch(`http://127.0.0.1:${server.ports.inference}/predictions/${model}/1.0/v1/completions`, {
-    method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${key}` },
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${key}` },
     body: JSON.stringify({ model, temperature: 0, ...body }),
   });
   const json = (await response.json()) as { usage?: Usage };
@@ -42,7 +46,11 @@ function total(text: string, name: string, model: string, filter: Record<string,
     .reduce((sum, s) => sum + s.value, 0);
 }
 
-interface Workload { prompt: number; generated: number; answered: number }
+interface Workload {
+  prompt: number;
+  generated: number;
+  answered: number;
+}
 
 /** Three completions, one of them the prefix-cache hit of another, and one request the worker refuses. */
 async function workload(server: RunningServer, model: string, refused: Record<string, unknown>): Promise<Workload> {
@@ -62,8 +70,14 @@ async function workload(server: RunningServer, model: string, refused: Record<st
   };
 }
 
-const COUNTS = ["tsserve_prompt_tokens_total", "tsserve_generation_tokens_total", "tsserve_time_to_first_token_seconds_count",
-  "tsserve_e2e_request_latency_seconds_count", "tsserve_request_queue_time_seconds_count", "tsserve_prefix_cache_hits_total"] as const;
+const COUNTS = [
+  "tsserve_prompt_tokens_total",
+  "tsserve_generation_tokens_total",
+  "tsserve_time_to_first_token_seconds_count",
+  "tsserve_e2e_request_latency_seconds_count",
+  "tsserve_request_queue_time_seconds_count",
+  "tsserve_prefix_cache_hits_total",
+] as const;
 
 /** Waits for the published counts to reach `before` plus the workload's (the worker publishes once a second). */
 async function countsAfter(server: RunningServer, model: string, before: string, done: Workload): Promise<Record<string, number>> {
@@ -76,11 +90,16 @@ async function countsAfter(server: RunningServer, model: string, before: string,
   };
   let last: Record<string, number> = {};
   try {
-    return await waitFor("the workload's counts on the metrics API", async () => {
-      const now = await exposition(server);
-      last = Object.fromEntries(COUNTS.map((name) => [name, total(now, name, model) - total(before, name, model)]));
-      return Object.entries(expected).every(([name, value]) => last[name] === value) ? last : undefined;
-    }, 20_000, 500);
+    return await waitFor(
+      "the workload's counts on the metrics API",
+      async () => {
+        const now = await exposition(server);
+        last = Object.fromEntries(COUNTS.map((name) => [name, total(now, name, model) - total(before, name, model)]));
+        return Object.entries(expected).every(([name, value]) => last[name] === value) ? last : undefined;
+      },
+      20_000,
+      500,
+    );
   } catch (error) {
     throw new Error(`${(error as Error).message}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(last)}`);
   }
@@ -94,16 +113,31 @@ let prometheus: ChildProcess | undefined;
 async function startPrometheus(targets: string[]): Promise<void> {
   const dir = fs.mkdtempSync(path.join(ROOT, ".work", "prometheus-"));
   const config = path.join(dir, "prometheus.yml");
-  fs.writeFileSync(config, [
-    "global: { scrape_interval: 1s }",
-    "scrape_configs:",
-    "  - job_name: torchserve",
-    `    static_configs: [{ targets: [${targets.map((t) => `"${t}"`).join(", ")}] }]`,
-    "",
-  ].join("\n"));
-  prometheus = spawn(prometheusBin, [`--config.file=${config}`, `--storage.tsdb.path=${path.join(dir, "data")}`, `--web.listen-address=127.0.0.1:${PROMETHEUS_PORT}`],
-    { stdio: ["ignore", "ignore", fs.openSync(path.join(dir, "prometheus.log"), "w")] });
-  await waitFor("Prometheus ready", () => fetch(`http://127.0.0.1:${PROMETHEUS_PORT}/-/ready`).then((r) => (r.ok ? true : undefined), () => undefined), 30_000, 250);
+  fs.writeFileSync(
+    config,
+    [
+      "global: { scrape_interval: 1s }",
+      "scrape_configs:",
+      "  - job_name: torchserve",
+      `    static_configs: [{ targets: [${targets.map((t) => `"${t}"`).join(", ")}] }]`,
+      "",
+    ].join("\n"),
+  );
+  prometheus = spawn(
+    prometheusBin,
+    [`--config.file=${config}`, `--storage.tsdb.path=${path.join(dir, "data")}`, `--web.listen-address=127.0.0.1:${PROMETHEUS_PORT}`],
+    { stdio: ["ignore", "ignore", fs.openSync(path.join(dir, "prometheus.log"), "w")] },
+  );
+  await waitFor(
+    "Prometheus ready",
+    () =>
+      fetch(`http://127.0.0.1:${PROMETHEUS_PORT}/-/ready`).then(
+        (r) => (r.ok ? true : undefined),
+        () => undefined,
+      ),
+    30_000,
+    250,
+  );
 }
 
 /** An instant PromQL query through Prometheus's HTTP API: its samples' values. */
@@ -117,8 +151,14 @@ async function promql(query: string): Promise<number[]> {
 /** Waits until Prometheus has scraped `query`'s value as `expected`. */
 async function scraped(query: string, expected: number): Promise<void> {
   let got: number[] = [];
-  await waitFor(`${query} = ${expected} in Prometheus`, async () => ((got = await promql(query)), got[0] === expected ? true : undefined), 20_000, 500)
-    .catch((error: Error) => { throw new Error(`${error.message} (got ${JSON.stringify(got)})`); });
+  await waitFor(
+    `${query} = ${expected} in Prometheus`,
+    async () => ((got = await promql(query)), got[0] === expected ? true : undefined),
+    20_000,
+    500,
+  ).catch((error: Error) => {
+    throw new Error(`${error.message} (got ${JSON.stringify(got)})`);
+  });
 }
 
 // ---- the suites ------------------------------------------------------------
@@ -128,7 +168,11 @@ let vllm: RunningServer;
 
 beforeAll(async () => {
   transformers = await sharedServer("transformers");
-  await sharedModel(transformers, { name: TINY, handler: TINY_HANDLER, configFile: tinyConfig(path.join(transformers.scratch, `${TINY}.yaml`)) });
+  await sharedModel(transformers, {
+    name: TINY,
+    handler: TINY_HANDLER,
+    configFile: tinyConfig(path.join(transformers.scratch, `${TINY}.yaml`)),
+  });
   vllm = await smollm2OnVllm();
   if (prometheusBin) await startPrometheus([`127.0.0.1:${transformers.ports.metrics}`, `127.0.0.1:${vllm.ports.metrics}`]);
   else console.error("metrics.test.ts: no prometheus on PATH (scripts/setup.sh installs Debian's): the metrics API is checked without it");
@@ -149,19 +193,28 @@ describe.each([
     const counts = await countsAfter(server(), model, before, done);
     expect(counts.tsserve_prefix_cache_hits_total).toBeGreaterThan(0);
     const after = await exposition(server());
-    expect(total(after, "tsserve_request_failure_total", model, { status: "400" }) - total(before, "tsserve_request_failure_total", model, { status: "400" })).toBe(1);
-    expect(total(after, "tsserve_request_success_total", model) - total(before, "tsserve_request_success_total", model)).toBe(done.answered);
+    expect(
+      total(after, "tsserve_request_failure_total", model, { status: "400" }) -
+        total(before, "tsserve_request_failure_total", model, { status: "400" }),
+    ).toBe(1);
+    expect(total(after, "tsserve_request_success_total", model) - total(before, "tsserve_request_success_total", model)).toBe(
+      done.answered,
+    );
     // Each histogram's +Inf bucket holds every observation, and the inter-token latencies one fewer per answer than its tokens.
     for (const name of ["tsserve_time_to_first_token_seconds", "tsserve_e2e_request_latency_seconds"]) {
       expect(total(after, `${name}_bucket`, model, { le: "+Inf" })).toBe(total(after, `${name}_count`, model));
     }
-    const itl = total(after, "tsserve_inter_token_latency_seconds_count", model) - total(before, "tsserve_inter_token_latency_seconds_count", model);
+    const itl =
+      total(after, "tsserve_inter_token_latency_seconds_count", model) - total(before, "tsserve_inter_token_latency_seconds_count", model);
     expect(itl).toBe(done.generated - done.answered);
     expect(after).toMatch(new RegExp(`tsserve_num_requests_running\\{[^}]*model_name="${model}"[^}]*\\} 0\\.0`));
 
     if (!prometheus) return;
     await scraped(`sum(tsserve_prompt_tokens_total{model_name="${model}"})`, total(after, "tsserve_prompt_tokens_total", model));
-    await scraped(`sum(tsserve_request_failure_total{model_name="${model}",status="400"})`, total(after, "tsserve_request_failure_total", model, { status: "400" }));
+    await scraped(
+      `sum(tsserve_request_failure_total{model_name="${model}",status="400"})`,
+      total(after, "tsserve_request_failure_total", model, { status: "400" }),
+    );
     const [p50] = await promql(`histogram_quantile(0.5, sum by (le) (tsserve_time_to_first_token_seconds_bucket{model_name="${model}"}))`);
     expect(p50).toBeGreaterThan(0);
     expect(Number.isFinite(p50)).toBe(true);
@@ -180,7 +233,9 @@ describe("tsserve top", () => {
     expect(cells.slice(5, 8)).toEqual(["0", "0", expect.stringMatching(/%$/)]); // idle: nothing running or waiting
     expect(cells[8]).toBe("0 (1)"); // the refused request, before this window
     if (!prometheus) return;
-    const [median] = await promql(`histogram_quantile(0.5, sum by (le) (tsserve_time_to_first_token_seconds_bucket{model_name="${TINY}"}))`);
+    const [median] = await promql(
+      `histogram_quantile(0.5, sum by (le) (tsserve_time_to_first_token_seconds_bucket{model_name="${TINY}"}))`,
+    );
     const [value, unit] = cells[3]!.split(" ");
     const shownMs = Number(value) * (unit === "s" ? 1000 : 1);
     expect(Math.abs(shownMs - median! * 1000)).toBeLessThanOrEqual(unit === "s" ? 10 : 1); // as rounded for the view
@@ -200,7 +255,8 @@ describe("the metrics config and the dashboard", () => {
     expect(exprs.length).toBeGreaterThanOrEqual(10);
     const exposed = new Set([...(await exposition(transformers)).matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]));
     for (const { title, expr } of exprs) {
-      for (const [name] of expr.matchAll(/\b(?:tsserve|ts)_[a-z0-9_]+/g)) expect(exposed.has(name), `${title}: ${name} is not on the metrics API`).toBe(true);
+      for (const [name] of expr.matchAll(/\b(?:tsserve|ts)_[a-z0-9_]+/g))
+        expect(exposed.has(name), `${title}: ${name} is not on the metrics API`).toBe(true);
       if (prometheus) await promql(expr.replaceAll("$model", ".*").replaceAll("$__rate_interval", "1m"));
     }
   });

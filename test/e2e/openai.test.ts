@@ -47,7 +47,11 @@ beforeAll(async () => {
 }, 600_000);
 
 const post = (url: string, body: unknown, headers: Record<string, string> = { Authorization: `Bearer ${key}` }) =>
-  fetch(url, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
+  fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
 
 /** One task of one simple_evaluate run: its metrics, and per document a [loglikelihood, is_greedy] per choice or the text. */
 interface TaskRun {
@@ -69,7 +73,9 @@ interface ReferenceReport {
 /** Per choice of every document: |served loglikelihood - reference|; and whether is_greedy agrees everywhere. */
 function compareLoglikelihoods(served: TaskRun, reference: TaskRun): { differences: number[]; greedyAgrees: boolean } {
   expect(served.answers.map((doc) => doc.length)).toEqual(reference.answers.map((doc) => doc.length));
-  const pairs = served.answers.flatMap((doc, d) => doc.map((answer, c) => [answer, reference.answers[d]![c]!] as [[number, boolean], [number, boolean]]));
+  const pairs = served.answers.flatMap((doc, d) =>
+    doc.map((answer, c) => [answer, reference.answers[d]![c]!] as [[number, boolean], [number, boolean]]),
+  );
   return {
     differences: pairs.map(([mine, theirs]) => Math.abs(mine[0] - theirs[0])),
     greedyAgrees: pairs.every(([mine, theirs]) => mine[1] === theirs[1]),
@@ -80,8 +86,13 @@ function compareLoglikelihoods(served: TaskRun, reference: TaskRun): { differenc
 function runPython<T>(args: string[]): Promise<T> {
   return new Promise((resolve, reject) => {
     const env = {
-      ...process.env, OPENAI_API_KEY: key ?? "", HF_HUB_OFFLINE: "1", HF_DATASETS_OFFLINE: "1", TRANSFORMERS_OFFLINE: "1",
-      TOKENIZERS_PARALLELISM: "false", OMP_NUM_THREADS: "1",
+      ...process.env,
+      OPENAI_API_KEY: key ?? "",
+      HF_HUB_OFFLINE: "1",
+      HF_DATASETS_OFFLINE: "1",
+      TRANSFORMERS_OFFLINE: "1",
+      TOKENIZERS_PARALLELISM: "false",
+      OMP_NUM_THREADS: "1",
     };
     const child = spawn(PYTHON, [path.join(ROOT, "test", "e2e", "openai_clients.py"), ...args], { cwd: ROOT, env });
     let stdout = "";
@@ -116,7 +127,11 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
 
   it("streams chat as server-sent events ending with data: [DONE]", async () => {
     const response = await post(`${base}/chat/completions`, {
-      messages: [{ role: "user", content: "Hi" }], max_tokens: 4, temperature: 0, stream: true, stream_options: { include_usage: true },
+      messages: [{ role: "user", content: "Hi" }],
+      max_tokens: 4,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
     });
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toContain("text/event-stream");
@@ -130,7 +145,7 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
   });
 
   it("refuses bad input in OpenAI's error shape, naming the field, and answers unknown paths with 404", async () => {
-    const notJson = await post(`${base}/completions`, "{\"prompt\": ");
+    const notJson = await post(`${base}/completions`, '{"prompt": ');
     expect(notJson.status).toBe(400);
     expect((await notJson.json()).error).toMatchObject({ type: "invalid_request_error", param: "body" });
     const mixed = await post(`${base}/completions`, { prompt: [1, "two"] });
@@ -141,7 +156,11 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
     expect((await tooLong.json()).error).toMatchObject({ param: "prompt.0", message: expect.stringContaining("context length of 8192") });
     const unknown = await post(`${base}/embeddings`, { input: "x" });
     expect(unknown.status).toBe(404);
-    expect((await unknown.json()).error).toMatchObject({ type: "not_found_error", param: "url_path", message: expect.stringContaining('"v1/embeddings"') });
+    expect((await unknown.json()).error).toMatchObject({
+      type: "not_found_error",
+      param: "url_path",
+      message: expect.stringContaining('"v1/embeddings"'),
+    });
   });
 
   it("keeps token authorization on for the OpenAI routes", async () => {
@@ -153,7 +172,9 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
   it("answers the openai SDK (text and token-id prompts, the tokenizer routes) and lm-eval's evaluator as its hf model does", async () => {
     const { sdk, sdk_seconds: sdkSeconds, lm_eval: lm, seconds } = await runPython<ClientsReport>(["clients", base, MODEL, MODEL_PATH]);
     const ref = await reference;
-    console.log(`clients ${seconds} s (SDK ${sdkSeconds} s, lm-eval runs ${JSON.stringify(lm.seconds)}), reference ${ref.seconds} s (runs ${JSON.stringify(ref.lm_eval.seconds)}, while TorchServe started)`);
+    console.log(
+      `clients ${seconds} s (SDK ${sdkSeconds} s, lm-eval runs ${JSON.stringify(lm.seconds)}), reference ${ref.seconds} s (runs ${JSON.stringify(ref.lm_eval.seconds)}, while TorchServe started)`,
+    );
 
     expect(sdk.models).toEqual([MODEL]);
     const c = sdk.completion;
@@ -177,7 +198,12 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
     expect(sdk.chat_stream.text).toBe(sdk.chat_stream.unstreamed_text);
     expect(sdk.chat_stream.usage).toEqual(sdk.chat_stream.unstreamed_usage);
 
-    expect(sdk.errors.max_tokens).toMatchObject({ class: "BadRequestError", status: 400, param: "max_tokens", type: "invalid_request_error" });
+    expect(sdk.errors.max_tokens).toMatchObject({
+      class: "BadRequestError",
+      status: 400,
+      param: "max_tokens",
+      type: "invalid_request_error",
+    });
     expect(sdk.errors.top_logprobs).toMatchObject({ class: "BadRequestError", status: 400, param: "top_logprobs" });
     expect(sdk.errors.messages).toMatchObject({ class: "BadRequestError", status: 400, param: "messages.0.role" });
     expect(sdk.errors.embeddings).toMatchObject({ class: "NotFoundError", status: 404 });
@@ -201,7 +227,11 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
     expect(t.max_model_len).toBe(8192);
     expect(t.chat_text).toBe(t.chat_reference);
     expect(t.bad_id).toMatchObject({ class: "BadRequestError", status: 400, param: "prompt.1.1" });
-    expect(t.tokenizer_info).toMatchObject({ eos_token: "<|im_end|>", model_max_length: 8192, chat_template: expect.stringContaining("im_start") });
+    expect(t.tokenizer_info).toMatchObject({
+      eos_token: "<|im_end|>",
+      model_max_length: 8192,
+      chat_template: expect.stringContaining("im_start"),
+    });
 
     // lm-eval's own evaluator, three ways, against its in-process hf model.
     const { plain, chat } = ref.lm_eval;
@@ -209,7 +239,9 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
     for (const way of ["tokenized", "text"] as const) {
       const run = lm[way];
       const { differences, greedyAgrees } = compareLoglikelihoods(run[MC_TASK]!, plain[MC_TASK]!);
-      console.log(`lm-eval ${way} requests vs hf: ${differences.length} loglikelihoods, max |difference| = ${Math.max(...differences).toExponential(2)}; metrics ${JSON.stringify(run[MC_TASK]!.metrics)} ${JSON.stringify(run[GEN_TASK]!.metrics)}`);
+      console.log(
+        `lm-eval ${way} requests vs hf: ${differences.length} loglikelihoods, max |difference| = ${Math.max(...differences).toExponential(2)}; metrics ${JSON.stringify(run[MC_TASK]!.metrics)} ${JSON.stringify(run[GEN_TASK]!.metrics)}`,
+      );
       expect(Math.max(...differences)).toBeLessThan(LOGLIKELIHOOD_TOLERANCE);
       expect(greedyAgrees).toBe(true);
       expect(run[MC_TASK]!.metrics).toEqual(plain[MC_TASK]!.metrics);

@@ -15,8 +15,18 @@ const project = path.join(server.scratch, "my-models");
 let tarball: string;
 
 /** Runs a command in the project, as a user at a shell would (PATH gets node_modules/.bin through npx). */
-function sh(command: string, args: string[], options: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
-  const env: NodeJS.ProcessEnv = { ...server.env, npm_config_loglevel: "error", npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" };
+function sh(
+  command: string,
+  args: string[],
+  options: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunResult> {
+  const env: NodeJS.ProcessEnv = {
+    ...server.env,
+    npm_config_loglevel: "error",
+    npm_config_audit: "false",
+    npm_config_fund: "false",
+    npm_config_update_notifier: "false",
+  };
   delete env.TSSERVE_VENV;
   delete env.TSSERVE_TORCHSERVE;
   delete env.TSSERVE_ROOT;
@@ -57,9 +67,14 @@ beforeAll(async () => {
   fs.mkdirSync(project, { recursive: true });
   fs.writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "my-models", private: true, type: "module" }, null, 2));
   // Packages come from npm's cache (this checkout's own install filled it) where it can.
-  const versions = JSON.parse(fs.readFileSync(path.join(ROOT, "package-lock.json"), "utf8")).packages as Record<string, { version: string }>;
+  const versions = JSON.parse(fs.readFileSync(path.join(ROOT, "package-lock.json"), "utf8")).packages as Record<
+    string,
+    { version: string }
+  >;
   const pin = (name: string) => `${name}@${versions[`node_modules/${name}`]!.version}`;
-  await ok(sh("npm", ["install", "--prefer-offline", tarball, pin("vitest"), pin("typescript"), pin("@types/node")], { timeoutMs: 240_000 }));
+  await ok(
+    sh("npm", ["install", "--prefer-offline", tarball, pin("vitest"), pin("typescript"), pin("@types/node")], { timeoutMs: 240_000 }),
+  );
 }, 420_000);
 
 afterAll(async () => {
@@ -73,15 +88,35 @@ describe("the packed package", () => {
   it("ships what runs: the CLI, dist/ with declarations, the sources, the shim; no tests, benchmarks or fixtures", async () => {
     const listing = (await ok(run("tar", ["-tzf", tarball]))).split("\n").filter(Boolean);
     const files = listing.map((f) => f.replace(/^package\//, ""));
-    for (const needed of ["bin/tsserve.mjs", "dist/cli/main.mjs", "dist/lib/index.js", "dist/lib/testing.js", "dist/types/index.d.ts", "dist/types/testing/index.d.ts", "src/runtime/index.ts", "python_shim/tsserve_shim/handler.py", "python_shim/requirements.txt", "scripts/setup-venv.sh"]) {
+    for (const needed of [
+      "bin/tsserve.mjs",
+      "dist/cli/main.mjs",
+      "dist/lib/index.js",
+      "dist/lib/testing.js",
+      "dist/types/index.d.ts",
+      "dist/types/testing/index.d.ts",
+      "src/runtime/index.ts",
+      "python_shim/tsserve_shim/handler.py",
+      "python_shim/requirements.txt",
+      "scripts/setup-venv.sh",
+    ]) {
       expect(files).toContain(needed);
     }
-    expect(files.filter((f) => /^(test|bench|handlers|\.cache|\.work)\//.test(f) || f.includes("/tests/") || f.includes("__pycache__") || f.endsWith(".pyc"))).toEqual([]);
+    expect(
+      files.filter(
+        (f) =>
+          /^(test|bench|handlers|\.cache|\.work)\//.test(f) || f.includes("/tests/") || f.includes("__pycache__") || f.endsWith(".pyc"),
+      ),
+    ).toEqual([]);
   });
 
   it("imports from plain Node, without a TypeScript loader", async () => {
     const out = await ok(
-      sh(process.execPath, ["--input-type=module", "-e", 'const api = await import("tsserve"); const t = await import("tsserve/testing"); console.log(typeof api.CompletionHandler, typeof api.RequestFailure, typeof t.FakeModel, typeof t.runHandler);']),
+      sh(process.execPath, [
+        "--input-type=module",
+        "-e",
+        'const api = await import("tsserve"); const t = await import("tsserve/testing"); console.log(typeof api.CompletionHandler, typeof api.RequestFailure, typeof t.FakeModel, typeof t.runHandler);',
+      ]),
     );
     expect(out.trim()).toBe("function function function function");
   });
@@ -93,7 +128,19 @@ describe("the packed package", () => {
     expect(tests).toMatch(/3 passed/);
     fs.writeFileSync(
       path.join(project, "tsconfig.json"),
-      JSON.stringify({ compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, allowImportingTsExtensions: true, skipLibCheck: true, types: ["node"] }, include: ["handlers", "test"] }),
+      JSON.stringify({
+        compilerOptions: {
+          target: "ES2022",
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          strict: true,
+          noEmit: true,
+          allowImportingTsExtensions: true,
+          skipLibCheck: true,
+          types: ["node"],
+        },
+        include: ["handlers", "test"],
+      }),
     );
     // The declarations carry real types: were they missing or `any`, the expected errors would not occur (TS2578).
     fs.writeFileSync(
@@ -118,8 +165,30 @@ describe("the packed package", () => {
     // half of a loaded 2-core machine) is proven on the run's shared vLLM server (servers.ts).
     const scaffolded = fs.readFileSync(config, "utf8");
     expect(scaffolded).toMatch(/engine: "vllm"/);
-    fs.writeFileSync(config, scaffolded.replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "tiny-llama")}"`).replace(/engine: "vllm"/, 'engine: "transformers"'));
-    const archive = (await ok(sh("npx", ["tsserve", "archive", "--model-name", "my-model", "--version", "1.0", "--handler", "handlers/my-model.ts", "-c", "configs/my-model.yaml", "--export-path", server.modelStore]))).trim();
+    fs.writeFileSync(
+      config,
+      scaffolded
+        .replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "tiny-llama")}"`)
+        .replace(/engine: "vllm"/, 'engine: "transformers"'),
+    );
+    const archive = (
+      await ok(
+        sh("npx", [
+          "tsserve",
+          "archive",
+          "--model-name",
+          "my-model",
+          "--version",
+          "1.0",
+          "--handler",
+          "handlers/my-model.ts",
+          "-c",
+          "configs/my-model.yaml",
+          "--export-path",
+          server.modelStore,
+        ]),
+      )
+    ).trim();
     expect(archive).toBe(path.join(server.modelStore, "my-model.mar"));
     // The project's .venv: this checkout's (a user makes one with `npx tsserve setup`).
     fs.symlinkSync(path.join(ROOT, ".venv"), path.join(project, ".venv"));
@@ -127,7 +196,17 @@ describe("the packed package", () => {
     expect(started.stderr).toContain(`using ${path.join(project, ".venv", "bin", "torchserve")} (the project's .venv)`);
     await ok(started);
     await ok(sh("npx", ["tsserve", "register", archive], { timeoutMs: 240_000 }));
-    const body = JSON.parse(await ok(sh("npx", ["tsserve", "predict", "my-model", "--json", JSON.stringify({ prompt: "Alan Turing was", max_tokens: 4, temperature: 0 })])));
+    const body = JSON.parse(
+      await ok(
+        sh("npx", [
+          "tsserve",
+          "predict",
+          "my-model",
+          "--json",
+          JSON.stringify({ prompt: "Alan Turing was", max_tokens: 4, temperature: 0 }),
+        ]),
+      ),
+    );
     expect(body.choices).toHaveLength(1);
     expect(typeof body.choices[0].text).toBe("string");
     expect(body.choices[0].finish_reason).toMatch(/^(length|stop)$/);

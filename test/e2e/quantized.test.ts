@@ -28,19 +28,37 @@ let references: Record<string, Reference>;
 
 /** The seed's 70b config with the tiny model on a CPU worker. */
 function seedConfig(file: string, quantize: string, extra = ""): string {
-  return writeFile(file, [
-    "minWorkers: 1", "maxWorkers: 1", "batchSize: 1", "responseTimeout: 120", "deviceType: cpu",
-    "torchrun:", "  nproc-per-node: 1", extra,
-    "handler:", `  model_path: "${TINY_MODEL}"`, `  quantize: "${quantize}"`, "  num_gpu_per_model: 1",
-    "  gpu_max_memory: 4.8e10", "  cpu_threads: 1", "",
-  ].join("\n"));
+  return writeFile(
+    file,
+    [
+      "minWorkers: 1",
+      "maxWorkers: 1",
+      "batchSize: 1",
+      "responseTimeout: 120",
+      "deviceType: cpu",
+      "torchrun:",
+      "  nproc-per-node: 1",
+      extra,
+      "handler:",
+      `  model_path: "${TINY_MODEL}"`,
+      `  quantize: "${quantize}"`,
+      "  num_gpu_per_model: 1",
+      "  gpu_max_memory: 4.8e10",
+      "  cpu_threads: 1",
+      "",
+    ].join("\n"),
+  );
 }
 
 function reference(quantize: readonly string[]): Promise<Record<string, Reference>> {
   return new Promise((resolve, reject) => {
     const script = path.join(ROOT, "test", "e2e", "reference", "bnb_reference.py");
-    const child = execFile(path.join(ROOT, ".venv", "bin", "python"), [script], { env: { ...process.env, TQDM_DISABLE: "1" } }, (error, stdout, stderr) =>
-      error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(JSON.parse(stdout)));
+    const child = execFile(
+      path.join(ROOT, ".venv", "bin", "python"),
+      [script],
+      { env: { ...process.env, TQDM_DISABLE: "1" } },
+      (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(JSON.parse(stdout))),
+    );
     child.stdin!.end(JSON.stringify({ model_path: TINY_MODEL, quantize, cases: CASES }));
   });
 }
@@ -50,8 +68,11 @@ beforeAll(async () => {
   computed.catch(() => {}); // awaited below; a failure must not surface early as an unhandled rejection
   srv = await sharedServer("transformers");
   client = srv.client;
-  await Promise.all(SETTINGS.map((q) =>
-    sharedModel(srv, { name: `tiny-${q}`, handler: RAW_HANDLER, configFile: seedConfig(path.join(srv.scratch, `${q}.yaml`), q) })));
+  await Promise.all(
+    SETTINGS.map((q) =>
+      sharedModel(srv, { name: `tiny-${q}`, handler: RAW_HANDLER, configFile: seedConfig(path.join(srv.scratch, `${q}.yaml`), q) }),
+    ),
+  );
   references = await computed;
 }, 300_000);
 
@@ -62,7 +83,8 @@ describe.each(SETTINGS)("quantize: %s on a CPU worker", (q) => {
     for (const [i, c] of CASES.entries()) {
       const reply = await client.predict(`tiny-${q}`, JSON.stringify({ ...c, temperature: 0, logprobs: 1 }));
       expect(reply.status, reply.body).toBe(200);
-      const [choice] = (JSON.parse(reply.body) as { choices: { text: string; finish_reason: string; logprobs: { tokens: string[] } }[] }).choices;
+      const [choice] = (JSON.parse(reply.body) as { choices: { text: string; finish_reason: string; logprobs: { tokens: string[] } }[] })
+        .choices;
       expect(choice!.text).toBe(ref.cases[i]!.text);
       expect(choice!.finish_reason).toBe(ref.cases[i]!.finish_reason);
       expect(choice!.logprobs.tokens).toHaveLength(ref.cases[i]!.token_count);
@@ -80,9 +102,23 @@ describe("tsserve archive", () => {
   it("refuses a GPU layout TorchServe cannot give a worker, with the reason and the fix", async () => {
     const config = seedConfig(path.join(srv.scratch, "custom.yaml"), "nf4", "parallelType: custom");
     fs.writeFileSync(config, fs.readFileSync(config, "utf8").replace("num_gpu_per_model: 1", "num_gpu_per_model: 2"));
-    const out = await cli(["archive", "--model-name", "refused", "--version", "1.0", "--handler", RAW_HANDLER, "--config-file", config, "--export-path", srv.scratch]);
+    const out = await cli([
+      "archive",
+      "--model-name",
+      "refused",
+      "--version",
+      "1.0",
+      "--handler",
+      RAW_HANDLER,
+      "--config-file",
+      config,
+      "--export-path",
+      srv.scratch,
+    ]);
     expect(out.code).not.toBe(0);
-    expect(out.stderr).toMatch(/torchrun\.nproc-per-node.*exactly 1 GPU\(s\).*num_gpu_per_model is 2 \(no worker could be placed\): set torchrun nproc-per-node: 2/s);
+    expect(out.stderr).toMatch(
+      /torchrun\.nproc-per-node.*exactly 1 GPU\(s\).*num_gpu_per_model is 2 \(no worker could be placed\): set torchrun nproc-per-node: 2/s,
+    );
     expect(fs.existsSync(path.join(srv.scratch, "refused.mar"))).toBe(false);
   });
 });

@@ -31,12 +31,23 @@ function handlerSource(marker: string): string {
 
 async function archive(marker: string): Promise<string> {
   const handler = writeFile(path.join(srv.scratch, `handler-${marker}`, `${MODEL}.ts`), handlerSource(marker));
-  return (await createArchive({ modelName: MODEL, version: "1.0", handler, configFile: config, exportPath: path.join(srv.scratch, marker), force: true })).path;
+  return (
+    await createArchive({
+      modelName: MODEL,
+      version: "1.0",
+      handler,
+      configFile: config,
+      exportPath: path.join(srv.scratch, marker),
+      force: true,
+    })
+  ).path;
 }
 
 async function promptStart(): Promise<string> {
   const result = await client.predict(MODEL, JSON.stringify({ prompt: "hi", max_tokens: 1, temperature: 0, echo: true }));
-  return result.status === 200 ? (JSON.parse(result.body) as { choices: { text: string }[] }).choices[0]!.text.split(" ")[0]! : `HTTP ${result.status}`;
+  return result.status === 200
+    ? (JSON.parse(result.body) as { choices: { text: string }[] }).choices[0]!.text.split(" ")[0]!
+    : `HTTP ${result.status}`;
 }
 
 const workerPid = async () => (await client.describeModel(MODEL))[0]!.workers[0]!.pid!;
@@ -67,7 +78,9 @@ describe("tsserve register --replace", () => {
     fs.writeFileSync(config, fs.readFileSync(config, "utf8").replace(/dtype: .*/, 'dtype: "auto"'));
     const result = await cli(["register", await archive("THIRD"), "--replace"], 240_000, srv.env);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stderr).toContain("the config changed (handler.dtype): unregistering replaced and registering the new archive (the model reloads)");
+    expect(result.stderr).toContain(
+      "the config changed (handler.dtype): unregistering replaced and registering the new archive (the model reloads)",
+    );
     expect(await promptStart()).toBe("THIRD");
     expect(loads()).toBe(2);
   }, 300_000);

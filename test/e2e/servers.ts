@@ -24,7 +24,16 @@ import { processTree, stillRunning, type ProcInfo } from "../../src/client/procs
 import { registerWatched } from "../../src/client/model-registration.ts";
 import { connect, runningServer, startServer, stopServer } from "../../src/client/torchserve-process.ts";
 import { loopbackProperties } from "../../src/client/properties.ts";
-import { configWith, E2E_PORT_BASE, isolatedServer, leftovers, ROOT, SMOLLM2_CONFIG, VLLM_TEST_SETTINGS, type IsolatedServer } from "./helpers.ts";
+import {
+  configWith,
+  E2E_PORT_BASE,
+  isolatedServer,
+  leftovers,
+  ROOT,
+  SMOLLM2_CONFIG,
+  VLLM_TEST_SETTINGS,
+  type IsolatedServer,
+} from "./helpers.ts";
 
 export type Engine = "transformers" | "vllm";
 
@@ -69,7 +78,8 @@ export async function sharedServer(engine: Engine): Promise<RunningServer> {
   const paths = workPaths(env);
   const portBase = E2E_PORT_BASE + SHARED_OFFSET[engine];
   const server: RunningServer = {
-    paths, env,
+    paths,
+    env,
     tsConfig: path.join(work, "config.properties"),
     modelStore: path.join(work, "model-store"),
     scratch: path.join(work, "scratch"),
@@ -98,10 +108,27 @@ export interface ModelSpec {
 
 /** Registers the model on the server unless it is there already (a suite that ran earlier did). */
 export async function sharedModel(server: RunningServer, spec: ModelSpec): Promise<void> {
-  const registered = await server.client.describeModel(spec.name).then(() => true, () => false);
+  const registered = await server.client.describeModel(spec.name).then(
+    () => true,
+    () => false,
+  );
   if (registered) return;
-  await createArchive({ modelName: spec.name, version: "1.0", handler: spec.handler, configFile: spec.configFile, exportPath: server.modelStore, force: true }, spec.hooks ?? {});
-  await registerWatched(server.client, { ...spec.register, url: `${spec.name}.mar`, modelName: spec.name, initialWorkers: spec.workers ?? 1 }, server.paths);
+  await createArchive(
+    {
+      modelName: spec.name,
+      version: "1.0",
+      handler: spec.handler,
+      configFile: spec.configFile,
+      exportPath: server.modelStore,
+      force: true,
+    },
+    spec.hooks ?? {},
+  );
+  await registerWatched(
+    server.client,
+    { ...spec.register, url: `${spec.name}.mar`, modelName: spec.name, initialWorkers: spec.workers ?? 1 },
+    server.paths,
+  );
 }
 
 /** The one vLLM model of the run: SmolLM2 with its shipped handler and config (eager, a small KV cache, one torch thread). */
@@ -109,7 +136,10 @@ export const SMOLLM2_VLLM = "smollm2";
 
 export async function smollm2OnVllm(): Promise<RunningServer> {
   const server = await sharedServer("vllm");
-  const configFile = configWith(SMOLLM2_CONFIG, path.join(server.scratch, `${SMOLLM2_VLLM}.yaml`), { ...VLLM_TEST_SETTINGS, "handler.cpu_threads": 1 });
+  const configFile = configWith(SMOLLM2_CONFIG, path.join(server.scratch, `${SMOLLM2_VLLM}.yaml`), {
+    ...VLLM_TEST_SETTINGS,
+    "handler.cpu_threads": 1,
+  });
   await sharedModel(server, { name: SMOLLM2_VLLM, handler: path.join(ROOT, "handlers", "smollm2-135m-instruct.ts"), configFile });
   return server;
 }
@@ -126,7 +156,9 @@ export async function unregisterVllmModel(): Promise<ProcInfo[]> {
   const java = runningServer(paths);
   if (!java) return [];
   const vllm = processTree(java.pid).filter((p) => p.cmdline.startsWith("VLLM::"));
-  await connect(paths).unregisterModel(SMOLLM2_VLLM).catch(() => undefined); // not registered: no suite asked for it
+  await connect(paths)
+    .unregisterModel(SMOLLM2_VLLM)
+    .catch(() => undefined); // not registered: no suite asked for it
   const deadline = Date.now() + VLLM_GONE_WITHIN_MS;
   while (vllm.some(stillRunning) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
   return vllm.filter(stillRunning);

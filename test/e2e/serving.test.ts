@@ -37,7 +37,11 @@ describe("tsserve on a real TorchServe", () => {
 
   it("registers the archive and waits for its worker", async () => {
     const result = await tsserve(["register", path.join(exportDir, `${MODEL}.mar`), "--initial-workers", "1"]);
-    expect(result.stderr).toMatch(new RegExp(`^tsserve register: registering ${MODEL} from ${MODEL}.mar with 1 worker\\(s\\)\n(.*\n)*tsserve register: ${MODEL} is ready after \\d+\\.\\d s\n$`));
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^tsserve register: registering ${MODEL} from ${MODEL}.mar with 1 worker\\(s\\)\n(.*\n)*tsserve register: ${MODEL} is ready after \\d+\\.\\d s\n$`,
+      ),
+    );
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`Model "${MODEL}" Version: 1.0 registered with 1 initial workers`);
     const [description] = await connect().describeModel(MODEL);
@@ -78,11 +82,19 @@ describe("tsserve on a real TorchServe", () => {
 
   it("refuses requests without the token, and the CLI prints the current key", async () => {
     const { inference } = connect().addresses;
-    const anonymous = await fetch(`${inference}/predictions/${MODEL}`, { method: "POST", body: JSON.stringify(SEED_REQUEST), headers: { "Content-Type": "application/json" } });
+    const anonymous = await fetch(`${inference}/predictions/${MODEL}`, {
+      method: "POST",
+      body: JSON.stringify(SEED_REQUEST),
+      headers: { "Content-Type": "application/json" },
+    });
     // TorchServe 0.12 answers a missing or wrong token with 400 InvalidKeyException.
     expect([400, 401]).toContain(anonymous.status);
     expect((await anonymous.json()).type).toBe("InvalidKeyException");
-    const wrong = await fetch(`${inference}/predictions/${MODEL}`, { method: "POST", body: "{}", headers: { Authorization: "Bearer nope" } });
+    const wrong = await fetch(`${inference}/predictions/${MODEL}`, {
+      method: "POST",
+      body: "{}",
+      headers: { Authorization: "Bearer nope" },
+    });
     expect([400, 401]).toContain(wrong.status);
     const token = await tsserve(["token"]);
     expect(token.stdout.trim()).toBe(readKeyFile(paths.keyFile)!.inference.key);
@@ -95,7 +107,10 @@ describe("tsserve on a real TorchServe", () => {
       path.join(exportDir, "broken", "broken.yaml"),
       // TorchServe's own batches: a worker that fails to load under asyncCommunication leaves TorchServe 0.12's
       // AsyncWorkerThread waiting, and the frontend stops answering management calls (seen here and in faults.test.ts).
-      fs.readFileSync(TINY_CONFIG, "utf8").replace(/model_path: .*/, 'model_path: "/nonexistent/tsserve-model"').replace(/^asyncCommunication: true$/m, "asyncCommunication: false"),
+      fs
+        .readFileSync(TINY_CONFIG, "utf8")
+        .replace(/model_path: .*/, 'model_path: "/nonexistent/tsserve-model"')
+        .replace(/^asyncCommunication: true$/m, "asyncCommunication: false"),
     );
     await createArchive({ modelName: "broken", version: "1.0", handler: TINY_HANDLER, configFile: config, exportPath: exportDir });
     const started = Date.now();

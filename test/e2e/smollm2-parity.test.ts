@@ -15,21 +15,28 @@ const MODEL = SMOLLM2_VLLM;
 const MODEL_PATH = path.join(ROOT, ".cache", "smollm2-135m-instruct");
 const TOLERANCE = 1e-4;
 
-const LONG = Array.from({ length: 12 }, (_, i) =>
-  `Paragraph ${i + 1}: The history of computing spans centuries, from mechanical calculators to electronic machines that fill rooms and then fit in a pocket.`).join("\n");
+const LONG = Array.from(
+  { length: 12 },
+  (_, i) =>
+    `Paragraph ${i + 1}: The history of computing spans centuries, from mechanical calculators to electronic machines that fill rooms and then fit in a pocket.`,
+).join("\n");
 
 type Case = { name: string; prompt?: string; messages?: { role: string; content: string }[]; max_tokens: number };
 const CASES: Case[] = [
   { name: "short", prompt: "The capital of France is", max_tokens: 12 },
   { name: "chat that ends with EOS", messages: [{ role: "user", content: "What is the capital of France?" }], max_tokens: 40 },
-  { name: "chat with a system message and two turns", messages: [
-    { role: "system", content: "You answer in one short sentence." },
-    { role: "user", content: "Name a primary colour." },
-    { role: "assistant", content: "Red is a primary colour." },
-    { role: "user", content: "Name another one." },
-  ], max_tokens: 12 },
+  {
+    name: "chat with a system message and two turns",
+    messages: [
+      { role: "system", content: "You answer in one short sentence." },
+      { role: "user", content: "Name a primary colour." },
+      { role: "assistant", content: "Red is a primary colour." },
+      { role: "user", content: "Name another one." },
+    ],
+    max_tokens: 12,
+  },
   { name: "long (about 400 tokens)", prompt: `${LONG}\nSummary:`, max_tokens: 8 },
-  { name: "multi-line code", prompt: "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n", max_tokens: 12 },
+  { name: "multi-line code", prompt: 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n', max_tokens: 12 },
   { name: "question and answer", prompt: "Question: What is 2 + 2?\nAnswer:", max_tokens: 8 },
   { name: "non-ASCII (French, German)", prompt: "Le café à Paris est très bon. Die Straße in München ist", max_tokens: 12 },
   { name: "non-ASCII (Chinese, Japanese)", prompt: "北京是中国的首都。東京は", max_tokens: 12 },
@@ -37,10 +44,25 @@ const CASES: Case[] = [
   { name: "a list", prompt: "Three fruits:\n1. Apple\n2.", max_tokens: 12 },
   { name: "tabs and a single character", prompt: "a\tb\tc\t", max_tokens: 8 },
 ];
-const ECHO_PROMPTS = ["The quick brown fox jumps over the lazy dog.", "Ünïcödé text: naïve café, 東京, 🍕.", "Question: What is 2 + 2?\nAnswer: 4"];
+const ECHO_PROMPTS = [
+  "The quick brown fox jumps over the lazy dog.",
+  "Ünïcödé text: naïve café, 東京, 🍕.",
+  "Question: What is 2 + 2?\nAnswer: 4",
+];
 
-interface ReferenceCase { prompt: string; prompt_tokens: number; token_ids: number[]; tokens: string[]; text: string; finish_reason: "stop" | "length"; token_logprobs: number[] }
-interface Reference { cases: ReferenceCase[]; echo: { prompt_tokens: number; token_logprobs: (number | null)[] }[] }
+interface ReferenceCase {
+  prompt: string;
+  prompt_tokens: number;
+  token_ids: number[];
+  tokens: string[];
+  text: string;
+  finish_reason: "stop" | "length";
+  token_logprobs: number[];
+}
+interface Reference {
+  cases: ReferenceCase[];
+  echo: { prompt_tokens: number; token_logprobs: (number | null)[] }[];
+}
 
 let client: TorchServeClient;
 let reference: Reference;
@@ -67,7 +89,9 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(() => {
-  console.log(`parity: ${compared.requests} greedy requests, ${compared.tokens} tokens equal to generate, max |token logprob - forward pass| = ${compared.maxLogprobDiff.toExponential(2)}`);
+  console.log(
+    `parity: ${compared.requests} greedy requests, ${compared.tokens} tokens equal to generate, max |token logprob - forward pass| = ${compared.maxLogprobDiff.toExponential(2)}`,
+  );
 });
 
 async function complete(body: Record<string, unknown>): Promise<CompletionResponse> {
@@ -76,8 +100,12 @@ async function complete(body: Record<string, unknown>): Promise<CompletionRespon
   return CompletionResponse.parse(JSON.parse(result.body));
 }
 
-const greedy = (c: Case): Record<string, unknown> =>
-  ({ ...(c.prompt !== undefined ? { prompt: c.prompt } : { messages: c.messages }), max_tokens: c.max_tokens, temperature: 0, logprobs: 1 });
+const greedy = (c: Case): Record<string, unknown> => ({
+  ...(c.prompt !== undefined ? { prompt: c.prompt } : { messages: c.messages }),
+  max_tokens: c.max_tokens,
+  temperature: 0,
+  logprobs: 1,
+});
 
 /** What the parity checks compared, printed once at the end (for the README and notes). */
 const compared = { requests: 0, tokens: 0, maxLogprobDiff: 0 };
@@ -112,13 +140,17 @@ describe("SmolLM2-135M-Instruct answers as transformers' generate does", () => {
 
   it("the same in one batch of mixed lengths", async () => {
     // Every case but the long one (its prefill alone would dominate the batch on 2 cores).
-    const batched = CASES.map((c, i) => [c, reference.cases[i]!] as const).filter(([c]) => !c.name.startsWith("long")).slice(0, 8);
+    const batched = CASES.map((c, i) => [c, reference.cases[i]!] as const)
+      .filter(([c]) => !c.name.startsWith("long"))
+      .slice(0, 8);
     const bodies = await Promise.all(batched.map(([c]) => complete(greedy(c))));
     bodies.forEach((body, i) => expectParity(body, batched[i]![1], `batched: ${batched[i]![0].name}`));
     // Under continuous batching each request's raw_compute_time is its own (admission to answer), so it no longer shows a shared pass.
   }, 240_000);
 
-  it("echo with max_tokens 0 gives the prompt's logprobs as a forward pass does (log-likelihood scoring)", { timeout: 120_000 }, async () => {
+  it("echo with max_tokens 0 gives the prompt's logprobs as a forward pass does (log-likelihood scoring)", {
+    timeout: 120_000,
+  }, async () => {
     for (const [i, prompt] of ECHO_PROMPTS.entries()) {
       const body = await complete({ prompt, max_tokens: 0, echo: true, logprobs: 1 });
       const choice = body.choices[0]!;
@@ -126,7 +158,11 @@ describe("SmolLM2-135M-Instruct answers as transformers' generate does", () => {
       const want = reference.echo[i]!.token_logprobs;
       expect(choice.logprobs!.token_logprobs.length).toBe(want.length);
       expect(choice.logprobs!.token_logprobs[0]).toBeNull();
-      want.slice(1).forEach((value, j) => expect(Math.abs(choice.logprobs!.token_logprobs[j + 1]! - value!), `${prompt}: token ${j + 1}`).toBeLessThan(TOLERANCE));
+      want
+        .slice(1)
+        .forEach((value, j) =>
+          expect(Math.abs(choice.logprobs!.token_logprobs[j + 1]! - value!), `${prompt}: token ${j + 1}`).toBeLessThan(TOLERANCE),
+        );
     }
   });
 

@@ -36,7 +36,11 @@ beforeAll(async () => {
 function clients(): Promise<any> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, OPENAI_API_KEY: key, OMP_NUM_THREADS: "1" };
-    const child = spawn(PYTHON, [path.join(ROOT, "test", "e2e", "structured_clients.py"), `${inference}/${CHAT_MODEL}/1.0/v1`, CHAT_MODEL], { cwd: ROOT, env });
+    const child = spawn(
+      PYTHON,
+      [path.join(ROOT, "test", "e2e", "structured_clients.py"), `${inference}/${CHAT_MODEL}/1.0/v1`, CHAT_MODEL],
+      { cwd: ROOT, env },
+    );
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c) => (stdout += c));
@@ -77,7 +81,7 @@ describe("structured output through TorchServe", () => {
       body: JSON.stringify({ question: "Which planet is the largest?", choices: ["Mars", "Jupiter", "Venus", "Earth"] }),
     });
     expect(response.status).toBe(200);
-    const body = await response.json() as { answer: string; choice: string; explanation: string; finish_reason: string };
+    const body = (await response.json()) as { answer: string; choice: string; explanation: string; finish_reason: string };
     expect(["A", "B", "C", "D"]).toContain(body.answer);
     expect(body.choice).toBe(["Mars", "Jupiter", "Venus", "Earth"][["A", "B", "C", "D"].indexOf(body.answer)]);
     expect(body.explanation.length).toBeGreaterThan(0);

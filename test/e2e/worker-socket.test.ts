@@ -24,13 +24,21 @@ const TEXT = "word ".repeat(100_000);
 const CLIENT_TIMEOUT_MS = 120_000;
 
 /** Where each engine's model is served and how long its streams are. */
-interface Served { server: RunningServer; model: string; streamTokens: number }
+interface Served {
+  server: RunningServer;
+  model: string;
+  streamTokens: number;
+}
 const served: Partial<Record<Engine, Served>> = {};
 
 beforeAll(async () => {
   const transformers = await sharedServer("transformers");
   const model = "socket-tiny";
-  await sharedModel(transformers, { name: model, handler: TINY_HANDLER, configFile: tinyConfig(path.join(transformers.scratch, `${model}.yaml`)) });
+  await sharedModel(transformers, {
+    name: model,
+    handler: TINY_HANDLER,
+    configFile: tinyConfig(path.join(transformers.scratch, `${model}.yaml`)),
+  });
   served.transformers = { server: transformers, model, streamTokens: 450 };
   served.vllm = { server: await smollm2OnVllm(), model: SMOLLM2_VLLM, streamTokens: 120 };
 }, 600_000);
@@ -39,7 +47,10 @@ async function post(target: Served, route: string, body: unknown): Promise<Respo
   const key = readKeyFile(target.server.paths.keyFile)!.inference.key;
   const url = `http://127.0.0.1:${target.server.ports.inference}/predictions/${target.model}${route}`;
   return fetch(url, {
-    method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${key}` }, body: JSON.stringify(body), signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${key}` },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
   });
 }
 
@@ -54,7 +65,11 @@ async function stream(target: Served, index: number): Promise<{ status: number; 
   } catch (error) {
     return { status: -2, text: (error as Error).name, finish: undefined }; // its body never ended
   }
-  const lines = all.trim().split("\n").filter(Boolean).map((line) => JSON.parse(line));
+  const lines = all
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
   const choices = lines.map((line) => line.choices?.[0]).filter(Boolean);
   return { status: response.status, text: choices.map((c) => c.text ?? "").join(""), finish: choices.at(-1)?.finish_reason };
 }
@@ -71,7 +86,10 @@ async function workerPid(target: Served): Promise<number> {
 }
 
 const frameErrors = (target: Served) =>
-  fs.readFileSync(path.join(target.server.paths.logs, "ts_log.log"), "utf8").split("\n").filter((line) => line.includes("TooLongFrameException"));
+  fs
+    .readFileSync(path.join(target.server.paths.logs, "ts_log.log"), "utf8")
+    .split("\n")
+    .filter((line) => line.includes("TooLongFrameException"));
 
 describe.each(["transformers", "vllm"] as const)("the worker socket on the %s engine", (engine) => {
   it(`${STREAMS} streams beside ${ANSWERS} megabyte answers: all complete, same worker, no frame error`, async () => {

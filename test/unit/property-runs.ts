@@ -5,6 +5,7 @@
  */
 export function propertyRuns(full: number): number {
   const fraction = Number(process.env.TSSERVE_PROPERTY_FRACTION ?? 1);
-  if (!(fraction > 0 && fraction <= 1)) throw new Error(`TSSERVE_PROPERTY_FRACTION must be in (0, 1], got ${process.env.TSSERVE_PROPERTY_FRACTION}`);
+  if (!(fraction > 0 && fraction <= 1))
+    throw new Error(`TSSERVE_PROPERTY_FRACTION must be in (0, 1], got ${process.env.TSSERVE_PROPERTY_FRACTION}`);
   return Math.max(Math.min(full, 100), Math.round(full * fraction));
 }

@@ -62,7 +62,12 @@ const command: Command = {
           handler: required(values, "handler", "--handler"),
           configFile: required(values, "config-file", "--config-file"),
           requirementsFile: values["requirements-file"] as string | undefined,
-          extraFiles: extra ? extra.split(",").map((s) => s.trim()).filter(Boolean) : [],
+          extraFiles: extra
+            ? extra
+                .split(",")
+                .map((s) => s.trim())
+                .filter(Boolean)
+            : [],
           exportPath: values["export-path"] as string | undefined,
           archiveFormat: format as ArchiveFormatOption,
           force: values.force as boolean,

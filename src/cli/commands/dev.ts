@@ -69,7 +69,15 @@ async function loadModel(session: DevSession): Promise<Served> {
   const started = Date.now();
   if (await isRegistered(client, modelName)) await client.unregisterModel(modelName);
   const archived = await createArchive(
-    { modelName, version: "1.0", handler: session.handler, configFile: session.configFile, exportPath: session.modelStore, archiveFormat: "no-archive", force: true },
+    {
+      modelName,
+      version: "1.0",
+      handler: session.handler,
+      configFile: session.configFile,
+      exportPath: session.modelStore,
+      archiveFormat: "no-archive",
+      force: true,
+    },
     {},
   );
   for (const warning of archived.warnings) session.say(`warning: ${warning}`);
@@ -90,7 +98,9 @@ async function swapHandler(session: DevSession, changed: string): Promise<string
     const [bundle, map] = await Promise.all([fsp.readFile(built.bundlePath), fsp.readFile(built.mapPath)]);
     // A no-archive folder is used in place: TorchServe's model folder links to it, and its workers run its handler.mjs.
     await writeBundle(path.join(session.modelStore, session.modelName), bundle, map);
-    session.say(`${path.relative(process.cwd(), changed) || changed} changed: handler rebundled and swapped in ${elapsed(started)}; the model stayed loaded (the next request runs the new code)`);
+    session.say(
+      `${path.relative(process.cwd(), changed) || changed} changed: handler rebundled and swapped in ${elapsed(started)}; the model stayed loaded (the next request runs the new code)`,
+    );
     return built.inputs;
   } finally {
     await fsp.rm(outDir, { recursive: true, force: true });
@@ -117,13 +127,16 @@ async function runDev(session: DevSession): Promise<void> {
         const { raw } = await readModelConfig(session.configFile);
         const changes = configChanges(served.config, raw);
         if (changes.length === 0) return;
-        session.say(`${path.basename(configPath)} changed (${changes.join(", ")}): reloading the model (the worker gets its config at load)`);
+        session.say(
+          `${path.basename(configPath)} changed (${changes.join(", ")}): reloading the model (the worker gets its config at load)`,
+        );
         served = await loadModel(session);
       } else {
         inputs = new Set(await swapHandler(session, [...files][0]!));
       }
     } catch (error) {
-      const message = error instanceof WorkerStartError || error instanceof ArchiveInputError ? error.message : (error as Error).stack ?? String(error);
+      const message =
+        error instanceof WorkerStartError || error instanceof ArchiveInputError ? error.message : ((error as Error).stack ?? String(error));
       session.say(`not live: ${message}\n(the running code keeps serving; save again to retry)`);
     }
   };
@@ -143,7 +156,9 @@ async function runDev(session: DevSession): Promise<void> {
       }, 40);
     }),
   );
-  session.say(`watching ${watchers.length} folder(s) for changes to ${path.basename(session.handler)}'s sources and ${path.basename(configPath)}; Ctrl-C stops`);
+  session.say(
+    `watching ${watchers.length} folder(s) for changes to ${path.basename(session.handler)}'s sources and ${path.basename(configPath)}; Ctrl-C stops`,
+  );
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);

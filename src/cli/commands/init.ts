@@ -18,7 +18,11 @@ letters, digits, "-", "_" and ".", starting with a letter or digit.`;
 
 /** `llama-2-7b-chat` -> `Llama27bChat`; a leading digit gets a `Model` prefix. */
 export function className(modelName: string): string {
-  const name = modelName.split(/[^A-Za-z0-9]+/).filter(Boolean).map((part) => part[0]!.toUpperCase() + part.slice(1)).join("");
+  const name = modelName
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((part) => part[0]!.toUpperCase() + part.slice(1))
+    .join("");
   return /^[0-9]/.test(name) ? `Model${name}` : name;
 }
 

@@ -35,7 +35,11 @@ Options:
 
 function archivesIn(dir: string): string[] {
   if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--model-store ${dir} is not a directory`);
-  const found = fs.readdirSync(dir).filter((f) => f.endsWith(".mar")).sort().map((f) => path.join(dir, f));
+  const found = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".mar"))
+    .sort()
+    .map((f) => path.join(dir, f));
   if (found.length === 0) throw new UsageError(`--model-store ${dir} holds no .mar archives`);
   return found;
 }
@@ -67,7 +71,8 @@ const command: Command = {
       if (!Number.isInteger(gpus) || gpus < 0) throw new UsageError(`--gpus must be a whole number, not "${values.gpus}"`);
     }
     const memory = values.memory as string | undefined;
-    if (memory !== undefined && !/^\d+(\.\d+)?([KMGTPE]i?)?$/.test(memory)) throw new UsageError(`--memory must be a Kubernetes quantity such as 16Gi, not "${memory}"`);
+    if (memory !== undefined && !/^\d+(\.\d+)?([KMGTPE]i?)?$/.test(memory))
+      throw new UsageError(`--memory must be a Kubernetes quantity such as 16Gi, not "${memory}"`);
     try {
       const result = await writeKServeLayout({
         archives,
@@ -80,8 +85,11 @@ const command: Command = {
         force: values.force as boolean,
       });
       for (const w of result.warnings) process.stderr.write(`tsserve kserve: warning: ${w}\n`);
-      if (!values["storage-uri"]) process.stderr.write(`tsserve kserve: storageUri is the placeholder ${STORAGE_URI_PLACEHOLDER}: edit it, or pass --storage-uri\n`);
-      process.stderr.write(`tsserve kserve: TorchServe's envelope on KServe: ${ENVELOPE_OF[protocol as KServeProtocol]}; nvidia.com/gpu: ${result.gpus}\n`);
+      if (!values["storage-uri"])
+        process.stderr.write(`tsserve kserve: storageUri is the placeholder ${STORAGE_URI_PLACEHOLDER}: edit it, or pass --storage-uri\n`);
+      process.stderr.write(
+        `tsserve kserve: TorchServe's envelope on KServe: ${ENVELOPE_OF[protocol as KServeProtocol]}; nvidia.com/gpu: ${result.gpus}\n`,
+      );
       for (const file of [result.properties, ...result.archives, result.manifest]) process.stdout.write(`${file}\n`);
     } catch (error) {
       if (error instanceof KServeInputError) throw new UsageError(error.message);

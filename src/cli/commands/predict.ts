@@ -23,10 +23,16 @@ export function checkPredictBody(body: string, stream: boolean): { warning?: str
   try {
     parsed = JSON.parse(body);
   } catch (error) {
-    throw new UsageError(`the request body is not JSON (${(error as Error).message}); in a shell, quote it with single quotes: --json '{"prompt": "..."}'`);
+    throw new UsageError(
+      `the request body is not JSON (${(error as Error).message}); in a shell, quote it with single quotes: --json '{"prompt": "..."}'`,
+    );
   }
   const asked = typeof parsed === "object" && parsed !== null && (parsed as { stream?: unknown }).stream === true;
-  if (stream && !asked) return { warning: '--stream prints chunks as they come, but the body has no "stream": true, so the model answers in one piece: add "stream": true to the body' };
+  if (stream && !asked)
+    return {
+      warning:
+        '--stream prints chunks as they come, but the body has no "stream": true, so the model answers in one piece: add "stream": true to the body',
+    };
   return {};
 }
 

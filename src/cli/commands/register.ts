@@ -48,7 +48,8 @@ async function checkArchive(archive: string, tsConfig: string | undefined, batch
   const configName = packed.manifest.model.configFile ?? "its model config";
   const refusal = missingModelPathRefusal(packed.config, configName) ?? batchSizeRefusal(packed.config, batchSize, configName);
   if (refusal) throw new UsageError(refusal);
-  const installsPerModel = tsConfig !== undefined && fs.existsSync(tsConfig) && isTrue(readProperties(tsConfig).get("install_py_dep_per_model"));
+  const installsPerModel =
+    tsConfig !== undefined && fs.existsSync(tsConfig) && isTrue(readProperties(tsConfig).get("install_py_dep_per_model"));
   return installsPerModel ? perModelInstallWarning(packed.config, configName) : undefined;
 }
 
@@ -75,8 +76,10 @@ async function replaceHandler(client: TorchServeClient, archive: string, modelNa
     const bundle = await readArchiveFile(archive, BUNDLE_FILE);
     const map = await readArchiveFile(archive, BUNDLE_MAP_FILE).catch(() => undefined);
     for (const folder of folders) await writeBundle(folder, bundle, map);
-    say(`replaced the handler of ${modelName} in ${folders.length} running worker folder(s) in ${Date.now() - started} ms; ` +
-      "the model stayed loaded (the next request runs the new code)");
+    say(
+      `replaced the handler of ${modelName} in ${folders.length} running worker folder(s) in ${Date.now() - started} ms; ` +
+        "the model stayed loaded (the next request runs the new code)",
+    );
     process.stdout.write(`Model "${modelName}" handler replaced\n`);
     return true;
   }

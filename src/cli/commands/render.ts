@@ -75,7 +75,12 @@ async function modelInfo(configFile: string | undefined, config: Record<string, 
   const folder = resolveModelPath(configFile, dir);
   try {
     const tc = JSON.parse(await readFile(path.join(folder, "tokenizer_config.json"), "utf8"));
-    const token = (t: unknown) => (typeof t === "string" ? t : typeof (t as { content?: unknown })?.content === "string" ? (t as { content: string }).content : undefined);
+    const token = (t: unknown) =>
+      typeof t === "string"
+        ? t
+        : typeof (t as { content?: unknown })?.content === "string"
+          ? (t as { content: string }).content
+          : undefined;
     if (token(tc.bos_token) !== undefined) info.bos_token = token(tc.bos_token)!;
     if (token(tc.eos_token) !== undefined) info.eos_token = token(tc.eos_token)!;
     if (typeof tc.chat_template === "string") info.chat_template = tc.chat_template;

@@ -25,7 +25,8 @@ const command: Command = {
   async run({ values, positionals }) {
     if (positionals.length !== 1) throw new UsageError(`expected one NAME\n\n${usage}`);
     const timeout = values.timeout === undefined ? 3600 : Number(values.timeout);
-    if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`--timeout ${String(values.timeout)}: must be a number of seconds above 0`);
+    if (!Number.isFinite(timeout) || timeout <= 0)
+      throw new UsageError(`--timeout ${String(values.timeout)}: must be a number of seconds above 0`);
     try {
       const result = await restartWorkers(connect(), positionals[0]!, {
         timeoutMs: timeout * 1000,

@@ -64,7 +64,9 @@ const command: Command = {
       return code;
     }
     if (!onPath("java", process.env.PATH)) {
-      process.stderr.write("tsserve setup: warning: no `java` on PATH; TorchServe needs a Java runtime (for example openjdk-17-jre-headless)\n");
+      process.stderr.write(
+        "tsserve setup: warning: no `java` on PATH; TorchServe needs a Java runtime (for example openjdk-17-jre-headless)\n",
+      );
     }
     process.stderr.write(`tsserve setup: ${venv} is ready; \`tsserve start\` uses ${path.join(venv, "bin", "torchserve")}\n`);
     return 0;

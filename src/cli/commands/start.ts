@@ -22,7 +22,8 @@ Options:
 export function parsePortBase(raw: unknown): number | undefined {
   if (raw === undefined) return undefined;
   const port = Number(raw);
-  if (!Number.isInteger(port) || port < 1024 || port + 11 > 65535) throw new UsageError(`--port-base must be an integer from 1024 to 65524, not "${raw}"`);
+  if (!Number.isInteger(port) || port < 1024 || port + 11 > 65535)
+    throw new UsageError(`--port-base must be an integer from 1024 to 65524, not "${raw}"`);
   return port;
 }
 

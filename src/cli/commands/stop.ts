@@ -14,7 +14,8 @@ const command: Command = {
   async run() {
     const result = await stopServer({ onProgress: (m) => process.stderr.write(`tsserve stop: ${m}\n`) });
     if (!result.wasRunning && result.killed.length === 0) process.stderr.write("tsserve stop: TorchServe is not running\n");
-    else process.stderr.write(`tsserve stop: stopped${result.killed.length ? ` (${result.killed.length} process(es) needed SIGKILL)` : ""}\n`);
+    else
+      process.stderr.write(`tsserve stop: stopped${result.killed.length ? ` (${result.killed.length} process(es) needed SIGKILL)` : ""}\n`);
   },
 };
 

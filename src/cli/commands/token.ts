@@ -28,7 +28,8 @@ const command: Command = {
       throw new UsageError((error as Error).message);
     }
     const keys = readKeyFile(paths.keyFile);
-    if (!keys) throw new UsageError(`no key file at ${paths.keyFile}: is TorchServe running (\`tsserve start\`) with token authorization on?`);
+    if (!keys)
+      throw new UsageError(`no key file at ${paths.keyFile}: is TorchServe running (\`tsserve start\`) with token authorization on?`);
     if (kind === "api") {
       process.stdout.write(`${keys.API.key}\n`);
       return;

@@ -44,13 +44,16 @@ const command: Command = {
   options: { "metrics-url": { type: "string" }, interval: { type: "string" }, once: { type: "boolean" } },
   async run({ values }) {
     const interval = values.interval === undefined ? 1 : Number(values.interval);
-    if (!Number.isFinite(interval) || interval <= 0) throw new UsageError(`--interval ${String(values.interval)}: must be a number of seconds above 0`);
+    if (!Number.isFinite(interval) || interval <= 0)
+      throw new UsageError(`--interval ${String(values.interval)}: must be a number of seconds above 0`);
     const url = (values["metrics-url"] as string | undefined) ?? connect().addresses.metrics;
     let previous: Scrape;
     try {
       previous = await scrape(url);
     } catch (error) {
-      process.stderr.write(`tsserve top: cannot read ${url}/metrics: ${(error as Error).message} (is the server running? tsserve status)\n`);
+      process.stderr.write(
+        `tsserve top: cannot read ${url}/metrics: ${(error as Error).message} (is the server running? tsserve status)\n`,
+      );
       return 1;
     }
     let running = true;

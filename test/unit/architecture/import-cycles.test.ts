@@ -37,7 +37,9 @@ describe("the import graph", () => {
       '/** import { y } from "./doc.ts"; */',
       'import { z } from "zod";',
     ].join("\n");
-    expect(importSpecifiers(source)).toEqual(expect.arrayContaining(["./a.ts", "./b.ts", "./c.ts", "./d.ts", "./e.ts", "./f.ts", "./g.ts", "./h.ts", "zod"]));
+    expect(importSpecifiers(source)).toEqual(
+      expect.arrayContaining(["./a.ts", "./b.ts", "./c.ts", "./d.ts", "./e.ts", "./f.ts", "./g.ts", "./h.ts", "zod"]),
+    );
     expect(importSpecifiers(source)).not.toContain("./commented.ts");
     expect(importSpecifiers(source)).not.toContain("./doc.ts");
   });
@@ -65,7 +67,12 @@ describe("the import graph", () => {
   });
 
   it("finds nothing in a tree that only points one way", () => {
-    const root = tree({ "a/a.ts": 'import "../b/b.ts";', "b/b.ts": 'export * from "./c.ts";', "b/c.ts": "export const c = 1;", "index.ts": 'export * from "./a/a.ts";' });
+    const root = tree({
+      "a/a.ts": 'import "../b/b.ts";',
+      "b/b.ts": 'export * from "./c.ts";',
+      "b/c.ts": "export const c = 1;",
+      "index.ts": 'export * from "./a/a.ts";',
+    });
     expect(findCycles(fileGraph(root))).toEqual([]);
     expect(findCycles(folderGraph(fileGraph(root)))).toEqual([]);
   });

@@ -28,7 +28,15 @@ function options(exportPath: string, format: ArchiveFormatOption = "default") {
   const req = path.join(exportPath, "..", `req-${path.basename(exportPath)}`, "requirements.txt");
   fs.mkdirSync(path.dirname(req), { recursive: true });
   fs.writeFileSync(req, "# nothing extra\n");
-  return { modelName: "greeting", version: "1.0", handler: GREETING_HANDLER, configFile: GREETING_CONFIG, requirementsFile: req, exportPath, archiveFormat: format };
+  return {
+    modelName: "greeting",
+    version: "1.0",
+    handler: GREETING_HANDLER,
+    configFile: GREETING_CONFIG,
+    requirementsFile: req,
+    exportPath,
+    archiveFormat: format,
+  };
 }
 
 describe("createArchive", () => {
@@ -87,7 +95,9 @@ describe("createArchive", () => {
     const out = tempDir();
     const missing = path.join(out, "..", `missing-${path.basename(out)}.yaml`);
     fs.writeFileSync(missing, "handler:\n  greeting: hi\n");
-    await expect(createArchive({ ...options(out), configFile: missing }, { bundle: recordingBundle() })).rejects.toThrow(/handler\.model_path/);
+    await expect(createArchive({ ...options(out), configFile: missing }, { bundle: recordingBundle() })).rejects.toThrow(
+      /handler\.model_path/,
+    );
     fs.writeFileSync(missing, "handler: [unclosed\n");
     await expect(createArchive({ ...options(out), configFile: missing }, { bundle: recordingBundle() })).rejects.toThrow(/not valid YAML/);
     expect(fs.readdirSync(out)).toEqual([]);
@@ -105,7 +115,9 @@ describe("createArchive", () => {
       `${typos}: handler.quantise: unknown key, not read by greeting-handler.ts's config schema; did you mean "quantize"?`,
     ]);
     const strictOut = tempDir();
-    const error = await createArchive({ ...options(strictOut), configFile: typos, strict: true }, { bundle: recordingBundle() }).catch((e: unknown) => e);
+    const error = await createArchive({ ...options(strictOut), configFile: typos, strict: true }, { bundle: recordingBundle() }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(ArchiveInputError);
     expect((error as Error).message).toMatch(/--strict[\s\S]*maxWorker[\s\S]*"maxWorkers"[\s\S]*handler\.quantise[\s\S]*"quantize"/);
     expect(fs.readdirSync(strictOut)).toEqual([]);
@@ -133,7 +145,9 @@ describe("createArchive", () => {
   });
 
   it("refuses a model name torch-model-archiver would refuse", async () => {
-    await expect(createArchive({ ...options(tempDir()), modelName: "../evil" }, { bundle: recordingBundle() })).rejects.toThrow(/model name/);
+    await expect(createArchive({ ...options(tempDir()), modelName: "../evil" }, { bundle: recordingBundle() })).rejects.toThrow(
+      /model name/,
+    );
   });
 
   it("rewrites a relative model_path against the config's folder, keeping comments", async () => {
@@ -153,7 +167,10 @@ describe("createArchive", () => {
     const bare = path.join(cfgDir, "bare.yaml");
     fs.writeFileSync(bare, "handler:\n  model_path: /models/m\n  engine: vllm\n  greeting: hi\n");
     const logs: string[] = [];
-    const result = await createArchive({ ...options(tempDir(), "no-archive"), configFile: bare }, { bundle: recordingBundle(), log: (m) => logs.push(m) });
+    const result = await createArchive(
+      { ...options(tempDir(), "no-archive"), configFile: bare },
+      { bundle: recordingBundle(), log: (m) => logs.push(m) },
+    );
     expect(YAML.parse(fs.readFileSync(path.join(result.path, "bare.yaml"), "utf8")).startupTimeout).toBe(VLLM_STARTUP_TIMEOUT_S);
     expect(logs).toContainEqual(expect.stringMatching(/^packed config: startupTimeout: 600 \(the vLLM engine starts in minutes/));
 
@@ -179,34 +196,44 @@ describe("createArchive", () => {
     expect(result.files).toEqual(expect.arrayContaining(["vocab.txt", "top.json", "deep/x.json"]));
   });
 
-  it.each([".env", "key_file.json", "id_rsa", "server.pem", ".env.production"])("refuses the secret %s in --extra-files unless forced", async (name) => {
-    const out = tempDir();
-    const src = tempDir();
-    fs.writeFileSync(path.join(src, name), "secret");
-    await expect(createArchive({ ...options(out), extraFiles: [path.join(src, name)] }, { bundle: recordingBundle() })).rejects.toThrow(
-      /refusing extra file.*--force/,
-    );
-    expect(fs.readdirSync(out)).toEqual([]);
-    const forced = await createArchive({ ...options(out), extraFiles: [path.join(src, name)], force: true }, { bundle: recordingBundle() });
-    expect(forced.files).toContain(name);
-    expect(forced.warnings.join("\n")).toContain(name);
-  });
+  it.each([".env", "key_file.json", "id_rsa", "server.pem", ".env.production"])(
+    "refuses the secret %s in --extra-files unless forced",
+    async (name) => {
+      const out = tempDir();
+      const src = tempDir();
+      fs.writeFileSync(path.join(src, name), "secret");
+      await expect(createArchive({ ...options(out), extraFiles: [path.join(src, name)] }, { bundle: recordingBundle() })).rejects.toThrow(
+        /refusing extra file.*--force/,
+      );
+      expect(fs.readdirSync(out)).toEqual([]);
+      const forced = await createArchive(
+        { ...options(out), extraFiles: [path.join(src, name)], force: true },
+        { bundle: recordingBundle() },
+      );
+      expect(forced.files).toContain(name);
+      expect(forced.warnings.join("\n")).toContain(name);
+    },
+  );
 
   it("refuses secrets inside an extra folder, and model weights", async () => {
     const src = tempDir();
     fs.mkdirSync(path.join(src, "dir"));
     fs.writeFileSync(path.join(src, "dir", "key_file.json"), "{}");
     fs.writeFileSync(path.join(src, "model.safetensors"), "w");
-    await expect(createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "dir")] }, { bundle: recordingBundle() })).rejects.toThrow(/key_file\.json/);
-    await expect(createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "model.safetensors")] }, { bundle: recordingBundle() })).rejects.toThrow(/weights/);
+    await expect(
+      createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "dir")] }, { bundle: recordingBundle() }),
+    ).rejects.toThrow(/key_file\.json/);
+    await expect(
+      createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "model.safetensors")] }, { bundle: recordingBundle() }),
+    ).rejects.toThrow(/weights/);
   });
 
   it("refuses an extra file that would replace one of tsserve's", async () => {
     const src = tempDir();
     fs.writeFileSync(path.join(src, "handler.mjs"), "evil");
-    await expect(createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "handler.mjs")] }, { bundle: recordingBundle() })).rejects.toThrow(
-      /would overwrite handler\.mjs/,
-    );
+    await expect(
+      createArchive({ ...options(tempDir()), extraFiles: [path.join(src, "handler.mjs")] }, { bundle: recordingBundle() }),
+    ).rejects.toThrow(/would overwrite handler\.mjs/);
   });
 });
 
@@ -217,7 +244,20 @@ describe("tsserve archive (CLI)", () => {
     fs.writeFileSync(bad, "handler:\n  model_path: /m\n");
     const run = spawnSync(
       process.execPath,
-      [path.join(ROOT, "bin", "tsserve.mjs"), "archive", "--model-name", "g", "--version", "1", "--handler", path.join(FIXTURES, "greeting-handler.ts"), "-c", bad, "--export-path", out],
+      [
+        path.join(ROOT, "bin", "tsserve.mjs"),
+        "archive",
+        "--model-name",
+        "g",
+        "--version",
+        "1",
+        "--handler",
+        path.join(FIXTURES, "greeting-handler.ts"),
+        "-c",
+        bad,
+        "--export-path",
+        out,
+      ],
       { encoding: "utf8" },
     );
     expect(run.status).toBe(2);
@@ -229,14 +269,29 @@ describe("tsserve archive (CLI)", () => {
     const out = tempDir();
     const typos = path.join(out, "..", `cli-typos-${path.basename(out)}.yaml`);
     fs.writeFileSync(typos, "handler:\n  model_path: /m\n  greeting: hi\n  quantise: nf4\n");
-    const args = [path.join(ROOT, "bin", "tsserve.mjs"), "archive", "--model-name", "g", "--version", "1", "--handler", GREETING_HANDLER, "-c", typos, "--export-path", out];
+    const args = [
+      path.join(ROOT, "bin", "tsserve.mjs"),
+      "archive",
+      "--model-name",
+      "g",
+      "--version",
+      "1",
+      "--handler",
+      GREETING_HANDLER,
+      "-c",
+      typos,
+      "--export-path",
+      out,
+    ];
     const strict = spawnSync(process.execPath, [...args, "--strict"], { encoding: "utf8" });
     expect(strict.status).toBe(2);
-    expect(strict.stderr).toContain('handler.quantise: unknown key, not read by greeting-handler.ts\'s config schema; did you mean "quantize"?');
+    expect(strict.stderr).toContain(
+      'handler.quantise: unknown key, not read by greeting-handler.ts\'s config schema; did you mean "quantize"?',
+    );
     expect(fs.readdirSync(out)).toEqual([]);
     const warned = spawnSync(process.execPath, args, { encoding: "utf8" });
     expect(warned.status).toBe(0);
-    expect(warned.stderr).toContain('tsserve archive: warning: ');
+    expect(warned.stderr).toContain("tsserve archive: warning: ");
     expect(warned.stderr).toContain('did you mean "quantize"?');
     expect(fs.readdirSync(out)).toEqual(["g.mar"]);
   });

@@ -7,7 +7,14 @@ import YAML from "yaml";
 import { describe, expect, it } from "vitest";
 import { createArchive } from "../../../src/archive/archive.ts";
 import { ArchiveInputError } from "../../../src/config/input-error.ts";
-import { batchSizeRefusal, hostPackageWarnings, missingModelPathRefusal, modelPathWarning, perModelInstallWarning, venvRefusal } from "../../../src/archive/deploy-checks.ts";
+import {
+  batchSizeRefusal,
+  hostPackageWarnings,
+  missingModelPathRefusal,
+  modelPathWarning,
+  perModelInstallWarning,
+  venvRefusal,
+} from "../../../src/archive/deploy-checks.ts";
 import { readPackedModelConfig } from "../../../src/archive/reader.ts";
 import { GREETING_CONFIG, GREETING_HANDLER, tempDir } from "./helpers.ts";
 
@@ -34,14 +41,18 @@ describe("hostPackageWarnings", () => {
   it("warns about a requirement that would replace the host's torch or TorchServe, however it is spelled", () => {
     const warnings = hostPackageWarnings(["Torch==2.5.0", "sentencepiece", "torch_model_archiver"], "extra.txt");
     expect(warnings).toHaveLength(2);
-    expect(warnings[0]).toBe('extra.txt: "Torch==2.5.0" would replace the serving host\'s torch (its build matches the host\'s CUDA and TorchServe): leave it out');
+    expect(warnings[0]).toBe(
+      "extra.txt: \"Torch==2.5.0\" would replace the serving host's torch (its build matches the host's CUDA and TorchServe): leave it out",
+    );
     expect(warnings[1]).toContain("torch-model-archiver");
   });
 });
 
 describe("modelPathWarning", () => {
   it("warns about a checkpoint folder that is not on this machine, and not about one that is", () => {
-    expect(modelPathWarning("model_path", "/nonexistent/checkpoint")).toMatch(/^handler\.model_path \/nonexistent\/checkpoint is not a folder on this machine/);
+    expect(modelPathWarning("model_path", "/nonexistent/checkpoint")).toMatch(
+      /^handler\.model_path \/nonexistent\/checkpoint is not a folder on this machine/,
+    );
     expect(modelPathWarning("model_path", tempDir())).toBeUndefined();
     expect(modelPathWarning("model_path", undefined)).toBeUndefined();
   });
@@ -78,7 +89,9 @@ describe("tsserve archive with a requirements file", () => {
 
 describe("perModelInstallWarning", () => {
   it("warns about an archive without a venv for a TorchServe that installs per model, with the fix", () => {
-    expect(perModelInstallWarning({ minWorkers: 1 }, "m.yaml")).toMatch(/install_py_dep_per_model=true.*Add "useVenv: true" to m\.yaml.*archive it again$/);
+    expect(perModelInstallWarning({ minWorkers: 1 }, "m.yaml")).toMatch(
+      /install_py_dep_per_model=true.*Add "useVenv: true" to m\.yaml.*archive it again$/,
+    );
     expect(perModelInstallWarning({ useVenv: true }, "m.yaml")).toBeUndefined();
     expect(perModelInstallWarning(undefined, "m.yaml")).toBeUndefined();
   });
@@ -86,7 +99,9 @@ describe("perModelInstallWarning", () => {
 
 describe("batchSizeRefusal", () => {
   it("refuses a --batch-size above 1 for a continuous-batching archive, naming the fix", () => {
-    expect(batchSizeRefusal({ asyncCommunication: true }, 4, "m.yaml")).toMatch(/^--batch-size 4: m\.yaml has "asyncCommunication: true".*leave out --batch-size/);
+    expect(batchSizeRefusal({ asyncCommunication: true }, 4, "m.yaml")).toMatch(
+      /^--batch-size 4: m\.yaml has "asyncCommunication: true".*leave out --batch-size/,
+    );
     expect(batchSizeRefusal({ asyncCommunication: true }, 1, "m.yaml")).toBeUndefined();
     expect(batchSizeRefusal({ asyncCommunication: true }, undefined, "m.yaml")).toBeUndefined();
     expect(batchSizeRefusal({ asyncCommunication: false }, 4, "m.yaml")).toBeUndefined();
@@ -97,7 +112,13 @@ describe("batchSizeRefusal", () => {
 describe("readPackedModelConfig", () => {
   it("reads back the config an archive packs", async () => {
     const dir = tempDir();
-    const { path: archive } = await createArchive({ modelName: "greeting", version: "1.0", handler: GREETING_HANDLER, configFile: GREETING_CONFIG, exportPath: dir });
+    const { path: archive } = await createArchive({
+      modelName: "greeting",
+      version: "1.0",
+      handler: GREETING_HANDLER,
+      configFile: GREETING_CONFIG,
+      exportPath: dir,
+    });
     const { manifest, config } = await readPackedModelConfig(archive);
     expect(manifest.model.configFile).toBe("greeting.yaml");
     expect(config).toMatchObject({ responseTimeout: 60, handler: { greeting: "hello" } });
@@ -109,7 +130,9 @@ describe("missingModelPathRefusal (tsserve register, before TorchServe is asked)
     const refusal = missingModelPathRefusal({ handler: { model_path: "/nonexistent/tsserve-ckpt" } }, "smol.yaml");
     expect(refusal).toContain("handler.model_path in the archive's smol.yaml is /nonexistent/tsserve-ckpt");
     expect(refusal).toContain("does not exist on this machine");
-    expect(missingModelPathRefusal({ handler: { model_path: os.tmpdir(), tokenizer_path: "/nonexistent/tok" } }, "c.yaml")).toContain("handler.tokenizer_path");
+    expect(missingModelPathRefusal({ handler: { model_path: os.tmpdir(), tokenizer_path: "/nonexistent/tok" } }, "c.yaml")).toContain(
+      "handler.tokenizer_path",
+    );
   });
 
   it("lets an existing folder, a relative path and a bare GGUF file name through", () => {

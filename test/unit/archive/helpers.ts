@@ -86,12 +86,18 @@ export function realArchiver(
     if (!handled.has(name)) fs.cpSync(path.join(ours, name), path.join(extra, name), { recursive: true });
   }
   const args = [
-    "--model-name", manifest.model.modelName,
-    "--version", manifest.model.modelVersion ?? "1.0",
-    "--handler", path.join(ours, "tsserve_handler.py"),
-    "--extra-files", extra,
-    "--export-path", exportPath,
-    "--archive-format", format,
+    "--model-name",
+    manifest.model.modelName,
+    "--version",
+    manifest.model.modelVersion ?? "1.0",
+    "--handler",
+    path.join(ours, "tsserve_handler.py"),
+    "--extra-files",
+    extra,
+    "--export-path",
+    exportPath,
+    "--archive-format",
+    format,
   ];
   if (manifest.model.configFile) args.push("--config-file", path.join(ours, manifest.model.configFile));
   if (manifest.model.requirementsFile) args.push("--requirements-file", path.join(ours, manifest.model.requirementsFile));

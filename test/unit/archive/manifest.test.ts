@@ -9,7 +9,10 @@ describe("manifest", () => {
   });
 
   it("writes torch-model-archiver's keys in its order and leaves unset ones out", () => {
-    const text = renderManifest({ modelName: "m", handler: "h.py", modelVersion: "1.0", configFile: "c.yaml" }, new Date(2024, 1, 3, 4, 5, 6));
+    const text = renderManifest(
+      { modelName: "m", handler: "h.py", modelVersion: "1.0", configFile: "c.yaml" },
+      new Date(2024, 1, 3, 4, 5, 6),
+    );
     expect(text).toBe(
       [
         "{",
@@ -25,12 +28,14 @@ describe("manifest", () => {
         "}",
       ].join("\n"),
     );
-    const withReq = JSON.parse(renderManifest({ modelName: "m", handler: "h.py", modelVersion: "1", requirementsFile: "r.txt", configFile: "c.yaml" }));
+    const withReq = JSON.parse(
+      renderManifest({ modelName: "m", handler: "h.py", modelVersion: "1", requirementsFile: "r.txt", configFile: "c.yaml" }),
+    );
     expect(Object.keys(withReq.model)).toEqual(["modelName", "handler", "modelVersion", "requirementsFile", "configFile"]);
   });
 
   it("escapes like Python's json.dumps(indent=2) with ensure_ascii", () => {
-    const value = { a: "caf\u00e9 \u{1F600} \u007f tab\t nl\n quote\" back\\", b: [1, { c: null }], d: {} , e: []};
+    const value = { a: 'caf\u00e9 \u{1F600} \u007f tab\t nl\n quote" back\\', b: [1, { c: null }], d: {}, e: [] };
     const expected = python("import json,sys; print(json.dumps(json.loads(sys.argv[1]), indent=2), end='')", [JSON.stringify(value)]);
     expect(pythonJsonDumps(value)).toBe(expected);
   });

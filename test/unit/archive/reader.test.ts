@@ -104,7 +104,14 @@ describe("archive reader", () => {
   it.each(["default", "zip-store", "tgz", "no-archive"] as const)("extracts a %s archive as TorchServe sees it", async (format) => {
     const out = tempDir();
     const result = await createArchive(
-      { modelName: "greeting", version: "1", handler: GREETING_HANDLER, configFile: GREETING_CONFIG, exportPath: out, archiveFormat: format },
+      {
+        modelName: "greeting",
+        version: "1",
+        handler: GREETING_HANDLER,
+        configFile: GREETING_CONFIG,
+        exportPath: out,
+        archiveFormat: format,
+      },
       { bundle: recordingBundle() },
     );
     const dest = path.join(tempDir(), "x");

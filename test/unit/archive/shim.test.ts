@@ -13,7 +13,10 @@ describe("generated shim module", () => {
 
   it("defines exactly one class, a TsserveHandler, and no module-level handle (as TorchServe's loader requires)", () => {
     const dir = tempDir();
-    fs.writeFileSync(path.join(dir, "tsserve_handler.py"), renderShimHandler({ modelName: "tiny-llama-2-chat", handlerSource: "llama-2-7b-chat.ts" }));
+    fs.writeFileSync(
+      path.join(dir, "tsserve_handler.py"),
+      renderShimHandler({ modelName: "tiny-llama-2-chat", handlerSource: "llama-2-7b-chat.ts" }),
+    );
     const out = python(
       [
         "import json, tsserve_handler",

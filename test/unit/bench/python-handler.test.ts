@@ -20,9 +20,15 @@ const PROMPTS = [
 describe.skipIf(!fs.existsSync(PYTHON))("bench/python_handler.py", () => {
   it("formats each prompt byte for byte as tsserve render does", () => {
     const request = JSON.stringify(PROMPTS.map((prompt) => ({ prompt, max_tokens: 4, temperature: 0 })));
-    const rendered = execFileSync(process.execPath, [path.join(ROOT, "bin", "tsserve.mjs"), "render", "--handler", "handlers/llama-2-7b-chat.ts", "--request", "-"], {
-      cwd: ROOT, input: request, encoding: "utf8",
-    });
+    const rendered = execFileSync(
+      process.execPath,
+      [path.join(ROOT, "bin", "tsserve.mjs"), "render", "--handler", "handlers/llama-2-7b-chat.ts", "--request", "-"],
+      {
+        cwd: ROOT,
+        input: request,
+        encoding: "utf8",
+      },
+    );
     const script = [
       "import importlib.util, json, sys",
       "spec = importlib.util.spec_from_file_location('python_handler', 'bench/python_handler.py')",
@@ -33,6 +39,8 @@ describe.skipIf(!fs.existsSync(PYTHON))("bench/python_handler.py", () => {
     const python = execFileSync(PYTHON, ["-c", script], { cwd: ROOT, input: request, encoding: "utf8" });
     const expected = (JSON.parse(rendered) as { prompts: string[] }).prompts;
     expect(expected).toHaveLength(PROMPTS.length);
-    expect(Buffer.from(JSON.stringify((JSON.parse(python) as { prompts: string[] }).prompts))).toEqual(Buffer.from(JSON.stringify(expected)));
+    expect(Buffer.from(JSON.stringify((JSON.parse(python) as { prompts: string[] }).prompts))).toEqual(
+      Buffer.from(JSON.stringify(expected)),
+    );
   }, 60_000);
 });

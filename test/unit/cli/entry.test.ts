@@ -62,7 +62,11 @@ describe("bin/tsserve.mjs's choice of entry", () => {
     fs.rmSync(out, { recursive: true, force: true });
     execFileSync(process.execPath, ["--import", "tsx", path.join(ROOT, "scripts", "build-cli.ts"), out]);
     const usage = (entry: string) =>
-      execFileSync(process.execPath, ["--import", "tsx", "-e", `import(${JSON.stringify(pathToFileURL(entry).href)}).then((m) => m.runMain(["--help"]))`], { encoding: "utf8", cwd: ROOT });
+      execFileSync(
+        process.execPath,
+        ["--import", "tsx", "-e", `import(${JSON.stringify(pathToFileURL(entry).href)}).then((m) => m.runMain(["--help"]))`],
+        { encoding: "utf8", cwd: ROOT },
+      );
     const prebuilt = usage(path.join(out, "main.mjs"));
     expect(prebuilt).toContain("Usage: tsserve <command>");
     expect(prebuilt).toContain("archive");

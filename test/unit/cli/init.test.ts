@@ -29,12 +29,27 @@ describe("tsserve init", () => {
     for (const f of ["handlers/my-model-7b.ts", "configs/my-model-7b.yaml", "test/unit/handlers/my-model-7b.test.ts"]) {
       expect(existsSync(path.join(dir, f)), f).toBe(true);
     }
-    expect(readFileSync(path.join(dir, "handlers/my-model-7b.ts"), "utf8")).toContain("export default class MyModel7b extends CompletionHandler");
+    expect(readFileSync(path.join(dir, "handlers/my-model-7b.ts"), "utf8")).toContain(
+      "export default class MyModel7b extends CompletionHandler",
+    );
     writeFileSync(path.join(dir, "req.json"), JSON.stringify({ prompt: "hello" }));
-    const rendered = run(dir, "render", "--handler", "handlers/my-model-7b.ts", "--request", "req.json", "--config", "configs/my-model-7b.yaml");
+    const rendered = run(
+      dir,
+      "render",
+      "--handler",
+      "handlers/my-model-7b.ts",
+      "--request",
+      "req.json",
+      "--config",
+      "configs/my-model-7b.yaml",
+    );
     expect(rendered.stderr).toBe("");
     expect(JSON.parse(rendered.stdout)).toEqual({ prompts: ["hello"] });
-    const tests = spawnSync(process.execPath, [path.join(ROOT, "node_modules/vitest/vitest.mjs"), "run", "--root", dir, "test/unit/handlers/my-model-7b.test.ts"], { cwd: dir, encoding: "utf8", timeout: 120_000 });
+    const tests = spawnSync(
+      process.execPath,
+      [path.join(ROOT, "node_modules/vitest/vitest.mjs"), "run", "--root", dir, "test/unit/handlers/my-model-7b.test.ts"],
+      { cwd: dir, encoding: "utf8", timeout: 120_000 },
+    );
     expect(tests.status, tests.stdout + tests.stderr).toBe(0);
   }, 180_000);
 
@@ -43,7 +58,11 @@ describe("tsserve init", () => {
     expect(run(dir, "init", "checked").status).toBe(0);
     const tsconfig = JSON.parse(readFileSync(path.join(dir, "tsconfig.json"), "utf8"));
     expect(tsconfig.compilerOptions.strict).toBe(true);
-    const tsc = spawnSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", dir], { cwd: dir, encoding: "utf8", timeout: 120_000 });
+    const tsc = spawnSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", dir], {
+      cwd: dir,
+      encoding: "utf8",
+      timeout: 120_000,
+    });
     expect(tsc.stdout + tsc.stderr).toBe("");
     expect(tsc.status).toBe(0);
     const own = mkdtempSync(path.join(tmpdir(), "tsserve-init-own-"));

@@ -45,12 +45,17 @@ describe("checkPredictBody", () => {
     });
     const address = `http://127.0.0.1:${port}`;
     const addresses = { inference: address, management: address, metrics: address };
-    fs.writeFileSync(path.join(work, "tsserve-state.json"), JSON.stringify({ pid: 1, start: "0", modelStore: work, addresses, startedAt: "" }));
+    fs.writeFileSync(
+      path.join(work, "tsserve-state.json"),
+      JSON.stringify({ pid: 1, start: "0", modelStore: work, addresses, startedAt: "" }),
+    );
     const result = spawnSync(process.execPath, ["bin/tsserve.mjs", "predict", "some-model", "--json", '{"prompt": "hi"}'], {
       encoding: "utf8",
       env: { ...process.env, TSSERVE_CLI_FROM_SOURCES: "1", TSSERVE_WORK_DIR: work },
     });
     expect(result.status).toBe(1);
-    expect(result.stderr).toBe(`tsserve predict: TorchServe is not running at 127.0.0.1:${port} (connection refused): start it with \`tsserve start\`\n`);
+    expect(result.stderr).toBe(
+      `tsserve predict: TorchServe is not running at 127.0.0.1:${port} (connection refused): start it with \`tsserve start\`\n`,
+    );
   });
 });

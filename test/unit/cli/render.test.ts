@@ -16,7 +16,12 @@ const tmp = mkdtempSync(path.join(tmpdir(), "tsserve-render-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function render(args: string[], stdin?: string) {
-  const result = spawnSync(process.execPath, ["bin/tsserve.mjs", "render", ...args], { cwd: ROOT, input: stdin, encoding: "utf8", timeout: 60_000 });
+  const result = spawnSync(process.execPath, ["bin/tsserve.mjs", "render", ...args], {
+    cwd: ROOT,
+    input: stdin,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 /** `tsserve render ARGS` through runMain in this process: its exit code and what it wrote. */
@@ -44,10 +49,22 @@ function requestFile(body: unknown): string {
   return file;
 }
 
-const SEED_EXAMPLE = { seed: 0, prompt: "Alan Turing was a ", max_tokens: 128, temperature: 0.7, top_p: 0.7, top_k: 50, logprobs: 0, stop: [] };
+const SEED_EXAMPLE = {
+  seed: 0,
+  prompt: "Alan Turing was a ",
+  max_tokens: 128,
+  temperature: 0.7,
+  top_p: 0.7,
+  top_k: 50,
+  logprobs: 0,
+  stop: [],
+};
 const golden = (file: string, name: string) =>
-  (JSON.parse(readFileSync(path.join(ROOT, "test/fixtures/prompts", file), "utf8")) as { cases: { name: string; messages: unknown[]; expected: string }[] })
-    .cases.find((c) => c.name === name)!;
+  (
+    JSON.parse(readFileSync(path.join(ROOT, "test/fixtures/prompts", file), "utf8")) as {
+      cases: { name: string; messages: unknown[]; expected: string }[];
+    }
+  ).cases.find((c) => c.name === name)!;
 
 const SHIPPED = [
   ["llama-2-7b-chat", "[INST] <<SYS>>\n\n<</SYS>>\n\nAlan Turing was a", "llama-2-chat.json"],
@@ -87,7 +104,14 @@ describe("tsserve render with the shipped handlers", () => {
   });
 
   it("renders with the tiny model's config, whose relative model_path resolves against the config file", async () => {
-    const r = await renderHere(["--handler", "handlers/llama-2-7b-chat.ts", "--request", requestFile(SEED_EXAMPLE), "--config", "configs/tiny-llama-2-chat.yaml"]);
+    const r = await renderHere([
+      "--handler",
+      "handlers/llama-2-7b-chat.ts",
+      "--request",
+      requestFile(SEED_EXAMPLE),
+      "--config",
+      "configs/tiny-llama-2-chat.yaml",
+    ]);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ prompts: ["[INST] <<SYS>>\n\n<</SYS>>\n\nAlan Turing was a"] });
   });
@@ -95,7 +119,16 @@ describe("tsserve render with the shipped handlers", () => {
 
 describe("tsserve render refusals exit 2 and name the field or rule on stderr", () => {
   const BAD: [string, unknown, RegExp][] = [
-    ["roles not alternating", { messages: [{ role: "user", content: "a" }, { role: "user", content: "b" }] }, /messages\.1\.role: .*alternate/],
+    [
+      "roles not alternating",
+      {
+        messages: [
+          { role: "user", content: "a" },
+          { role: "user", content: "b" },
+        ],
+      },
+      /messages\.1\.role: .*alternate/,
+    ],
     ["neither prompt nor messages", { max_tokens: 5 }, /prompt: required/],
     ["a negative max_tokens", { prompt: "x", max_tokens: -1 }, /max_tokens: must be ≥ 0/],
     ["a wrong type", { prompt: "x", temperature: "hot" }, /temperature: must be a finite number/],
@@ -136,27 +169,56 @@ describe("tsserve render refusals exit 2 and name the field or rule on stderr", 
 });
 
 const SMOL = path.join(ROOT, ".cache", "smollm2-135m-instruct");
-describe.skipIf(!existsSync(path.join(SMOL, "chat_template.jinja")))("tsserve render with SmolLM2's own chat template (chat_template.jinja)", () => {
-  it("renders messages as transformers' apply_chat_template does with that tokenizer", () => {
-    const messages = [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi" }, { role: "assistant", content: "Hello." }, { role: "user", content: "Bye" }];
-    const r = render(["--handler", "handlers/smollm2-135m-instruct.ts", "--config", "configs/smollm2-135m-instruct.yaml", "--request", requestFile({ messages })]);
-    expect(r.code).toBe(0);
-    const reference = spawnSync(path.join(ROOT, ".venv/bin/python"), ["-c",
-      "import json, sys\nfrom transformers import AutoTokenizer\n" +
-      "t = AutoTokenizer.from_pretrained(sys.argv[1])\n" +
-      "print(json.dumps(t.apply_chat_template(json.loads(sys.argv[2]), tokenize=False, add_generation_prompt=True)))",
-      SMOL, JSON.stringify(messages)], { encoding: "utf8", timeout: 120_000 });
-    expect(reference.status, reference.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ prompts: [JSON.parse(reference.stdout)] });
-  }, 180_000);
-});
+describe.skipIf(!existsSync(path.join(SMOL, "chat_template.jinja")))(
+  "tsserve render with SmolLM2's own chat template (chat_template.jinja)",
+  () => {
+    it("renders messages as transformers' apply_chat_template does with that tokenizer", () => {
+      const messages = [
+        { role: "system", content: "Be brief." },
+        { role: "user", content: "Hi" },
+        { role: "assistant", content: "Hello." },
+        { role: "user", content: "Bye" },
+      ];
+      const r = render([
+        "--handler",
+        "handlers/smollm2-135m-instruct.ts",
+        "--config",
+        "configs/smollm2-135m-instruct.yaml",
+        "--request",
+        requestFile({ messages }),
+      ]);
+      expect(r.code).toBe(0);
+      const reference = spawnSync(
+        path.join(ROOT, ".venv/bin/python"),
+        [
+          "-c",
+          "import json, sys\nfrom transformers import AutoTokenizer\n" +
+            "t = AutoTokenizer.from_pretrained(sys.argv[1])\n" +
+            "print(json.dumps(t.apply_chat_template(json.loads(sys.argv[2]), tokenize=False, add_generation_prompt=True)))",
+          SMOL,
+          JSON.stringify(messages),
+        ],
+        { encoding: "utf8", timeout: 120_000 },
+      );
+      expect(reference.status, reference.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual({ prompts: [JSON.parse(reference.stdout)] });
+    }, 180_000);
+  },
+);
 
 describe("tsserve render with a handler that throws", () => {
   it("exits 1 naming formatPrompt and the .ts file:line, and prints the TypeScript stack", () => {
-    const { code, stdout, stderr } = render(["--handler", "test/fixtures/handlers/throwing-handler.ts", "--request", requestFile({ prompt: "hi" })]);
+    const { code, stdout, stderr } = render([
+      "--handler",
+      "test/fixtures/handlers/throwing-handler.ts",
+      "--request",
+      requestFile({ prompt: "hi" }),
+    ]);
     expect(code).toBe(1);
     expect(stdout).toBe("");
-    expect(stderr).toMatch(/failed \(500\): TypeError: Cannot read properties of undefined \(reading 'length'\) \(in formatPrompt at test\/fixtures\/handlers\/throwing-handler\.ts:11:\d+\)/);
+    expect(stderr).toMatch(
+      /failed \(500\): TypeError: Cannot read properties of undefined \(reading 'length'\) \(in formatPrompt at test\/fixtures\/handlers\/throwing-handler\.ts:11:\d+\)/,
+    );
     expect(stderr).toMatch(/at ThrowingHandler\.formatPrompt \(test\/fixtures\/handlers\/throwing-handler\.ts:11:\d+\)/);
   });
 });

@@ -1,7 +1,8 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 
-const tsserve = (...args: string[]) => spawnSync(process.execPath, ["bin/tsserve.mjs", "restart-workers", ...args], { encoding: "utf8", timeout: 60_000 });
+const tsserve = (...args: string[]) =>
+  spawnSync(process.execPath, ["bin/tsserve.mjs", "restart-workers", ...args], { encoding: "utf8", timeout: 60_000 });
 
 describe("tsserve restart-workers (usage; the restart itself runs on a real TorchServe in continuous-batching.test.ts)", () => {
   it("exits 2 with its usage when NAME is missing", () => {

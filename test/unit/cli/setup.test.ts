@@ -19,8 +19,13 @@ describe("tsserve setup", () => {
     const r = spawnSync(process.execPath, [BIN, "setup", "--dry-run"], { cwd: path.join(project, "sub"), encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(`bash ${SCRIPT} ${path.join(project, ".venv")} ${path.join(ROOT, "python_shim", "requirements.txt")}`);
-    const custom = spawnSync(process.execPath, [BIN, "setup", "--dry-run", "--venv", "envs/ts", "--python", "python3.11"], { cwd: project, encoding: "utf8" });
-    expect(custom.stdout.trim()).toBe(`bash ${SCRIPT} --python python3.11 ${path.join(project, "envs", "ts")} ${path.join(ROOT, "python_shim", "requirements.txt")}`);
+    const custom = spawnSync(process.execPath, [BIN, "setup", "--dry-run", "--venv", "envs/ts", "--python", "python3.11"], {
+      cwd: project,
+      encoding: "utf8",
+    });
+    expect(custom.stdout.trim()).toBe(
+      `bash ${SCRIPT} --python python3.11 ${path.join(project, "envs", "ts")} ${path.join(ROOT, "python_shim", "requirements.txt")}`,
+    );
   });
 
   it("setup-venv.sh makes the venv once, and again only when the requirements change", () => {

@@ -12,7 +12,10 @@ describe("TorchServeClient", () => {
   const seen: { url: string; auth?: string; method: string }[] = [];
   const keyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "client-")), "key_file.json");
   const writeKeys = (inference: string, expires = "2999-01-01T00:00:00Z") =>
-    fs.writeFileSync(keyFile, JSON.stringify({ management: { key: "mgmt" }, inference: { key: inference, "expiration time": expires }, API: { key: "api" } }));
+    fs.writeFileSync(
+      keyFile,
+      JSON.stringify({ management: { key: "mgmt" }, inference: { key: inference, "expiration time": expires }, API: { key: "api" } }),
+    );
   let server: http.Server;
   let base: string;
 
@@ -31,7 +34,8 @@ describe("TorchServeClient", () => {
         return void res.end(JSON.stringify({ code: 401, type: "InvalidKeyException", message: "Token Authorization failed." }));
       }
       if (url.pathname === "/ping") return void res.end(JSON.stringify({ status: "Healthy" }));
-      if (url.pathname === "/models" && req.method === "POST") return void res.end(JSON.stringify({ status: `registered ${url.searchParams}` }));
+      if (url.pathname === "/models" && req.method === "POST")
+        return void res.end(JSON.stringify({ status: `registered ${url.searchParams}` }));
       if (url.pathname === "/models/missing") {
         res.writeHead(404);
         return void res.end(JSON.stringify({ code: 404, type: "ModelNotFoundException", message: "Model not found: missing" }));
@@ -78,7 +82,9 @@ describe("TorchServeClient", () => {
 
   it("turns TorchServe's error JSON into a TorchServeError", async () => {
     writeKeys("inf");
-    const error = await client().describeModel("missing").catch((e: unknown) => e);
+    const error = await client()
+      .describeModel("missing")
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TorchServeError);
     expect(error).toMatchObject({ status: 404, type: "ModelNotFoundException", message: "Model not found: missing" });
   });

@@ -37,7 +37,9 @@ describe("keyedWorkPaths", () => {
     const root = project();
     keys(demoWorkDir(root, 18080));
     keys(demoWorkDir(root, 18100));
-    expect(() => keyedWorkPaths({ TSSERVE_ROOT: root })).toThrow(/several demos have one: set TSSERVE_WORK_DIR to one of .*demo-18080, .*demo-18100/);
+    expect(() => keyedWorkPaths({ TSSERVE_ROOT: root })).toThrow(
+      /several demos have one: set TSSERVE_WORK_DIR to one of .*demo-18080, .*demo-18100/,
+    );
     const chosen = demoWorkDir(root, 18100);
     expect(keyedWorkPaths({ TSSERVE_ROOT: root, TSSERVE_WORK_DIR: chosen }).keyFile).toBe(path.join(chosen, "key_file.json"));
   });

@@ -15,7 +15,8 @@ const MODEL_LOG = [
   `${P}tsserve_shim.errors.ModelConfigError: handler.model_path '/nope' is not a folder`,
   `2025-01-02T03:04:06,000 [INFO ] W-9000-tiny_1.0-stdout MODEL_LOG - `,
 ].join("\n");
-const TS_LOG = "2025-01-02T03:04:06,100 [ERROR] W-9000-tiny_1.0 org.pytorch.serve.wlm.WorkerThread - Load model failed: tiny, error: Worker died.\n";
+const TS_LOG =
+  "2025-01-02T03:04:06,100 [ERROR] W-9000-tiny_1.0 org.pytorch.serve.wlm.WorkerThread - Load model failed: tiny, error: Worker died.\n";
 
 describe("worker failure from the logs", () => {
   it("strips TorchServe's log prefix", () => {

@@ -5,9 +5,19 @@ import { addressesFrom, parseProperties, withPortBase } from "../../../src/clien
 
 describe("tsserve start --port-base", () => {
   it("moves every address, gRPC's too, and keeps every other setting", () => {
-    const text = ["inference_address=http://127.0.0.1:8080", "management_address: http://127.0.0.1:8081", "grpc_inference_port=7070", "enable_model_api=true", "# a comment"].join("\n");
+    const text = [
+      "inference_address=http://127.0.0.1:8080",
+      "management_address: http://127.0.0.1:8081",
+      "grpc_inference_port=7070",
+      "enable_model_api=true",
+      "# a comment",
+    ].join("\n");
     const props = parseProperties(withPortBase(text, 28080));
-    expect(addressesFrom(props)).toEqual({ inference: "http://127.0.0.1:28080", management: "http://127.0.0.1:28081", metrics: "http://127.0.0.1:28082" });
+    expect(addressesFrom(props)).toEqual({
+      inference: "http://127.0.0.1:28080",
+      management: "http://127.0.0.1:28081",
+      metrics: "http://127.0.0.1:28082",
+    });
     expect(props.get("grpc_inference_port")).toBe("28090");
     expect(props.get("grpc_management_port")).toBe("28091");
     expect(props.get("enable_model_api")).toBe("true");

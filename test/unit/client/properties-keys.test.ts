@@ -3,14 +3,23 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { bearer, isExpired, readKeyFile } from "../../../src/client/keys.ts";
-import { addressesFrom, loopbackProperties, MAX_REQUEST_SIZE, MAX_RESPONSE_SIZE, parseProperties, readProperties } from "../../../src/client/properties.ts";
+import {
+  addressesFrom,
+  loopbackProperties,
+  MAX_REQUEST_SIZE,
+  MAX_RESPONSE_SIZE,
+  parseProperties,
+  readProperties,
+} from "../../../src/client/properties.ts";
 import { kserveProperties } from "../../../src/kserve/snapshot.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 
 describe("config.properties", () => {
   it("parses keys, comments and continuations as Java properties", () => {
-    const props = parseProperties("# c\n! c2\ninference_address=http://0.0.0.0:9080\nmanagement_address : http://127.0.0.1:9081/\nvmargs=-Xmx1g \\\n  -Dx=y\n");
+    const props = parseProperties(
+      "# c\n! c2\ninference_address=http://0.0.0.0:9080\nmanagement_address : http://127.0.0.1:9081/\nvmargs=-Xmx1g \\\n  -Dx=y\n",
+    );
     expect(props.get("vmargs")).toBe("-Xmx1g -Dx=y");
     expect(addressesFrom(props)).toEqual({
       inference: "http://127.0.0.1:9080",
@@ -21,7 +30,11 @@ describe("config.properties", () => {
 
   it("the project's config binds loopback on 8080/8081/8082 with the model API on and token auth left on", () => {
     const props = readProperties(path.join(ROOT, "configs", "config.properties"));
-    expect(addressesFrom(props)).toEqual({ inference: "http://127.0.0.1:8080", management: "http://127.0.0.1:8081", metrics: "http://127.0.0.1:8082" });
+    expect(addressesFrom(props)).toEqual({
+      inference: "http://127.0.0.1:8080",
+      management: "http://127.0.0.1:8081",
+      metrics: "http://127.0.0.1:8082",
+    });
     expect(props.get("enable_model_api")).toBe("true");
     expect(props.get("disable_token_authorization") ?? "false").toBe("false");
     expect(props.get("install_py_dep_per_model") ?? "false").toBe("false");
@@ -38,9 +51,15 @@ describe("config.properties", () => {
       expect(Number(props.get("max_request_size"))).toBe(MAX_REQUEST_SIZE);
       expect(Number(props.get("max_response_size"))).toBe(MAX_RESPONSE_SIZE);
       // TorchServe matches each comma-separated pattern against the whole URL; names in the model store need none.
-      const patterns = props.get("allowed_urls")!.split(",").map((p) => new RegExp(`^(?:${p})$`, "i"));
+      const patterns = props
+        .get("allowed_urls")!
+        .split(",")
+        .map((p) => new RegExp(`^(?:${p})$`, "i"));
       for (const url of ["http://127.0.0.1:8081/models", "https://example.com/m.mar", "file:///etc/passwd", "file:///tmp/m.mar"]) {
-        expect(patterns.some((p) => p.test(url)), url).toBe(false);
+        expect(
+          patterns.some((p) => p.test(url)),
+          url,
+        ).toBe(false);
       }
     });
   }

@@ -26,15 +26,29 @@ function world() {
   const pkgVenv = launcher(path.join(pkg, ".venv", "bin"));
   const otherVenv = launcher(path.join(root, "other", "bin"));
   const explicit = launcher(path.join(root, "explicit"));
-  return { root, project, pkg, onPath, projectVenv, pkgVenv, otherVenv, explicit, env: { PATH: path.join(root, "bin") } as NodeJS.ProcessEnv };
+  return {
+    root,
+    project,
+    pkg,
+    onPath,
+    projectVenv,
+    pkgVenv,
+    otherVenv,
+    explicit,
+    env: { PATH: path.join(root, "bin") } as NodeJS.ProcessEnv,
+  };
 }
 
 describe("findTorchServe", () => {
   it("takes each place in order, falling through to the next when one is absent", () => {
     const w = world();
-    const find = (env: NodeJS.ProcessEnv, explicit?: string) => findTorchServe({ explicit, projectRoot: w.project, packageRoot: w.pkg, env });
+    const find = (env: NodeJS.ProcessEnv, explicit?: string) =>
+      findTorchServe({ explicit, projectRoot: w.project, packageRoot: w.pkg, env });
     expect(find({ ...w.env, TSSERVE_TORCHSERVE: w.onPath }, w.explicit)).toEqual({ path: w.explicit, source: "--torchserve" });
-    expect(find({ ...w.env, TSSERVE_TORCHSERVE: w.onPath, TSSERVE_VENV: path.join(w.root, "other") })).toEqual({ path: w.onPath, source: "$TSSERVE_TORCHSERVE" });
+    expect(find({ ...w.env, TSSERVE_TORCHSERVE: w.onPath, TSSERVE_VENV: path.join(w.root, "other") })).toEqual({
+      path: w.onPath,
+      source: "$TSSERVE_TORCHSERVE",
+    });
     expect(find({ ...w.env, TSSERVE_VENV: path.join(w.root, "other") })).toEqual({ path: w.otherVenv, source: "$TSSERVE_VENV" });
     expect(find(w.env)).toEqual({ path: w.projectVenv, source: "the project's .venv" });
     fs.rmSync(path.join(w.project, ".venv"), { recursive: true });
@@ -50,15 +64,21 @@ describe("findTorchServe", () => {
     for (const dir of [path.join(w.project, ".venv"), path.join(w.pkg, ".venv")]) fs.rmSync(dir, { recursive: true });
     const attempt = () => findTorchServe({ projectRoot: w.project, packageRoot: w.pkg, env: { PATH: path.join(w.root, "nothing") } });
     expect(attempt).toThrow(TorchServeNotFoundError);
-    expect(attempt).toThrow(/--torchserve, \$TSSERVE_TORCHSERVE, .*project\/\.venv\/bin\/torchserve.*torchserve on PATH[\s\S]*npx tsserve setup/);
+    expect(attempt).toThrow(
+      /--torchserve, \$TSSERVE_TORCHSERVE, .*project\/\.venv\/bin\/torchserve.*torchserve on PATH[\s\S]*npx tsserve setup/,
+    );
   });
 
   it("refuses a named launcher that is not an executable, naming where it came from", () => {
     const w = world();
     const notExecutable = path.join(w.root, "plain");
     fs.writeFileSync(notExecutable, "");
-    expect(() => findTorchServe({ explicit: notExecutable, projectRoot: w.project, packageRoot: w.pkg, env: w.env })).toThrow(/^--torchserve names .*plain, which is not an executable/);
-    expect(() => findTorchServe({ projectRoot: w.project, packageRoot: w.pkg, env: { ...w.env, TSSERVE_TORCHSERVE: "no-such-launcher" } })).toThrow(/^\$TSSERVE_TORCHSERVE names no-such-launcher/);
+    expect(() => findTorchServe({ explicit: notExecutable, projectRoot: w.project, packageRoot: w.pkg, env: w.env })).toThrow(
+      /^--torchserve names .*plain, which is not an executable/,
+    );
+    expect(() =>
+      findTorchServe({ projectRoot: w.project, packageRoot: w.pkg, env: { ...w.env, TSSERVE_TORCHSERVE: "no-such-launcher" } }),
+    ).toThrow(/^\$TSSERVE_TORCHSERVE names no-such-launcher/);
   });
 
   it("knows a venv's launcher from a bare one", () => {

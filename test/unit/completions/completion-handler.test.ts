@@ -2,7 +2,11 @@ import { describe, expect, it } from "vitest";
 import { CompletionHandler } from "../../../src/completions/completion-handler.ts";
 import { CompletionResponse, CompletionChunk } from "../../../src/completions/response.ts";
 import { z } from "zod";
-import { completionRequestSchema, CompletionRequest as CompletionRequestSchema, type CompletionRequest } from "../../../src/completions/request.ts";
+import {
+  completionRequestSchema,
+  CompletionRequest as CompletionRequestSchema,
+  type CompletionRequest,
+} from "../../../src/completions/request.ts";
 import { RequestFailure } from "../../../src/handler/failure.ts";
 import type { GenerateOutcome, Sequence, TokenLogprobs } from "../../../src/protocol/messages.ts";
 import { FakeModel, fakeOutcome, runHandler } from "../../../src/testing/index.ts";
@@ -18,26 +22,83 @@ class EchoHandler extends CompletionHandler {
 }
 
 const lp = (tokens: string[], offsets: number[], logprobs: (number | null)[]): TokenLogprobs => ({
-  tokens, token_ids: tokens.map((_, i) => i), token_logprobs: logprobs, top_logprobs: tokens.map(() => null), text_offset: offsets,
+  tokens,
+  token_ids: tokens.map((_, i) => i),
+  token_logprobs: logprobs,
+  top_logprobs: tokens.map(() => null),
+  text_offset: offsets,
 });
 const seq = (text: string, cumulative: number, finish: "stop" | "length" = "length"): Sequence => ({
-  text, finish_reason: finish, cumulative_logprob: cumulative, logprobs: lp([...text], [...text].map((_, i) => i), [...text].map(() => cumulative / Math.max(1, text.length))),
+  text,
+  finish_reason: finish,
+  cumulative_logprob: cumulative,
+  logprobs: lp(
+    [...text],
+    [...text].map((_, i) => i),
+    [...text].map(() => cumulative / Math.max(1, text.length)),
+  ),
 });
 const outcome = (sequences: Sequence[], prompt = lp(["<s>", "P:", "x"], [0, 0, 2], [null, -2, -3])): GenerateOutcome => ({
-  ok: true, prompt, sequences, prompt_tokens: prompt.tokens.length, compute_time: 0.25,
+  ok: true,
+  prompt,
+  sequences,
+  prompt_tokens: prompt.tokens.length,
+  compute_time: 0.25,
 });
 
 describe("CompletionHandler", () => {
   it("sends one batched generate with each request's parameters, best_of as num_sequences", async () => {
     const model = new FakeModel();
-    await runHandler(new EchoHandler(), [
-      { prompt: "a", max_tokens: 5, temperature: 0.5, top_p: 0, top_k: 7, logprobs: 2, stop: "\n", seed: 9, n: 2, best_of: 3, repetition_penalty: 1.2 },
-      { prompt: "b" },
-    ], { model });
+    await runHandler(
+      new EchoHandler(),
+      [
+        {
+          prompt: "a",
+          max_tokens: 5,
+          temperature: 0.5,
+          top_p: 0,
+          top_k: 7,
+          logprobs: 2,
+          stop: "\n",
+          seed: 9,
+          n: 2,
+          best_of: 3,
+          repetition_penalty: 1.2,
+        },
+        { prompt: "b" },
+      ],
+      { model },
+    );
     expect(model.calls).toHaveLength(1);
     expect(model.calls[0]!.requests).toEqual([
-      { prompt: "P:a", max_tokens: 5, temperature: 0.5, top_p: 0, top_k: 7, repetition_penalty: 1.2, seed: 9, stop: ["\n"], logprobs: 2, num_sequences: 3, echo: false, stream: false },
-      { prompt: "P:b", max_tokens: 16, temperature: 0.8, top_p: 0, top_k: 50, repetition_penalty: 1, seed: 0, stop: [], logprobs: 0, num_sequences: 1, echo: false, stream: false },
+      {
+        prompt: "P:a",
+        max_tokens: 5,
+        temperature: 0.5,
+        top_p: 0,
+        top_k: 7,
+        repetition_penalty: 1.2,
+        seed: 9,
+        stop: ["\n"],
+        logprobs: 2,
+        num_sequences: 3,
+        echo: false,
+        stream: false,
+      },
+      {
+        prompt: "P:b",
+        max_tokens: 16,
+        temperature: 0.8,
+        top_p: 0,
+        top_k: 50,
+        repetition_penalty: 1,
+        seed: 0,
+        stop: [],
+        logprobs: 0,
+        num_sequences: 1,
+        echo: false,
+        stream: false,
+      },
     ]);
   });
 
@@ -49,7 +110,9 @@ describe("CompletionHandler", () => {
     expect(body).toMatchObject({
       object: "text_completion",
       model: "my-model",
-      choices: [{ text: "hello", index: 0, finish_reason: "stop", logprobs: { tokens: ["h", "e", "l", "l", "o"], text_offset: [0, 1, 2, 3, 4] } }],
+      choices: [
+        { text: "hello", index: 0, finish_reason: "stop", logprobs: { tokens: ["h", "e", "l", "l", "o"], text_offset: [0, 1, 2, 3, 4] } },
+      ],
       usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 },
       raw_compute_time: 0.25,
     });
@@ -66,7 +129,10 @@ describe("CompletionHandler", () => {
     const model = new FakeModel({ script: [outcome([seq("aa", -5), seq("bb", -1), seq("cc", -3), seq("dd", -9)])] });
     const { outcomes } = await runHandler(new EchoHandler(), [{ prompt: "x", n: 2, best_of: 4 }], { model });
     const body = (outcomes[0] as { body: CompletionResponse }).body;
-    expect(body.choices.map((c) => [c.index, c.text])).toEqual([[0, "bb"], [1, "cc"]]);
+    expect(body.choices.map((c) => [c.index, c.text])).toEqual([
+      [0, "bb"],
+      [1, "cc"],
+    ]);
     expect(body.usage.completion_tokens).toBe(8);
   });
 
@@ -92,7 +158,9 @@ describe("CompletionHandler", () => {
   });
 
   it("returns logprobs even when the request asked for logprobs 0, as the seed did", async () => {
-    const { outcomes } = await runHandler(new EchoHandler(), [{ prompt: "x", logprobs: 0 }], { model: new FakeModel({ respond: () => "abc" }) });
+    const { outcomes } = await runHandler(new EchoHandler(), [{ prompt: "x", logprobs: 0 }], {
+      model: new FakeModel({ respond: () => "abc" }),
+    });
     const choice = (outcomes[0] as { body: CompletionResponse }).body.choices[0]!;
     expect(choice.logprobs?.tokens).toEqual(["a", "b", "c"]);
     expect(choice.logprobs?.token_logprobs).toEqual([-1, -1, -1]);
@@ -100,11 +168,20 @@ describe("CompletionHandler", () => {
 
   it("refuses one request in preprocess without touching its batch mates", async () => {
     const model = new FakeModel({ respond: (r) => r.prompt.toUpperCase() });
-    const { outcomes } = await runHandler(new EchoHandler(), [{ prompt: "a" }, { prompt: "REFUSE" }, { prompt: "THROW" }, { prompt: "b" }], { model });
+    const { outcomes } = await runHandler(
+      new EchoHandler(),
+      [{ prompt: "a" }, { prompt: "REFUSE" }, { prompt: "THROW" }, { prompt: "b" }],
+      { model },
+    );
     expect(model.prompts).toEqual(["P:a", "P:b"]);
     expect(outcomes.map((o) => o.ok)).toEqual([true, false, false, true]);
     expect(outcomes[1]).toMatchObject({ status: 400, message: "prompt: refused by the handler", field: "prompt" });
-    expect(outcomes[2]).toMatchObject({ status: 500, message: expect.stringMatching(/^formatPrompt blew up \(in formatPrompt at test\/unit\/completions\/completion-handler\.test\.ts:\d+:\d+\)$/) });
+    expect(outcomes[2]).toMatchObject({
+      status: 500,
+      message: expect.stringMatching(
+        /^formatPrompt blew up \(in formatPrompt at test\/unit\/completions\/completion-handler\.test\.ts:\d+:\d+\)$/,
+      ),
+    });
     expect((outcomes[3] as { body: CompletionResponse }).body.choices[0]!.text).toBe("P:B");
   });
 
@@ -125,16 +202,27 @@ describe("CompletionHandler", () => {
 
   it("streams one chunk per delta for streaming requests only, then answers with a final chunk carrying finish_reason and usage", async () => {
     const model = new FakeModel({ respond: (r) => (r.prompt === "P:s" ? ["hi", "yo"] : "plain") });
-    const { outcomes, streamed } = await runHandler(new EchoHandler(), [
-      { prompt: "n" },
-      { prompt: "s", stream: true, n: 2, logprobs: 1, max_tokens: 2 },
-    ], { model });
+    const { outcomes, streamed } = await runHandler(
+      new EchoHandler(),
+      [{ prompt: "n" }, { prompt: "s", stream: true, n: 2, logprobs: 1, max_tokens: 2 }],
+      { model },
+    );
     expect(model.calls[0]!.options?.onDelta).toBeTypeOf("function");
     expect(streamed.map((s) => s.requestIndex)).toEqual([1, 1]);
     const chunks = streamed.map((s) => CompletionChunk.parse(s.body));
     expect(chunks.map((c) => c.choices[0]!)).toEqual([
-      { text: "hi", index: 0, finish_reason: null, logprobs: { tokens: ["h", "i"], token_logprobs: [-1, -1], top_logprobs: [{ h: -1 }, { i: -1 }], text_offset: [0, 1] } },
-      { text: "yo", index: 1, finish_reason: null, logprobs: { tokens: ["y", "o"], token_logprobs: [-1, -1], top_logprobs: [{ y: -1 }, { o: -1 }], text_offset: [0, 1] } },
+      {
+        text: "hi",
+        index: 0,
+        finish_reason: null,
+        logprobs: { tokens: ["h", "i"], token_logprobs: [-1, -1], top_logprobs: [{ h: -1 }, { i: -1 }], text_offset: [0, 1] },
+      },
+      {
+        text: "yo",
+        index: 1,
+        finish_reason: null,
+        logprobs: { tokens: ["y", "o"], token_logprobs: [-1, -1], top_logprobs: [{ y: -1 }, { o: -1 }], text_offset: [0, 1] },
+      },
     ]);
     const final = CompletionChunk.parse((outcomes[1] as { body: unknown }).body);
     expect(final.choices).toEqual([
@@ -147,7 +235,9 @@ describe("CompletionHandler", () => {
   });
 
   it("leaves logprobs out of stream chunks unless the request asked for them", async () => {
-    const { streamed } = await runHandler(new EchoHandler(), [{ prompt: "s", stream: true }], { model: new FakeModel({ respond: () => "hi" }) });
+    const { streamed } = await runHandler(new EchoHandler(), [{ prompt: "s", stream: true }], {
+      model: new FakeModel({ respond: () => "hi" }),
+    });
     expect(CompletionChunk.parse(streamed[0]!.body).choices[0]!.logprobs).toBeNull();
   });
 

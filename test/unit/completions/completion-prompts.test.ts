@@ -30,8 +30,16 @@ describe("completionPrompts", () => {
     [null, "prompt", "prompt: required"],
     [3, "prompt", "prompt: must be a string, a list of strings, a list of token ids or a list of token-id lists"],
     [[], "prompt", "prompt: must not be an empty list"],
-    [["a", 1], "prompt", "prompt: must be a string, a list of strings, a list of token ids or a list of token-id lists (a list may not mix them)"],
-    [[[1], 2], "prompt", "prompt: must be a string, a list of strings, a list of token ids or a list of token-id lists (a list may not mix them)"],
+    [
+      ["a", 1],
+      "prompt",
+      "prompt: must be a string, a list of strings, a list of token ids or a list of token-id lists (a list may not mix them)",
+    ],
+    [
+      [[1], 2],
+      "prompt",
+      "prompt: must be a string, a list of strings, a list of token ids or a list of token-id lists (a list may not mix them)",
+    ],
     [[1, 2.5], "prompt.1", "prompt.1: must be an integer token id, not 2.5"],
     [[1, 100], "prompt.1", "prompt.1: token id 100 is not in the model's vocabulary (0 to 99)"],
     [[-1], "prompt.0", "prompt.0: token id -1 is not in the model's vocabulary (0 to 99)"],

@@ -8,7 +8,11 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
-  CompletionRequest, CompletionRequestFields, REQUEST_DEFAULTS, REQUEST_LIMITS, parsePlainCompletionRequest,
+  CompletionRequest,
+  CompletionRequestFields,
+  REQUEST_DEFAULTS,
+  REQUEST_LIMITS,
+  parsePlainCompletionRequest,
 } from "../../../src/completions/request.ts";
 import { parseOrFail } from "../../../src/handler/validate.ts";
 import { RequestFailure } from "../../../src/handler/failure.ts";
@@ -19,8 +23,16 @@ const KNOWN = Object.keys(CompletionRequestFields);
 
 /** The defaults as the documentation states them (docs/requests.md, "Fields"), not read from the code. */
 const DOCUMENTED = {
-  seed: 0, max_tokens: 16, temperature: 0.8, top_p: 0, top_k: 50, repetition_penalty: 1, logprobs: 0,
-  n: 1, echo: false, stream: false,
+  seed: 0,
+  max_tokens: 16,
+  temperature: 0.8,
+  top_p: 0,
+  top_k: 50,
+  repetition_penalty: 1,
+  logprobs: 0,
+  n: 1,
+  echo: false,
+  stream: false,
 } as const;
 
 /** What arrives over HTTP is JSON text: round-trip so values are what a parsed body holds. */
@@ -52,7 +64,9 @@ const nearValue = fc.oneof(
   fc.double({ noNaN: false }),
   fc.string({ unit: "binary", maxLength: 300 }),
   fc.array(fc.string({ maxLength: 5 }), { maxLength: 20 }),
-  fc.array(fc.record({ role: fc.constantFrom("system", "user", "assistant", "bot", 1), content: fc.oneof(fc.string(), fc.integer()) }), { maxLength: 4 }),
+  fc.array(fc.record({ role: fc.constantFrom("system", "user", "assistant", "bot", 1), content: fc.oneof(fc.string(), fc.integer()) }), {
+    maxLength: 4,
+  }),
 );
 
 /** Objects with some known fields (any values) and some unknown keys. */
@@ -76,10 +90,10 @@ const validRequest = fc
       text: fc.oneof(
         fc.record({ prompt: fc.string({ unit: "binary", maxLength: 200 }) }),
         fc.record({
-          messages: fc.array(
-            fc.record({ role: fc.constantFrom("system", "user", "assistant"), content: fc.string({ maxLength: 50 }) }),
-            { minLength: 1, maxLength: 5 },
-          ),
+          messages: fc.array(fc.record({ role: fc.constantFrom("system", "user", "assistant"), content: fc.string({ maxLength: 50 }) }), {
+            minLength: 1,
+            maxLength: 5,
+          }),
         }),
       ),
       seed: maybe(fc.integer({ min: -(2 ** 31), max: 2 ** 31 })),
@@ -95,7 +109,11 @@ const validRequest = fc
       extraBestOf: maybe(fc.integer({ min: 0, max: REQUEST_LIMITS.maxBestOf })),
       echo: maybe(fc.boolean()),
       stream: maybe(fc.boolean()),
-      unknown: fc.dictionary(fc.string({ maxLength: 8 }).filter((k) => !KNOWN.includes(k) && k !== "__proto__"), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 2 }),
+      unknown: fc.dictionary(
+        fc.string({ maxLength: 8 }).filter((k) => !KNOWN.includes(k) && k !== "__proto__"),
+        fc.jsonValue({ maxDepth: 1 }),
+        { maxKeys: 2 },
+      ),
     },
     { requiredKeys: ["text", "unknown"] },
   )
@@ -124,12 +142,21 @@ const BROKEN: Record<string, fc.Arbitrary<unknown>> = {
   prompt: fc.oneof(fc.integer(), fc.boolean(), fc.array(fc.string(), { maxLength: 2 }), fc.constant({})),
   seed: fc.oneof(fc.string(), fc.double({ min: 0.1, max: 0.9, noNaN: true }), fc.boolean()),
   max_tokens: fc.oneof(fc.integer({ min: -1e6, max: -1 }), fc.string(), fc.double({ min: 0.1, max: 0.9, noNaN: true })),
-  temperature: fc.oneof(fc.double({ min: 2.000001, max: 1e9, noNaN: true }), fc.double({ min: -1e9, max: -1e-9, noNaN: true }), fc.string()),
+  temperature: fc.oneof(
+    fc.double({ min: 2.000001, max: 1e9, noNaN: true }),
+    fc.double({ min: -1e9, max: -1e-9, noNaN: true }),
+    fc.string(),
+  ),
   top_p: fc.oneof(fc.double({ min: 1.000001, max: 1e9, noNaN: true }), fc.double({ min: -1e9, max: -1e-9, noNaN: true }), fc.boolean()),
   top_k: fc.oneof(fc.integer({ max: -1 }), fc.constant("50")),
   repetition_penalty: fc.oneof(fc.double({ min: -1e9, max: 0, noNaN: true }), fc.constant([])),
   logprobs: fc.oneof(fc.integer({ min: 21, max: 1000 }), fc.integer({ max: -1 }), fc.boolean()),
-  stop: fc.oneof(fc.constant(""), fc.integer(), fc.array(fc.integer(), { minLength: 1, maxLength: 3 }), fc.string({ minLength: 257, maxLength: 300 })),
+  stop: fc.oneof(
+    fc.constant(""),
+    fc.integer(),
+    fc.array(fc.integer(), { minLength: 1, maxLength: 3 }),
+    fc.string({ minLength: 257, maxLength: 300 }),
+  ),
   model: fc.oneof(fc.integer(), fc.boolean(), fc.constant({})),
   n: fc.oneof(fc.integer({ max: 0 }), fc.integer({ min: 21, max: 1000 }), fc.string()),
   best_of: fc.oneof(fc.integer({ max: 0 }), fc.integer({ min: 21, max: 1000 }), fc.constant(true)),
@@ -178,8 +205,9 @@ describe("completion request schema: properties", () => {
   });
 
   it("refuses a valid request with one field broken, naming that field", () => {
-    const broken = fc.tuple(validRequest, fc.constantFrom(...Object.keys(BROKEN))).chain(([body, key]) =>
-      BROKEN[key]!.map((value) => ({ body: wire({ ...body, [key]: value }) as Record<string, unknown>, key })));
+    const broken = fc
+      .tuple(validRequest, fc.constantFrom(...Object.keys(BROKEN)))
+      .chain(([body, key]) => BROKEN[key]!.map((value) => ({ body: wire({ ...body, [key]: value }) as Record<string, unknown>, key })));
     fc.assert(
       fc.property(broken, ({ body, key }) => {
         // A broken prompt next to messages is refused for having both, which names messages; drop them.
@@ -204,12 +232,16 @@ function expectSchemaAnswer(body: unknown): void {
 
 describe("parsePlainCompletionRequest (the path without zod)", () => {
   it("gives the schema's answer on arbitrary bodies", () => {
-    fc.assert(fc.property(anyBody, (raw) => expectSchemaAnswer(wire(raw))), { numRuns: RUNS });
+    fc.assert(
+      fc.property(anyBody, (raw) => expectSchemaAnswer(wire(raw))),
+      { numRuns: RUNS },
+    );
   });
 
   it("gives the schema's answer on valid requests and on valid requests with one field broken", () => {
-    const oneBroken = fc.tuple(validRequest, fc.constantFrom(...Object.keys(BROKEN))).chain(([body, key]) =>
-      BROKEN[key]!.map((value) => wire({ ...body, [key]: value })));
+    const oneBroken = fc
+      .tuple(validRequest, fc.constantFrom(...Object.keys(BROKEN)))
+      .chain(([body, key]) => BROKEN[key]!.map((value) => wire({ ...body, [key]: value })));
     fc.assert(fc.property(fc.oneof(validRequest, oneBroken), expectSchemaAnswer), { numRuns: RUNS });
   });
 

@@ -15,21 +15,42 @@ const refused = (body: unknown) => {
   return result;
 };
 
-const SEED_EXAMPLE = { seed: 0, prompt: "Alan Turing was a ", max_tokens: 128, temperature: 0.7, top_p: 0.7, top_k: 50, logprobs: 0, stop: [] };
+const SEED_EXAMPLE = {
+  seed: 0,
+  prompt: "Alan Turing was a ",
+  max_tokens: 128,
+  temperature: 0.7,
+  top_p: 0.7,
+  top_k: 50,
+  logprobs: 0,
+  stop: [],
+};
 
 describe("completion request: accepted forms", () => {
   it("fills the seed's defaults for a bare prompt", () => {
     expect(ok({ prompt: "hi" })).toEqual({
-      prompt: "hi", seed: 0, max_tokens: 16, temperature: 0.8, top_p: 0, top_k: 50, repetition_penalty: 1,
-      logprobs: 0, stop: [], n: 1, best_of: 1, echo: false, stream: false,
+      prompt: "hi",
+      seed: 0,
+      max_tokens: 16,
+      temperature: 0.8,
+      top_p: 0,
+      top_k: 50,
+      repetition_penalty: 1,
+      logprobs: 0,
+      stop: [],
+      n: 1,
+      best_of: 1,
+      echo: false,
+      stream: false,
     });
   });
   it("keeps every field of the seed's example request", () => {
     expect(ok(SEED_EXAMPLE)).toMatchObject({ ...SEED_EXAMPLE, stop: [] });
   });
   it("treats null as absent (HELM sends stop: null)", () => {
-    expect(ok({ prompt: "x", stop: null, n: null, best_of: null, echo: null, max_tokens: null, seed: null, messages: null }))
-      .toMatchObject({ stop: [], n: 1, best_of: 1, echo: false, max_tokens: 16, seed: 0 });
+    expect(ok({ prompt: "x", stop: null, n: null, best_of: null, echo: null, max_tokens: null, seed: null, messages: null })).toMatchObject(
+      { stop: [], n: 1, best_of: 1, echo: false, max_tokens: 16, seed: 0 },
+    );
     expect(ok({ prompt: "x", stop: null })).not.toHaveProperty("messages");
   });
   it("accepts unknown extra keys and leaves them out of the parsed request", () => {
@@ -47,7 +68,18 @@ describe("completion request: accepted forms", () => {
     expect(ok({ messages: [{ role: "user", content: "hi", name: "extra" }] }).messages).toEqual([{ role: "user", content: "hi" }]);
   });
   it("accepts the edges of every range", () => {
-    expect(() => ok({ prompt: "", max_tokens: 0, temperature: 2, top_p: 1, top_k: 0, logprobs: 20, repetition_penalty: 0.01, stop: Array(16).fill("s") })).not.toThrow();
+    expect(() =>
+      ok({
+        prompt: "",
+        max_tokens: 0,
+        temperature: 2,
+        top_p: 1,
+        top_k: 0,
+        logprobs: 20,
+        repetition_penalty: 0.01,
+        stop: Array(16).fill("s"),
+      }),
+    ).not.toThrow();
     expect(() => ok({ prompt: "x", temperature: 0, top_p: 0, stop: ["x".repeat(256)], seed: -5 })).not.toThrow();
   });
   it("counts stop length in characters, not UTF-16 units", () => {
@@ -61,12 +93,20 @@ const BAD: [string, unknown, string][] = [
   ["a body that is a list", [{ prompt: "x" }], "body: must be a JSON object"],
   ["a null body", null, "body: must be a JSON object"],
   ["neither prompt nor messages", { max_tokens: 3 }, "prompt: required (or give messages instead)"],
-  ["both prompt and messages", { prompt: "x", messages: [{ role: "user", content: "y" }] }, "messages: give either prompt or messages, not both"],
+  [
+    "both prompt and messages",
+    { prompt: "x", messages: [{ role: "user", content: "y" }] },
+    "messages: give either prompt or messages, not both",
+  ],
   ["a prompt that is not a string", { prompt: ["a", "b"] }, "prompt: must be a string"],
   ["a numeric prompt", { prompt: 42 }, "prompt: must be a string"],
   ["empty messages", { messages: [] }, "messages: must contain at least one message"],
   ["messages that are not a list", { messages: "hi" }, "messages: must be a list of {role, content}"],
-  ["a message with an unknown role", { messages: [{ role: "bot", content: "x" }] }, 'messages.0.role: must be one of "system", "user", "assistant"'],
+  [
+    "a message with an unknown role",
+    { messages: [{ role: "bot", content: "x" }] },
+    'messages.0.role: must be one of "system", "user", "assistant"',
+  ],
   ["a message whose content is not a string", { messages: [{ role: "user", content: 3 }] }, "messages.0.content: must be a string"],
   ["a message without content", { messages: [{ role: "user" }] }, "messages.0.content: must be a string"],
   ["negative max_tokens", { prompt: "x", max_tokens: -1 }, "max_tokens: must be ≥ 0"],
@@ -87,14 +127,26 @@ const BAD: [string, unknown, string][] = [
   ["logprobs as a boolean", { prompt: "x", logprobs: true }, "logprobs: must be a number"],
   ["n below 1", { prompt: "x", n: 0 }, "n: must be ≥ 1"],
   ["best_of below n", { prompt: "x", n: 3, best_of: 2 }, "best_of: must be ≥ n (3)"],
-  ["n above 1 with temperature 0", { prompt: "x", n: 2, temperature: 0 }, "n: must be 1 when temperature is 0 (greedy decoding gives identical choices)"],
-  ["best_of above 1 with temperature 0", { prompt: "x", best_of: 2, temperature: 0 }, "best_of: must be 1 when temperature is 0 (greedy decoding gives identical choices)"],
+  [
+    "n above 1 with temperature 0",
+    { prompt: "x", n: 2, temperature: 0 },
+    "n: must be 1 when temperature is 0 (greedy decoding gives identical choices)",
+  ],
+  [
+    "best_of above 1 with temperature 0",
+    { prompt: "x", best_of: 2, temperature: 0 },
+    "best_of: must be 1 when temperature is 0 (greedy decoding gives identical choices)",
+  ],
   ["best_of above the limit", { prompt: "x", best_of: 21 }, "best_of: must be ≤ 20"],
   ["stop that is a number", { prompt: "x", stop: 5 }, "stop: must be a string or a list of strings"],
   ["stop with a non-string item", { prompt: "x", stop: ["a", 1] }, "stop: must be a string or a list of strings"],
   ["stop containing an empty string", { prompt: "x", stop: ["a", ""] }, "stop.1: must not be empty"],
   ["an empty stop string", { prompt: "x", stop: "" }, "stop: must not be empty"],
-  ["more than 16 stop sequences", { prompt: "x", stop: Array.from({ length: 17 }, (_, i) => `s${i}`) }, "stop: must contain at most 16 sequences"],
+  [
+    "more than 16 stop sequences",
+    { prompt: "x", stop: Array.from({ length: 17 }, (_, i) => `s${i}`) },
+    "stop: must contain at most 16 sequences",
+  ],
   ["a stop sequence over 256 characters", { prompt: "x", stop: ["y".repeat(257)] }, "stop.0: must be at most 256 characters"],
   ["a fractional seed", { prompt: "x", seed: 0.5 }, "seed: must be an integer"],
   ["a seed as a string", { prompt: "x", seed: "42" }, "seed: must be a number"],
@@ -102,7 +154,11 @@ const BAD: [string, unknown, string][] = [
   ["echo that is not a boolean", { prompt: "x", echo: "yes" }, "echo: must be true or false"],
   ["stream that is not a boolean", { prompt: "x", stream: 1 }, "stream: must be true or false"],
   ["a model that is not a string", { prompt: "x", model: 7 }, "model: must be a string"],
-  ["stream with best_of above n", { prompt: "x", stream: true, best_of: 2 }, "best_of: must equal n when stream is true (the best choices are known only at the end)"],
+  [
+    "stream with best_of above n",
+    { prompt: "x", stream: true, best_of: 2 },
+    "best_of: must equal n when stream is true (the best choices are known only at the end)",
+  ],
   ["stream with echo", { prompt: "x", stream: true, echo: true }, "echo: is not supported with stream"],
 ];
 

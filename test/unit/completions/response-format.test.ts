@@ -23,7 +23,9 @@ describe("openaiStructured", () => {
     expect(openaiStructured({})).toBeUndefined();
     expect(openaiStructured({ response_format: { type: "text" } })).toBeUndefined();
     expect(openaiStructured({ response_format: { type: "json_object" } })).toEqual({ json_object: true });
-    expect(openaiStructured({ response_format: { type: "json_schema", json_schema: { name: "a", schema: SCHEMA, strict: true } } })).toEqual({ json_schema: SCHEMA });
+    expect(
+      openaiStructured({ response_format: { type: "json_schema", json_schema: { name: "a", schema: SCHEMA, strict: true } } }),
+    ).toEqual({ json_schema: SCHEMA });
     expect(openaiStructured({ structured_outputs: { choice: ["x", "y"] } })).toEqual({ choice: ["x", "y"] });
     expect(openaiStructured({ structured_outputs: { json: JSON.stringify(SCHEMA) } })).toEqual({ json_schema: SCHEMA });
     expect(openaiStructured({ guided_regex: "\\d+" })).toEqual({ regex: "\\d+" });
@@ -52,8 +54,14 @@ describe("response_format on v1/chat/completions", () => {
     const schema = { type: "object", properties: { tags: { type: "array", uniqueItems: true } } };
     const { outcome, model } = await chat({ response_format: { type: "json_schema", json_schema: { name: "x", schema } } });
     expect(outcome).toMatchObject({
-      ok: false, status: 400,
-      body: { error: { message: 'response_format.json_schema.schema: "uniqueItems" at /properties/tags is not supported', param: "response_format" } },
+      ok: false,
+      status: 400,
+      body: {
+        error: {
+          message: 'response_format.json_schema.schema: "uniqueItems" at /properties/tags is not supported',
+          param: "response_format",
+        },
+      },
     });
     expect(model.calls).toEqual([]);
   });
@@ -67,7 +75,10 @@ describe("response_format on v1/chat/completions", () => {
 describe("response_format on v1/completions", () => {
   it("constrains every prompt of the call", async () => {
     const model = new FakeModel({ respond: () => "B" });
-    const { outcomes } = await runHandler(new ChatTemplateHandler(), [{ prompt: ["one", "two"], guided_choice: ["A", "B"] }], { model, urlPath: "v1/completions" });
+    const { outcomes } = await runHandler(new ChatTemplateHandler(), [{ prompt: ["one", "two"], guided_choice: ["A", "B"] }], {
+      model,
+      urlPath: "v1/completions",
+    });
     expect(model.requests.map((r) => r.structured)).toEqual([{ choice: ["A", "B"] }, { choice: ["A", "B"] }]);
     expect(outcomes[0]).toMatchObject({ ok: true, body: { choices: [{ text: "B" }, { text: "B" }] } });
   });

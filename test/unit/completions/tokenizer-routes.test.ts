@@ -33,9 +33,20 @@ describe("tokenize", () => {
   });
 
   it("refuses bad bodies in OpenAI's error shape, naming the field", async () => {
-    const outcomes = await call("tokenize", [{}, { prompt: 3 }, { prompt: "a", add_special_tokens: "yes" }, { messages: [{ role: "wizard", content: "x" }] },
-      { messages: [{ role: "user", content: "x" }], add_generation_prompt: false }]);
-    expect(outcomes.map((o) => !o.ok && o.field)).toEqual(["prompt", "prompt", "add_special_tokens", "messages.0.role", "add_generation_prompt"]);
+    const outcomes = await call("tokenize", [
+      {},
+      { prompt: 3 },
+      { prompt: "a", add_special_tokens: "yes" },
+      { messages: [{ role: "wizard", content: "x" }] },
+      { messages: [{ role: "user", content: "x" }], add_generation_prompt: false },
+    ]);
+    expect(outcomes.map((o) => !o.ok && o.field)).toEqual([
+      "prompt",
+      "prompt",
+      "add_special_tokens",
+      "messages.0.role",
+      "add_generation_prompt",
+    ]);
     expect(outcomes[0]).toMatchObject({ status: 400, body: { error: { type: "invalid_request_error", param: "prompt" } } });
   });
 });
@@ -49,7 +60,11 @@ describe("detokenize", () => {
 
   it("refuses ids outside the vocabulary, naming the position", async () => {
     const outcomes = await call("v1/detokenize", [{ tokens: [72, 300] }, { tokens: [1.5] }, {}]);
-    expect(outcomes.map((o) => !o.ok && [o.status, o.field])).toEqual([[400, "tokens.1"], [400, "tokens.0"], [400, "tokens"]]);
+    expect(outcomes.map((o) => !o.ok && [o.status, o.field])).toEqual([
+      [400, "tokens.1"],
+      [400, "tokens.0"],
+      [400, "tokens"],
+    ]);
     expect(outcomes[0]).toMatchObject({ message: "tokens.1: token id 300 is not in the model's vocabulary (0 to 299)" });
   });
 });
@@ -58,7 +73,12 @@ describe("tokenizer_info", () => {
   it("answers what lm-eval's remote tokenizer reads, whatever the body", async () => {
     const [outcome] = await call("tokenizer_info", [null]);
     expect(body(outcome)).toEqual({
-      name_or_path: "fake-model", bos_token: "<s>", eos_token: "</s>", chat_template: null, model_max_length: 4096, vocab_size: 300,
+      name_or_path: "fake-model",
+      bos_token: "<s>",
+      eos_token: "</s>",
+      chat_template: null,
+      model_max_length: 4096,
+      vocab_size: 300,
     });
   });
 });

@@ -15,15 +15,23 @@ describe("handler.engine", () => {
   });
 
   it("refuses what the vLLM engine cannot serve, naming the key and the way out", () => {
-    expect(problems(parse({ engine: "vllm", gguf_file: "m.gguf" }))).toEqual([expect.stringMatching(/^handler\.gguf_file: .*GGUF.*engine: transformers/)]);
+    expect(problems(parse({ engine: "vllm", gguf_file: "m.gguf" }))).toEqual([
+      expect.stringMatching(/^handler\.gguf_file: .*GGUF.*engine: transformers/),
+    ]);
     for (const quantize of ["int8", "fp4", "nf4"]) {
       for (const deviceType of ["cpu", "gpu"]) {
         expect(problems(parse({ engine: "vllm", quantize }, { deviceType }))).toEqual([
-          expect.stringMatching(new RegExp(`^handler\\.quantize: ${quantize} is bitsandbytes quantization, which vLLM 0\\.32 does not have .*engine: transformers`)),
+          expect.stringMatching(
+            new RegExp(
+              `^handler\\.quantize: ${quantize} is bitsandbytes quantization, which vLLM 0\\.32 does not have .*engine: transformers`,
+            ),
+          ),
         ]);
       }
     }
-    expect(problems(parse({ engine: "vllm", double_quant: true }))).toEqual([expect.stringMatching(/^handler\.double_quant: .*engine: transformers/)]);
+    expect(problems(parse({ engine: "vllm", double_quant: true }))).toEqual([
+      expect.stringMatching(/^handler\.double_quant: .*engine: transformers/),
+    ]);
   });
 
   it("lets the transformers engine serve all of them", () => {

@@ -35,7 +35,9 @@ describe("gpuLayoutIssues", () => {
       const [issue, ...rest] = gpuLayoutIssues({ parallelType, torchrun: { "nproc-per-node": 2 } }, 2);
       expect(rest).toEqual([]);
       expect(issue!.path).toEqual(["parallelType"]);
-      expect(issue!.message).toMatch(new RegExp(`parallelType ${parallelType} makes TorchServe start torchrun with 2 processes per worker`));
+      expect(issue!.message).toMatch(
+        new RegExp(`parallelType ${parallelType} makes TorchServe start torchrun with 2 processes per worker`),
+      );
       expect(issue!.message).toMatch(/use parallelType: custom with torchrun nproc-per-node: 2/);
     }
   });
@@ -43,10 +45,16 @@ describe("gpuLayoutIssues", () => {
     const [issue] = gpuLayoutIssues({ parallelType: "custom", torchrun: { "nproc-per-node": 1 } }, 2);
     expect(issue).toEqual({
       path: ["torchrun", "nproc-per-node"],
-      message: expect.stringMatching(/exactly 1 GPU\(s\) \(CUDA_VISIBLE_DEVICES\), but handler.num_gpu_per_model is 2 \(no worker could be placed\): set torchrun nproc-per-node: 2/),
+      message: expect.stringMatching(
+        /exactly 1 GPU\(s\) \(CUDA_VISIBLE_DEVICES\), but handler.num_gpu_per_model is 2 \(no worker could be placed\): set torchrun nproc-per-node: 2/,
+      ),
     });
-    expect(gpuLayoutIssues({ parallelType: "custom", torchrun: { "nproc-per-node": 4 } }, 2)[0]!.message).toMatch(/exactly 4 GPU.*2 GPU\(s\) of every worker would stay idle/);
-    expect(gpuLayoutIssues({ parallelType: "tp", torchrun: {} }, 2)[0]!.message).toMatch(/use parallelType: custom with torchrun nproc-per-node: 2/);
+    expect(gpuLayoutIssues({ parallelType: "custom", torchrun: { "nproc-per-node": 4 } }, 2)[0]!.message).toMatch(
+      /exactly 4 GPU.*2 GPU\(s\) of every worker would stay idle/,
+    );
+    expect(gpuLayoutIssues({ parallelType: "tp", torchrun: {} }, 2)[0]!.message).toMatch(
+      /use parallelType: custom with torchrun nproc-per-node: 2/,
+    );
   });
   it("refuses deviceIds that cannot hold a group", () => {
     expect(gpuLayoutIssues({ deviceIds: [3] }, 2)[0]!.message).toMatch(/deviceIds names 1 GPU\(s\) but handler.num_gpu_per_model is 2/);
@@ -69,7 +77,10 @@ describe("parseModelConfig and tsserve archive refuse an impossible layout", () 
     );
   });
   it("takes num_gpu_per_model's default of 1", () => {
-    expect(parseModelConfig({ parallelType: "custom", torchrun: { "nproc-per-node": 1 }, handler: { model_path: "/m" } }, HandlerSection).success).toBe(true);
+    expect(
+      parseModelConfig({ parallelType: "custom", torchrun: { "nproc-per-node": 1 }, handler: { model_path: "/m" } }, HandlerSection)
+        .success,
+    ).toBe(true);
   });
   it("while the shipped configs all pass", () => {
     for (const file of ["llama-2-70b-chat.yaml", "llama-2-13b-chat.yaml", "llama-2-7b-chat.yaml", "vicuna-13b.yaml"]) {
@@ -81,7 +92,12 @@ describe("parseModelConfig and tsserve archive refuse an impossible layout", () 
 
 describe("the layouts shared with the Python planner (test/fixtures/gpu-layouts/cases.json)", () => {
   const { cases } = JSON.parse(readFileSync(path.join(ROOT, "test/fixtures/gpu-layouts/cases.json"), "utf8")) as {
-    cases: { name: string; config: Record<string, unknown> & { handler: { num_gpu_per_model: number } }; archive: "ok" | "refused"; worker: "ok" | "refused" }[];
+    cases: {
+      name: string;
+      config: Record<string, unknown> & { handler: { num_gpu_per_model: number } };
+      archive: "ok" | "refused";
+      worker: "ok" | "refused";
+    }[];
   };
   it.each(cases.map((c) => [c.name, c] as const))("%s", (_name, c) => {
     const parsed = parseModelConfig({ ...c.config, handler: { model_path: "/m", ...c.config.handler } }, HandlerSection);

@@ -45,7 +45,15 @@ describe("handler section", () => {
 describe("shipped configs", () => {
   const files = readdirSync(path.join(ROOT, "configs")).filter((f) => f.endsWith(".yaml"));
   it("include one per shipped handler and the tiny model", () => {
-    expect(files.sort()).toEqual(expect.arrayContaining(["llama-2-13b-chat.yaml", "llama-2-70b-chat.yaml", "llama-2-7b-chat.yaml", "tiny-llama-2-chat.yaml", "vicuna-13b.yaml"]));
+    expect(files.sort()).toEqual(
+      expect.arrayContaining([
+        "llama-2-13b-chat.yaml",
+        "llama-2-70b-chat.yaml",
+        "llama-2-7b-chat.yaml",
+        "tiny-llama-2-chat.yaml",
+        "vicuna-13b.yaml",
+      ]),
+    );
   });
   for (const file of files) {
     it(`${file} parses with the handler section schema`, () => {
@@ -56,7 +64,8 @@ describe("shipped configs", () => {
   it("the 70b config carries the seed's settings", () => {
     const parsed = parseModelConfig(parseYaml(readFileSync(path.join(ROOT, "configs/llama-2-70b-chat.yaml"), "utf8")), HandlerSection);
     expect(parsed.success && parsed.data).toMatchObject({
-      responseTimeout: 5000, torchrun: { "nproc-per-node": 1 },
+      responseTimeout: 5000,
+      torchrun: { "nproc-per-node": 1 },
       handler: { quantize: "nf4", num_gpu_per_model: 1, gpu_max_memory: 48_000_000_000 },
     });
   });
@@ -67,10 +76,18 @@ describe("shipped configs", () => {
   });
   it("config.properties binds to loopback, enables the model API and leaves token auth on", () => {
     const text = readFileSync(path.join(ROOT, "configs/config.properties"), "utf8");
-    const props = Object.fromEntries(text.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split("=", 2) as [string, string]));
+    const props = Object.fromEntries(
+      text
+        .split("\n")
+        .filter((l) => l && !l.startsWith("#"))
+        .map((l) => l.split("=", 2) as [string, string]),
+    );
     expect(props).toMatchObject({
-      inference_address: "http://127.0.0.1:8080", management_address: "http://127.0.0.1:8081", metrics_address: "http://127.0.0.1:8082",
-      enable_model_api: "true", install_py_dep_per_model: "false",
+      inference_address: "http://127.0.0.1:8080",
+      management_address: "http://127.0.0.1:8081",
+      metrics_address: "http://127.0.0.1:8082",
+      enable_model_api: "true",
+      install_py_dep_per_model: "false",
     });
     expect(props).not.toHaveProperty("disable_token_authorization");
   });
@@ -81,13 +98,32 @@ describe("exported JSON Schema", () => {
   const completionRequest = completionRequestJsonSchema();
   it("describes the request fields with their ranges, null allowed", () => {
     const props = (completionRequest as { properties: Record<string, unknown> }).properties;
-    expect(Object.keys(props)).toEqual(expect.arrayContaining(["prompt", "messages", "max_tokens", "temperature", "top_p", "top_k", "logprobs", "stop", "n", "best_of", "echo", "stream", "seed", "model", "repetition_penalty"]));
+    expect(Object.keys(props)).toEqual(
+      expect.arrayContaining([
+        "prompt",
+        "messages",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "logprobs",
+        "stop",
+        "n",
+        "best_of",
+        "echo",
+        "stream",
+        "seed",
+        "model",
+        "repetition_penalty",
+      ]),
+    );
     expect(JSON.stringify(props.max_tokens)).toContain('"type":"null"');
     expect(JSON.stringify(props.logprobs)).toContain('"maximum":20');
     expect(completionRequest.additionalProperties).not.toBe(false);
   });
   it("describes the handler section with model_path required", () => {
-    const handler = (modelConfig as { properties: { handler: { required: string[]; properties: Record<string, unknown> } } }).properties.handler;
+    const handler = (modelConfig as { properties: { handler: { required: string[]; properties: Record<string, unknown> } } }).properties
+      .handler;
     expect(handler.required).toContain("model_path");
     expect(Object.keys(handler.properties)).toEqual(expect.arrayContaining(["quantize", "gpu_max_memory", "per_gpu_mem", "dtype"]));
   });

@@ -42,7 +42,11 @@ describe("unknownConfigKeys", () => {
   it("reports a misspelt key of the shipped handler section with a suggestion", () => {
     const found = unknownConfigKeys({ handler: { model_path: "/m", quantise: "nf4" } }, HandlerSection, "tiny.ts");
     expect(found).toEqual([
-      { path: "handler.quantise", suggestion: "quantize", message: 'handler.quantise: unknown key, not read by tiny.ts\'s config schema; did you mean "quantize"?' },
+      {
+        path: "handler.quantise",
+        suggestion: "quantize",
+        message: 'handler.quantise: unknown key, not read by tiny.ts\'s config schema; did you mean "quantize"?',
+      },
     ]);
   });
 
@@ -65,6 +69,10 @@ describe("unknownConfigKeys", () => {
 
   it("reports a key with no close match without a suggestion", () => {
     const [found] = unknownConfigKeys({ handler: { model_path: "/m" }, colour: "blue" }, HandlerSection, "h.ts");
-    expect(found).toEqual({ path: "colour", suggestion: undefined, message: "colour: unknown key, not read by TorchServe 0.12's model config" });
+    expect(found).toEqual({
+      path: "colour",
+      suggestion: undefined,
+      message: "colour: unknown key, not read by TorchServe 0.12's model config",
+    });
   });
 });

@@ -50,7 +50,10 @@ async function problemsOfTsserve(args: string[]): Promise<string[]> {
     const { values } = parseArgs({ args: rest, options: command.options, allowPositionals: command.positionals ?? false, strict: true });
     const allowed = FLAG_VALUES[name] ?? {};
     return Object.entries(allowed).flatMap(([flag, choices]) =>
-      values[flag] === undefined || choices.includes(values[flag] as string) ? [] : [`--${flag} ${values[flag]}: not one of ${choices.join(", ")}`]);
+      values[flag] === undefined || choices.includes(values[flag] as string)
+        ? []
+        : [`--${flag} ${values[flag]}: not one of ${choices.join(", ")}`],
+    );
   } catch (error) {
     return [(error as Error).message];
   }
@@ -76,8 +79,8 @@ describe("reading shell examples", () => {
   it("splits lines into commands at &&, |, ; and $(...), joins continuations, drops prompts and comments", () => {
     const script = [
       "$ npx tsserve start && npx tsserve register m.mar   # then wait",
-      "curl -H \"Authorization: Bearer $(npx tsserve token inference)\" \\",
-      "  -d '{\"a\": \"b c\"}' http://x | head; echo done",
+      'curl -H "Authorization: Bearer $(npx tsserve token inference)" \\',
+      '  -d \'{"a": "b c"}\' http://x | head; echo done',
     ].join("\n");
     expect(shellCommands(script)).toEqual([
       ["npx", "tsserve", "start"],
@@ -91,7 +94,9 @@ describe("reading shell examples", () => {
 
   it("anchors headings as GitHub does", () => {
     expect(anchorOf("Pack a handler: `tsserve archive`")).toBe("pack-a-handler-tsserve-archive");
-    expect(anchorOf("Why the model API is on, and why everything is bound to 127.0.0.1")).toBe("why-the-model-api-is-on-and-why-everything-is-bound-to-127001");
+    expect(anchorOf("Why the model API is on, and why everything is bound to 127.0.0.1")).toBe(
+      "why-the-model-api-is-on-and-why-everything-is-bound-to-127001",
+    );
     expect(anchorOf("3. KServe")).toBe("3-kserve");
   });
 });
@@ -101,7 +106,10 @@ describe("the commands the docs show", () => {
     const all = BLOCKS.flatMap((block) => shellCommands(block.text));
     expect(all.filter((words) => tsserveArgs(words) !== undefined).length).toBeGreaterThan(30);
     const readme = BLOCKS.filter((block) => block.file === "README.md");
-    expect(shellCommands(readme[0]!.text)).toEqual([["npm", "run", "demo"], ["npm", "test"]]);
+    expect(shellCommands(readme[0]!.text)).toEqual([
+      ["npm", "run", "demo"],
+      ["npm", "test"],
+    ]);
   });
 
   it("parses every tsserve command in a code block against that command's options", async () => {
@@ -117,11 +125,19 @@ describe("the commands the docs show", () => {
   });
 
   it("names only npm scripts that package.json has, and demo flags the demo takes", () => {
-    const problems = BLOCKS.flatMap((block) => shellCommands(block.text).flatMap((words) => problemsOfNpmRun(words).map((p) => `${where(block)}: ${p}`)));
-    const inline = PAGES.flatMap((page) => page.spans.flatMap((span) => {
-      const match = /^npm run ([\w:-]+)(.*)$/.exec(span.code);
-      return match ? problemsOfNpmRun(["npm", "run", match[1]!, ...match[2]!.trim().split(/\s+/).filter(Boolean)]).map((p) => `${span.file}:${span.line}: ${p}`) : [];
-    }));
+    const problems = BLOCKS.flatMap((block) =>
+      shellCommands(block.text).flatMap((words) => problemsOfNpmRun(words).map((p) => `${where(block)}: ${p}`)),
+    );
+    const inline = PAGES.flatMap((page) =>
+      page.spans.flatMap((span) => {
+        const match = /^npm run ([\w:-]+)(.*)$/.exec(span.code);
+        return match
+          ? problemsOfNpmRun(["npm", "run", match[1]!, ...match[2]!.trim().split(/\s+/).filter(Boolean)]).map(
+              (p) => `${span.file}:${span.line}: ${p}`,
+            )
+          : [];
+      }),
+    );
     expect([...problems, ...inline]).toEqual([]);
   });
 
@@ -138,7 +154,8 @@ describe("the commands the docs show", () => {
         if (context === "help") {
           // `tsserve help <command>`: the CLI's own; the word after it must be a command.
           const topic = /tsserve help ([a-z]+)/.exec(span.code)?.[1];
-          if (topic !== undefined && !(await loadCommand(topic))) problems.push(`${span.file}:${span.line}: \`${span.code}\`: no command "${topic}"`);
+          if (topic !== undefined && !(await loadCommand(topic)))
+            problems.push(`${span.file}:${span.line}: \`${span.code}\`: no command "${topic}"`);
           continue;
         }
         const command = await loadCommand(context);
@@ -146,10 +163,13 @@ describe("the commands the docs show", () => {
           problems.push(`${span.file}:${span.line}: \`${span.code}\`: no command "${context}"`);
           continue;
         }
-        const known = new Set(Object.entries(command.options).flatMap(([long, option]) => [`--${long}`, ...(option.short ? [`-${option.short}`] : [])]));
+        const known = new Set(
+          Object.entries(command.options).flatMap(([long, option]) => [`--${long}`, ...(option.short ? [`-${option.short}`] : [])]),
+        );
         const after = named ? span.code.slice(span.code.indexOf(`tsserve ${named}`)) : span.code;
         for (const flag of after.match(/(?<![\w-])--?[a-z][\w-]*/gi) ?? []) {
-          if (!known.has(flag) && flag !== "--help" && flag !== "-h") problems.push(`${span.file}:${span.line}: \`${span.code}\`: tsserve ${context} has no ${flag}`);
+          if (!known.has(flag) && flag !== "--help" && flag !== "-h")
+            problems.push(`${span.file}:${span.line}: \`${span.code}\`: tsserve ${context} has no ${flag}`);
         }
       }
     }
@@ -195,9 +215,11 @@ describe("the pages", () => {
 
   it("name only files and folders of the repository that exist", () => {
     const repoPath = /^(?:src|test|scripts|bench|handlers|configs|python_shim|bin|docs)\/[\w./-]+$/;
-    const missing = PAGES.flatMap((page) => page.spans
-      .filter((span) => repoPath.test(span.code) && !fs.existsSync(path.join(ROOT, span.code)))
-      .map((span) => `${span.file}:${span.line}: ${span.code}`));
+    const missing = PAGES.flatMap((page) =>
+      page.spans
+        .filter((span) => repoPath.test(span.code) && !fs.existsSync(path.join(ROOT, span.code)))
+        .map((span) => `${span.file}:${span.line}: ${span.code}`),
+    );
     expect(missing).toEqual([]);
   });
 

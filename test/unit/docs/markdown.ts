@@ -8,7 +8,11 @@ export const ROOT = path.resolve(import.meta.dirname, "../../..");
 
 /** README.md and every page under docs/, relative to the repository root. */
 export function docFiles(): string[] {
-  const docs = fs.readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).sort().map((f) => `docs/${f}`);
+  const docs = fs
+    .readdirSync(path.join(ROOT, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .sort()
+    .map((f) => `docs/${f}`);
   return ["README.md", ...docs];
 }
 
@@ -87,7 +91,10 @@ export function readMarkdown(file: string): MarkdownParts {
 
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
 export function anchorOf(heading: string): string {
-  return heading.toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, "").replace(/ /g, "-");
+  return heading
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, "")
+    .replace(/ /g, "-");
 }
 
 /**

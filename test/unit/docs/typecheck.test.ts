@@ -44,9 +44,16 @@ describe("the docs' handler examples", () => {
       names.set(name, `${block.file}:${block.line}`);
       fs.writeFileSync(path.join(dir, name), block.text);
     }
-    const tsc = spawnSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", dir], { cwd: dir, encoding: "utf8", timeout: 120_000 });
+    const tsc = spawnSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", dir], {
+      cwd: dir,
+      encoding: "utf8",
+      timeout: 120_000,
+    });
     // Name each error by the doc and line of its block.
-    const errors = (tsc.stdout + tsc.stderr).replace(/^(\S+\.ts)\((\d+),\d+\)/gm, (_, file: string, line: string) => `${names.get(path.basename(file)) ?? file} +${line}`);
+    const errors = (tsc.stdout + tsc.stderr).replace(
+      /^(\S+\.ts)\((\d+),\d+\)/gm,
+      (_, file: string, line: string) => `${names.get(path.basename(file)) ?? file} +${line}`,
+    );
     expect(errors).toBe("");
     expect(tsc.status).toBe(0);
   }, 150_000);

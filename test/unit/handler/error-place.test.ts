@@ -11,8 +11,18 @@ function thrownWith(stack: string[], name = "TypeError", message = "x is undefin
 
 describe("parseFrame", () => {
   it("reads named, anonymous and async frames, and skips native ones", () => {
-    expect(parseFrame("    at Smol.formatPrompt (/p/handlers/smol.ts:14:22)")).toEqual({ fn: "Smol.formatPrompt", file: "/p/handlers/smol.ts", line: 14, column: 22 });
-    expect(parseFrame("    at async Smol.preprocess (file:///p/h.mjs:3:4)")).toEqual({ fn: "Smol.preprocess", file: "file:///p/h.mjs", line: 3, column: 4 });
+    expect(parseFrame("    at Smol.formatPrompt (/p/handlers/smol.ts:14:22)")).toEqual({
+      fn: "Smol.formatPrompt",
+      file: "/p/handlers/smol.ts",
+      line: 14,
+      column: 22,
+    });
+    expect(parseFrame("    at async Smol.preprocess (file:///p/h.mjs:3:4)")).toEqual({
+      fn: "Smol.preprocess",
+      file: "file:///p/h.mjs",
+      line: 3,
+      column: 4,
+    });
     expect(parseFrame("    at /p/h.mjs:3:4")).toEqual({ file: "/p/h.mjs", line: 3, column: 4 });
     expect(parseFrame("    at Array.map (<anonymous>)")).toBeUndefined();
   });
@@ -51,6 +61,8 @@ describe("describeThrown and RequestFailure.from", () => {
 
   it("maps every frame in the stack it prints", () => {
     const error = thrownWith([`Smol.formatPrompt (${process.cwd()}/handlers/smol.ts:14:22)`, "Array.map (<anonymous>)"]);
-    expect(mappedStack(error)).toBe("TypeError: x is undefined\n    at Smol.formatPrompt (handlers/smol.ts:14:22)\n    at Array.map (<anonymous>)");
+    expect(mappedStack(error)).toBe(
+      "TypeError: x is undefined\n    at Smol.formatPrompt (handlers/smol.ts:14:22)\n    at Array.map (<anonymous>)",
+    );
   });
 });

@@ -67,7 +67,10 @@ describe("runStages and the request's AbortSignal", () => {
     const results = await runStages(stages, ["a", "b"], [0, 1], { ...base, signal: controller.signal });
     expect(ran).toEqual(["preprocess", "inference"]);
     for (const result of results) {
-      expect(result).toMatchObject({ status: 499, message: "the request was cancelled before this stage: the handler did not answer within 2 s" });
+      expect(result).toMatchObject({
+        status: 499,
+        message: "the request was cancelled before this stage: the handler did not answer within 2 s",
+      });
     }
   });
 
@@ -82,8 +85,23 @@ describe("runStages and the request's AbortSignal", () => {
 describe("FakeModel and a cancelled call", () => {
   it("rejects a generate whose signal has aborted, as the real model does", async () => {
     const model = new FakeModel();
-    const request = { prompt: "x", max_tokens: 1, temperature: 0, top_p: 1, top_k: 0, repetition_penalty: 1, seed: null, stop: [], logprobs: 0, num_sequences: 1, echo: false, stream: false };
-    await expect(model.generate([request], { signal: AbortSignal.abort(new Error("the request timed out")) })).rejects.toThrow("the request timed out");
+    const request = {
+      prompt: "x",
+      max_tokens: 1,
+      temperature: 0,
+      top_p: 1,
+      top_k: 0,
+      repetition_penalty: 1,
+      seed: null,
+      stop: [],
+      logprobs: 0,
+      num_sequences: 1,
+      echo: false,
+      stream: false,
+    };
+    await expect(model.generate([request], { signal: AbortSignal.abort(new Error("the request timed out")) })).rejects.toThrow(
+      "the request timed out",
+    );
     await expect(model.generate([request])).resolves.toHaveLength(1);
   });
 });

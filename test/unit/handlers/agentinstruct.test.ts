@@ -16,8 +16,7 @@ const SYS = "[INST] <<SYS>>\n\n<</SYS>>\n\n";
 const PREAMBLE = "You will be provided instructions for completing a task followed by a task to complete.\n\nInstructions:\n";
 const EXPLAIN =
   "Follow the instructions to generate an explanation that reasons towards the correct answer to the task above. End the explanation with the correct answer. [/INST] Explanation: ";
-const GENERATION =
-  "Therefore, the answer to the task is below. Give the answer in the shortest form possible that will still be correct.";
+const GENERATION = "Therefore, the answer to the task is below. Give the answer in the shortest form possible that will still be correct.";
 
 const REQUEST = {
   instructions: "1. Read the question.\n2. Add the numbers.",
@@ -63,12 +62,32 @@ describe("llama-2-7b-chat-agentinstruct handler", () => {
     await runHandler(new AgentInstruct(), [{ ...REQUEST, n: 2, best_of: 3 }], { model });
     const [stage1, stage2] = model.requests as [GenerateRequest, GenerateRequest];
     expect(stage1).toEqual({
-      prompt: STAGE1, max_tokens: 512, stop: ["Question: "], num_sequences: 1, logprobs: 0, echo: false, stream: false,
-      temperature: 0.3, top_p: 0.9, top_k: 40, repetition_penalty: 1, seed: 7,
+      prompt: STAGE1,
+      max_tokens: 512,
+      stop: ["Question: "],
+      num_sequences: 1,
+      logprobs: 0,
+      echo: false,
+      stream: false,
+      temperature: 0.3,
+      top_p: 0.9,
+      top_k: 40,
+      repetition_penalty: 1,
+      seed: 7,
     });
     expect(stage2).toEqual({
-      prompt: STAGE2, max_tokens: 5, stop: ["\n"], num_sequences: 3, logprobs: 1, echo: false, stream: false,
-      temperature: 0.3, top_p: 0.9, top_k: 40, repetition_penalty: 1, seed: 7,
+      prompt: STAGE2,
+      max_tokens: 5,
+      stop: ["\n"],
+      num_sequences: 3,
+      logprobs: 1,
+      echo: false,
+      stream: false,
+      temperature: 0.3,
+      top_p: 0.9,
+      top_k: 40,
+      repetition_penalty: 1,
+      seed: 7,
     });
   });
 
@@ -77,13 +96,23 @@ describe("llama-2-7b-chat-agentinstruct handler", () => {
     await runHandler(new AgentInstruct(), [REQUEST], { model: fromConfig, config: { handler: { explanation_max_tokens: 64 } } });
     expect(fromConfig.requests[0]!.max_tokens).toBe(64);
     const fromRequest = twoStages();
-    await runHandler(new AgentInstruct(), [{ ...REQUEST, explanation_max_tokens: 9 }], { model: fromRequest, config: { handler: { explanation_max_tokens: 64 } } });
+    await runHandler(new AgentInstruct(), [{ ...REQUEST, explanation_max_tokens: 9 }], {
+      model: fromRequest,
+      config: { handler: { explanation_max_tokens: 64 } },
+    });
     expect(fromRequest.requests[0]!.max_tokens).toBe(9);
   });
 
   it("stops stage 1 at nothing when there is no input prefix", async () => {
     const model = twoStages();
-    await runHandler(new AgentInstruct(), [{ ...REQUEST, input_prefix: null }, { ...REQUEST, input_prefix: "" }], { model });
+    await runHandler(
+      new AgentInstruct(),
+      [
+        { ...REQUEST, input_prefix: null },
+        { ...REQUEST, input_prefix: "" },
+      ],
+      { model },
+    );
     expect(model.calls[0]!.requests.map((r) => r.stop)).toEqual([[], []]);
   });
 
@@ -96,7 +125,9 @@ describe("llama-2-7b-chat-agentinstruct handler", () => {
       expect.objectContaining({ text: "5", index: 0, finish_reason: "stop", full_text: `${STAGE2_RAW}5` }),
     ]);
     // The fake model's tokens are characters: stage 1 read STAGE1 and wrote EXPLANATION; stage 2 read STAGE2 and wrote "5".
-    const p1 = [...STAGE1].length, c1 = [...EXPLANATION].length, p2 = [...STAGE2].length;
+    const p1 = [...STAGE1].length,
+      c1 = [...EXPLANATION].length,
+      p2 = [...STAGE2].length;
     expect(response.explanation).toEqual({
       text: "Two plus three is five. The answer is 5.",
       finish_reason: "stop",
@@ -111,7 +142,11 @@ describe("llama-2-7b-chat-agentinstruct handler", () => {
   it("serves a batch in two batched passes, each request's answer prompt built from its own explanation", async () => {
     const model = new FakeModel({ respond: (request, call, index) => (call === 0 ? `because ${index}` : `answer ${index}`) });
     const questions = ["Q: one?", "Q: two?", "Q: three?"];
-    const { outcomes } = await runHandler(new AgentInstruct(), questions.map((prompt) => ({ ...REQUEST, prompt })), { model });
+    const { outcomes } = await runHandler(
+      new AgentInstruct(),
+      questions.map((prompt) => ({ ...REQUEST, prompt })),
+      { model },
+    );
     expect(model.calls.map((call) => call.requests.length)).toEqual([3, 3]);
     questions.forEach((question, i) => {
       const stage1Raw = `${PREAMBLE}1. Read the question.\n2. Add the numbers.\n\n${question}\n${EXPLAIN}`;
@@ -127,12 +162,21 @@ describe("llama-2-7b-chat-agentinstruct handler", () => {
   it("fails only the request whose explanation stage failed; its batch mates get their answers", async () => {
     const model = new FakeModel({
       respond: (request, call, index) => {
-        if (call === 0 && index === 1) return { ok: false, status: 400, message: "prompt: 600 tokens + max_tokens 512 exceed the context (512)" };
+        if (call === 0 && index === 1)
+          return { ok: false, status: 400, message: "prompt: 600 tokens + max_tokens 512 exceed the context (512)" };
         return call === 0 ? `why ${index}` : `ans ${index}`;
       },
     });
-    const { outcomes } = await runHandler(new AgentInstruct(), [0, 1, 2].map((i) => ({ ...REQUEST, prompt: `Q${i}` })), { model });
-    expect(outcomes[1]).toEqual({ ok: false, status: 400, message: "explanation stage: prompt: 600 tokens + max_tokens 512 exceed the context (512)" });
+    const { outcomes } = await runHandler(
+      new AgentInstruct(),
+      [0, 1, 2].map((i) => ({ ...REQUEST, prompt: `Q${i}` })),
+      { model },
+    );
+    expect(outcomes[1]).toEqual({
+      ok: false,
+      status: 400,
+      message: "explanation stage: prompt: 600 tokens + max_tokens 512 exceed the context (512)",
+    });
     expect(model.calls[1]!.requests.map((r) => r.prompt.includes("why 0") || r.prompt.includes("why 2"))).toEqual([true, true]);
     expect(body(outcomes[0]).choices[0]!.text).toBe("ans 0");
     expect(body(outcomes[2]).choices[0]!.text).toBe("ans 1"); // stage 2's position 1 is request 2
@@ -178,8 +222,13 @@ describe("llama-2-7b-chat-agentinstruct handler", () => {
   it("uses the request's explanation trigger over the config's", async () => {
     const model = twoStages("E");
     const trigger = "Explain first.\n\nExplanation: ";
-    await runHandler(new AgentInstruct(), [{ ...REQUEST, explanation_trigger: trigger }], { model, config: { handler: { explanation_trigger: "unused" } } });
-    expect(model.prompts[0]).toBe(`${SYS}${PREAMBLE}1. Read the question.\n2. Add the numbers.\n\nQuestion: What is 2 + 3?\nAnswer:\nExplain first.\n\nExplanation:`);
+    await runHandler(new AgentInstruct(), [{ ...REQUEST, explanation_trigger: trigger }], {
+      model,
+      config: { handler: { explanation_trigger: "unused" } },
+    });
+    expect(model.prompts[0]).toBe(
+      `${SYS}${PREAMBLE}1. Read the question.\n2. Add the numbers.\n\nQuestion: What is 2 + 3?\nAnswer:\nExplain first.\n\nExplanation:`,
+    );
   });
 
   it("with echo, the answer's text starts with stage 2's prompt and full_text holds it once", async () => {
@@ -192,7 +241,14 @@ describe("llama-2-7b-chat-agentinstruct handler", () => {
 
   it("streams stage 2 to the right request, the last chunk carrying the explanation and full text", async () => {
     const model = twoStages();
-    const { outcomes, streamed } = await runHandler(new AgentInstruct(), [{ ...REQUEST, prompt: "other" }, { ...REQUEST, stream: true }], { model });
+    const { outcomes, streamed } = await runHandler(
+      new AgentInstruct(),
+      [
+        { ...REQUEST, prompt: "other" },
+        { ...REQUEST, stream: true },
+      ],
+      { model },
+    );
     expect(streamed).toHaveLength(1);
     expect(streamed[0]!.requestIndex).toBe(1);
     expect(CompletionChunk.parse(streamed[0]!.body).choices[0]).toMatchObject({ text: "5", finish_reason: null });
@@ -207,8 +263,22 @@ describe("AgentInstruct's answer triggers", () => {
   it("writes label lists as Python's str() does", () => {
     // Expected values printed by CPython 3: str([...]).
     expect(pyStrList(["Yes", "No"])).toBe("['Yes', 'No']");
-    expect(pyStrList(["it's", 'say "hi"', "both ' and \"", "back\\slash", "tab\there", "nbsp\u00a0x", "zw\u200bj", "é€😀", "bell\u0007", "\u2028"]))
-      .toBe(`["it's", 'say "hi"', 'both \\' and "', 'back\\\\slash', 'tab\\there', 'nbsp\\xa0x', 'zw\\u200bj', 'é€😀', 'bell\\x07', '\\u2028']`);
+    expect(
+      pyStrList([
+        "it's",
+        'say "hi"',
+        "both ' and \"",
+        "back\\slash",
+        "tab\there",
+        "nbsp\u00a0x",
+        "zw\u200bj",
+        "é€😀",
+        "bell\u0007",
+        "\u2028",
+      ]),
+    ).toBe(
+      `["it's", 'say "hi"', 'both \\' and "', 'back\\\\slash', 'tab\\there', 'nbsp\\xa0x', 'zw\\u200bj', 'é€😀', 'bell\\x07', '\\u2028']`,
+    );
   });
   it("treats any task name containing multiple_choice as multiple choice, and other names verbatim", () => {
     expect(answerTrigger("multiple_choice")).toBe(answerTrigger("multiple_choice_separate"));

@@ -14,7 +14,8 @@ describe("ChatTemplateHandler", () => {
   it("prefers the config's chat_template over the model's", async () => {
     const model = new FakeModel({ info: { chat_template: TEMPLATE } });
     await runHandler(new ChatTemplateHandler(), [{ messages: [{ role: "user", content: "hi" }] }], {
-      model, config: { handler: { chat_template: "[{{ messages[0].content }}]" } },
+      model,
+      config: { handler: { chat_template: "[{{ messages[0].content }}]" } },
     });
     expect(model.prompts).toEqual(["[hi]"]);
   });
@@ -31,6 +32,8 @@ describe("ChatTemplateHandler", () => {
   });
 
   it("validates its config section with the extended schema", () => {
-    expect(() => makeContext({ handler: new ChatTemplateHandler(), config: { handler: { chat_template: 3 } } })).toThrow(/handler\.chat_template/);
+    expect(() => makeContext({ handler: new ChatTemplateHandler(), config: { handler: { chat_template: 3 } } })).toThrow(
+      /handler\.chat_template/,
+    );
   });
 });

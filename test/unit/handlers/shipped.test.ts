@@ -22,8 +22,18 @@ type Case = { name: string; messages: { role: string; content: string }[]; expec
 const golden = (file: string, name: string): Case =>
   (JSON.parse(readFileSync(path.join(FIXTURES, file), "utf8")) as { cases: Case[] }).cases.find((c) => c.name === name)!;
 
-const SEED_EXAMPLE = { seed: 0, prompt: "Alan Turing was a ", max_tokens: 128, temperature: 0.7, top_p: 0.7, top_k: 50, logprobs: 0, stop: [] };
-const AGENT_PROMPT = "<|im_start|>system\nYou are helpful.\n<|im_end|>\n<|im_start|>user\nWhat is 2+2?\n<|im_end|>\n<|im_start|>assistant\n";
+const SEED_EXAMPLE = {
+  seed: 0,
+  prompt: "Alan Turing was a ",
+  max_tokens: 128,
+  temperature: 0.7,
+  top_p: 0.7,
+  top_k: 50,
+  logprobs: 0,
+  stop: [],
+};
+const AGENT_PROMPT =
+  "<|im_start|>system\nYou are helpful.\n<|im_end|>\n<|im_start|>user\nWhat is 2+2?\n<|im_end|>\n<|im_start|>assistant\n";
 
 const handlers: [string, () => AnyHandler, "llama" | "vicuna"][] = [
   ["llama-2-7b-chat", () => new Llama7b(), "llama"],
@@ -60,10 +70,19 @@ for (const [name, make, family] of handlers) {
 
     it("refuses a chat whose roles do not alternate, naming the message, and serves its batch mates", async () => {
       const model = new FakeModel();
-      const { outcomes } = await runHandler(make(), [
-        { messages: [{ role: "user", content: "a" }, { role: "user", content: "b" }] },
-        { prompt: "ok" },
-      ], { model });
+      const { outcomes } = await runHandler(
+        make(),
+        [
+          {
+            messages: [
+              { role: "user", content: "a" },
+              { role: "user", content: "b" },
+            ],
+          },
+          { prompt: "ok" },
+        ],
+        { model },
+      );
       expect(outcomes[0]).toMatchObject({ ok: false, status: 400, field: "messages.1.role" });
       expect(outcomes[1]!.ok).toBe(true);
       expect(model.prompts).toEqual([`${rawPrefix}ok`]);
@@ -74,7 +93,19 @@ for (const [name, make, family] of handlers) {
 describe("llama-2 chat handlers with another tokenizer", () => {
   it("take bos/eos from the model's info", async () => {
     const model = new FakeModel({ info: { bos_token: "<B>", eos_token: "<E>" } });
-    await runHandler(new Llama7b(), [{ messages: [{ role: "user", content: "a" }, { role: "assistant", content: "b" }, { role: "user", content: "c" }] }], { model });
+    await runHandler(
+      new Llama7b(),
+      [
+        {
+          messages: [
+            { role: "user", content: "a" },
+            { role: "assistant", content: "b" },
+            { role: "user", content: "c" },
+          ],
+        },
+      ],
+      { model },
+    );
     expect(model.prompts).toEqual(["<B>[INST] a [/INST] b <E><B>[INST] c [/INST]"]);
   });
 });
@@ -104,7 +135,8 @@ describe("base Llama-2 handlers (7b, 13b, 70b)", () => {
 });
 
 describe("smollm2-135m-instruct handler", () => {
-  const template = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  const template =
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
   it("renders messages with the model's own chat template and passes a raw prompt through", async () => {
     const model = new FakeModel({ info: { chat_template: template, bos_token: "<|im_start|>", eos_token: "<|im_end|>" } });
     await runHandler(new SmolLM2(), [{ messages: [{ role: "user", content: "Hi" }] }, { prompt: "raw" }], { model });

@@ -10,14 +10,25 @@ const QUESTION = { question: "Which planet is largest?", choices: ["Mars", "Jupi
 
 describe("smollm2-multiple-choice handler", () => {
   it("asks for the Answer schema and answers with the chosen option", async () => {
-    const model = new FakeModel({ info: { chat_template: CHATML }, respond: () => '{"answer": "B", "explanation": "Jupiter is the largest planet."}' });
+    const model = new FakeModel({
+      info: { chat_template: CHATML },
+      respond: () => '{"answer": "B", "explanation": "Jupiter is the largest planet."}',
+    });
     const { outcomes } = await runHandler(new SmolLM2MultipleChoice(), [QUESTION], { model });
     expect(model.requests[0]!.structured).toEqual({ json_schema: z.toJSONSchema(Answer, { io: "input" }) });
-    expect(model.prompts[0]).toMatch(/^<\|im_start\|>user\nWhich planet is largest\?\nA\) Mars\nB\) Jupiter\nC\) Venus\nD\) Earth\nAnswer with the letter/);
+    expect(model.prompts[0]).toMatch(
+      /^<\|im_start\|>user\nWhich planet is largest\?\nA\) Mars\nB\) Jupiter\nC\) Venus\nD\) Earth\nAnswer with the letter/,
+    );
     expect(model.prompts[0]).toMatch(/<\|im_start\|>assistant\n?$/);
     expect(outcomes[0]).toEqual({
       ok: true,
-      body: { answer: "B", choice: "Jupiter", explanation: "Jupiter is the largest planet.", finish_reason: "stop", raw_compute_time: 0.001 },
+      body: {
+        answer: "B",
+        choice: "Jupiter",
+        explanation: "Jupiter is the largest planet.",
+        finish_reason: "stop",
+        raw_compute_time: 0.001,
+      },
     });
   });
 
@@ -25,7 +36,8 @@ describe("smollm2-multiple-choice handler", () => {
     const model = new FakeModel({
       info: { chat_template: CHATML },
       script: ['{"answer": "A", "expl', '{"answer": "C", "explanation": "x"}'].map((text, i) =>
-        fakeOutcome({ ...QUESTION_REQUEST, max_tokens: i === 0 ? 6 : 100 }, text)),
+        fakeOutcome({ ...QUESTION_REQUEST, max_tokens: i === 0 ? 6 : 100 }, text),
+      ),
     });
     const { outcomes } = await runHandler(new SmolLM2MultipleChoice(), [QUESTION, QUESTION], { model });
     expect(outcomes[0]).toMatchObject({ ok: false, status: 422, field: "max_tokens" });
@@ -41,6 +53,16 @@ describe("smollm2-multiple-choice handler", () => {
 });
 
 const QUESTION_REQUEST = {
-  prompt: "", max_tokens: 0, temperature: 0, top_p: 1, top_k: 0, repetition_penalty: 1, seed: 0,
-  stop: [], logprobs: 0, num_sequences: 1, echo: false, stream: false,
+  prompt: "",
+  max_tokens: 0,
+  temperature: 0,
+  top_p: 1,
+  top_k: 0,
+  repetition_penalty: 1,
+  seed: 0,
+  stop: [],
+  logprobs: 0,
+  num_sequences: 1,
+  echo: false,
+  stream: false,
 };

@@ -21,7 +21,8 @@ function config(name: string, top: Record<string, unknown>, handler: Record<stri
   const doc = YAML.parse(fs.readFileSync(GREETING_CONFIG, "utf8"));
   Object.assign(doc, top);
   Object.assign(doc.handler, handler);
-  if (!path.isAbsolute(doc.handler.model_path)) doc.handler.model_path = path.resolve(path.dirname(GREETING_CONFIG), doc.handler.model_path);
+  if (!path.isAbsolute(doc.handler.model_path))
+    doc.handler.model_path = path.resolve(path.dirname(GREETING_CONFIG), doc.handler.model_path);
   const file = path.join(scratch, `${name}.yaml`);
   fs.writeFileSync(file, YAML.stringify(doc));
   return file;
@@ -30,8 +31,24 @@ function config(name: string, top: Record<string, unknown>, handler: Record<stri
 beforeAll(async () => {
   const out = path.join(scratch, "archives");
   fs.mkdirSync(out);
-  cpuArchive = (await createArchive({ modelName: "small-cpu", version: "2.1", handler: GREETING_HANDLER, configFile: config("cpu", { deviceType: "cpu", minWorkers: 2, maxWorkers: 3, useVenv: true, asyncCommunication: true }), exportPath: out })).path;
-  gpuArchive = (await createArchive({ modelName: "Big_GPU", version: "1.0", handler: GREETING_HANDLER, configFile: config("gpu", { minWorkers: 2, batchSize: 4, responseTimeout: 600 }, { num_gpu_per_model: 2 }), exportPath: out })).path;
+  cpuArchive = (
+    await createArchive({
+      modelName: "small-cpu",
+      version: "2.1",
+      handler: GREETING_HANDLER,
+      configFile: config("cpu", { deviceType: "cpu", minWorkers: 2, maxWorkers: 3, useVenv: true, asyncCommunication: true }),
+      exportPath: out,
+    })
+  ).path;
+  gpuArchive = (
+    await createArchive({
+      modelName: "Big_GPU",
+      version: "1.0",
+      handler: GREETING_HANDLER,
+      configFile: config("gpu", { minWorkers: 2, batchSize: 4, responseTimeout: 600 }, { num_gpu_per_model: 2 }),
+      exportPath: out,
+    })
+  ).path;
 }, 120_000);
 
 describe("writeKServeLayout", () => {
@@ -54,8 +71,28 @@ describe("writeKServeLayout", () => {
       name: "startup.cfg",
       modelCount: 2,
       models: {
-        "small-cpu": { "2.1": { defaultVersion: true, marName: "small-cpu.mar", minWorkers: 2, maxWorkers: 3, batchSize: 1, maxBatchDelay: 100, responseTimeout: 60 } },
-        Big_GPU: { "1.0": { defaultVersion: true, marName: "Big_GPU.mar", minWorkers: 2, maxWorkers: 2, batchSize: 1, maxBatchDelay: 100, responseTimeout: 600 } },
+        "small-cpu": {
+          "2.1": {
+            defaultVersion: true,
+            marName: "small-cpu.mar",
+            minWorkers: 2,
+            maxWorkers: 3,
+            batchSize: 1,
+            maxBatchDelay: 100,
+            responseTimeout: 60,
+          },
+        },
+        Big_GPU: {
+          "1.0": {
+            defaultVersion: true,
+            marName: "Big_GPU.mar",
+            minWorkers: 2,
+            maxWorkers: 2,
+            batchSize: 1,
+            maxBatchDelay: 100,
+            responseTimeout: 600,
+          },
+        },
       },
     });
     // batchSize 4 cannot pass the envelope; no useVenv means pip would bring its own torch.
@@ -84,8 +121,17 @@ describe("writeKServeLayout", () => {
         },
       },
     });
-    const cpuOnly = await writeKServeLayout({ archives: [cpuArchive], out: path.join(scratch, "layout-3"), protocol: "v1", storageUri: "gs://b/m", name: "My_Service" });
-    expect(YAML.parse(fs.readFileSync(cpuOnly.manifest, "utf8")).spec.predictor.pytorch).toEqual({ protocolVersion: "v1", storageUri: "gs://b/m" });
+    const cpuOnly = await writeKServeLayout({
+      archives: [cpuArchive],
+      out: path.join(scratch, "layout-3"),
+      protocol: "v1",
+      storageUri: "gs://b/m",
+      name: "My_Service",
+    });
+    expect(YAML.parse(fs.readFileSync(cpuOnly.manifest, "utf8")).spec.predictor.pytorch).toEqual({
+      protocolVersion: "v1",
+      storageUri: "gs://b/m",
+    });
     expect(YAML.parse(fs.readFileSync(cpuOnly.manifest, "utf8")).metadata.name).toBe("my-service");
   });
 
@@ -95,10 +141,14 @@ describe("writeKServeLayout", () => {
     const tgz = path.join(scratch, "x.tar.gz");
     fs.writeFileSync(tgz, "");
     await expect(writeKServeLayout({ archives: [tgz], out, protocol: "v1" })).rejects.toThrow(/not a \.mar file/);
-    await expect(writeKServeLayout({ archives: [cpuArchive, cpuArchive], out, protocol: "v1" })).rejects.toThrow(/two archives serve the model "small-cpu"/);
+    await expect(writeKServeLayout({ archives: [cpuArchive, cpuArchive], out, protocol: "v1" })).rejects.toThrow(
+      /two archives serve the model "small-cpu"/,
+    );
     expect(fs.existsSync(out)).toBe(false);
     await writeKServeLayout({ archives: [cpuArchive], out, protocol: "v1" });
-    await expect(writeKServeLayout({ archives: [cpuArchive], out, protocol: "v1" })).rejects.toThrow(/refusing to overwrite .*config\.properties/);
+    await expect(writeKServeLayout({ archives: [cpuArchive], out, protocol: "v1" })).rejects.toThrow(
+      /refusing to overwrite .*config\.properties/,
+    );
     await writeKServeLayout({ archives: [cpuArchive], out, protocol: "v1", force: true });
   });
 

@@ -23,8 +23,13 @@ describe("metricsConfigProblem", () => {
     expect(metricsConfigProblem(path.join(dir, "missing.yaml"))).toMatch(/missing\.yaml: no such file/);
     const broken = write("broken.yaml", "model_metrics:\n  counter:\n    - name: a\n   unit: Count\n");
     expect(metricsConfigProblem(broken)).toMatch(/broken\.yaml:4: /);
-    const noUnit = write("no-unit.yaml", "model_metrics:\n  counter:\n    - name: ok\n      unit: Count\n      dimensions: []\n    - name: bad\n      dimensions: [a]\n");
-    expect(metricsConfigProblem(noUnit)).toBe(`metrics_config ${noUnit}:6: model_metrics.counter[1] needs name and unit (strings) and dimensions (a list of strings)`);
+    const noUnit = write(
+      "no-unit.yaml",
+      "model_metrics:\n  counter:\n    - name: ok\n      unit: Count\n      dimensions: []\n    - name: bad\n      dimensions: [a]\n",
+    );
+    expect(metricsConfigProblem(noUnit)).toBe(
+      `metrics_config ${noUnit}:6: model_metrics.counter[1] needs name and unit (strings) and dimensions (a list of strings)`,
+    );
     const badType = write("bad-type.yaml", "ts_metrics:\n  summary: []\n");
     expect(metricsConfigProblem(badType)).toMatch(/bad-type\.yaml:2: ts_metrics\.summary: not a metric type/);
   });

@@ -16,9 +16,14 @@ describe("the LLM metrics", () => {
 
   it("keep every metric of TorchServe's own config, and add each published family to model_metrics", () => {
     expect(config.ts_metrics).toEqual(defaults.ts_metrics);
-    for (const [type, specs] of Object.entries(defaults.model_metrics)) expect(config.model_metrics[type]!.slice(0, specs.length)).toEqual(specs);
+    for (const [type, specs] of Object.entries(defaults.model_metrics))
+      expect(config.model_metrics[type]!.slice(0, specs.length)).toEqual(specs);
     const added = [...config.model_metrics.counter!, ...config.model_metrics.gauge!].filter((s) => s.name.startsWith("tsserve_"));
-    expect(added.map((s) => s.name).sort()).toEqual(publishedMetrics().map((m) => m.name).sort());
+    expect(added.map((s) => s.name).sort()).toEqual(
+      publishedMetrics()
+        .map((m) => m.name)
+        .sort(),
+    );
   });
 
   it("publish a histogram as _bucket (with le), _sum and _count counters, labelled by model_name like vLLM's", () => {

@@ -4,12 +4,21 @@ import { describe, expect, it } from "vitest";
 import { parseExposition } from "../../../src/metrics/exposition.ts";
 import { quantile, renderTop, topRows } from "../../../src/metrics/top.ts";
 
-function exposition(model: string, success: number, tokens: number, ttft: Record<string, number>, failures: number, running: number): string {
+function exposition(
+  model: string,
+  success: number,
+  tokens: number,
+  ttft: Record<string, number>,
+  failures: number,
+  running: number,
+): string {
   return [
     "# TYPE tsserve_request_success_total counter",
     `tsserve_request_success_total{model_name="${model}",finished_reason="stop",Hostname="h",} ${success}`,
     `tsserve_generation_tokens_total{model_name="${model}",Hostname="h",} ${tokens}`,
-    ...Object.entries(ttft).map(([le, n]) => `tsserve_time_to_first_token_seconds_bucket{model_name="${model}",le="${le}",Hostname="h",} ${n}`),
+    ...Object.entries(ttft).map(
+      ([le, n]) => `tsserve_time_to_first_token_seconds_bucket{model_name="${model}",le="${le}",Hostname="h",} ${n}`,
+    ),
     `tsserve_request_failure_total{model_name="${model}",status="400",Hostname="h",} ${failures}`,
     `tsserve_num_requests_running{model_name="${model}",worker="1",Hostname="h",} ${running}`,
     `tsserve_num_requests_running{model_name="${model}",worker="2",Hostname="h",} 1.0`,
@@ -25,18 +34,48 @@ describe("tsserve top", () => {
   });
 
   it("interpolates a quantile within its bucket as histogram_quantile does", () => {
-    const cumulative = new Map([[0.1, 2], [0.5, 6], [1, 8], [Infinity, 8]]);
+    const cumulative = new Map([
+      [0.1, 2],
+      [0.5, 6],
+      [1, 8],
+      [Infinity, 8],
+    ]);
     expect(quantile(0.5, cumulative)).toBeCloseTo(0.1 + (0.4 * (4 - 2)) / 4); // rank 4 lies in (0.1, 0.5]
     expect(quantile(0.25, cumulative)).toBeCloseTo(0.1); // rank 2: the top of the first bucket
-    expect(quantile(0.99, new Map([[1, 0], [Infinity, 3]]))).toBe(1); // in +Inf: the highest finite bound
-    expect(quantile(0.5, new Map([[1, 0], [Infinity, 0]]))).toBeUndefined();
+    expect(
+      quantile(
+        0.99,
+        new Map([
+          [1, 0],
+          [Infinity, 3],
+        ]),
+      ),
+    ).toBe(1); // in +Inf: the highest finite bound
+    expect(
+      quantile(
+        0.5,
+        new Map([
+          [1, 0],
+          [Infinity, 0],
+        ]),
+      ),
+    ).toBeUndefined();
   });
 
   it("gives each model's rates over the window, the window's TTFT and the load now", () => {
     const before = { at: 0, samples: parseExposition(exposition("m", 10, 100, { "0.1": 5, "1.0": 10, "+Inf": 10 }, 1, 0)) };
     const after = { at: 2000, samples: parseExposition(exposition("m", 14, 180, { "0.1": 5, "1.0": 14, "+Inf": 14 }, 3, 2)) };
     const [row] = topRows(before, after);
-    expect(row).toMatchObject({ model: "m", requestsPerS: 2, tokensPerS: 40, running: 3, waiting: 0, kvUsage: 0.25, errors: 2, errorsTotal: 3 });
+    expect(row).toMatchObject({
+      model: "m",
+      requestsPerS: 2,
+      tokensPerS: 40,
+      running: 3,
+      waiting: 0,
+      kvUsage: 0.25,
+      errors: 2,
+      errorsTotal: 3,
+    });
     // The window's 4 first tokens all came in (0.1, 1]: its median is that bucket's middle.
     expect(row!.ttftP50).toBeCloseTo(0.55);
     const view = renderTop([row!], "http://127.0.0.1:8082", new Date(0));

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { agentInstructRewrite, llama2ChatPrompt, pyRstrip, pyStrip, renderChatTemplate, vicunaV11Prompt } from "../../../src/prompts/index.ts";
+import {
+  agentInstructRewrite,
+  llama2ChatPrompt,
+  pyRstrip,
+  pyStrip,
+  renderChatTemplate,
+  vicunaV11Prompt,
+} from "../../../src/prompts/index.ts";
 import { RequestFailure } from "../../../src/handler/failure.ts";
 
 function failureOf(fn: () => unknown): RequestFailure {
@@ -13,9 +20,17 @@ function failureOf(fn: () => unknown): RequestFailure {
 }
 
 describe("conversation rules shared by the chat formats", () => {
-  for (const [name, format] of [["llama-2", (m: never) => llama2ChatPrompt(m)], ["vicuna", (m: never) => vicunaV11Prompt(m)]] as const) {
+  for (const [name, format] of [
+    ["llama-2", (m: never) => llama2ChatPrompt(m)],
+    ["vicuna", (m: never) => vicunaV11Prompt(m)],
+  ] as const) {
     it(`${name}: refuses a system message that is not first, naming it`, () => {
-      const f = failureOf(() => format([{ role: "user", content: "a" }, { role: "system", content: "b" }] as never));
+      const f = failureOf(() =>
+        format([
+          { role: "user", content: "a" },
+          { role: "system", content: "b" },
+        ] as never),
+      );
       expect(f.status).toBe(400);
       expect(f.field).toBe("messages.1.role");
       expect(f.message).toMatch(/^messages\.1\.role: a system message may only come first/);
@@ -25,8 +40,16 @@ describe("conversation rules shared by the chat formats", () => {
       expect(f.field).toBe("messages");
     });
     it(`${name}: refuses assistant turns that do not alternate`, () => {
-      const f = failureOf(() => format([{ role: "user", content: "a" }, { role: "assistant", content: "b" }, { role: "assistant", content: "c" }] as never));
-      expect(f.message).toBe('messages.2.role: expected "user", got "assistant" (roles must alternate user/assistant/user/..., starting with user)');
+      const f = failureOf(() =>
+        format([
+          { role: "user", content: "a" },
+          { role: "assistant", content: "b" },
+          { role: "assistant", content: "c" },
+        ] as never),
+      );
+      expect(f.message).toBe(
+        'messages.2.role: expected "user", got "assistant" (roles must alternate user/assistant/user/..., starting with user)',
+      );
     });
     it(`${name}: refuses an empty conversation`, () => {
       expect(failureOf(() => format([] as never)).field).toBe("messages");
@@ -34,8 +57,16 @@ describe("conversation rules shared by the chat formats", () => {
   }
 
   it("llama-2 uses the model's bos/eos tokens when given", () => {
-    expect(llama2ChatPrompt([{ role: "user", content: "a" }, { role: "assistant", content: "b" }, { role: "user", content: "c" }], { bosToken: "<B>", eosToken: "<E>" }))
-      .toBe("<B>[INST] a [/INST] b <E><B>[INST] c [/INST]");
+    expect(
+      llama2ChatPrompt(
+        [
+          { role: "user", content: "a" },
+          { role: "assistant", content: "b" },
+          { role: "user", content: "c" },
+        ],
+        { bosToken: "<B>", eosToken: "<E>" },
+      ),
+    ).toBe("<B>[INST] a [/INST] b <E><B>[INST] c [/INST]");
   });
 });
 
@@ -57,14 +88,20 @@ describe("Python whitespace semantics", () => {
 
 describe("renderChatTemplate", () => {
   it("passes bos/eos tokens and add_generation_prompt to the template", () => {
-    const t = "{{ bos_token }}{% for m in messages %}[{{ m.role }}:{{ m.content }}]{% endfor %}{% if add_generation_prompt %}>{% endif %}{{ eos_token }}";
+    const t =
+      "{{ bos_token }}{% for m in messages %}[{{ m.role }}:{{ m.content }}]{% endfor %}{% if add_generation_prompt %}>{% endif %}{{ eos_token }}";
     expect(renderChatTemplate(t, [{ role: "user", content: "x" }], { bosToken: "B", eosToken: "E" })).toBe("B[user:x]>E");
     expect(renderChatTemplate(t, [{ role: "user", content: "x" }], { addGenerationPrompt: false })).toBe("[user:x]");
   });
   it("turns raise_exception into a 400 naming messages, but leaves a string literal mentioning it alone", () => {
     const t = "{{ 'raise_exception' }}{% if messages|length > 1 %}{{ raise_exception('one message only') }}{% endif %}";
     expect(renderChatTemplate(t, [{ role: "user", content: "x" }])).toBe("raise_exception");
-    const f = failureOf(() => renderChatTemplate(t, [{ role: "user", content: "x" }, { role: "assistant", content: "y" }]));
+    const f = failureOf(() =>
+      renderChatTemplate(t, [
+        { role: "user", content: "x" },
+        { role: "assistant", content: "y" },
+      ]),
+    );
     expect(f.message).toBe("messages: one message only");
     expect(f.status).toBe(400);
   });

@@ -9,7 +9,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import {
-  agentInstructRewrite, llama2ChatPrompt, LLAMA2_RAW_PROMPT_PREFIX, renderChatTemplate, vicunaV11Prompt, type ChatMessage,
+  agentInstructRewrite,
+  llama2ChatPrompt,
+  LLAMA2_RAW_PROMPT_PREFIX,
+  renderChatTemplate,
+  vicunaV11Prompt,
+  type ChatMessage,
 } from "../../../src/prompts/index.ts";
 import { RequestFailure } from "../../../src/handler/failure.ts";
 
@@ -17,12 +22,20 @@ const ROOT = path.resolve(import.meta.dirname, "../../..");
 const FIXTURES = path.join(ROOT, "test/fixtures/prompts");
 const load = <T>(name: string): T => JSON.parse(readFileSync(path.join(FIXTURES, name), "utf8")) as T;
 
-interface ChatCase { name: string; messages: ChatMessage[]; expected?: string; error?: string; add_generation_prompt?: boolean }
+interface ChatCase {
+  name: string;
+  messages: ChatMessage[];
+  expected?: string;
+  error?: string;
+  add_generation_prompt?: boolean;
+}
 
 const llama = load<{ template: string; bos_token: string; eos_token: string; cases: ChatCase[] }>("llama-2-chat.json");
 const vicuna = load<{ cases: ChatCase[] }>("vicuna-v1.1.json");
 const agent = load<{ llama2_prefix: string; cases: { name: string; prompt: string; expected: string }[] }>("agentinstruct.json");
-const templates = load<{ bos_token: string; eos_token: string; templates: { name: string; template: string; cases: ChatCase[] }[] }>("chat-templates.json");
+const templates = load<{ bos_token: string; eos_token: string; templates: { name: string; template: string; cases: ChatCase[] }[] }>(
+  "chat-templates.json",
+);
 
 function refusal(fn: () => unknown): RequestFailure {
   try {
@@ -80,13 +93,19 @@ describe("generic chat templates render as transformers renders them", () => {
       const label = `${t.name}: "${c.name}" (add_generation_prompt ${c.add_generation_prompt})`;
       if (c.expected !== undefined) {
         it(`renders ${label} byte for byte`, () => {
-          expect(renderChatTemplate(t.template, c.messages, {
-            bosToken: templates.bos_token, eosToken: templates.eos_token, addGenerationPrompt: c.add_generation_prompt ?? true,
-          })).toBe(c.expected);
+          expect(
+            renderChatTemplate(t.template, c.messages, {
+              bosToken: templates.bos_token,
+              eosToken: templates.eos_token,
+              addGenerationPrompt: c.add_generation_prompt ?? true,
+            }),
+          ).toBe(c.expected);
         });
       } else {
         it(`refuses ${label} with the template's own message`, () => {
-          const failure = refusal(() => renderChatTemplate(t.template, c.messages, { addGenerationPrompt: c.add_generation_prompt ?? true }));
+          const failure = refusal(() =>
+            renderChatTemplate(t.template, c.messages, { addGenerationPrompt: c.add_generation_prompt ?? true }),
+          );
           expect(failure.status).toBe(400);
           expect(failure.field).toBe("messages");
           expect(failure.message).toBe(`messages: ${c.error}`);
@@ -105,8 +124,9 @@ describe.skipIf(!existsSync(python))("golden fixtures", () => {
       const names = readdirSync(FIXTURES).sort();
       expect(readdirSync(out).sort()).toEqual(names);
       for (const name of names) {
-        expect(readFileSync(path.join(out, name), "utf8"), `${name} is stale: run .venv/bin/python scripts/make-prompt-goldens.py`)
-          .toBe(readFileSync(path.join(FIXTURES, name), "utf8"));
+        expect(readFileSync(path.join(out, name), "utf8"), `${name} is stale: run .venv/bin/python scripts/make-prompt-goldens.py`).toBe(
+          readFileSync(path.join(FIXTURES, name), "utf8"),
+        );
       }
     } finally {
       rmSync(out, { recursive: true, force: true });

@@ -70,7 +70,9 @@ describe("Connection", () => {
 
   it("times out a request that gets no answer", async () => {
     const { a } = lonely();
-    await expect(a.sendRequest(Tokenize, { texts: [], add_special_tokens: true }, { timeoutMs: 20 })).rejects.toThrow(/no answer within 20 ms/);
+    await expect(a.sendRequest(Tokenize, { texts: [], add_special_tokens: true }, { timeoutMs: 20 })).rejects.toThrow(
+      /no answer within 20 ms/,
+    );
   });
 
   it("reports noise lines and still reads the messages after them", async () => {
@@ -89,17 +91,25 @@ describe("Connection", () => {
     it("an aborted signal rejects the caller at once and tells the peer, whose handler sees its own signal abort", async () => {
       const { a, b } = pair();
       const seen: string[] = [];
-      b.onRequest(Tokenize, (_params, { signal }) => new Promise((resolve) => {
-        signal.addEventListener("abort", () => {
-          seen.push(String((signal.reason as Error).message));
-          resolve({ ids: [] });
-        });
-      }));
+      b.onRequest(
+        Tokenize,
+        (_params, { signal }) =>
+          new Promise((resolve) => {
+            signal.addEventListener("abort", () => {
+              seen.push(String((signal.reason as Error).message));
+              resolve({ ids: [] });
+            });
+          }),
+      );
       const controller = new AbortController();
       const pending = a.sendRequest(Tokenize, { texts: ["x"], add_special_tokens: true }, { signal: controller.signal });
       await new Promise((r) => setTimeout(r, 10));
       controller.abort(new Error("the request timed out"));
-      await expect(pending).rejects.toMatchObject({ name: "ConnectionError", reason: "cancelled", message: "tokenize cancelled: the request timed out" });
+      await expect(pending).rejects.toMatchObject({
+        name: "ConnectionError",
+        reason: "cancelled",
+        message: "tokenize cancelled: the request timed out",
+      });
       await new Promise((r) => setTimeout(r, 10));
       expect(seen).toEqual(["the request timed out"]);
     });
@@ -110,8 +120,9 @@ describe("Connection", () => {
       b.onRequest(Tokenize, () => ((served += 1), { ids: [] }));
       const written: string[] = [];
       aToB.on("data", (chunk: Buffer) => written.push(chunk.toString()));
-      await expect(a.sendRequest(Tokenize, { texts: [], add_special_tokens: true }, { signal: AbortSignal.abort("over") }))
-        .rejects.toThrow("tokenize not sent: over");
+      await expect(a.sendRequest(Tokenize, { texts: [], add_special_tokens: true }, { signal: AbortSignal.abort("over") })).rejects.toThrow(
+        "tokenize not sent: over",
+      );
       await new Promise((r) => setTimeout(r, 10));
       expect(served).toBe(0);
       expect(written).toEqual([]);
@@ -122,15 +133,27 @@ describe("Connection", () => {
       const bToA = new PassThrough();
       const b = new Connection(aToB, bToA);
       const answers: unknown[] = [];
-      bToA.on("data", (chunk: Buffer) => answers.push(...chunk.toString().trim().split("\n").map((line) => JSON.parse(line))));
+      bToA.on("data", (chunk: Buffer) =>
+        answers.push(
+          ...chunk
+            .toString()
+            .trim()
+            .split("\n")
+            .map((line) => JSON.parse(line)),
+        ),
+      );
       let release!: () => void;
       b.onRequest(Tokenize, () => new Promise((resolve) => (release = () => resolve({ ids: [] }))));
       aToB.write(JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tokenize", params: { texts: [], add_special_tokens: true } }) + "\n");
-      aToB.write(JSON.stringify({ jsonrpc: "2.0", method: Cancelled.method, params: { request_id: 7, reason: "client went away" } }) + "\n");
+      aToB.write(
+        JSON.stringify({ jsonrpc: "2.0", method: Cancelled.method, params: { request_id: 7, reason: "client went away" } }) + "\n",
+      );
       await new Promise((r) => setTimeout(r, 10));
       release();
       await new Promise((r) => setTimeout(r, 10));
-      expect(answers).toEqual([{ jsonrpc: "2.0", id: 7, error: { code: ErrorCode.RequestCancelled, message: "tokenize was cancelled: client went away" } }]);
+      expect(answers).toEqual([
+        { jsonrpc: "2.0", id: 7, error: { code: ErrorCode.RequestCancelled, message: "tokenize was cancelled: client went away" } },
+      ]);
     });
 
     it("closing the connection aborts the requests being served", async () => {

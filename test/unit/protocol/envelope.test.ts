@@ -5,10 +5,19 @@ import { parseEnvelope } from "../../../src/protocol/envelope.ts";
 import { JsonRpcMessage } from "../../../src/protocol/messages.ts";
 import { propertyRuns } from "../property-runs.ts";
 
-const ids = fc.oneof(fc.integer(), fc.constantFrom(1.5, 2 ** 60, -0, Number.MAX_SAFE_INTEGER), fc.string({ maxLength: 4 }), fc.constant(null), fc.boolean());
+const ids = fc.oneof(
+  fc.integer(),
+  fc.constantFrom(1.5, 2 ** 60, -0, Number.MAX_SAFE_INTEGER),
+  fc.string({ maxLength: 4 }),
+  fc.constant(null),
+  fc.boolean(),
+);
 const anyJson = fc.jsonValue({ maxDepth: 2 });
 const errors = fc.oneof(
-  fc.record({ code: ids, message: fc.oneof(fc.string({ maxLength: 4 }), fc.integer()), data: anyJson, extra: anyJson }, { requiredKeys: [] }),
+  fc.record(
+    { code: ids, message: fc.oneof(fc.string({ maxLength: 4 }), fc.integer()), data: anyJson, extra: anyJson },
+    { requiredKeys: [] },
+  ),
   anyJson,
 );
 const messages = fc.record(

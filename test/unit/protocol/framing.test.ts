@@ -9,7 +9,7 @@ describe("LineReader", () => {
   it("joins a message split across chunks", () => {
     const reader = new LineReader();
     expect(reader.push(Buffer.from('{"a":'))).toEqual([]);
-    expect(messages(reader.push(Buffer.from('1}\n')))).toEqual([{ a: 1 }]);
+    expect(messages(reader.push(Buffer.from("1}\n")))).toEqual([{ a: 1 }]);
   });
 
   it("yields every message of a chunk that holds several", () => {

@@ -7,10 +7,7 @@ import { propertyRuns } from "../property-runs.ts";
 
 const anyJson = fc.jsonValue({ maxDepth: 2 });
 const nearString = fc.oneof(fc.string({ maxLength: 4 }), anyJson);
-const incoming = fc.record(
-  { body: anyJson, body_error: nearString, request_id: nearString, other: anyJson },
-  { requiredKeys: [] },
-);
+const incoming = fc.record({ body: anyJson, body_error: nearString, request_id: nearString, other: anyJson }, { requiredKeys: [] });
 const nearHandle = fc.record(
   {
     batch_id: fc.oneof(fc.integer(), fc.constantFrom(1.5, 2 ** 60, -0, "1", null)),
@@ -21,10 +18,9 @@ const nearHandle = fc.record(
 );
 const validHandle = fc.record({
   batch_id: fc.nat(),
-  requests: fc.array(
-    fc.record({ body: anyJson, body_error: fc.string(), request_id: fc.string() }, { requiredKeys: ["body"] }),
-    { maxLength: 4 },
-  ),
+  requests: fc.array(fc.record({ body: anyJson, body_error: fc.string(), request_id: fc.string() }, { requiredKeys: ["body"] }), {
+    maxLength: 4,
+  }),
 });
 
 describe("isHandleParams", () => {
@@ -42,9 +38,12 @@ describe("isHandleParams", () => {
   });
 
   it("vouches for every well-formed handle, so the hot path skips zod", () => {
-    fc.assert(fc.property(validHandle, (params) => {
-      expect(isHandleParams(JSON.parse(JSON.stringify(params)))).toBe(true);
-    }), { numRuns: propertyRuns(2000) });
+    fc.assert(
+      fc.property(validHandle, (params) => {
+        expect(isHandleParams(JSON.parse(JSON.stringify(params)))).toBe(true);
+      }),
+      { numRuns: propertyRuns(2000) },
+    );
   });
 
   it("leaves wrong params to the schema", () => {

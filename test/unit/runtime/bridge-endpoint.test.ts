@@ -7,10 +7,23 @@ import { Generate, Handle, Initialize, Shutdown } from "../../../src/protocol/me
 import { startRuntime } from "../../../src/runtime/bridge-endpoint.ts";
 import EchoHandler from "../../fixtures/handlers/echo-handler.ts";
 
-const modelInfo = { name_or_path: "fake", context_length: 64, vocab_size: 32000, bos_token: "<s>", eos_token: "</s>", chat_template: null, device: "cpu" };
+const modelInfo = {
+  name_or_path: "fake",
+  context_length: 64,
+  vocab_size: 32000,
+  bos_token: "<s>",
+  eos_token: "</s>",
+  chat_template: null,
+  device: "cpu",
+};
 const initParams = (version = PROTOCOL_VERSION) => ({
-  protocol_version: version, model_name: "echo", model_dir: "/tmp", gpu_id: null, batch_size: 4,
-  model_config: { handler: { model_path: "/models/fake" } }, model_info: modelInfo,
+  protocol_version: version,
+  model_name: "echo",
+  model_dir: "/tmp",
+  gpu_id: null,
+  batch_size: 4,
+  model_config: { handler: { model_path: "/models/fake" } },
+  model_info: modelInfo,
 });
 
 /** The shim's side of the channel, with a model that appends "+" per token. */
@@ -24,9 +37,20 @@ function shim() {
     outcomes: requests.map((r: GenerateRequest) => {
       prompts.push(r.prompt);
       const text = "+".repeat(r.max_tokens);
-      return { ok: true as const, prompt: { tokens: [], token_ids: [], token_logprobs: [], top_logprobs: [], text_offset: [] },
-        sequences: [{ text, finish_reason: "length" as const, cumulative_logprob: 0, logprobs: { tokens: [], token_ids: [], token_logprobs: [], top_logprobs: [], text_offset: [] } }],
-        prompt_tokens: 1, compute_time: 0 };
+      return {
+        ok: true as const,
+        prompt: { tokens: [], token_ids: [], token_logprobs: [], top_logprobs: [], text_offset: [] },
+        sequences: [
+          {
+            text,
+            finish_reason: "length" as const,
+            cumulative_logprob: 0,
+            logprobs: { tokens: [], token_ids: [], token_logprobs: [], top_logprobs: [], text_offset: [] },
+          },
+        ],
+        prompt_tokens: 1,
+        compute_time: 0,
+      };
     }),
   }));
   return { connection, runtime, prompts, toNode };
@@ -54,10 +78,18 @@ describe("runtime", () => {
 
   it("answers a batch, refusing only the invalid request with the field named", async () => {
     const { connection } = shim();
-    await expect(connection.sendRequest(Initialize, initParams())).resolves.toEqual({ protocol_version: PROTOCOL_VERSION, handler: "EchoHandler" });
+    await expect(connection.sendRequest(Initialize, initParams())).resolves.toEqual({
+      protocol_version: PROTOCOL_VERSION,
+      handler: "EchoHandler",
+    });
     const { responses } = await connection.sendRequest(Handle, {
       batch_id: 1,
-      requests: [{ body: { prompt: "a", max_tokens: 2 } }, { body: { prompt: 5 } }, { body: null, body_error: "body: is not valid JSON" }, { body: { prompt: "b" } }],
+      requests: [
+        { body: { prompt: "a", max_tokens: 2 } },
+        { body: { prompt: 5 } },
+        { body: null, body_error: "body: is not valid JSON" },
+        { body: { prompt: "b" } },
+      ],
     });
     expect(responses[0]).toEqual({ ok: true, body: { texts: ["++"] } });
     expect(responses[1]).toMatchObject({ ok: false, status: 400, field: "prompt" });
@@ -68,18 +100,27 @@ describe("runtime", () => {
   it("lets a handler call the model several times inside one request", async () => {
     const { connection, prompts } = shim();
     await connection.sendRequest(Initialize, initParams());
-    const { responses } = await connection.sendRequest(Handle, { batch_id: 1, requests: [{ body: { prompt: "q:", max_tokens: 1, steps: 3 } }] });
+    const { responses } = await connection.sendRequest(Handle, {
+      batch_id: 1,
+      requests: [{ body: { prompt: "q:", max_tokens: 1, steps: 3 } }],
+    });
     expect(responses[0]).toEqual({ ok: true, body: { texts: ["+", "+", "+"] } });
     expect(prompts).toEqual(["q:", "q:+", "q:++"]);
   });
 
-  it.each(["throw-preprocess", "throw-inference", "throw-postprocess"])("fails only the request whose handler stage throws (%s)", async (fault) => {
-    const { connection } = shim();
-    await connection.sendRequest(Initialize, initParams());
-    const { responses } = await connection.sendRequest(Handle, { batch_id: 1, requests: [{ body: { prompt: "x", fault } }, { body: { prompt: "y", max_tokens: 1 } }] });
-    expect(responses[0]).toMatchObject({ ok: false, status: 500, message: expect.stringContaining("exploded") });
-    expect(responses[1]).toEqual({ ok: true, body: { texts: ["+"] } });
-  });
+  it.each(["throw-preprocess", "throw-inference", "throw-postprocess"])(
+    "fails only the request whose handler stage throws (%s)",
+    async (fault) => {
+      const { connection } = shim();
+      await connection.sendRequest(Initialize, initParams());
+      const { responses } = await connection.sendRequest(Handle, {
+        batch_id: 1,
+        requests: [{ body: { prompt: "x", fault } }, { body: { prompt: "y", max_tokens: 1 } }],
+      });
+      expect(responses[0]).toMatchObject({ ok: false, status: 500, message: expect.stringContaining("exploded") });
+      expect(responses[1]).toEqual({ ok: true, body: { texts: ["+"] } });
+    },
+  );
 
   it("closes with exit code 0 after shutdown, 1 when stdin ends first", async () => {
     const a = shim();

@@ -22,25 +22,51 @@ beforeAll(async () => {
 afterEach(() => children.splice(0).forEach((c) => c.kill("SIGKILL")));
 
 function startChild() {
-  const child = spawn(process.execPath, ["--enable-source-maps", bundlePath], { cwd: path.dirname(bundlePath), stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--enable-source-maps", bundlePath], {
+    cwd: path.dirname(bundlePath),
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   children.push(child);
   let stderr = "";
   child.stderr!.on("data", (d) => (stderr += d));
   const noise: string[] = [];
   const connection = new Connection(child.stdout!, child.stdin!, { onNoise: (n) => noise.push(n) });
   connection.onRequest(Generate, ({ requests }) => ({
-    outcomes: requests.map(() => ({ ok: true as const, prompt: { tokens: [], token_ids: [], token_logprobs: [], top_logprobs: [], text_offset: [] },
-      sequences: [{ text: "!", finish_reason: "length" as const, cumulative_logprob: 0, logprobs: { tokens: [], token_ids: [], token_logprobs: [], top_logprobs: [], text_offset: [] } }],
-      prompt_tokens: 1, compute_time: 0 })),
+    outcomes: requests.map(() => ({
+      ok: true as const,
+      prompt: { tokens: [], token_ids: [], token_logprobs: [], top_logprobs: [], text_offset: [] },
+      sequences: [
+        {
+          text: "!",
+          finish_reason: "length" as const,
+          cumulative_logprob: 0,
+          logprobs: { tokens: [], token_ids: [], token_logprobs: [], top_logprobs: [], text_offset: [] },
+        },
+      ],
+      prompt_tokens: 1,
+      compute_time: 0,
+    })),
   }));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   return { child, connection, noise, exited, stderr: () => stderr };
 }
 
 const init = {
-  protocol_version: PROTOCOL_VERSION, model_name: "echo", model_dir: "/tmp", gpu_id: null, batch_size: 1,
+  protocol_version: PROTOCOL_VERSION,
+  model_name: "echo",
+  model_dir: "/tmp",
+  gpu_id: null,
+  batch_size: 1,
   model_config: { handler: { model_path: "/m" } },
-  model_info: { name_or_path: "m", context_length: 64, vocab_size: 32000, bos_token: "<s>", eos_token: "</s>", chat_template: null, device: "cpu" },
+  model_info: {
+    name_or_path: "m",
+    context_length: 64,
+    vocab_size: 32000,
+    bos_token: "<s>",
+    eos_token: "</s>",
+    chat_template: null,
+    device: "cpu",
+  },
 };
 
 describe("handler bundle", () => {
@@ -88,11 +114,16 @@ describe("handler bundle", () => {
   it("serves from a stdin that is a file, not a pipe (process.stdin as the fallback)", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "tsserve-stdin-"));
     const requests = path.join(dir, "requests.jsonl");
-    writeFileSync(requests, [
-      { jsonrpc: "2.0", id: 1, method: "initialize", params: init },
-      { jsonrpc: "2.0", id: 2, method: "ping", params: { payload: "from a file" } },
-      { jsonrpc: "2.0", id: 3, method: "shutdown", params: {} },
-    ].map((m) => JSON.stringify(m) + "\n").join(""));
+    writeFileSync(
+      requests,
+      [
+        { jsonrpc: "2.0", id: 1, method: "initialize", params: init },
+        { jsonrpc: "2.0", id: 2, method: "ping", params: { payload: "from a file" } },
+        { jsonrpc: "2.0", id: 3, method: "shutdown", params: {} },
+      ]
+        .map((m) => JSON.stringify(m) + "\n")
+        .join(""),
+    );
     const fd = openSync(requests, "r");
     const child = spawn(process.execPath, [bundlePath], { cwd: path.dirname(bundlePath), stdio: [fd, "pipe", "pipe"] });
     closeSync(fd);
@@ -102,7 +133,11 @@ describe("handler bundle", () => {
     const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
     expect(code).toBe(0);
     // Requests are served concurrently: initialize (async) may answer after ping.
-    const answers = stdout.trim().split("\n").map((line) => JSON.parse(line)).sort((a, b) => a.id - b.id);
+    const answers = stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line))
+      .sort((a, b) => a.id - b.id);
     expect(answers.map((a) => a.id)).toEqual([1, 2, 3]);
     expect(answers[1].result).toEqual({ payload: "from a file" });
   });

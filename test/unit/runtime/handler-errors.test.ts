@@ -25,9 +25,21 @@ beforeAll(async () => {
 afterEach(() => children.splice(0).forEach((c) => c.kill("SIGKILL")));
 
 const init = {
-  protocol_version: PROTOCOL_VERSION, model_name: "throwing", model_dir: "/tmp", gpu_id: null, batch_size: 2,
+  protocol_version: PROTOCOL_VERSION,
+  model_name: "throwing",
+  model_dir: "/tmp",
+  gpu_id: null,
+  batch_size: 2,
   model_config: { handler: { model_path: "/m" } },
-  model_info: { name_or_path: "m", context_length: 64, vocab_size: 32000, bos_token: "<s>", eos_token: "</s>", chat_template: null, device: "cpu" },
+  model_info: {
+    name_or_path: "m",
+    context_length: 64,
+    vocab_size: 32000,
+    bos_token: "<s>",
+    eos_token: "</s>",
+    chat_template: null,
+    device: "cpu",
+  },
 };
 
 async function failOnce(nodeFlags: string[]) {
@@ -38,7 +50,10 @@ async function failOnce(nodeFlags: string[]) {
   child.stderr!.on("data", (d) => (stderr += d));
   const connection = new Connection(child.stdout!, child.stdin!, {});
   await connection.sendRequest(Initialize, init);
-  const { responses } = await connection.sendRequest(Handle, { batch_id: 1, requests: [{ body: { prompt: "hi" } }, { body: { prompt: "again" } }] });
+  const { responses } = await connection.sendRequest(Handle, {
+    batch_id: 1,
+    requests: [{ body: { prompt: "hi" } }, { body: { prompt: "again" } }],
+  });
   await new Promise((resolve) => setTimeout(resolve, 100));
   return { responses, stderr };
 }

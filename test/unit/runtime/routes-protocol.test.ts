@@ -11,7 +11,15 @@ import { Generate, GenerationDelta, Handle, Initialize, StreamChunk } from "../.
 import { startRuntime } from "../../../src/runtime/bridge-endpoint.ts";
 import { fakeOutcome } from "../../../src/testing/index.ts";
 
-const modelInfo = { name_or_path: "fake", context_length: 64, vocab_size: 100, bos_token: null, eos_token: null, chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}", device: "cpu" };
+const modelInfo = {
+  name_or_path: "fake",
+  context_length: 64,
+  vocab_size: 100,
+  bos_token: null,
+  eos_token: null,
+  chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}",
+  device: "cpu",
+};
 
 function shim() {
   const toNode = new PassThrough();
@@ -22,7 +30,8 @@ function shim() {
   connection.onNotification(StreamChunk, (params) => chunks.push(params));
   connection.onRequest(Generate, async ({ call_id, requests }) => {
     requests.forEach((r: GenerateRequest, i: number) => {
-      if (r.stream) connection.sendNotification(GenerationDelta, { call_id, request_index: i, sequence_index: 0, text: "hey", logprobs: null });
+      if (r.stream)
+        connection.sendNotification(GenerationDelta, { call_id, request_index: i, sequence_index: 0, text: "hey", logprobs: null });
     });
     return { outcomes: requests.map((r: GenerateRequest) => fakeOutcome(r, "hey")) };
   });
@@ -33,8 +42,13 @@ describe("routes over the protocol", () => {
   it("dispatches by url_path and streams server-sent events as text with their content type", async () => {
     const { connection, chunks } = shim();
     await connection.sendRequest(Initialize, {
-      protocol_version: PROTOCOL_VERSION, model_name: "m", model_dir: "/tmp", gpu_id: null, batch_size: 3,
-      model_config: { handler: { model_path: "/models/fake" } }, model_info: modelInfo,
+      protocol_version: PROTOCOL_VERSION,
+      model_name: "m",
+      model_dir: "/tmp",
+      gpu_id: null,
+      batch_size: 3,
+      model_config: { handler: { model_path: "/models/fake" } },
+      model_info: modelInfo,
     });
     const result = await connection.sendRequest(Handle, {
       batch_id: 7,

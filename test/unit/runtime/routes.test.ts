@@ -32,9 +32,15 @@ class EchoHandler extends Handler<{ word: string }> {
       { path: "broken", handle: async () => [] },
     ];
   }
-  async preprocess(requests: { word: string }[]) { return requests.map((r) => r.word); }
-  async inference(inputs: string[]) { return inputs.map((w) => w + w); }
-  async postprocess(outputs: string[]) { return outputs.map((text) => ({ text })); }
+  async preprocess(requests: { word: string }[]) {
+    return requests.map((r) => r.word);
+  }
+  async inference(inputs: string[]) {
+    return inputs.map((w) => w + w);
+  }
+  async postprocess(outputs: string[]) {
+    return outputs.map((text) => ({ text }));
+  }
 }
 
 const ctx = makeContext();
@@ -60,7 +66,9 @@ describe("runBatch routes by url_path", () => {
   it("answers an unknown path with 404 naming it and the paths the model has; its batch mates are served", async () => {
     const outcomes = await runBatch(new EchoHandler(), ctx, [{ body: {}, url_path: "v2/nothing" }, { body: { word: "x" } }]);
     expect(outcomes[0]).toMatchObject({ ok: false, status: 404, field: "url_path" });
-    expect((outcomes[0] as { message: string }).message).toBe('url_path: no route "v2/nothing" on this model (it answers "", "echo/upper", "/text/", "broken")');
+    expect((outcomes[0] as { message: string }).message).toBe(
+      'url_path: no route "v2/nothing" on this model (it answers "", "echo/upper", "/text/", "broken")',
+    );
     expect(outcomes[1]).toEqual({ ok: true, body: { text: "xx" } });
   });
 
@@ -76,8 +84,12 @@ describe("runBatch routes by url_path", () => {
   });
 
   it("fails every request of a route that answers with the wrong number of replies", async () => {
-    const outcomes = await runBatch(new EchoHandler(), ctx, [{ body: {}, url_path: "broken" }, { body: {}, url_path: "broken" }]);
-    for (const outcome of outcomes) expect(outcome).toMatchObject({ ok: false, status: 500, message: 'route "broken" returned 0 replies for 2 requests' });
+    const outcomes = await runBatch(new EchoHandler(), ctx, [
+      { body: {}, url_path: "broken" },
+      { body: {}, url_path: "broken" },
+    ]);
+    for (const outcome of outcomes)
+      expect(outcome).toMatchObject({ ok: false, status: 500, message: 'route "broken" returned 0 replies for 2 requests' });
   });
 
   it("keeps the handler's own path exactly as before: validation failures name the field", async () => {
@@ -87,6 +99,9 @@ describe("runBatch routes by url_path", () => {
   });
 
   it("groups paths in order of first appearance, normalizing slashes", () => {
-    expect([...groupByPath([{ body: 1, url_path: "a" }, { body: 2 }, { body: 3, url_path: "/a" }])]).toEqual([["a", [0, 2]], ["", [1]]]);
+    expect([...groupByPath([{ body: 1, url_path: "a" }, { body: 2 }, { body: 3, url_path: "/a" }])]).toEqual([
+      ["a", [0, 2]],
+      ["", [1]],
+    ]);
   });
 });

@@ -16,7 +16,11 @@ const PROBE = [
 
 function probe(stdin: "pipe" | number, input?: string) {
   const result = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", PROBE], {
-    cwd: ROOT, stdio: [stdin, "pipe", "pipe"], input, encoding: "utf8", timeout: 30_000,
+    cwd: ROOT,
+    stdio: [stdin, "pipe", "pipe"],
+    input,
+    encoding: "utf8",
+    timeout: 30_000,
   });
   expect(result.status, result.stderr).toBe(0);
   return JSON.parse(result.stdout) as { fallback: boolean; got: string };

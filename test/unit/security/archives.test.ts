@@ -47,8 +47,21 @@ describe("register refuses unsafe archives before anything is staged", () => {
 
 describe("--extra-files secret screening", () => {
   it.each([
-    ".env", ".env.local", "key_file.json", ".netrc", ".npmrc", ".pypirc", "credentials",
-    "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "server.pem", "tls.KEY", "client.p12", "store.pfx",
+    ".env",
+    ".env.local",
+    "key_file.json",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+    "credentials",
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    "server.pem",
+    "tls.KEY",
+    "client.p12",
+    "store.pfx",
   ])("refuses %s by name", (name) => {
     expect(secretReason(path.join("/some/dir", name))).toMatch(/credentials|environment|private key/);
   });

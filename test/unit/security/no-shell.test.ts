@@ -32,14 +32,16 @@ function findShellUses(file: string, text: string): string[] {
   text.split("\n").forEach((raw, i) => {
     const line = lang === "ts" ? stripRegexExec(raw) : raw;
     if (/^\s*(\/\/|#|\*)/.test(line)) return; // comments
-    for (const [what, pattern, rule] of RULES) if (rule === lang && pattern.test(line)) found.push(`${path.relative(ROOT, file)}:${i + 1}: ${what}: ${raw.trim()}`);
+    for (const [what, pattern, rule] of RULES)
+      if (rule === lang && pattern.test(line)) found.push(`${path.relative(ROOT, file)}:${i + 1}: ${what}: ${raw.trim()}`);
   });
   return found;
 }
 
 function sources(dir: string, out: string[] = []): string[] {
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    if (entry.name === "node_modules" || entry.name.startsWith(".") || entry.name === "__pycache__" || entry.name.endsWith(".egg-info")) continue;
+    if (entry.name === "node_modules" || entry.name.startsWith(".") || entry.name === "__pycache__" || entry.name.endsWith(".egg-info"))
+      continue;
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) sources(full, out);
     else if (entry.isFile() && /\.(ts|mts|mjs|js|cjs|py)$/.test(entry.name) && full !== SELF) out.push(full);
@@ -62,9 +64,9 @@ describe("no shell anywhere", () => {
     const fine: [string, string][] = [
       ["a.ts", 'spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] })'],
       ["a.ts", "const match = /^v(\\d+)/.exec(out);"],
-      ["a.ts", 'execFile(cmd, argv, { cwd: ROOT }, callback)'],
+      ["a.ts", "execFile(cmd, argv, { cwd: ROOT }, callback)"],
       ["a.py", 'subprocess.Popen([node, "--enable-source-maps", bundle], stdin=subprocess.PIPE)'],
-      ["a.py", "subprocess.run([path, \"--version\"], capture_output=True)"],
+      ["a.py", 'subprocess.run([path, "--version"], capture_output=True)'],
     ];
     for (const [file, line] of fine) expect(findShellUses(path.join(ROOT, file), line), line).toEqual([]);
   });

@@ -1,14 +1,22 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import {
-  generateStructured, structuredOutput, StructuredOutputError, unsupportedSchemaFeatures,
-} from "../../../src/structured/index.ts";
+import { generateStructured, structuredOutput, StructuredOutputError, unsupportedSchemaFeatures } from "../../../src/structured/index.ts";
 import { FakeModel, fakeOutcome } from "../../../src/testing/index.ts";
 import type { GenerateRequest } from "../../../src/protocol/messages.ts";
 
 const REQUEST: GenerateRequest = {
-  prompt: "Q", max_tokens: 200, temperature: 0, top_p: 1, top_k: 0, repetition_penalty: 1, seed: 0,
-  stop: [], logprobs: 0, num_sequences: 1, echo: false, stream: false,
+  prompt: "Q",
+  max_tokens: 200,
+  temperature: 0,
+  top_p: 1,
+  top_k: 0,
+  repetition_penalty: 1,
+  seed: 0,
+  stop: [],
+  logprobs: 0,
+  num_sequences: 1,
+  echo: false,
+  stream: false,
 };
 
 const Person = z.object({ name: z.string(), age: z.int().min(0).max(150), tags: z.array(z.enum(["a", "b"])).max(2) });
@@ -34,10 +42,16 @@ describe("unsupportedSchemaFeatures", () => {
 
   it("refuses remote refs, unknown formats, multipleOf on numbers, a pattern with a length", () => {
     expect(unsupportedSchemaFeatures({ $ref: "http://x/y" })[0]).toMatch(/"\$ref" must point into the schema itself/);
-    expect(unsupportedSchemaFeatures({ type: "string", format: "color" })[0]).toMatch(/"format": "color" is not supported \(supported: date,/);
+    expect(unsupportedSchemaFeatures({ type: "string", format: "color" })[0]).toMatch(
+      /"format": "color" is not supported \(supported: date,/,
+    );
     expect(unsupportedSchemaFeatures({ type: "number", multipleOf: 0.5 })).toEqual(['"multipleOf" is supported on integers only']);
-    expect(unsupportedSchemaFeatures({ type: "string", pattern: "a+", maxLength: 3 })[0]).toMatch(/cannot be combined with minLength\/maxLength/);
-    expect(unsupportedSchemaFeatures({ type: "string", frobnicate: 1 })).toEqual(['"frobnicate" is not a JSON Schema keyword tsserve knows']);
+    expect(unsupportedSchemaFeatures({ type: "string", pattern: "a+", maxLength: 3 })[0]).toMatch(
+      /cannot be combined with minLength\/maxLength/,
+    );
+    expect(unsupportedSchemaFeatures({ type: "string", frobnicate: 1 })).toEqual([
+      '"frobnicate" is not a JSON Schema keyword tsserve knows',
+    ]);
     expect(unsupportedSchemaFeatures([1])).toEqual(["the schema must be a JSON Schema object"]);
   });
 });
@@ -96,6 +110,8 @@ describe("generateStructured", () => {
 
   it("passes an engine's refusal through", async () => {
     const model = new FakeModel({ respond: () => ({ ok: false, status: 400, message: "structured.json_schema: bad" }) });
-    expect(await generateStructured(model, [REQUEST], { choice: ["x"] })).toEqual([{ ok: false, status: 400, message: "structured.json_schema: bad" }]);
+    expect(await generateStructured(model, [REQUEST], { choice: ["x"] })).toEqual([
+      { ok: false, status: 400, message: "structured.json_schema: bad" },
+    ]);
   });
 });
