@@ -21,6 +21,12 @@ const OWN_SERVER = [
   "serving",
 ].map((name) => `test/e2e/${name}.test.ts`);
 
+// A handler bundle (handler.mjs) is built JavaScript that Node imports as it is when serving: the tests import it
+// natively too, not through vitest's transform (a megabyte each; archive.test.ts took 27 s of transforms).
+// Declared before `e2e`, which uses it: the config is bundled, and there `const` becomes `var`, so used
+// earlier it was undefined and the e2e lanes transformed every bundle.
+const bundlesNative = { deps: { external: [/\/handler\.mjs$/] } };
+
 // A test's own limit: npm test runs pytest and both lanes on two cores, and a first request there waited 30 s.
 // The servers' workers compile vLLM's CPU kernels with torch's inductor, whose cache is under $TMPDIR, a
 // TorchServe's own folder that each run starts afresh: kept in .cache instead (about 20 CPU-s a run).
@@ -34,10 +40,6 @@ const e2e = {
   isolate: false,
   env: { TORCHINDUCTOR_CACHE_DIR: fileURLToPath(new URL(".cache/torchinductor", import.meta.url)) },
 };
-
-// A handler bundle (handler.mjs) is built JavaScript that Node imports as it is when serving: the tests import it
-// natively too, not through vitest's transform (a megabyte each; archive.test.ts took 27 s of transforms).
-const bundlesNative = { deps: { external: [/\/handler\.mjs$/] } };
 
 export default defineConfig({
   test: {

@@ -177,7 +177,7 @@ async function main(): Promise<void> {
   if (args.merge) {
     const merged = fs.existsSync(args.merge) ? JSON.parse(fs.readFileSync(args.merge, "utf8")) : {};
     const byConfig = { ...(merged.throughput?.c16 ? {} : merged.throughput), [throughput.model_config]: throughput };
-    fs.writeFileSync(args.merge, JSON.stringify({ ...merged, throughput: byConfig }, null, 2) + "\n");
+    fs.writeFileSync(args.merge, `${JSON.stringify({ ...merged, throughput: byConfig }, null, 2)}\n`);
     const md = args.merge.replace(/\.json$/, ".md");
     const rows = (Object.keys(MODES) as Mode[]).map((m) => {
       const f = figures[m]!;

@@ -90,5 +90,5 @@ export function groupedBarsSvg(chart: BarChart): string {
     out.push(`<text x="${x + 18}" y="${ly}">${esc(s.label)}</text>`);
   });
   out.push("</svg>");
-  return out.join("\n") + "\n";
+  return `${out.join("\n")}\n`;
 }

@@ -51,20 +51,17 @@ const CLIENTS = Number(args.clients);
 const SINGLE = Number(args.single);
 const PORT = Number(args["port-base"]);
 
-const PROMPTS = Array.from(
-  { length: 32 },
-  (_, i) =>
-    [
-      "The history of the printing press",
-      "How a rainbow forms",
-      "The rules of chess",
-      "Why the sky is blue",
-      "The life of Marie Curie",
-      "How to bake bread",
-      "The water cycle",
-      "The causes of the French Revolution",
-    ][i % 8] + ` (part ${Math.floor(i / 8) + 1}): here is a short explanation.`,
-);
+const TOPICS = [
+  "The history of the printing press",
+  "How a rainbow forms",
+  "The rules of chess",
+  "Why the sky is blue",
+  "The life of Marie Curie",
+  "How to bake bread",
+  "The water cycle",
+  "The causes of the French Revolution",
+];
+const PROMPTS = Array.from({ length: 32 }, (_, i) => `${TOPICS[i % 8]} (part ${Math.floor(i / 8) + 1}): here is a short explanation.`);
 
 type Target = "tsserve-vllm" | "vllm-server" | "tsserve-transformers";
 const TARGETS: Target[] = ["tsserve-vllm", "vllm-server", "tsserve-transformers"];
@@ -124,8 +121,7 @@ async function complete(url: string, headers: Record<string, string>, prompt: st
   const decoder = new TextDecoder();
   for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
     buffer += decoder.decode(chunk, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
+    for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
       const event = buffer.slice(0, end).trim();
       buffer = buffer.slice(end + 2);
       if (!event.startsWith("data:") || event === "data: [DONE]") continue;
@@ -335,7 +331,7 @@ async function main(): Promise<void> {
     texts_equal_to_vllm_server: equalTexts,
   };
   fs.mkdirSync(path.dirname(args.out!), { recursive: true });
-  fs.writeFileSync(args.out!, JSON.stringify(result, null, 2) + "\n");
+  fs.writeFileSync(args.out!, `${JSON.stringify(result, null, 2)}\n`);
   const md = [
     `# bench:vllm (${result.date}, ${result.machine}, SmolLM2-135M-Instruct float32, ${PROMPTS.length} greedy requests of ${TOKENS} tokens)`,
     "",

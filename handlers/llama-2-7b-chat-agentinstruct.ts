@@ -167,7 +167,9 @@ export default class Llama2_7bChatAgentInstruct extends CompletionHandler<AgentI
         answering.map((a) => a.input),
         { ...ctx, requestIndices: answering.map((a) => ctx.requestIndices[a.position]!) },
       );
-      answers.forEach((answer, i) => (results[answering[i]!.position] = answer));
+      answers.forEach((answer, i) => {
+        results[answering[i]!.position] = answer;
+      });
     }
     return results;
   }

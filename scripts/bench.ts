@@ -524,11 +524,11 @@ async function main(): Promise<void> {
   results.parameters.wall_s = round((performance.now() - started) / 1000, 1);
 
   const final = results as BenchResults;
-  fs.writeFileSync(path.join(OUT, "latest.json"), JSON.stringify(final, null, 2) + "\n");
+  fs.writeFileSync(path.join(OUT, "latest.json"), `${JSON.stringify(final, null, 2)}\n`);
   fs.writeFileSync(path.join(OUT, "latest.md"), renderMarkdown(final));
   fs.writeFileSync(path.join(OUT, "latency.svg"), renderSvg(final));
   log(`wrote ${path.join(OUT, "latest.json")}, latest.md, latency.svg`);
-  process.stdout.write(JSON.stringify({ rpc: final.rpc, e2e: final.e2e, archive: final.archive, cold_start: final.cold_start }) + "\n");
+  process.stdout.write(`${JSON.stringify({ rpc: final.rpc, e2e: final.e2e, archive: final.archive, cold_start: final.cold_start })}\n`);
 }
 
 main().catch((error) => {

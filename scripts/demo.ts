@@ -144,7 +144,7 @@ async function main(): Promise<number> {
             }
           })();
           process.stdout.write(
-            JSON.stringify({ model: model.name, label, request: body, status: result.status, seconds, response }) + "\n",
+            `${JSON.stringify({ model: model.name, label, request: body, status: result.status, seconds, response })}\n`,
           );
         } else {
           process.stdout.write(`\n${describeAnswer(model.name, label, body, result.status, result.body, seconds)}\n`);

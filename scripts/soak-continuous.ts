@@ -100,7 +100,7 @@ const MIX: [Kind, number][] = [
 ];
 /** The frontend's max_response_size for the run: the over-limit kind's answer (echo logprobs of 16 prompts) exceeds it. */
 const MAX_RESPONSE_BYTES = 2 * 1024 * 1024;
-const nested = (depth: number): string => "[".repeat(depth) + "1" + "]".repeat(depth);
+const nested = (depth: number): string => `${"[".repeat(depth)}1${"]".repeat(depth)}`;
 const MALFORMED = [
   '{"prompt": "x",',
   "[1, 2]",
@@ -367,7 +367,9 @@ async function main(): Promise<number> {
         failures.push(`#${i} ${j.kind}: no answer (${(error as Error).message})`);
         return;
       }
-      (byKind[j.kind] ??= {})[answer.status] = (byKind[j.kind]![answer.status] ?? 0) + 1;
+      const counts = byKind[j.kind] ?? {};
+      counts[answer.status] = (counts[answer.status] ?? 0) + 1;
+      byKind[j.kind] = counts;
       const nearKill = Math.abs(sentAt - killedAt) < 15_000 || killedAt > sentAt;
       if (j.kind === "disconnect") return;
       if (!j.expect) {
@@ -443,7 +445,7 @@ async function main(): Promise<number> {
   } finally {
     if (!stopped) await stopServer({ paths: srv.paths }).catch((error) => console.error(`soak: stopping TorchServe: ${error}`));
     summary.wallSeconds = (Date.now() - started) / 1000;
-    fs.writeFileSync(path.join(srv.paths.work, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+    fs.writeFileSync(path.join(srv.paths.work, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
   }
   const s = summary as {
     sent: number;

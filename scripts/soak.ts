@@ -196,7 +196,9 @@ async function main(): Promise<number> {
         const status = await post(url, token(), body);
         answered += 1;
         byStatus[status] = (byStatus[status] ?? 0) + 1;
-        (byKind[kind] ??= {})[status] = ((byKind[kind] ??= {})[status] ?? 0) + 1;
+        const counts = byKind[kind] ?? {};
+        counts[status] = (counts[status] ?? 0) + 1;
+        byKind[kind] = counts;
       } catch (error) {
         lost.push(`#${i} ${kind}: ${(error as Error).message}`);
       }
@@ -252,7 +254,7 @@ async function main(): Promise<number> {
     await stopServer({ paths: srv.paths }).catch((error) => console.error(`soak: stopping TorchServe: ${error}`));
     summary.leftoverProcesses = leftovers(srv.paths);
     summary.wallSeconds = (Date.now() - started) / 1000;
-    fs.writeFileSync(path.join(srv.paths.work, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+    fs.writeFileSync(path.join(srv.paths.work, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
   }
   const s = summary as {
     sent: number;

@@ -12,7 +12,7 @@ import { llmMetricsManifest, torchserveMetricsConfig } from "./metrics/llm-metri
 import { torchserveDefaultMetricsYaml } from "./metrics/torchserve-defaults.ts";
 import { PACKAGE_ROOT } from "./package-root.ts";
 
-const pretty = (value: unknown) => JSON.stringify(value, null, 2) + "\n";
+const pretty = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
 
 export function committedSchemas(): { file: string; render: () => string }[] {
   return [

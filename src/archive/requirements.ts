@@ -125,5 +125,5 @@ export function archiveRequirements(input: ArchiveRequirementsInput): ArchiveReq
     ...kept,
   ];
   if (userLines.length > 0) sections.push(`# From ${input.userRequirementsName ?? "the requirements file"}:`, ...userLines);
-  return { text: sections.join("\n") + "\n", overrides };
+  return { text: `${sections.join("\n")}\n`, overrides };
 }

@@ -11,6 +11,7 @@ export interface Command {
   readonly options: NonNullable<ParseArgsConfig["options"]>;
   /** Accepts positionals. */
   readonly positionals?: boolean;
+  // biome-ignore lint/suspicious/noConfusingVoidType: a run() with no return statement exits 0, and only void admits it
   run(args: { values: Record<string, unknown>; positionals: string[] }): Promise<number | void>;
 }
 

@@ -78,11 +78,11 @@ export async function runMain(argv: string[]): Promise<void> {
       process.exitCode = 2;
       return;
     }
-    process.stdout.write(command.usage + "\n");
+    process.stdout.write(`${command.usage}\n`);
     return;
   }
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-    process.stdout.write((await usage()) + "\n");
+    process.stdout.write(`${await usage()}\n`);
     process.exitCode = name === undefined ? 2 : 0;
     return;
   }
@@ -93,7 +93,7 @@ export async function runMain(argv: string[]): Promise<void> {
     return;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
-    process.stdout.write(command.usage + "\n");
+    process.stdout.write(`${command.usage}\n`);
     return;
   }
   try {

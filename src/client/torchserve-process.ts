@@ -64,7 +64,7 @@ export function runningServer(paths: WorkPaths = workPaths()): ProcInfo | undefi
   }
   for (const pid of candidates) {
     const info = Number.isInteger(pid) && pid > 0 ? procInfo(pid) : undefined;
-    if (info && info.cmdline.includes(TS_MAIN_CLASS) && stillRunning(info)) return info;
+    if (info?.cmdline.includes(TS_MAIN_CLASS) && stillRunning(info)) return info;
   }
   return undefined;
 }
@@ -255,7 +255,7 @@ async function waitForPing(
         addresses,
         startedAt: new Date().toISOString(),
       };
-      await fsp.writeFile(paths.state, JSON.stringify(state, null, 2) + "\n");
+      await fsp.writeFile(paths.state, `${JSON.stringify(state, null, 2)}\n`);
       progress(
         `TorchServe is up (pid ${java.pid}) after ${(elapsed / 1000).toFixed(1)}s: inference ${addresses.inference}, management ${addresses.management}`,
       );

@@ -130,7 +130,7 @@ export abstract class CompletionHandler<
     const onDelta = (delta: GenerationDelta) => {
       const input = inputs[delta.request_index];
       const requestIndex = ctx.requestIndices[delta.request_index];
-      if (!input || !input.request.stream || requestIndex === undefined) return;
+      if (!input?.request.stream || requestIndex === undefined) return;
       ctx.stream(requestIndex, this.streamChunk(input, delta, ctx));
     };
     const outcomes = await ctx.model.generate(

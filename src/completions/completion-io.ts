@@ -44,8 +44,10 @@ export const responseId = (prefix: string): string => `${prefix}${randomUUID().r
  */
 export interface CompletionStages {
   parseRequest(body: unknown): CompletionRequest | RequestFailure;
+  // biome-ignore-start lint/suspicious/noExplicitAny: a handler of any config: the context's config type is a parameter of these methods
   preprocess(requests: CompletionRequest[], ctx: StageContext<any>): Promise<Maybe<CompletionInput>[]>;
   inference(inputs: CompletionInput[], ctx: StageContext<any>): Promise<Maybe<CompletionOutput>[]>;
   completionInput(request: CompletionRequest, prompt: string, ctx: StageContext<any>): CompletionInput;
   responseBody(output: CompletionOutput, ctx: StageContext<any>): CompletionResponse;
+  // biome-ignore-end lint/suspicious/noExplicitAny: a handler of any config
 }

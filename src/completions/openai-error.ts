@@ -2,7 +2,7 @@
  * OpenAI's error body, `{"error": {message, type, param, code}}`, for a
  * refusal on one of the OpenAI routes; the HTTP status stays the failure's.
  */
-import { RequestFailure } from "../handler/failure.ts";
+import type { RequestFailure } from "../handler/failure.ts";
 
 export interface OpenAIErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };

@@ -47,6 +47,7 @@ interface Endpoint {
   idPrefix: string;
   parse(handler: CompletionStages, body: unknown, info: ModelInfo): OpenAICall | RequestFailure;
   /** The stages that turn the call's prompts into completion outputs. */
+  // biome-ignore lint/suspicious/noExplicitAny: the stages serve a handler of any config
   stages(handler: CompletionStages): Stage<any>[];
   response(header: CallHeader, call: OpenAICall, bodies: CompletionResponse[]): unknown;
   chunk(header: CallHeader, call: OpenAICall, chunk: CompletionChunk, prompt: number, first: (index: number) => boolean): unknown;
@@ -55,9 +56,10 @@ interface Endpoint {
 }
 
 const inference =
-  (handler: CompletionStages): Stage<any> =>
-  (inputs, ctx) =>
-    handler.inference(inputs, ctx);
+  // biome-ignore lint/suspicious/noExplicitAny: the stage serves a handler of any config
+    (handler: CompletionStages): Stage<any> =>
+    (inputs, ctx) =>
+      handler.inference(inputs, ctx);
 
 /** `n` of a call (every prompt of a call shares it). */
 const choicesPerPrompt = (call: OpenAICall): number => call.prompts[0]!.request.n;

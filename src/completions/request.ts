@@ -229,7 +229,7 @@ export function parsePlainCompletionRequest(body: unknown): CompletionRequest | 
  * Build a completion request schema. Handlers that take more fields pass them
  * in `extra`; their parsed values are kept next to the standard ones.
  */
-export function completionRequestSchema<Extra extends z.ZodRawShape = {}>(extra?: Extra) {
+export function completionRequestSchema<Extra extends z.ZodRawShape = Record<never, never>>(extra?: Extra) {
   const input = extra ? CompletionRequestInput.extend(extra) : CompletionRequestInput;
   return input
     .superRefine((raw, ctx) => {

@@ -15,7 +15,7 @@ interface EngineKeys {
 
 const USE_TRANSFORMERS = "or set handler.engine: transformers";
 
-export function engineIssues(handler: EngineKeys, deviceType: string | undefined): GpuLayoutIssue[] {
+export function engineIssues(handler: EngineKeys): GpuLayoutIssue[] {
   if (handler.engine !== "vllm") return [];
   const issues: GpuLayoutIssue[] = [];
   const refuse = (key: string, message: string) => issues.push({ path: ["handler", key], message });

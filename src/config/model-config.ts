@@ -126,7 +126,7 @@ export function parseModelConfig<Cfg>(raw: unknown, handlerSchema: z.ZodType<Cfg
   const layout = [
     ...batchingIssues(outer.data),
     ...gpuLayoutIssues(outer.data, typeof perModel === "number" ? perModel : 1),
-    ...engineIssues(inner.data as Record<string, unknown>, outer.data.deviceType),
+    ...engineIssues(inner.data as Record<string, unknown>),
   ];
   if (layout.length > 0) {
     const issues = layout.map((issue) => ({ code: "custom" as const, input: raw, ...issue }));

@@ -51,7 +51,9 @@ export abstract class Handler<Req = unknown, Cfg = HandlerSection, In = unknown,
   abstract postprocess(outputs: Out[], ctx: StageContext<Cfg>): Promise<Maybe<unknown>[]>;
 }
 
+// biome-ignore-start lint/suspicious/noExplicitAny: any handler, whatever its types: its stages take them as parameters, so only any matches them all
 export type AnyHandler = Handler<any, any, any, any>;
 export type HandlerClass<H extends AnyHandler = AnyHandler> = new () => H;
 export type RequestOf<H> = H extends Handler<infer R, any, any, any> ? R : never;
 export type ConfigOf<H> = H extends Handler<any, infer C, any, any> ? C : never;
+// biome-ignore-end lint/suspicious/noExplicitAny: any handler

@@ -9,6 +9,7 @@ import type { HandlerContext, StageContext } from "./context.ts";
 import { RequestFailure, isFailure, type Maybe } from "./failure.ts";
 import { abortReason } from "../protocol/errors.ts";
 
+// biome-ignore lint/suspicious/noExplicitAny: each stage takes the previous one's outputs, whose type only the handler knows
 export type Stage<Cfg = unknown> = (items: any[], ctx: StageContext<Cfg>) => Promise<Maybe<unknown>[]>;
 
 /** A stage context without its positions: runStages fills `requestIndices` in per stage. */
@@ -38,7 +39,9 @@ export async function runStages<Cfg>(
     const ctx: StageContext<Cfg> = { ...base, requestIndices: live.map((position) => indices[position]!) };
     const items = live.map((position) => results[position]);
     const outputs = await oneAnswerPerItem("handler stage", items.length, () => stage(items, ctx));
-    outputs.forEach((output, k) => (results[live[k]!] = output));
+    outputs.forEach((output, k) => {
+      results[live[k]!] = output;
+    });
     live = live.filter((position) => !isFailure(results[position]));
   }
   return results;

@@ -25,5 +25,5 @@ export function vicunaV11Prompt(messages: readonly ChatMessage[], options: { def
     const role = ROLES[message.role as "user" | "assistant"];
     out += message.content ? `${role}: ${message.content}${SEPS[i % 2]}` : `${role}:`;
   });
-  return out + `${ROLES.assistant}:`;
+  return `${out}${ROLES.assistant}:`;
 }

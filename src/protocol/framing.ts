@@ -98,5 +98,5 @@ function decodeLine(bytes: Buffer): Frame | undefined {
 
 /** One message as one line. JSON.stringify escapes U+2028/2029 and never emits a raw newline. */
 export function encodeMessage(message: unknown): string {
-  return JSON.stringify(message) + "\n";
+  return `${JSON.stringify(message)}\n`;
 }

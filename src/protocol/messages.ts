@@ -45,7 +45,6 @@ export const JsonRpcError = z.strictObject({
 export const JsonRpcMessage = z.union([JsonRpcRequest, JsonRpcNotification, JsonRpcSuccess, JsonRpcError]);
 
 export type RequestId = z.infer<typeof RequestId>;
-type ErrorObject = z.infer<typeof ErrorObject>;
 export type JsonRpcRequest = z.infer<typeof JsonRpcRequest>;
 export type JsonRpcNotification = z.infer<typeof JsonRpcNotification>;
 export type JsonRpcSuccess = z.infer<typeof JsonRpcSuccess>;

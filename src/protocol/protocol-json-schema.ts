@@ -33,4 +33,4 @@ function protocolJsonSchema() {
   };
 }
 
-export const renderProtocolSchema = () => JSON.stringify(protocolJsonSchema(), null, 2) + "\n";
+export const renderProtocolSchema = () => `${JSON.stringify(protocolJsonSchema(), null, 2)}\n`;

@@ -38,7 +38,9 @@ export async function runBatch(
         : route
           ? await answerWithRoute(route, group, indices, base)
           : group.map(() => handler.unknownRoute(path));
-    indices.forEach((index, k) => (replies[index] = answers[k]));
+    indices.forEach((index, k) => {
+      replies[index] = answers[k];
+    });
   }
   if (options.onThrown) reportThrown(replies, options.onThrown);
   return replies.map((reply) => toOutcome(reply ?? new RequestFailure(500, "handler returned no response for this request")));
@@ -98,7 +100,9 @@ async function answerWithPipeline(
     base,
   );
   const answers: Maybe<unknown>[] = [...parsed];
-  live.forEach((k, position) => (answers[k] = results[position]));
+  live.forEach((k, position) => {
+    answers[k] = results[position];
+  });
   return answers;
 }
 

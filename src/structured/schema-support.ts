@@ -61,6 +61,7 @@ const UNSUPPORTED: Record<string, string> = {
   allOf: "combine the schemas into one",
   not: "",
   if: "",
+  // biome-ignore lint/suspicious/noThenProperty: a JSON Schema keyword in a table of keywords, never awaited
   then: "",
   else: "",
   uniqueItems: "",
@@ -108,7 +109,11 @@ export function unsupportedSchemaFeatures(schema: unknown, at = ""): string[] {
   }
   for (const keyword of SCHEMA_LIST) {
     const list = schema[keyword];
-    if (Array.isArray(list)) list.forEach((sub, i) => problems.push(...unsupportedSchemaFeatures(sub, `${at}/${keyword}/${i}`)));
+    if (Array.isArray(list)) {
+      list.forEach((sub, i) => {
+        problems.push(...unsupportedSchemaFeatures(sub, `${at}/${keyword}/${i}`));
+      });
+    }
   }
   return problems;
 }

@@ -111,8 +111,7 @@ export class FakeModel implements ModelClient {
 /** Character tokens with logprob -1 each (the top alternative is the token itself). */
 export function fakeLogprobs(text: string, k: number): TokenLogprobs {
   const tokens = [...text];
-  const offsets: number[] = [];
-  tokens.reduce((offset, _token) => (offsets.push(offset), offset + 1), 0);
+  const offsets = tokens.map((_token, offset) => offset);
   return {
     tokens,
     token_ids: tokens.map((t) => t.codePointAt(0)!),

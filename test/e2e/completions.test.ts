@@ -244,7 +244,9 @@ describe("completions on a real TorchServe", () => {
     expect(lp.token_logprobs.slice(1).every((x) => typeof x === "number" && x <= 0)).toBe(true);
     // The completion's part is the plain request's, token for token.
     expect(lp.tokens.slice(promptCount)).toEqual(plain.choices[0]!.logprobs!.tokens);
-    lp.token_logprobs.slice(promptCount).forEach((x, i) => expect(x).toBeCloseTo(plain.choices[0]!.logprobs!.token_logprobs[i]!, 4));
+    lp.token_logprobs.slice(promptCount).forEach((x, i) => {
+      expect(x).toBeCloseTo(plain.choices[0]!.logprobs!.token_logprobs[i]!, 4);
+    });
     // text_offset points into the choice's text: each token's text starts there. (Llama's BOS and the
     // tokenizer's leading space before "[INST]" are not in the text: those two tokens sit at 0.)
     expect(lp.tokens.slice(0, 2)).toEqual(["<s>", " ["]);
@@ -387,7 +389,9 @@ describe("completions on a real TorchServe", () => {
       expect(b.text).toBe(a.text);
       expect(b.finish_reason).toBe(a.finish_reason);
       expect(b.logprobs!.tokens).toEqual(a.logprobs!.tokens);
-      b.logprobs!.token_logprobs.forEach((x, i) => expect(x).toBeCloseTo(a.logprobs!.token_logprobs[i]!, 3));
+      b.logprobs!.token_logprobs.forEach((x, i) => {
+        expect(x).toBeCloseTo(a.logprobs!.token_logprobs[i]!, 3);
+      });
       expect(body.usage).toEqual(alone[k]!.usage);
     });
   }, 240_000);

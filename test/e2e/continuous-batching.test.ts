@@ -109,7 +109,10 @@ describe("continuous batching (asyncCommunication: true)", () => {
         streamed += chunk;
         firstChunk();
       })
-      .then((result) => (order.push("long"), result));
+      .then((result) => {
+        order.push("long");
+        return result;
+      });
     await decoding; // the long request has produced text: it is in the decode loop
     const joined = await complete(MODEL, short);
     order.push("short");
@@ -213,7 +216,10 @@ describe("continuous batching (asyncCommunication: true)", () => {
       started.push(new Promise<void>((resolve) => (seen = resolve)));
       let text = "";
       return client
-        .predictStream(MODEL, JSON.stringify({ ...body, stream: true }), (chunk) => ((text += chunk), seen()))
+        .predictStream(MODEL, JSON.stringify({ ...body, stream: true }), (chunk) => {
+          text += chunk;
+          return seen();
+        })
         .then((r) => {
           expect(r.status).toBe(200);
           return streamedText(text);
@@ -267,7 +273,10 @@ describe("faults under continuous batching: each fails only the requests it touc
     const before = await faultsChild();
     const [held, exiting] = await Promise.all([
       ask({ fault: "slow", sleep_ms: 3000 }),
-      (async () => (await new Promise((r) => setTimeout(r, 500)), ask({ fault: "exit" })))(),
+      (async () => {
+        await new Promise((r) => setTimeout(r, 500));
+        return ask({ fault: "exit" });
+      })(),
     ]);
     expect([held.status, exiting.status]).toEqual([503, 503]);
     expect(exiting.body.error!.message).toMatch(/^the handler process died during the request .*; it has been restarted$/);

@@ -59,7 +59,9 @@ describe("the AgentInstruct handler on both engines", () => {
       expect(b.full_text).toBe(a.full_text);
       expect(b.finish_reason).toBe(a.finish_reason);
       expect(b.logprobs.tokens).toEqual(a.logprobs.tokens);
-      b.logprobs.token_logprobs.forEach((lp, i) => expect(Math.abs(lp - a.logprobs.token_logprobs[i]!)).toBeLessThan(TOLERANCE));
+      b.logprobs.token_logprobs.forEach((lp, i) => {
+        expect(Math.abs(lp - a.logprobs.token_logprobs[i]!)).toBeLessThan(TOLERANCE);
+      });
     }
     expect(explained).toBeGreaterThan(0); // stage 1 said something to compare
   }, 300_000);

@@ -153,7 +153,10 @@ async function scraped(query: string, expected: number): Promise<void> {
   let got: number[] = [];
   await waitFor(
     `${query} = ${expected} in Prometheus`,
-    async () => ((got = await promql(query)), got[0] === expected ? true : undefined),
+    async () => {
+      got = await promql(query);
+      return got[0] === expected ? true : undefined;
+    },
     20_000,
     500,
   ).catch((error: Error) => {
@@ -186,7 +189,7 @@ describe.each([
   // A prompt longer than the model's context (the tiny model's 512 tokens, SmolLM2's 8,192) is refused with a 400.
   ["transformers", () => transformers, TINY, { prompt: "word ".repeat(600), max_tokens: 4 }],
   ["vllm", () => vllm, SMOLLM2_VLLM, { prompt: "word ".repeat(9000), max_tokens: 4 }],
-] as const)("the LLM metrics on the %s engine", (engine, server, model, refused) => {
+] as const)("the LLM metrics on the %s engine", (_engine, server, model, refused) => {
   it("count the workload's tokens, answers, refusal and prefix hit, and fill the latency histograms", async () => {
     const before = await exposition(server());
     const done = await workload(server(), model, refused);

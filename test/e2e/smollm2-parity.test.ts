@@ -84,7 +84,9 @@ async function computeReference(): Promise<Reference> {
 }
 
 beforeAll(async () => {
-  const serving = smollm2OnVllm().then((server) => void (client = server.client));
+  const serving = smollm2OnVllm().then((server) => {
+    client = server.client;
+  });
   [reference] = await Promise.all([computeReference(), serving]);
 }, 600_000);
 
@@ -121,7 +123,9 @@ function expectParity(body: CompletionResponse, ref: ReferenceCase, label: strin
   expect(choice.logprobs!.tokens.join(""), label).toBe(choice.text);
   const got = choice.logprobs!.token_logprobs as number[];
   expect(got.length, label).toBe(ref.token_logprobs.length);
-  got.forEach((value, i) => expect(Math.abs(value - ref.token_logprobs[i]!), `${label}: token ${i}`).toBeLessThan(TOLERANCE));
+  got.forEach((value, i) => {
+    expect(Math.abs(value - ref.token_logprobs[i]!), `${label}: token ${i}`).toBeLessThan(TOLERANCE);
+  });
   compared.requests += 1;
   compared.tokens += got.length;
   compared.maxLogprobDiff = Math.max(compared.maxLogprobDiff, ...got.map((value, i) => Math.abs(value - ref.token_logprobs[i]!)));
@@ -144,7 +148,9 @@ describe("SmolLM2-135M-Instruct answers as transformers' generate does", () => {
       .filter(([c]) => !c.name.startsWith("long"))
       .slice(0, 8);
     const bodies = await Promise.all(batched.map(([c]) => complete(greedy(c))));
-    bodies.forEach((body, i) => expectParity(body, batched[i]![1], `batched: ${batched[i]![0].name}`));
+    bodies.forEach((body, i) => {
+      expectParity(body, batched[i]![1], `batched: ${batched[i]![0].name}`);
+    });
     // Under continuous batching each request's raw_compute_time is its own (admission to answer), so it no longer shows a shared pass.
   }, 240_000);
 
@@ -158,11 +164,9 @@ describe("SmolLM2-135M-Instruct answers as transformers' generate does", () => {
       const want = reference.echo[i]!.token_logprobs;
       expect(choice.logprobs!.token_logprobs.length).toBe(want.length);
       expect(choice.logprobs!.token_logprobs[0]).toBeNull();
-      want
-        .slice(1)
-        .forEach((value, j) =>
-          expect(Math.abs(choice.logprobs!.token_logprobs[j + 1]! - value!), `${prompt}: token ${j + 1}`).toBeLessThan(TOLERANCE),
-        );
+      want.slice(1).forEach((value, j) => {
+        expect(Math.abs(choice.logprobs!.token_logprobs[j + 1]! - value!), `${prompt}: token ${j + 1}`).toBeLessThan(TOLERANCE);
+      });
     }
   });
 

@@ -139,7 +139,7 @@ const render: Command = {
       for (const error of thrown) process.stderr.write(`${mappedStack(error)}\n`);
       return failures.every((f) => f.status < 500) ? 2 : 1;
     }
-    process.stdout.write(JSON.stringify({ prompts: model.prompts }) + "\n");
+    process.stdout.write(`${JSON.stringify({ prompts: model.prompts })}\n`);
     return 0;
   },
 };

@@ -32,7 +32,7 @@ const command: Command = {
         timeoutMs: timeout * 1000,
         onProgress: (message) => process.stderr.write(`tsserve restart-workers: ${message}\n`),
       });
-      process.stdout.write(JSON.stringify({ model: positionals[0], ...result }, null, 2) + "\n");
+      process.stdout.write(`${JSON.stringify({ model: positionals[0], ...result }, null, 2)}\n`);
     } catch (error) {
       if (error instanceof TorchServeError) {
         process.stderr.write(`tsserve restart-workers: TorchServe answered ${error.status}: ${error.message}\n`);

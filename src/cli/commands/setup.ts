@@ -55,7 +55,7 @@ const command: Command = {
     if (python === "") throw new UsageError("--python must name a Python interpreter");
     const argv = setupCommand(venv, python);
     if (values["dry-run"]) {
-      process.stdout.write(argv.map((a) => (/^[\w./=-]+$/.test(a) ? a : JSON.stringify(a))).join(" ") + "\n");
+      process.stdout.write(`${argv.map((a) => (/^[\w./=-]+$/.test(a) ? a : JSON.stringify(a))).join(" ")}\n`);
       return 0;
     }
     const code = await run(argv);

@@ -20,7 +20,7 @@ const command: Command = {
     const client = connect(paths);
     try {
       if (positionals[0]) {
-        process.stdout.write(JSON.stringify(await client.describeModel(positionals[0]), null, 2) + "\n");
+        process.stdout.write(`${JSON.stringify(await client.describeModel(positionals[0]), null, 2)}\n`);
         return;
       }
       const java = runningServer(paths);
@@ -38,7 +38,7 @@ const command: Command = {
       }
       const state = readState(paths);
       const report = { torchserve: ping.status, pid: java?.pid ?? null, addresses: state?.addresses ?? client.addresses, models };
-      process.stdout.write(JSON.stringify(report, null, 2) + "\n");
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return java ? 0 : 1;
     } catch (error) {
       if (error instanceof TorchServeError) {

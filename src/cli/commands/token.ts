@@ -1,5 +1,5 @@
 import { isExpired, readKeyFile } from "../../client/keys.ts";
-import { keyedWorkPaths } from "../../client/paths.ts";
+import { keyedWorkPaths, type WorkPaths } from "../../client/paths.ts";
 import { connect } from "../../client/torchserve-process.ts";
 import { UsageError, type Command } from "../command.ts";
 
@@ -21,7 +21,7 @@ const command: Command = {
     if (positionals.length > 1 || !["inference", "management", "api"].includes(kind)) {
       throw new UsageError(`expected inference, management or api\n\n${usage}`);
     }
-    let paths;
+    let paths: WorkPaths;
     try {
       paths = keyedWorkPaths();
     } catch (error) {

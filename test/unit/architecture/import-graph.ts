@@ -30,7 +30,7 @@ export function fileGraph(root: string): Graph {
     for (const specifier of importSpecifiers(fs.readFileSync(file, "utf8"))) {
       if (!specifier.startsWith(".")) continue;
       const target = resolveImport(path.dirname(file), specifier);
-      if (target && target.startsWith(root + path.sep)) targets.add(path.relative(root, target));
+      if (target?.startsWith(root + path.sep)) targets.add(path.relative(root, target));
     }
     graph.set(from, targets);
   }

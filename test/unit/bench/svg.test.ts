@@ -30,7 +30,7 @@ describe("groupedBarsSvg", () => {
         [40, undefined],
       ],
     });
-    expect(svg).toMatch(/^<svg [^]*<\/svg>\n$/);
+    expect(svg).toMatch(/^<svg [\s\S]*<\/svg>\n$/);
     expect(svg).toContain("a &lt; b &amp; c");
     const drawn = bars(svg);
     expect(drawn.map((b) => b.title)).toEqual(["x, one: 10", "y, one: 20", "x, two: 40"]);

@@ -8,7 +8,9 @@ import { className } from "../../../src/cli/commands/init.ts";
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 const BIN = path.join(ROOT, "bin/tsserve.mjs");
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 /** A scratch project that imports tsserve from this checkout (package.json named tsserve, src/ linked in). */
 function scratchProject(): string {

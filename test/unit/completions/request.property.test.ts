@@ -250,6 +250,6 @@ describe("parsePlainCompletionRequest (the path without zod)", () => {
     expect(astral.length).toBeGreaterThan(REQUEST_LIMITS.maxStopLength);
     expectSchemaAnswer({ prompt: "p", stop: astral });
     expect(parsePlainCompletionRequest({ prompt: "p", stop: astral })?.stop).toEqual([astral]);
-    expectSchemaAnswer({ prompt: "p", stop: [astral + "x"] });
+    expectSchemaAnswer({ prompt: "p", stop: [`${astral}x`] });
   });
 });

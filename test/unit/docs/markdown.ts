@@ -149,7 +149,7 @@ function splitLine(line: string, out: string[][]): void {
     } else if (line.startsWith("$(", i)) {
       const close = matchingParen(line, i + 1);
       splitLine(line.slice(i + 2, close), out);
-      word = (word ?? "") + "SUBSTITUTED";
+      word = `${word ?? ""}SUBSTITUTED`;
       i = close;
     } else if (c === "#" && word === undefined) {
       break;

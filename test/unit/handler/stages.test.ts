@@ -34,7 +34,13 @@ describe("oneAnswerPerItem", () => {
 describe("runStages", () => {
   it("fails all values of a stage that answers with the wrong count, and runs no later stage", async () => {
     let laterRan = false;
-    const stages: Stage[] = [async (items) => items.slice(1), async (items) => ((laterRan = true), items)];
+    const stages: Stage[] = [
+      async (items) => items.slice(1),
+      async (items) => {
+        laterRan = true;
+        return items;
+      },
+    ];
     const results = await runStages(stages, ["a", "b"], [0, 1], base);
     expect(results).toMatchObject([
       { status: 500, message: "handler stage returned 1 replies for 2 requests" },
@@ -60,9 +66,19 @@ describe("runStages and the request's AbortSignal", () => {
     const controller = new AbortController();
     const ran: string[] = [];
     const stages: Stage[] = [
-      async (items) => (ran.push("preprocess"), items),
-      async (items) => (ran.push("inference"), controller.abort(new Error("the handler did not answer within 2 s")), items),
-      async (items) => (ran.push("postprocess"), items),
+      async (items) => {
+        ran.push("preprocess");
+        return items;
+      },
+      async (items) => {
+        ran.push("inference");
+        controller.abort(new Error("the handler did not answer within 2 s"));
+        return items;
+      },
+      async (items) => {
+        ran.push("postprocess");
+        return items;
+      },
     ];
     const results = await runStages(stages, ["a", "b"], [0, 1], { ...base, signal: controller.signal });
     expect(ran).toEqual(["preprocess", "inference"]);
@@ -77,7 +93,17 @@ describe("runStages and the request's AbortSignal", () => {
   it("passes the signal to each stage's context", async () => {
     const controller = new AbortController();
     let seen: AbortSignal | undefined;
-    await runStages([async (items, ctx) => ((seen = ctx.signal), items)], ["a"], [0], { ...base, signal: controller.signal });
+    await runStages(
+      [
+        async (items, ctx) => {
+          seen = ctx.signal;
+          return items;
+        },
+      ],
+      ["a"],
+      [0],
+      { ...base, signal: controller.signal },
+    );
     expect(seen).toBe(controller.signal);
   });
 });

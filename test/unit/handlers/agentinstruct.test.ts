@@ -140,7 +140,7 @@ describe("llama-2-7b-chat-agentinstruct handler", () => {
   });
 
   it("serves a batch in two batched passes, each request's answer prompt built from its own explanation", async () => {
-    const model = new FakeModel({ respond: (request, call, index) => (call === 0 ? `because ${index}` : `answer ${index}`) });
+    const model = new FakeModel({ respond: (_request, call, index) => (call === 0 ? `because ${index}` : `answer ${index}`) });
     const questions = ["Q: one?", "Q: two?", "Q: three?"];
     const { outcomes } = await runHandler(
       new AgentInstruct(),
@@ -161,7 +161,7 @@ describe("llama-2-7b-chat-agentinstruct handler", () => {
 
   it("fails only the request whose explanation stage failed; its batch mates get their answers", async () => {
     const model = new FakeModel({
-      respond: (request, call, index) => {
+      respond: (_request, call, index) => {
         if (call === 0 && index === 1)
           return { ok: false, status: 400, message: "prompt: 600 tokens + max_tokens 512 exceed the context (512)" };
         return call === 0 ? `why ${index}` : `ans ${index}`;

@@ -82,7 +82,7 @@ describe("Connection", () => {
     const a = new Connection(bToA, aToB, { onNoise: (d) => noise.push(d) });
     const pending = a.sendRequest(Tokenize, { texts: [], add_special_tokens: true });
     bToA.write("some library printed this\n");
-    bToA.write(JSON.stringify({ jsonrpc: "2.0", id: 1, result: { ids: [[1]] } }) + "\n");
+    bToA.write(`${JSON.stringify({ jsonrpc: "2.0", id: 1, result: { ids: [[1]] } })}\n`);
     await expect(pending).resolves.toEqual({ ids: [[1]] });
     expect(noise[0]).toContain("some library printed this");
   });
@@ -117,7 +117,10 @@ describe("Connection", () => {
     it("a signal aborted before the call sends nothing", async () => {
       const { a, b, aToB } = pair();
       let served = 0;
-      b.onRequest(Tokenize, () => ((served += 1), { ids: [] }));
+      b.onRequest(Tokenize, () => {
+        served += 1;
+        return { ids: [] };
+      });
       const written: string[] = [];
       aToB.on("data", (chunk: Buffer) => written.push(chunk.toString()));
       await expect(a.sendRequest(Tokenize, { texts: [], add_special_tokens: true }, { signal: AbortSignal.abort("over") })).rejects.toThrow(
@@ -144,9 +147,9 @@ describe("Connection", () => {
       );
       let release!: () => void;
       b.onRequest(Tokenize, () => new Promise((resolve) => (release = () => resolve({ ids: [] }))));
-      aToB.write(JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tokenize", params: { texts: [], add_special_tokens: true } }) + "\n");
+      aToB.write(`${JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tokenize", params: { texts: [], add_special_tokens: true } })}\n`);
       aToB.write(
-        JSON.stringify({ jsonrpc: "2.0", method: Cancelled.method, params: { request_id: 7, reason: "client went away" } }) + "\n",
+        `${JSON.stringify({ jsonrpc: "2.0", method: Cancelled.method, params: { request_id: 7, reason: "client went away" } })}\n`,
       );
       await new Promise((r) => setTimeout(r, 10));
       release();
@@ -159,7 +162,10 @@ describe("Connection", () => {
     it("closing the connection aborts the requests being served", async () => {
       const { a, b, aToB } = pair();
       let signal: AbortSignal | undefined;
-      b.onRequest(Tokenize, (_params, extra) => ((signal = extra.signal), new Promise(() => {})));
+      b.onRequest(Tokenize, (_params, extra) => {
+        signal = extra.signal;
+        return new Promise(() => {});
+      });
       void a.sendRequest(Tokenize, { texts: [], add_special_tokens: true }).catch(() => {});
       await new Promise((r) => setTimeout(r, 10));
       aToB.end();

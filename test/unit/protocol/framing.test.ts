@@ -35,7 +35,7 @@ describe("LineReader", () => {
   it("refuses a message over the size cap, clears its buffer, and reads the next one", () => {
     const reader = new LineReader(64);
     const big = JSON.stringify({ x: "y".repeat(200) });
-    const frames = [...reader.push(Buffer.from(big.slice(0, 100))), ...reader.push(Buffer.from(big.slice(100) + '\n{"n":1}\n'))];
+    const frames = [...reader.push(Buffer.from(big.slice(0, 100))), ...reader.push(Buffer.from(`${big.slice(100)}\n{"n":1}\n`))];
     expect(frames[0]).toMatchObject({ kind: "oversize" });
     expect(reader.pendingBytes).toBe(0);
     expect(messages(frames)).toEqual([{ n: 1 }]);

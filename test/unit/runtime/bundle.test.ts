@@ -19,7 +19,9 @@ beforeAll(async () => {
   const outDir = mkdtempSync(path.join(tmpdir(), "tsserve-bundle-"));
   ({ bundlePath } = await bundleHandler({ handler: "test/fixtures/handlers/echo-handler.ts", outDir }));
 });
-afterEach(() => children.splice(0).forEach((c) => c.kill("SIGKILL")));
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill("SIGKILL");
+});
 
 function startChild() {
   const child = spawn(process.execPath, ["--enable-source-maps", bundlePath], {
@@ -106,7 +108,7 @@ describe("handler bundle", () => {
   it("reads a message longer than its stdin buffer, over many reads, and one after it", async () => {
     const { connection } = startChild();
     await connection.sendRequest(Initialize, init);
-    const payload = "é".repeat(STDIN_READ_BYTES) + "x"; // over 2 MiB of UTF-8, split mid-character somewhere
+    const payload = `${"é".repeat(STDIN_READ_BYTES)}x`; // over 2 MiB of UTF-8, split mid-character somewhere
     await expect(connection.sendRequest(Ping, { payload })).resolves.toEqual({ payload });
     await expect(connection.sendRequest(Ping, { payload: "after" })).resolves.toEqual({ payload: "after" });
   });
@@ -121,7 +123,7 @@ describe("handler bundle", () => {
         { jsonrpc: "2.0", id: 2, method: "ping", params: { payload: "from a file" } },
         { jsonrpc: "2.0", id: 3, method: "shutdown", params: {} },
       ]
-        .map((m) => JSON.stringify(m) + "\n")
+        .map((m) => `${JSON.stringify(m)}\n`)
         .join(""),
     );
     const fd = openSync(requests, "r");

@@ -22,7 +22,9 @@ beforeAll(async () => {
   const outDir = mkdtempSync(path.join(tmpdir(), "tsserve-errors-"));
   ({ bundlePath } = await bundleHandler({ handler: HANDLER, outDir }));
 });
-afterEach(() => children.splice(0).forEach((c) => c.kill("SIGKILL")));
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill("SIGKILL");
+});
 
 const init = {
   protocol_version: PROTOCOL_VERSION,
