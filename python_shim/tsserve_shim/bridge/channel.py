@@ -35,9 +35,10 @@ from typing import Any, Callable, Deque, Hashable, Optional
 
 from ..engine.contract import ServingEngine
 from . import protocol
-from .errors import CONNECTION_CLOSED, INTERNAL_ERROR, INVALID_PARAMS, PeerClosed, PeerTimeout, RpcError, ShimConfigError
+from .errors import INTERNAL_ERROR, INVALID_PARAMS, PeerClosed, PeerTimeout, RpcError, ShimConfigError
 from .node_process import NodeProcess
-from .rpc import Deferred, Peer, result_of
+from .answers import closed, result_of, unavailable, unavailable_answer
+from .rpc import Deferred, Peer
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +78,6 @@ class ChildSpec:
     bundle: str
     cwd: str
     handshake: dict  # InitializeParams
-
-
-def closed(message: dict) -> bool:
-    """Whether an answer says the child died before it answered (or none is running)."""
-    error = message.get("error")
-    return isinstance(error, dict) and error.get("code") == CONNECTION_CLOSED
-
-
-def unavailable(message: dict) -> bool:
-    """Whether an answer says no child was running to take the request (one failed to start; the bridge retries)."""
-    return closed(message) and (message["error"].get("data") or {}).get("unavailable") is True
 
 
 def _describe(error: BaseException) -> str:
@@ -165,7 +155,7 @@ class Bridge:
 
         def send() -> None:
             if self.start_failure is not None:
-                on_answer(self._unavailable_answer())
+                on_answer(unavailable_answer(self.start_failure))
                 return
             if method == protocol.HANDLE:
                 self._swap_if_rebuilt()
@@ -200,10 +190,6 @@ class Bridge:
                         self._cancel(generation)
 
         self.post(end)
-
-    def _unavailable_answer(self) -> dict:
-        message = f"the handler process could not be started ({self.start_failure}); the shim keeps retrying"
-        return {"jsonrpc": "2.0", "id": None, "error": {"code": CONNECTION_CLOSED, "message": message, "data": {"unavailable": True}}}
 
     @staticmethod
     def _with_exit(child: Optional[NodeProcess], message: dict) -> dict:
