@@ -29,6 +29,9 @@ class FakeModel:
     def detokenize(self, ids, skip_special_tokens):
         return ["" for _ in ids]
 
+    def pretokenize(self, requests):
+        return list(requests)
+
 
 @pytest.fixture
 def bridge(echo_bundle):
@@ -52,9 +55,9 @@ def handle(bridge: Bridge, prompt: str = "a", timeout: float = 30) -> dict:
 
 
 def test_a_node_binary_that_cannot_be_spawned_is_named_in_quick_answers_until_it_can(bridge):
-    good_node = bridge.spec.node
+    good_node = bridge.supervisor.spec.node
     assert "result" in handle(bridge)
-    bridge.spec = dataclasses.replace(bridge.spec, node="/nonexistent/node")
+    bridge.supervisor.spec = dataclasses.replace(bridge.supervisor.spec, node="/nonexistent/node")
     old_pid = bridge.child_pid
     bridge.kill_child()
     deadline = time.monotonic() + 10
@@ -65,7 +68,7 @@ def test_a_node_binary_that_cannot_be_spawned_is_named_in_quick_answers_until_it
     assert time.monotonic() - started < 0.5  # answered at once, not after the back-off
     assert closed(answer) and unavailable(answer)
     assert "FileNotFoundError" in answer["error"]["message"] and "/nonexistent/node" in answer["error"]["message"]
-    bridge.spec = dataclasses.replace(bridge.spec, node=good_node)
+    bridge.supervisor.spec = dataclasses.replace(bridge.supervisor.spec, node=good_node)
     deadline = time.monotonic() + 30
     while bridge.start_failure is not None and time.monotonic() < deadline:
         time.sleep(0.1)

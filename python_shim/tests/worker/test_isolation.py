@@ -162,13 +162,13 @@ def test_a_6_mb_tokenize_does_not_pause_the_streams(shim):
     """It is tokenized on the bridge's tokenizer thread: the relay thread (every stream's deltas) and the decode
     loop go on. (On the relay thread, as before, it paused every stream for the whole 6.5 s it takes here.)"""
     handler = shim[0]
-    refuse_text = handler.bridge.refuse_text
-    handler.bridge.refuse_text = lambda method, params: None  # the tiny model's limit is 1 MiB; this measures the work itself
+    refuse_text = handler.bridge.model_calls.refuse_text
+    handler.bridge.model_calls.refuse_text = lambda method, params: None  # the tiny model's limit is 1 MiB; this measures the work itself
     try:
         huge = {"prompt": "word " * 1_200_000, "add_special_tokens": False}
         stamps, began, ended, (status, _) = stream_beside(shim, lambda: ask(shim, {"body": orjson.dumps(huge)}, url_path="tokenize"))
     finally:
-        handler.bridge.refuse_text = refuse_text
+        handler.bridge.model_calls.refuse_text = refuse_text
     assert status in (200, 413)  # 1.2 M ids: over the default response limit
     before = [b - a for a, b in zip(stamps, stamps[1:]) if b < began]
     during = [b - a for a, b in zip(stamps, stamps[1:]) if began <= b <= ended]

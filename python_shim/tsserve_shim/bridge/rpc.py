@@ -13,15 +13,18 @@ import errno
 import os
 import select
 import sys
+import time
 from typing import Any, Callable, Deque, Dict, Optional
 
+from .answers import closed_answer
 from .errors import (
-    CONNECTION_CLOSED,
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
     MESSAGE_TOO_LARGE,
     METHOD_NOT_FOUND,
+    PeerClosed,
+    PeerTimeout,
     RpcError,
 )
 from .framing import DEFAULT_MAX_MESSAGE_BYTES, Invalid, LineReader, Oversize, Unencodable, encode_message
@@ -56,19 +59,8 @@ def grow_pipe(fd: int, size: int = _PIPE_SIZE) -> int:
         return 0
 
 
-def result_of(answer: dict, method: str) -> Any:
-    """The result of an answer to one of our requests; an error answer (well-formed or not) raises RpcError."""
-    if "error" not in answer:
-        return answer.get("result")
-    error = answer["error"]
-    if not isinstance(error, dict):
-        raise RpcError(INTERNAL_ERROR, f"malformed error answer to {method}: {str(error)[:200]}")
-    code, message = error.get("code"), error.get("message")
-    raise RpcError(code if type(code) is int else INTERNAL_ERROR, message if isinstance(message, str) else str(message or ""), error.get("data"))
-
-
 def _closed_answer(request_id: int, method: str) -> dict:
-    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": CONNECTION_CLOSED, "message": f"the handler process exited while {method} was pending"}}
+    return closed_answer(request_id, f"the handler process exited while {method} was pending")
 
 
 def _unencodable_message(what: str, error: Unencodable) -> str:
@@ -127,6 +119,21 @@ class Peer:
             return request_id
         self._callbacks[request_id] = on_answer
         return request_id
+
+    def request_and_serve(self, method: str, params: dict, wake_fd: int, run_posted: Callable[[], None], timeout: float) -> dict:
+        """Send a request and serve the peer until its answer comes (its requests answered and ``run_posted()`` run
+        meanwhile, as serve_forever does): for a caller on the serving thread that needs the answer before it goes on
+        (the handshake). PeerTimeout after ``timeout`` seconds; PeerClosed when the peer closes first."""
+        answers: list[dict] = []
+        self.request_async(method, params, answers.append)
+        deadline = time.monotonic() + timeout
+        while not answers:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PeerTimeout(f"{method} got no answer within {timeout} s")
+            if not self.serve_once(wake_fd, run_posted, timeout=left) and not answers:
+                raise PeerClosed(f"the handler process exited while {method} was pending")
+        return answers[0]
 
     def awaiting(self, request_id: int) -> bool:
         """Whether a request sent with request_async is still unanswered."""

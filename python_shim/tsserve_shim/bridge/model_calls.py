@@ -1,0 +1,237 @@
+"""Serving the engine to Node: the calls a child makes into the model while a `handle` is open.
+
+`generate` goes to the engine and is answered when its rows are done (its deltas streamed meanwhile);
+`tokenize`/`detokenize` are answered at once. Each generate call has an engine tag of its own, so that
+it can be cancelled alone: Node cancels one whose AbortSignal aborted (`notifications/cancelled` naming
+its id), and the bridge cancels every call a handle opened when that handle's request is over, and every
+call of a child that is gone. Tokenizing is kept off the bridge thread (which relays every stream) and off
+the engine's decode loop: a generate call with long text prompts is tokenized on the tokenizer thread
+before the engine gets it, and so is a long tokenize or detokenize call (short ones are answered at once:
+the hop would cost more).
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Iterable, Optional
+
+from ..engine.contract import ServingEngine
+from . import protocol
+from .errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
+from .rpc import Deferred, Peer
+
+log = logging.getLogger(__name__)
+
+# Work at least this big is tokenized on the tokenizer thread; below it, where it is asked for (under a millisecond).
+OFF_THREAD_TEXT_BYTES = 16 * 1024
+OFF_THREAD_IDS = 4096
+Post = Callable[[Callable[[], None], Optional[Peer]], None]
+Done = Callable[[list], None]
+
+
+@dataclass
+class Generation:
+    """A generate call the engine is serving for a child."""
+
+    batch_id: Optional[int]  # the handle call it serves (None: from initialize)
+    pid: int  # the child that made it
+    tag: Hashable  # its own engine tag
+    deferred: Deferred = field(default_factory=Deferred)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    submitted: bool = False  # the engine has it (else it is being tokenized)
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class EngineCall:
+    """What the engine is handed for one generate call, but its tag."""
+
+    requests: list
+    done: Done
+    on_delta: Optional[Callable[..., None]]
+    deadline: Any
+
+
+class ModelCalls:
+    def __init__(
+        self,
+        engine: ServingEngine,
+        post: Post,
+        *,
+        deadline_for: Callable[[Optional[int]], Any],
+        on_generated: Callable[[Optional[int], list], None],
+        refuse_generate: Callable[[Optional[int], list], Any],
+        refuse_text: Callable[[str, dict], Optional[str]],
+    ) -> None:
+        self.engine = engine
+        self._post = post  # runs work on the bridge thread (the one that writes the child's channel)
+        self.deadline_for = deadline_for  # a batch id (or None) -> the Deadline of its generate calls
+        self.on_generated = on_generated  # (batch id, GenerateOutcomes) of every generate call, refused ones included
+        # (batch id, GenerateRequests) -> why the call is refused before any work: a message (400) or (status, message[, field]); None
+        self.refuse_generate = refuse_generate
+        self.refuse_text = refuse_text  # (tokenize | detokenize, its params) -> why it is refused (a 400), or None
+        self._tokenizer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tsserve-tokenize")
+        self._generations: dict[int, dict[Hashable, Generation]] = {}  # child pid -> its generate calls in flight, by tag
+        self._tags = itertools.count(1)
+
+    def serve_on(self, peer: Peer, pid: int) -> None:
+        """Answer a child's calls into the model on its channel."""
+        peer.on_request(protocol.GENERATE, lambda params: self._generate(peer, pid, params))
+        peer.on_request(protocol.TOKENIZE, lambda params: self._tokenize(peer, params))
+        peer.on_request(protocol.DETOKENIZE, lambda params: self._detokenize(peer, params))
+        peer.on_notification(protocol.CANCELLED, lambda params: self._cancelled_by_node(pid, params))
+
+    def cancel_batch(self, batch_id: int) -> None:
+        """A handle call's request is over: the engine drops the rows of every generate call it opened."""
+        for calls in self._generations.values():
+            for generation in list(calls.values()):
+                if generation.batch_id == batch_id:
+                    self._cancel(generation)
+
+    def forget_child(self, pid: int) -> None:
+        """A child is gone: the engine drops the rows of its generate calls."""
+        for generation in self._generations.pop(pid, {}).values():
+            self._cancel(generation)
+
+    def shutdown(self) -> None:
+        self._tokenizer.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------ generate
+
+    def _generate(self, peer: Peer, pid: int, params: dict) -> Deferred | dict:
+        requests, batch_id = params["requests"], params.get("batch_id")
+        refused = self._refusal_outcomes(batch_id, requests)
+        if refused is not None:
+            return {"outcomes": refused}
+        tag = ("generate", pid, next(self._tags))
+        generation = self._generations.setdefault(pid, {})[tag] = Generation(batch_id, pid, tag)
+        on_delta = self._streamer(peer, params["call_id"]) if any(request.get("stream") for request in requests) else None
+        call = engine_call(params, self._finisher(peer, generation), on_delta, self.deadline_for(batch_id))
+        if _text_bytes(_text_prompts(requests)) < OFF_THREAD_TEXT_BYTES:
+            self._start(generation, call, call.requests)
+        else:
+            self._tokenizer.submit(self._tokenize_then_start, generation, call)
+        return generation.deferred
+
+    def _refusal_outcomes(self, batch_id: Optional[int], requests: list) -> Optional[list]:
+        """The outcomes of a generate call refused before any work, or None."""
+        refusal = self.refuse_generate(batch_id, requests)
+        if refusal is None:
+            return None
+        status, message, *field = (400, refusal) if isinstance(refusal, str) else refusal
+        outcome = {"ok": False, "status": status, "message": message, **({"field": field[0]} if field else {})}
+        outcomes = [outcome] * len(requests)
+        self.on_generated(batch_id, outcomes)
+        return outcomes
+
+    def _streamer(self, peer: Peer, call_id: Any) -> Callable[..., None]:
+        def on_delta(request_index: int, sequence_index: int, text: str, logprobs: Optional[dict]) -> None:
+            delta = {
+                "call_id": call_id, "request_index": request_index, "sequence_index": sequence_index, "text": text, "logprobs": logprobs,
+            }
+            self._post(lambda: peer.notify(protocol.GENERATION_DELTA, delta), peer)
+
+        return on_delta
+
+    def _finisher(self, peer: Peer, generation: Generation) -> Done:
+        def done(outcomes: list) -> None:
+            self.on_generated(generation.batch_id, outcomes)
+
+            def answer() -> None:
+                self._generations.get(generation.pid, {}).pop(generation.tag, None)
+                peer.reply(generation.deferred, {"outcomes": outcomes})  # dropped when that child is gone (or ignored: Node cancelled it)
+
+            self._post(answer, peer)
+
+        return done
+
+    def _tokenize_then_start(self, generation: Generation, call: EngineCall) -> None:
+        try:
+            self._start(generation, call, self.engine.pretokenize(call.requests))
+        except Exception as error:  # noqa: BLE001 - this call's failure is its own
+            log.exception("tsserve: tokenizing a generate call failed")
+            call.done(_failed(len(call.requests), 500, f"tokenizing the prompts failed: {type(error).__name__}: {error}"))
+
+    def _start(self, generation: Generation, call: EngineCall, requests: list) -> None:
+        with generation.lock:
+            if generation.cancelled:  # cancelled while it was being tokenized
+                call.done(_failed(len(requests), 499, "the generate call was cancelled before its generation started"))
+                return
+            generation.submitted = True
+            self.engine.submit(requests, call.done, call.on_delta, call.deadline, generation.tag)
+
+    # ------------------------------------------------------------ cancel
+
+    def _cancelled_by_node(self, pid: int, params: dict) -> None:
+        """Node cancelled one of its generate calls (its AbortSignal aborted): the engine drops its rows."""
+        request_id = params.get("request_id")
+        for generation in list(self._generations.get(pid, {}).values()):
+            if generation.deferred.request_id == request_id:
+                self._cancel(generation)
+
+    def _cancel(self, generation: Generation) -> None:
+        """The engine drops the call's rows (one still being tokenized is never submitted)."""
+        with generation.lock:
+            generation.cancelled = True
+            if generation.submitted:
+                self.engine.cancel(generation.tag)
+
+    # ------------------------------------------------------------ tokenize, detokenize
+
+    def _tokenize(self, peer: Peer, params: dict) -> Deferred | dict:
+        self._check_text_call(protocol.TOKENIZE, params)
+        texts, add, spans = params["texts"], params["add_special_tokens"], params.get("literal_spans")
+        work = lambda: {"ids": self.engine.tokenize(texts, add, spans) if spans else self.engine.tokenize(texts, add)}  # noqa: E731
+        return self._answer_text_call(peer, work, small=_text_bytes(texts) < OFF_THREAD_TEXT_BYTES)
+
+    def _detokenize(self, peer: Peer, params: dict) -> Deferred | dict:
+        self._check_text_call(protocol.DETOKENIZE, params)
+        ids, skip = params["ids"], params["skip_special_tokens"]
+        work = lambda: {"texts": self.engine.detokenize(ids, skip)}  # noqa: E731
+        return self._answer_text_call(peer, work, small=sum(len(row) for row in ids) < OFF_THREAD_IDS)
+
+    def _check_text_call(self, method: str, params: dict) -> None:
+        """A call over the limits is refused (a 400) before any work."""
+        refusal = self.refuse_text(method, params)
+        if refusal is not None:
+            raise RpcError(INVALID_PARAMS, refusal, {"status": 400})
+
+    def _answer_text_call(self, peer: Peer, work: Callable[[], dict], *, small: bool) -> Deferred | dict:
+        """A small call is answered here; a big one on the tokenizer thread."""
+        if small:
+            return work()
+        deferred = Deferred()
+
+        def run() -> None:
+            try:
+                result = work()
+            except Exception as error:  # noqa: BLE001 - the peer's answer, not our crash
+                failure = RpcError(INTERNAL_ERROR, f"{type(error).__name__}: {error}")
+                self._post(lambda: peer.reply_error(deferred, failure), peer)
+                return
+            self._post(lambda: peer.reply(deferred, result), peer)
+
+        self._tokenizer.submit(run)
+        return deferred
+
+
+def engine_call(params: dict, done: Done, on_delta: Optional[Callable[..., None]], deadline: Any) -> EngineCall:
+    """The hand-off of a generate call's requests (GenerateParams.requests) to the engine."""
+    return EngineCall(params["requests"], done, on_delta, deadline)
+
+
+def _failed(count: int, status: int, message: str) -> list:
+    return [{"ok": False, "status": status, "message": message}] * count
+
+
+def _text_prompts(requests: list) -> Iterable[Any]:
+    """The prompts the engine would tokenize (a request that sends its ids is not tokenized)."""
+    return (request.get("prompt") for request in requests if request.get("prompt_token_ids") is None)
+
+
+def _text_bytes(texts: Iterable[Any]) -> int:
+    """UTF-8 bytes of some strings (an upper bound for non-ASCII: 4 a character, no encoding)."""
+    return sum(len(text) if text.isascii() else 4 * len(text) for text in texts if isinstance(text, str))
