@@ -3,7 +3,7 @@
  * reloading it (`tsserve dev`, `tsserve register --replace`). TorchServe has
  * no such operation; the shim has: before each `handle` its bridge looks at
  * the bundle file, and when it was replaced it starts a Node child on the new
- * one and retires the old (python_shim/tsserve_shim/bridge/channel.py). So a
+ * one and retires the old (python_shim/tsserve_shim/bridge/supervisor.py). So a
  * swap is writing the new handler.mjs (and its map) over the one each worker
  * runs, atomically. A config change cannot go this way: the worker hands the
  * config to the handler when it loads.
