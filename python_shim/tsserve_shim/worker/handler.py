@@ -26,6 +26,7 @@ from ..bridge import protocol
 from ..bridge.channel import Bridge, ChildSpec, closed, unavailable
 from ..bridge.errors import ShimConfigError
 from ..bridge.node_process import find_node
+from ..model.handler_config import HandlerConfig
 from ..model.placement import worker_device_ids
 from . import envelope as kserve
 from .deadlines import deadline_name, generation_deadline, handle_deadline
@@ -104,7 +105,8 @@ class TsserveHandler:
         section = self.model_config.get("handler")
         if not isinstance(section, dict) or not section.get("model_path"):
             raise ShimConfigError("model-config.yaml needs a handler: section with model_path")
-        node = find_node(section.get("node"))
+        config = HandlerConfig.from_section(section)
+        node = find_node(config.node)
         bundle = os.path.join(self.model_dir, self.bundle_file)
         if not os.path.isfile(bundle):
             raise ShimConfigError(f"handler bundle {bundle} is missing from the archive")
@@ -114,9 +116,9 @@ class TsserveHandler:
         self.deadline_name = deadline_name(self.model_config)
         self.asynchronous = continuous_batching(self.model_config)
         self.max_response_size = max_response_size()
-        _set_cpu_threads(cpu_threads(section.get("cpu_threads"), on_cpu=gpu_id is None))
+        _set_cpu_threads(cpu_threads(config.cpu_threads, on_cpu=gpu_id is None))
         self.engine = load_engine(
-            section,
+            config,
             model_dir=self.model_dir,
             gpu_id=gpu_id,
             device_type=self.model_config.get("deviceType"),
@@ -124,7 +126,7 @@ class TsserveHandler:
             startup_timeout_s=self.model_config.get("startupTimeout"),
         ).start()
         self.metrics = start_publishing(self.engine, context, self.model_name)
-        self.generate_limits = GenerateLimits.from_config(section, self.engine.info()["context_length"])
+        self.generate_limits = GenerateLimits.from_config(config, self.engine.info()["context_length"])
         handshake = {
             "protocol_version": protocol.PROTOCOL_VERSION,
             "model_name": self.model_name,
