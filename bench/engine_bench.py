@@ -35,6 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "python_shim"))
 
 from tsserve_shim.engine.transformers.engine import Engine  # noqa: E402
+from tsserve_shim.model.handler_config import HandlerConfig  # noqa: E402
 
 PROMPTS = [
     "Alan Turing was a",
@@ -218,7 +219,8 @@ def main() -> None:
     args.model = os.path.abspath(args.model)
     torch.set_num_threads(args.threads)
     # No prefix cache: every round sends the same prompts, and the figures compare equal work.
-    engine = Engine.load({"model_path": args.model, "dtype": "float32", "prefix_cache_mb": 0}, model_dir=args.model)
+    section = {"model_path": args.model, "dtype": "float32", "prefix_cache_mb": 0}
+    engine = Engine.load(HandlerConfig.from_section(section), model_dir=args.model)
     runner = Runner(engine, args.tokens)
     measure(runner, 1)  # warm-up
     result = {

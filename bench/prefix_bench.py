@@ -44,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from handler_bench import FakeContext  # noqa: E402
 from tsserve_shim.engine.transformers.engine import Engine  # noqa: E402
+from tsserve_shim.model.handler_config import HandlerConfig  # noqa: E402
 
 MB = 2**20
 WORDS = (
@@ -304,7 +305,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    reference = Engine.load({"model_path": args.model, "dtype": "float32", "prefix_cache_mb": 0}, model_dir=args.model)
+    section = {"model_path": args.model, "dtype": "float32", "prefix_cache_mb": 0}
+    reference = Engine.load(HandlerConfig.from_section(section), model_dir=args.model)
 
     def fresh_cache() -> Engine:
         engine = copy.copy(reference)

@@ -101,18 +101,19 @@ class PythonLlama2ChatHandler:
 
     def initialize(self, context) -> None:
         from tsserve_shim.engine.transformers.engine import Engine  # torch loads with the model, as in the shim
+        from tsserve_shim.model.handler_config import HandlerConfig
 
         props = context.system_properties
         model_dir = props.get("model_dir") or os.getcwd()
         config = dict(context.model_yaml_config or {})
-        section = config.get("handler") or {}
-        if section.get("cpu_threads"):
+        handler_config = HandlerConfig.from_section(config.get("handler") or {})
+        if handler_config.cpu_threads:
             import torch
 
-            torch.set_num_threads(int(section["cpu_threads"]))
+            torch.set_num_threads(handler_config.cpu_threads)
         self.model_name = context.manifest.get("model", {}).get("modelName") or "model"
         self.engine = Engine.load(
-            section, model_dir=model_dir, gpu_id=props.get("gpu_id"),
+            handler_config, model_dir=model_dir, gpu_id=props.get("gpu_id"),
             device_type=config.get("deviceType"), device_ids=config.get("deviceIds"),
         )
         self.initialized = True

@@ -139,14 +139,16 @@ def jsonschema_valid(texts: list[str], schema: dict) -> int:
 
 
 def load(engine_name: str):
+    from tsserve_shim.model.handler_config import HandlerConfig
+
     if engine_name == "vllm":
         from tsserve_shim.engine.vllm.engine import VllmEngine
 
         section = {"model_path": SMOLLM2, "engine": "vllm", "enforce_eager": True, "kv_cache_mb": 256, "max_model_len": 2048}
-        return VllmEngine.load(section, model_dir=SMOLLM2).start()
+        return VllmEngine.load(HandlerConfig.from_section(section), model_dir=SMOLLM2).start()
     from tsserve_shim.engine.transformers.engine import Engine
 
-    return Engine.load({"model_path": SMOLLM2, "prefix_cache_mb": 0}, model_dir=SMOLLM2)
+    return Engine.load(HandlerConfig.from_section({"model_path": SMOLLM2, "prefix_cache_mb": 0}), model_dir=SMOLLM2)
 
 
 def bench_engine(engine_name: str, schema: dict, rounds: int, single: int, seeded: bool) -> dict:

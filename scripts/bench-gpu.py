@@ -191,6 +191,7 @@ def check_mode(mode: str, checkpoint: Path, args, gpus: int) -> dict:
     import torch
 
     from tsserve_shim.engine.transformers.engine import Engine
+    from tsserve_shim.model.handler_config import HandlerConfig
 
     cuda = torch.cuda.is_available()
     section = {"model_path": str(checkpoint), "prefix_cache_mb": 0}
@@ -201,7 +202,9 @@ def check_mode(mode: str, checkpoint: Path, args, gpus: int) -> dict:
     if gpus > 1:
         section["num_gpu_per_model"] = gpus
     started = time.perf_counter()
-    engine = Engine.load(section, model_dir=str(checkpoint), gpu_id=0 if cuda else None, device_type="gpu" if cuda else "cpu")
+    engine = Engine.load(
+        HandlerConfig.from_section(section), model_dir=str(checkpoint), gpu_id=0 if cuda else None, device_type="gpu" if cuda else "cpu"
+    )
     engine.eos_ids = set()  # random weights: every row makes all its tokens
     loaded = time.perf_counter() - started
     devices = sorted({str(p.device) for p in engine.model.parameters()})

@@ -48,7 +48,9 @@ def main() -> None:
     parser.add_argument("--link", help="symlink to make at this path, pointing at the package's folder")
     args = parser.parse_args()
 
-    from tsserve_shim.model.loading import load_model, load_tokenizer, plan_load
+    from tsserve_shim.model.handler_config import HandlerConfig
+    from tsserve_shim.model.load_plan import plan_load
+    from tsserve_shim.model.loading import load_model, load_tokenizer
 
     folder = gguf_folder()
     if args.link:
@@ -59,7 +61,8 @@ def main() -> None:
         link.symlink_to(folder, target_is_directory=True)
 
     section = {"model_path": str(folder), "gguf_file": GGUF_NAME, "dtype": "float32"}
-    plan = plan_load(section, model_dir=None, gpu_id=None, device_type="cpu", device_ids=None, cuda_available=False)
+    config = HandlerConfig.from_section(section)
+    plan = plan_load(config, model_dir=None, gpu_id=None, device_type="cpu", device_ids=None, cuda_available=False)
     started = time.perf_counter()
     tokenizer = load_tokenizer(plan)
     model = load_model(plan)

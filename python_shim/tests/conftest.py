@@ -42,8 +42,10 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def engine(tiny_model_dir):
     from tsserve_shim.engine.transformers.engine import Engine
+    from tsserve_shim.model.handler_config import HandlerConfig
 
-    return Engine.load({"model_path": str(tiny_model_dir)}, model_dir=str(tiny_model_dir), gpu_id=None, device_type=None, device_ids=None)
+    config = HandlerConfig.from_section({"model_path": str(tiny_model_dir)})
+    return Engine.load(config, model_dir=str(tiny_model_dir), gpu_id=None, device_type=None, device_ids=None)
 
 
 # A nested JSON Schema both engines' structured-output tests constrain to (transformers/test_grammar.py, vllm/test_vllm_structured.py).
@@ -88,10 +90,11 @@ SMOLLM2 = ROOT / ".cache" / "smollm2-135m-instruct"
 def smollm2_engine():
     """SmolLM2-135M-Instruct (scripts/setup.sh converts it) with prefix caching off: the reference."""
     from tsserve_shim.engine.transformers.engine import Engine
+    from tsserve_shim.model.handler_config import HandlerConfig
 
     if not (SMOLLM2 / "config.json").is_file():
         pytest.fail(f"{SMOLLM2} is missing: scripts/setup.sh converts SmolLM2-135M-Instruct there")
-    return Engine.load({"model_path": str(SMOLLM2), "prefix_cache_mb": 0}, model_dir=str(SMOLLM2), gpu_id=None)
+    return Engine.load(HandlerConfig.from_section({"model_path": str(SMOLLM2), "prefix_cache_mb": 0}), model_dir=str(SMOLLM2), gpu_id=None)
 
 
 # One OpenMP thread, as the e2e suites' vLLM model has (and this process's torch, above): pytest runs beside
@@ -103,10 +106,11 @@ VLLM_SECTION = {"model_path": str(SMOLLM2), "engine": "vllm", "enforce_eager": T
 def vllm_engine():
     """SmolLM2-135M-Instruct on vLLM (eager: about a third of the compiled start-up), loaded once for every suite."""
     from tsserve_shim.engine.registry import load_engine
+    from tsserve_shim.model.handler_config import HandlerConfig
 
     if not (SMOLLM2 / "config.json").is_file():
         pytest.fail(f"{SMOLLM2} is missing: scripts/setup.sh converts SmolLM2-135M-Instruct there")
-    engine = load_engine(VLLM_SECTION, model_dir=str(SMOLLM2), gpu_id=None)
+    engine = load_engine(HandlerConfig.from_section(VLLM_SECTION), model_dir=str(SMOLLM2), gpu_id=None)
     yield engine
     engine.shutdown()
 

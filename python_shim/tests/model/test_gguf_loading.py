@@ -8,13 +8,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsserve_shim.model.loading import ModelConfigError, load_model, load_tokenizer, plan_load
+from tsserve_shim.model.handler_config import HandlerConfig, ModelConfigError
+from tsserve_shim.model.load_plan import plan_load
+from tsserve_shim.model.loading import load_model, load_tokenizer
 
 gguf = pytest.importorskip("gguf")
 
 
 def cpu_plan(section, model_dir="/store/m"):
-    return plan_load(section, model_dir=model_dir, gpu_id=None, device_type="cpu", device_ids=None, cuda_available=False)
+    config = HandlerConfig.from_section(section)
+    return plan_load(config, model_dir=model_dir, gpu_id=None, device_type="cpu", device_ids=None, cuda_available=False)
 
 
 def test_a_bare_file_name_lies_inside_model_path():

@@ -174,10 +174,11 @@ def llama_70b(tmp_path_factory):
 
 
 def plan_70b(folder, gpu_id, **section):
-    from tsserve_shim.model.loading import plan_load
+    from tsserve_shim.model.handler_config import HandlerConfig
+    from tsserve_shim.model.load_plan import plan_load
 
     return plan_load(
-        {"model_path": str(folder), **section},
+        HandlerConfig.from_section({"model_path": str(folder), **section}),
         model_dir=None, gpu_id=gpu_id, device_type="gpu", device_ids=None, cuda_available=True, device_count=8,
     )
 
@@ -302,7 +303,8 @@ def torchserve_workers(num_gpus: int, model_config: dict, workers: int):
 
 def physical_groups(num_gpus: int, model_config: dict, workers: int) -> list[tuple[int, ...]]:
     """Each worker's plan, run in the environment TorchServe gives it, as physical GPU indices."""
-    from tsserve_shim.model.loading import plan_load
+    from tsserve_shim.model.handler_config import HandlerConfig
+    from tsserve_shim.model.load_plan import plan_load
 
     groups = []
     for gpu_id, visible, world in torchserve_workers(num_gpus, model_config, workers):
@@ -310,7 +312,7 @@ def physical_groups(num_gpus: int, model_config: dict, workers: int) -> list[tup
         if world is not None:
             environ["WORLD_SIZE"] = str(world)
         plan = plan_load(
-            model_config["handler"], model_dir=None, gpu_id=gpu_id, device_type="gpu",
+            HandlerConfig.from_section(model_config["handler"]), model_dir=None, gpu_id=gpu_id, device_type="gpu",
             device_ids=worker_device_ids(model_config), cuda_available=True,
             device_count=num_gpus if visible is None else len(visible),  # torch.cuda.device_count() honours the variable
             environ=environ, check_model_size=False,

@@ -15,6 +15,8 @@ import torch
 
 from conftest import make_request
 from tsserve_shim.model import loading
+from tsserve_shim.model.handler_config import HandlerConfig
+from tsserve_shim.model.weight_bytes import estimate_model_bytes
 from tsserve_shim.engine.transformers.engine import Engine
 
 SETTINGS = ["nf4", "fp4", "int8"]
@@ -31,7 +33,8 @@ MAX_TOKENS = [10, 4, 8, 12, 6, 9]
 
 def load(tiny_model_dir, **section) -> Engine:
     return Engine.load(
-        {"model_path": str(tiny_model_dir), **section}, model_dir=str(tiny_model_dir), gpu_id=None, device_type="cpu", device_ids=None
+        HandlerConfig.from_section({"model_path": str(tiny_model_dir), **section}),
+        model_dir=str(tiny_model_dir), gpu_id=None, device_type="cpu", device_ids=None,
     )
 
 
@@ -117,7 +120,7 @@ def test_the_size_estimate_matches_what_was_loaded(tiny_model_dir, quantized, se
     actual = parameter_bytes(model)
     if setting != "int8":
         actual += sum(m.weight.quant_state.absmax.numel() * 4 for m in projections(model).values())
-    estimate = loading.estimate_model_bytes(str(tiny_model_dir), "float32", setting)
+    estimate = estimate_model_bytes(str(tiny_model_dir), "float32", setting)
     assert estimate == pytest.approx(actual, rel=1e-3)
 
 

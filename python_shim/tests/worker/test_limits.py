@@ -1,6 +1,7 @@
 """Where the shim finds TorchServe's max_response_size: the frontend's config file, $TS_MAX_RESPONSE_SIZE, TorchServe's default."""
 import os
 
+from tsserve_shim.model.handler_config import HandlerConfig
 from tsserve_shim.worker.frontend import frontend_config_file, parse_properties
 from tsserve_shim.worker.limits import TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE, GenerateLimits, max_response_size
 
@@ -33,9 +34,10 @@ def test_the_smaller_of_the_config_file_and_the_environment_wins(tmp_path):
 
 
 def test_generate_limits_count_rows_per_request_and_prompt_bytes():
-    limits = GenerateLimits.from_config({"max_num_seqs": 8}, context_length=100)
+    limits = GenerateLimits.from_config(HandlerConfig.from_section({"model_path": "m", "max_num_seqs": 8}), context_length=100)
     assert limits == GenerateLimits(max_rows=8, max_prompt_bytes=6400)
-    assert GenerateLimits.from_config({"max_num_seqs": 8, "max_rows_per_request": 4}, 100).max_rows == 4
+    config = HandlerConfig.from_section({"model_path": "m", "max_num_seqs": 8, "max_rows_per_request": 4})
+    assert GenerateLimits.from_config(config, 100).max_rows == 4
     two_by_three = [{"prompt": "a", "num_sequences": 3}] * 2
     assert limits.refusal(two_by_three) is None
     assert limits.refusal(two_by_three * 2).startswith("n: the request asks for 12 sequences at once")

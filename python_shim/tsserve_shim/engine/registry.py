@@ -1,4 +1,4 @@
-"""Which engine serves a model: ``handler.engine`` in its model config.
+"""Which engine serves a model: ``handler.engine`` in its model config (model/handler_config.py checks the name).
 
 Both engines keep the same contract (contract.ServingEngine): the worker and the bridge drive whichever
 this returns. ``vllm`` is vLLM's async engine (the one to serve with); ``transformers`` is tsserve's
@@ -7,25 +7,15 @@ GGUF checkpoints, any architecture transformers loads).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
-from ..model.loading import ModelConfigError
+from ..model.handler_config import HandlerConfig
 from .contract import ServingEngine
 
-ENGINES = ("vllm", "transformers")
-DEFAULT_ENGINE = "transformers"
 
-
-def engine_name(handler_section: Mapping[str, Any]) -> str:
-    name = handler_section.get("engine") or DEFAULT_ENGINE
-    if name not in ENGINES:
-        raise ModelConfigError(f"handler.engine must be one of {', '.join(ENGINES)}, got {name!r}")
-    return str(name)
-
-
-def engine_class(handler_section: Mapping[str, Any]):
-    """The class whose ``load`` builds the engine the section names (imported only when chosen)."""
-    if engine_name(handler_section) == "vllm":
+def engine_class(config: HandlerConfig):
+    """The class whose ``load`` builds the engine the config names (imported only when chosen)."""
+    if config.engine == "vllm":
         from .vllm.engine import VllmEngine
 
         return VllmEngine
@@ -34,7 +24,7 @@ def engine_class(handler_section: Mapping[str, Any]):
     return Engine
 
 
-def load_engine(handler_section: Mapping[str, Any], **placement: Any) -> ServingEngine:
-    """Load the engine the section names (``placement``: model_dir, gpu_id, device_type, device_ids,
+def load_engine(config: HandlerConfig, **placement: Any) -> ServingEngine:
+    """Load the engine the config names (``placement``: model_dir, gpu_id, device_type, device_ids,
     startup_timeout_s: model-config.yaml's startupTimeout)."""
-    return engine_class(handler_section).load(handler_section, **placement)
+    return engine_class(config).load(config, **placement)

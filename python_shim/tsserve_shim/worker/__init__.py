@@ -1,1 +1,1 @@
-"""The TorchServe side: the handler TorchServe loads, request decoding, replies, KServe envelopes, deadlines."""
+"""The TorchServe side: the handler TorchServe loads, request decoding, replies, KServe envelopes, the handle timeout."""

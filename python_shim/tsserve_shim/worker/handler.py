@@ -26,9 +26,10 @@ from ..bridge import protocol
 from ..bridge.channel import Bridge, ChildSpec, closed, unavailable
 from ..bridge.errors import ShimConfigError
 from ..bridge.node_process import find_node
+from ..model.handler_config import HandlerConfig
 from ..model.placement import worker_device_ids
 from . import envelope as kserve
-from .deadlines import deadline_name, generation_deadline, handle_deadline
+from .handle_timeout import handle_timeout
 from .limits import GenerateLimits, max_response_size
 from .recovery import watch_readiness
 from .metrics import report_generated, start_publishing
@@ -104,19 +105,19 @@ class TsserveHandler:
         section = self.model_config.get("handler")
         if not isinstance(section, dict) or not section.get("model_path"):
             raise ShimConfigError("model-config.yaml needs a handler: section with model_path")
-        node = find_node(section.get("node"))
+        config = HandlerConfig.from_section(section)
+        node = find_node(config.node)
         bundle = os.path.join(self.model_dir, self.bundle_file)
         if not os.path.isfile(bundle):
             raise ShimConfigError(f"handler bundle {bundle} is missing from the archive")
         self.model_name = context.manifest.get("model", {}).get("modelName") or props.get("model_name") or "model"
         gpu_id = props.get("gpu_id")
-        self.deadline_s = handle_deadline(self.model_config)
-        self.deadline_name = deadline_name(self.model_config)
+        self.handle_timeout = handle_timeout(config.handle_timeout_s, self.model_config.get("responseTimeout"))
         self.asynchronous = continuous_batching(self.model_config)
         self.max_response_size = max_response_size()
-        _set_cpu_threads(cpu_threads(section.get("cpu_threads"), on_cpu=gpu_id is None))
+        _set_cpu_threads(cpu_threads(config.cpu_threads, on_cpu=gpu_id is None))
         self.engine = load_engine(
-            section,
+            config,
             model_dir=self.model_dir,
             gpu_id=gpu_id,
             device_type=self.model_config.get("deviceType"),
@@ -124,7 +125,7 @@ class TsserveHandler:
             startup_timeout_s=self.model_config.get("startupTimeout"),
         ).start()
         self.metrics = start_publishing(self.engine, context, self.model_name)
-        self.generate_limits = GenerateLimits.from_config(section, self.engine.info()["context_length"])
+        self.generate_limits = GenerateLimits.from_config(config, self.engine.info()["context_length"])
         handshake = {
             "protocol_version": protocol.PROTOCOL_VERSION,
             "model_name": self.model_name,
@@ -187,13 +188,13 @@ class TsserveHandler:
         """Send the requests to Node as one handle call; its RequestOutcomes."""
         loop = asyncio.get_running_loop()
         batch_id = next(self._batch_ids)
-        self._batches[batch_id] = _Batch(context, loop, generation_deadline(self.deadline_s, self.deadline_name, arrived), len(requests))
+        self._batches[batch_id] = _Batch(context, loop, self.handle_timeout.generation_deadline(arrived), len(requests))
         answer: asyncio.Future = loop.create_future()
         ticket = self.bridge.request(protocol.HANDLE, {"batch_id": batch_id, "requests": requests}, _resolver(loop, answer))
         try:
-            message = await asyncio.wait_for(answer, max(0.0, arrived + self.deadline_s - time.monotonic()))
+            message = await asyncio.wait_for(answer, max(0.0, arrived + self.handle_timeout.seconds - time.monotonic()))
         except asyncio.TimeoutError:
-            why = f"the handler did not answer within {self.deadline_s:g} s ({self.deadline_name})"
+            why = f"the handler did not answer within {self.handle_timeout.seconds:g} s ({self.handle_timeout.name})"
             self._end(batch_id, ticket, 504, why)
             restarted = await self._kill_if_hung()
             also = "; its process was stopped and restarted" if restarted else ""
@@ -250,7 +251,7 @@ class TsserveHandler:
         batch = self._batches.get(batch_id) if batch_id is not None else None
         if batch is not None:
             return batch.deadline
-        return generation_deadline(self.deadline_s, self.deadline_name, time.monotonic())
+        return self.handle_timeout.generation_deadline(time.monotonic())
 
     def _generate_refusal(self, batch_id: Optional[int], requests: list):
         """Why a generate call is refused before any work: a message (400), (status, message) for one whose request

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
+from ..model.handler_config import HandlerConfig
 from .frontend import frontend_config_file, parse_properties, read_text
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,6 @@ def max_response_size(environ: Mapping[str, str] = os.environ, config_file: Opti
 
 # ------------------------------------------------------------------ generate calls
 
-DEFAULT_MAX_NUM_SEQS = 64
 # More UTF-8 bytes than any token holds: a prompt longer than context_length * this cannot fit the context,
 # and is refused before it is tokenized (a 6 MB prompt would pause every stream while it is).
 MAX_BYTES_PER_TOKEN = 64
@@ -71,10 +71,9 @@ class GenerateLimits:
     max_text_ids: int = MIN_IDS_PER_CALL  # of one detokenize call
 
     @classmethod
-    def from_config(cls, handler_section: Mapping, context_length: int) -> "GenerateLimits":
-        max_num_seqs = int(handler_section.get("max_num_seqs") or DEFAULT_MAX_NUM_SEQS)
+    def from_config(cls, config: HandlerConfig, context_length: int) -> "GenerateLimits":
         return cls(
-            max_rows=int(handler_section.get("max_rows_per_request") or max_num_seqs),
+            max_rows=config.max_rows,
             max_prompt_bytes=int(context_length) * MAX_BYTES_PER_TOKEN,
             max_text_bytes=max(MIN_TEXT_BYTES_PER_CALL, TEXT_CONTEXTS_PER_CALL * int(context_length) * MAX_BYTES_PER_TOKEN),
             max_text_ids=max(MIN_IDS_PER_CALL, TEXT_CONTEXTS_PER_CALL * int(context_length)),

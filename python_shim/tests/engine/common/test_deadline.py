@@ -79,9 +79,9 @@ def test_the_shim_answers_504_for_the_late_request_and_keeps_its_node_child(shim
     """The batch's generation deadline, counted in the decode loop's checks rather than read off a clock: with a
     limit of a fraction of a second, a loaded machine (npm test on two cores) ran out the whole batch's time
     before the batch mate's answer came back, and both were 504s. The clock's side is test_a_real_deadline_*."""
-    import tsserve_shim.worker.handler as worker_handler
+    from tsserve_shim.worker.handle_timeout import HandleTimeout
 
-    monkeypatch.setattr(worker_handler, "generation_deadline", lambda limit_s, name, arrived: PassesAfter(40, limit_s, name))
+    monkeypatch.setattr(HandleTimeout, "generation_deadline", lambda timeout, arrived: PassesAfter(40, timeout.seconds, timeout.name))
     handler = shim[0]
     pid = handler.bridge.child_pid
     (late_status, late), (ok_status, ok) = ask(

@@ -12,7 +12,8 @@ from transformers import DynamicCache
 from conftest import make_request
 from tsserve_shim.engine.transformers.kv_budget import KvBudget, KvShape, kv_budget_bytes, kv_bytes_per_token
 from tsserve_shim.engine.transformers.transformers_compat import forward_with_cache
-from tsserve_shim.model.loading import LoadPlan, ModelConfigError
+from tsserve_shim.model.handler_config import ModelConfigError
+from tsserve_shim.model.load_plan import LoadPlan
 from tsserve_shim.model.placement import Placement
 
 PROMPTS = ["Alan Turing was a", "The quick brown fox jumps over the lazy dog because", "1, 2, 3,", "Hello there, my friend"]
@@ -39,13 +40,11 @@ def gpu_plan(max_memory: dict[int, int]) -> LoadPlan:
 
 
 def test_the_budget_is_kv_cache_mb_or_what_gpu_memory_leaves_after_the_weights():
-    assert kv_budget_bytes({"kv_cache_mb": 3}, None, 0) == 3 * 2**20
-    assert kv_budget_bytes({}, LoadPlan("m", "m", "cpu", "float32", "none"), 10) is None  # a CPU: no bound
-    assert kv_budget_bytes({}, gpu_plan({0: 6 * 2**30, 1: 6 * 2**30}), 10 * 2**30) == int(2 * 2**30 * 0.8)
+    assert kv_budget_bytes(3, None, 0) == 3 * 2**20
+    assert kv_budget_bytes(None, LoadPlan("m", "m", "cpu", "float32", "none"), 10) is None  # a CPU: no bound
+    assert kv_budget_bytes(None, gpu_plan({0: 6 * 2**30, 1: 6 * 2**30}), 10 * 2**30) == int(2 * 2**30 * 0.8)
     with pytest.raises(ModelConfigError, match="leave no room for a KV cache"):
-        kv_budget_bytes({}, gpu_plan({0: 2**30}), 2 * 2**30)
-    with pytest.raises(ModelConfigError, match="handler.kv_cache_mb must be a positive number"):
-        kv_budget_bytes({"kv_cache_mb": 0}, None, 0)
+        kv_budget_bytes(None, gpu_plan({0: 2**30}), 2 * 2**30)
 
 
 @pytest.fixture

@@ -14,8 +14,10 @@ POISON = "this prompt breaks the forward"
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir):
     from tsserve_shim.engine.transformers.engine import Engine
+    from tsserve_shim.model.handler_config import HandlerConfig
 
-    return Engine.load({"model_path": str(tiny_model_dir), "prefix_cache_mb": 0}, model_dir=str(tiny_model_dir), gpu_id=None, device_type=None, device_ids=None)
+    section = {"model_path": str(tiny_model_dir), "prefix_cache_mb": 0}
+    return Engine.load(HandlerConfig.from_section(section), model_dir=str(tiny_model_dir), gpu_id=None, device_type=None, device_ids=None)
 
 
 def long_request(prompt: str) -> dict:

@@ -97,7 +97,8 @@ def test_loading_the_engine_on_a_transformers_outside_the_range_is_refused(monke
     import transformers
 
     from tsserve_shim.engine.transformers.engine import Engine
+    from tsserve_shim.model.handler_config import HandlerConfig
 
     monkeypatch.setattr(transformers, "__version__", "5.25.0")
     with pytest.raises(UnsupportedTransformersError, match=r"tested on transformers 5\.17 to 5\.24, and this Python has transformers 5\.25\.0"):
-        Engine.load({"model_path": str(tiny_model_dir)}, model_dir=str(tiny_model_dir))
+        Engine.load(HandlerConfig.from_section({"model_path": str(tiny_model_dir)}), model_dir=str(tiny_model_dir))

@@ -6,13 +6,14 @@ import pytest
 
 from conftest import SMOLLM2
 from tsserve_shim.engine.vllm.args import DEFAULT_CPU_KV_CACHE_MB, vllm_launch
-from tsserve_shim.model.loading import ModelConfigError, plan_load
+from tsserve_shim.model.handler_config import HandlerConfig, ModelConfigError
+from tsserve_shim.model.load_plan import plan_load
 
 GiB = 2**30
 
 
 def gpu_launch(section: dict, *, gpu_id: int = 0, device_count: int = 8, device_ids=None, environ=None):
-    full = {"model_path": "/models/llama", "engine": "vllm", **section}
+    full = HandlerConfig.from_section({"model_path": "/models/llama", "engine": "vllm", **section})
     plan = plan_load(
         full, model_dir="/store", gpu_id=gpu_id, device_type="gpu", device_ids=device_ids,
         cuda_available=True, device_count=device_count, gpu_total_memory=lambda i: 80 * GiB, environ=environ or {},
@@ -22,7 +23,7 @@ def gpu_launch(section: dict, *, gpu_id: int = 0, device_count: int = 8, device_
 
 
 def cpu_launch(section: dict):
-    full = {"model_path": str(SMOLLM2), "engine": "vllm", **section}
+    full = HandlerConfig.from_section({"model_path": str(SMOLLM2), "engine": "vllm", **section})
     plan = plan_load(full, model_dir=str(SMOLLM2), gpu_id=None, device_type="cpu", device_ids=None, cuda_available=False)
     return vllm_launch(full, plan)
 
@@ -94,7 +95,7 @@ def test_double_quant_is_refused_with_the_key_named():
 
 def test_a_gguf_checkpoint_is_refused(tmp_path):
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
-    full = {"model_path": str(tmp_path), "engine": "vllm", "gguf_file": "m.gguf"}
+    full = HandlerConfig.from_section({"model_path": str(tmp_path), "engine": "vllm", "gguf_file": "m.gguf"})
     plan = plan_load(full, model_dir=str(tmp_path), gpu_id=None, device_type="cpu", device_ids=None, cuda_available=False)
     with pytest.raises(ModelConfigError, match=r"^handler\.gguf_file: .*GGUF"):
         vllm_launch(full, plan)
@@ -121,6 +122,6 @@ def test_vllm_accepts_the_gpu_arguments():
 @pytest.mark.parametrize(("startup", "ready"), [(600, 480), (None, 96), (20, 30)])
 def test_vllm_s_ready_timeout_falls_inside_the_worker_s_start_up_budget(startup, ready):
     """TorchServe kills a worker at startupTimeout (120 s unless the config says): vLLM must give up first, saying why."""
-    full = {"model_path": str(SMOLLM2), "engine": "vllm"}
+    full = HandlerConfig.from_section({"model_path": str(SMOLLM2), "engine": "vllm"})
     plan = plan_load(full, model_dir=str(SMOLLM2), gpu_id=None, device_type="cpu", device_ids=None, cuda_available=False)
     assert vllm_launch(full, plan, startup_timeout_s=startup).environ["VLLM_ENGINE_READY_TIMEOUT_S"] == str(ready)

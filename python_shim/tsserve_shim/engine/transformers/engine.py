@@ -10,28 +10,18 @@ from __future__ import annotations
 import logging
 from typing import Any, Hashable, Mapping, Sequence
 
-from ...model.loading import LoadPlan, load_model, load_tokenizer, plan_load_here
+from ...model.handler_config import HandlerConfig
+from ...model.load_plan import LoadPlan, plan_load_here
+from ...model.loading import load_model, load_tokenizer
 from ..common.rows import OnDelta
 from ..common.submit import Done
-from .kv_budget import KvBudget, budget_for, default_prefix_cache_bytes, kv_budget_bytes
+from .kv_budget import budget_for, kv_budget_bytes, prefix_cache_bytes
 from .model_runner import ModelRunner
 from .prefix_cache import PrefixCache
 from .scheduler import Scheduler
 from .transformers_compat import check_transformers_version
 
 log = logging.getLogger(__name__)
-
-
-DEFAULT_PREFIX_CACHE_MB = 512
-
-
-def prefix_cache_bytes(handler_section: Mapping[str, Any], budget: KvBudget | None = None) -> int:
-    """``handler.prefix_cache_mb`` in bytes (0 turns prefix caching off); by default 512 MiB, or a
-    quarter of the KV budget where that is less."""
-    value = handler_section.get("prefix_cache_mb")
-    if value is None:
-        return default_prefix_cache_bytes(budget, DEFAULT_PREFIX_CACHE_MB * 2**20)
-    return int(float(value) * 2**20)
 
 
 class Engine(ModelRunner):
@@ -54,7 +44,7 @@ class Engine(ModelRunner):
     @classmethod
     def load(
         cls,
-        handler_section: Mapping[str, Any],
+        config: HandlerConfig,
         *,
         model_dir: str,
         gpu_id: int | None = None,
@@ -62,20 +52,20 @@ class Engine(ModelRunner):
         device_ids: Sequence[int] | None = None,
         startup_timeout_s: float | None = None,
     ) -> "Engine":
-        """Load per the model-config.yaml ``handler:`` section (see model.loading.plan_load). It loads in the
+        """Load per the model-config.yaml ``handler:`` section (see model.load_plan.plan_load). It loads in the
         worker's own process, so TorchServe's start-up timeout alone bounds it (``startup_timeout_s`` unused)."""
         check_transformers_version()
         plan: LoadPlan = plan_load_here(
-            handler_section, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids
+            config, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids
         )
         log.info("tsserve: loading %s on %s (dtype %s, quantize %s)", plan.model_path, plan.device, plan.dtype_name, plan.quantize)
         tokenizer = load_tokenizer(plan)
         model = load_model(plan)
-        engine = cls(model, tokenizer, device=plan.device, name_or_path=str(handler_section.get("model_path") or plan.model_path))
+        engine = cls(model, tokenizer, device=plan.device, name_or_path=config.model_path)
         engine.plan = plan
-        engine.scheduler.max_num_seqs = int(handler_section.get("max_num_seqs") or engine.scheduler.max_num_seqs)
-        engine.use_kv_budget(kv_budget_bytes(handler_section, plan, model.get_memory_footprint()))
-        engine.use_prefix_cache(prefix_cache_bytes(handler_section, engine.scheduler.kv_budget))
+        engine.scheduler.max_num_seqs = config.max_num_seqs
+        engine.use_kv_budget(kv_budget_bytes(config.kv_cache_mb, plan, model.get_memory_footprint()))
+        engine.use_prefix_cache(prefix_cache_bytes(config.prefix_cache_mb, engine.scheduler.kv_budget))
         return engine
 
     def use_kv_budget(self, total_bytes: int | None) -> None:

@@ -11,16 +11,17 @@ scheduler admits rows only while that peak fits; the prefix cache gets what the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Iterable
 
 import torch
 
-from ...model.loading import LoadPlan, ModelConfigError
+from ...model.handler_config import DEFAULTS, ModelConfigError
+from ...model.load_plan import LoadPlan
 
 # Share of what gpu_max_memory leaves after the weights that goes to KV; the rest is for activations
 # (a prefill's hidden states and logits) and the allocator's fragmentation.
 KV_SHARE_OF_FREE_MEMORY = 0.8
-# The prefix cache's default size where there is a KV budget: a quarter of it, at most 512 MiB.
+# The prefix cache's default size where there is a KV budget: a quarter of it, at most handler.prefix_cache_mb's default.
 PREFIX_SHARE_OF_BUDGET = 0.25
 
 
@@ -87,21 +88,11 @@ class KvBudgetError(RuntimeError):
     """A call that does not fit in the KV budget even alone (answered 507: the message says out of memory)."""
 
 
-def _positive_mib(section: Mapping[str, Any], key: str) -> float | None:
-    value = section.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ModelConfigError(f"handler.{key} must be a positive number of MiB, got {value!r}")
-    return float(value)
-
-
-def kv_budget_bytes(section: Mapping[str, Any], plan: LoadPlan | None, weights_bytes: int) -> int | None:
+def kv_budget_bytes(kv_cache_mb: float | None, plan: LoadPlan | None, weights_bytes: int) -> int | None:
     """``handler.kv_cache_mb``, else on GPUs a share of what the worker's GPU memory (``gpu_max_memory``
     or the default share of each GPU) leaves after the weights; None (unbounded) on a CPU without kv_cache_mb."""
-    mib = _positive_mib(section, "kv_cache_mb")
-    if mib is not None:
-        return int(mib * 2**20)
+    if kv_cache_mb is not None:
+        return int(kv_cache_mb * 2**20)
     if plan is None or not plan.on_gpu or plan.placement is None:
         return None
     memory = sum(size for size in plan.placement.max_memory.values() if size > 0)
@@ -121,8 +112,10 @@ def budget_for(model, total_bytes: int | None) -> KvBudget | None:
     return KvBudget(total_bytes, kv_bytes_per_token(model), int(config.num_hidden_layers))
 
 
-def default_prefix_cache_bytes(budget: KvBudget | None, fallback: int) -> int:
-    """The prefix cache's size when handler.prefix_cache_mb is not set: sized from the KV budget where there is one."""
-    if budget is None:
-        return fallback
-    return min(fallback, int(budget.total_bytes * PREFIX_SHARE_OF_BUDGET))
+def prefix_cache_bytes(prefix_cache_mb: float | None, budget: KvBudget | None = None) -> int:
+    """``handler.prefix_cache_mb`` in bytes (0 turns prefix caching off); when not set, the schema's default,
+    or a quarter of the KV budget where that is less."""
+    if prefix_cache_mb is not None:
+        return int(prefix_cache_mb * 2**20)
+    default = int(DEFAULTS["prefix_cache_mb"] * 2**20)
+    return default if budget is None else min(default, int(budget.total_bytes * PREFIX_SHARE_OF_BUDGET))

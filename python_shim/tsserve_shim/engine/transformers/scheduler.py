@@ -23,6 +23,7 @@ from typing import Any, Hashable, Mapping, Sequence
 
 import torch
 
+from ...model.handler_config import DEFAULTS
 from ..common import output
 from ..common.deadline import deadline_list
 from ..common.rows import CANCELLED, OnDelta, Row, build_rows, expire
@@ -67,7 +68,7 @@ class Call:
         self.rows, self.outcomes, self.prompts, self.alone = [], [], {}, True
 
 
-DEFAULT_MAX_NUM_SEQS = 64
+DEFAULT_MAX_NUM_SEQS: int = DEFAULTS["max_num_seqs"]
 
 
 class Scheduler:

@@ -1,9 +1,10 @@
 """How a model config's ``handler:`` section becomes vLLM's engine arguments.
 
-Pure: it reads the LoadPlan that model.loading made for this worker (paths, dtype, quantization, the
-GPUs TorchServe gave it and the memory per GPU) and says what AsyncEngineArgs and which environment
-variables the vLLM engine starts with. A setting vLLM cannot serve is refused here with the key named,
-so that `tsserve archive` (through the deploy checks) and the worker's load say the same thing.
+Pure: it reads the HandlerConfig and the LoadPlan that model.load_plan made for this worker (paths,
+dtype, quantization, the GPUs TorchServe gave it and the memory per GPU) and says what AsyncEngineArgs
+and which environment variables the vLLM engine starts with. A setting vLLM cannot serve is refused
+here with the key named, so that `tsserve archive` (through the deploy checks) and the worker's load
+say the same thing.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from ...model.loading import LoadPlan, ModelConfigError
+from ...model.handler_config import HandlerConfig, ModelConfigError
+from ...model.load_plan import LoadPlan
 from ...model.placement import parse_cuda_visible_devices
 
 # The CPU backend sizes its KV cache from this when handler.kv_cache_mb is not set: vLLM's own default
@@ -27,7 +29,7 @@ class VllmLaunch:
     environ: dict[str, str] = field(default_factory=dict)
 
 
-def _refuse_transformers_only(section: Mapping[str, Any], plan: LoadPlan) -> None:
+def _refuse_transformers_only(config: HandlerConfig, plan: LoadPlan) -> None:
     if plan.gguf_file is not None:
         raise ModelConfigError(
             "handler.gguf_file: the vLLM engine does not serve GGUF checkpoints; convert the model to safetensors or set handler.engine: transformers"
@@ -37,7 +39,7 @@ def _refuse_transformers_only(section: Mapping[str, Any], plan: LoadPlan) -> Non
             f"handler.quantize: {plan.quantize} is bitsandbytes quantization, which vLLM 0.32 does not have "
             f"(it serves AWQ and GPTQ checkpoints and fp8); set handler.engine: transformers, the seed's own path for {plan.quantize}"
         )
-    if section.get("double_quant"):
+    if config.double_quant:
         raise ModelConfigError(
             "handler.double_quant: is a bitsandbytes setting, and the vLLM engine does not quantize with bitsandbytes; "
             "remove it or set handler.engine: transformers"
@@ -76,7 +78,7 @@ def ready_timeout_s(startup_timeout_s: float | None) -> int:
 
 
 def vllm_launch(
-    section: Mapping[str, Any],
+    config: HandlerConfig,
     plan: LoadPlan,
     *,
     gpu_total_memory: Callable[[int], int] | None = None,
@@ -85,19 +87,19 @@ def vllm_launch(
 ) -> VllmLaunch:
     """The vLLM engine's arguments for this worker (``gpu_total_memory``: bytes of CUDA ordinal i;
     ``startup_timeout_s``: model-config.yaml's startupTimeout)."""
-    _refuse_transformers_only(section, plan)
+    _refuse_transformers_only(config, plan)
     args: dict[str, Any] = {
         "model": plan.model_path,
         "tokenizer": plan.tokenizer_path,
         "dtype": plan.dtype_name,
-        "max_num_seqs": int(section.get("max_num_seqs") or 64),
-        "enable_prefix_caching": float(section.get("prefix_cache_mb", 512) or 0) > 0,
-        "enforce_eager": bool(section.get("enforce_eager", False)),
+        "max_num_seqs": config.max_num_seqs,
+        "enable_prefix_caching": config.prefix_cache_size_mb > 0,
+        "enforce_eager": config.enforce_eager,
         "disable_log_stats": True,
     }
-    if section.get("max_model_len") is not None:
-        args["max_model_len"] = int(section["max_model_len"])
-    kv_cache_mb = section.get("kv_cache_mb")
+    if config.max_model_len is not None:
+        args["max_model_len"] = config.max_model_len
+    kv_cache_mb = config.kv_cache_mb
     env: dict[str, str] = {"VLLM_ENGINE_READY_TIMEOUT_S": str(ready_timeout_s(startup_timeout_s))}
     if plan.on_gpu:
         assert plan.placement is not None
@@ -112,11 +114,8 @@ def vllm_launch(
         # into chunks: it rewinds the request's torch.Generator, which CPU generators cannot do. Whole
         # prefills only: a prompt that does not fit a step's token budget waits for the next step.
         args["enable_chunked_prefill"] = False
-        threads = section.get("cpu_threads")
-        if threads:
-            env["VLLM_CPU_OMP_THREADS_BIND"] = f"0-{int(threads) - 1}"
+        if config.cpu_threads:
+            env["VLLM_CPU_OMP_THREADS_BIND"] = f"0-{config.cpu_threads - 1}"
     if kv_cache_mb is not None:
-        if isinstance(kv_cache_mb, bool) or not isinstance(kv_cache_mb, (int, float)) or kv_cache_mb <= 0:
-            raise ModelConfigError(f"handler.kv_cache_mb must be a positive number of MiB, got {kv_cache_mb!r}")
         args["kv_cache_memory_bytes"] = int(kv_cache_mb * 2**20)
     return VllmLaunch(args, env)

@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Mapping, Sequence
 
-from ...model.loading import plan_load_here
+from ...model.handler_config import HandlerConfig
+from ...model.load_plan import plan_load_here
 from ..common import output
 from ..common.deadline import deadline_list
 from ..common.output import Scores
@@ -155,7 +156,7 @@ class VllmEngine(PromptTokenizer):
     @classmethod
     def load(
         cls,
-        handler_section: Mapping[str, Any],
+        config: HandlerConfig,
         *,
         model_dir: str,
         gpu_id: int | None = None,
@@ -165,9 +166,9 @@ class VllmEngine(PromptTokenizer):
     ) -> "VllmEngine":
         import torch
 
-        plan = plan_load_here(handler_section, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids)
+        plan = plan_load_here(config, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids)
         launch = vllm_launch(
-            handler_section,
+            config,
             plan,
             gpu_total_memory=(lambda i: torch.cuda.get_device_properties(i).total_memory) if plan.on_gpu else None,
             environ=os.environ,
@@ -184,7 +185,7 @@ class VllmEngine(PromptTokenizer):
         except BaseException:
             reaper.close()  # a start that failed leaves none of its processes behind
             raise
-        engine = cls(llm, name_or_path=str(handler_section.get("model_path") or plan.model_path), device=plan.device, loop=loop, stats=stats)
+        engine = cls(llm, name_or_path=config.model_path, device=plan.device, loop=loop, stats=stats)
         engine.launch = launch
         engine._reaper = reaper
         return engine
