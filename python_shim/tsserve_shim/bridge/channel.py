@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Hashable, Optional
 
-from ..engine.contract import ServingEngine
+from ..engine.contract import ServingEngine, failed_outcome, generate_requests
 from . import protocol
 from .errors import CONNECTION_CLOSED, INTERNAL_ERROR, INVALID_PARAMS, PeerClosed, PeerTimeout, RpcError, ShimConfigError
 from .node_process import NodeProcess
@@ -414,8 +414,12 @@ class Bridge:
 
             self.post(answer, peer)
 
-        requests = params["requests"]
-        wants_stream = any(request.get("stream") for request in requests)
+        try:
+            requests = generate_requests(params["requests"])  # typed once, here, for the engine
+        except (KeyError, TypeError, ValueError) as error:  # a malformed request fails its call, as the engine would
+            done([failed_outcome(error)] * len(params["requests"]))
+            return deferred
+        wants_stream = any(request.stream for request in requests)
         deadline = self.deadline_for(batch_id)
 
         def start(requests: list) -> None:
@@ -427,7 +431,7 @@ class Bridge:
                 self.model.submit(requests, done, on_delta if wants_stream else None, deadline, tag)
 
         pretokenize = getattr(self.model, "pretokenize", None)
-        if pretokenize is None or _text_bytes(request.get("prompt") for request in requests if request.get("prompt_token_ids") is None) < OFF_THREAD_TEXT_BYTES:
+        if pretokenize is None or _text_bytes(request.prompt for request in requests if request.prompt_token_ids is None) < OFF_THREAD_TEXT_BYTES:
             start(requests)
             return deferred
 
