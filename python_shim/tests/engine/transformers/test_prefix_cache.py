@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import make_request
-from tsserve_shim.engine.common.output import Scores
+from tsserve_shim.engine.common.scores import Scores
 from tsserve_shim.engine.transformers.prefix_cache import BLOCK_TOKENS, PrefixCache
 
 LAYERS, HEADS, DIM = 2, 1, 4
