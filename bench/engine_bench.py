@@ -70,14 +70,14 @@ class Runner:
 
     def __init__(self, engine: Engine, tokens: int) -> None:
         self.engine = engine
-        self.model = engine.model
+        self.model = engine.runner.model
         self.tokens = tokens
         engine.eos_ids = set()  # equal work: no row ends early
 
     def left_padded(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         ids = [self.engine.encode_prompt(p) for p in prompts]
         width = max(map(len, ids))
-        input_ids = torch.full((len(ids), width), self.engine.pad_id, dtype=torch.long)
+        input_ids = torch.full((len(ids), width), self.engine.runner.pad_id, dtype=torch.long)
         mask = torch.zeros((len(ids), width), dtype=torch.long)
         for i, row in enumerate(ids):
             input_ids[i, width - len(row):] = torch.tensor(row)
@@ -100,7 +100,7 @@ class Runner:
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids, attention_mask=mask, max_new_tokens=self.tokens, min_new_tokens=self.tokens,
-                eos_token_id=None, pad_token_id=self.engine.pad_id, **kwargs,
+                eos_token_id=None, pad_token_id=self.engine.runner.pad_id, **kwargs,
             )
         elapsed = since(started)
         assert out.shape[1] == input_ids.shape[1] + self.tokens

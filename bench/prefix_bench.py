@@ -67,7 +67,7 @@ class PrefillClock:
 
     def __init__(self, engine: Engine) -> None:
         self.seconds = 0.0
-        inner = engine.prefill
+        inner = engine.runner.prefill
 
         def timed(rows):
             started = time.process_time()
@@ -76,7 +76,7 @@ class PrefillClock:
             finally:
                 self.seconds += time.process_time() - started
 
-        engine.prefill = timed
+        engine.runner.prefill = timed
 
 
 # ---------------------------------------------------------------- multiple choice
@@ -135,7 +135,7 @@ def run_mc(reference: Engine, cached: Engine, per_question_shots: bool, question
         outcomes = [[engine.generate([r])[0] for r, _ in choices] for choices in questions]
         figures[name] = {"prefill_cpu_s": round(clock.seconds, 3), "wall_s": round(time.perf_counter() - started, 3)}
         progress(f"multiple choice ({'per-question' if per_question_shots else 'one'} few-shot), cache {name}: {figures[name]}")
-        del engine.prefill
+        del engine.runner.prefill
         scores[name] = [[continuation_logprob(o, n) for o, (_, n) in zip(q, choices)] for q, choices in zip(outcomes, questions)]
         if name == "on":
             prompt = sum(o["prompt_tokens"] for q in outcomes for o in q)
@@ -273,7 +273,7 @@ def run_no_shared(reference: Engine, cached: Engine, rounds: int) -> dict:
         "throughput_ratio": round(statistics.median(ratios), 3),
         "throughput_ratios_by_round": [round(x, 3) for x in ratios],
         "throughput_ratio_wall": round(statistics.median(wall_ratios), 3),
-        "cache_hits": cached.prefix_cache.stats.hit_tokens,
+        "cache_hits": cached.runner.prefix_cache.stats.hit_tokens,
     }
 
 

@@ -155,9 +155,9 @@ def reference_tokens(engine, prompt: str, new_tokens: int) -> list[int]:
 
     ids = engine.encode_prompt(prompt)
     with torch.inference_mode():
-        out = engine.model.generate(
-            torch.tensor([ids], device=engine.device), attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=engine.device),
-            max_new_tokens=new_tokens, do_sample=False, repetition_penalty=1.0, eos_token_id=None, pad_token_id=engine.pad_id,
+        out = engine.runner.model.generate(
+            torch.tensor([ids], device=engine.runner.device), attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=engine.runner.device),
+            max_new_tokens=new_tokens, do_sample=False, repetition_penalty=1.0, eos_token_id=None, pad_token_id=engine.runner.pad_id,
         )
     return out[0, len(ids):].tolist()
 
@@ -179,7 +179,7 @@ def compare(expected: list[list[int]], got: list) -> dict:
 def staggered(engine, prompts: list[str], new_tokens: int) -> list:
     """One call per prompt, each submitted one decode step after the one before it."""
     answers: dict[int, list] = {}
-    scheduler = engine.scheduler
+    scheduler = engine.core
     for i, prompt in enumerate(prompts):
         scheduler.submit([request(prompt, new_tokens)], lambda outcomes, i=i: answers.__setitem__(i, outcomes))
         scheduler.step()
@@ -207,7 +207,7 @@ def check_mode(mode: str, checkpoint: Path, args, gpus: int) -> dict:
     )
     engine.eos_ids = set()  # random weights: every row makes all its tokens
     loaded = time.perf_counter() - started
-    devices = sorted({str(p.device) for p in engine.model.parameters()})
+    devices = sorted({str(p.device) for p in engine.runner.model.parameters()})
     new = args.check_tokens
     prompts = PROMPTS + [SHARED_PREFIX + p for p in PROMPTS[:2]]
     expected = [reference_tokens(engine, p, new) for p in prompts]
@@ -276,10 +276,10 @@ def generate_static(engine, prompts: list[str], new_tokens: int) -> int:
 
     encoded = [engine.encode_prompt(p) for p in prompts]
     width = max(map(len, encoded))
-    ids = torch.tensor([[0] * (width - len(e)) + e for e in encoded], device=engine.device)
-    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=engine.device)
+    ids = torch.tensor([[0] * (width - len(e)) + e for e in encoded], device=engine.runner.device)
+    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=engine.runner.device)
     with torch.inference_mode():
-        out = engine.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+        out = engine.runner.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
                                     do_sample=False, pad_token_id=0)
     return (out.shape[1] - width) * len(prompts)
 

@@ -18,7 +18,7 @@ from test_rpc import MODEL_INFO, fake_generate
 
 class FakeModel:
     def submit(self, requests, done, on_delta, deadlines, tag):
-        done(fake_generate({"requests": requests})["outcomes"])
+        done(fake_generate({"requests": [dataclasses.asdict(request) for request in requests]})["outcomes"])  # typed by the bridge
 
     def cancel(self, tag):
         pass

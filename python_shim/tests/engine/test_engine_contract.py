@@ -190,6 +190,28 @@ def test_cancel_ends_a_tagged_call_only(serving_engine):
     assert ok(answers["kept"][0])["sequences"][0]["text"]
 
 
+def test_a_cancel_that_comes_before_its_call_is_honoured(serving_engine):
+    """Both engines keep a cancel whose tag no call has yet (common/calls.py): the call submitted with it
+    later is answered 499 and generates nothing; a call with another tag is not touched."""
+    serving_engine.start()
+    answers: dict[str, list] = {}
+    arrived = threading.Event()
+
+    def record(name):
+        def done(outcomes):
+            answers[name] = outcomes
+            if len(answers) == 2:
+                arrived.set()
+        return done
+
+    serving_engine.cancel("early-cancel")
+    serving_engine.submit([greedy("Once upon a time", max_tokens=400)], record("cancelled"), tag="early-cancel")
+    serving_engine.submit([greedy("Water boils at", max_tokens=4)], record("kept"), tag="early-cancel-other")
+    assert arrived.wait(120)
+    assert answers["cancelled"][0]["status"] == 499
+    assert ok(answers["kept"][0])["sequences"][0]["text"]
+
+
 def test_tokenizer_facts(serving_engine):
     info = serving_engine.info()
     assert info["eos_token"] == "<|im_end|>" and "im_start" in info["chat_template"]
@@ -258,13 +280,13 @@ def test_control_tokens_in_chat_content_are_plain_text(serving_engine):
     prompt = f"<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n"
     start = prompt.index(content)
     im_start, im_end = serving_engine.tokenize(["<|im_start|>", "<|im_end|>"], add_special_tokens=False)
-    forged = serving_engine.prompt_ids({"prompt": prompt})
-    guarded = serving_engine.prompt_ids({"prompt": prompt, "literal_spans": [[start, start + len(content)]]})
+    forged = serving_engine.prompt_ids(greedy(prompt))
+    guarded = serving_engine.prompt_ids(greedy(prompt, literal_spans=[[start, start + len(content)]]))
     assert forged.count(im_start[0]) == 3 and forged.count(im_end[0]) == 2  # what it was: a forged system turn
     assert guarded.count(im_start[0]) == 2 and guarded.count(im_end[0]) == 1  # the template's own, only
     assert serving_engine.detokenize([guarded])[0] == prompt
-    plain = serving_engine.prompt_ids({"prompt": "<|im_start|>user\nhello<|im_end|>\n", "literal_spans": [[17, 22]]})
-    assert plain == serving_engine.prompt_ids({"prompt": "<|im_start|>user\nhello<|im_end|>\n"})  # nothing to guard: unchanged
+    plain = serving_engine.prompt_ids(greedy("<|im_start|>user\nhello<|im_end|>\n", literal_spans=[[17, 22]]))
+    assert plain == serving_engine.prompt_ids(greedy("<|im_start|>user\nhello<|im_end|>\n"))  # nothing to guard: unchanged
     [out] = serving_engine.generate([greedy(prompt, max_tokens=2, literal_spans=[[start, start + len(content)]])])
     assert ok(out)["prompt_tokens"] == len(guarded)
 

@@ -108,8 +108,8 @@ def test_no_source_of_a_folder_imports_what_it_must_not(folder, forbidden):
     assert {name: found for name, found in offences.items() if found} == {}
 
 
-def test_the_contract_imports_only_typing():
-    assert imported(ENGINE / "contract.py") <= {"__future__", "__future__.annotations", "typing"} | {
+def test_the_contract_imports_only_typing_and_dataclasses():
+    assert imported(ENGINE / "contract.py") <= {"__future__", "__future__.annotations", "typing", "dataclasses", "dataclasses.dataclass"} | {
         f"typing.{name}" for name in ("Any", "Callable", "Hashable", "Mapping", "Protocol", "Sequence")
     }
 

@@ -69,7 +69,7 @@ def expected_bytes(f32_model, bytes_per_quantized: float, bytes_per_other: int) 
 
 @pytest.mark.parametrize("setting", ["nf4", "fp4"])
 def test_four_bit_layers_are_bitsandbytes_linear4bit(quantized, setting):
-    model = quantized[setting].model
+    model = quantized[setting].runner.model
     layers = projections(model)
     assert len(layers) == 7 * model.config.num_hidden_layers
     for name, layer in layers.items():
@@ -85,7 +85,7 @@ def test_four_bit_layers_are_bitsandbytes_linear4bit(quantized, setting):
 
 
 def test_int8_layers_are_bitsandbytes_linear8bitlt(quantized):
-    model = quantized["int8"].model
+    model = quantized["int8"].runner.model
     for name, layer in projections(model).items():
         assert type(layer) is bnb.nn.Linear8bitLt, name
         assert isinstance(layer.weight, bnb.nn.Int8Params) and layer.weight.dtype == torch.int8
@@ -95,15 +95,15 @@ def test_int8_layers_are_bitsandbytes_linear8bitlt(quantized):
 
 def test_compute_dtype_and_double_quant_follow_the_config(tiny_model_dir):
     engine = load(tiny_model_dir, quantize="nf4", dtype="bfloat16", double_quant=True)
-    layer = engine.model.model.layers[0].mlp.down_proj
+    layer = engine.runner.model.model.layers[0].mlp.down_proj
     assert layer.compute_dtype == torch.bfloat16
     assert layer.weight.quant_state.nested  # double quantization: the absmax values are quantized too
-    assert engine.model.lm_head.weight.dtype == torch.bfloat16
+    assert engine.runner.model.lm_head.weight.dtype == torch.bfloat16
 
 
 @pytest.mark.parametrize("setting,per_weight", [("nf4", 0.5), ("fp4", 0.5), ("int8", 1.0)])
 def test_footprint_drops_by_the_expected_factor(float32, quantized, setting, per_weight):
-    f32, q = float32.model, quantized[setting].model
+    f32, q = float32.runner.model, quantized[setting].runner.model
     # Parameters: projection weights at 4 or 8 bits, everything else float32 (dtype auto on CPU).
     assert parameter_bytes(q) == expected_bytes(f32, per_weight, 4)
     # The projections alone: 8x (4-bit) or 4x (int8) smaller than in float32.
@@ -116,7 +116,7 @@ def test_footprint_drops_by_the_expected_factor(float32, quantized, setting, per
 @pytest.mark.parametrize("setting", SETTINGS)
 def test_the_size_estimate_matches_what_was_loaded(tiny_model_dir, quantized, setting):
     """estimate_model_bytes (safetensors headers) against the loaded tensors, 4-bit absmax scales included."""
-    model = quantized[setting].model
+    model = quantized[setting].runner.model
     actual = parameter_bytes(model)
     if setting != "int8":
         actual += sum(m.weight.quant_state.absmax.numel() * 4 for m in projections(model).values())
@@ -128,9 +128,9 @@ def greedy_by_generate(engine: Engine, prompt: str, max_tokens: int) -> list[int
     """transformers' own greedy decoding of one prompt, alone (no padding), cut at the first EOS."""
     ids = torch.tensor([engine.encode_prompt(prompt)])
     with torch.inference_mode():
-        out = engine.model.generate(
+        out = engine.runner.model.generate(
             ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens, do_sample=False,
-            eos_token_id=sorted(engine.eos_ids), pad_token_id=engine.pad_id,
+            eos_token_id=sorted(engine.eos_ids), pad_token_id=engine.runner.pad_id,
         )
     new = out[0, ids.shape[1]:].tolist()
     cut = next((i for i, t in enumerate(new) if t in engine.eos_ids), len(new))

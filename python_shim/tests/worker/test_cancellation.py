@@ -127,6 +127,6 @@ def test_a_request_whose_client_went_away_cancels_its_handle_and_the_engine_drop
     assert record["postprocess"] is False
     assert submitted[0] in cancelled  # the engine was told to drop the opened generation's rows
     deadline = time.monotonic() + 5
-    while handler.engine.scheduler.running_rows and time.monotonic() < deadline:
+    while handler.engine.core.running_rows and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert handler.engine.scheduler.running_rows == 0
+    assert handler.engine.core.running_rows == 0

@@ -69,10 +69,10 @@ def beside_long_generations(shim, alone, *bad_rows) -> list:
 
     async def scenario():
         longs = [asyncio.create_task(ask(shim, {"body": orjson.dumps(long_body(prompt))})) for prompt in LONG_PROMPTS]
-        while handler.engine.scheduler.running_rows < len(LONG_PROMPTS):
+        while handler.engine.core.running_rows < len(LONG_PROMPTS):
             await asyncio.sleep(0.01)
         answers = [await ask(shim, row) for row in bad_rows]
-        assert handler.engine.scheduler.running_rows == len(LONG_PROMPTS), "the bad requests outlasted the long ones"
+        assert handler.engine.core.running_rows == len(LONG_PROMPTS), "the bad requests outlasted the long ones"
         return answers, await asyncio.gather(*longs)
 
     answers, longs = asyncio.run(scenario())

@@ -1,26 +1,104 @@
-"""The engine contract: what the worker and the bridge call on an engine, whichever serves the model.
+"""The engine contract: what the worker and the bridge call on an engine, whichever serves the model, and
+the typed GenerateRequest it takes.
 
 Both engines keep it: ``transformers.engine.Engine`` (tsserve's own, on a transformers model) and
 ``vllm.engine.VllmEngine`` (vLLM's async engine); ``registry.load_engine`` returns one of them. The
 bridge takes the engine as this Protocol, so nothing here may import torch (nor anything that does).
+
+A GenerateRequest is parsed once, where the bridge hands Node's generate params to the engine
+(``generate_requests``); its fields are src/protocol/messages.ts's, required where that makes them
+required. Outcomes stay the protocol's GenerateOutcome dicts (``Outcome``): the bridge sends them to Node
+and the worker counts them as they are, so a dataclass would only be converted back at once.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence
+
+Outcome = dict  # a GenerateOutcome (src/protocol/messages.ts): {"ok": True, ...} or {"ok": False, "status", "message"}
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """One request of a generate call (messages.ts's GenerateRequest; ``structured``: common/structured.py)."""
+
+    prompt: str
+    max_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    repetition_penalty: float
+    seed: int | None
+    stop: tuple[str, ...]
+    logprobs: int  # alternatives reported per token
+    num_sequences: int
+    echo: bool
+    stream: bool
+    prompt_token_ids: tuple[int, ...] | None = None  # the prompt as ids, when the client sent ids (never re-tokenized)
+    literal_spans: tuple[tuple[int, int], ...] | None = None  # content spans of ``prompt``, tokenized as plain text
+    structured: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "GenerateRequest":
+        """From one entry of GenerateParams.requests (KeyError, TypeError or ValueError when it is malformed)."""
+        ids, spans = params.get("prompt_token_ids"), params.get("literal_spans")
+        return cls(
+            prompt=params["prompt"],
+            max_tokens=int(params["max_tokens"]),
+            temperature=float(params["temperature"]),
+            top_p=float(params["top_p"]),
+            top_k=int(params["top_k"] or 0),
+            repetition_penalty=float(params["repetition_penalty"] or 1.0),
+            seed=params["seed"],
+            stop=tuple(params["stop"] or ()),
+            logprobs=int(params["logprobs"] or 0),
+            num_sequences=int(params["num_sequences"]),
+            echo=bool(params["echo"]),
+            stream=bool(params["stream"]),
+            prompt_token_ids=None if ids is None else tuple(int(i) for i in ids),
+            literal_spans=None if spans is None else tuple((int(s), int(e)) for s, e in spans),
+            structured=params.get("structured"),
+        )
+
+    @classmethod
+    def of(cls, request: "GenerateRequest | Mapping[str, Any]") -> "GenerateRequest":
+        """``request`` itself when it is typed already, else parsed (a test's or a script's dict)."""
+        return request if isinstance(request, GenerateRequest) else cls.from_params(request)
+
+
+def generate_requests(requests: Sequence["GenerateRequest | Mapping[str, Any]"]) -> list[GenerateRequest]:
+    return [GenerateRequest.of(request) for request in requests]
+
+
+def error_outcome(status: int, message: str, field: str | None = None) -> Outcome:
+    """A failed GenerateOutcome; ``field``: the request field a refusal is about."""
+    outcome = {"ok": False, "status": status, "message": message}
+    if field is not None:
+        outcome["field"] = field
+    return outcome
+
+
+def failed_outcome(error: BaseException) -> Outcome:
+    """The 500 of a call whose generation raised (common.output.generation_failure tells out of memory apart)."""
+    return error_outcome(500, f"generation failed: {type(error).__name__}: {error}")
+
+
+Requests = Sequence["GenerateRequest | Mapping[str, Any]"]
 
 
 class ServingEngine(Protocol):
-    """What the worker and the bridge need of an engine."""
+    """What the worker and the bridge need of an engine. A call's ``done(outcomes)`` is called once, on the
+    engine's own thread; ``cancel(tag)`` ends the calls submitted with ``tag``, even one submitted after it."""
 
     def start(self) -> "ServingEngine": ...
-    def submit(self, requests: Sequence[Mapping[str, Any]], done: Callable[[list], None], on_delta: Any = None, deadlines: Any = None, tag: Hashable | None = None) -> None: ...
+    def submit(self, requests: Requests, done: Callable[[list[Outcome]], None], on_delta: Any = None, deadlines: Any = None, tag: Hashable | None = None) -> None: ...
     def cancel(self, tag: Hashable) -> None: ...
-    def generate(self, requests: Sequence[Mapping[str, Any]], on_delta: Any = None, deadlines: Any = None) -> list[dict]: ...
+    def generate(self, requests: Requests, on_delta: Any = None, deadlines: Any = None) -> list[Outcome]: ...
     def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True, literal_spans: Sequence[Sequence[Sequence[int]]] | None = None) -> list[list[int]]: ...
     def detokenize(self, ids: Sequence[Sequence[int]], skip_special_tokens: bool = False) -> list[str]: ...
     # The requests with their text prompts tokenized (common.prompts.PromptTokenizer.pretokenize); the bridge
     # tokenizes a long generate call with it off its own thread, and does without it where a stand-in lacks it.
-    def pretokenize(self, requests: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]: ...
+    def pretokenize(self, requests: Requests) -> list[GenerateRequest]: ...
     def info(self) -> dict: ...
     def shutdown(self) -> None: ...
     # What it measures while serving (common.stats.EngineStats), which the worker publishes as metrics.

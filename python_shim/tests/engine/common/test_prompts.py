@@ -1,5 +1,6 @@
 """PromptTokenizer on the Llama-2 tokenizer (the tiny model): the text of a control token in chat content
 (literal_spans) is tokenized as plain text, so "</s><s>[INST]" in a message cannot end the turn or start one."""
+from conftest import make_request
 from tsserve_shim.engine.common.prompts import Tokenized
 
 
@@ -23,7 +24,7 @@ def test_eos_and_bos_text_in_llama_2_chat_content_are_plain_text(engine):
 
 def test_pretokenize_keeps_literal_spans(engine):
     content = "x</s>y"
-    request = {"prompt": f"<s>[INST] {content} [/INST]", "literal_spans": [[10, 16]]}
+    request = make_request(f"<s>[INST] {content} [/INST]", literal_spans=[[10, 16]])
     [tokenized] = engine.pretokenize([request])
     assert isinstance(tokenized, Tokenized) and tokenized.ids == engine.prompt_ids(request)
     assert engine.tokenizer.eos_token_id not in tokenized.ids

@@ -23,7 +23,7 @@ PROMPTS = [
 def forward_logprobs(engine, ids: list[int]) -> torch.Tensor:
     """An independent forward pass over a whole sequence: log_softmax at every position (no cache, no padding)."""
     with torch.inference_mode():
-        logits = engine.model(input_ids=torch.tensor([ids])).logits[0].float()
+        logits = engine.runner.model(input_ids=torch.tensor([ids])).logits[0].float()
     return torch.log_softmax(logits, dim=-1)
 
 
@@ -350,12 +350,12 @@ def test_generation_errors_map_to_status(engine, error, status):
     broken = copy.copy(engine)
 
     class Exploding(torch.nn.Module):
-        config = engine.model.config
+        config = engine.runner.model.config
 
         def forward(self, *args, **kwargs):
             raise error
 
-    broken.model = Exploding()
+    broken.runner.model = Exploding()
     outs = broken.generate([make_request(PROMPTS[0]), make_request("y " * 700), make_request(PROMPTS[1])])
     assert [o.get("status") for o in outs] == [status, 400, status]
     assert outs[0]["ok"] is False and str(error) in outs[0]["message"]
@@ -428,8 +428,8 @@ def test_only_echo_rows_keep_their_prompt_logits(engine):
     """The LM head runs over every prompt position of the echo rows only, the last position of the others."""
     seen: list[int] = []
     fed: list[int] = []
-    hook = engine.model.lm_head.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape[:-1].numel()))
-    feed = engine.model.register_forward_pre_hook(lambda _m, _a, kw: fed.append(kw["input_ids"].numel()), with_kwargs=True)
+    hook = engine.runner.model.lm_head.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape[:-1].numel()))
+    feed = engine.runner.model.register_forward_pre_hook(lambda _m, _a, kw: fed.append(kw["input_ids"].numel()), with_kwargs=True)
     try:
         outs = engine.generate(
             [
@@ -443,7 +443,7 @@ def test_only_echo_rows_keep_their_prompt_logits(engine):
         feed.remove()
     assert all(o["ok"] for o in outs)
     echo_tokens = len(engine.encode_prompt(PROMPTS[2]))
-    if engine._keeps_positions_by_mask:
+    if engine.runner._keeps_positions_by_mask:
         assert seen[0] == echo_tokens + 2  # not 3 x the padded width
     else:  # a transformers before 5.24 slices logits by a count only: every position fed
         assert seen[0] == fed[0]

@@ -34,14 +34,14 @@ def generate_reference(engine, prompt: str, max_new_tokens: int) -> list[int]:
     """model.generate's greedy new tokens for the engine's own prompt ids, up to (not including) EOS."""
     ids = engine.encode_prompt(prompt)
     with torch.inference_mode():
-        out = engine.model.generate(
-            torch.tensor([ids], device=engine.device),
-            attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=engine.device),
+        out = engine.runner.model.generate(
+            torch.tensor([ids], device=engine.runner.device),
+            attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=engine.runner.device),
             max_new_tokens=max_new_tokens,
             do_sample=False,
             repetition_penalty=1.0,
             eos_token_id=sorted(engine.eos_ids),
-            pad_token_id=engine.pad_id,
+            pad_token_id=engine.runner.pad_id,
         )
     new = out[0, len(ids) :].tolist()
     ends = [i for i, token in enumerate(new) if token in engine.eos_ids]
@@ -79,7 +79,7 @@ def test_greedy_in_one_batch_equals_generate(model_engine, references):
 
 def test_rows_joining_a_running_batch_equal_generate(model_engine, references):
     """Each prompt arrives one step after the one before it: every row but the first joins a running batch."""
-    scheduler = model_engine.scheduler
+    scheduler = model_engine.core
     answers: dict[int, list] = {}
     for i, prompt in enumerate(PROMPTS):
         scheduler.submit([make_request(prompt, max_tokens=NEW_TOKENS)], lambda outcomes, i=i: answers.__setitem__(i, outcomes))
@@ -92,7 +92,7 @@ def test_a_prefix_cache_hit_equals_generate(model_engine, references):
     engine = copy.copy(model_engine)
     engine.use_prefix_cache(64 * 2**20)
     prompt = PROMPTS[-1]  # more than one 16-token block
-    assert len(engine.encode_prompt(prompt)) > engine.prefix_cache.block_tokens
+    assert len(engine.encode_prompt(prompt)) > engine.runner.prefix_cache.block_tokens
     first, second = (engine.generate([make_request(prompt, max_tokens=NEW_TOKENS)])[0] for _ in range(2))
     assert second["cached_tokens"] > 0
     assert engine_tokens(first) == engine_tokens(second) == references[-1]

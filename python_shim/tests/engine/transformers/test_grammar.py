@@ -103,7 +103,7 @@ def test_properties_in_the_schemas_order_and_whitespace_capped(engine):
     from tsserve_shim.engine.transformers.grammar import MAX_WHITESPACE
 
     schema = {"type": "object", "properties": {"b": {"type": "integer"}, "a": {"type": "integer"}}, "required": ["b", "a"]}
-    grammar = engine.grammars.compile({"json_schema": schema})
+    grammar = engine.runner.grammars.compile({"json_schema": schema})
     import xgrammar
 
     def accepts(text):

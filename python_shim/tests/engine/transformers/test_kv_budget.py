@@ -23,9 +23,9 @@ NEW_TOKENS = 8
 def test_bytes_per_token_equal_a_real_caches_bytes(engine):
     ids = torch.tensor([engine.encode_prompt(PROMPTS[1])])
     with torch.inference_mode():
-        _, cache = forward_with_cache(engine.model, DynamicCache(config=engine.model.config), input_ids=ids)
+        _, cache = forward_with_cache(engine.runner.model, DynamicCache(config=engine.runner.model.config), input_ids=ids)
     held = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
-    assert kv_bytes_per_token(engine.model) * ids.shape[1] == held
+    assert kv_bytes_per_token(engine.runner.model) * ids.shape[1] == held
 
 
 def test_a_batchs_need_counts_padding_growth_and_the_joins_copy():
@@ -62,7 +62,7 @@ def alone(engine, prompt: str) -> list[int]:
 
 def run_stepwise(engine, prompts, *, steps_between: int = 0):
     """Submit one call per prompt (``steps_between`` steps apart), run to the end; the outcomes and the rows running at every step."""
-    scheduler = engine.scheduler
+    scheduler = engine.core
     answers: dict[int, dict] = {}
     running: list[int] = []
     for i, prompt in enumerate(prompts):
@@ -77,7 +77,7 @@ def run_stepwise(engine, prompts, *, steps_between: int = 0):
 
 
 def one_row_need(engine, prompts) -> int:
-    budget = KvBudget(1, kv_bytes_per_token(engine.model), engine.model.config.num_hidden_layers)
+    budget = KvBudget(1, kv_bytes_per_token(engine.runner.model), engine.runner.model.config.num_hidden_layers)
     return max(budget.need(KvShape(1, len(engine.encode_prompt(p)), NEW_TOKENS)) for p in prompts)
 
 
@@ -106,7 +106,7 @@ def test_the_prefix_cache_holds_only_what_the_running_rows_leave(engine):
     bounded = copy.copy(engine)
     bounded.use_kv_budget(one_row_need(bounded, [long_prompt + " and"]) * 5 // 2)
     bounded.use_prefix_cache(2**30)  # its own limit far above the budget
-    scheduler, cache, budget = bounded.scheduler, bounded.prefix_cache, bounded.scheduler.kv_budget
+    scheduler, cache, budget = bounded.core, bounded.runner.prefix_cache, bounded.scheduler.kv_budget
     for prompt in [long_prompt, long_prompt + " and", *PROMPTS]:
         scheduler.submit([make_request(prompt, max_tokens=NEW_TOKENS)], lambda outcomes: None)
     held = []
@@ -143,9 +143,9 @@ def test_an_out_of_memory_step_fails_only_the_newest_call(unbounded):
     expected_logprobs = [logprobs(copy.copy(unbounded).generate([make_request(p, max_tokens=NEW_TOKENS)])[0]) for p in PROMPTS[:2]]
     engine = copy.copy(unbounded)
     prefilled: list[int] = []
-    prefill = engine.prefill
-    engine.prefill = lambda rows: (prefilled.extend(row.request for row in rows), prefill(rows))[1]
-    oom = OomInLastLayer(engine.model, rows=3)
+    prefill = engine.runner.prefill
+    engine.runner.prefill = lambda rows: (prefilled.extend(row.request for row in rows), prefill(rows))[1]
+    oom = OomInLastLayer(engine.runner.model, rows=3)
     try:
         outcomes, running = run_stepwise(engine, PROMPTS[:3], steps_between=2)
     finally:
@@ -164,8 +164,8 @@ def test_an_out_of_memory_step_first_gives_up_the_prefix_cache(engine):
     cached = copy.copy(engine)
     cached.use_prefix_cache(2**30)
     cached.generate([make_request(" ".join(PROMPTS * 2), max_tokens=1)])
-    assert cached.prefix_cache.nbytes > 0
-    oom = OomInLastLayer(cached.model, rows=3)
+    assert cached.runner.prefix_cache.nbytes > 0
+    oom = OomInLastLayer(cached.runner.model, rows=3)
     try:
         outcomes, _ = run_stepwise(cached, PROMPTS[:3], steps_between=2)
     finally:

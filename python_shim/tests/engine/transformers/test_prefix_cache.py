@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import make_request
-from tsserve_shim.engine.common.output import Scores
+from tsserve_shim.engine.common.scores import Scores
 from tsserve_shim.engine.transformers.prefix_cache import BLOCK_TOKENS, PrefixCache
 
 LAYERS, HEADS, DIM = 2, 1, 4
@@ -145,7 +145,7 @@ def test_outcomes_are_the_same_with_and_without_the_cache(smollm2_engine, uncach
         assert cached[4] == 0
         if round_ == 1:
             assert all(c >= o["prompt_tokens"] - BLOCK_TOKENS for c, o in zip(cached[:4], got[:4]))
-    stats = engine.prefix_cache.stats
+    stats = engine.runner.prefix_cache.stats
     assert 0 < stats.hit_tokens < stats.prompt_tokens
 
 
@@ -179,10 +179,10 @@ def test_a_tiny_budget_evicts_and_results_stay_the_same(smollm2_engine, uncached
     requests, want = mixed_requests(), uncached_mixed
     for _ in range(2):
         got = engine.generate(requests)
-        assert engine.prefix_cache.nbytes <= engine.prefix_cache.budget_bytes
+        assert engine.runner.prefix_cache.nbytes <= engine.runner.prefix_cache.budget_bytes
         for a, b in zip(got, want):
             assert_same(a, b)
-    assert engine.prefix_cache.stats.evicted_blocks > 0
+    assert engine.runner.prefix_cache.stats.evicted_blocks > 0
 
 
 def test_a_next_stage_finds_the_previous_prompt_and_its_generated_text(smollm2_engine):
@@ -200,9 +200,9 @@ def test_a_next_stage_finds_the_previous_prompt_and_its_generated_text(smollm2_e
 def test_a_copy_of_an_engine_starts_with_an_empty_cache_of_its_own(engine):
     engine.generate([make_request("one two three four five six seven eight nine ten " * 3, max_tokens=2)])
     other = copy.copy(engine)
-    assert len(engine.prefix_cache) > 0
-    assert other.prefix_cache is not engine.prefix_cache and len(other.prefix_cache) == 0
-    assert other.prefix_cache.budget_bytes == engine.prefix_cache.budget_bytes
+    assert len(engine.runner.prefix_cache) > 0
+    assert other.runner.prefix_cache is not engine.runner.prefix_cache and len(other.runner.prefix_cache) == 0
+    assert other.runner.prefix_cache.budget_bytes == engine.runner.prefix_cache.budget_bytes
 
 
 def test_a_prefill_that_raises_and_is_retried_is_counted_once(engine, monkeypatch):
@@ -224,7 +224,7 @@ def test_a_prefill_that_raises_and_is_retried_is_counted_once(engine, monkeypatc
     prompts = ["one two three four five six seven eight nine ten " * 3, "alpha beta gamma delta " * 5]
     answers: list = []
     for prompt in prompts:
-        cached.scheduler.submit([make_request(prompt, max_tokens=2)], answers.append)
-    cached.scheduler.run_until_idle()
+        cached.core.submit([make_request(prompt, max_tokens=2)], answers.append)
+    cached.core.run_until_idle()
     assert raised and len(answers) == 2 and all(a[0]["ok"] for a in answers)
-    assert cached.prefix_cache.stats.prompt_tokens == sum(a[0]["prompt_tokens"] for a in answers)
+    assert cached.runner.prefix_cache.stats.prompt_tokens == sum(a[0]["prompt_tokens"] for a in answers)

@@ -9,7 +9,7 @@ from conftest import make_request
 
 def forward_logprobs(engine, ids: list[int]) -> torch.Tensor:
     with torch.inference_mode():
-        logits = engine.model(input_ids=torch.tensor([ids])).logits[0].float()
+        logits = engine.runner.model(input_ids=torch.tensor([ids])).logits[0].float()
     return torch.log_softmax(logits, dim=-1)
 
 

@@ -10,14 +10,13 @@ import pytest
 
 from conftest import make_request
 from tsserve_shim.engine.common.deadline import Deadline
-from tsserve_shim.engine.transformers.scheduler import Scheduler
 
 LONG_PROMPT = "Once upon a time, in a land far, far away, there lived a king who had three daughters and"
 
 
 @pytest.fixture(scope="module")
 def scheduler(engine):
-    return Scheduler(engine).start()
+    return copy.copy(engine).core.start()  # a decode loop of its own over the same model
 
 
 def tokens_of(outcome: dict) -> list[list[int]]:
@@ -123,12 +122,13 @@ def test_calls_beyond_max_num_seqs_wait_and_then_give_what_they_give_alone(engin
     watched = copy.copy(engine)
     widths: list[int] = []
 
-    def decode_step(batch):
+    def decode_step(batch, eos_ids):
         widths.append(len(batch.rows))
-        type(engine).decode_step(watched, batch)
+        return type(watched.runner).decode_step(watched.runner, batch, eos_ids)
 
-    watched.decode_step = decode_step
-    limited = Scheduler(watched, max_num_seqs=2)
+    watched.runner.decode_step = decode_step
+    watched.scheduler.max_num_seqs = 2
+    limited = watched.core
     requests = [make_request(p, max_tokens=6) for p in ("Hello", "The sky is", "One two three", "Alan Turing was a")]
     alone = [tokens_of(engine.generate([r])[0]) for r in requests]
     results: dict[int, dict] = {}

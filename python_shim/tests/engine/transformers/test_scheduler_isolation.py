@@ -2,10 +2,12 @@
 and the calls that arrived beside the bad one, finish with the tokens they get alone."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from conftest import make_request
-from tsserve_shim.engine.transformers.scheduler import Scheduler
+from tsserve_shim.engine.transformers.core import EngineCore
 
 LONG_PROMPTS = ["Tell me a story", "Tell me a poem", "Tell me a joke", "Tell me a fact"]
 POISON = "this prompt breaks the forward"
@@ -40,7 +42,7 @@ class Answers(dict):
         return lambda outcomes: self.__setitem__(name, outcomes)
 
 
-def start_long_generations(scheduler: Scheduler, answers: Answers) -> None:
+def start_long_generations(scheduler: EngineCore, answers: Answers) -> None:
     for prompt in LONG_PROMPTS:
         scheduler.submit([long_request(prompt)], answers.to(prompt))
     for _ in range(3):
@@ -54,7 +56,7 @@ def assert_long_generations_unchanged(answers: Answers, alone: dict) -> None:
 
 
 def test_a_call_whose_rows_cannot_be_built_fails_alone_and_the_call_beside_it_is_answered(engine, alone):
-    scheduler = Scheduler(engine)  # stepped in this thread: the two calls arrive in the same step
+    scheduler = copy.copy(engine).core  # stepped in this thread: the two calls arrive in the same step
     answers = Answers()
     start_long_generations(scheduler, answers)
     scheduler.submit([make_request("Hi", temperature=None)], answers.to("bad"))  # a handler's generate with temperature: null
@@ -70,7 +72,7 @@ def test_a_call_whose_rows_cannot_be_built_fails_alone_and_the_call_beside_it_is
 def poisoned(engine):
     """A scheduler over the engine whose model raises in a decode forward whenever a row of the POISON prompt
     is in the running batch; (scheduler, failures)."""
-    scheduler = Scheduler(engine)
+    scheduler = copy.copy(engine).core
     failures: list = []
 
     def hook(module, args, kwargs):
@@ -79,7 +81,7 @@ def poisoned(engine):
             failures.append(len(batch.rows))
             raise RuntimeError("the forward failed")
 
-    handle = engine.model.register_forward_pre_hook(hook, with_kwargs=True)
+    handle = engine.runner.model.register_forward_pre_hook(hook, with_kwargs=True)
     yield scheduler, failures
     handle.remove()
 

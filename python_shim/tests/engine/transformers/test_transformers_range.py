@@ -74,7 +74,7 @@ def test_the_cache_keyword_is_the_one_forward_takes():
 def test_the_loaded_model_takes_the_keyword_the_engine_passes(engine):
     import inspect
 
-    assert cache_keyword(engine.model) in inspect.signature(type(engine.model).forward).parameters
+    assert cache_keyword(engine.runner.model) in inspect.signature(type(engine.runner.model).forward).parameters
 
 
 @pytest.mark.parametrize("version", range_versions())

@@ -5,11 +5,12 @@ from __future__ import annotations
 from vllm.sampling_params import SamplingType
 
 from conftest import make_request
+from tsserve_shim.engine.contract import GenerateRequest
 from tsserve_shim.engine.vllm.engine import sampling_params
 
 
 def params(**fields):
-    return sampling_params(make_request("Hello", **fields))
+    return sampling_params(GenerateRequest.from_params(make_request("Hello", **fields)))
 
 
 def test_top_p_0_with_one_sequence_is_greedy():

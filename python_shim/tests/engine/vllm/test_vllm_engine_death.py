@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from conftest import make_request
+from tsserve_shim.engine.contract import GenerateRequest
 from tsserve_shim.engine.vllm import engine as vllm_engine
 from tsserve_shim.engine.vllm.engine import VllmEngine
 
@@ -29,7 +30,7 @@ def test_a_dead_engine_answers_503_and_exits_the_worker_once(monkeypatch):
 
     async def two_requests():
         engine._loop = asyncio.get_running_loop()
-        answers = [await engine._run(make_request("Hello"), [1, 2, 3], [_row()]) for _ in range(2)]
+        answers = [await engine._run(GenerateRequest.from_params(make_request("Hello")), [1, 2, 3], [_row()]) for _ in range(2)]
         await asyncio.sleep(0.05)
         return answers
 

@@ -8,6 +8,7 @@ import time
 from types import SimpleNamespace
 
 from conftest import make_request
+from tsserve_shim.engine.contract import GenerateRequest
 from tsserve_shim.engine.vllm.engine import VllmEngine, refusal
 
 
@@ -62,7 +63,7 @@ def test_a_sequence_vllm_ends_with_error_or_abort_is_that_request_s_failure_not_
                 yield out
 
         engine = SimpleNamespace(llm=Llm(), _request_ids=itertools.count())
-        return asyncio.run(VllmEngine._generate(engine, greedy("x"), [1, 2], [None], None))
+        return asyncio.run(VllmEngine._generate(engine, GenerateRequest.from_params(greedy("x")), [1, 2], [None], None))
 
     assert outcome_for("error")["status"] == 500
     assert outcome_for("abort")["status"] == 503 and "aborted" in outcome_for("abort")["message"]

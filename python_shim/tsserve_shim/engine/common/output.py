@@ -1,5 +1,6 @@
-"""Output processing: what each chosen token does to its row (EOS, text, stop sequences, budget),
-the text a streaming row may send, echo's prompt logprobs, and the GenerateOutcome of finished rows.
+"""The output processor: what each sampled token does to its row (EOS, text, stop sequences, budget), the
+text a streaming row may send, echo's prompt logprobs, and the GenerateOutcome of finished rows. Both
+engines hand it what they sampled (SampledToken; the transformers engine a whole StepOutput a step).
 
 Shapes (src/protocol/messages.ts has the zod definitions):
 - a Sequence's ``logprobs`` covers the generated tokens only; ``tokens[i]`` is the
@@ -15,9 +16,7 @@ Shapes (src/protocol/messages.ts has the zod definitions):
   tokenizer's leading space, absent from the prompt, start at 0).
 - ``compute_time`` is the wall time from the call's admission to its answer.
 
-Echo's prompt logprobs are made from ``Scores`` (each prompt position's logprob and best
-alternatives), whichever engine computed them: the transformers engine from its logits or its prefix
-cache's blocks, the vLLM engine from vLLM's prompt logprobs.
+Echo's prompt logprobs are made from the Scores (scores.py) an engine left on the row that scores its prompt.
 """
 from __future__ import annotations
 
@@ -27,42 +26,87 @@ from typing import Mapping, Sequence
 
 import torch
 
+from ..contract import Outcome, error_outcome, failed_outcome
 from .detokenize import IncrementalDecoder, token_strings
+from .prompts import PromptTokenizer
 from .rows import CANCELLED, TIMED_OUT, Row
+from .scores import Scores
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class SampledToken:
+    """One token a row took, as its engine sampled it: its logprob and the best alternatives (ids, logprobs)."""
+
+    token: int
+    logprob: float
+    top_ids: Sequence[int] = ()
+    top_values: Sequence[float] = ()
+    ends: bool = False  # the engine ended the row on it (a stop token id of vLLM's): taken as an EOS
+
+
 @dataclass
-class Scores:
-    """Prompt logprobs of consecutive positions: position p's token given the tokens before it."""
+class StepOutput:
+    """What one decode step gave: ``rows[i]`` took ``sampled[i]``."""
 
-    logprobs: list[float | None]
-    top_ids: list[list[int]]
-    top_values: list[list[float]]
+    rows: list[Row]
+    sampled: list[SampledToken]
 
-    def __getitem__(self, positions: slice) -> "Scores":
-        return Scores(self.logprobs[positions], self.top_ids[positions], self.top_values[positions])
 
-    def __add__(self, other: "Scores") -> "Scores":
-        return Scores(self.logprobs + other.logprobs, self.top_ids + other.top_ids, self.top_values + other.top_values)
+class OutputProcessor:
+    """Takes sampled tokens into rows and answers finished calls. ``text``: the engine's tokenizer side (its
+    tokenizer and EOS ids, read at each use)."""
+
+    def __init__(self, text: PromptTokenizer) -> None:
+        self.text = text
+
+    @property
+    def eos_ids(self) -> set[int]:
+        return self.text.eos_ids
+
+    def process(self, step: StepOutput) -> None:
+        for row, sampled in zip(step.rows, step.sampled):
+            self.take(row, sampled)
+
+    def take(self, row: Row, sampled: SampledToken) -> None:
+        """One token into its row, and what the row may stream now."""
+        tops = top_alternatives(row.decoder, sampled.top_ids[: row.k], sampled.top_values[: row.k]) if row.k > 0 else None
+        row.chosen_ids.append(sampled.token)
+        eos_ids = self.eos_ids | {sampled.token} if sampled.ends else self.eos_ids
+        advance(row, sampled.token, sampled.logprob, tops, eos_ids)
+        stream(row)
 
     @staticmethod
-    def empty() -> "Scores":
-        return Scores([], [], [])
+    def finish(row: Row, reason: str) -> None:
+        """The engine ended the row (a vLLM finish reason): what it held back goes out."""
+        row.finish_reason = reason
+        flush(row)
+        stream(row)
 
-    @staticmethod
-    def first() -> "Scores":
-        """Position 0: a prompt's first token has no score."""
-        return Scores([None], [[]], [[]])
+    def outcomes(self, prompts: Mapping[int, list[int]], rows: Sequence[Row], elapsed: float) -> dict[int, Outcome]:
+        """The GenerateOutcome of every admitted request once its rows are done (504 when one ran out of time)."""
+        return {index: self._outcome(ids, [row for row in rows if row.request == index], elapsed) for index, ids in prompts.items()}
 
+    def _outcome(self, ids: list[int], rows: list[Row], elapsed: float) -> Outcome:
+        late = [row for row in rows if row.finish_reason == TIMED_OUT]
+        if late:
+            produced = max(len(r.token_ids) for r in rows)
+            return error_outcome(504, late[0].deadline.message(produced, late[0].max_tokens))
+        if any(row.finish_reason == CANCELLED for row in rows):
+            return error_outcome(499, "the request was cancelled before its generation finished")
+        scored = next((r for r in rows if r.prompt_scores is not None), None)
+        return {
+            "ok": True,
+            "prompt": self._prompt_logprobs(scored) if scored is not None else empty_token_logprobs(),
+            "sequences": [sequence(row) for row in rows],
+            "prompt_tokens": len(ids),
+            "cached_tokens": rows[0].cached_tokens,
+            "compute_time": elapsed,
+        }
 
-def error_outcome(status: int, message: str, field: str | None = None) -> dict:
-    """A failed GenerateOutcome; ``field``: the request field a refusal is about."""
-    outcome = {"ok": False, "status": status, "message": message}
-    if field is not None:
-        outcome["field"] = field
-    return outcome
+    def _prompt_logprobs(self, row: Row) -> dict:
+        return prompt_logprobs(self.text.tokenizer, row.prompt_scores, row.prompt_ids, row.k, row.prompt)
 
 
 def empty_token_logprobs() -> dict:
@@ -76,7 +120,7 @@ def is_oom(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
-def generation_failure(error: BaseException, rows: int) -> dict:
+def generation_failure(error: BaseException, rows: int) -> Outcome:
     """The outcome of every request whose pass raised: 507 when out of memory, else 500."""
     if is_oom(error):
         log.error("tsserve: out of memory while generating %d rows: %s", rows, error)
@@ -84,7 +128,7 @@ def generation_failure(error: BaseException, rows: int) -> dict:
             torch.cuda.empty_cache()
         return error_outcome(507, f"out of memory while generating: {error}")
     log.error("tsserve: generation failed", exc_info=error)
-    return error_outcome(500, f"generation failed: {type(error).__name__}: {error}")
+    return failed_outcome(error)
 
 
 # ------------------------------------------------------------------ one token
@@ -195,29 +239,6 @@ def sequence(row: Row) -> dict:
     }
 
 
-def outcomes(prompts: Mapping[int, list[int]], rows: Sequence[Row], elapsed: float) -> dict[int, dict]:
-    """The GenerateOutcome of every admitted request once its rows are done (504 when one ran out of time)."""
-    result: dict[int, dict] = {}
-    for index, ids in prompts.items():
-        mine = [row for row in rows if row.request == index]
-        late = [row for row in mine if row.finish_reason == TIMED_OUT]
-        if late:
-            produced = max(len(r.token_ids) for r in mine)
-            result[index] = error_outcome(504, late[0].deadline.message(produced, late[0].max_tokens))
-        elif any(row.finish_reason == CANCELLED for row in mine):
-            result[index] = error_outcome(499, "the request was cancelled before its generation finished")
-        else:
-            result[index] = {
-                "ok": True,
-                "prompt": next((r.prompt_logprobs for r in mine if r.prompt_logprobs), None) or empty_token_logprobs(),
-                "sequences": [sequence(row) for row in mine],
-                "prompt_tokens": len(ids),
-                "cached_tokens": mine[0].cached_tokens,
-                "compute_time": elapsed,
-            }
-    return result
-
-
 def prompt_offsets(prompt: str, strings: Sequence[str]) -> list[int]:
     """Where each prompt token's text starts in ``prompt`` (code points), as echo's ``text_offset`` needs.
 
@@ -254,21 +275,3 @@ def prompt_logprobs(tokenizer, scores: Scores, ids: list[int], k: int, prompt: s
         "top_logprobs": tops,
         "text_offset": prompt_offsets(prompt, strings),
     }
-
-
-def position_scores(logits: torch.Tensor, ids: Sequence[int], k: int, chunk: int = 512) -> Scores:
-    """The scores of positions 1..len(ids)-1 of ``ids`` from ``logits`` [len(ids), vocab] (the logits
-    at every position): each next token's logprob and the k best, a chunk of positions at a time."""
-    target = torch.tensor(list(ids[1:]), device=logits.device)
-    scores = Scores.empty()
-    for start in range(0, len(ids) - 1, chunk):
-        lp = torch.log_softmax(logits[start : min(start + chunk, len(ids) - 1)].float(), dim=-1)
-        scores.logprobs += lp.gather(1, target[start : start + lp.shape[0]].unsqueeze(-1)).squeeze(-1).tolist()
-        if k > 0:
-            v, i = lp.topk(k, dim=-1)
-            scores.top_values += v.tolist()
-            scores.top_ids += i.tolist()
-        else:
-            scores.top_values += [[] for _ in range(lp.shape[0])]
-            scores.top_ids += [[] for _ in range(lp.shape[0])]
-    return scores

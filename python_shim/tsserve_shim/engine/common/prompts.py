@@ -1,14 +1,15 @@
 """The text side every engine shares: its tokenizer, the model's context length and end-of-sequence
 tokens, and the checks a generate request's prompt passes before any engine runs it.
 
-The transformers engine (ModelRunner) and the vLLM engine both build on PromptTokenizer, so a prompt
+Both engines (transformers.engine.Engine and vllm.engine.VllmEngine) are PromptTokenizers, so a prompt
 is tokenized, refused and described (ModelInfo) the same way whichever engine serves it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import output
+from ..contract import GenerateRequest, Outcome, Requests, error_outcome
 
 # A model config's max_position_embeddings is trusted up to this; beyond it the
 # tokenizer's model_max_length (when smaller) wins.
@@ -48,16 +49,17 @@ def _decodes_as_its_backend(tokenizer) -> bool:
     return True
 
 
-class Tokenized(dict):
+@dataclass(frozen=True)
+class Tokenized(GenerateRequest):
     """A GenerateRequest whose prompt was tokenized before it reached the engine (PromptTokenizer.pretokenize,
     on the bridge's tokenizer thread, off the decode loop): admission takes its ``ids``, or raises its ``error``."""
 
-    __slots__ = ("ids", "error")
+    ids: list[int] | None = None
+    error: Exception | None = None
 
-    def __init__(self, request: Mapping[str, Any], ids: list[int] | None, error: Exception | None) -> None:
-        super().__init__(request)
-        self.ids = ids
-        self.error = error
+    @classmethod
+    def of_request(cls, request: GenerateRequest, ids: list[int] | None, error: Exception | None) -> "Tokenized":
+        return cls(**{f.name: getattr(request, f.name) for f in fields(GenerateRequest)}, ids=ids, error=error)
 
 
 class PromptTokenizer:
@@ -143,47 +145,47 @@ class PromptTokenizer:
 
     # ------------------------------------------------------------- admission
 
-    def admissible(self, requests: Sequence[Mapping[str, Any]]) -> tuple[list[dict | None], dict[int, list[int]]]:
+    def admissible(self, requests: Sequence[GenerateRequest]) -> tuple[list[Outcome | None], dict[int, list[int]]]:
         """Tokenize every request: a 400 outcome for those refused, the prompt ids of the others."""
-        outcomes: list[dict | None] = [None] * len(requests)
+        outcomes: list[Outcome | None] = [None] * len(requests)
         prompts: dict[int, list[int]] = {}
         for index, request in enumerate(requests):
             try:
                 ids = self.prompt_ids(request)
-                problem = self.check_lengths(len(ids), int(request["max_tokens"]))
+                problem = self.check_lengths(len(ids), request.max_tokens)
             except Exception as error:  # noqa: BLE001 - a bad request must not fail its batch mates
-                outcomes[index] = output.error_outcome(400, f"cannot tokenize the prompt: {error}", "prompt")
+                outcomes[index] = error_outcome(400, f"cannot tokenize the prompt: {error}", "prompt")
                 continue
             if problem:
-                outcomes[index] = output.error_outcome(400, problem, "max_tokens" if "and max_tokens is" in problem else "prompt")
+                outcomes[index] = error_outcome(400, problem, "max_tokens" if "and max_tokens is" in problem else "prompt")
             else:
                 prompts[index] = ids
         return outcomes, prompts
 
-    def pretokenize(self, requests: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    def pretokenize(self, requests: Requests) -> list[GenerateRequest]:
         """The requests with each text prompt tokenized now (Tokenized), for an engine to admit without tokenizing."""
-        out: list[Mapping[str, Any]] = []
-        for request in requests:
-            if isinstance(request, Tokenized) or request.get("prompt_token_ids") is not None:
+        out: list[GenerateRequest] = []
+        for request in map(GenerateRequest.of, requests):
+            if isinstance(request, Tokenized) or request.prompt_token_ids is not None:
                 out.append(request)
                 continue
             try:
-                out.append(Tokenized(request, self.encode_prompt(request["prompt"], literal_spans=request.get("literal_spans")), None))
+                out.append(Tokenized.of_request(request, self.encode_prompt(request.prompt, literal_spans=request.literal_spans), None))
             except Exception as error:  # noqa: BLE001 - admission answers it, for this request alone
-                out.append(Tokenized(request, None, error))
+                out.append(Tokenized.of_request(request, None, error))
         return out
 
-    def prompt_ids(self, request: Mapping[str, Any]) -> list[int]:
+    def prompt_ids(self, request: GenerateRequest | Mapping[str, Any]) -> list[int]:
         """A GenerateRequest's prompt ids: its ``prompt_token_ids`` as sent (never re-tokenized), else the encoded ``prompt``
         (tokenized already when it is Tokenized)."""
+        request = GenerateRequest.of(request)
         if isinstance(request, Tokenized):
             if request.error is not None:
                 raise request.error
             return list(request.ids)
-        ids = request.get("prompt_token_ids")
-        if ids is not None:
-            return [int(i) for i in ids]
-        return self.encode_prompt(request["prompt"], literal_spans=request.get("literal_spans"))
+        if request.prompt_token_ids is not None:
+            return list(request.prompt_token_ids)
+        return self.encode_prompt(request.prompt, literal_spans=request.literal_spans)
 
     def check_lengths(self, prompt_tokens: int, max_tokens: int) -> str | None:
         if prompt_tokens == 0:

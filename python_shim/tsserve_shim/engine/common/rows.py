@@ -1,4 +1,5 @@
-"""A row is one sequence being generated: one (request, sequence) pair with its own settings and output so far.
+"""A row is one sequence being generated: one (request, sequence) pair with its request's settings and its
+output so far.
 
 ``build_rows`` is the one place that turns GenerateRequests into rows.
 """
@@ -6,12 +7,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
+from ..contract import GenerateRequest
 from .deadline import Deadline
 from .detokenize import IncrementalDecoder
-from .sampling import row_key
 from .stopping import StopMatcher
+
+if TYPE_CHECKING:  # an annotation only: rows stay free of torch
+    from .scores import Scores
 
 OnDelta = Callable[[int, int, str, "dict | None"], None]
 
@@ -20,27 +24,21 @@ TIMED_OUT = "timeout"
 CANCELLED = "cancelled"
 
 
-@dataclass
+@dataclass(eq=False)
 class Row:
-    request: int
+    """What both engines keep of a row: its request, the text and tokens so far, how it ended and what it
+    streamed. An engine's own per-row state lives in its own subclass (transformers/batch.py's DecodeRow)."""
+
+    request: int  # the request's index in its call
     sequence: int
-    prompt: str
+    params: GenerateRequest
     prompt_ids: list[int]
-    max_tokens: int
-    temperature: float
-    top_p: float
-    top_k: int
-    penalty: float
-    k: int  # top_logprobs wanted
-    stream: bool
-    echo: bool
     stops: StopMatcher
-    key: int  # the sampling key (sampling.row_key)
     deadline: Deadline | None
     decoder: IncrementalDecoder
     on_delta: OnDelta | None = None  # where a streaming row's new text goes
     scores_prompt: bool = False  # the row that carries its echo request's prompt logprobs
-    prompt_logprobs: dict | None = None
+    prompt_scores: Scores | None = None  # those logprobs as numbers, set by the engine that scored the prompt
     text: str = ""
     tokens: list[str] = field(default_factory=list)
     token_ids: list[int] = field(default_factory=list)
@@ -52,8 +50,27 @@ class Row:
     cached_tokens: int = 0  # prompt positions whose KV came from the prefix cache
     streamed_chars: int = 0
     streamed_tokens: int = 0
-    structured: dict | None = None  # the request's structured output (structured.py), None for free text
-    grammar: Any = None  # the row's grammar matcher, made at its first decode step
+
+    @property
+    def prompt(self) -> str:
+        return self.params.prompt
+
+    @property
+    def max_tokens(self) -> int:
+        return self.params.max_tokens
+
+    @property
+    def k(self) -> int:
+        """top_logprobs wanted."""
+        return self.params.logprobs
+
+    @property
+    def stream(self) -> bool:
+        return self.params.stream
+
+    @property
+    def echo(self) -> bool:
+        return self.params.echo
 
     @property
     def done(self) -> bool:
@@ -67,39 +84,29 @@ class Row:
 
 def build_rows(
     tokenizer,
-    requests: Sequence[Mapping[str, Any]],
+    requests: Sequence[GenerateRequest],
     prompts: Mapping[int, list[int]],
     deadlines: Sequence[Deadline | None],
     on_delta: OnDelta | None = None,
+    row_type: type[Row] = Row,
 ) -> list[Row]:
-    """One row per sequence of every admitted request (``prompts``: request index -> prompt ids)."""
+    """One row (a ``row_type``) per sequence of every admitted request (``prompts``: request index -> prompt ids)."""
     rows: list[Row] = []
     for index, ids in prompts.items():
         request = requests[index]
-        temperature = float(request.get("temperature", 0.0))
-        stops = StopMatcher(request.get("stop") or [])
-        for sequence in range(int(request.get("num_sequences", 1))):
+        stops = StopMatcher(request.stop)
+        for sequence in range(request.num_sequences):
             rows.append(
-                Row(
+                row_type(
                     request=index,
                     sequence=sequence,
-                    prompt=request["prompt"],
+                    params=request,
                     prompt_ids=ids,
-                    max_tokens=int(request["max_tokens"]),
-                    temperature=temperature,
-                    top_p=min(1.0, max(0.0, float(request.get("top_p", 1.0)))),
-                    top_k=max(0, int(request.get("top_k", 0) or 0)),
-                    penalty=float(request.get("repetition_penalty", 1.0) or 1.0),
-                    k=int(request.get("logprobs", 0) or 0),
-                    stream=bool(request.get("stream", False)),
-                    echo=bool(request.get("echo", False)),
                     stops=stops,
-                    key=row_key(request.get("seed"), sequence),
                     deadline=deadlines[index],
                     decoder=IncrementalDecoder(tokenizer, ids),
                     on_delta=on_delta,
-                    scores_prompt=bool(request.get("echo", False)) and sequence == 0,
-                    structured=request.get("structured"),
+                    scores_prompt=request.echo and sequence == 0,
                 )
             )
     return rows

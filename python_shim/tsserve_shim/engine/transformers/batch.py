@@ -1,10 +1,15 @@
 """The running decode batch between steps: its rows, their KV cache, attention mask, positions,
-next-token logits and per-row sampling settings as tensors, kept in step and pruned together."""
+next-token logits and per-row sampling settings as tensors, kept in step and pruned together; and
+DecodeRow, a row as this engine decodes it."""
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from ..common.rows import Row
+from ..common.sampling import row_key
 from .kv_cache import (
     crop_layers,
     drop_columns,
@@ -19,11 +24,37 @@ from .kv_cache import (
 from .transformers_compat import forward_with_cache
 
 
+@dataclass(eq=False)
+class DecodeRow(Row):
+    """A row of the transformers engine: its sampling settings as the batch's tensors take them, and its
+    grammar matcher (grammar.py)."""
+
+    temperature: float = field(init=False)
+    top_p: float = field(init=False)
+    top_k: int = field(init=False)
+    penalty: float = field(init=False)
+    key: int = field(init=False)  # the sampling key (common/sampling.row_key)
+    grammar: Any = None  # made at its first decode step
+
+    def __post_init__(self) -> None:
+        params = self.params
+        self.temperature = params.temperature
+        self.top_p = min(1.0, max(0.0, params.top_p))
+        self.top_k = max(0, params.top_k)
+        self.penalty = params.repetition_penalty
+        self.key = row_key(params.seed, self.sequence)
+
+    @property
+    def structured(self):
+        """The request's structured output (common/structured.py), None for free text."""
+        return self.params.structured
+
+
 class DecodeBatch:
     _PER_ROW = ("mask", "last_pos", "logits", "temperature", "top_k", "top_p", "keys", "steps", "seen", "penalty", "chosen")
     _JOINED = ("last_pos", "logits", "temperature", "top_k", "top_p", "keys", "steps", "seen", "penalty")
 
-    def __init__(self, rows: list[Row], cache, mask: torch.Tensor, last_pos: torch.Tensor, logits: torch.Tensor, seen: torch.Tensor | None) -> None:
+    def __init__(self, rows: list[DecodeRow], cache, mask: torch.Tensor, last_pos: torch.Tensor, logits: torch.Tensor, seen: torch.Tensor | None) -> None:
         device = mask.device
         self.rows = list(rows)
         self.cache = cache

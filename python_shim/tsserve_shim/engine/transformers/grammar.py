@@ -27,9 +27,9 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..common import output
-from ..common.rows import Row
 from ..common.structured import StructureError, structure_kind
+from ..contract import GenerateRequest, error_outcome
+from .batch import DecodeRow
 
 MAX_WHITESPACE = 20
 
@@ -90,18 +90,18 @@ class Grammars:
 
     # ------------------------------------------------------------ admission
 
-    def refuse_unsupported(self, requests: Sequence[Mapping[str, Any]], outcomes: list, prompts: dict) -> None:
+    def refuse_unsupported(self, requests: Sequence[GenerateRequest], outcomes: list, prompts: dict) -> None:
         """Answer 400 to the admitted requests whose ``structured`` does not compile (they leave ``prompts``)."""
-        for index in [i for i in prompts if requests[i].get("structured") is not None]:
+        for index in [i for i in prompts if requests[i].structured is not None]:
             try:
-                self.compile(requests[index]["structured"])
+                self.compile(requests[index].structured)
             except StructureError as error:
-                outcomes[index] = output.error_outcome(400, str(error))
+                outcomes[index] = error_outcome(400, str(error))
                 del prompts[index]
 
     # ------------------------------------------------------------ decode step
 
-    def constrain(self, rows: Sequence[Row], logits: torch.Tensor, stop_ids: set[int]) -> torch.Tensor:
+    def constrain(self, rows: Sequence[DecodeRow], logits: torch.Tensor, stop_ids: set[int]) -> torch.Tensor:
         """The logits to choose from: a copy with every token outside a constrained row's grammar at
         -inf, or ``logits`` itself when no row is constrained."""
         constrained = [j for j, row in enumerate(rows) if row.structured is not None and not row.done]
@@ -121,7 +121,7 @@ class Grammars:
         return masked
 
     @staticmethod
-    def accept(rows: Sequence[Row], tokens: Sequence[int]) -> None:
+    def accept(rows: Sequence[DecodeRow], tokens: Sequence[int]) -> None:
         """Advance each constrained row's matcher by the token it just took."""
         for row, token in zip(rows, tokens):
             if row.grammar is not None and not row.grammar.is_terminated() and not row.grammar.accept_token(int(token)):

@@ -1,21 +1,22 @@
-"""The model side of the engine: a transformers causal LM and its tokenizer, with the two
-operations the scheduler's loop is made of: prefill (new rows' prompts in one forward, giving
-a DecodeBatch) and the decode step (choose every row's next token from its logits, take it in).
+"""The model side of the engine: a transformers causal LM with the two operations the engine's loop
+is made of, prefill (new rows' prompts in one forward, giving a DecodeBatch) and the decode step (choose
+every row's next token from its logits: a StepOutput for the output processor), and the prefix cache
+whose KV they reuse. It does every forward; it writes no text and streams nothing.
 """
 from __future__ import annotations
 
 import inspect
 import logging
+from dataclasses import dataclass
 
 import torch
 
-from ..common import output
-from ..common.output import Scores
-from ..common.prompts import PromptTokenizer, context_length, eos_token_ids
-from ..common.rows import Row, expire
-from .batch import DecodeBatch
-from .kv_cache import mergeable
+from ..common.output import SampledToken, StepOutput
+from ..common.rows import expire
+from ..common.scores import Scores, position_scores
+from .batch import DecodeBatch, DecodeRow
 from .grammar import Grammars
+from .kv_cache import mergeable
 from .prefix_cache import SCORE_TOP_K, Block, PrefixCache
 from .sampling import select_tokens
 from .transformers_compat import cache_keyword, forward_with_cache
@@ -31,20 +32,32 @@ def _slices_logits_by_mask(model) -> bool:
         return False
 
 
-class ModelRunner(PromptTokenizer):
+@dataclass
+class PromptLayout:
+    """One prefill forward's inputs. Per row: [padding, cached prefix | padding, computed suffix], the cached
+    part given to the model as its KV cache."""
+
+    reused: list[int]  # prompt positions each row takes from the prefix cache
+    suffixes: list[list[int]]  # the prompt ids each row computes
+    input_ids: torch.Tensor  # [B, S]: the suffixes, left-padded
+    mask: torch.Tensor  # [B, C + S]: 1 where a row has a real token, cached or computed
+    positions: torch.Tensor  # [B, S]
+
+    @property
+    def width(self) -> int:
+        return int(self.input_ids.shape[1])
+
+    @property
+    def cached_width(self) -> int:
+        return max(self.reused)
+
+
+class ModelRunner:
     def __init__(self, model, tokenizer, *, device: str | torch.device | None = None, name_or_path: str | None = None):
         self.model = model
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        config = model.config
-        generation = getattr(model, "generation_config", None)
-        super().__init__(
-            tokenizer,
-            context_length=context_length(config, tokenizer),
-            eos_ids=eos_token_ids(getattr(generation, "eos_token_id", None) if generation else None, tokenizer),
-            vocab_size=int(getattr(config, "vocab_size", None) or len(tokenizer)),
-            name_or_path=name_or_path or getattr(model, "name_or_path", None) or "model",
-            device=str(self.device),
-        )
+        self.vocab_size = int(getattr(model.config, "vocab_size", None) or len(tokenizer))
+        self.name_or_path = name_or_path or getattr(model, "name_or_path", None) or "model"
         pad = tokenizer.pad_token_id
         if pad is None:
             pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
@@ -54,17 +67,56 @@ class ModelRunner(PromptTokenizer):
         self.prefix_cache: PrefixCache | None = None  # use_prefix_cache turns it on
         self.grammars = Grammars(tokenizer, self.vocab_size)  # structured output (grammar.py)
 
-    def admissible(self, requests):
-        """PromptTokenizer's admission, and a 400 for a ``structured`` that does not compile."""
-        outcomes, prompts = super().admissible(requests)
-        self.grammars.refuse_unsupported(requests, outcomes, prompts)
-        return outcomes, prompts
+    def __copy__(self) -> "ModelRunner":
+        """A runner on the same model with a prefix cache of its own (another model's KV must never be found in it)."""
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        if self.prefix_cache is not None:
+            other.prefix_cache = PrefixCache(self.prefix_cache.budget_bytes, self.prefix_cache.block_tokens)
+        return other
+
+    # ------------------------------------------------------------------ the prefix cache
+
+    def use_prefix_cache(self, budget_bytes: int) -> None:
+        """Turn on prefix caching with a budget (0 turns it off). Models whose KV cache is not plain
+        full attention (sliding windows, quantized caches) run without it."""
+        from transformers import DynamicCache
+
+        if budget_bytes <= 0:
+            self.prefix_cache = None
+        elif not mergeable(DynamicCache(config=self.model.config)):
+            log.warning("tsserve: %s has no plain full-attention KV cache; prefix caching is off", self.name_or_path)
+            self.prefix_cache = None
+        else:
+            self.prefix_cache = PrefixCache(budget_bytes)
+
+    def drop_prefix_cache(self) -> bool:
+        """Give up the prefix cache's KV (until it is sized again); False when it held none."""
+        cache = self.prefix_cache
+        if cache is None or not cache.nbytes:
+            return False
+        log.warning("tsserve: out of memory in a decode step; dropping the prefix cache's %.1f MiB", cache.nbytes / 2**20)
+        cache.shrink(0)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return True
+
+    def keep_finished(self, batch: DecodeBatch) -> None:
+        """Cache the KV of the rows that just finished: prompt and generated tokens (a multi-step
+        handler's next prompt extends them)."""
+        if self.prefix_cache is None:
+            return
+        for j, row in enumerate(batch.rows):
+            if row.done and row.chosen_ids:
+                ids = row.prompt_ids + row.chosen_ids[:-1]  # the last token chosen was never fed
+                if batch.tokens_held(j) == len(ids):
+                    self.prefix_cache.extend(ids, batch.row_kv(j))
 
     # ------------------------------------------------------------------ prefill
 
-    def prefill(self, rows: list[Row]) -> DecodeBatch | None:
+    def prefill(self, rows: list[DecodeRow]) -> DecodeBatch | None:
         """Prefill the rows that are still in time: their decode batch (None when no row needs a
-        token). An echo request's prompt logprobs go to its first row (``Row.prompt_logprobs``).
+        token). An echo request's first row gets its prompt's Scores (``Row.prompt_scores``).
 
         With a prefix cache, each row starts from the longest cached prefix of its prompt. Rows
         that would compute the same new prefix as a row before them wait for a second forward,
@@ -85,20 +137,20 @@ class ModelRunner(PromptTokenizer):
                 row.finish_reason = "length"
         return batch if batch.prune() else None
 
-    def _lookup(self, rows: list[Row]) -> list[list[Block]]:
+    def _lookup(self, rows: list[DecodeRow]) -> list[list[Block]]:
         """Each row's cached prefix: scoring rows only take blocks that carry prompt logprobs."""
         return [self.prefix_cache.match(row.prompt_ids, scored=row.scores_prompt) if self._can_reuse(row) else [] for row in rows]
 
     @staticmethod
-    def _can_reuse(row: Row) -> bool:
+    def _can_reuse(row: DecodeRow) -> bool:
         return not row.scores_prompt or row.k <= SCORE_TOP_K
 
-    def _split_shared(self, rows: list[Row]) -> tuple[list[Row], list[list[Block]], list[Row]]:
+    def _split_shared(self, rows: list[DecodeRow]) -> tuple[list[DecodeRow], list[list[Block]], list[DecodeRow]]:
         """The rows to prefill now with their cached chains, and the rows whose first uncached block
         one of them computes (looked up again once that forward has cached it)."""
-        first: list[Row] = []
+        first: list[DecodeRow] = []
         chains: list[list[Block]] = []
-        later: list[Row] = []
+        later: list[DecodeRow] = []
         computing: set[tuple[int, ...]] = set()
         for row, chain in zip(rows, self._lookup(rows)):
             missing = self.prefix_cache.first_missing(row.prompt_ids, chain)
@@ -110,7 +162,7 @@ class ModelRunner(PromptTokenizer):
             computing |= self.prefix_cache.missing_prefixes(row.prompt_ids, chain)
         return first, chains, later
 
-    def _reused(self, row: Row, chain: list[Block]) -> int:
+    def _reused(self, row: DecodeRow, chain: list[Block]) -> int:
         """How many prompt positions a row takes from the cache: the whole chain, except that the
         last prompt token is always computed (its logits choose the first new token), and that a
         scoring row recomputes the chain's last position (its logits score the next block's first token)."""
@@ -119,81 +171,97 @@ class ModelRunner(PromptTokenizer):
             reused = len(chain) * self.prefix_cache.block_tokens - 1
         return max(0, reused)
 
-    def _forward_prompts(self, rows: list[Row], chains: list[list[Block]]) -> DecodeBatch:
-        """One forward over the rows' prompts past what each takes from the cache. Layout per row:
-        [padding, cached prefix | padding, computed suffix], the cached part given to the model as its
-        KV cache. Returns the decode batch (the next-token logits of every row); an echo request's
-        first row gets its prompt logprobs, and the new full blocks of every prompt go to the cache."""
+    def _forward_prompts(self, rows: list[DecodeRow], chains: list[list[Block]]) -> DecodeBatch:
+        """One forward over the rows' prompts past what each takes from the cache: the decode batch (the
+        next-token logits of every row). Echo rows get their prompt's Scores; the new full blocks of every
+        prompt go to the cache."""
         from transformers import DynamicCache
 
-        device = self.device
+        layout = self._layout(rows, chains)
+        cache = DynamicCache(config=self.model.config)
+        if layout.cached_width:
+            self._load_prefixes(cache, chains, layout.reused, layout.cached_width)
+        echo_rows = [i for i, row in enumerate(rows) if row.scores_prompt]
+        keep = self._logits_to_keep(layout, echo_rows)
+        out, cache = forward_with_cache(
+            self.model, cache, input_ids=layout.input_ids, attention_mask=layout.mask, position_ids=layout.positions, logits_to_keep=keep
+        )
+        self._count_lookups(rows, layout.reused)  # once the forward ran: a prefill that raises is retried, not counted twice
+        last, echo_logits = self._split_logits(out.logits, keep, layout, echo_rows)
+        scores = self._score_prompts(rows, chains, layout.reused, echo_logits)
+        del echo_logits
+        batch = DecodeBatch(rows, cache, layout.mask, layout.positions[:, -1], last.to(device=self.device, dtype=torch.float32), self._seen(rows, last.shape[-1]))
+        if self.prefix_cache is not None:
+            for i, row in enumerate(rows):
+                self.prefix_cache.extend(row.prompt_ids, batch.row_kv(i), scores.get(i))
+        return batch
+
+    def _layout(self, rows: list[DecodeRow], chains: list[list[Block]]) -> PromptLayout:
         reused = [self._reused(row, chain) for row, chain in zip(rows, chains)]
         suffixes = [row.prompt_ids[r:] for row, r in zip(rows, reused)]
         cached_width, width = max(reused), max(len(s) for s in suffixes)
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         input_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, suffix in enumerate(suffixes):
+        cached_mask = torch.zeros((len(rows), cached_width), dtype=torch.long)
+        for i, (suffix, r) in enumerate(zip(suffixes, reused)):
             input_ids[i, width - len(suffix) :] = torch.tensor(suffix, dtype=torch.long)
             input_mask[i, width - len(suffix) :] = 1
-        cached_mask = torch.zeros((len(rows), cached_width), dtype=torch.long)
-        for i, r in enumerate(reused):
             cached_mask[i, cached_width - r :] = 1
-        input_ids, input_mask = input_ids.to(device), input_mask.to(device)
-        mask = torch.cat([cached_mask.to(device), input_mask], dim=1)
-        start = torch.tensor(reused, dtype=torch.long, device=device).unsqueeze(-1)
+        input_ids, input_mask = input_ids.to(self.device), input_mask.to(self.device)
+        start = torch.tensor(reused, dtype=torch.long, device=self.device).unsqueeze(-1)
         positions = (start + input_mask.cumsum(-1) - 1).clamp(min=0)
         for row, r in zip(rows, reused):
             row.cached_tokens = r
+        return PromptLayout(reused, suffixes, input_ids, torch.cat([cached_mask.to(self.device), input_mask], dim=1), positions)
 
-        cache = DynamicCache(config=self.model.config)
-        if cached_width:
-            self._load_prefixes(cache, chains, reused, cached_width)
-        echo_rows = {i for i, row in enumerate(rows) if row.scores_prompt}
-        keep: torch.Tensor | int = 1
-        if echo_rows:
-            keep = 0
-            if self._keeps_positions_by_mask:
-                keep = torch.zeros((len(rows), width), dtype=torch.bool, device=device)
-                keep[:, -1] = True
-                for i in echo_rows:
-                    keep[i, width - len(suffixes[i]) :] = True
-        out, cache = forward_with_cache(
-            self.model, cache, input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
-        )
-        if self.prefix_cache is not None:  # counted once the forward ran: a prefill that raises is retried, not counted twice
-            for row, r in zip(rows, reused):
-                self.prefix_cache.stats.prompt_tokens += len(row.prompt_ids)
-                self.prefix_cache.stats.hit_tokens += r
-        echo_logits: dict[int, torch.Tensor] = {}
-        if isinstance(keep, torch.Tensor):
-            flat = out.logits.reshape(-1, out.logits.shape[-1])
-            ends = keep.sum(-1).cumsum(0)
-            last = flat[ends - 1]
-            starts = (ends - keep.sum(-1)).tolist()
-            for i in echo_rows:
-                echo_logits[i] = flat[starts[i] : int(ends[i])]
-        else:
-            last = out.logits[:, -1, :]
-            for i in echo_rows:
-                echo_logits[i] = out.logits[i, width - len(suffixes[i]) :]
+    def _logits_to_keep(self, layout: PromptLayout, echo_rows: list[int]) -> torch.Tensor | int:
+        """The last position's logits of every row, and every computed position's of the echo rows: by a
+        mask where the model takes one, else all positions (0) when an echo row needs them."""
+        if not echo_rows:
+            return 1
+        if not self._keeps_positions_by_mask:
+            return 0
+        keep = torch.zeros((len(layout.suffixes), layout.width), dtype=torch.bool, device=self.device)
+        keep[:, -1] = True
+        for i in echo_rows:
+            keep[i, layout.width - len(layout.suffixes[i]) :] = True
+        return keep
+
+    @staticmethod
+    def _split_logits(logits: torch.Tensor, keep, layout: PromptLayout, echo_rows: list[int]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """Each row's next-token logits [B, V], and each echo row's logits at its computed positions."""
+        if not isinstance(keep, torch.Tensor):
+            return logits[:, -1, :], {i: logits[i, layout.width - len(layout.suffixes[i]) :] for i in echo_rows}
+        flat = logits.reshape(-1, logits.shape[-1])  # the kept positions of every row, one after another
+        ends = keep.sum(-1).cumsum(0)
+        starts = (ends - keep.sum(-1)).tolist()
+        return flat[ends - 1], {i: flat[starts[i] : int(ends[i])] for i in echo_rows}
+
+    def _score_prompts(self, rows: list[DecodeRow], chains: list[list[Block]], reused: list[int], echo_logits: dict[int, torch.Tensor]) -> dict[int, Scores]:
+        """Each echo row's prompt Scores (set on the row too): the cached chain's, then the computed positions'.
+        With a prefix cache they keep SCORE_TOP_K alternatives, for the blocks they are stored with."""
         scores: dict[int, Scores] = {}
         for i, logits in echo_logits.items():
             row, r = rows[i], reused[i]
             k = max(row.k, SCORE_TOP_K) if self.prefix_cache is not None else row.k
-            cached = self._cached_scores(chains[i], r + 1)
-            scores[i] = cached + output.position_scores(logits, row.prompt_ids[r:], k)
-            row.prompt_logprobs = output.prompt_logprobs(self.tokenizer, scores[i], row.prompt_ids, row.k, row.prompt)
-        del echo_logits
-        seen = None
-        if any(r.penalty != 1.0 for r in rows):
-            seen = torch.zeros((len(rows), last.shape[-1]), dtype=torch.bool, device=device)
-            for i, row in enumerate(rows):
-                seen[i, torch.tensor(row.prompt_ids, dtype=torch.long, device=device)] = True
-        batch = DecodeBatch(rows, cache, mask, positions[:, -1], last.to(device=device, dtype=torch.float32), seen)
+            scores[i] = self._cached_scores(chains[i], r + 1) + position_scores(logits, row.prompt_ids[r:], k)
+            row.prompt_scores = scores[i]
+        return scores
+
+    def _seen(self, rows: list[DecodeRow], vocab: int) -> torch.Tensor | None:
+        """[B, V] bool: each row's prompt tokens, for the repetition penalty (None when no row has one)."""
+        if all(row.penalty == 1.0 for row in rows):
+            return None
+        seen = torch.zeros((len(rows), vocab), dtype=torch.bool, device=self.device)
+        for i, row in enumerate(rows):
+            seen[i, torch.tensor(row.prompt_ids, dtype=torch.long, device=self.device)] = True
+        return seen
+
+    def _count_lookups(self, rows: list[DecodeRow], reused: list[int]) -> None:
         if self.prefix_cache is not None:
-            for i, row in enumerate(rows):
-                self.prefix_cache.extend(row.prompt_ids, batch.row_kv(i), scores.get(i))
-        return batch
+            for row, r in zip(rows, reused):
+                self.prefix_cache.stats.prompt_tokens += len(row.prompt_ids)
+                self.prefix_cache.stats.hit_tokens += r
 
     @staticmethod
     def _cached_scores(chain: list[Block], positions: int) -> Scores:
@@ -219,37 +287,13 @@ class ModelRunner(PromptTokenizer):
                     values[i, :, width - r :] = torch.cat([b.values[layer] for b in chain], dim=1)[:, :r]
             cache.update(keys, values, layer)
 
-    def keep_finished(self, batch: DecodeBatch) -> None:
-        """Cache the KV of the rows that just finished: prompt and generated tokens (a multi-step
-        handler's next prompt extends them)."""
-        if self.prefix_cache is None:
-            return
-        for j, row in enumerate(batch.rows):
-            if row.done and row.chosen_ids:
-                ids = row.prompt_ids + row.chosen_ids[:-1]  # the last token chosen was never fed
-                if batch.tokens_held(j) == len(ids):
-                    self.prefix_cache.extend(ids, batch.row_kv(j))
-
-    def use_prefix_cache(self, budget_bytes: int) -> None:
-        """Turn on prefix caching with a budget (0 turns it off). Models whose KV cache is not plain
-        full attention (sliding windows, quantized caches) run without it."""
-        from transformers import DynamicCache
-
-        if budget_bytes <= 0:
-            self.prefix_cache = None
-        elif not mergeable(DynamicCache(config=self.model.config)):
-            log.warning("tsserve: %s has no plain full-attention KV cache; prefix caching is off", self.name_or_path)
-            self.prefix_cache = None
-        else:
-            self.prefix_cache = PrefixCache(budget_bytes)
-
     # --------------------------------------------------------------- decode step
 
-    def decode_step(self, batch: DecodeBatch) -> None:
-        """Choose every row's next token from the batch's logits and take it into the row."""
+    def decode_step(self, batch: DecodeBatch, eos_ids: set[int]) -> StepOutput:
+        """Choose every row's next token from the batch's logits (``eos_ids``: what a grammar lets end a row)."""
         logits = batch.logits
         chosen = select_tokens(
-            self.grammars.constrain(batch.rows, logits, self.eos_ids),
+            self.grammars.constrain(batch.rows, logits, eos_ids),
             temperature=batch.temperature,
             top_k=batch.top_k,
             top_p=batch.top_p,
@@ -260,15 +304,21 @@ class ModelRunner(PromptTokenizer):
         )
         total = torch.logsumexp(logits, dim=-1)
         chosen_lp = (logits.gather(1, chosen.unsqueeze(-1)).squeeze(-1) - total).tolist()
-        k_max = max(r.k for r in batch.rows)
-        top_vals = top_ids = None
-        if k_max > 0:
-            values, indices = logits.topk(k_max, dim=-1)
-            top_vals, top_ids = (values - total.unsqueeze(-1)).tolist(), indices.tolist()
+        top_ids, top_values = self._alternatives(batch, logits, total)
         batch.take(chosen)
         self.grammars.accept(batch.rows, batch.chosen_list)
-        for j, (row, token) in enumerate(zip(batch.rows, batch.chosen_list)):
-            tops = output.top_alternatives(row.decoder, top_ids[j][: row.k], top_vals[j][: row.k]) if row.k > 0 else None
-            row.chosen_ids.append(token)
-            output.advance(row, token, chosen_lp[j], tops, self.eos_ids)
-            output.stream(row)
+        sampled = [SampledToken(token, chosen_lp[j], top_ids[j], top_values[j]) for j, token in enumerate(batch.chosen_list)]
+        return StepOutput(list(batch.rows), sampled)
+
+    @staticmethod
+    def _alternatives(batch: DecodeBatch, logits: torch.Tensor, total: torch.Tensor) -> tuple[list[list[int]], list[list[float]]]:
+        """Each row's most likely tokens and their logprobs, as many as the batch's most wanting row asks for."""
+        k_max = max(row.k for row in batch.rows)
+        if k_max <= 0:
+            return [[] for _ in batch.rows], [[] for _ in batch.rows]
+        values, indices = logits.topk(k_max, dim=-1)
+        return indices.tolist(), (values - total.unsqueeze(-1)).tolist()
+
+    def forward(self, batch: DecodeBatch) -> None:
+        """Feed every row's chosen token: the batch's next logits."""
+        batch.forward(self.model)

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..common.output import Scores
+from ..common.scores import Scores
 
 BLOCK_TOKENS = 16
 SCORE_TOP_K = 20  # alternatives kept per scored position: OpenAI's top_logprobs maximum

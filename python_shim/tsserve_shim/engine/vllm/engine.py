@@ -2,9 +2,10 @@
 transformers engine (``Engine``), so the worker, the bridge and the Node side do not know which runs.
 
 vLLM does the scheduling, batching, sampling, stop strings, prefix caching and logprobs. What it
-sends back for each request is taken into tsserve's rows token by token (output.advance), so the
-text, the per-token texts and offsets, the streamed deltas and the GenerateOutcome are built by the
-same code as the transformers engine's, from the same tokenizer (vLLM's own).
+sends back for each request is taken into tsserve's rows token by token by the same output processor
+as the transformers engine's (common/output.py), so the text, the per-token texts and offsets, the
+streamed deltas and the GenerateOutcome are built by the same code, from the same tokenizer (vLLM's own).
+Its calls and their cancels are common/calls.py's, as the transformers engine's are.
 
 The engine runs on an asyncio loop of its own thread; ``submit`` may be called from any thread and
 ``done`` is called on that loop's thread, as the transformers engine calls it on its scheduler's.
@@ -22,17 +23,18 @@ from typing import Any, Hashable, Mapping, Sequence
 
 from ...model.handler_config import HandlerConfig
 from ...model.load_plan import plan_load_here
-from ..common import output
-from ..common.deadline import deadline_list
-from ..common.output import Scores
+from ..common.calls import Call, Calls
+from ..common.output import OutputProcessor, SampledToken, generation_failure
 from ..common.prompts import PromptTokenizer, Tokenized, eos_token_ids
-from ..common.stats import EngineStats, metrics_enabled
-from .stats import stat_logger_factory
 from ..common.rows import CANCELLED, TIMED_OUT, OnDelta, Row, build_rows
 from ..common.sampling import GREEDY_BELOW
+from ..common.scores import Scores
+from ..common.stats import EngineStats, metrics_enabled
 from ..common.submit import Done, wait_for_outcomes
+from ..contract import GenerateRequest, Outcome, Requests, error_outcome, generate_requests
 from .args import VllmLaunch, vllm_launch
 from .reaper import Reaper
+from .stats import stat_logger_factory
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ EXIT_AFTER_ENGINE_DEATH_S = 2.0
 VLLM_MAX_TEMPERATURE = 2.0
 
 
-def sampling_params(request: Mapping[str, Any]):
+def sampling_params(request: GenerateRequest):
     """vLLM's SamplingParams for one GenerateRequest. Always asks for the chosen tokens' logprobs
     (a Sequence reports them), and for the prompt's when the request echoes it."""
     from vllm import SamplingParams
@@ -51,31 +53,31 @@ def sampling_params(request: Mapping[str, Any]):
 
     from .structured import vllm_structured_outputs
 
-    temperature = float(request["temperature"])
+    temperature = request.temperature
     if temperature > VLLM_MAX_TEMPERATURE:
         raise ValueError(f"temperature {temperature:g} is above {VLLM_MAX_TEMPERATURE:g}, the most the vLLM engine takes")
-    n = int(request.get("num_sequences", 1))
-    top_p, top_k = float(request["top_p"]), int(request["top_k"] or 0)
+    n = request.num_sequences
+    top_p, top_k = request.top_p, request.top_k
     if top_p <= 0.0:  # the seed's top_p 0: only the most likely token
         top_p, top_k = 1.0, 1
         if n == 1:  # that token by vLLM's greedy path, which needs no generator (it refuses n > 1 at temperature 0)
             temperature = 0.0
-    k = int(request.get("logprobs") or 0)
+    k = request.logprobs
     return SamplingParams(
         n=n,
-        max_tokens=max(1, int(request["max_tokens"])),  # max_tokens 0 (scoring): the one token is dropped
+        max_tokens=max(1, request.max_tokens),  # max_tokens 0 (scoring): the one token is dropped
         temperature=0.0 if temperature < GREEDY_BELOW else temperature,
         top_p=top_p,
         top_k=top_k,
-        repetition_penalty=float(request.get("repetition_penalty") or 1.0),
-        seed=request.get("seed"),
-        stop=list(request.get("stop") or []) or None,
+        repetition_penalty=request.repetition_penalty,
+        seed=request.seed,
+        stop=list(request.stop) or None,
         logprobs=k,
-        prompt_logprobs=k if request.get("echo") else None,
+        prompt_logprobs=k if request.echo else None,
         skip_special_tokens=False,  # stop strings are matched on the text tsserve reports, special tokens included
-        detokenize=bool(request.get("stop")),  # tsserve builds the text itself; vLLM's only matches stop strings
+        detokenize=bool(request.stop),  # tsserve builds the text itself; vLLM's only matches stop strings
         output_kind=RequestOutputKind.DELTA,
-        structured_outputs=vllm_structured_outputs(request.get("structured")),
+        structured_outputs=vllm_structured_outputs(request.structured),
     )
 
 
@@ -88,7 +90,7 @@ def ranked(position: Mapping[int, Any] | None, k: int) -> tuple[list[int], list[
 
 
 def prompt_scores(prompt_logprobs: Sequence[Mapping[int, Any] | None], ids: Sequence[int], k: int) -> Scores:
-    """vLLM's prompt logprobs as the Scores that output.prompt_logprobs reads (position 0 has none)."""
+    """vLLM's prompt logprobs as the Scores the output processor reads (position 0 has none)."""
     scores = Scores.first()
     for pos in range(1, len(ids)):
         position = prompt_logprobs[pos] if pos < len(prompt_logprobs) else None
@@ -109,24 +111,20 @@ REFUSED_FIELDS = {
 UNANSWERED = {"error": (500, "vLLM ended the request with an error"), "abort": (503, "vLLM aborted the request")}
 
 
-def refusal(error: Exception) -> dict:
+def refusal(error: Exception) -> Outcome:
     """A request vLLM refuses (or tsserve's mapping onto vLLM does): that request's 400, naming its field where
     vLLM names the parameter (or the message begins with it: "n must be 1 when using greedy sampling")."""
     parameter = getattr(error, "parameter", None) or str(error).split(" ", 1)[0]
     field = REFUSED_FIELDS.get(parameter)
     message = f"the vLLM engine refused the request: {error}"
-    return output.error_outcome(400, f"{field}: {message}" if field else message, field)
+    return error_outcome(400, f"{field}: {message}" if field else message, field)
 
 
-@dataclass
-class _Call:
-    requests: Sequence[Mapping[str, Any]]
-    done: Done
-    on_delta: OnDelta | None
-    deadlines: list
-    tag: Hashable | None
+@dataclass(eq=False)
+class VllmCall(Call):
+    """A call as this engine serves it: one asyncio task per admitted request."""
+
     tasks: list = field(default_factory=list)
-    cancelled: bool = False  # a cancel came while its prompts were still being tokenized
 
 
 class VllmEngine(PromptTokenizer):
@@ -144,9 +142,10 @@ class VllmEngine(PromptTokenizer):
         )
         self.llm = llm
         self.stats = stats or EngineStats()  # fed by vLLM's stat logger (stats.py) once load passes it
+        self.processor = OutputProcessor(self)
         self.launch: VllmLaunch | None = None  # set by load
         self._loop = loop
-        self._calls: list[_Call] = []
+        self._calls = Calls()
         self._request_ids = itertools.count(1)
         self._dying = False
         self._reaper: Reaper | None = None  # set by load
@@ -203,68 +202,68 @@ class VllmEngine(PromptTokenizer):
 
     # ------------------------------------------------------------ the engine interface
 
-    def submit(self, requests: Sequence[Mapping[str, Any]], done: Done, on_delta: OnDelta | None = None, deadlines=None, tag: Hashable | None = None) -> None:
-        call = _Call(requests, done, on_delta, deadline_list(deadlines, len(requests)), tag)
-        # Known to the loop before it runs: a cancel sent right after the submit finds it, even mid-tokenizing.
-        self._loop.call_soon_threadsafe(self._calls.append, call)
+    def submit(self, requests: Requests, done: Done, on_delta: OnDelta | None = None, deadlines=None, tag: Hashable | None = None) -> None:
+        call = VllmCall.submitted(requests, done, on_delta, deadlines, tag)
+        self._calls.add(call)  # before the loop runs it: a cancel sent right after the submit finds it, even mid-tokenizing
         asyncio.run_coroutine_threadsafe(self._serve(call), self._loop)
 
     def cancel(self, tag: Hashable) -> None:
-        """End the calls submitted with ``tag``: vLLM aborts their requests."""
-        self._loop.call_soon_threadsafe(self._cancel, tag)
+        """End the calls submitted with ``tag`` (common/calls.py): vLLM aborts their requests."""
+        cancelled = self._calls.cancel(tag)
+        if cancelled:
+            self._loop.call_soon_threadsafe(_cancel_requests, cancelled)
 
-    def generate(self, requests: Sequence[Mapping[str, Any]], on_delta: OnDelta | None = None, deadlines=None, timeout: float | None = None) -> list[dict]:
+    def generate(self, requests: Requests, on_delta: OnDelta | None = None, deadlines=None, timeout: float | None = None) -> list[Outcome]:
         """submit and wait for the outcomes (not from the engine's own loop thread)."""
         return wait_for_outcomes(lambda done: self.submit(requests, done, on_delta, deadlines), timeout, who="the vLLM engine")
 
     # ------------------------------------------------------------ on the loop
 
-    def _cancel(self, tag: Hashable) -> None:
-        for call in self._calls:
-            if call.tag == tag:
-                call.cancelled = True
-                for task in call.tasks:
-                    task.cancel()
-
-    async def _serve(self, call: _Call) -> None:
-        started = time.perf_counter()
-        outcomes: list = [None] * len(call.requests)
+    async def _serve(self, call: VllmCall) -> None:
+        call.started = time.perf_counter()
+        call.outcomes = [None] * len(call.requests)
         try:
-            if all(isinstance(request, Tokenized) or request.get("prompt_token_ids") is not None for request in call.requests):
-                outcomes, prompts = self.admissible(call.requests)
-            else:  # tokenizing a long prompt here would stop every request's stream: on a thread of the executor
-                outcomes, prompts = await asyncio.get_running_loop().run_in_executor(None, self.admissible, call.requests)
-            rows = build_rows(self.tokenizer, call.requests, prompts, call.deadlines, call.on_delta)
-            if call.cancelled:
-                _finish(rows, CANCELLED)
-            else:
-                call.tasks = [
-                    asyncio.ensure_future(self._run(call.requests[index], ids, [row for row in rows if row.request == index]))
-                    for index, ids in prompts.items()
-                ]
+            await self._admit(call)
             # One request's failure is its own: an exception of one task is that request's outcome.
-            results = await asyncio.gather(*call.tasks, return_exceptions=True) if call.tasks else [None] * len(prompts)
-            failed = [output.generation_failure(r, 1) if isinstance(r, BaseException) else r for r in results]
-            finished = {index: ids for (index, ids), failure in zip(prompts.items(), failed) if failure is None}
-            for (index, _), failure in zip(prompts.items(), failed):
-                if failure is not None:
-                    outcomes[index] = failure
-            for index, outcome in output.outcomes(finished, rows, time.perf_counter() - started).items():
-                outcomes[index] = outcome
+            results = await asyncio.gather(*call.tasks, return_exceptions=True) if call.tasks else [None] * len(call.prompts)
+            self._answer(call, results)
         except Exception as error:  # noqa: BLE001 - one call's failure is its own
             for task in call.tasks:  # none is left running with no one to answer
                 task.cancel()
-            failure = output.generation_failure(error, len(call.requests))
-            outcomes = [o if o is not None else failure for o in outcomes]
+            failure = generation_failure(error, len(call.requests))
+            call.outcomes = [o if o is not None else failure for o in call.outcomes]
         finally:
-            if call in self._calls:
-                self._calls.remove(call)
-        try:
-            call.done([o if o is not None else output.error_outcome(500, "no outcome") for o in outcomes])
-        except Exception:  # noqa: BLE001 - a caller's callback must not stop the loop
-            log.exception("tsserve: delivering generate outcomes failed")
+            self._calls.end(call)
+        call.deliver([o if o is not None else error_outcome(500, "no outcome") for o in call.outcomes])
 
-    async def _run(self, request: Mapping[str, Any], ids: list[int], rows: list[Row]) -> dict | None:
+    async def _admit(self, call: VllmCall) -> None:
+        """Parse and tokenize the call's requests, make its rows, and start one task per admitted request
+        (none when the call was cancelled meanwhile: its rows end cancelled)."""
+        call.requests = generate_requests(call.requests)
+        if all(isinstance(request, Tokenized) or request.prompt_token_ids is not None for request in call.requests):
+            call.outcomes, call.prompts = self.admissible(call.requests)
+        else:  # tokenizing a long prompt here would stop every request's stream: on a thread of the executor
+            call.outcomes, call.prompts = await asyncio.get_running_loop().run_in_executor(None, self.admissible, call.requests)
+        call.rows = build_rows(self.tokenizer, call.requests, call.prompts, call.deadlines, call.on_delta)
+        if call.cancelled:
+            _finish(call.rows, CANCELLED)
+            return
+        call.tasks = [
+            asyncio.ensure_future(self._run(call.requests[index], ids, [row for row in call.rows if row.request == index]))
+            for index, ids in call.prompts.items()
+        ]
+
+    def _answer(self, call: VllmCall, results: list) -> None:
+        """Each admitted request's outcome: its task's failure, else what its rows hold."""
+        failed = [generation_failure(r, 1) if isinstance(r, BaseException) else r for r in results]
+        finished = {index: ids for (index, ids), failure in zip(call.prompts.items(), failed) if failure is None}
+        for (index, _), failure in zip(call.prompts.items(), failed):
+            if failure is not None:
+                call.outcomes[index] = failure
+        for index, outcome in self.processor.outcomes(finished, call.rows, time.perf_counter() - call.started).items():
+            call.outcomes[index] = outcome
+
+    async def _run(self, request: GenerateRequest, ids: list[int], rows: list[Row]) -> Outcome | None:
         """Generate one request's rows; None when they ended (even by deadline or cancel), else its error outcome."""
         from vllm.exceptions import VLLMClientError
         from vllm.v1.engine.exceptions import EngineDeadError
@@ -285,7 +284,7 @@ class VllmEngine(PromptTokenizer):
             return refusal(error)
         except EngineDeadError as error:
             self._engine_died(error)
-            return output.error_outcome(503, f"the vLLM engine died ({error}); the worker is restarting")
+            return error_outcome(503, f"the vLLM engine died ({error}); the worker is restarting")
         return None
 
     def _engine_died(self, error: BaseException) -> None:
@@ -297,20 +296,18 @@ class VllmEngine(PromptTokenizer):
         log.error("tsserve: vLLM's engine died (%s); this worker exits in %g s so that TorchServe restarts it", error, EXIT_AFTER_ENGINE_DEATH_S)
         self._loop.call_later(EXIT_AFTER_ENGINE_DEATH_S, _exit_worker)
 
-    async def _generate(self, request: Mapping[str, Any], ids: list[int], rows: list[Row], params) -> dict | None:
+    async def _generate(self, request: GenerateRequest, ids: list[int], rows: list[Row], params) -> Outcome | None:
         """Take vLLM's outputs into the rows; an error outcome when vLLM ends a sequence with no answer."""
         from vllm.inputs import TokensPrompt
 
-        scoring_only = int(request["max_tokens"]) == 0
+        scoring_only = request.max_tokens == 0
         async for out in self.llm.generate(TokensPrompt(prompt_token_ids=ids), params, f"tsserve-{next(self._request_ids)}"):
-            if out.prompt_logprobs is not None and rows[0].scores_prompt and rows[0].prompt_logprobs is None:
-                rows[0].prompt_logprobs = output.prompt_logprobs(
-                    self.tokenizer, prompt_scores(out.prompt_logprobs, ids, rows[0].k), ids, rows[0].k, rows[0].prompt
-                )
+            if out.prompt_logprobs is not None and rows[0].scores_prompt and rows[0].prompt_scores is None:
+                rows[0].prompt_scores = prompt_scores(out.prompt_logprobs, ids, rows[0].k)
             for completion in out.outputs:
                 if completion.finish_reason in UNANSWERED:
                     status, why = UNANSWERED[completion.finish_reason]
-                    return output.error_outcome(status, f"{why} (sequence {completion.index})")
+                    return error_outcome(status, f"{why} (sequence {completion.index})")
                 row = rows[completion.index]
                 row.cached_tokens = int(out.num_cached_tokens or 0)
                 if scoring_only:
@@ -320,27 +317,21 @@ class VllmEngine(PromptTokenizer):
                     self._take(row, completion)
 
     def _take(self, row: Row, completion) -> None:
-        """Take a completion's new tokens into its row, as the transformers engine takes each chosen token."""
+        """Take a completion's new tokens into its row through the output processor, as the transformers
+        engine takes each step's; a stop token id of vLLM's that is no EOS ends the row as one."""
         if row.done:
             return
         tokens = list(completion.token_ids)
         for j, token in enumerate(tokens):
             position = completion.logprobs[j] if completion.logprobs else None
             chosen = position.get(token) if position else None
-            tops = None
-            if row.k > 0:
-                top_ids, top_values = ranked(position, row.k)
-                tops = output.top_alternatives(row.decoder, top_ids, top_values)
+            top_ids, top_values = ranked(position, row.k)
             ends = j == len(tokens) - 1 and completion.finish_reason == "stop" and not isinstance(completion.stop_reason, str)
-            row.chosen_ids.append(token)
-            output.advance(row, token, chosen.logprob if chosen is not None else 0.0, tops, self.eos_ids | {token} if ends else self.eos_ids)
-            output.stream(row)
+            self.processor.take(row, SampledToken(token, chosen.logprob if chosen is not None else 0.0, top_ids, top_values, ends))
             if row.done:
                 return
         if completion.finish_reason is not None:
-            row.finish_reason = "length" if completion.finish_reason == "length" else "stop"
-            output.flush(row)
-            output.stream(row)
+            self.processor.finish(row, "length" if completion.finish_reason == "length" else "stop")
 
 
 def _exit_worker() -> None:
@@ -351,6 +342,13 @@ def _finish(rows: list[Row], reason: str) -> None:
     for row in rows:
         if not row.done:
             row.finish_reason = reason
+
+
+def _cancel_requests(calls: Sequence[VllmCall]) -> None:
+    """On the loop: vLLM aborts the cancelled calls' requests (a call still tokenizing starts none)."""
+    for call in calls:
+        for task in call.tasks:
+            task.cancel()
 
 
 async def _cancel_tasks() -> None:
