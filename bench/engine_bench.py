@@ -19,6 +19,7 @@ wall time. The other clock's ratios are reported too (`*_other_clock`).
 
 `npm run bench:engine` writes bench/results/engine.json and engine.md. Prints the JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,16 @@ def default_model() -> str:
 
 def engine_request(prompt: str, tokens: int, settings: dict, seed: int) -> dict:
     return {
-        "prompt": prompt, "max_tokens": tokens, "repetition_penalty": 1.0, "seed": seed, "stop": [],
-        "logprobs": 0, "num_sequences": 1, "echo": False, "stream": False, **settings,
+        "prompt": prompt,
+        "max_tokens": tokens,
+        "repetition_penalty": 1.0,
+        "seed": seed,
+        "stop": [],
+        "logprobs": 0,
+        "num_sequences": 1,
+        "echo": False,
+        "stream": False,
+        **settings,
     }
 
 
@@ -80,8 +89,8 @@ class Runner:
         input_ids = torch.full((len(ids), width), self.engine.runner.pad_id, dtype=torch.long)
         mask = torch.zeros((len(ids), width), dtype=torch.long)
         for i, row in enumerate(ids):
-            input_ids[i, width - len(row):] = torch.tensor(row)
-            mask[i, width - len(row):] = 1
+            input_ids[i, width - len(row) :] = torch.tensor(row)
+            mask[i, width - len(row) :] = 1
         return input_ids, mask
 
     def run_engine(self, prompts: list[str], settings: dict) -> tuple[float, float]:
@@ -95,12 +104,21 @@ class Runner:
     def run_generate(self, prompts: list[str], settings: dict) -> float:
         input_ids, mask = self.left_padded(prompts)
         sample = settings["temperature"] > 0
-        kwargs = dict(do_sample=True, temperature=settings["temperature"], top_k=settings["top_k"], top_p=settings["top_p"]) if sample else dict(do_sample=False)
+        kwargs = (
+            dict(do_sample=True, temperature=settings["temperature"], top_k=settings["top_k"], top_p=settings["top_p"])
+            if sample
+            else dict(do_sample=False)
+        )
         started = clocks()
         with torch.inference_mode():
             out = self.model.generate(
-                input_ids=input_ids, attention_mask=mask, max_new_tokens=self.tokens, min_new_tokens=self.tokens,
-                eos_token_id=None, pad_token_id=self.engine.runner.pad_id, **kwargs,
+                input_ids=input_ids,
+                attention_mask=mask,
+                max_new_tokens=self.tokens,
+                min_new_tokens=self.tokens,
+                eos_token_id=None,
+                pad_token_id=self.engine.runner.pad_id,
+                **kwargs,
             )
         elapsed = since(started)
         assert out.shape[1] == input_ids.shape[1] + self.tokens
@@ -144,7 +162,10 @@ def measure(runner: Runner, rounds: int) -> dict:
     for r in range(rounds):
         for name, (settings, batch) in CASES.items():
             prompts = PROMPTS[:batch]
-            pair = [("engine", lambda: runner.run_engine(prompts, settings)), ("generate", lambda: runner.run_generate(prompts, settings))]
+            pair = [
+                ("engine", lambda prompts=prompts, settings=settings: runner.run_engine(prompts, settings)),
+                ("generate", lambda prompts=prompts, settings=settings: runner.run_generate(prompts, settings)),
+            ]
             if r % 2:
                 pair.reverse()  # A B, then B A: a drift of the machine's speed hits both alike
             for who, run in pair:
@@ -164,8 +185,7 @@ def ratios(times: dict[str, list[tuple[float, float]]], clock: int) -> dict:
         "floor_ratio_b1": round(med["floor_b1.engine"] / med["floor_b1.floor"], 3),
         "median_ms": {key: round(value * 1000, 1) for key, value in sorted(med.items())},
         "per_round_ratios": {
-            name: [round(e[clock] / g[clock], 3) for e, g in zip(times[f"{name}.engine"], times[f"{name}.generate"])]
-            for name in CASES
+            name: [round(e[clock] / g[clock], 3) for e, g in zip(times[f"{name}.engine"], times[f"{name}.generate"])] for name in CASES
         },
     }
 
@@ -226,7 +246,11 @@ def main() -> None:
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "transformers": __import__("transformers").__version__},
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": __import__("transformers").__version__,
+        },
         "model": os.path.basename(os.path.normpath(args.model)),
         "tokens": args.tokens,
         "rounds": args.rounds,

@@ -13,6 +13,7 @@ and is left out, and so is most of the machine's noise.
 DIR holds handler.mjs (`tsserve bundle --handler handlers/llama-2-7b-chat.ts --out DIR`).
 Prints one JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ import time
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rpc_bench import task_cpu_seconds  # noqa: E402
+from rpc_bench import task_cpu_seconds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -100,7 +101,10 @@ def main() -> None:
         for name, handler in handlers.items():  # warm up both
             for _ in range(args.warmup):
                 handler.handle([{"body": body}], contexts[name])
-        texts = {name: json.loads(handler.handle([{"body": body}], contexts[name])[0])["choices"][0]["text"] for name, handler in handlers.items()}
+        texts = {
+            name: json.loads(handler.handle([{"body": body}], contexts[name])[0])["choices"][0]["text"]
+            for name, handler in handlers.items()
+        }
         started = time.perf_counter()
         for i in range(args.requests):
             if time.perf_counter() - started > args.seconds:

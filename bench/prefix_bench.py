@@ -22,6 +22,7 @@ Prefill CPU time is this process's CPU time spent inside ModelRunner.prefill.
 
     .venv/bin/python bench/prefix_bench.py [--model DIR] [--threads 2] [--out FILE.json] [--markdown FILE.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,21 +44,67 @@ sys.path.insert(0, os.path.join(ROOT, "python_shim"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from handler_bench import FakeContext  # noqa: E402
+
 from tsserve_shim.engine.transformers.engine import Engine  # noqa: E402
 from tsserve_shim.model.handler_config import HandlerConfig  # noqa: E402
 
 MB = 2**20
-WORDS = (
-    "river mountain copper violin lantern harvest glacier orbit meadow cipher falcon marble "
-    "thunder velvet compass quartz saddle beacon orchard prism tundra anchor ember willow "
-    "canyon fossil harbor jasmine kettle lagoon mosaic nectar oasis pepper quiver ribbon"
-).split()
+WORDS = [
+    "river",
+    "mountain",
+    "copper",
+    "violin",
+    "lantern",
+    "harvest",
+    "glacier",
+    "orbit",
+    "meadow",
+    "cipher",
+    "falcon",
+    "marble",
+    "thunder",
+    "velvet",
+    "compass",
+    "quartz",
+    "saddle",
+    "beacon",
+    "orchard",
+    "prism",
+    "tundra",
+    "anchor",
+    "ember",
+    "willow",
+    "canyon",
+    "fossil",
+    "harbor",
+    "jasmine",
+    "kettle",
+    "lagoon",
+    "mosaic",
+    "nectar",
+    "oasis",
+    "pepper",
+    "quiver",
+    "ribbon",
+]
 SUBJECTS = ["chemistry", "biology", "physics", "history", "geography", "economics", "music", "astronomy"]
 
 
 def request(prompt: str = "", **fields) -> dict:
-    base = {"prompt": prompt, "max_tokens": 16, "temperature": 0.0, "top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0,
-            "seed": None, "stop": [], "logprobs": 0, "num_sequences": 1, "echo": False, "stream": False}
+    base = {
+        "prompt": prompt,
+        "max_tokens": 16,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "top_k": 0,
+        "repetition_penalty": 1.0,
+        "seed": None,
+        "stop": [],
+        "logprobs": 0,
+        "num_sequences": 1,
+        "echo": False,
+        "stream": False,
+    }
     base.update(fields)
     return base
 
@@ -114,10 +161,15 @@ def mc_requests(tokenizer, per_question_shots: bool, questions: int, context_tok
             context += shot
         context += stem
         ctx_ids = tokenizer(context)["input_ids"]
-        out.append([
-            (request(prompt_token_ids=ctx_ids + tokenizer(choice)["input_ids"], max_tokens=1, logprobs=1, echo=True, seed=1234), len(ctx_ids))
-            for choice in choices
-        ])
+        out.append(
+            [
+                (
+                    request(prompt_token_ids=ctx_ids + tokenizer(choice)["input_ids"], max_tokens=1, logprobs=1, echo=True, seed=1234),
+                    len(ctx_ids),
+                )
+                for choice in choices
+            ]
+        )
     return out
 
 
@@ -173,12 +225,28 @@ def agentinstruct(model_dir: str, cache_mb: int, questions: list[str], explanati
 
     bundle_dir = tempfile.mkdtemp(prefix="tsserve-prefix-bench-")
     subprocess.run(
-        [process_node(), os.path.join(ROOT, "bin", "tsserve.mjs"), "bundle", "--handler",
-         os.path.join(ROOT, "handlers", "llama-2-7b-chat-agentinstruct.ts"), "--out", bundle_dir],
-        check=True, capture_output=True,
+        [
+            process_node(),
+            os.path.join(ROOT, "bin", "tsserve.mjs"),
+            "bundle",
+            "--handler",
+            os.path.join(ROOT, "handlers", "llama-2-7b-chat-agentinstruct.ts"),
+            "--out",
+            bundle_dir,
+        ],
+        check=True,
+        capture_output=True,
     )
-    config = {"asyncCommunication": False, "handler": {"model_path": model_dir, "dtype": "float32", "quantize": "none",
-                                                       "prefix_cache_mb": cache_mb, "explanation_max_tokens": explanation_tokens}}
+    config = {
+        "asyncCommunication": False,
+        "handler": {
+            "model_path": model_dir,
+            "dtype": "float32",
+            "quantize": "none",
+            "prefix_cache_mb": cache_mb,
+            "explanation_max_tokens": explanation_tokens,
+        },
+    }
     handler = TsserveHandler()
     context = FakeContext(bundle_dir, config, "agentinstruct-bench")
     handler.initialize(context)
@@ -189,14 +257,23 @@ def agentinstruct(model_dir: str, cache_mb: int, questions: list[str], explanati
         def record(outcomes):
             calls.extend({"prompt_tokens": o["prompt_tokens"], "cached_tokens": o.get("cached_tokens", 0)} for o in outcomes if o.get("ok"))
             done(outcomes)
+
         return submit(requests, record, *rest, **kw)
 
     handler.engine.submit = recording
     answers = []
     try:
         for question in questions:
-            body = json.dumps({"prompt": question, "instructions": INSTRUCTIONS, "task": "multiple_choice",
-                               "input_prefix": "Question: ", "max_tokens": 8, "temperature": 0}).encode()
+            body = json.dumps(
+                {
+                    "prompt": question,
+                    "instructions": INSTRUCTIONS,
+                    "task": "multiple_choice",
+                    "input_prefix": "Question: ",
+                    "max_tokens": 8,
+                    "temperature": 0,
+                }
+            ).encode()
             reply = json.loads(handler.handle([{"body": body}], context)[0])
             answers.append(reply["choices"][0]["text"])
     finally:
@@ -256,7 +333,9 @@ def run_no_shared(reference: Engine, cached: Engine, rounds: int) -> dict:
             batch = prompts[16 * (turn in (1, 3)) :][:16]  # each engine sees each prompt once
             calls = [[request(p, max_tokens=32, temperature=0.0) for p in batch[i : i + 8]] for i in (0, 8)]
             cpu, wall = time.process_time(), time.perf_counter()
-            spent[name]["tokens"] += sum(len(s["logprobs"]["token_ids"]) for call in calls for o in engine.generate(call) for s in o["sequences"])
+            spent[name]["tokens"] += sum(
+                len(s["logprobs"]["token_ids"]) for call in calls for o in engine.generate(call) for s in o["sequences"]
+            )
             spent[name]["cpu"] += time.process_time() - cpu
             spent[name]["wall"] += time.perf_counter() - wall
         rate = {name: v["tokens"] / v["cpu"] for name, v in spent.items()}
@@ -278,7 +357,12 @@ def run_no_shared(reference: Engine, cached: Engine, rounds: int) -> dict:
 
 
 def markdown(result: dict) -> str:
-    mc, shared, ai, ns = result["multiple_choice_per_question_shots"], result["multiple_choice_shared_shots"], result["agentinstruct"], result["no_shared_prefix"]
+    mc, shared, ai, ns = (
+        result["multiple_choice_per_question_shots"],
+        result["multiple_choice_shared_shots"],
+        result["agentinstruct"],
+        result["no_shared_prefix"],
+    )
     rows = [
         "| workload | cache off | cache on | figure |",
         "|---|---|---|---|",
@@ -294,12 +378,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=os.path.join(ROOT, ".cache", "smollm2-135m-instruct"))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--questions", type=int, default=16, help="multiple choice: questions of 4 choices with few-shot examples per question")
+    parser.add_argument(
+        "--questions", type=int, default=16, help="multiple choice: questions of 4 choices with few-shot examples per question"
+    )
     parser.add_argument("--shared-questions", type=int, default=4, help="multiple choice: questions sharing one few-shot set")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--agent-questions", type=int, default=4)
     parser.add_argument("--explanation-tokens", type=int, default=96)
-    parser.add_argument("--only", help="comma-separated workloads to run again (multiple_choice, agentinstruct, no_shared_prefix); the others are kept from --out")
+    parser.add_argument(
+        "--only",
+        help="comma-separated workloads to run again (multiple_choice, agentinstruct, no_shared_prefix); the others are kept from --out",
+    )
     parser.add_argument("--out")
     parser.add_argument("--markdown")
     args = parser.parse_args()
@@ -318,7 +407,12 @@ def main() -> None:
     if args.only and args.out and os.path.exists(args.out):
         with open(args.out) as f:
             result = json.load(f)
-    result.update({"model": os.path.basename(args.model), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads"})
+    result.update(
+        {
+            "model": os.path.basename(args.model),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads",
+        }
+    )
     if "multiple_choice" in only:
         result["multiple_choice_per_question_shots"] = run_mc(reference, fresh_cache(), True, args.questions)
         result["multiple_choice_shared_shots"] = run_mc(reference, fresh_cache(), False, args.shared_questions)

@@ -11,6 +11,7 @@ replacement for the TypeScript handler.
 
 TorchServe imports this file and instantiates its one class.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,15 @@ AGENTINSTRUCT_REWRITES = (
 )
 LLAMA2_RAW_PROMPT_PREFIX = "[INST] <<SYS>>\n\n<</SYS>>\n\n"
 DEFAULTS = {
-    "seed": 0, "max_tokens": 16, "temperature": 0.8, "top_p": 0.0, "top_k": 50,
-    "repetition_penalty": 1.0, "logprobs": 0, "n": 1, "echo": False,
+    "seed": 0,
+    "max_tokens": 16,
+    "temperature": 0.8,
+    "top_p": 0.0,
+    "top_k": 50,
+    "repetition_penalty": 1.0,
+    "logprobs": 0,
+    "n": 1,
+    "echo": False,
 }
 
 
@@ -113,8 +121,11 @@ class PythonLlama2ChatHandler:
             torch.set_num_threads(handler_config.cpu_threads)
         self.model_name = context.manifest.get("model", {}).get("modelName") or "model"
         self.engine = Engine.load(
-            handler_config, model_dir=model_dir, gpu_id=props.get("gpu_id"),
-            device_type=config.get("deviceType"), device_ids=config.get("deviceIds"),
+            handler_config,
+            model_dir=model_dir,
+            gpu_id=props.get("gpu_id"),
+            device_type=config.get("deviceType"),
+            device_ids=config.get("deviceIds"),
         )
         self.initialized = True
 

@@ -10,6 +10,7 @@ A variant is a bundle (Node side) and an optional folder that holds a
 
 Used to record the before/after figures in bench/OPTIMISATIONS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,23 @@ def run_once(variant: str, seconds: float, max_rounds: int, sizes: str) -> dict:
     if shim_dir:
         env["PYTHONPATH"] = shim_dir + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     out = subprocess.run(
-        [sys.executable, os.path.join(HERE, "rpc_bench.py"), "--bundle", bundle, "--seconds", str(seconds), "--max-rounds", str(max_rounds), "--sizes", sizes],
-        env=env, capture_output=True, text=True, timeout=120, check=True,
+        [
+            sys.executable,
+            os.path.join(HERE, "rpc_bench.py"),
+            "--bundle",
+            bundle,
+            "--seconds",
+            str(seconds),
+            "--max-rounds",
+            str(max_rounds),
+            "--sizes",
+            sizes,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     return json.loads(out)
 

@@ -4,6 +4,7 @@ bridge serves them (request_async, then the bridge loop's serve_once turns).
 
 Prints one JSON object: {"100B": {"p50_us", "p99_us", "per_s"}, ...}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,10 +19,18 @@ from tsserve_shim.bridge.node_process import NodeProcess, find_node
 from tsserve_shim.bridge.rpc import Peer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python_shim", "tests"))
-from peer_calls import call  # noqa: E402
+from peer_calls import call
 
 SIZES = {"100B": 100, "1KB": 1_000, "100KB": 100_000, "1MB": 1_000_000}
-MODEL_INFO = {"name_or_path": "bench", "context_length": 64, "vocab_size": 32000, "bos_token": "<s>", "eos_token": "</s>", "chat_template": None, "device": "cpu"}
+MODEL_INFO = {
+    "name_or_path": "bench",
+    "context_length": 64,
+    "vocab_size": 32000,
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "chat_template": None,
+    "device": "cpu",
+}
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -87,10 +96,20 @@ def main() -> None:
     child = NodeProcess(find_node(), args.bundle, cwd=os.path.dirname(args.bundle))
     peer = Peer(child.stdout_fd, child.stdin_fd)
     try:
-        call(peer, protocol.INITIALIZE, {
-            "protocol_version": protocol.PROTOCOL_VERSION, "model_name": "bench", "model_dir": os.path.dirname(args.bundle),
-            "gpu_id": None, "batch_size": 1, "model_config": {"handler": {"model_path": "/unused"}}, "model_info": MODEL_INFO,
-        }, timeout=30)
+        call(
+            peer,
+            protocol.INITIALIZE,
+            {
+                "protocol_version": protocol.PROTOCOL_VERSION,
+                "model_name": "bench",
+                "model_dir": os.path.dirname(args.bundle),
+                "gpu_id": None,
+                "batch_size": 1,
+                "model_config": {"handler": {"model_path": "/unused"}},
+                "model_info": MODEL_INFO,
+            },
+            timeout=30,
+        )
         results = {name: measure(peer, size, args.seconds, args.max_rounds, child.pid) for name, size in sizes.items()}
     finally:
         child.stop(grace=1)

@@ -21,6 +21,7 @@ do: the vLLM runs send no seed (``--vllm-seeds`` to try again).
 
     .venv/bin/python bench/structured_bench.py [--engines transformers,vllm] [--rounds 2] [--out bench/results/structured.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,16 +43,56 @@ sys.path.insert(0, os.path.join(ROOT, "python_shim"))
 
 SMOLLM2 = os.path.join(ROOT, ".cache", "smollm2-135m-instruct")
 TOPICS = [
-    "a sailor lost at sea", "the history of bread", "black holes", "a village in the Alps", "the French revolution",
-    "a detective in Tokyo", "honey bees", "the life of Marie Curie", "a robot learning to paint", "volcanoes",
-    "a summer in Sicily", "the Roman empire", "poems about rain", "a chess prodigy", "the human brain",
-    "a haunted library", "Antarctic explorers", "the invention of printing", "a dragon and a baker", "coral reefs",
-    "jazz in New Orleans", "the moon landing", "a family farm", "quantum physics for beginners", "a pirate queen",
-    "the silk road", "an old lighthouse keeper", "the life of Gandhi", "mushrooms", "a journey on the Orient Express",
-    "the Vikings", "love letters from the war", "a school for wizards", "climate change", "the life of Mozart",
-    "a city under the sea", "ancient Egypt", "haiku about autumn", "a runaway train", "the history of medicine",
-    "a cat who runs a hotel", "the Mongol empire", "birds of the Amazon", "a forgotten painter", "the cold war",
-    "a garden through four seasons", "the first computers", "a mountain rescue", "the life of Frida Kahlo", "whales",
+    "a sailor lost at sea",
+    "the history of bread",
+    "black holes",
+    "a village in the Alps",
+    "the French revolution",
+    "a detective in Tokyo",
+    "honey bees",
+    "the life of Marie Curie",
+    "a robot learning to paint",
+    "volcanoes",
+    "a summer in Sicily",
+    "the Roman empire",
+    "poems about rain",
+    "a chess prodigy",
+    "the human brain",
+    "a haunted library",
+    "Antarctic explorers",
+    "the invention of printing",
+    "a dragon and a baker",
+    "coral reefs",
+    "jazz in New Orleans",
+    "the moon landing",
+    "a family farm",
+    "quantum physics for beginners",
+    "a pirate queen",
+    "the silk road",
+    "an old lighthouse keeper",
+    "the life of Gandhi",
+    "mushrooms",
+    "a journey on the Orient Express",
+    "the Vikings",
+    "love letters from the war",
+    "a school for wizards",
+    "climate change",
+    "the life of Mozart",
+    "a city under the sea",
+    "ancient Egypt",
+    "haiku about autumn",
+    "a runaway train",
+    "the history of medicine",
+    "a cat who runs a hotel",
+    "the Mongol empire",
+    "birds of the Amazon",
+    "a forgotten painter",
+    "the cold war",
+    "a garden through four seasons",
+    "the first computers",
+    "a mountain rescue",
+    "the life of Frida Kahlo",
+    "whales",
 ]
 
 
@@ -68,8 +109,18 @@ def requests(prompts: list[str], schema: dict | None, seeded: bool = True) -> li
     out = []
     for index, prompt in enumerate(prompts):
         request = {
-            "prompt": prompt, "max_tokens": 160, "temperature": 0.7, "top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0,
-            "seed": index if seeded else None, "stop": [], "logprobs": 0, "num_sequences": 1, "echo": False, "stream": False,
+            "prompt": prompt,
+            "max_tokens": 160,
+            "temperature": 0.7,
+            "top_p": 1.0,
+            "top_k": 0,
+            "repetition_penalty": 1.0,
+            "seed": index if seeded else None,
+            "stop": [],
+            "logprobs": 0,
+            "num_sequences": 1,
+            "echo": False,
+            "stream": False,
         }
         if schema is not None:
             request["structured"] = {"json_schema": schema}
@@ -121,7 +172,9 @@ def zod_check(runs: dict[str, list[str]]) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(runs, f)
     try:
-        out = subprocess.run(["npx", "tsx", "bench/structured-zod.ts", "validate", f.name], cwd=ROOT, check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            ["npx", "tsx", "bench/structured-zod.ts", "validate", f.name], cwd=ROOT, check=True, capture_output=True, text=True
+        )
     finally:
         os.unlink(f.name)
     return json.loads(out.stdout)
@@ -162,13 +215,13 @@ def bench_engine(engine_name: str, schema: dict, rounds: int, single: int, seede
         batched = {"free": [], "schema": []}
         first: dict[str, dict] = {}
         for r in range(rounds):
-            for kind in (("free", "schema") if r % 2 == 0 else ("schema", "free")):
+            for kind in ("free", "schema") if r % 2 == 0 else ("schema", "free"):
                 result = run(engine, free_batch if kind == "free" else schema_batch)
                 first.setdefault(kind, result)
                 batched[kind].append({k: result[k] for k in ("tokens", "wall_s", "cpu_s", "tokens_per_s", "tokens_per_wall_s")})
         singles = {"free": [], "schema": []}
         for r in range(rounds):
-            for kind in (("free", "schema") if r % 2 == 0 else ("schema", "free")):
+            for kind in ("free", "schema") if r % 2 == 0 else ("schema", "free"):
                 singles[kind].append(one_at_a_time(engine, (free_batch if kind == "free" else schema_batch)[:single]))
     finally:
         if hasattr(engine, "shutdown"):
@@ -183,7 +236,10 @@ def bench_engine(engine_name: str, schema: dict, rounds: int, single: int, seede
         "validity": validity,
         "batched_50": summarize(batched),
         f"one_at_a_time_{single}": summarize(singles),
-        "texts": {kind: [{"text": t, "finish_reason": r} for t, r in zip(first[kind]["texts"], first[kind]["finish_reasons"])] for kind in ("schema", "free")},
+        "texts": {
+            kind: [{"text": t, "finish_reason": r} for t, r in zip(first[kind]["texts"], first[kind]["finish_reasons"])]
+            for kind in ("schema", "free")
+        },
     }
 
 
@@ -202,9 +258,11 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
 
 def markdown(results: dict) -> str:
     lines = [
-        "# Structured output (bench/structured_bench.py)", "",
+        "# Structured output (bench/structured_bench.py)",
+        "",
         f"SmolLM2-135M-Instruct, {results['host']['cpus']} CPUs, torch threads {results['host']['torch_threads']}; "
-        f"{len(TOPICS)} requests, temperature 0.7, max_tokens 160.", "",
+        f"{len(TOPICS)} requests, temperature 0.7, max_tokens 160.",
+        "",
         "| engine | valid with schema | valid without (as is / JSON found in text) | tokens per CPU s, 50 batched: free → schema | ratio | one at a time: free → schema | ratio |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -232,7 +290,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the other engines' results already in --out")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    schema = json.loads(subprocess.run(["npx", "tsx", "bench/structured-zod.ts", "schema"], cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+    schema = json.loads(
+        subprocess.run(["npx", "tsx", "bench/structured-zod.ts", "schema"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    )
     results = {
         "host": {"cpus": os.cpu_count(), "torch_threads": args.threads, "python": platform.python_version(), "torch": torch.__version__},
         "schema": schema,

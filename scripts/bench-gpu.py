@@ -22,6 +22,7 @@ model in seconds (CI does).
     python scripts/bench-gpu.py --out bench/results/gpu      # a GPU host (docs/gpu.md)
     python scripts/bench-gpu.py --smoke --out /tmp/bench     # a CPU
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,8 +98,23 @@ def sync() -> None:
 
 
 def request(prompt: str, max_tokens: int, **extra) -> dict:
-    return {**dict(prompt=prompt, max_tokens=max_tokens, temperature=0.0, top_p=1.0, top_k=0, repetition_penalty=1.0, seed=None,
-                   stop=[], logprobs=0, num_sequences=1, echo=False, stream=False), **extra}
+    return {
+        **dict(
+            prompt=prompt,
+            max_tokens=max_tokens,
+            temperature=0.0,
+            top_p=1.0,
+            top_k=0,
+            repetition_penalty=1.0,
+            seed=None,
+            stop=[],
+            logprobs=0,
+            num_sequences=1,
+            echo=False,
+            stream=False,
+        ),
+        **extra,
+    }
 
 
 # ------------------------------------------------------------------ versions
@@ -110,12 +126,17 @@ def phase_versions(args) -> dict:
 
     from tsserve_shim.engine.transformers.transformers_compat import UnsupportedTransformersError, check_transformers_version, tested_range
 
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
-                "transformers": transformers.__version__, "tested_transformers": tested_range()}
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "transformers": transformers.__version__,
+        "tested_transformers": tested_range(),
+    }
     for name in ("accelerate", "bitsandbytes", "safetensors", "tokenizers"):
         try:
             versions[name] = __import__(name).__version__
-        except Exception as error:  # noqa: BLE001 - any import failure: not usable here
+        except Exception as error:
             versions[name] = None
             versions[f"{name}_error"] = f"{type(error).__name__}: {error}"
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
@@ -124,8 +145,7 @@ def phase_versions(args) -> dict:
         accepted, why = True, None
     except UnsupportedTransformersError as error:
         accepted, why = False, str(error)
-    return {"ok": accepted, **versions, "gpus": gpus, "transformers_accepted": accepted, "refusal": why,
-            "tokenizer": str(args.tokenizer)}
+    return {"ok": accepted, **versions, "gpus": gpus, "transformers_accepted": accepted, "refusal": why, "tokenizer": str(args.tokenizer)}
 
 
 # ------------------------------------------------------------------ correctness
@@ -156,10 +176,15 @@ def reference_tokens(engine, prompt: str, new_tokens: int) -> list[int]:
     ids = engine.encode_prompt(prompt)
     with torch.inference_mode():
         out = engine.runner.model.generate(
-            torch.tensor([ids], device=engine.runner.device), attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=engine.runner.device),
-            max_new_tokens=new_tokens, do_sample=False, repetition_penalty=1.0, eos_token_id=None, pad_token_id=engine.runner.pad_id,
+            torch.tensor([ids], device=engine.runner.device),
+            attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=engine.runner.device),
+            max_new_tokens=new_tokens,
+            do_sample=False,
+            repetition_penalty=1.0,
+            eos_token_id=None,
+            pad_token_id=engine.runner.pad_id,
         )
-    return out[0, len(ids):].tolist()
+    return out[0, len(ids) :].tolist()
 
 
 def tokens_of(outcome: dict) -> list[int] | str:
@@ -220,8 +245,13 @@ def check_mode(mode: str, checkpoint: Path, args, gpus: int) -> dict:
     hits = sum(o.get("cached_tokens", 0) for o in second if o["ok"])
     result = {
         "ok": alone["equal"] and batched["equal"] and cached["equal"] and hits > 0,
-        "mode": mode, "gpus": gpus, "devices": devices, "load_seconds": round(loaded, 2), "new_tokens": new,
-        "alone_vs_generate": alone, "staggered_vs_generate": batched,
+        "mode": mode,
+        "gpus": gpus,
+        "devices": devices,
+        "load_seconds": round(loaded, 2),
+        "new_tokens": new,
+        "alone_vs_generate": alone,
+        "staggered_vs_generate": batched,
         "prefix_cache": {**cached, "cached_tokens": hits, "first_pass_equal": first == expected},
     }
     del engine
@@ -238,7 +268,7 @@ def phase_correctness(args) -> dict:
         import bitsandbytes  # noqa: F401
 
         modes += ["nf4", "int8"] if cuda else []
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         log(f"no bitsandbytes ({type(error).__name__}): nf4 and int8 are not checked")
     runs = [(mode, 1) for mode in modes]
     if cuda and torch.cuda.device_count() >= 2:
@@ -250,11 +280,15 @@ def phase_correctness(args) -> dict:
             log(f"correctness: {mode} on {gpus} GPU(s)" if cuda else f"correctness: {mode} on the CPU")
             try:
                 results.append(check_mode(mode, checkpoint, args, gpus))
-            except Exception as error:  # noqa: BLE001 - one mode failing is a finding, not the end of the check
+            except Exception as error:
                 skipped.append({"mode": mode, "gpus": gpus, "error": f"{type(error).__name__}: {error}"})
                 free()
-    return {"ok": bool(results) and all(r["ok"] for r in results) and not skipped, "shape": "tiny" if args.smoke else "small",
-            "results": results, "failed": skipped}
+    return {
+        "ok": bool(results) and all(r["ok"] for r in results) and not skipped,
+        "shape": "tiny" if args.smoke else "small",
+        "results": results,
+        "failed": skipped,
+    }
 
 
 # ------------------------------------------------------------------ speed
@@ -279,8 +313,9 @@ def generate_static(engine, prompts: list[str], new_tokens: int) -> int:
     ids = torch.tensor([[0] * (width - len(e)) + e for e in encoded], device=engine.runner.device)
     mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=engine.runner.device)
     with torch.inference_mode():
-        out = engine.runner.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                    do_sample=False, pad_token_id=0)
+        out = engine.runner.model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0
+        )
     return (out.shape[1] - width) * len(prompts)
 
 
@@ -305,8 +340,13 @@ def clients(engine, prompts: list[str], new_tokens: int) -> dict:
     elapsed = time.perf_counter() - start
     tokens = sum(len(o[0]["sequences"][0]["logprobs"]["token_ids"]) for o in done.values() if o[0]["ok"])
     ttft = sorted(first.values())
-    return {"tokens": tokens, "seconds": round(elapsed, 3), "tokens_per_s": round(tokens / elapsed, 1),
-            "ttft_median_s": round(ttft[len(ttft) // 2], 4) if ttft else None, "ttft_max_s": round(ttft[-1], 4) if ttft else None}
+    return {
+        "tokens": tokens,
+        "seconds": round(elapsed, 3),
+        "tokens_per_s": round(tokens / elapsed, 1),
+        "ttft_median_s": round(ttft[len(ttft) // 2], 4) if ttft else None,
+        "ttft_max_s": round(ttft[-1], 4) if ttft else None,
+    }
 
 
 class ForwardTimer:
@@ -343,10 +383,9 @@ def phase_speed(args) -> dict:
     if args.clients < 1:
         return {"ok": False, "error": f"--clients {args.clients}: the speed phase needs at least one client"}
     import torch
+    from transformers import AutoTokenizer
 
     from tsserve_shim.engine.transformers.engine import Engine
-
-    from transformers import AutoTokenizer
 
     cuda = torch.cuda.is_available()
     shape, device = ("tiny", "cpu") if args.smoke else ("7b", "cuda:0")
@@ -382,7 +421,7 @@ def phase_speed(args) -> dict:
     result["clients_generate_static_tokens_per_s"] = round(tokens / seconds, 1)
     result["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3) if cuda else None
     result["ok"] = result["clients_engine"]["tokens"] == args.clients * new
-    del engine, model
+    engine = model = None  # the weights go before the next phase loads its own
     free()
     return result
 
@@ -417,7 +456,7 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         try:
             result = runs[phase](args)
-        except Exception as error:  # noqa: BLE001 - the next phases still run
+        except Exception as error:
             result = {"ok": False, "error": f"{type(error).__name__}: {error}"}
         result["seconds"] = round(time.perf_counter() - started, 2)
         report.record(phase, result)

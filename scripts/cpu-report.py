@@ -1,11 +1,13 @@
 """Sums scripts/cpu-sample.py's file by owner: each TorchServe (by its working folder under .work), pytest
 and each vitest project, with what they started; and the ten processes that spent most."""
+
 import collections
 import json
 import re
 import sys
 
-processes = json.load(open(sys.argv[1]))
+with open(sys.argv[1]) as handle:
+    processes = json.load(handle)
 by_pid = {p["pid"]: p for p in processes}
 spent = lambda p: p["cpu"] - p.get("first_cpu", 0.0)  # noqa: E731
 

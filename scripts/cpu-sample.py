@@ -5,6 +5,7 @@
 
 A process that lives under a second between samples is missed; one already running at the start counts
 only what it spent after (first_cpu)."""
+
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ def look(first: bool) -> None:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
+        fields = stat[stat.rfind(")") + 2 :].split()
         ppid, cpu, start = int(fields[1]), (int(fields[11]) + int(fields[12])) / 100, int(fields[19])
         key = f"{entry}:{start}"
         process = seen.get(key)
@@ -34,7 +35,14 @@ def look(first: bool) -> None:
                 cwd = os.readlink(f"/proc/{entry}/cwd")
             except OSError:
                 cmd, cwd = "", ""
-            process = seen[key] = {"pid": int(entry), "ppid": ppid, "cmd": cmd, "cwd": cwd, "start": start, "first_cpu": cpu if first else 0.0}
+            process = seen[key] = {
+                "pid": int(entry),
+                "ppid": ppid,
+                "cmd": cmd,
+                "cwd": cwd,
+                "start": start,
+                "first_cpu": cpu if first else 0.0,
+            }
         process["cpu"] = cpu
         if process["ppid"] > 1:
             continue

@@ -17,6 +17,7 @@ References:
 
 Usage: .venv/bin/python scripts/make-prompt-goldens.py [--out DIR]
 """
+
 import argparse
 import json
 import os
@@ -80,19 +81,32 @@ def m(role, content):
 CHAT_CASES = [
     ("single user turn", [m("user", "Hello!")]),
     ("system and one user turn", [m("system", "You are terse."), m("user", "What is 2+2?")]),
-    ("multi-turn with system", [
-        m("system", "You are a helpful assistant."),
-        m("user", "Who was Alan Turing?"),
-        m("assistant", "A British mathematician."),
-        m("user", "What did he build?"),
-    ]),
-    ("multi-turn without system", [
-        m("user", "Hi"), m("assistant", "Hello! How can I help?"), m("user", "Tell me a joke."),
-    ]),
+    (
+        "multi-turn with system",
+        [
+            m("system", "You are a helpful assistant."),
+            m("user", "Who was Alan Turing?"),
+            m("assistant", "A British mathematician."),
+            m("user", "What did he build?"),
+        ],
+    ),
+    (
+        "multi-turn without system",
+        [
+            m("user", "Hi"),
+            m("assistant", "Hello! How can I help?"),
+            m("user", "Tell me a joke."),
+        ],
+    ),
     ("conversation ending with the assistant", [m("user", "Say yes."), m("assistant", "Yes.")]),
-    ("content whitespace is stripped per turn", [
-        m("user", "  padded question \n"), m("assistant", "\n\tanswer  "), m("user", "\n next\n"),
-    ]),
+    (
+        "content whitespace is stripped per turn",
+        [
+            m("user", "  padded question \n"),
+            m("assistant", "\n\tanswer  "),
+            m("user", "\n next\n"),
+        ],
+    ),
     ("system folding keeps the first user turn's leading space", [m("system", " sys "), m("user", "  q  ")]),
     ("empty system message", [m("system", ""), m("user", "q")]),
     ("multi-line system and content", [m("system", "Line one.\nLine two.\n"), m("user", "a\nb\n\nc")]),
@@ -114,7 +128,10 @@ VICUNA_CASES = CHAT_CASES + [
 AGENTINSTRUCT_PROMPTS = [
     ("plain prompt", "Alan Turing was a "),
     ("no markers, trailing newlines", "Question: what is 1+1?\nAnswer:\n\n"),
-    ("chatml conversation", "<|im_start|>system\nYou are helpful.\n<|im_end|>\n<|im_start|>user\nWhat is 2+2?\n<|im_end|>\n<|im_start|>assistant\n"),
+    (
+        "chatml conversation",
+        "<|im_start|>system\nYou are helpful.\n<|im_end|>\n<|im_start|>user\nWhat is 2+2?\n<|im_end|>\n<|im_start|>assistant\n",
+    ),
     ("markers without newlines", "<|im_start|>user Hi<|im_end|><|im_start|>assistant Hello<|im_end|>"),
     ("end marker directly after text", "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nA<|im_end|>"),
     ("repeated markers", "<|im_start|>user\na\n<|im_end|><|im_start|>user\nb\n<|im_end|><|im_start|>assistant"),
@@ -122,16 +139,24 @@ AGENTINSTRUCT_PROMPTS = [
     ("leading whitespace is kept", "   leading"),
     ("empty prompt", ""),
     ("only markers", "<|im_end|>\n<|im_end|>"),
-    ("agentinstruct style prompt", "<|im_start|>system\nYou are an agent.\n<|im_end|>\n<|im_start|>user\nInstructions: think step by step.\nQuestion: 17*3?\n<|im_end|>\n<|im_start|>assistant\nExplanation: "),
+    (
+        "agentinstruct style prompt",
+        "<|im_start|>system\nYou are an agent.\n<|im_end|>\n<|im_start|>user\nInstructions: think step by step.\nQuestion: 17*3?\n<|im_end|>\n<|im_start|>assistant\nExplanation: ",
+    ),
 ]
 
 CHAT_TEMPLATE_CASES = [
     ("llama-2-chat (published)", LLAMA2_CHAT_TEMPLATE, [c for c in CHAT_CASES if c[0] != "python whitespace at the ends"]),
     ("chatml", CHATML_TEMPLATE, CHAT_CASES[:6]),
     ("multi-line with trim", MULTILINE_TEMPLATE, CHAT_CASES[:6]),
-    ("namespace counter, no system role", STRICT_TEMPLATE, [c for c in CHAT_CASES[:6] if c[1][0]["role"] != "system"] + [
-        ("system refused by the template", [m("system", "x"), m("user", "y")]),
-    ]),
+    (
+        "namespace counter, no system role",
+        STRICT_TEMPLATE,
+        [c for c in CHAT_CASES[:6] if c[1][0]["role"] != "system"]
+        + [
+            ("system refused by the template", [m("system", "x"), m("user", "y")]),
+        ],
+    ),
 ]
 
 
@@ -176,8 +201,11 @@ def load_tokenizer():
 
 def render(tokenizer, template, messages, add_generation_prompt):
     try:
-        return {"expected": tokenizer.apply_chat_template(
-            messages, chat_template=template, tokenize=False, add_generation_prompt=add_generation_prompt)}
+        return {
+            "expected": tokenizer.apply_chat_template(
+                messages, chat_template=template, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
+        }
     except Exception as error:  # TemplateError from raise_exception
         return {"error": str(error)}
 
@@ -210,8 +238,7 @@ def main():
             "reference": "the seed handlers' str.replace chain and str.rstrip()",
             "llama2_prefix": "[INST] <<SYS>>\n\n<</SYS>>\n\n",
             "cases": [
-                {"name": name, "prompt": prompt, "expected": agentinstruct_rewrite(prompt)}
-                for name, prompt in AGENTINSTRUCT_PROMPTS
+                {"name": name, "prompt": prompt, "expected": agentinstruct_rewrite(prompt)} for name, prompt in AGENTINSTRUCT_PROMPTS
             ],
         },
         "chat-templates.json": {
@@ -223,8 +250,7 @@ def main():
                     "name": name,
                     "template": template,
                     "cases": [
-                        {"name": case, "messages": msgs, "add_generation_prompt": agp,
-                         **render(tokenizer, template, msgs, agp)}
+                        {"name": case, "messages": msgs, "add_generation_prompt": agp, **render(tokenizer, template, msgs, agp)}
                         for case, msgs in cases
                         for agp in (True, False)
                     ],

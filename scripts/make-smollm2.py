@@ -8,11 +8,11 @@ saved once, so that workers load the folder in about a second.
 ``--link`` also points a symlink at the package folder, for configs that
 serve the GGUF file itself.
 """
+
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import time
 from pathlib import Path
 

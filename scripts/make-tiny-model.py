@@ -8,6 +8,7 @@ AutoModelForCausalLM / AutoTokenizer, and every run writes the same bytes.
 
     .venv/bin/python scripts/make-tiny-model.py --out .cache/tiny-llama
 """
+
 from __future__ import annotations
 
 import argparse

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export TSSERVE_PROPERTY_FRACTION=${TSSERVE_PROPERTY_FRACTION:-0.1}
 mkdir -p .work
 
-# TypeScript/JSON formatting and lint (biome.jsonc): a finding fails the run; `npm run format` fixes formatting.
+# Formatting and lint, TypeScript/JSON (biome.jsonc) and Python (ruff.toml): a finding fails the run; `npm run format` fixes formatting.
 npm run -s lint
 lint_status=$?
 
@@ -16,6 +16,6 @@ npx tsc --noEmit -p . --incremental --tsBuildInfoFile .work/tsc.tsbuildinfo &
 typecheck=$!
 npx vitest run --project unit "$@"
 status=$?
-[ "$lint_status" -eq 0 ] || { echo "test:unit: biome found problems (above)" >&2; status=1; }
+[ "$lint_status" -eq 0 ] || { echo "test:unit: the linters found problems (above)" >&2; status=1; }
 wait "$typecheck" || { echo "test:unit: the typecheck failed (above)" >&2; status=1; }
 exit "$status"

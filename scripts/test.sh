@@ -40,8 +40,8 @@ fi
 echo "== typecheck" >&2
 npx tsc --noEmit -p . --incremental --tsBuildInfoFile .work/tsc.tsbuildinfo
 
-# TypeScript/JSON formatting and lint (biome.jsonc): a finding fails the run, as a type error does.
-echo "== lint (biome)" >&2
+# Formatting and lint, TypeScript/JSON (biome.jsonc) and Python (ruff.toml): a finding fails the run, as a type error does.
+echo "== lint (biome, ruff)" >&2
 npm run -s lint
 
 pytest_pid=

@@ -1,4 +1,5 @@
 """Handler bundles built with the real `tsserve bundle`, for the bridge tests."""
+
 import os
 import subprocess
 
@@ -8,7 +9,12 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def bundle(handler: str, out_dir: str) -> str:
-    subprocess.run(["node", os.path.join(ROOT, "bin", "tsserve.mjs"), "bundle", "--handler", handler, "--out", out_dir], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        ["node", os.path.join(ROOT, "bin", "tsserve.mjs"), "bundle", "--handler", handler, "--out", out_dir],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     return os.path.join(out_dir, "handler.mjs")
 
 

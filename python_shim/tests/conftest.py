@@ -1,4 +1,5 @@
 """Shared fixtures: the tiny Llama model (built once per session) and an Engine over it."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,6 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 sys.path.insert(0, str(ROOT / "python_shim"))
+# bundles.py's fixtures (echo_bundle), for every test that names one.
+pytest_plugins = ["bundles"]
 
 import torch  # noqa: E402
 
@@ -55,7 +58,12 @@ NESTED_SCHEMA = {
         "answer": {"enum": ["A", "B", "C", "D"]},
         "confidence": {"type": "integer", "minimum": 0, "maximum": 100},
         "reasons": {"type": "array", "items": {"type": "string", "maxLength": 40}, "minItems": 1, "maxItems": 2},
-        "topic": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20}}, "required": ["name"], "additionalProperties": False},
+        "topic": {
+            "type": "object",
+            "properties": {"name": {"type": "string", "maxLength": 20}},
+            "required": ["name"],
+            "additionalProperties": False,
+        },
     },
     "required": ["answer", "confidence", "reasons", "topic"],
     "additionalProperties": False,
@@ -82,7 +90,6 @@ def make_request(prompt: str, **overrides) -> dict:
     return request
 
 
-
 SMOLLM2 = ROOT / ".cache" / "smollm2-135m-instruct"
 
 
@@ -99,7 +106,14 @@ def smollm2_engine():
 
 # One OpenMP thread, as the e2e suites' vLLM model has (and this process's torch, above): pytest runs beside
 # npm test's two other lanes on two cores.
-VLLM_SECTION = {"model_path": str(SMOLLM2), "engine": "vllm", "enforce_eager": True, "kv_cache_mb": 256, "max_model_len": 2048, "cpu_threads": 1}
+VLLM_SECTION = {
+    "model_path": str(SMOLLM2),
+    "engine": "vllm",
+    "enforce_eager": True,
+    "kv_cache_mb": 256,
+    "max_model_len": 2048,
+    "cpu_threads": 1,
+}
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """A test's request to the peer, made as the bridge makes its own: ``request_async``, then the
 bridge loop's turns (``serve_once``) until the answer arrives (``Peer.request_and_serve``)."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,6 @@ from typing import Any
 
 from tsserve_shim.bridge.answers import result_of
 from tsserve_shim.bridge.rpc import Peer
-
 
 # Nothing is posted to a test's loop, so its wake-up pipe is never written: one for every call.
 _WAKE_READ, _WAKE_WRITE = os.pipe()

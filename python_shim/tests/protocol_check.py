@@ -1,4 +1,5 @@
 """Checks messages against the JSON Schema exported from the zod definitions."""
+
 import jsonschema
 
 from tsserve_shim.bridge import protocol

@@ -1,14 +1,24 @@
 """The real shim (TsserveHandler) with the bundled Llama-2 chat handler and the tiny model,
 driven through TorchServe's own Context, without the TorchServe frontend."""
+
 import os
 
 import orjson
+from bundles import ROOT, bundle
 from ts.context import Context, RequestProcessor
 
-from bundles import ROOT, bundle
 from tsserve_shim.handler import TsserveHandler
 
-SEED_REQUEST = {"seed": 0, "prompt": "Alan Turing was a ", "max_tokens": 128, "temperature": 0.7, "top_p": 0.7, "top_k": 50, "logprobs": 0, "stop": []}
+SEED_REQUEST = {
+    "seed": 0,
+    "prompt": "Alan Turing was a ",
+    "max_tokens": 128,
+    "temperature": 0.7,
+    "top_p": 0.7,
+    "top_k": 50,
+    "logprobs": 0,
+    "stop": [],
+}
 
 
 def make_context(model_dir: str, config: dict, batch: int) -> Context:
@@ -38,5 +48,3 @@ def ask(shim, *bodies):
     rows = [{"body": orjson.dumps(b)} if not isinstance(b, bytes) else {"body": b} for b in bodies]
     answers = handler.handle(rows, context)
     return [(context.get_response_status(i)[0] or 200, orjson.loads(a)) for i, a in enumerate(answers)]
-
-

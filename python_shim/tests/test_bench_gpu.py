@@ -1,5 +1,6 @@
 """scripts/bench-gpu.py --smoke runs every phase on a CPU and writes each phase's JSON, with the
 engine's tokens equal to generate's in the correctness phase."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,19 @@ def test_bench_gpu_smoke_writes_every_phase(tmp_path):
 
 
 def test_bench_gpu_writes_a_phase_before_the_next_one_fails(tmp_path):
-    cmd = [sys.executable, str(ROOT / "scripts" / "bench-gpu.py"), "--smoke", "--out", str(tmp_path), "--tokenizer", str(TOKENIZER),
-           "--phases", "versions,speed", "--clients", "0"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "bench-gpu.py"),
+        "--smoke",
+        "--out",
+        str(tmp_path),
+        "--tokenizer",
+        str(TOKENIZER),
+        "--phases",
+        "versions,speed",
+        "--clients",
+        "0",
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1  # no clients: the speed phase fails
     assert json.loads((tmp_path / "versions.json").read_text())["ok"]

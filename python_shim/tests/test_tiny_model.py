@@ -1,4 +1,5 @@
 """scripts/make-tiny-model.py: byte-identical reruns, and an offline load with the Auto classes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +14,9 @@ from conftest import ROOT
 
 def _digests(folder: Path) -> dict[str, str]:
     """The model's files (not set-up's `.tsserve-stamp`)."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def test_same_bytes_every_run(tiny_model_dir, tmp_path):

@@ -9,6 +9,7 @@ order, what the model answered (a [loglikelihood, is_greedy] pair per choice,
 or the generated text). Run from the repository root (the task files name
 their data files relative to it), with HF_DATASETS_OFFLINE=1.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,8 +36,13 @@ def evaluate(lm, tasks: list[str], *, chat: bool = False) -> dict:
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
     results = simple_evaluate(
-        model=lm, tasks=tasks, task_manager=task_manager(), log_samples=True,
-        apply_chat_template=chat, bootstrap_iters=0, verbosity="WARNING",
+        model=lm,
+        tasks=tasks,
+        task_manager=task_manager(),
+        log_samples=True,
+        apply_chat_template=chat,
+        bootstrap_iters=0,
+        verbosity="WARNING",
     )
     return {task: summary(results, task) for task in tasks}
 
@@ -52,11 +58,16 @@ def timed(runs: dict) -> dict:
 
 
 def summary(results: dict, task: str) -> dict:
-    metrics = {name.split(",")[0]: value for name, value in results["results"][task].items()
-               if "," in name and not name.startswith("alias") and "_stderr" not in name}
+    metrics = {
+        name.split(",")[0]: value
+        for name, value in results["results"][task].items()
+        if "," in name and not name.startswith("alias") and "_stderr" not in name
+    }
     samples = sorted(results["samples"][task], key=lambda sample: sample["doc_id"])
-    answers = [[answer if isinstance(answer, str) else [float(answer[0]), bool(answer[1])] for answer in sample["filtered_resps"]]
-               for sample in samples]
+    answers = [
+        [answer if isinstance(answer, str) else [float(answer[0]), bool(answer[1])] for answer in sample["filtered_resps"]]
+        for sample in samples
+    ]
     return {"metrics": metrics, "answers": answers}
 
 
@@ -77,11 +88,22 @@ def served(base_url: str, model: str, model_path: str, api_key: str) -> dict:
     # lm-eval's defaults (tokenized_requests=True, tokenizer_backend="auto"): it finds the server's
     # tokenizer routes and tokenizes there; auth_token is what its probe sends (TorchServe's key).
     tokenized = completions(base_url=f"{base_url}/completions", auth_token=api_key, batch_size=BATCH_SIZE, **common)
-    text = completions(base_url=f"{base_url}/completions", tokenized_requests=False, tokenizer_backend="huggingface",
-                       tokenizer=model_path, batch_size=BATCH_SIZE, **common)
+    text = completions(
+        base_url=f"{base_url}/completions",
+        tokenized_requests=False,
+        tokenizer_backend="huggingface",
+        tokenizer=model_path,
+        batch_size=BATCH_SIZE,
+        **common,
+    )
     chat = get_model("local-chat-completions")(base_url=f"{base_url}/chat/completions", **common)
-    return {"tokenizer_backend": tokenized.tokenizer_backend, **timed({
-        "tokenized": lambda: evaluate(tokenized, [MULTIPLE_CHOICE, GENERATE]),
-        "text": lambda: evaluate(text, [MULTIPLE_CHOICE, GENERATE]),
-        "chat": lambda: evaluate(chat, [GENERATE], chat=True),
-    })}
+    return {
+        "tokenizer_backend": tokenized.tokenizer_backend,
+        **timed(
+            {
+                "tokenized": lambda: evaluate(tokenized, [MULTIPLE_CHOICE, GENERATE]),
+                "text": lambda: evaluate(text, [MULTIPLE_CHOICE, GENERATE]),
+                "chat": lambda: evaluate(chat, [GENERATE], chat=True),
+            }
+        ),
+    }

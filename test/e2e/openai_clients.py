@@ -16,6 +16,7 @@ default, its tokenizer found on the server) and with text requests, and
 tasks on lm-eval's `hf` model in process, without any server, so it can run
 while TorchServe starts.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,9 @@ def sdk_report(client: OpenAI) -> dict:
     models = [validated(Model, m) for m in client.models.list()]
     out["models"] = [m.id for m in models]
 
-    completion = validated(Completion, client.completions.create(
-        model=MODEL, prompt=PROMPTS, max_tokens=4, temperature=0.8, n=2, seed=11, logprobs=2))
+    completion = validated(
+        Completion, client.completions.create(model=MODEL, prompt=PROMPTS, max_tokens=4, temperature=0.8, n=2, seed=11, logprobs=2)
+    )
     out["completion"] = {
         "indices": [c.index for c in completion.choices],
         "texts": [c.text for c in completion.choices],
@@ -60,28 +62,42 @@ def sdk_report(client: OpenAI) -> dict:
     # Not re-validated: with echo the first prompt token has no logprob, and the API (OpenAI's, vLLM's,
     # this one) sends null there, which the SDK's types (list of floats) do not allow for.
     echo = client.completions.create(model=MODEL, prompt=PROMPTS[0], max_tokens=0, echo=True, logprobs=1, temperature=0)
-    out["echo"] = {"text": echo.choices[0].text, "first_logprob": echo.choices[0].logprobs.token_logprobs[0],
-                   "tokens": len(echo.choices[0].logprobs.tokens)}
+    out["echo"] = {
+        "text": echo.choices[0].text,
+        "first_logprob": echo.choices[0].logprobs.token_logprobs[0],
+        "tokens": len(echo.choices[0].logprobs.tokens),
+    }
 
     # Chunks before the last carry finish_reason null, as OpenAI's do, which the SDK's Completion type
     # (shared by streamed and whole answers) does not allow for: only finished chunks are re-validated.
-    chunks = [validated(Completion, c) if all(x.finish_reason for x in c.choices) else c for c in client.completions.create(
-        model=MODEL, prompt=PROMPTS[0], max_tokens=4, temperature=0.8, n=2, seed=11, stream=True,
-        stream_options={"include_usage": True})]
+    chunks = [
+        validated(Completion, c) if all(x.finish_reason for x in c.choices) else c
+        for c in client.completions.create(
+            model=MODEL, prompt=PROMPTS[0], max_tokens=4, temperature=0.8, n=2, seed=11, stream=True, stream_options={"include_usage": True}
+        )
+    ]
     streamed: dict = {}
     for chunk in chunks:
         for choice in chunk.choices:
             streamed[choice.index] = streamed.get(choice.index, "") + choice.text
     out["completion_stream"] = {
-        "chunks": len(chunks), "texts": [streamed[i] for i in sorted(streamed)],
+        "chunks": len(chunks),
+        "texts": [streamed[i] for i in sorted(streamed)],
         "finish_reasons": [c.finish_reason for c in chunks[-2].choices],
-        "usage": chunks[-1].usage.model_dump() if chunks[-1].usage else None, "last_choices": len(chunks[-1].choices),
+        "usage": chunks[-1].usage.model_dump() if chunks[-1].usage else None,
+        "last_choices": len(chunks[-1].choices),
     }
 
-    chat = validated(ChatCompletion, client.chat.completions.create(
-        model=MODEL, messages=CHAT, max_tokens=5, temperature=0.8, n=2, seed=5, logprobs=True, top_logprobs=2))
+    chat = validated(
+        ChatCompletion,
+        client.chat.completions.create(
+            model=MODEL, messages=CHAT, max_tokens=5, temperature=0.8, n=2, seed=5, logprobs=True, top_logprobs=2
+        ),
+    )
     out["chat"] = {
-        "object": chat.object, "roles": [c.message.role for c in chat.choices], "texts": [c.message.content for c in chat.choices],
+        "object": chat.object,
+        "roles": [c.message.role for c in chat.choices],
+        "texts": [c.message.content for c in chat.choices],
         "indices": [c.index for c in chat.choices],
         "logprob_tokens_join": ["".join(t.token for t in c.logprobs.content) for c in chat.choices],
         "top_sizes": [sorted({len(t.top_logprobs) for t in c.logprobs.content}) for c in chat.choices],
@@ -90,13 +106,20 @@ def sdk_report(client: OpenAI) -> dict:
     }
 
     single = validated(ChatCompletion, client.chat.completions.create(model=MODEL, messages=CHAT, max_tokens=5, temperature=0.8, seed=5))
-    stream = [validated(ChatCompletionChunk, c) for c in client.chat.completions.create(
-        model=MODEL, messages=CHAT, max_tokens=5, temperature=0.8, seed=5, stream=True, stream_options={"include_usage": True})]
+    stream = [
+        validated(ChatCompletionChunk, c)
+        for c in client.chat.completions.create(
+            model=MODEL, messages=CHAT, max_tokens=5, temperature=0.8, seed=5, stream=True, stream_options={"include_usage": True}
+        )
+    ]
     content = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     out["chat_stream"] = {
-        "first_role": stream[0].choices[0].delta.role, "text": content, "unstreamed_text": single.choices[0].message.content,
+        "first_role": stream[0].choices[0].delta.role,
+        "text": content,
+        "unstreamed_text": single.choices[0].message.content,
         "finish_reason": next(c.choices[0].finish_reason for c in stream if c.choices and c.choices[0].finish_reason),
-        "usage": stream[-1].usage.model_dump() if stream[-1].usage else None, "unstreamed_usage": single.usage.model_dump(),
+        "usage": stream[-1].usage.model_dump() if stream[-1].usage else None,
+        "unstreamed_usage": single.usage.model_dump(),
     }
 
     errors = {}
@@ -110,14 +133,20 @@ def sdk_report(client: OpenAI) -> dict:
             call()
             errors[name] = None
         except openai.APIStatusError as error:
-            errors[name] = {"class": type(error).__name__, "status": error.status_code, "param": error.param,
-                            "type": error.type, "message": error.message}
+            errors[name] = {
+                "class": type(error).__name__,
+                "status": error.status_code,
+                "param": error.param,
+                "type": error.type,
+                "message": error.message,
+            }
     out["errors"] = errors
     return out
 
 
 def token_id_report(client: OpenAI) -> dict:
     """Prompts as token ids (one list, a list of lists), tokenize/detokenize round trips, a bad id."""
+
     def tokenize(body: dict) -> dict:
         return client.post("/tokenize", body=body, cast_to=object)
 
@@ -145,19 +174,33 @@ def token_id_report(client: OpenAI) -> dict:
     from transformers import AutoTokenizer
 
     chat_reference = AutoTokenizer.from_pretrained(MODEL_PATH).apply_chat_template(CHAT, tokenize=False, add_generation_prompt=True)
-    return {"token_ids": {
-        "ids": ids,
-        "texts_by_text": [c.text for c in by_text.choices], "texts_by_ids": [c.text for c in by_ids.choices],
-        "indices_by_ids": [c.index for c in by_ids.choices], "one_list_text": one_list.choices[0].text,
-        "usage_by_text": by_text.usage.model_dump(), "usage_by_ids": by_ids.usage.model_dump(),
-        "echo_text": echo.choices[0].text, "echo_tokens": len(echo.choices[0].logprobs.tokens),
-        "echo_first_logprob": echo.choices[0].logprobs.token_logprobs[0], "echo_prompt_tokens": echo.usage.prompt_tokens,
-        "eos_prompt_tokens": len(ended), "eos_logprob_tokens": len(eos.choices[0].logprobs.tokens),
-        "eos_finish_reason": eos.choices[0].finish_reason, "eos_last_logprob": eos.choices[0].logprobs.token_logprobs[-1],
-        "round_trips": [detokenize(t) for t in ids], "token_strs_join": "".join(strs["token_strs"]), "count": strs["count"],
-        "max_model_len": strs["max_model_len"],
-        "chat_text": detokenize(chat["tokens"]), "chat_reference": chat_reference, "bad_id": bad_id, "tokenizer_info": info,
-    }}
+    return {
+        "token_ids": {
+            "ids": ids,
+            "texts_by_text": [c.text for c in by_text.choices],
+            "texts_by_ids": [c.text for c in by_ids.choices],
+            "indices_by_ids": [c.index for c in by_ids.choices],
+            "one_list_text": one_list.choices[0].text,
+            "usage_by_text": by_text.usage.model_dump(),
+            "usage_by_ids": by_ids.usage.model_dump(),
+            "echo_text": echo.choices[0].text,
+            "echo_tokens": len(echo.choices[0].logprobs.tokens),
+            "echo_first_logprob": echo.choices[0].logprobs.token_logprobs[0],
+            "echo_prompt_tokens": echo.usage.prompt_tokens,
+            "eos_prompt_tokens": len(ended),
+            "eos_logprob_tokens": len(eos.choices[0].logprobs.tokens),
+            "eos_finish_reason": eos.choices[0].finish_reason,
+            "eos_last_logprob": eos.choices[0].logprobs.token_logprobs[-1],
+            "round_trips": [detokenize(t) for t in ids],
+            "token_strs_join": "".join(strs["token_strs"]),
+            "count": strs["count"],
+            "max_model_len": strs["max_model_len"],
+            "chat_text": detokenize(chat["tokens"]),
+            "chat_reference": chat_reference,
+            "bad_id": bad_id,
+            "tokenizer_info": info,
+        }
+    }
 
 
 def main() -> None:
@@ -169,8 +212,11 @@ def main() -> None:
         sdk_started = time.monotonic()
         sdk = {**sdk_report(client), **token_id_report(client)}
         sdk_seconds = round(time.monotonic() - sdk_started, 1)
-        report = {"sdk": sdk, "sdk_seconds": sdk_seconds,
-                  "lm_eval": lm_eval_tasks.served(BASE_URL, MODEL, MODEL_PATH, os.environ["OPENAI_API_KEY"])}
+        report = {
+            "sdk": sdk,
+            "sdk_seconds": sdk_seconds,
+            "lm_eval": lm_eval_tasks.served(BASE_URL, MODEL, MODEL_PATH, os.environ["OPENAI_API_KEY"]),
+        }
     report["seconds"] = round(time.monotonic() - started, 1)
     print("REPORT " + json.dumps(report))
 

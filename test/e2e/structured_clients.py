@@ -7,6 +7,7 @@ with a pydantic model as ``response_format`` (the SDK turns it into a strict JSO
 came back parsed; ``json_object``; vLLM's ``guided_choice`` as an extra; an unsupported schema
 (its status and message); and a request too short for its schema (the SDK's own length error).
 """
+
 from __future__ import annotations
 
 import json
@@ -44,17 +45,29 @@ TOPICS = ["the sea", "bread", "black holes", "the Alps", "bees", "chess", "jazz"
 def parse_review(client: OpenAI, seed: int) -> dict:
     completion = client.chat.completions.parse(
         # Every string is bounded, so 320 tokens always hold the whole object (SmolLM2 spends one token a character on odd text).
-        model=MODEL, messages=ask(TOPICS[seed]), response_format=BookReview, max_tokens=320, temperature=0.7, seed=seed
+        model=MODEL,
+        messages=ask(TOPICS[seed]),
+        response_format=BookReview,
+        max_tokens=320,
+        temperature=0.7,
+        seed=seed,
     )
     choice = completion.choices[0]
-    return {"finish_reason": choice.finish_reason, "parsed": choice.message.parsed is not None,
-            "valid": BookReview.model_validate_json(choice.message.content) == choice.message.parsed}
+    return {
+        "finish_reason": choice.finish_reason,
+        "parsed": choice.message.parsed is not None,
+        "valid": BookReview.model_validate_json(choice.message.content) == choice.message.parsed,
+    }
 
 
 def json_object(client: OpenAI) -> dict:
     completion = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": 'Describe a cat as JSON with the keys "name" and "age".'}],
-        response_format={"type": "json_object"}, max_tokens=160, temperature=0, seed=0,
+        model=MODEL,
+        messages=[{"role": "user", "content": 'Describe a cat as JSON with the keys "name" and "age".'}],
+        response_format={"type": "json_object"},
+        max_tokens=160,
+        temperature=0,
+        seed=0,
     )
     content = completion.choices[0].message.content or ""
     return {"finish_reason": completion.choices[0].finish_reason, "is_object": _is_object(content), "starts": content[:1]}
@@ -62,14 +75,20 @@ def json_object(client: OpenAI) -> dict:
 
 def guided_choice(client: OpenAI) -> str | None:
     completion = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Is the sky blue?"}], max_tokens=5, temperature=0,
+        model=MODEL,
+        messages=[{"role": "user", "content": "Is the sky blue?"}],
+        max_tokens=5,
+        temperature=0,
         extra_body={"guided_choice": ["yes", "no"]},
     )
     return completion.choices[0].message.content
 
 
 def unsupported(client: OpenAI) -> dict:
-    bad = {"type": "json_schema", "json_schema": {"name": "bad", "schema": {"type": "object", "properties": {"tags": {"type": "array", "uniqueItems": True}}}}}
+    bad = {
+        "type": "json_schema",
+        "json_schema": {"name": "bad", "schema": {"type": "object", "properties": {"tags": {"type": "array", "uniqueItems": True}}}},
+    }
     try:
         client.chat.completions.create(model=MODEL, messages=ask("x"), response_format=bad, max_tokens=8)
         return {"status": 200}
@@ -90,8 +109,15 @@ def main() -> None:
     client = OpenAI(base_url=BASE_URL, max_retries=0, timeout=120)
     with ThreadPoolExecutor(max_workers=len(TOPICS) + 4) as pool:
         parsed = [pool.submit(parse_review, client, seed) for seed in range(len(TOPICS))]
-        others = {name: pool.submit(check, client) for name, check in
-                  [("json_object", json_object), ("guided_choice", guided_choice), ("unsupported", unsupported), ("too_short", too_short)]}
+        others = {
+            name: pool.submit(check, client)
+            for name, check in [
+                ("json_object", json_object),
+                ("guided_choice", guided_choice),
+                ("unsupported", unsupported),
+                ("too_short", too_short),
+            ]
+        }
         report = {"parse": [future.result() for future in parsed], **{name: future.result() for name, future in others.items()}}
     print("REPORT " + json.dumps(report), flush=True)
 

@@ -1,5 +1,6 @@
 """What an answer to the shim's requests says (answers.py): its error decoded once, whatever its shape,
 and the answers the shim makes itself when no child can take or finish a request."""
+
 import pytest
 
 from tsserve_shim.bridge.answers import closed, closed_answer, error_of, result_of, unavailable, unavailable_answer
@@ -33,7 +34,11 @@ def test_an_error_with_a_code_or_message_of_the_wrong_type_keeps_what_it_can(cod
 
 def test_a_child_that_died_first_is_closed_but_not_unavailable():
     answer = closed_answer(3, "the handler process exited while handle was pending")
-    assert answer == {"jsonrpc": "2.0", "id": 3, "error": {"code": CONNECTION_CLOSED, "message": "the handler process exited while handle was pending"}}
+    assert answer == {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "error": {"code": CONNECTION_CLOSED, "message": "the handler process exited while handle was pending"},
+    }
     assert closed(answer) and not unavailable(answer)
 
 

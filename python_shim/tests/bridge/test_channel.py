@@ -1,19 +1,18 @@
 """The bridge thread (channel.Bridge) with the echo bundle and a fake model: it survives a Node binary
 that cannot be spawned (each request meanwhile a quick answer naming the cause, then service again
 once node is back), and stops the child with a shutdown request, which Node answers by exiting 0."""
+
 import dataclasses
 import os
 import threading
 import time
 
 import pytest
+from test_rpc import MODEL_INFO, fake_generate
 
 from tsserve_shim.bridge import protocol
 from tsserve_shim.bridge.channel import Bridge, ChildSpec, closed, unavailable
 from tsserve_shim.bridge.node_process import find_node
-
-from bundles import echo_bundle  # noqa: F401  (fixture)
-from test_rpc import MODEL_INFO, fake_generate
 
 
 class FakeModel:
@@ -36,8 +35,13 @@ class FakeModel:
 @pytest.fixture
 def bridge(echo_bundle):
     handshake = {
-        "protocol_version": protocol.PROTOCOL_VERSION, "model_name": "echo", "model_dir": "/tmp", "gpu_id": None,
-        "batch_size": 1, "model_config": {"handler": {"model_path": "/m"}}, "model_info": MODEL_INFO,
+        "protocol_version": protocol.PROTOCOL_VERSION,
+        "model_name": "echo",
+        "model_dir": "/tmp",
+        "gpu_id": None,
+        "batch_size": 1,
+        "model_config": {"handler": {"model_path": "/m"}},
+        "model_info": MODEL_INFO,
     }
     spec = ChildSpec(find_node(), echo_bundle, os.path.dirname(echo_bundle), handshake)
     bridge = Bridge(spec, FakeModel(), deadline_for=lambda batch_id: None, on_chunk=lambda params: None).start()
@@ -48,8 +52,11 @@ def bridge(echo_bundle):
 def handle(bridge: Bridge, prompt: str = "a", timeout: float = 30) -> dict:
     answered = threading.Event()
     box: list = []
-    bridge.request(protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": prompt, "max_tokens": 2}}]},
-                   lambda message: (box.append(message), answered.set()))
+    bridge.request(
+        protocol.HANDLE,
+        {"batch_id": 1, "requests": [{"body": {"prompt": prompt, "max_tokens": 2}}]},
+        lambda message: (box.append(message), answered.set()),
+    )
     assert answered.wait(timeout), "no answer"
     return box[0]
 

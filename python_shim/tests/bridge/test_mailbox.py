@@ -1,5 +1,6 @@
 """The bridge thread's mailbox: work posted for a child whose handshake runs is run by the handshake alone,
 the rest waits; what the handshake left goes on with the rest; serve_for runs work as it comes."""
+
 import os
 import select
 import threading

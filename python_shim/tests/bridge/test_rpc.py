@@ -1,22 +1,26 @@
 """The shim's RPC peer against a real Node child running a bundled handler, served as the bridge serves it."""
+
 import os
-import subprocess
-import sys
 import time
 
 import pytest
-
-from tsserve_shim.bridge import protocol
-from tsserve_shim.bridge.errors import PeerClosed, PeerTimeout, RpcError
-from tsserve_shim.bridge.node_process import NodeProcess, find_node
-from tsserve_shim.bridge.errors import ShimConfigError
-from tsserve_shim.bridge.rpc import Peer
-
 from peer_calls import call
 from protocol_check import RecordingPeer, check_result
-from bundles import echo_bundle  # noqa: F401  (fixture)
 
-MODEL_INFO = {"name_or_path": "fake", "context_length": 64, "vocab_size": 32000, "bos_token": "<s>", "eos_token": "</s>", "chat_template": None, "device": "cpu"}
+from tsserve_shim.bridge import protocol
+from tsserve_shim.bridge.errors import PeerClosed, PeerTimeout, RpcError, ShimConfigError
+from tsserve_shim.bridge.node_process import NodeProcess, find_node
+from tsserve_shim.bridge.rpc import Peer
+
+MODEL_INFO = {
+    "name_or_path": "fake",
+    "context_length": 64,
+    "vocab_size": 32000,
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "chat_template": None,
+    "device": "cpu",
+}
 EMPTY = {"tokens": [], "token_ids": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
 
 
@@ -24,8 +28,15 @@ def fake_generate(params):
     outcomes = []
     for request in params["requests"]:
         text = "+" * request["max_tokens"]
-        outcomes.append({"ok": True, "prompt": EMPTY, "prompt_tokens": 1, "compute_time": 0.0,
-                         "sequences": [{"text": text, "finish_reason": "length", "cumulative_logprob": 0.0, "logprobs": EMPTY}]})
+        outcomes.append(
+            {
+                "ok": True,
+                "prompt": EMPTY,
+                "prompt_tokens": 1,
+                "compute_time": 0.0,
+                "sequences": [{"text": text, "finish_reason": "length", "cumulative_logprob": 0.0, "logprobs": EMPTY}],
+            }
+        )
     return {"outcomes": outcomes}
 
 
@@ -40,17 +51,31 @@ def child(echo_bundle):
 
 
 def initialize(peer, version=None):
-    return call(peer, protocol.INITIALIZE, {
-        "protocol_version": protocol.PROTOCOL_VERSION if version is None else version,
-        "model_name": "echo", "model_dir": "/tmp", "gpu_id": None, "batch_size": 4,
-        "model_config": {"handler": {"model_path": "/m"}}, "model_info": MODEL_INFO,
-    }, timeout=30)
+    return call(
+        peer,
+        protocol.INITIALIZE,
+        {
+            "protocol_version": protocol.PROTOCOL_VERSION if version is None else version,
+            "model_name": "echo",
+            "model_dir": "/tmp",
+            "gpu_id": None,
+            "batch_size": 4,
+            "model_config": {"handler": {"model_path": "/m"}},
+            "model_info": MODEL_INFO,
+        },
+        timeout=30,
+    )
 
 
 def test_handshake_and_a_batch_with_one_bad_request(child):
     _, peer, recorder = child
     assert initialize(peer)["protocol_version"] == protocol.PROTOCOL_VERSION
-    result = call(peer, protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": "a", "max_tokens": 2}}, {"body": {"prompt": 1}}]}, timeout=30)
+    result = call(
+        peer,
+        protocol.HANDLE,
+        {"batch_id": 1, "requests": [{"body": {"prompt": "a", "max_tokens": 2}}, {"body": {"prompt": 1}}]},
+        timeout=30,
+    )
     check_result(protocol.HANDLE, result)
     assert result["responses"][0] == {"ok": True, "body": {"texts": ["++"]}}
     assert result["responses"][1]["status"] == 400 and result["responses"][1]["field"] == "prompt"
@@ -106,7 +131,12 @@ def test_both_sides_writing_a_mebibyte_at_once_do_not_deadlock(child):
 def test_fifty_megabytes_on_stderr_do_not_block_the_channel(child):
     process, peer, _ = child
     initialize(peer)
-    result = call(peer, protocol.HANDLE, {"batch_id": 1, "requests": [{"body": {"prompt": "x", "max_tokens": 1, "fault": "stderr-flood"}}]}, timeout=120)
+    result = call(
+        peer,
+        protocol.HANDLE,
+        {"batch_id": 1, "requests": [{"body": {"prompt": "x", "max_tokens": 1, "fault": "stderr-flood"}}]},
+        timeout=120,
+    )
     assert result["responses"][0]["ok"]
     assert process.stderr_tail().endswith("e" * 100)
 
@@ -132,11 +162,11 @@ def test_find_node_refuses_an_old_node(tmp_path):
     fake = tmp_path / "node"
     fake.write_text("#!/bin/sh\necho v18.19.0\n")
     fake.chmod(0o755)
-    with pytest.raises(ShimConfigError, match="v18.19.0; tsserve needs Node 20"):
+    with pytest.raises(ShimConfigError, match=r"v18\.19\.0; tsserve needs Node 20"):
         find_node(str(fake))
 
 
 def test_ping_returns_its_payload_unchanged(child):
     _, peer, _ = child
-    for payload in ["", "héllo ✓ 😀\n\"quoted\"", "x" * 100_000]:
+    for payload in ["", 'héllo ✓ 😀\n"quoted"', "x" * 100_000]:
         assert call(peer, protocol.PING, {"payload": payload}, timeout=10) == {"payload": payload}

@@ -2,34 +2,41 @@
 message shapes from the other side: it never crashes, answers every request
 that carries an id (with a result or a well-formed error), and a malformed
 answer to its own request is an RpcError, never another exception."""
+
 import os
 
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from peer_calls import call
 
 from tsserve_shim.bridge.errors import RpcError
 from tsserve_shim.bridge.rpc import Peer
 
-from peer_calls import call
-
-json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
+json_scalars = (
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
+)
+json_values = st.recursive(
+    json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8
+)
 methods = st.sampled_from(["echo", "boom", "note", "unknown"]) | json_values
 ids = st.integers(100, 10**6) | st.text(max_size=6) | st.none() | st.booleans() | json_values
 
 # A message: a JSON-RPC-like object with any subset of the envelope keys, each of any shape.
-messages = st.fixed_dictionaries(
-    {},
-    optional={
-        "jsonrpc": st.sampled_from(["2.0", "2.0", "1.0"]) | json_values,
-        "id": ids,
-        "method": methods,
-        "params": st.dictionaries(st.text(max_size=4), json_values, max_size=3) | json_values,
-        "result": json_values,
-        "error": st.fixed_dictionaries({}, optional={"code": json_values, "message": json_values, "data": json_values}) | json_values,
-    },
-) | json_values
+messages = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "jsonrpc": st.sampled_from(["2.0", "2.0", "1.0"]) | json_values,
+            "id": ids,
+            "method": methods,
+            "params": st.dictionaries(st.text(max_size=4), json_values, max_size=3) | json_values,
+            "result": json_values,
+            "error": st.fixed_dictionaries({}, optional={"code": json_values, "message": json_values, "data": json_values}) | json_values,
+        },
+    )
+    | json_values
+)
 lines = st.lists(messages.map(orjson.dumps) | st.binary(max_size=40).filter(lambda b: b"\n" not in b), max_size=12)
 
 
@@ -65,7 +72,7 @@ def is_request(m):
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines)
 def test_any_message_shapes_are_served_or_ignored_and_every_request_is_answered(frames):
-    peer, incoming_w, outgoing_r, noise, fds = make_peer()
+    peer, incoming_w, outgoing_r, _noise, fds = make_peer()
     try:
         # The arbitrary frames, then the answer to our probe (request id 1).
         os.write(incoming_w, b"".join(f + b"\n" for f in frames) + orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": "probe"}) + b"\n")
@@ -96,7 +103,7 @@ def _parse(frame):
 @settings(max_examples=300, deadline=None)
 @given(st.fixed_dictionaries({"jsonrpc": st.just("2.0"), "id": st.just(1)}, optional={"result": json_values, "error": json_values}))
 def test_a_malformed_answer_to_our_request_is_an_rpc_error_or_a_result(answer):
-    peer, incoming_w, outgoing_r, noise, fds = make_peer()
+    peer, incoming_w, _outgoing_r, _noise, fds = make_peer()
     try:
         os.write(incoming_w, orjson.dumps(answer) + b"\n")
         try:

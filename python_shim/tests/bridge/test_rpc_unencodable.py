@@ -1,14 +1,14 @@
 """A message JSON cannot carry (an integer beyond 64 bits, a lone surrogate, nesting deeper than
 254) fails alone: the peer answers it with an error and keeps its channel."""
+
 import os
 
 import orjson
 import pytest
+from peer_calls import call
 
 from tsserve_shim.bridge.errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
 from tsserve_shim.bridge.rpc import Peer
-
-from peer_calls import call
 
 
 def nested(depth: int):
@@ -65,7 +65,9 @@ def test_a_result_json_cannot_carry_is_answered_with_an_error(pipes, value):
     incoming_r, incoming_w, outgoing_r, outgoing_w = pipes
     peer = Peer(incoming_r, outgoing_w)
     peer.on_request("tokenize", lambda params: {"ids": value})
-    os.write(incoming_w, b'{"jsonrpc":"2.0","id":7,"method":"tokenize","params":{}}\n{"jsonrpc":"2.0","id":8,"method":"tokenize","params":{}}\n')
+    os.write(
+        incoming_w, b'{"jsonrpc":"2.0","id":7,"method":"tokenize","params":{}}\n{"jsonrpc":"2.0","id":8,"method":"tokenize","params":{}}\n'
+    )
     peer._read_available()
     while peer._frames:
         peer._dispatch(peer._frames.popleft())

@@ -1,12 +1,13 @@
 """The typed GenerateRequest (engine/contract.py) against the protocol's exported JSON Schema: the same
 fields, required where src/protocol/messages.ts makes them required, parsed once from a generate call's params."""
+
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
-
 from conftest import make_request
+
 from tsserve_shim.bridge.protocol import schema
 from tsserve_shim.engine.contract import GenerateRequest, generate_requests
 

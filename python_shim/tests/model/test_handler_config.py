@@ -1,4 +1,5 @@
 """The handler section parsed once into a HandlerConfig: the schema's defaults, the checks and their messages."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,8 +7,8 @@ import json
 import os
 
 import pytest
-
 from bundles import ROOT
+
 from tsserve_shim.model.handler_config import DEFAULTS, HandlerConfig, ModelConfigError
 
 

@@ -1,4 +1,5 @@
 """Loading plans for every setting, built without CUDA (model/load_plan.py)."""
+
 from __future__ import annotations
 
 import math
@@ -139,7 +140,12 @@ def test_model_size_is_checked_against_the_group(tiny_model_dir):
     with pytest.raises(Exception, match="needs about"):
         plan_load(
             HandlerConfig.from_section({"model_path": str(tiny_model_dir), "gpu_max_memory": 1000}),
-            model_dir=None, gpu_id=0, device_type=None, device_ids=None, cuda_available=True, device_count=1,
+            model_dir=None,
+            gpu_id=0,
+            device_type=None,
+            device_ids=None,
+            cuda_available=True,
+            device_count=1,
         )
 
 
@@ -149,7 +155,12 @@ def test_quantized_size_check_counts_the_share_bitsandbytes_leaves_to_accelerate
     def plan(memory):
         return plan_load(
             HandlerConfig.from_section({"model_path": str(tiny_model_dir), "quantize": "nf4", "gpu_max_memory": memory}),
-            model_dir=None, gpu_id=0, device_type=None, device_ids=None, cuda_available=True, device_count=1,
+            model_dir=None,
+            gpu_id=0,
+            device_type=None,
+            device_ids=None,
+            cuda_available=True,
+            device_count=1,
         )
 
     enough = math.ceil(need / BNB_MAX_MEMORY_SHARE) + 1
@@ -161,7 +172,12 @@ def test_quantized_size_check_counts_the_share_bitsandbytes_leaves_to_accelerate
     fp16 = estimate_model_bytes(str(tiny_model_dir), "float16", "none")
     assert plan_load(
         HandlerConfig.from_section({"model_path": str(tiny_model_dir), "dtype": "float16", "gpu_max_memory": fp16}),
-        model_dir=None, gpu_id=0, device_type=None, device_ids=None, cuda_available=True, device_count=1,
+        model_dir=None,
+        gpu_id=0,
+        device_type=None,
+        device_ids=None,
+        cuda_available=True,
+        device_count=1,
     ).kwargs["max_memory"] == {0: fp16}
 
 

@@ -1,4 +1,5 @@
 """GPU placement: the seed's three 8-GPU tables, the general rule as properties, bytes, visibility."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,17 +21,19 @@ MEM = 48 * 2**30
 # The seed's 70b handler, hard-coded for 8 GPUs: worker gpu_id -> (input device, GPUs with memory).
 SEED_TABLE_1 = {w: (f"cuda:{w}", (w,)) for w in range(8)}
 SEED_TABLE_2 = {
-    0: ("cuda:0", (0, 1)), 4: ("cuda:0", (0, 1)),
-    1: ("cuda:2", (2, 3)), 5: ("cuda:2", (2, 3)),
-    2: ("cuda:4", (4, 5)), 6: ("cuda:4", (4, 5)),
-    3: ("cuda:6", (6, 7)), 7: ("cuda:6", (6, 7)),
+    0: ("cuda:0", (0, 1)),
+    4: ("cuda:0", (0, 1)),
+    1: ("cuda:2", (2, 3)),
+    5: ("cuda:2", (2, 3)),
+    2: ("cuda:4", (4, 5)),
+    6: ("cuda:4", (4, 5)),
+    3: ("cuda:6", (6, 7)),
+    7: ("cuda:6", (6, 7)),
 }
 SEED_TABLE_4 = {w: (("cuda:0", (0, 1, 2, 3)) if w % 2 == 0 else ("cuda:4", (4, 5, 6, 7))) for w in range(8)}
 
 
-@pytest.mark.parametrize(
-    "per_model,table", [(1, SEED_TABLE_1), (2, SEED_TABLE_2), (4, SEED_TABLE_4)], ids=["1gpu", "2gpu", "4gpu"]
-)
+@pytest.mark.parametrize("per_model,table", [(1, SEED_TABLE_1), (2, SEED_TABLE_2), (4, SEED_TABLE_4)], ids=["1gpu", "2gpu", "4gpu"])
 @pytest.mark.parametrize("worker", range(8))
 def test_seed_tables_on_8_gpus(per_model, table, worker):
     plan = plan_placement(8, worker, per_model, 4.8e10)
@@ -144,8 +147,14 @@ def test_workers_wrap_around_the_groups(args):
 # ---------------------------------------------------------------- Llama-2-70b's real shapes, no weights
 
 LLAMA_2_70B = dict(
-    hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8,
-    vocab_size=32000, max_position_embeddings=4096, rms_norm_eps=1e-5,
+    hidden_size=8192,
+    intermediate_size=28672,
+    num_hidden_layers=80,
+    num_attention_heads=64,
+    num_key_value_heads=8,
+    vocab_size=32000,
+    max_position_embeddings=4096,
+    rms_norm_eps=1e-5,
 )
 
 
@@ -179,7 +188,12 @@ def plan_70b(folder, gpu_id, **section):
 
     return plan_load(
         HandlerConfig.from_section({"model_path": str(folder), **section}),
-        model_dir=None, gpu_id=gpu_id, device_type="gpu", device_ids=None, cuda_available=True, device_count=8,
+        model_dir=None,
+        gpu_id=gpu_id,
+        device_type="gpu",
+        device_ids=None,
+        cuda_available=True,
+        device_count=8,
     )
 
 
@@ -211,8 +225,16 @@ def test_accelerate_places_70b_inside_the_planned_group(llama_70b, gpu_id, secti
 @pytest.mark.parametrize(
     "section,gpus,needs",
     [
-        ({"dtype": "float16", "num_gpu_per_model": 2}, (0, 1), r"needs about 128\.5 GiB .* 2 GPU\(s\) x gpu_max_memory 44\.7 GiB \(48000000000 bytes\) = "),
-        ({"quantize": "int8", "num_gpu_per_model": 1}, (0,), r"needs about 64\.7 GiB .* 1 GPU\(s\) x gpu_max_memory 44\.7 GiB \(48000000000 bytes\) x 0\.9 \(bitsandbytes"),
+        (
+            {"dtype": "float16", "num_gpu_per_model": 2},
+            (0, 1),
+            r"needs about 128\.5 GiB .* 2 GPU\(s\) x gpu_max_memory 44\.7 GiB \(48000000000 bytes\) = ",
+        ),
+        (
+            {"quantize": "int8", "num_gpu_per_model": 1},
+            (0,),
+            r"needs about 64\.7 GiB .* 1 GPU\(s\) x gpu_max_memory 44\.7 GiB \(48000000000 bytes\) x 0\.9 \(bitsandbytes",
+        ),
     ],
     ids=["fp16-2gpu", "int8-1gpu"],
 )
@@ -240,7 +262,10 @@ def test_near_the_limit_the_load_is_refused_before_any_weight_is_read(llama_70b)
 
     config, folder = llama_70b
     plan = plan_70b(folder, 0, dtype="float16", num_gpu_per_model=2, gpu_max_memory=70e9)  # the size check passes
-    with pytest.raises(PlacementError, match=r"transformers would put 4 module\(s\) on disk with max_memory \(GPU 0: 65\.2 GiB, GPU 1: 65\.2 GiB\); raise gpu_max_memory"):
+    with pytest.raises(
+        PlacementError,
+        match=r"transformers would put 4 module\(s\) on disk with max_memory \(GPU 0: 65\.2 GiB, GPU 1: 65\.2 GiB\); raise gpu_max_memory",
+    ):
         check_device_map(plan, config)
     roomy = plan_70b(folder, 0, dtype="float16", num_gpu_per_model=2, gpu_max_memory=72e9)
     assert set(check_device_map(roomy, config).values()) == {0, 1}
@@ -294,7 +319,7 @@ def torchserve_workers(num_gpus: int, model_config: dict, workers: int):
             gpu_id = server_counter
         visible = None
         if level > 0:
-            visible = device_ids[gpu_id:gpu_id + level] if device_ids else list(range(gpu_id, gpu_id + level))
+            visible = device_ids[gpu_id : gpu_id + level] if device_ids else list(range(gpu_id, gpu_id + level))
             if len(visible) != level:
                 raise FrontendFailure(f"deviceIds.subList({gpu_id}, {gpu_id + level}) is out of range")
         world = nproc if parallel_type in ("pp", "tp", "pptp") else None
@@ -312,10 +337,15 @@ def physical_groups(num_gpus: int, model_config: dict, workers: int) -> list[tup
         if world is not None:
             environ["WORLD_SIZE"] = str(world)
         plan = plan_load(
-            HandlerConfig.from_section(model_config["handler"]), model_dir=None, gpu_id=gpu_id, device_type="gpu",
-            device_ids=worker_device_ids(model_config), cuda_available=True,
+            HandlerConfig.from_section(model_config["handler"]),
+            model_dir=None,
+            gpu_id=gpu_id,
+            device_type="gpu",
+            device_ids=worker_device_ids(model_config),
+            cuda_available=True,
             device_count=num_gpus if visible is None else len(visible),  # torch.cuda.device_count() honours the variable
-            environ=environ, check_model_size=False,
+            environ=environ,
+            check_model_size=False,
         )
         physical = plan.placement.group if visible is None else tuple(visible[i] for i in plan.placement.group)
         assert plan.device == f"cuda:{plan.placement.group[0]}"

@@ -5,6 +5,7 @@ does) with quantize nf4, fp4 and int8; the tests look at the layers, the quant
 settings, the memory footprint against float32, and the engine's batched
 greedy output against transformers' own ``generate`` on the same model.
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,12 +13,12 @@ import logging
 import bitsandbytes as bnb  # pinned in python_shim/requirements.txt: a missing install fails, it is not skipped
 import pytest
 import torch
-
 from conftest import make_request
+
+from tsserve_shim.engine.transformers.engine import Engine
 from tsserve_shim.model import loading
 from tsserve_shim.model.handler_config import HandlerConfig
 from tsserve_shim.model.weight_bytes import estimate_model_bytes
-from tsserve_shim.engine.transformers.engine import Engine
 
 SETTINGS = ["nf4", "fp4", "int8"]
 PROMPTS = [
@@ -34,7 +35,10 @@ MAX_TOKENS = [10, 4, 8, 12, 6, 9]
 def load(tiny_model_dir, **section) -> Engine:
     return Engine.load(
         HandlerConfig.from_section({"model_path": str(tiny_model_dir), **section}),
-        model_dir=str(tiny_model_dir), gpu_id=None, device_type="cpu", device_ids=None,
+        model_dir=str(tiny_model_dir),
+        gpu_id=None,
+        device_type="cpu",
+        device_ids=None,
     )
 
 
@@ -129,10 +133,14 @@ def greedy_by_generate(engine: Engine, prompt: str, max_tokens: int) -> list[int
     ids = torch.tensor([engine.encode_prompt(prompt)])
     with torch.inference_mode():
         out = engine.runner.model.generate(
-            ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens, do_sample=False,
-            eos_token_id=sorted(engine.eos_ids), pad_token_id=engine.runner.pad_id,
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_tokens,
+            do_sample=False,
+            eos_token_id=sorted(engine.eos_ids),
+            pad_token_id=engine.runner.pad_id,
         )
-    new = out[0, ids.shape[1]:].tolist()
+    new = out[0, ids.shape[1] :].tolist()
     cut = next((i for i, t in enumerate(new) if t in engine.eos_ids), len(new))
     return new[:cut]
 

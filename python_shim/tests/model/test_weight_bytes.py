@@ -1,4 +1,5 @@
 """The weights' size once loaded, from the safetensors headers (model/weight_bytes.py)."""
+
 from __future__ import annotations
 
 from tsserve_shim.model.weight_bytes import estimate_model_bytes, is_quantized_weight
@@ -9,7 +10,7 @@ def _tensors(path):
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
-        for name in f.keys():
+        for name in f:
             t = f.get_tensor(name)
             yield name, t.numel(), t.numel() * t.element_size()
 

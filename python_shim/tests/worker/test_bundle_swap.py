@@ -1,10 +1,10 @@
 """A rebuilt handler bundle goes live without reloading the model (`tsserve dev`, `register --replace`):
 the next handle call that finds the Node child idle starts a child on the new bundle, and the engine,
 the worker and its loaded weights stay as they were."""
+
 import os
 
 import pytest
-
 from shim_harness import ask, open_shim
 
 ECHO = {"prompt": "Alan Turing was a ", "max_tokens": 1, "temperature": 0, "echo": True}

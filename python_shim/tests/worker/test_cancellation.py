@@ -3,6 +3,7 @@
 and a generate it asks for afterwards is refused at once, by Node and by the shim), and the engine
 drops the rows of the generate calls that handle opened. Real shim, real bundle, tiny model, under
 asyncCommunication as TorchServe's async worker drives it."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,6 @@ import time
 
 import orjson
 import pytest
-
 from bundles import ROOT, bundle
 from shim_harness import make_context
 
@@ -25,7 +25,9 @@ def shim(tmp_path_factory, tiny_model_dir):
     model_dir = str(tmp_path_factory.mktemp("cancel-probe"))
     bundle(os.path.join(ROOT, "test", "fixtures", "handlers", "cancel-probe-handler.ts"), model_dir)
     config = {
-        "batchSize": 1, "asyncCommunication": True, "responseTimeout": 120,
+        "batchSize": 1,
+        "asyncCommunication": True,
+        "responseTimeout": 120,
         "handler": {"model_path": str(tiny_model_dir), "dtype": "float32", "handle_timeout_s": DEADLINE_S},
     }
     handler = TsserveHandler()
@@ -46,7 +48,10 @@ def test_a_timed_out_request_s_stages_see_the_abort_and_its_later_generate_is_re
     submitted: list = []
     cancelled: list = []
     engine_submit, engine_cancel = handler.engine.submit, handler.engine.cancel
-    handler.engine.submit = lambda requests, done, on_delta=None, deadlines=None, tag=None: (submitted.append(tag), engine_submit(requests, done, on_delta, deadlines, tag))
+    handler.engine.submit = lambda requests, done, on_delta=None, deadlines=None, tag=None: (
+        submitted.append(tag),
+        engine_submit(requests, done, on_delta, deadlines, tag),
+    )
     handler.engine.cancel = lambda tag: (cancelled.append(tag), engine_cancel(tag))
     try:
         started = time.monotonic()
@@ -99,7 +104,10 @@ def test_a_request_whose_client_went_away_cancels_its_handle_and_the_engine_drop
     submitted: list = []
     cancelled: list = []
     engine_submit, engine_cancel = handler.engine.submit, handler.engine.cancel
-    handler.engine.submit = lambda requests, done, on_delta=None, deadlines=None, tag=None: (submitted.append(tag), engine_submit(requests, done, on_delta, deadlines, tag))
+    handler.engine.submit = lambda requests, done, on_delta=None, deadlines=None, tag=None: (
+        submitted.append(tag),
+        engine_submit(requests, done, on_delta, deadlines, tag),
+    )
     handler.engine.cancel = lambda tag: (cancelled.append(tag), engine_cancel(tag))
 
     async def gone():

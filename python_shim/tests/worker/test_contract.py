@@ -1,17 +1,14 @@
 """Contract: the real shim (TsserveHandler) against the real bundled Llama-2
 chat handler and the tiny model, driven through TorchServe's own Context,
 without the TorchServe frontend."""
+
 import os
-import shutil
 import time
 
-import orjson
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from ts.context import Context, RequestProcessor
-
 from shim_harness import SEED_REQUEST, ask, open_shim
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 LLAMA2_RAW_PREFIX = "[INST] <<SYS>>\n\n<</SYS>>\n\n"
 
@@ -77,7 +74,13 @@ def test_stop_sequences_cut_the_text_at_every_temperature(shim, temperature):
 
 
 def test_one_invalid_request_in_a_batch_is_refused_while_the_others_succeed(shim):
-    answers = ask(shim, {"prompt": "a", "max_tokens": 2, "temperature": 0}, {"prompt": "b", "max_tokens": -1}, b"{not json", {"prompt": "c", "max_tokens": 2, "temperature": 0})
+    answers = ask(
+        shim,
+        {"prompt": "a", "max_tokens": 2, "temperature": 0},
+        {"prompt": "b", "max_tokens": -1},
+        b"{not json",
+        {"prompt": "c", "max_tokens": 2, "temperature": 0},
+    )
     assert [status for status, _ in answers] == [200, 400, 400, 200]
     assert answers[1][1]["error"]["field"] == "max_tokens"
     assert "max_tokens" in answers[1][1]["error"]["message"]

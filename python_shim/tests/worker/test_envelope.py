@@ -1,16 +1,14 @@
 """The shim's side of KServe's envelopes, wrapped by TorchServe's own
 KServeEnvelope / KServev2Envelope around a handle that answers through
 tsserve_shim.envelope (the real envelopes are the reference for the shapes)."""
+
 import json
 
-import pytest
 from ts.context import Context, RequestProcessor
 from ts.torch_handler.request_envelope.kserve import KServeEnvelope
 from ts.torch_handler.request_envelope.kservev2 import KServev2Envelope
 
 from tsserve_shim.worker import envelope
-from tsserve_shim.worker.replies import error_body, reason_phrase
-from tsserve_shim.worker.requests import decode_body
 
 
 def make_context(requests=1):
@@ -30,7 +28,9 @@ def echo_handle(seen):
         if not requests:
             return envelope.responses(kind, context, envelope.no_instances())
         outcomes = [
-            {"ok": False, "status": 400, "message": r["body_error"], "field": "body"} if "body_error" in r else {"ok": True, "body": {"echo": r["body"]["prompt"]}}
+            {"ok": False, "status": 400, "message": r["body_error"], "field": "body"}
+            if "body_error" in r
+            else {"ok": True, "body": {"echo": r["body"]["prompt"]}}
             for r in requests
         ]
         return envelope.responses(kind, context, outcomes)

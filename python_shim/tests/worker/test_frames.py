@@ -1,4 +1,5 @@
 """The reply frame check against frames TorchServe 0.12's own encoder builds."""
+
 import struct
 
 import pytest

@@ -1,5 +1,6 @@
 """How long the worker gives one request: handler.handle_timeout_s, else a little below TorchServe's responseTimeout,
 and the generation's deadline a margin inside it."""
+
 from __future__ import annotations
 
 from tsserve_shim.worker.handle_timeout import HandleTimeout, handle_timeout

@@ -1,5 +1,6 @@
 """The shim under asyncCommunication (continuous batching), driven as TorchServe's async worker drives it:
 handle returns a coroutine per request, many in flight on one event loop; real bundle, tiny model."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +9,6 @@ import time
 
 import orjson
 import pytest
-
 from bundles import ROOT, bundle
 from shim_harness import make_context
 
@@ -19,7 +19,12 @@ def shim(tmp_path_factory, tiny_model_dir):
 
     model_dir = str(tmp_path_factory.mktemp("continuous-model-dir"))
     bundle(os.path.join(ROOT, "handlers", "llama-2-7b-chat.ts"), model_dir)
-    config = {"batchSize": 1, "asyncCommunication": True, "responseTimeout": 120, "handler": {"model_path": str(tiny_model_dir), "dtype": "float32"}}
+    config = {
+        "batchSize": 1,
+        "asyncCommunication": True,
+        "responseTimeout": 120,
+        "handler": {"model_path": str(tiny_model_dir), "dtype": "float32"},
+    }
     handler = TsserveHandler()
     handler.initialize(make_context(model_dir, config, 1))
     yield handler, model_dir, config
@@ -52,7 +57,7 @@ def test_a_short_request_sent_while_a_long_one_decodes_finishes_first(shim):
         long = await long_task
         return finished, alone_short, short, long, short_time
 
-    finished, alone_short, short, long, short_time = asyncio.run(scenario())
+    finished, alone_short, short, long, _short_time = asyncio.run(scenario())
     assert finished == ["short", "long"]
     assert short[0] == 200 and long[0] == 200
     assert short[1]["choices"][0]["text"] == alone_short[1]["choices"][0]["text"]

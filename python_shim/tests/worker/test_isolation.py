@@ -1,15 +1,16 @@
 """One bad request stays one bad request: with 4 long generations in flight on the real shim
 (asyncCommunication, the bundled Llama-2 chat handler, the tiny model), a request that fails
 fails alone, and the 4 finish with the text they get alone."""
+
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 
 import orjson
 import pytest
-
 from bundles import ROOT, bundle
 from shim_harness import make_context
 from ts.context import RequestProcessor
@@ -31,7 +32,12 @@ def shim(tmp_path_factory, tiny_model_dir):
 
     model_dir = str(tmp_path_factory.mktemp("isolation-model-dir"))
     bundle(os.path.join(ROOT, "handlers", "llama-2-7b-chat.ts"), model_dir)
-    config = {"batchSize": 1, "asyncCommunication": True, "responseTimeout": 120, "handler": {"model_path": str(tiny_model_dir), "dtype": "float32", "prefix_cache_mb": 0}}
+    config = {
+        "batchSize": 1,
+        "asyncCommunication": True,
+        "responseTimeout": 120,
+        "handler": {"model_path": str(tiny_model_dir), "dtype": "float32", "prefix_cache_mb": 0},
+    }
     handler = TsserveHandler()
     handler.initialize(make_context(model_dir, config, 1))
     yield handler, model_dir, config
@@ -115,7 +121,9 @@ def test_a_request_wider_than_the_row_limit_is_a_400_naming_the_limit(shim):
     wide = {"model": "tiny", "prompt": ["Hi"] * 8, "n": 10, "max_tokens": 2, "temperature": 0.7}  # 80 rows; max_num_seqs is 64
     status, body = asyncio.run(ask(shim, {"body": orjson.dumps(wide)}, url_path="v1/completions"))
     assert status == 400
-    assert body["error"]["message"].startswith("n: the request asks for 80 sequences at once (prompts × n × best_of), more than the 64 allowed")
+    assert body["error"]["message"].startswith(
+        "n: the request asks for 80 sequences at once (prompts × n × best_of), more than the 64 allowed"
+    )
     narrow = {**wide, "prompt": ["Hi"] * 6}  # 60 rows
     status, body = asyncio.run(ask(shim, {"body": orjson.dumps(narrow)}, url_path="v1/completions"))
     assert status == 200 and len(body["choices"]) == 60
@@ -142,6 +150,7 @@ def stream_beside(shim, make_other):
         stamps: list[float] = []
         context.cl_socket = type("Socket", (), {"sendall": lambda self, data: stamps.append(time.monotonic())})()
         body = {"prompt": "Tell me a story", "max_tokens": 480, "temperature": 0, "stream": True}  # 19 + 480 tokens fit the 512 context
+
         async def stream():
             return await handler.handle([{"body": orjson.dumps(body)}], context)
 
@@ -170,11 +179,13 @@ def test_a_6_mb_tokenize_does_not_pause_the_streams(shim):
     finally:
         handler.bridge.model_calls.refuse_text = refuse_text
     assert status in (200, 413)  # 1.2 M ids: over the default response limit
-    before = [b - a for a, b in zip(stamps, stamps[1:]) if b < began]
-    during = [b - a for a, b in zip(stamps, stamps[1:]) if began <= b <= ended]
+    before = [b - a for a, b in itertools.pairwise(stamps) if b < began]
+    during = [b - a for a, b in itertools.pairwise(stamps) if began <= b <= ended]
     step = sum(before) / len(before)
-    print(f"6 MB tokenize took {ended - began:.2f} s; stream chunks meanwhile: {len(during)}, longest gap "
-          f"{max(during) * 1000:.0f} ms (before it: a chunk every {step * 1000:.1f} ms, longest gap {max(before) * 1000:.0f} ms)")
+    print(
+        f"6 MB tokenize took {ended - began:.2f} s; stream chunks meanwhile: {len(during)}, longest gap "
+        f"{max(during) * 1000:.0f} ms (before it: a chunk every {step * 1000:.1f} ms, longest gap {max(before) * 1000:.0f} ms)"
+    )
     assert len(during) >= 20, "the stream did not run beside the tokenize"
     # On the relay thread the gap was the whole tokenize (5-6 s); the floor leaves room for a busy shared CPU.
     assert max(during) < max(1.0, 3 * max(before), 0.2 * (ended - began))
@@ -185,7 +196,9 @@ def test_tokenize_and_detokenize_calls_over_the_size_limit_are_400s_before_any_w
     started = time.monotonic()
     status, body = asyncio.run(ask(shim, {"body": orjson.dumps(big_text)}, url_path="tokenize"))
     assert time.monotonic() - started < 1.0
-    assert status == 400 and body["error"]["message"].startswith("tokenize: 1,100,000 bytes of text in one call, more than the 1,048,576 allowed")
+    assert status == 400 and body["error"]["message"].startswith(
+        "tokenize: 1,100,000 bytes of text in one call, more than the 1,048,576 allowed"
+    )
     many_ids = {"tokens": [1] * 300_000}
     status, body = asyncio.run(ask(shim, {"body": orjson.dumps(many_ids)}, url_path="detokenize"))
     assert status == 400 and body["error"]["message"].startswith("detokenize: 300,000 token ids in one call, more than the 262,144 allowed")

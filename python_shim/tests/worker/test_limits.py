@@ -1,4 +1,5 @@
 """Where the shim finds TorchServe's max_response_size: the frontend's config file, $TS_MAX_RESPONSE_SIZE, TorchServe's default."""
+
 import os
 
 from tsserve_shim.model.handler_config import HandlerConfig
@@ -15,7 +16,8 @@ def test_the_frontend_config_file_is_found_on_an_ancestor_command_line(tmp_path)
     proc = {
         "/proc/200/cmdline": "python\0ts/model_service_worker.py\0--sock-type\0unix\0",
         "/proc/200/stat": "200 (python) S 100 1 1",
-        "/proc/100/cmdline": "java\0-cp\0x.jar\0org.pytorch.serve.ModelServer\0--python\0python\0-f\0/etc/ts/config.properties\0-s\0store\0",
+        "/proc/100/cmdline": "java\0-cp\0x.jar\0org.pytorch.serve.ModelServer\0--python\0python\0"
+        "-f\0/etc/ts/config.properties\0-s\0store\0",
     }
     assert frontend_config_file(200, read=proc.get) == "/etc/ts/config.properties"
     assert frontend_config_file(200, read={**proc, "/proc/100/cmdline": "java\0org.pytorch.serve.ModelServer\0"}.get) is None
@@ -43,5 +45,8 @@ def test_generate_limits_count_rows_per_request_and_prompt_bytes():
     assert limits.refusal(two_by_three * 2).startswith("n: the request asks for 12 sequences at once")
     assert limits.refusal(two_by_three * 2, request_count=2) is None  # a TorchServe batch of two requests
     assert limits.refusal([{"prompt": "a"}] * 9).startswith("prompt: the request asks for 9 sequences")
-    assert limits.refusal([{"prompt": "é" * 3201}]) == "prompt: 6,402 bytes, more than fit the model's context (100 tokens, at most 6,400 bytes)"
+    assert (
+        limits.refusal([{"prompt": "é" * 3201}])
+        == "prompt: 6,402 bytes, more than fit the model's context (100 tokens, at most 6,400 bytes)"
+    )
     assert limits.refusal([{"prompt": "a"}, {"prompt": "x" * 6401}]).startswith("prompt.1: 6,401 bytes")

@@ -1,14 +1,21 @@
 """The LLM metrics published to TorchServe (worker/metrics.py): what changed, as TorchServe's metric lines,
 through TorchServe's own metrics cache loaded with tsserve's generated metrics config."""
+
 from __future__ import annotations
 
 import logging
 
 import pytest
-
 from conftest import ROOT
+
 from tsserve_shim.engine.common.stats import (
-    PREFIX_CACHE_HITS, PROMPT_TOKENS, REQUEST_FAILURE, REQUEST_SUCCESS, REQUESTS_RUNNING, TIME_TO_FIRST_TOKEN, EngineStats,
+    PREFIX_CACHE_HITS,
+    PROMPT_TOKENS,
+    REQUEST_FAILURE,
+    REQUEST_SUCCESS,
+    REQUESTS_RUNNING,
+    TIME_TO_FIRST_TOKEN,
+    EngineStats,
     count_outcomes,
 )
 from tsserve_shim.worker.metrics import MetricsPublisher, updates
@@ -25,16 +32,39 @@ def test_the_first_publication_sends_every_bucket_then_only_what_grew():
     assert not any("inter_token" in name for name, _, _ in sent)  # nothing observed: nothing sent
     stats.observe(TIME_TO_FIRST_TOKEN, 0.5)
     later = updates(first, stats.snapshot(), "m", "7")
-    assert {labels[1] for name, labels, _ in later if name.endswith("_bucket")} == {"0.5", "0.75", "1.0", "2.5", "5.0", "7.5", "10.0", "20.0", "40.0", "80.0", "160.0", "640.0", "2560.0", "+Inf"}
+    assert {labels[1] for name, labels, _ in later if name.endswith("_bucket")} == {
+        "0.5",
+        "0.75",
+        "1.0",
+        "2.5",
+        "5.0",
+        "7.5",
+        "10.0",
+        "20.0",
+        "40.0",
+        "80.0",
+        "160.0",
+        "640.0",
+        "2560.0",
+        "+Inf",
+    }
     assert updates(stats.snapshot(), stats.snapshot(), "m", "7") == []
 
 
 def test_counters_go_as_increases_and_gauges_as_values_labelled_by_worker():
     stats = EngineStats()
-    count_outcomes(stats, [
-        {"ok": True, "prompt_tokens": 10, "cached_tokens": 4, "sequences": [{"finish_reason": "stop", "logprobs": {"token_ids": [1, 2, 3]}}]},
-        {"ok": False, "status": 400, "message": "x"},
-    ])
+    count_outcomes(
+        stats,
+        [
+            {
+                "ok": True,
+                "prompt_tokens": 10,
+                "cached_tokens": 4,
+                "sequences": [{"finish_reason": "stop", "logprobs": {"token_ids": [1, 2, 3]}}],
+            },
+            {"ok": False, "status": 400, "message": "x"},
+        ],
+    )
     stats.set(REQUESTS_RUNNING, 3)
     first = stats.snapshot()
     sent = updates(None, first, "m", "7")
@@ -43,9 +73,13 @@ def test_counters_go_as_increases_and_gauges_as_values_labelled_by_worker():
     assert (REQUESTS_RUNNING, ["m", "7"], 3.0) in sent
     count_outcomes(stats, [{"ok": True, "prompt_tokens": 5, "sequences": []}])
     stats.set(REQUESTS_RUNNING, 0)
-    assert sorted(updates(first, stats.snapshot(), "m", "7")) == sorted([
-        ("tsserve_prefix_cache_queries_total", ["m"], 5), (PROMPT_TOKENS, ["m"], 5), (REQUESTS_RUNNING, ["m", "7"], 0.0),
-    ])
+    assert sorted(updates(first, stats.snapshot(), "m", "7")) == sorted(
+        [
+            ("tsserve_prefix_cache_queries_total", ["m"], 5),
+            (PROMPT_TOKENS, ["m"], 5),
+            (REQUESTS_RUNNING, ["m", "7"], 0.0),
+        ]
+    )
 
 
 def test_lines_through_torchserve_s_metrics_cache_with_the_generated_config(caplog):
@@ -60,7 +94,10 @@ def test_lines_through_torchserve_s_metrics_cache_with_the_generated_config(capl
         MetricsPublisher(stats, cache, "m", "7").publish()
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[METRICS]")]
     assert any(line.startswith("[METRICS]tsserve_prompt_tokens_total.Count:12|#model_name:m|#type:COUNTER|") for line in lines), lines
-    assert any(line.startswith("[METRICS]tsserve_time_to_first_token_seconds_bucket.Seconds:1|#model_name:m,le:0.04|#type:COUNTER|") for line in lines)
+    assert any(
+        line.startswith("[METRICS]tsserve_time_to_first_token_seconds_bucket.Seconds:1|#model_name:m,le:0.04|#type:COUNTER|")
+        for line in lines
+    )
     assert not [r for r in caplog.records if "Failed to update metric" in r.getMessage()]
 
 

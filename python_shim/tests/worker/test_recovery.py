@@ -1,11 +1,13 @@
 """The worker's side of TorchServe 0.12's in-place restart under asyncCommunication: when it asks for new
 worker threads, and the management calls it makes (against a stand-in management API; the real
 TorchServe is in test/e2e/continuous-batching.test.ts)."""
+
 from __future__ import annotations
 
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -29,9 +31,9 @@ def test_it_asks_only_when_every_look_finds_it_listed_and_not_ready(statuses, as
 class _Frontend(BaseHTTPRequestHandler):
     """A management API that holds one model, checks the bearer key and records the calls."""
 
-    calls: list = []
+    calls: ClassVar[list] = []
     key = "old"
-    workers = [{"pid": 4242, "status": "UNLOADING"}]
+    workers: ClassVar[list] = [{"pid": 4242, "status": "UNLOADING"}]
 
     def _answer(self, code: int, body) -> None:
         data = json.dumps(body).encode()
@@ -83,11 +85,18 @@ def test_it_reads_its_own_status_by_pid(frontend):
 def test_the_restart_scales_to_zero_then_back_to_the_models_own_bounds(frontend):
     restart_workers(frontend, "my model", "1.0")
     puts = [path for method, path, _ in _Frontend.calls if method == "PUT"]
-    assert puts == ["/models/my%20model/1.0?min_worker=0&max_worker=0&synchronous=true", "/models/my%20model/1.0?min_worker=1&max_worker=2&synchronous=false"]
+    assert puts == [
+        "/models/my%20model/1.0?min_worker=0&max_worker=0&synchronous=true",
+        "/models/my%20model/1.0?min_worker=1&max_worker=2&synchronous=false",
+    ]
 
 
 def test_an_expired_management_key_is_renewed_once_with_the_api_key(frontend):
     _Frontend.key = "rotated"  # TorchServe no longer takes the key in the file; the API key renews it (the file is rewritten)
     assert own_status(frontend, "cb", "1.0", 4242) == "UNLOADING"
-    assert [(m, p) for m, p, _ in _Frontend.calls] == [("GET", "/models/cb/1.0"), ("POST", "/token?type=management"), ("GET", "/models/cb/1.0")]
+    assert [(m, p) for m, p, _ in _Frontend.calls] == [
+        ("GET", "/models/cb/1.0"),
+        ("POST", "/token?type=management"),
+        ("GET", "/models/cb/1.0"),
+    ]
     assert _Frontend.calls[-1][2] == "Bearer new"

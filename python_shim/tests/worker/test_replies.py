@@ -1,5 +1,6 @@
 """worker.replies: bodies and statuses, and the retire records checked against the bytes
 TorchServe 0.12's own create_predict_response writes for the frontend."""
+
 import struct
 
 import orjson
@@ -48,7 +49,10 @@ def predictions(message: bytes) -> list[dict]:
 
 def test_every_job_that_did_not_stream_gets_one_empty_retire_record_after_its_reply():
     context = context_for(2)
-    replies = [respond(context, 0, {"ok": True, "body": {"a": 1}}), respond(context, 1, {"ok": False, "status": 400, "message": "prompt: is required", "field": "prompt"})]
+    replies = [
+        respond(context, 0, {"ok": True, "body": {"a": 1}}),
+        respond(context, 1, {"ok": False, "status": 400, "message": "prompt: is required", "field": "prompt"}),
+    ]
     reply = with_retirements(replies, context)
     assert len(reply) == 2  # what TorchServe compares with the batch's size
     sent = predictions(create_predict_response(reply, context.request_ids, "Prediction success", 200, context=context))

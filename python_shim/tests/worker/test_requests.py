@@ -1,4 +1,5 @@
 """The shim's handling of TorchServe's input rows and HTTP error replies."""
+
 import math
 
 import pytest
@@ -87,7 +88,10 @@ def test_a_json_string_body_torchserve_decoded_is_passed_on_as_a_string_not_call
     from tsserve_shim.worker.requests import decoded_by_torchserve
 
     context = Context("m", "/tmp", {}, 2, None, "0.12.0")
-    context.request_processor = [RequestProcessor({"body": {"content-type": "application/json"}}), RequestProcessor({"body": {"content-type": "text/plain"}})]
+    context.request_processor = [
+        RequestProcessor({"body": {"content-type": "application/json"}}),
+        RequestProcessor({"body": {"content-type": "text/plain"}}),
+    ]
     assert [decoded_by_torchserve(context, i) for i in range(2)] == [True, False]
     assert decode_body({"body": "hi"}, decoded_json=True) == {"body": "hi"}  # the client sent "hi", quotes and all
     assert decode_body({"body": "hi"})["body_error"].startswith("body: is not valid JSON")  # text/plain: the text itself

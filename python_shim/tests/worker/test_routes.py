@@ -1,14 +1,14 @@
 """The shim's half of handler routes, with TorchServe's own Context: each row's
 `url_path` header reaches Node with its request, and a reply with a content
 type (server-sent events) or its own error body goes out as Node wrote it."""
+
 import orjson
+from protocol_check import check_params, check_result
 from ts.context import Context, RequestProcessor
 
-from tsserve_shim.handler import TsserveHandler
+from tsserve_shim.bridge import protocol
 from tsserve_shim.worker.replies import respond
 from tsserve_shim.worker.requests import decode_body, with_url_path
-from protocol_check import check_params, check_result
-from tsserve_shim.bridge import protocol
 
 
 def context_for(*headers: dict) -> Context:
@@ -54,10 +54,15 @@ def test_a_failure_with_its_own_body_sends_that_body_with_its_status():
 
 
 def test_the_schema_accepts_replies_with_a_content_type_or_an_own_error_body():
-    check_result(protocol.HANDLE, {"responses": [
-        {"ok": True, "body": "data: [DONE]\n\n", "content_type": "text/event-stream"},
-        {"ok": False, "status": 404, "message": "no route", "field": "url_path", "body": {"error": {"message": "no route"}}},
-    ]})
+    check_result(
+        protocol.HANDLE,
+        {
+            "responses": [
+                {"ok": True, "body": "data: [DONE]\n\n", "content_type": "text/event-stream"},
+                {"ok": False, "status": 404, "message": "no route", "field": "url_path", "body": {"error": {"message": "no route"}}},
+            ]
+        },
+    )
 
 
 def test_a_context_without_request_headers_gives_no_url_path():

@@ -1,5 +1,6 @@
 """One writer per socket: frames written from two threads at once arrive whole, including the first
 answer of TorchServe's send_responses thread, which looks up `sendall` before it blocks for that answer."""
+
 import socket
 import struct
 import threading
@@ -34,7 +35,7 @@ def _frames_received(pair, writers) -> list:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    return [bytes(received[i:i + FRAME]) for i in range(0, len(received), FRAME)]
+    return [bytes(received[i : i + FRAME]) for i in range(0, len(received), FRAME)]
 
 
 def _whole(frame: bytes) -> bool:

@@ -1,6 +1,7 @@
 """A handler whose initialize calls tokenize, generate and detokenize (a warm-up) loads and serves
 (issue 28: the generate's answer used to wait for the bridge loop, which waited for the handshake,
 and the worker failed to load after 60 s). Real shim, real bundle, tiny model."""
+
 from __future__ import annotations
 
 import os
@@ -23,10 +24,24 @@ def test_a_handler_whose_initialize_generates_loads_and_serves(tmp_path_factory,
         assert time.monotonic() - started < 30
         [(status, body)] = ask((handler, model_dir, config), {})
         assert status == 200, body
-        expected_text = engine.generate([{
-            "prompt": "Hello", "max_tokens": 3, "temperature": 0.0, "top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0,
-            "seed": 0, "stop": [], "logprobs": 0, "num_sequences": 1, "echo": False, "stream": False,
-        }])[0]["sequences"][0]["text"]
+        expected_text = engine.generate(
+            [
+                {
+                    "prompt": "Hello",
+                    "max_tokens": 3,
+                    "temperature": 0.0,
+                    "top_p": 1.0,
+                    "top_k": 0,
+                    "repetition_penalty": 1.0,
+                    "seed": 0,
+                    "stop": [],
+                    "logprobs": 0,
+                    "num_sequences": 1,
+                    "echo": False,
+                    "stream": False,
+                }
+            ]
+        )[0]["sequences"][0]["text"]
         assert body["text"] == expected_text
         assert body["ids"] == engine.tokenize(["Hello there"], add_special_tokens=False)
         assert body["detokenized"] == ["Hello there"]

@@ -1,13 +1,14 @@
 """The answers to the shim's requests: the error an answer carries, decoded once here, and the error
 answers the shim makes itself when no child can take or finish a request."""
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from .errors import CONNECTION_CLOSED, INTERNAL_ERROR, RpcError
 
 
-def error_of(answer: dict, method: str = "the request") -> Optional[RpcError]:
+def error_of(answer: dict, method: str = "the request") -> RpcError | None:
     """The error an answer carries (a malformed one as INTERNAL_ERROR), or None when it carries a result."""
     if "error" not in answer:
         return None
@@ -41,7 +42,7 @@ def unavailable(answer: dict) -> bool:
     return isinstance(error.data, dict) and error.data.get("unavailable") is True
 
 
-def closed_answer(request_id: Any, message: str, data: Optional[dict] = None) -> dict:
+def closed_answer(request_id: Any, message: str, data: dict | None = None) -> dict:
     """The answer to a request whose child died first (or none runs: ``data`` says so)."""
     error = RpcError(CONNECTION_CLOSED, message, data).to_json()
     return {"jsonrpc": "2.0", "id": request_id, "error": error}
@@ -51,4 +52,3 @@ def unavailable_answer(start_failure: str) -> dict:
     """The answer to a request that no child can take: the last one failed to start."""
     message = f"the handler process could not be started ({start_failure}); the shim keeps retrying"
     return closed_answer(None, message, {"unavailable": True})
-

@@ -10,12 +10,14 @@ generate call that handle opened.
 Nothing here knows torch: the model side comes in as the engine contract (engine/contract.py's
 `ServingEngine`, which imports no torch).
 """
+
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from ..engine.contract import ServingEngine
 from . import protocol
@@ -38,8 +40,8 @@ SHUTDOWN_TIMEOUT_S = 1.0
 class Ticket:
     """A request sent with Bridge.request: which child's channel carried it, under which id (for a cancel)."""
 
-    peer: Optional[Peer] = None
-    request_id: Optional[int] = None
+    peer: Peer | None = None
+    request_id: int | None = None
 
 
 class Bridge:
@@ -48,22 +50,26 @@ class Bridge:
         spec: ChildSpec,
         engine: ServingEngine,
         *,
-        deadline_for: Callable[[Optional[int]], Any],
+        deadline_for: Callable[[int | None], Any],
         on_chunk: Callable[[dict], None],
-        on_generated: Callable[[Optional[int], list], None] = lambda batch_id, outcomes: None,
-        refuse_generate: Callable[[Optional[int], list], Any] = lambda batch_id, requests: None,
-        refuse_text: Callable[[str, dict], Optional[str]] = lambda method, params: None,
+        on_generated: Callable[[int | None, list], None] = lambda batch_id, outcomes: None,
+        refuse_generate: Callable[[int | None, list], Any] = lambda batch_id, requests: None,
+        refuse_text: Callable[[str, dict], str | None] = lambda method, params: None,
     ) -> None:
         self.on_chunk = on_chunk  # StreamChunkParams, on the bridge thread
         self.mailbox = Mailbox()
         self.model_calls = ModelCalls(
-            engine, self.mailbox.post,
-            deadline_for=deadline_for, on_generated=on_generated, refuse_generate=refuse_generate, refuse_text=refuse_text,
+            engine,
+            self.mailbox.post,
+            deadline_for=deadline_for,
+            on_generated=on_generated,
+            refuse_generate=refuse_generate,
+            refuse_text=refuse_text,
         )
         self.supervisor = Supervisor(spec, self.mailbox, self._attach, self.model_calls.forget_child)
         self._thread = threading.Thread(target=self._run, name="tsserve-bridge", daemon=True)
 
-    def start(self) -> "Bridge":
+    def start(self) -> Bridge:
         """Start and handshake the first child here (a failure is the worker's load error), then serve it on the bridge thread."""
         self.supervisor.start()
         self._thread.start()
@@ -80,7 +86,7 @@ class Bridge:
         self.mailbox.post(send)
         return ticket
 
-    def end_batch(self, batch_id: int, ticket: Optional[Ticket] = None, reason: Optional[str] = None) -> None:
+    def end_batch(self, batch_id: int, ticket: Ticket | None = None, reason: str | None = None) -> None:
         """A handle call's request is over. With ``reason`` (it ran out of time, its client went away), Node is told to
         cancel the handle (its AbortSignal aborts) if it has not answered yet; either way the engine drops the rows of
         every generate call the handle opened that is still running."""
@@ -107,11 +113,11 @@ class Bridge:
         self.supervisor.stop_child()
 
     @property
-    def child(self) -> Optional[NodeProcess]:
+    def child(self) -> NodeProcess | None:
         return self.supervisor.current.process if self.supervisor.current is not None else None
 
     @property
-    def child_pid(self) -> Optional[int]:
+    def child_pid(self) -> int | None:
         return self.child.pid if self.child is not None else None
 
     @property
@@ -119,7 +125,7 @@ class Bridge:
         return self.supervisor.restarts
 
     @property
-    def start_failure(self) -> Optional[str]:
+    def start_failure(self) -> str | None:
         return self.supervisor.start_failure
 
     # ------------------------------------------------------------ on the bridge thread
@@ -140,7 +146,7 @@ class Bridge:
             peer = self.supervisor.current.peer
             try:
                 peer.serve_forever(self.mailbox.wake_fd, self.mailbox.run_posted)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("tsserve: the channel to the handler process failed")
             peer.close()
             if self.mailbox.stopping:

@@ -1,11 +1,12 @@
 """Starting one Node child: spawn it on the bundle, let the bridge register its handlers on the child's
 channel, and handshake it (initialize), serving the child's own calls meanwhile (a warm-up)."""
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from . import protocol
 from .answers import result_of
@@ -35,14 +36,14 @@ class RunningChild:
 
     process: NodeProcess
     peer: Peer
-    bundle_stamp: Optional[tuple]
+    bundle_stamp: tuple | None
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
 
-def bundle_stamp(bundle: str) -> Optional[tuple]:
+def bundle_stamp(bundle: str) -> tuple | None:
     """What tells one bundle file from the next build's (None: there is none now)."""
     try:
         stat = os.stat(bundle)

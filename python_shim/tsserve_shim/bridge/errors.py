@@ -1,7 +1,8 @@
 """Error codes, read from the schema exported from src/protocol/errors.ts, and the shim's local errors."""
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from .protocol import schema
 
@@ -21,7 +22,7 @@ HANDLER_ERROR: int = _CODES["HandlerError"]
 class RpcError(Exception):
     """A protocol error: crosses the wire as {code, message, data}."""
 
-    def __init__(self, code: int, message: str, data: Optional[Any] = None) -> None:
+    def __init__(self, code: int, message: str, data: Any | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

@@ -3,10 +3,11 @@
 Each chunk is scanned once for newlines; a message over the size cap is
 dropped (and reported) without being buffered.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Union
+from typing import Any
 
 import orjson
 
@@ -29,7 +30,7 @@ class Oversize:
     size: int
 
 
-Frame = Union[Message, Invalid, Oversize]
+Frame = Message | Invalid | Oversize
 
 
 class LineReader:
@@ -42,8 +43,8 @@ class LineReader:
     def pending_bytes(self) -> int:
         return len(self._buffer)
 
-    def push(self, chunk: bytes) -> List[Frame]:
-        frames: List[Frame] = []
+    def push(self, chunk: bytes) -> list[Frame]:
+        frames: list[Frame] = []
         start = 0
         while True:
             nl = chunk.find(b"\n", start)
@@ -76,7 +77,7 @@ class LineReader:
         return frames
 
 
-def _decode_line(line: Union[bytearray, memoryview]) -> Frame | None:
+def _decode_line(line: bytearray | memoryview) -> Frame | None:
     end = len(line)
     if end and line[end - 1] == 13:  # "\r"
         end -= 1

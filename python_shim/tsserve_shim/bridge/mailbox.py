@@ -5,6 +5,7 @@ the engine's, the tokenizer's) post their work here. While a child's handshake r
 call generate: a warm-up), the work posted for that child's channel is run by the handshake apart from
 the rest: requests wait for the child to be up, the warm-up's answers cannot.
 """
+
 from __future__ import annotations
 
 import collections
@@ -12,8 +13,8 @@ import os
 import select
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Deque, Iterator, Optional
 
 from .rpc import Peer
 
@@ -23,15 +24,15 @@ Work = Callable[[], None]
 class Mailbox:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._posted: Deque[Work] = collections.deque()
-        self._handshake_peer: Optional[Peer] = None
-        self._handshake_posted: Deque[Work] = collections.deque()
+        self._posted: collections.deque[Work] = collections.deque()
+        self._handshake_peer: Peer | None = None
+        self._handshake_posted: collections.deque[Work] = collections.deque()
         self.wake_fd, self._wake_write = os.pipe()
         os.set_blocking(self.wake_fd, False)
         os.set_blocking(self._wake_write, False)
         self.stopping = False  # the bridge thread runs no more work and ends
 
-    def post(self, work: Work, peer: Optional[Peer] = None) -> None:
+    def post(self, work: Work, peer: Peer | None = None) -> None:
         """Run ``work`` on the bridge thread (``peer``: the channel it writes to, when it is one child's)."""
         with self._lock:
             if peer is not None and peer is self._handshake_peer:

@@ -9,14 +9,16 @@ the engine's decode loop: a generate call with long text prompts is tokenized on
 before the engine gets it, and so is a long tokenize or detokenize call (short ones are answered at once:
 the hop would cost more).
 """
+
 from __future__ import annotations
 
 import itertools
 import logging
 import threading
+from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Iterable, Optional
+from typing import Any
 
 from ..engine.contract import ServingEngine
 from . import protocol
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 # Work at least this big is tokenized on the tokenizer thread; below it, where it is asked for (under a millisecond).
 OFF_THREAD_TEXT_BYTES = 16 * 1024
 OFF_THREAD_IDS = 4096
-Post = Callable[[Callable[[], None], Optional[Peer]], None]
+Post = Callable[[Callable[[], None], Peer | None], None]
 Done = Callable[[list], None]
 
 
@@ -36,7 +38,7 @@ Done = Callable[[list], None]
 class Generation:
     """A generate call the engine is serving for a child."""
 
-    batch_id: Optional[int]  # the handle call it serves (None: from initialize)
+    batch_id: int | None  # the handle call it serves (None: from initialize)
     pid: int  # the child that made it
     tag: Hashable  # its own engine tag
     deferred: Deferred = field(default_factory=Deferred)
@@ -51,7 +53,7 @@ class EngineCall:
 
     requests: list
     done: Done
-    on_delta: Optional[Callable[..., None]]
+    on_delta: Callable[..., None] | None
     deadline: Any
 
 
@@ -61,10 +63,10 @@ class ModelCalls:
         engine: ServingEngine,
         post: Post,
         *,
-        deadline_for: Callable[[Optional[int]], Any],
-        on_generated: Callable[[Optional[int], list], None],
-        refuse_generate: Callable[[Optional[int], list], Any],
-        refuse_text: Callable[[str, dict], Optional[str]],
+        deadline_for: Callable[[int | None], Any],
+        on_generated: Callable[[int | None, list], None],
+        refuse_generate: Callable[[int | None, list], Any],
+        refuse_text: Callable[[str, dict], str | None],
     ) -> None:
         self.engine = engine
         self._post = post  # runs work on the bridge thread (the one that writes the child's channel)
@@ -116,7 +118,7 @@ class ModelCalls:
             self._tokenizer.submit(self._tokenize_then_start, generation, call)
         return generation.deferred
 
-    def _refusal_outcomes(self, batch_id: Optional[int], requests: list) -> Optional[list]:
+    def _refusal_outcomes(self, batch_id: int | None, requests: list) -> list | None:
         """The outcomes of a generate call refused before any work, or None."""
         refusal = self.refuse_generate(batch_id, requests)
         if refusal is None:
@@ -128,9 +130,13 @@ class ModelCalls:
         return outcomes
 
     def _streamer(self, peer: Peer, call_id: Any) -> Callable[..., None]:
-        def on_delta(request_index: int, sequence_index: int, text: str, logprobs: Optional[dict]) -> None:
+        def on_delta(request_index: int, sequence_index: int, text: str, logprobs: dict | None) -> None:
             delta = {
-                "call_id": call_id, "request_index": request_index, "sequence_index": sequence_index, "text": text, "logprobs": logprobs,
+                "call_id": call_id,
+                "request_index": request_index,
+                "sequence_index": sequence_index,
+                "text": text,
+                "logprobs": logprobs,
             }
             self._post(lambda: peer.notify(protocol.GENERATION_DELTA, delta), peer)
 
@@ -151,7 +157,7 @@ class ModelCalls:
     def _tokenize_then_start(self, generation: Generation, call: EngineCall) -> None:
         try:
             self._start(generation, call, self.engine.pretokenize(call.requests))
-        except Exception as error:  # noqa: BLE001 - this call's failure is its own
+        except Exception as error:
             log.exception("tsserve: tokenizing a generate call failed")
             call.done(_failed(len(call.requests), 500, f"tokenizing the prompts failed: {type(error).__name__}: {error}"))
 
@@ -208,7 +214,7 @@ class ModelCalls:
         def run() -> None:
             try:
                 result = work()
-            except Exception as error:  # noqa: BLE001 - the peer's answer, not our crash
+            except Exception as error:
                 failure = RpcError(INTERNAL_ERROR, f"{type(error).__name__}: {error}")
                 self._post(lambda: peer.reply_error(deferred, failure), peer)
                 return
@@ -218,7 +224,7 @@ class ModelCalls:
         return deferred
 
 
-def engine_call(params: dict, done: Done, on_delta: Optional[Callable[..., None]], deadline: Any) -> EngineCall:
+def engine_call(params: dict, done: Done, on_delta: Callable[..., None] | None, deadline: Any) -> EngineCall:
     """The hand-off of a generate call's requests (GenerateParams.requests) to the engine."""
     return EngineCall(params["requests"], done, on_delta, deadline)
 

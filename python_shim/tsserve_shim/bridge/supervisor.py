@@ -6,13 +6,14 @@ handshaken (retried with back-off; meanwhile each request is answered at once wi
 bundle file is replaced (`tsserve dev`, `register --replace`), the next `handle` that finds the child idle starts
 a child on the new bundle first: the model stays loaded.
 """
+
 from __future__ import annotations
 
 import collections
 import logging
 import threading
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from . import protocol
 from .answers import closed, unavailable_answer
@@ -34,17 +35,17 @@ class Supervisor:
         self.mailbox = mailbox
         self._attach = attach
         self._forget = forget  # a child (its pid) is gone: the calls it had open are dropped
-        self.current: Optional[RunningChild] = None
+        self.current: RunningChild | None = None
         self.restarts = 0
-        self.start_failure: Optional[str] = None  # why the last attempt to start a child failed, while none runs
+        self.start_failure: str | None = None  # why the last attempt to start a child failed, while none runs
         self._calls_in_flight: collections.Counter = collections.Counter()  # child pid -> requests sent, not answered
-        self._bundle_stamp: Optional[tuple] = None  # the bundle file last started (or last tried, when that failed)
+        self._bundle_stamp: tuple | None = None  # the bundle file last started (or last tried, when that failed)
 
     def start(self) -> None:
         """The first child (a failure raises: it is the worker's load error)."""
         self._adopt(self._start_child())
 
-    def send(self, method: str, params: dict, on_answer: Answer) -> tuple[Optional[Peer], Optional[int]]:
+    def send(self, method: str, params: dict, on_answer: Answer) -> tuple[Peer | None, int | None]:
         """Send a request to the child (on the bridge thread): the channel that carried it and its id,
         (None, None) when none runs (``on_answer`` then has its answer already)."""
         if self.start_failure is not None:
@@ -61,7 +62,7 @@ class Supervisor:
             self._calls_in_flight[child.pid] -= 1
             try:
                 on_answer(_naming_exit(child.process, message))
-            except Exception:  # noqa: BLE001 - a caller's callback must not end the channel
+            except Exception:
                 log.exception("tsserve: delivering the answer to %s failed", method)
 
         return answered
@@ -88,14 +89,16 @@ class Supervisor:
         started = time.monotonic()
         try:
             self._adopt(self._start_child())
-        except Exception as error:  # noqa: BLE001 - an OSError spawning node as much as a failed handshake
+        except Exception as error:
             log.error("tsserve: the new handler bundle failed to start; the running one keeps serving: %s", describe_failure(error))
             self._bundle_stamp = stamp  # not retried on every call: the next rebuild tries again
             return
         self._retire_replaced(old)
         log.info(
             "tsserve: handler bundle replaced in %.0f ms (node pid %d -> %d); the model stayed loaded",
-            (time.monotonic() - started) * 1000, old.pid, self.current.pid,
+            (time.monotonic() - started) * 1000,
+            old.pid,
+            self.current.pid,
         )
 
     def _retire_replaced(self, old: RunningChild) -> None:
@@ -111,13 +114,13 @@ class Supervisor:
         retrying with back-off; meanwhile each request is answered at once with why none runs."""
         try:
             self._retire_dead()
-        except Exception:  # noqa: BLE001 - whatever is left of the old child, a new one must start
+        except Exception:
             log.exception("tsserve: cleaning up after the handler process failed")
         attempt = 0
         while not self.mailbox.stopping:
             try:
                 self._adopt(self._start_child())
-            except Exception as error:  # noqa: BLE001 - an OSError spawning node as much as a failed handshake
+            except Exception as error:
                 self.start_failure = describe_failure(error)
                 log.error("tsserve: could not restart the handler process: %s", self.start_failure)
                 self.mailbox.serve_for(RESTART_BACKOFF_S[min(attempt, len(RESTART_BACKOFF_S) - 1)])

@@ -10,10 +10,12 @@ A GenerateRequest is parsed once, where the bridge hands Node's generate params 
 required. Outcomes stay the protocol's GenerateOutcome dicts (``Outcome``): the bridge sends them to Node
 and the worker counts them as they are, so a dataclass would only be converted back at once.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 Outcome = dict  # a GenerateOutcome (src/protocol/messages.ts): {"ok": True, ...} or {"ok": False, "status", "message"}
 
@@ -39,7 +41,7 @@ class GenerateRequest:
     structured: Mapping[str, Any] | None = None
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "GenerateRequest":
+    def from_params(cls, params: Mapping[str, Any]) -> GenerateRequest:
         """From one entry of GenerateParams.requests (KeyError, TypeError or ValueError when it is malformed)."""
         ids, spans = params.get("prompt_token_ids"), params.get("literal_spans")
         return cls(
@@ -61,12 +63,12 @@ class GenerateRequest:
         )
 
     @classmethod
-    def of(cls, request: "GenerateRequest | Mapping[str, Any]") -> "GenerateRequest":
+    def of(cls, request: GenerateRequest | Mapping[str, Any]) -> GenerateRequest:
         """``request`` itself when it is typed already, else parsed (a test's or a script's dict)."""
         return request if isinstance(request, GenerateRequest) else cls.from_params(request)
 
 
-def generate_requests(requests: Sequence["GenerateRequest | Mapping[str, Any]"]) -> list[GenerateRequest]:
+def generate_requests(requests: Sequence[GenerateRequest | Mapping[str, Any]]) -> list[GenerateRequest]:
     return [GenerateRequest.of(request) for request in requests]
 
 
@@ -90,16 +92,26 @@ class ServingEngine(Protocol):
     """What the worker and the bridge need of an engine. A call's ``done(outcomes)`` is called once, on the
     engine's own thread; ``cancel(tag)`` ends the calls submitted with ``tag``, even one submitted after it."""
 
-    def start(self) -> "ServingEngine": ...
-    def submit(self, requests: Requests, done: Callable[[list[Outcome]], None], on_delta: Any = None, deadlines: Any = None, tag: Hashable | None = None) -> None: ...
+    def start(self) -> ServingEngine: ...
+    def submit(
+        self,
+        requests: Requests,
+        done: Callable[[list[Outcome]], None],
+        on_delta: Any = None,
+        deadlines: Any = None,
+        tag: Hashable | None = None,
+    ) -> None: ...
     def cancel(self, tag: Hashable) -> None: ...
     def generate(self, requests: Requests, on_delta: Any = None, deadlines: Any = None) -> list[Outcome]: ...
-    def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True, literal_spans: Sequence[Sequence[Sequence[int]]] | None = None) -> list[list[int]]: ...
+    def tokenize(
+        self, texts: Sequence[str], add_special_tokens: bool = True, literal_spans: Sequence[Sequence[Sequence[int]]] | None = None
+    ) -> list[list[int]]: ...
     def detokenize(self, ids: Sequence[Sequence[int]], skip_special_tokens: bool = False) -> list[str]: ...
     # The requests with their text prompts tokenized (common.prompts.PromptTokenizer.pretokenize); the bridge
     # tokenizes a long generate call with it off its own thread, and does without it where a stand-in lacks it.
     def pretokenize(self, requests: Requests) -> list[GenerateRequest]: ...
     def info(self) -> dict: ...
     def shutdown(self) -> None: ...
+
     # What it measures while serving (common.stats.EngineStats), which the worker publishes as metrics.
     stats: Any

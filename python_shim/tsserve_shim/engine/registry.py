@@ -5,6 +5,7 @@ this returns. ``vllm`` is vLLM's async engine (the one to serve with); ``transfo
 own engine on a transformers model, the reference (exact ``generate`` parity, bitsandbytes on a CPU,
 GGUF checkpoints, any architecture transformers loads).
 """
+
 from __future__ import annotations
 
 from typing import Any

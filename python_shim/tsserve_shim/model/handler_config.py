@@ -5,13 +5,15 @@ exports from the zod schema in src/config/model-config.ts: each is written once,
 a ModelConfigError that names its key. Keys the schema does not know (a handler's own fields) are kept
 in ``extra``.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "model-config.schema.json")
 
@@ -60,7 +62,7 @@ class HandlerConfig:
     extra: Mapping[str, Any] = field(default_factory=dict)  # the keys the schema does not know
 
     @classmethod
-    def from_section(cls, section: Mapping[str, Any]) -> "HandlerConfig":
+    def from_section(cls, section: Mapping[str, Any]) -> HandlerConfig:
         """Validate model-config.yaml's ``handler:`` section and fill in the schema's defaults."""
         return cls(
             model_path=_model_path(section),

@@ -4,11 +4,13 @@
 exact ``from_pretrained`` keyword arguments; the machine's facts are passed in, so no CUDA is needed and
 every setting is unit-tested on CPU. model/loading.py carries the plan out.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from .handler_config import HandlerConfig, ModelConfigError, choices
 from .placement import Placement, check_one_process_per_worker, parse_bytes, plan_worker, visible_gpus
@@ -116,9 +118,7 @@ def _uses_gpu(gpu_id: int | None, device_type: str | None, cuda_available: bool)
     return cuda_available and device_type != "cpu" and (gpu_id is not None or device_type == "gpu")
 
 
-def _per_gpu_bytes(
-    configured: int | float | str | None, usable: Sequence[int], gpu_total_memory: Callable[[int], int] | None
-) -> int:
+def _per_gpu_bytes(configured: int | float | str | None, usable: Sequence[int], gpu_total_memory: Callable[[int], int] | None) -> int:
     """gpu_max_memory in bytes, else the default share of the smallest usable GPU."""
     if configured is not None:
         return parse_bytes(configured)
@@ -163,9 +163,7 @@ def plan_load(
     dtype = _gpu_dtype(config)
     model_bytes = estimate_model_bytes(paths.model_path, dtype, config.quantize) if check_model_size else None
     share = 1.0 if config.quantize == "none" else BNB_MAX_MEMORY_SHARE
-    placement = plan_worker(
-        gpu_id, config.num_gpu_per_model, per_gpu, usable, device_count, model_bytes=model_bytes, usable_share=share
-    )
+    placement = plan_worker(gpu_id, config.num_gpu_per_model, per_gpu, usable, device_count, model_bytes=model_bytes, usable_share=share)
     return _gpu_plan(config, paths, dtype, placement)
 
 
@@ -178,9 +176,7 @@ def _gpu_plan(config: HandlerConfig, paths: CheckpointPaths, dtype: str, placeme
         "dtype": "auto" if dtype == "auto" else _torch_dtype(dtype),
         **_quantization_kwargs(config, dtype),
     }
-    return LoadPlan(
-        paths.model_path, paths.tokenizer_path, placement.device, dtype, config.quantize, kwargs, placement, paths.gguf_file
-    )
+    return LoadPlan(paths.model_path, paths.tokenizer_path, placement.device, dtype, config.quantize, kwargs, placement, paths.gguf_file)
 
 
 def _cpu_plan(config: HandlerConfig, paths: CheckpointPaths) -> LoadPlan:

@@ -3,11 +3,13 @@ a check, on the meta device, that transformers' device map keeps every layer on 
 
 ``infer_device_map`` shows, without weights or a GPU, where transformers would put each layer.
 """
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .handler_config import ModelConfigError
 from .load_plan import LoadPlan
@@ -65,9 +67,7 @@ def load_model(plan: LoadPlan):
 
         config = _from_gguf(lambda: AutoConfig.from_pretrained(plan.model_path, local_files_only=True, **gguf), plan)
         check_device_map(plan, config)
-    model = _from_gguf(
-        lambda: AutoModelForCausalLM.from_pretrained(plan.model_path, local_files_only=True, **gguf, **plan.kwargs), plan
-    )
+    model = _from_gguf(lambda: AutoModelForCausalLM.from_pretrained(plan.model_path, local_files_only=True, **gguf, **plan.kwargs), plan)
     if "device_map" not in plan.kwargs:
         model.to(plan.device)
     model.eval()
@@ -78,9 +78,7 @@ def _require_bitsandbytes(quantize: str) -> None:
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as error:
-        raise ModelConfigError(
-            f"quantize: {quantize} needs the bitsandbytes package (pip install bitsandbytes): {error}"
-        ) from error
+        raise ModelConfigError(f"quantize: {quantize} needs the bitsandbytes package (pip install bitsandbytes): {error}") from error
 
 
 _cpu_quantization_noted = False
@@ -126,7 +124,9 @@ def infer_device_map(plan: LoadPlan, config) -> dict[str, int | str]:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     if quantizer is not None:
-        quantizer.preprocess_model(model=model, dtype=dtype, device_map=plan.kwargs.get("device_map"), checkpoint_files=None, use_kernels=False)
+        quantizer.preprocess_model(
+            model=model, dtype=dtype, device_map=plan.kwargs.get("device_map"), checkpoint_files=None, use_kernels=False
+        )
     return _get_device_map(model, plan.kwargs.get("device_map"), plan.kwargs.get("max_memory"), quantizer)
 
 
@@ -148,9 +148,7 @@ def check_device_map(plan: LoadPlan, config) -> dict[str, int | str]:
     outside = sorted({str(device) for device in device_map.values() if device not in group})
     if outside:
         spilled = sum(1 for device in device_map.values() if device not in group)
-        raise PlacementError(
-            f"transformers would put {spilled} module(s) on {', '.join(outside)} with max_memory ({memory}); {fix}"
-        )
+        raise PlacementError(f"transformers would put {spilled} module(s) on {', '.join(outside)} with max_memory ({memory}); {fix}")
     return device_map
 
 

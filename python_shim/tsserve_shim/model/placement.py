@@ -7,13 +7,14 @@ into ``num_usable // num_gpu_per_model`` contiguous groups; a worker takes group
 ``gpu_id mod groups``; every GPU of the group may hold ``gpu_max_memory`` bytes
 and every other GPU 0; the worker's input device is the group's first GPU.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 
 class PlacementError(ValueError):
@@ -21,9 +22,16 @@ class PlacementError(ValueError):
 
 
 _UNITS = {
-    "": 1, "b": 1,
-    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
 }
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 
@@ -31,21 +39,21 @@ _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z]*)\s*$", re.
 def parse_bytes(value: int | float | str) -> int:
     """``4.8e10``, ``"48GiB"``, ``"45GB"``, ``"4.8e10"`` -> bytes (an int). Same rules as src/config/bytes.ts."""
     if isinstance(value, bool):
-        raise PlacementError(f"gpu_max_memory must be bytes such as 4.8e10, \"48GiB\" or \"45GB\", got {value!r}")
+        raise PlacementError(f'gpu_max_memory must be bytes such as 4.8e10, "48GiB" or "45GB", got {value!r}')
     if isinstance(value, (int, float)):
         if not math.isfinite(value) or value <= 0:
             raise PlacementError(f"gpu_max_memory must be a positive number of bytes, got {value!r}")
-        return int(math.floor(value))
+        return math.floor(value)
     if isinstance(value, str):
         match = _SIZE.match(value)
         factor = _UNITS.get(match.group(2).lower()) if match else None
         if match is None or factor is None:
-            raise PlacementError(f"gpu_max_memory must be bytes such as 4.8e10, \"48GiB\" or \"45GB\", got {value!r}")
+            raise PlacementError(f'gpu_max_memory must be bytes such as 4.8e10, "48GiB" or "45GB", got {value!r}')
         size = float(match.group(1)) * factor
         if size <= 0:
             raise PlacementError(f"gpu_max_memory must be a positive number of bytes, got {value!r}")
-        return int(math.floor(size))
-    raise PlacementError(f"gpu_max_memory must be a number of bytes or a string such as \"48GiB\", got {type(value).__name__}")
+        return math.floor(size)
+    raise PlacementError(f'gpu_max_memory must be a number of bytes or a string such as "48GiB", got {type(value).__name__}')
 
 
 @dataclass(frozen=True)
@@ -85,9 +93,7 @@ def plan_placement(
     if num_gpu_per_model < 1:
         raise PlacementError(f"num_gpu_per_model must be at least 1, got {num_gpu_per_model}")
     if num_gpu_per_model > num_visible_gpus:
-        raise PlacementError(
-            f"num_gpu_per_model is {num_gpu_per_model} but only {num_visible_gpus} GPU(s) are visible to this worker"
-        )
+        raise PlacementError(f"num_gpu_per_model is {num_gpu_per_model} but only {num_visible_gpus} GPU(s) are visible to this worker")
     if gpu_id < 0:
         raise PlacementError(f"gpu_id must be non-negative, got {gpu_id}")
     per_gpu = parse_bytes(gpu_max_memory)
@@ -185,9 +191,7 @@ def plan_worker(
     if gpu_id is None:
         gpu_id = 0
     position = list(usable).index(gpu_id) if gpu_id in usable else gpu_id
-    local = plan_placement(
-        len(usable), position, num_gpu_per_model, gpu_max_memory, model_bytes=model_bytes, usable_share=usable_share
-    )
+    local = plan_placement(len(usable), position, num_gpu_per_model, gpu_max_memory, model_bytes=model_bytes, usable_share=usable_share)
     group = tuple(usable[i] for i in local.group)
     per_gpu = parse_bytes(gpu_max_memory)
     max_memory = {index: (per_gpu if index in group else 0) for index in range(device_count)}

@@ -1,12 +1,13 @@
 """How many bytes a checkpoint's weights take once loaded, read from its safetensors headers (no weights read)."""
+
 from __future__ import annotations
 
 import json
 import math
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 # Bytes per quantized weight: 4-bit packs two per byte plus one float32 absmax per block of 64
 # (bitsandbytes' default blocksize); int8 is one byte plus a float32 scale per output row (ignored).

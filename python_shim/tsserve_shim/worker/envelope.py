@@ -23,10 +23,11 @@ refused (the envelope answers once), and a failed instance sets the status of
 the whole response (KServe has one per request) while its error body takes
 its place among the results.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, List, Optional
+from typing import Any
 
 import orjson
 
@@ -49,7 +50,7 @@ def _is_torchserve_row(row: Any) -> bool:
     return not row or "body" in row or "data" in row or any(isinstance(value, (bytes, bytearray)) for value in row.values())
 
 
-def detect(data: Any, context: Any) -> Optional[str]:
+def detect(data: Any, context: Any) -> str | None:
     """KSERVE_V1, KSERVE_V2, or None for TorchServe's own rows."""
     if not data:
         return KSERVE_V1  # no instances: TorchServe itself never sends an empty batch
@@ -65,7 +66,7 @@ def _refuse(message: str) -> dict:
     return {"body": None, "body_error": message}
 
 
-def requests(envelope: str, data: Any) -> List[dict]:
+def requests(envelope: str, data: Any) -> list[dict]:
     """The IncomingRequests of the unwrapped rows; a streamed request is refused (the envelope answers once)."""
     out = []
     for index, row in enumerate(data or []):
@@ -82,11 +83,11 @@ def requests(envelope: str, data: Any) -> List[dict]:
     return out
 
 
-def no_instances() -> List[dict]:
+def no_instances() -> list[dict]:
     return [{"ok": False, "status": 400, "message": "instances: a non-empty list of completion requests is required", "field": "instances"}]
 
 
-def _wrapped_bytes(results: List[Any], limit: int) -> int:
+def _wrapped_bytes(results: list[Any], limit: int) -> int:
     """About how many bytes the envelope's one response takes: TorchServe's worker writes it with
     json.dumps(indent=2), measured exactly only when the compact form is near the limit."""
     compact = len(orjson.dumps(results))
@@ -95,7 +96,7 @@ def _wrapped_bytes(results: List[Any], limit: int) -> int:
     return len(json.dumps({"predictions": results}, indent=2).encode("utf-8"))
 
 
-def responses(envelope: str, context: Any, outcomes: List[dict], limit: Optional[int] = None) -> List[Any]:
+def responses(envelope: str, context: Any, outcomes: list[dict], limit: int | None = None) -> list[Any]:
     """One result per instance or input, for the envelope to wrap; the first failure's status becomes the response's.
     Over ``limit`` bytes in all, every result is the same 413."""
     if limit is not None:
@@ -114,16 +115,18 @@ def responses(envelope: str, context: Any, outcomes: List[dict], limit: Optional
     return results
 
 
-def wrap(envelope: str, context: Any, results: List[Any]) -> List[dict]:
+def wrap(envelope: str, context: Any, results: list[Any]) -> list[dict]:
     """The one response an envelope's format_output makes of the results (under asyncCommunication
     the handler's coroutine passes the envelope by unformatted, so the shim wraps them itself)."""
     if envelope == KSERVE_V1:
         return [{"predictions": results}]
     names = getattr(context, "input_names", None) or [f"output-{i}" for i in range(len(results))]
     model = (getattr(context, "manifest", None) or {}).get("model") or {}
-    return [{
-        "id": getattr(context, "input_request_id", None) or context.get_request_id(0),
-        "model_name": model.get("modelName"),
-        "model_version": model.get("modelVersion"),
-        "outputs": [{"name": name, "datatype": "BYTES", "data": [result], "shape": [1]} for name, result in zip(names, results)],
-    }]
+    return [
+        {
+            "id": getattr(context, "input_request_id", None) or context.get_request_id(0),
+            "model_name": model.get("modelName"),
+            "model_version": model.get("modelVersion"),
+            "outputs": [{"name": name, "datatype": "BYTES", "data": [result], "shape": [1]} for name, result in zip(names, results)],
+        }
+    ]

@@ -5,10 +5,10 @@ phrase, headers and body, then -1. Every string and body is framed by its length
 int32). A frame whose lengths do not add up is read by the frontend from the wrong offset, which it
 reports as a `TooLongFrameException` and answers by dropping the worker with everything in flight.
 """
+
 from __future__ import annotations
 
 import struct
-from typing import Optional
 
 _INT = struct.Struct("!i")
 END = -1
@@ -33,7 +33,7 @@ class _Reader:
         self.at += length
 
 
-def frame_problem(data) -> Optional[str]:
+def frame_problem(data) -> str | None:
     """What is wrong with a reply frame's layout, or None when its lengths add up to exactly its size."""
     reader = _Reader(data)
     try:

@@ -1,10 +1,11 @@
 """The TorchServe frontend that started this worker, found among its ancestors: its process, the
 config.properties it was started with (`-f FILE`, from torchserve --ts-config), read the way it reads it."""
+
 from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Optional
+from collections.abc import Callable
 
 FRONTEND_MAIN_CLASS = "org.pytorch.serve.ModelServer"
 # The frontend is the worker's parent, or its grandparent under torchrun.
@@ -31,7 +32,7 @@ def parse_properties(text: str) -> dict:
     return props
 
 
-def read_text(path: str) -> Optional[str]:
+def read_text(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             return handle.read()
@@ -39,7 +40,7 @@ def read_text(path: str) -> Optional[str]:
         return None
 
 
-def _parent_pid(pid: int, read: Callable[[str], Optional[str]]) -> Optional[int]:
+def _parent_pid(pid: int, read: Callable[[str], str | None]) -> int | None:
     stat = read(f"/proc/{pid}/stat")
     if not stat:
         return None
@@ -47,7 +48,7 @@ def _parent_pid(pid: int, read: Callable[[str], Optional[str]]) -> Optional[int]
     return int(fields[1]) if len(fields) > 1 else None
 
 
-def frontend_pid(pid: Optional[int] = None, read: Callable[[str], Optional[str]] = read_text) -> Optional[int]:
+def frontend_pid(pid: int | None = None, read: Callable[[str], str | None] = read_text) -> int | None:
     """The frontend process among the ancestors of ``pid`` (default: this worker's parent first)."""
     pid = os.getppid() if pid is None else pid
     for _ in range(ANCESTORS_SEARCHED):
@@ -59,7 +60,7 @@ def frontend_pid(pid: Optional[int] = None, read: Callable[[str], Optional[str]]
     return None
 
 
-def frontend_config_file(pid: Optional[int] = None, read: Callable[[str], Optional[str]] = read_text) -> Optional[str]:
+def frontend_config_file(pid: int | None = None, read: Callable[[str], str | None] = read_text) -> str | None:
     """The config.properties the frontend process (an ancestor of ``pid``) was started with, if any."""
     frontend = frontend_pid(pid, read)
     if frontend is None:

@@ -1,9 +1,9 @@
 """How long the worker gives one request, counted from its arrival at the worker: the handle timeout
 (the wait for Node's answer) and, a margin inside it, the deadline of the request's generation."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from ..engine.common.deadline import Deadline
 
@@ -25,7 +25,7 @@ class HandleTimeout:
         return Deadline(arrived + self.seconds - margin, self.seconds, self.name)
 
 
-def handle_timeout(handle_timeout_s: Optional[float], response_timeout: Optional[float]) -> HandleTimeout:
+def handle_timeout(handle_timeout_s: float | None, response_timeout: float | None) -> HandleTimeout:
     """`handler.handle_timeout_s`, else a little below TorchServe's responseTimeout so that the shim answers first."""
     if handle_timeout_s:
         return HandleTimeout(float(handle_timeout_s), "handler.handle_timeout_s")

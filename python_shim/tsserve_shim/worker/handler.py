@@ -11,6 +11,7 @@ awaits `handle` for each request as it arrives, so requests join and leave the
 running batch at any step. Without it, TorchServe's own batch is one `handle`
 call, waited for here; its requests are admitted to the engine at the same step.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,7 +21,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any
 
 from ..bridge import protocol
 from ..bridge.channel import Bridge, ChildSpec, closed, unavailable
@@ -31,8 +32,8 @@ from ..model.placement import worker_device_ids
 from . import envelope as kserve
 from .handle_timeout import handle_timeout
 from .limits import GenerateLimits, max_response_size
-from .recovery import watch_readiness
 from .metrics import report_generated, start_publishing
+from .recovery import watch_readiness
 from .replies import failures, respond, send_chunk, with_retirements
 from .requests import decode_body, decoded_by_torchserve, with_url_path
 from .socket_writer import one_writer
@@ -85,14 +86,14 @@ class TsserveHandler:
         self.initialized = False
         self.engine = None
         self.metrics = None  # publishes the engine's LLM metrics (metrics.py)
-        self.bridge: Optional[Bridge] = None
+        self.bridge: Bridge | None = None
         self.asynchronous = False
         self._batch_ids = itertools.count(1)
         self._batches: dict[int, _Batch] = {}
         # batch id -> (status, why) of a handle call that ended before Node answered it (its late generate calls are refused)
         self._ended: collections.OrderedDict = collections.OrderedDict()
-        self._loop: Optional[asyncio.AbstractEventLoop] = None  # runs handle when TorchServe calls it synchronously
-        self.max_response_size: Optional[int] = None  # bytes of one response body the frontend accepts
+        self._loop: asyncio.AbstractEventLoop | None = None  # runs handle when TorchServe calls it synchronously
+        self.max_response_size: int | None = None  # bytes of one response body the frontend accepts
 
     # ------------------------------------------------------------ TorchServe API
 
@@ -136,15 +137,20 @@ class TsserveHandler:
             "model_info": self.engine.info(),
         }
         self.bridge = Bridge(
-            ChildSpec(node, bundle, self.model_dir, handshake), self.engine, deadline_for=self._deadline_for, on_chunk=self._on_chunk,
-            on_generated=self._on_generated, refuse_generate=self._generate_refusal, refuse_text=self.generate_limits.text_refusal,
+            ChildSpec(node, bundle, self.model_dir, handshake),
+            self.engine,
+            deadline_for=self._deadline_for,
+            on_chunk=self._on_chunk,
+            on_generated=self._on_generated,
+            refuse_generate=self._generate_refusal,
+            refuse_text=self.generate_limits.text_refusal,
         ).start()
         version = context.manifest.get("model", {}).get("modelVersion")
         if self.asynchronous and version:
             watch_readiness(self.model_name, str(version))  # TorchServe 0.12's in-place restart of an async worker
         self.initialized = True
 
-    def handle(self, data: List[Any], context):
+    def handle(self, data: list[Any], context):
         coroutine = self._serve(data, context)
         if self.asynchronous:
             return _Awaitable(coroutine)
@@ -162,14 +168,16 @@ class TsserveHandler:
 
     # ------------------------------------------------------------ one batch
 
-    async def _serve(self, data: List[Any], context) -> List[Any]:
+    async def _serve(self, data: list[Any], context) -> list[Any]:
         """Answer every request of the batch; never raises (a raise would fail every job TorchServe holds)."""
         arrived = time.monotonic()
         one_writer(getattr(context, "cl_socket", None))  # its frames are checked from now on
         try:
             envelope = kserve.detect(data, context)
             if envelope is None:
-                requests = [with_url_path(decode_body(row, decoded_by_torchserve(context, index)), context, index) for index, row in enumerate(data)]
+                requests = [
+                    with_url_path(decode_body(row, decoded_by_torchserve(context, index)), context, index) for index, row in enumerate(data)
+                ]
                 outcomes = await self._outcomes(requests, context, arrived)
                 replies = [respond(context, index, outcome, self.max_response_size) for index, outcome in enumerate(outcomes)]
             else:
@@ -178,13 +186,16 @@ class TsserveHandler:
                 replies = kserve.responses(envelope, context, outcomes, self.max_response_size)
                 if self.asynchronous:
                     replies = kserve.wrap(envelope, context, replies)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             logger.exception("tsserve: serving a batch failed")
             count = len(context.request_ids or {}) or len(data)
-            replies = [respond(context, index, outcome) for index, outcome in enumerate(failures(count, 500, f"the shim failed: {type(error).__name__}: {error}"))]
+            replies = [
+                respond(context, index, outcome)
+                for index, outcome in enumerate(failures(count, 500, f"the shim failed: {type(error).__name__}: {error}"))
+            ]
         return with_retirements(replies, context) if self.asynchronous else replies
 
-    async def _outcomes(self, requests: List[dict], context, arrived: float) -> List[dict]:
+    async def _outcomes(self, requests: list[dict], context, arrived: float) -> list[dict]:
         """Send the requests to Node as one handle call; its RequestOutcomes."""
         loop = asyncio.get_running_loop()
         batch_id = next(self._batch_ids)
@@ -208,7 +219,9 @@ class TsserveHandler:
         if unavailable(message):
             return failures(len(requests), 503, message["error"]["message"])
         if closed(message):
-            return failures(len(requests), 503, f"the handler process died during the request ({message['error']['message']}); it has been restarted")
+            return failures(
+                len(requests), 503, f"the handler process died during the request ({message['error']['message']}); it has been restarted"
+            )
         if "error" in message:
             error = message["error"]
             return failures(len(requests), 500, f"handler error: {error.get('message') if isinstance(error, dict) else error}")
@@ -237,7 +250,7 @@ class TsserveHandler:
             await self._replaced(hung)
             return True
 
-    async def _replaced(self, pid: Optional[int]) -> None:
+    async def _replaced(self, pid: int | None) -> None:
         """Until the bridge serves a new child in place of ``pid`` (or RESTART_WAIT_S went by): the 504 that says
         the process was restarted goes out then, and the client's next request reaches the new child, not the
         killed one (written to the dead child's pipe, it was a 503)."""
@@ -247,13 +260,13 @@ class TsserveHandler:
 
     # ------------------------------------------------------------ called on the bridge thread
 
-    def _deadline_for(self, batch_id: Optional[int]):
+    def _deadline_for(self, batch_id: int | None):
         batch = self._batches.get(batch_id) if batch_id is not None else None
         if batch is not None:
             return batch.deadline
         return self.handle_timeout.generation_deadline(time.monotonic())
 
-    def _generate_refusal(self, batch_id: Optional[int], requests: list):
+    def _generate_refusal(self, batch_id: int | None, requests: list):
         """Why a generate call is refused before any work: a message (400), (status, message) for one whose request
         is over (it would otherwise run on with a fresh deadline, for nobody), or None."""
         batch = self._batches.get(batch_id) if batch_id is not None else None
@@ -269,8 +282,7 @@ class TsserveHandler:
         if batch is not None:
             batch.loop.call_soon_threadsafe(send_chunk, batch.context, params, self.max_response_size)
 
-
-    def _on_generated(self, batch_id: Optional[int], outcomes: list) -> None:
+    def _on_generated(self, batch_id: int | None, outcomes: list) -> None:
         report_generated(self.engine.stats, self.model_name, outcomes)
 
 
@@ -287,7 +299,7 @@ def _resolver(loop: asyncio.AbstractEventLoop, future: asyncio.Future):
     return settle
 
 
-def cpu_threads(configured: Optional[int], *, on_cpu: bool, environ=os.environ, cpus: Optional[int] = None) -> Optional[int]:
+def cpu_threads(configured: int | None, *, on_cpu: bool, environ=os.environ, cpus: int | None = None) -> int | None:
     """torch's intra-op threads for this worker (None: leave torch's choice): ``handler.cpu_threads``; else, on a
     CPU worker without $OMP_NUM_THREADS, every CPU the worker may run on but one.
 
@@ -306,7 +318,7 @@ def cpu_threads(configured: Optional[int], *, on_cpu: bool, environ=os.environ, 
     return max(1, cpus - 1)
 
 
-def _set_cpu_threads(threads: Optional[int]) -> None:
+def _set_cpu_threads(threads: int | None) -> None:
     """Several workers on few cores each want few torch threads; the config says how many (cpu_threads)."""
     if threads:
         import torch

@@ -13,12 +13,13 @@ when it is smaller.
 GenerateLimits: the rows and prompt bytes one request may ask of the engine,
 checked before any tokenizing.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 from ..model.handler_config import HandlerConfig
 from .frontend import frontend_config_file, parse_properties, read_text
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 TORCHSERVE_DEFAULT_MAX_RESPONSE_SIZE = 6553500
 
 
-def _size(value: Optional[str], source: str) -> Optional[int]:
+def _size(value: str | None, source: str) -> int | None:
     if value is None or not value.strip():
         return None
     try:
@@ -39,7 +40,7 @@ def _size(value: Optional[str], source: str) -> Optional[int]:
     return size if size > 0 else None
 
 
-def max_response_size(environ: Mapping[str, str] = os.environ, config_file: Optional[str] = None) -> int:
+def max_response_size(environ: Mapping[str, str] = os.environ, config_file: str | None = None) -> int:
     """The largest response body (in bytes) the frontend accepts from this worker."""
     path = config_file or frontend_config_file() or environ.get("TS_CONFIG_FILE")
     text = read_text(path) if path else None
@@ -71,7 +72,7 @@ class GenerateLimits:
     max_text_ids: int = MIN_IDS_PER_CALL  # of one detokenize call
 
     @classmethod
-    def from_config(cls, config: HandlerConfig, context_length: int) -> "GenerateLimits":
+    def from_config(cls, config: HandlerConfig, context_length: int) -> GenerateLimits:
         return cls(
             max_rows=config.max_rows,
             max_prompt_bytes=int(context_length) * MAX_BYTES_PER_TOKEN,
@@ -79,33 +80,41 @@ class GenerateLimits:
             max_text_ids=max(MIN_IDS_PER_CALL, TEXT_CONTEXTS_PER_CALL * int(context_length)),
         )
 
-    def text_refusal(self, method: str, params: Mapping) -> Optional[str]:
+    def text_refusal(self, method: str, params: Mapping) -> str | None:
         """Why a tokenize or detokenize call is refused before any work (its size), or None."""
         if method == "tokenize":
             size = sum(_utf8_bytes(text) for text in params.get("texts") or [] if isinstance(text, str))
             if size > self.max_text_bytes:
-                return (f"tokenize: {size:,} bytes of text in one call, more than the {self.max_text_bytes:,} allowed "
-                        f"({TEXT_CONTEXTS_PER_CALL} times the model's context at {MAX_BYTES_PER_TOKEN} bytes a token, at least 1 MiB)")
+                return (
+                    f"tokenize: {size:,} bytes of text in one call, more than the {self.max_text_bytes:,} allowed "
+                    f"({TEXT_CONTEXTS_PER_CALL} times the model's context at {MAX_BYTES_PER_TOKEN} bytes a token, at least 1 MiB)"
+                )
         elif method == "detokenize":
             count = sum(len(row) for row in params.get("ids") or [] if isinstance(row, list))
             if count > self.max_text_ids:
-                return (f"detokenize: {count:,} token ids in one call, more than the {self.max_text_ids:,} allowed "
-                        f"({TEXT_CONTEXTS_PER_CALL} times the model's context, at least {MIN_IDS_PER_CALL:,})")
+                return (
+                    f"detokenize: {count:,} token ids in one call, more than the {self.max_text_ids:,} allowed "
+                    f"({TEXT_CONTEXTS_PER_CALL} times the model's context, at least {MIN_IDS_PER_CALL:,})"
+                )
         return None
 
-    def refusal(self, requests: list, request_count: int = 1) -> Optional[str]:
+    def refusal(self, requests: list, request_count: int = 1) -> str | None:
         """Why a generate call (for ``request_count`` HTTP requests) is refused before any work, or None."""
         rows = sum(int(request.get("num_sequences", 1)) for request in requests)
         if rows > self.max_rows * request_count:
             field = "n" if any(int(request.get("num_sequences", 1)) > 1 for request in requests) else "prompt"
-            return (f"{field}: the request asks for {rows} sequences at once (prompts × n × best_of), more than the "
-                    f"{self.max_rows} allowed (handler.max_rows_per_request, default handler.max_num_seqs)")
+            return (
+                f"{field}: the request asks for {rows} sequences at once (prompts × n × best_of), more than the "
+                f"{self.max_rows} allowed (handler.max_rows_per_request, default handler.max_num_seqs)"
+            )
         for index, request in enumerate(requests):
             size = _utf8_bytes(request.get("prompt") or "")
             if size > self.max_prompt_bytes:
                 field = "prompt" if len(requests) == 1 else f"prompt.{index}"
-                return (f"{field}: {size:,} bytes, more than fit the model's context "
-                        f"({self.max_prompt_bytes // MAX_BYTES_PER_TOKEN:,} tokens, at most {self.max_prompt_bytes:,} bytes)")
+                return (
+                    f"{field}: {size:,} bytes, more than fit the model's context "
+                    f"({self.max_prompt_bytes // MAX_BYTES_PER_TOKEN:,} tokens, at most {self.max_prompt_bytes:,} bytes)"
+                )
         return None
 
 

@@ -8,6 +8,7 @@ counters as the increase since its last publication and gauges (labelled by work
 only what changed: an idle model costs nothing. A metrics backend that refuses is logged once; it never
 fails or slows a request (the engine records under a lock, this thread publishes).
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,8 +54,9 @@ def updates(previous: Snapshot | None, now: Snapshot, model_name: str, worker: s
 class MetricsPublisher:
     """Publishes ``stats`` through TorchServe's metrics cache (``context.metrics``) from a thread of its own."""
 
-    def __init__(self, stats: EngineStats, metrics_cache: Any, model_name: str, worker: str | None = None,
-                 interval_s: float = INTERVAL_S) -> None:
+    def __init__(
+        self, stats: EngineStats, metrics_cache: Any, model_name: str, worker: str | None = None, interval_s: float = INTERVAL_S
+    ) -> None:
         self.stats = stats
         self.model_name = model_name
         self.worker = worker or str(os.getpid())
@@ -66,7 +68,7 @@ class MetricsPublisher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "MetricsPublisher":
+    def start(self) -> MetricsPublisher:
         self._thread = threading.Thread(target=self._run, name="tsserve-metrics", daemon=True)
         self._thread.start()
         return self
@@ -90,7 +92,7 @@ class MetricsPublisher:
     def _send(self, name: str, labels: list[str], value: float) -> None:
         try:
             self._metric(name).add_or_update(value, labels)
-        except Exception:  # noqa: BLE001 - metrics must never fail serving
+        except Exception:
             if not self._refused:
                 self._refused = True
                 logger.exception("tsserve: TorchServe refused the metric %s (later refusals are not logged)", name)
@@ -104,7 +106,7 @@ class MetricsPublisher:
             kind = MetricTypes.GAUGE if spec["type"] == "gauge" else MetricTypes.COUNTER
             try:
                 metric = self._cache.get_metric(name, kind)  # declared by the metrics config
-            except Exception:  # noqa: BLE001 - not declared (a config of the user's own): added
+            except Exception:
                 metric = self._cache.add_metric_to_cache(name, spec["unit"], list(spec["dimensions"]), kind)
             self._metrics[name] = metric
         return metric
@@ -114,7 +116,7 @@ def report_generated(stats: EngineStats, model_name: str, outcomes: list) -> Non
     """A generate call's outcomes into the metrics, and its prefix-cache hits into the worker's log."""
     try:
         prompt, cached = count_outcomes(stats, outcomes)
-    except Exception:  # noqa: BLE001 - metrics must never fail serving
+    except Exception:
         logger.exception("tsserve: counting a generate call's outcomes failed")
         return
     if prompt:

@@ -9,6 +9,7 @@ its load has answered asks for that: its model's workers scaled to 0 and back, b
 session of its own, because scaling to 0 ends this worker. `tsserve restart-workers` does the same by
 hand (docs/operations.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from .frontend import frontend_config_file, frontend_pid, parse_properties, read_text
 
@@ -41,10 +42,10 @@ class Management:
     """Where the frontend's management API listens and the key file that holds its key (token authorization)."""
 
     address: str
-    key_file: Optional[str]
+    key_file: str | None
 
     @classmethod
-    def of_frontend(cls) -> Optional["Management"]:
+    def of_frontend(cls) -> Management | None:
         pid = frontend_pid()
         if pid is None:
             return None
@@ -64,7 +65,7 @@ class Management:
         except (OSError, ValueError):
             return {}
 
-    def _send(self, method: str, path: str, key: Optional[str], timeout_s: float):
+    def _send(self, method: str, path: str, key: str | None, timeout_s: float):
         request = urllib.request.Request(self.address + path, method=method)
         if key:
             request.add_header("Authorization", f"Bearer {key}")
@@ -84,7 +85,7 @@ class Management:
         return self._send(method, path, _key(self._keys(), "management"), timeout_s)
 
 
-def _key(keys: dict, kind: str) -> Optional[str]:
+def _key(keys: dict, kind: str) -> str | None:
     entry = keys.get(kind)
     return entry.get("key") if isinstance(entry, dict) else None
 
@@ -93,7 +94,7 @@ def _model_path(model: str, version: str) -> str:
     return f"/models/{urllib.parse.quote(model, safe='')}/{urllib.parse.quote(version, safe='')}"
 
 
-def own_status(management: Management, model: str, version: str, pid: int) -> Optional[str]:
+def own_status(management: Management, model: str, version: str, pid: int) -> str | None:
     """This worker's status as the management API reports it; None when the model or the worker is not listed."""
     for description in management.call("GET", _model_path(model, version)) or []:
         for worker in description.get("workers", []):
@@ -102,7 +103,7 @@ def own_status(management: Management, model: str, version: str, pid: int) -> Op
     return None
 
 
-def stuck(look: Callable[[], Optional[str]], *, looks: int = LOOKS, every_s: float = LOOK_EVERY_S, sleep=time.sleep) -> bool:
+def stuck(look: Callable[[], str | None], *, looks: int = LOOKS, every_s: float = LOOK_EVERY_S, sleep=time.sleep) -> bool:
     """Whether every one of ``looks`` looks finds the worker listed and not READY."""
     for index in range(looks):
         if index:
@@ -113,7 +114,7 @@ def stuck(look: Callable[[], Optional[str]], *, looks: int = LOOKS, every_s: flo
     return True
 
 
-def watch_readiness(model: str, version: str, *, grace_s: float = GRACE_S) -> Optional[threading.Thread]:
+def watch_readiness(model: str, version: str, *, grace_s: float = GRACE_S) -> threading.Thread | None:
     """After a load under asyncCommunication: if TorchServe never calls this worker READY, ask for new worker threads."""
     management = Management.of_frontend()
     if management is None:
@@ -132,7 +133,11 @@ def watch_readiness(model: str, version: str, *, grace_s: float = GRACE_S) -> Op
         logger.error(
             "tsserve: TorchServe has not marked this worker READY %.0f s after its load answered: TorchServe 0.12 restarted it "
             "in place after a worker died under asyncCommunication, and never will. Asking the management API at %s for new "
-            "worker threads (%s scaled to 0 workers and back; `tsserve restart-workers` does the same)", grace_s, management.address, model)
+            "worker threads (%s scaled to 0 workers and back; `tsserve restart-workers` does the same)",
+            grace_s,
+            management.address,
+            model,
+        )
         spawn_restart(management, model, version)
 
     thread = threading.Thread(target=watch, name="tsserve-readiness", daemon=True)
@@ -145,7 +150,9 @@ def spawn_restart(management: Management, model: str, version: str) -> subproces
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     args = [sys.executable, "-m", "tsserve_shim.worker.recovery", management.address, management.key_file or "", model, version]
     env = {**os.environ, "PYTHONPATH": package_root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen(args, env=env, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        args, env=env, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def restart_workers(management: Management, model: str, version: str) -> None:

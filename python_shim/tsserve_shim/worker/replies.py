@@ -12,10 +12,11 @@ a second prediction for the same job: empty, with `ts_stream_next: "false"`.
 The frontend hands it to a response that is already complete (its writes are
 refused by Netty's encoder, nothing reaches the client) and removes the job.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any, List, Optional
+from typing import Any
 
 import orjson
 
@@ -29,7 +30,7 @@ def json_line(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE).decode("utf-8")
 
 
-def error_body(status: int, message: str, field: Optional[str] = None) -> dict:
+def error_body(status: int, message: str, field: str | None = None) -> dict:
     error = {"code": status, "message": message}
     if field is not None:
         error["field"] = field
@@ -48,7 +49,7 @@ def reason_phrase(message: str) -> str:
     return text.encode("ascii", "replace").decode("ascii")[:200]
 
 
-def failures(count: int, status: int, message: str) -> List[dict]:
+def failures(count: int, status: int, message: str) -> list[dict]:
     """The same failed RequestOutcome for each of ``count`` requests."""
     log.error("tsserve: %s", message)
     return [{"ok": False, "status": status, "message": message}] * count
@@ -70,12 +71,14 @@ def body_bytes(body: Any) -> int:
 
 def too_large(size: int, limit: int) -> dict:
     """The outcome that replaces an answer the frontend would refuse (and drop the worker for)."""
-    message = (f"the response is {size:,} bytes, over TorchServe's max_response_size of {limit:,} bytes: "
-               "ask for less (fewer prompts, tokens or logprobs) or raise max_response_size in config.properties")
+    message = (
+        f"the response is {size:,} bytes, over TorchServe's max_response_size of {limit:,} bytes: "
+        "ask for less (fewer prompts, tokens or logprobs) or raise max_response_size in config.properties"
+    )
     return {"ok": False, "status": 413, "message": message}
 
 
-def respond(context, index: int, outcome: dict, limit: Optional[int] = None) -> str:
+def respond(context, index: int, outcome: dict, limit: int | None = None) -> str:
     """Set the request's content type and status on the context; its body (a 413 when over ``limit`` bytes)."""
     content_type = outcome.get("content_type") if outcome["ok"] else None
     body = outcome["body"] if content_type else json_line(outcome_body(outcome))
@@ -89,7 +92,7 @@ def respond(context, index: int, outcome: dict, limit: Optional[int] = None) -> 
     return body
 
 
-def send_chunk(context, params: dict, limit: Optional[int] = None) -> None:
+def send_chunk(context, params: dict, limit: int | None = None) -> None:
     """A StreamChunk as TorchServe's intermediate response (`ts_stream_next: "true"`); a chunk
     over ``limit`` bytes is replaced by an error line."""
     from ts.handler_utils.utils import send_intermediate_predict_response

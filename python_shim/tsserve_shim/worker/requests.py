@@ -1,8 +1,9 @@
 """TorchServe's input rows as the IncomingRequests that the Node handler reads (src/protocol/messages.ts)."""
+
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import orjson
 
@@ -13,7 +14,7 @@ MAX_INTEGER = 2**64 - 1
 MAX_BODY_DEPTH = 200
 
 
-def _number_problem(value: Any) -> Optional[str]:
+def _number_problem(value: Any) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return "must be a finite number (NaN and Infinity are not JSON)"
     if isinstance(value, int) and not isinstance(value, bool) and not MIN_INTEGER <= value <= MAX_INTEGER:
@@ -21,7 +22,7 @@ def _number_problem(value: Any) -> Optional[str]:
     return None
 
 
-def _text_problem(value: str) -> Optional[str]:
+def _text_problem(value: str) -> str | None:
     if value.isascii():
         return None
     try:
@@ -37,10 +38,10 @@ def _shorten(text: str, limit: int = 40) -> str:
 
 def _plain_integers(values: list) -> bool:
     """A list of in-range ints only (a prompt of token ids), checked at C speed."""
-    return bool(values) and set(map(type, values)) == {int} and MIN_INTEGER <= min(values) and max(values) <= MAX_INTEGER
+    return bool(values) and set(map(type, values)) == {int} and min(values) >= MIN_INTEGER and max(values) <= MAX_INTEGER
 
 
-def _unsendable(value: Any, path: str = "", depth: int = 0) -> Optional[str]:
+def _unsendable(value: Any, path: str = "", depth: int = 0) -> str | None:
     """'field: what is wrong' for the first value in a decoded body that JSON-RPC to Node cannot carry, if any."""
     if isinstance(value, str):
         problem = _text_problem(value)

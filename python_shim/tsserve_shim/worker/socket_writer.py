@@ -17,6 +17,7 @@ starts that thread. The worker's socket, once marked by `one_writer`, also has
 each frame's layout checked (frames.py): a malformed frame is logged with what
 is wrong, so that a dropped worker says why from its own side.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,8 @@ from .frames import frame_problem
 
 logger = logging.getLogger(__name__)
 
-_locks: "weakref.WeakKeyDictionary[socket.socket, threading.Lock]" = weakref.WeakKeyDictionary()
-_worker_sockets: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
+_locks: weakref.WeakKeyDictionary[socket.socket, threading.Lock] = weakref.WeakKeyDictionary()
+_worker_sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 _new_lock = threading.Lock()
 
 
@@ -45,8 +46,13 @@ def _sendall_whole(self: socket.socket, data, flags: int = 0) -> None:
     if self in _worker_sockets:
         problem = frame_problem(data)
         if problem is not None:
-            logger.error("tsserve: a malformed reply frame (%d bytes, from thread %s): %s; it starts %s",
-                         len(data), threading.current_thread().name, problem, bytes(data[:64]).hex())
+            logger.error(
+                "tsserve: a malformed reply frame (%d bytes, from thread %s): %s; it starts %s",
+                len(data),
+                threading.current_thread().name,
+                problem,
+                bytes(data[:64]).hex(),
+            )
     with _lock_of(self):
         super(socket.socket, self).sendall(data, flags)  # the C socket's own: what socket.socket inherits
 

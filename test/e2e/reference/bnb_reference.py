@@ -5,15 +5,15 @@ For each setting it loads the model with transformers' own BitsAndBytesConfig on
 compute dtype, as a CPU worker uses), runs greedy ``model.generate`` on each prompt alone, and writes
 {setting: {"layer", "cases"}} as JSON on stdout. None of tsserve's code is used.
 """
+
 from __future__ import annotations
 
 import json
 import sys
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-
 from greedy import greedy_alone
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 
 def bnb_config(quantize: str) -> BitsAndBytesConfig:
@@ -29,7 +29,7 @@ def completions(model, tokenizer, cases: list[dict]) -> list[dict]:
         new_ids, hit_eos = greedy_alone(model, prompt_ids, case["max_tokens"])
         # The completion as it reads after the prompt (a SentencePiece token's leading space included).
         before = tokenizer.decode(prompt_ids, skip_special_tokens=True)
-        text = tokenizer.decode(prompt_ids + new_ids, skip_special_tokens=True)[len(before):]
+        text = tokenizer.decode(prompt_ids + new_ids, skip_special_tokens=True)[len(before) :]
         out.append({"token_count": len(new_ids), "text": text, "finish_reason": "stop" if hit_eos else "length"})
     return out
 

@@ -1,4 +1,5 @@
 """Greedy `model.generate` on one prompt by itself: the reference the end-to-end suites compare against."""
+
 from __future__ import annotations
 
 import torch
@@ -14,9 +15,12 @@ def greedy_alone(model, prompt_ids: list[int], max_tokens: int) -> tuple[list[in
     stops = eos_ids(model)
     with torch.no_grad():
         out = model.generate(
-            torch.tensor([prompt_ids]), attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long),
-            max_new_tokens=max_tokens, do_sample=False, pad_token_id=next(iter(stops)),
+            torch.tensor([prompt_ids]),
+            attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long),
+            max_new_tokens=max_tokens,
+            do_sample=False,
+            pad_token_id=next(iter(stops)),
         )
-    new_ids = out[0, len(prompt_ids):].tolist()
+    new_ids = out[0, len(prompt_ids) :].tolist()
     hit_eos = bool(new_ids) and new_ids[-1] in stops
     return (new_ids[:-1] if hit_eos else new_ids), hit_eos

@@ -6,15 +6,15 @@ the tokenizer's own apply_chat_template), runs greedy ``model.generate`` on that
 alone, and scores the generated tokens with one separate full forward pass. For each echo
 prompt it scores the prompt's own tokens. Writes JSON on stdout. None of tsserve's code is used.
 """
+
 from __future__ import annotations
 
 import json
 import sys
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
 from greedy import greedy_alone
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
 def token_texts(tokenizer, ids: list[int]) -> list[str]:
@@ -27,7 +27,7 @@ def token_texts(tokenizer, ids: list[int]) -> list[str]:
         full = tokenizer.decode(ids[: i + 1], skip_special_tokens=True)
         if full.endswith("\ufffd") and i < len(ids) - 1:
             full = shown
-        texts.append(full[len(shown):])
+        texts.append(full[len(shown) :])
         shown = full
     return texts
 
@@ -52,15 +52,17 @@ def main() -> None:
             prompt = tokenizer.apply_chat_template(case["messages"], tokenize=False, add_generation_prompt=True)
         prompt_ids = tokenizer(prompt).input_ids
         new_ids, hit_eos = greedy_alone(model, prompt_ids, case["max_tokens"])
-        cases.append({
-            "prompt": prompt,
-            "prompt_tokens": len(prompt_ids),
-            "token_ids": new_ids,
-            "tokens": token_texts(tokenizer, new_ids),
-            "text": tokenizer.decode(new_ids, skip_special_tokens=True),
-            "finish_reason": "stop" if hit_eos else "length",
-            "token_logprobs": scored(model, prompt_ids + new_ids, len(prompt_ids)) if new_ids else [],
-        })
+        cases.append(
+            {
+                "prompt": prompt,
+                "prompt_tokens": len(prompt_ids),
+                "token_ids": new_ids,
+                "tokens": token_texts(tokenizer, new_ids),
+                "text": tokenizer.decode(new_ids, skip_special_tokens=True),
+                "finish_reason": "stop" if hit_eos else "length",
+                "token_logprobs": scored(model, prompt_ids + new_ids, len(prompt_ids)) if new_ids else [],
+            }
+        )
     echo = []
     for prompt in spec.get("echo", []):
         ids = tokenizer(prompt).input_ids

@@ -1,5 +1,6 @@
 """One cancel semantics for both engines (common/calls.py): a cancel ends the live calls with its tag, one
 that comes before its call is kept for it, and one naming a call that has ended is dropped."""
+
 from __future__ import annotations
 
 from tsserve_shim.engine.common.calls import Call, Calls

@@ -1,13 +1,14 @@
 """Deadlines inside the decode loop: a late request ends with a 504 naming its limit, its batch mates go on,
 and through the real shim and bundle the worker's Node child survives."""
+
 from __future__ import annotations
 
 import time
 
 import pytest
-
 from conftest import make_request
 from shim_harness import ask, open_shim
+
 from tsserve_shim.engine.common.deadline import Deadline
 
 LOADED_MACHINE_SLACK_S = 0.6

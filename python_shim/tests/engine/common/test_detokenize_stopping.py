@@ -1,9 +1,7 @@
 """Stop matching, incremental detokenization and the rows' sampling keys, on their own."""
+
 from __future__ import annotations
 
-import math
-
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,7 +52,7 @@ def test_incremental_decoder_holds_partial_characters(engine):
     ids = engine.tokenize(["é你"], False)[0]  # byte-fallback tokens for some characters
     dec = IncrementalDecoder(engine.tokenizer, [1])
     pieces = [dec.step(t) for t in ids]
-    assert "".join(pieces) + dec.flush() == engine.detokenize([[1] + ids])[0][len("<s>"):]
+    assert "".join(pieces) + dec.flush() == engine.detokenize([[1] + ids])[0][len("<s>") :]
     assert all("\ufffd" not in p for p in pieces)
 
 

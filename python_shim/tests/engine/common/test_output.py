@@ -1,8 +1,10 @@
 """Echo's prompt text_offset: positions in the prompt string, the way the
 TypeScript side builds a choice's text (formatted prompt + completion)."""
+
 from __future__ import annotations
 
 from conftest import make_request
+
 from tsserve_shim.engine.common.output import prompt_offsets
 
 PROMPT = "[INST] <<SYS>>\n\n<</SYS>>\n\nAlan Turing was a"

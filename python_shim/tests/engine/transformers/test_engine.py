@@ -1,11 +1,11 @@
 """The engine against the tiny Llama model: determinism, logprobs, stops, batching, echo, limits."""
+
 from __future__ import annotations
 
 import copy
 
 import pytest
 import torch
-
 from conftest import make_request
 
 PROMPTS = [
@@ -104,7 +104,7 @@ def test_token_logprobs_equal_an_independent_forward_pass(engine):
             for alt, value in zip(ids.tolist(), values.tolist()):
                 text = engine.detokenize([context + [alt]])[0]
                 if text.startswith(base) and "\ufffd" not in text:
-                    assert tops[text[len(base):]] == pytest.approx(value, abs=1e-4)
+                    assert tops[text[len(base) :]] == pytest.approx(value, abs=1e-4)
         assert out["sequences"][0]["cumulative_logprob"] == pytest.approx(sum(seq["token_logprobs"]), abs=1e-6)
 
 
@@ -238,9 +238,7 @@ def test_echo_logprobs_equal_a_forward_pass(engine):
 
 
 def test_echo_in_a_padded_batch_with_generation(engine):
-    outs = engine.generate(
-        [make_request(PROMPTS[5], max_tokens=3), make_request(PROMPTS[0], echo=True, max_tokens=4, logprobs=1)]
-    )
+    outs = engine.generate([make_request(PROMPTS[5], max_tokens=3), make_request(PROMPTS[0], echo=True, max_tokens=4, logprobs=1)])
     alone = generate_one(engine, PROMPTS[0], echo=True, max_tokens=4, logprobs=1)
     assert outs[1]["prompt"]["token_logprobs"][1:] == pytest.approx(alone["prompt"]["token_logprobs"][1:], abs=1e-4)
     assert outs[1]["sequences"][0]["logprobs"]["token_ids"] == alone["sequences"][0]["logprobs"]["token_ids"]
@@ -395,7 +393,15 @@ def test_outputs_match_the_protocol_schema(engine):
     info = engine.info()
     check_params(
         protocol.INITIALIZE,
-        {"protocol_version": 1, "model_name": "m", "model_dir": "/x", "gpu_id": None, "batch_size": 1, "model_config": {}, "model_info": info},
+        {
+            "protocol_version": 1,
+            "model_name": "m",
+            "model_dir": "/x",
+            "gpu_id": None,
+            "batch_size": 1,
+            "model_config": {},
+            "model_info": info,
+        },
     )
     check_result("tokenize", {"ids": engine.tokenize(["a", "<s>b"], True)})
     check_result("detokenize", {"texts": engine.detokenize([[1, 415]], False)})
@@ -409,10 +415,7 @@ def test_top_p_zero_keeps_the_top_token_as_the_seed_did(engine):
         assert seq["sequences"][0]["logprobs"]["token_ids"] == greedy
     hot = generate_one(engine, PROMPTS[0], max_tokens=10, temperature=1.5, top_k=0, top_p=0.0, seed=3)
     assert hot["sequences"][0]["logprobs"]["token_ids"] == greedy
-    sampled = [
-        generate_one(engine, PROMPTS[0], max_tokens=10, temperature=1.5, top_k=0, top_p=1.0, seed=s)["sequences"][0]
-        for s in (0, 1)
-    ]
+    sampled = [generate_one(engine, PROMPTS[0], max_tokens=10, temperature=1.5, top_k=0, top_p=1.0, seed=s)["sequences"][0] for s in (0, 1)]
     assert greedy not in [s["logprobs"]["token_ids"] for s in sampled]  # top_p 1 is off: it samples
 
 

@@ -2,6 +2,7 @@
 on the tiny model and on SmolLM2-135M-Instruct: each prompt alone, all of them in one batch, and rows
 joining a running batch. test_transformers_range.py runs this file again on the oldest and newest
 transformers the engine is tested on (TSSERVE_EXPECT_TRANSFORMERS names the version it must find)."""
+
 from __future__ import annotations
 
 import copy
@@ -9,7 +10,6 @@ import os
 
 import pytest
 import torch
-
 from conftest import make_request
 
 PROMPTS = [

@@ -1,5 +1,6 @@
 """Structured output on the transformers engine (grammar.py): the text stays in the grammar's
 language, a bad grammar is a 400 of its own request, a row cut by max_tokens says "length"."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import re
 
 import jsonschema
 import pytest
-
 from conftest import NESTED_SCHEMA, make_request
+
 from tsserve_shim.engine.common.structured import StructureError, structure_kind
 from tsserve_shim.engine.transformers.grammar import choice_grammar, error_reason
 
@@ -67,7 +68,8 @@ def test_too_few_tokens_is_length_with_a_prefix(smollm2_engine):
 
 def test_nested_schema_on_smollm2_parses_and_validates(smollm2_engine):
     prompts = [
-        "<|im_start|>user\nWhich planet is largest? A) Mars B) Jupiter C) Venus D) Earth. Answer in JSON.<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>user\nWhich planet is largest? A) Mars B) Jupiter C) Venus D) Earth. Answer in JSON.<|im_end|>\n"
+        "<|im_start|>assistant\n",
         "<|im_start|>user\nIs water wet? Answer in JSON with reasons.<|im_end|>\n<|im_start|>assistant\n",
     ]
     requests = [make_request(p, max_tokens=120, structured={"json_schema": NESTED_SCHEMA}) for p in prompts]
@@ -96,7 +98,7 @@ def test_choice_grammar_quotes_its_strings():
 
 
 def test_error_reason_drops_the_source_position():
-    assert error_reason(RuntimeError("[20:37:55] /project/cpp/x.cc:4944: Unsupported type \"foo\"\n")) == 'Unsupported type "foo"'
+    assert error_reason(RuntimeError('[20:37:55] /project/cpp/x.cc:4944: Unsupported type "foo"\n')) == 'Unsupported type "foo"'
 
 
 def test_properties_in_the_schemas_order_and_whitespace_capped(engine):

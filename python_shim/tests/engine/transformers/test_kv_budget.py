@@ -1,15 +1,16 @@
 """The KV budget on the tiny model: its arithmetic against a real cache, requests that wait while the
 budget is full, the prefix cache inside the same budget, and an out-of-memory error in a decode step
 that fails the newest call only."""
+
 from __future__ import annotations
 
 import copy
 
 import pytest
 import torch
+from conftest import make_request
 from transformers import DynamicCache
 
-from conftest import make_request
 from tsserve_shim.engine.transformers.kv_budget import KvBudget, KvShape, kv_budget_bytes, kv_bytes_per_token
 from tsserve_shim.engine.transformers.transformers_compat import forward_with_cache
 from tsserve_shim.model.handler_config import ModelConfigError

@@ -3,6 +3,7 @@ stand on "cuda:0", the KV of layer 1 on "cuda:1" (FakeGpus: CPU tensors labelled
 for, which refuse, as CUDA does, to mix two GPUs in one operation). Rows leave the batch, a finished row's
 KV is gathered for the prefix cache, cached prefixes are loaded, and a decode step's logits come back from
 the last layer's GPU."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -152,7 +153,9 @@ def test_cached_prefixes_load_onto_each_layers_gpu_and_join_a_running_batch():
     blocks = []
     for start in (0, 2):
         kv = [layer_kv(device, 1, 4, layer) for layer, device in enumerate((GPU0, GPU1))]
-        blocks.append(Block(start, None, (start,), [k[0, :, start : start + 2] for k, _ in kv], [v[0, :, start : start + 2] for _, v in kv]))
+        blocks.append(
+            Block(start, None, (start,), [k[0, :, start : start + 2] for k, _ in kv], [v[0, :, start : start + 2] for _, v in kv])
+        )
     ModelRunner._load_prefixes(None, cache, [blocks, []], [3, 0], 3)  # row 0 takes 3 cached positions, row 1 none
     assert [layer.keys.device for layer in cache.layers] == [GPU0, GPU1]
     assert positions_of(cache.layers[1].keys) == [[100.0, 101.0, 102.0], [0.0, 0.0, 0.0]]

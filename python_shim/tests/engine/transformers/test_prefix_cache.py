@@ -1,13 +1,14 @@
 """The prefix cache: its block tree and budget (unit), and on SmolLM2-135M-Instruct the same
 outcomes with the cache as without it (greedy text, token ids, logprobs within 1e-4)."""
+
 from __future__ import annotations
 
 import copy
 
 import pytest
 import torch
-
 from conftest import make_request
+
 from tsserve_shim.engine.common.scores import Scores
 from tsserve_shim.engine.transformers.prefix_cache import BLOCK_TOKENS, PrefixCache
 
@@ -17,9 +18,11 @@ BLOCK_BYTES = 2 * LAYERS * HEADS * BLOCK_TOKENS * DIM * 4  # keys and values, fl
 
 def fake_kv(ids):
     """KV whose values say which token they belong to, so a test can see what a hit copied."""
+
     def kv(start, end):
         block = torch.tensor(ids[start:end], dtype=torch.float32).view(1, -1, 1).expand(HEADS, -1, DIM).clone()
         return [block.clone() for _ in range(LAYERS)], [block.clone() for _ in range(LAYERS)]
+
     return kv
 
 
@@ -42,7 +45,7 @@ def test_a_prompt_matches_the_full_blocks_it_shares_with_a_cached_one():
 
     assert len(cache.match(cached)) == 3
     assert len(cache.match(cached[: 2 * BLOCK_TOKENS + 3])) == 2  # a prefix of a cached prompt
-    diverging = cached[:BLOCK_TOKENS + 4] + [7] + cached[BLOCK_TOKENS + 5 :]
+    diverging = cached[: BLOCK_TOKENS + 4] + [7] + cached[BLOCK_TOKENS + 5 :]
     chain = cache.match(diverging)
     assert len(chain) == 1 and chain[0].keys[0][0, :, 0].tolist() == cached[:BLOCK_TOKENS]
     assert cache.match([5] + cached[1:]) == []  # the first block differs: nothing past it counts
@@ -151,7 +154,10 @@ def test_outcomes_are_the_same_with_and_without_the_cache(smollm2_engine, uncach
 
 def test_rows_admitted_together_share_one_computed_prefix(smollm2_engine):
     """The choices of one question arrive in one call: the first computes the context, the others reuse it in the same batch."""
-    choices = [make_request(CONTEXT + f" Question 40: what is 7 plus 7? Answer: {c}", max_tokens=3, echo=True, logprobs=1) for c in (14, 15, 12, 13)]
+    choices = [
+        make_request(CONTEXT + f" Question 40: what is 7 plus 7? Answer: {c}", max_tokens=3, echo=True, logprobs=1)
+        for c in (14, 15, 12, 13)
+    ]
     want = smollm2_engine.generate(choices)
     engine = cached_engine(smollm2_engine)
     got = engine.generate(choices)

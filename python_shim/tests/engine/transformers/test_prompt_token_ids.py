@@ -1,9 +1,9 @@
 """A GenerateRequest with ``prompt_token_ids``: the model gets those ids as they are, never a re-tokenization of the text."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import make_request
 
 

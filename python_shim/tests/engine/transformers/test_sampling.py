@@ -5,6 +5,7 @@ samples from: TemperatureLogitsWarper -> TopKLogitsWarper -> TopPLogitsWarper,
 then softmax; the draw must follow that distribution and depend only on the
 row's key and step.
 """
+
 from __future__ import annotations
 
 import random

@@ -1,5 +1,6 @@
 """Continuous batching at the engine level: calls join the running decode batch and leave it when done,
 with the same outputs as Engine.generate gives them alone (the reference)."""
+
 from __future__ import annotations
 
 import copy
@@ -7,8 +8,8 @@ import threading
 import time
 
 import pytest
-
 from conftest import make_request
+
 from tsserve_shim.engine.common.deadline import Deadline
 
 LONG_PROMPT = "Once upon a time, in a land far, far away, there lived a king who had three daughters and"
@@ -61,6 +62,7 @@ def test_a_short_request_admitted_while_a_long_one_decodes_finishes_first(engine
             results[name] = outcomes
             if len(finished) == 2:
                 all_done.set()
+
         return record
 
     def on_delta(*_):
@@ -86,12 +88,11 @@ def test_a_late_call_is_504_while_the_running_one_goes_on(engine, scheduler):
             got[name] = outcomes
             if len(got) == 2:
                 both.set()
+
         return done
 
     scheduler.submit([make_request("Alan Turing was a", max_tokens=40)], record("kept"))
-    scheduler.submit(
-        [make_request("Hello", max_tokens=400)], record("late"), deadlines=Deadline(time.monotonic() + 0.05, 0.05, "test")
-    )
+    scheduler.submit([make_request("Hello", max_tokens=400)], record("late"), deadlines=Deadline(time.monotonic() + 0.05, 0.05, "test"))
     assert both.wait(120)
     assert got["late"][0]["status"] == 504 and "0.05 s (test)" in got["late"][0]["message"]
     assert len(tokens_of(got["kept"][0])[0]) == 40
@@ -109,6 +110,7 @@ def test_many_calls_at_once_each_get_their_own_answer(engine, scheduler):
             answers[i] = outcomes
             if len(answers) == len(requests):
                 done_all.set()
+
         return done
 
     for i, request in enumerate(requests):

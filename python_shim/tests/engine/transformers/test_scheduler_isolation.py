@@ -1,12 +1,13 @@
 """An exception raised for one call fails that call alone: 4 long generations in the running batch,
 and the calls that arrived beside the bad one, finish with the tokens they get alone."""
+
 from __future__ import annotations
 
 import copy
 
 import pytest
-
 from conftest import make_request
+
 from tsserve_shim.engine.transformers.core import EngineCore
 
 LONG_PROMPTS = ["Tell me a story", "Tell me a poem", "Tell me a joke", "Tell me a fact"]
@@ -102,7 +103,9 @@ def test_a_call_that_already_streamed_text_is_failed_not_restarted(poisoned):
     scheduler, _ = poisoned
     answers = Answers()
     deltas: list = []
-    scheduler.submit([make_request("Tell me a story", max_tokens=60, stream=True)], answers.to("streamed"), on_delta=lambda *delta: deltas.append(delta))
+    scheduler.submit(
+        [make_request("Tell me a story", max_tokens=60, stream=True)], answers.to("streamed"), on_delta=lambda *delta: deltas.append(delta)
+    )
     for _ in range(4):
         scheduler.step()
     assert deltas

@@ -1,6 +1,7 @@
 """The transformers versions the engine accepts, the KV cache keyword it passes, and its parity with
 ``generate`` on the oldest and newest transformers of its tested range (each installed by
 scripts/setup.sh into .cache/transformers-range/<version>, run here in a pytest of its own)."""
+
 from __future__ import annotations
 
 import os
@@ -8,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from tsserve_shim.engine.transformers.transformers_compat import (
     NEWEST_TESTED,
     OLDEST_TESTED,
@@ -67,7 +68,7 @@ def test_the_cache_keyword_is_the_one_forward_takes():
     assert cache_keyword(Renamed()) == "cache"
     assert cache_keyword(Older()) == "past_key_values"
     assert cache_keyword(Wrapper()) == ("cache" if transformers.__version__ >= "5.24" else "past_key_values")
-    with pytest.raises(UnsupportedTransformersError, match="NoCache.forward takes no KV cache argument"):
+    with pytest.raises(UnsupportedTransformersError, match=r"NoCache\.forward takes no KV cache argument"):
         cache_keyword(NoCache())
 
 
@@ -86,8 +87,22 @@ def test_greedy_parity_with_generate_on(version):
     # SmolLM2's prompt-by-prompt test is left to the venv's own run (8 s): its batch and joining tests compare the same prompts.
     selection = "expected or tiny or batch or joining"
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", selection, str(ROOT / "python_shim/tests/engine/transformers/test_generate_parity.py")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            selection,
+            str(ROOT / "python_shim/tests/engine/transformers/test_generate_parity.py"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, f"transformers {version}:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
     assert " passed" in run.stdout and "skipped" not in run.stdout, run.stdout[-2000:]
@@ -100,5 +115,7 @@ def test_loading_the_engine_on_a_transformers_outside_the_range_is_refused(monke
     from tsserve_shim.model.handler_config import HandlerConfig
 
     monkeypatch.setattr(transformers, "__version__", "5.25.0")
-    with pytest.raises(UnsupportedTransformersError, match=r"tested on transformers 5\.17 to 5\.24, and this Python has transformers 5\.25\.0"):
+    with pytest.raises(
+        UnsupportedTransformersError, match=r"tested on transformers 5\.17 to 5\.24, and this Python has transformers 5\.25\.0"
+    ):
         Engine.load(HandlerConfig.from_section({"model_path": str(tiny_model_dir)}), model_dir=str(tiny_model_dir))

@@ -2,6 +2,7 @@
 spawn method does (a new interpreter) and one the way its fork method does (os.fork), each ignoring
 SIGTERM with a grandchild of its own, as vLLM's engine core and model worker do. However the worker
 ends, none of them is left 10 s later."""
+
 from __future__ import annotations
 
 import json

@@ -1,10 +1,11 @@
 """How a GenerateRequest's sampling settings become vLLM's SamplingParams (vLLM's own class, which
 validates them): the fast paths vLLM has are taken wherever the answer is the same."""
+
 from __future__ import annotations
 
+from conftest import make_request
 from vllm.sampling_params import SamplingType
 
-from conftest import make_request
 from tsserve_shim.engine.contract import GenerateRequest
 from tsserve_shim.engine.vllm.engine import sampling_params
 

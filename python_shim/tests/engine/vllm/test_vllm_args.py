@@ -1,10 +1,11 @@
 """The model config mapped onto vLLM's engine arguments, on this CPU and on GPUs faked through the load plan
 (TorchServe's gpu_id and deviceIds, num_gpu_per_model, gpu_max_memory), and checked by vLLM's own argument validation."""
+
 from __future__ import annotations
 
 import pytest
-
 from conftest import SMOLLM2
+
 from tsserve_shim.engine.vllm.args import DEFAULT_CPU_KV_CACHE_MB, vllm_launch
 from tsserve_shim.model.handler_config import HandlerConfig, ModelConfigError
 from tsserve_shim.model.load_plan import plan_load
@@ -15,8 +16,15 @@ GiB = 2**30
 def gpu_launch(section: dict, *, gpu_id: int = 0, device_count: int = 8, device_ids=None, environ=None):
     full = HandlerConfig.from_section({"model_path": "/models/llama", "engine": "vllm", **section})
     plan = plan_load(
-        full, model_dir="/store", gpu_id=gpu_id, device_type="gpu", device_ids=device_ids,
-        cuda_available=True, device_count=device_count, gpu_total_memory=lambda i: 80 * GiB, environ=environ or {},
+        full,
+        model_dir="/store",
+        gpu_id=gpu_id,
+        device_type="gpu",
+        device_ids=device_ids,
+        cuda_available=True,
+        device_count=device_count,
+        gpu_total_memory=lambda i: 80 * GiB,
+        environ=environ or {},
         check_model_size=False,
     )
     return vllm_launch(full, plan, gpu_total_memory=lambda i: 80 * GiB, environ=environ or {})
@@ -69,7 +77,9 @@ def test_a_gpu_worker_s_group_becomes_tensor_parallelism_over_its_gpus(gpu_id, p
 
 
 def test_device_ids_and_an_existing_cuda_visible_devices_are_honoured():
-    launch = gpu_launch({"num_gpu_per_model": 2}, gpu_id=4, device_ids=[4, 5, 6, 7], environ={"CUDA_VISIBLE_DEVICES": "0,1,2,3,GPU-a,GPU-b,GPU-c,GPU-d"})
+    launch = gpu_launch(
+        {"num_gpu_per_model": 2}, gpu_id=4, device_ids=[4, 5, 6, 7], environ={"CUDA_VISIBLE_DEVICES": "0,1,2,3,GPU-a,GPU-b,GPU-c,GPU-d"}
+    )
     assert launch.environ["CUDA_VISIBLE_DEVICES"] == "GPU-a,GPU-b"  # ordinals 4 and 5 of what was visible
     assert launch.engine_args["gpu_memory_utilization"] == 0.9  # the default share of the GPU
 

@@ -1,10 +1,12 @@
 """A dead vLLM engine core is not restarted by vLLM: its requests answer 503 and the worker exits, so that
 TorchServe starts a new one (a fake AsyncLLM whose generate raises what vLLM raises then)."""
+
 from __future__ import annotations
 
 import asyncio
 
 from conftest import make_request
+
 from tsserve_shim.engine.contract import GenerateRequest
 from tsserve_shim.engine.vllm import engine as vllm_engine
 from tsserve_shim.engine.vllm.engine import VllmEngine

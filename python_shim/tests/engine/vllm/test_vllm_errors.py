@@ -1,4 +1,5 @@
 """One request's error is its own on the vLLM engine (the session's real vLLM engine on SmolLM2, conftest.py)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,6 +9,7 @@ import time
 from types import SimpleNamespace
 
 from conftest import make_request
+
 from tsserve_shim.engine.contract import GenerateRequest
 from tsserve_shim.engine.vllm.engine import VllmEngine, refusal
 
@@ -35,7 +37,9 @@ def test_a_cancel_sent_right_after_the_submit_is_honoured_while_the_prompt_is_to
     answers: list = []
     arrived = threading.Event()
     started = time.monotonic()
-    vllm_engine.submit([greedy("Once upon a time", max_tokens=400)], lambda outcomes: (answers.extend(outcomes), arrived.set()), tag="early")
+    vllm_engine.submit(
+        [greedy("Once upon a time", max_tokens=400)], lambda outcomes: (answers.extend(outcomes), arrived.set()), tag="early"
+    )
     vllm_engine.cancel("early")
     assert arrived.wait(60)
     assert answers[0]["status"] == 499, answers[0]

@@ -1,5 +1,6 @@
 """The vLLM engine's metrics: tsserve's names and buckets are vLLM's own (the installed vLLM is the reference),
 and vLLM's per-step statistics land in the engine's EngineStats."""
+
 from __future__ import annotations
 
 import inspect

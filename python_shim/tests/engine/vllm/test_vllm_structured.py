@@ -1,6 +1,7 @@
 """Structured output on the vLLM engine (SmolLM2, vLLM's own structured outputs through
 ``sampling_params``): the same GenerateRequests and answers as the transformers engine's tests.
 ``vllm_engine`` is the session's shared vLLM engine (conftest.py)."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import re
 
 import jsonschema
 import pytest
-
 from conftest import NESTED_SCHEMA, make_request
+
 from tsserve_shim.engine.vllm.structured import vllm_structured_outputs
 
 
@@ -30,14 +31,25 @@ def test_each_kind_becomes_vllms_params():
 
 
 def test_vllm_keeps_to_every_kind(vllm_engine):
-    prompt = "<|im_start|>user\nWhich planet is largest? A) Mars B) Jupiter C) Venus D) Earth. Answer in JSON.<|im_end|>\n<|im_start|>assistant\n"
-    outcomes = vllm_engine.generate([
-        make_request(prompt, max_tokens=120, structured={"json_schema": NESTED_SCHEMA}),
-        make_request(prompt, max_tokens=120, temperature=0.8, seed=7, structured={"json_schema": NESTED_SCHEMA}),
-        make_request("Digits:", max_tokens=20, temperature=1.0, seed=3, num_sequences=3, structured={"regex": "[0-9]{3}-[a-c]{2}"}),
-        make_request(prompt, max_tokens=10, structured={"choice": ["A", "B", "C", "D"]}),
-        make_request("Write JSON:", max_tokens=5, structured={"json_schema": {"type": "object", "properties": {"text": {"type": "string", "minLength": 30}}, "required": ["text"]}}),
-    ])
+    prompt = (
+        "<|im_start|>user\nWhich planet is largest? A) Mars B) Jupiter C) Venus D) Earth. Answer in JSON.<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    outcomes = vllm_engine.generate(
+        [
+            make_request(prompt, max_tokens=120, structured={"json_schema": NESTED_SCHEMA}),
+            make_request(prompt, max_tokens=120, temperature=0.8, seed=7, structured={"json_schema": NESTED_SCHEMA}),
+            make_request("Digits:", max_tokens=20, temperature=1.0, seed=3, num_sequences=3, structured={"regex": "[0-9]{3}-[a-c]{2}"}),
+            make_request(prompt, max_tokens=10, structured={"choice": ["A", "B", "C", "D"]}),
+            make_request(
+                "Write JSON:",
+                max_tokens=5,
+                structured={
+                    "json_schema": {"type": "object", "properties": {"text": {"type": "string", "minLength": 30}}, "required": ["text"]}
+                },
+            ),
+        ]
+    )
     nested, sampled, regex, choice, cut = only_sequences(outcomes)
     for [seq] in (nested, sampled):
         assert seq["finish_reason"] == "stop", seq["text"]

@@ -3,14 +3,15 @@
 tag, and one that comes before its call (a tag not seen yet) is kept and ends that call when it is
 submitted. A cancel naming a call that has ended already is dropped: tags are one call's each (the
 bridge's are), so it could only ever match a tag used again."""
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Hashable, Sequence
 
 from ..contract import Outcome
 from .deadline import deadline_list
@@ -57,7 +58,7 @@ class Call:
         """Hand the caller its outcomes; a callback that raises must not stop the engine's loop."""
         try:
             self.done(outcomes)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("tsserve: delivering generate outcomes failed")
 
 

@@ -1,5 +1,6 @@
 """A request's time limit as the decode loop checks it: when it passes, and the 504 message that names it;
 and a generate call's deadlines, one per request (deadline_list)."""
+
 from __future__ import annotations
 
 import time
@@ -15,7 +16,7 @@ class Deadline:
     name: str
 
     @classmethod
-    def after(cls, seconds: float, limit_s: float, name: str, *, now: float | None = None) -> "Deadline":
+    def after(cls, seconds: float, limit_s: float, name: str, *, now: float | None = None) -> Deadline:
         return cls((time.monotonic() if now is None else now) + seconds, limit_s, name)
 
     def passed(self, now: float | None = None) -> bool:

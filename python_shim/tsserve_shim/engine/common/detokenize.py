@@ -6,9 +6,10 @@ decoded together with the token(s) before it and the new text is the
 difference. A token that ends in the middle of a character adds "" and the
 token that completes it carries the whole character.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 REPLACEMENT = "\ufffd"
 # Prompt tokens kept as left context for the first generated tokens.

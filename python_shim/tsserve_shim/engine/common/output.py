@@ -8,8 +8,9 @@ Shapes (src/protocol/messages.ts has the zod definitions):
   a UTF-8 character adds "" and the next carries the character) and
   ``text_offset[i]`` is its start in ``text``. ``top_logprobs[i]`` maps the text
   of the ``logprobs`` most likely tokens to their logprobs (None when 0). EOS is
-  not reported, except in an ``echo`` request (scoring), as a last token with text "". After a stop sequence the text is cut before it and the tokens
-  that begin before the cut are kept.
+  not reported, except in an ``echo`` request (scoring), as a last token with text "".
+  After a stop sequence the text is cut before it and the tokens that begin before
+  the cut are kept.
 - the outcome's ``prompt`` is filled only for ``echo`` requests (else all lists
   are empty): every prompt token including an added BOS, the first logprob
   None, offsets into the prompt string (``prompt_offsets``: the BOS and a
@@ -18,11 +19,12 @@ Shapes (src/protocol/messages.ts has the zod definitions):
 
 Echo's prompt logprobs are made from the Scores (scores.py) an engine left on the row that scores its prompt.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import torch
 

@@ -4,10 +4,12 @@ tokens, and the checks a generate request's prompt passes before any engine runs
 Both engines (transformers.engine.Engine and vllm.engine.VllmEngine) are PromptTokenizers, so a prompt
 is tokenized, refused and described (ModelInfo) the same way whichever engine serves it.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ..contract import GenerateRequest, Outcome, Requests, error_outcome
 
@@ -58,7 +60,7 @@ class Tokenized(GenerateRequest):
     error: Exception | None = None
 
     @classmethod
-    def of_request(cls, request: GenerateRequest, ids: list[int] | None, error: Exception | None) -> "Tokenized":
+    def of_request(cls, request: GenerateRequest, ids: list[int] | None, error: Exception | None) -> Tokenized:
         return cls(**{f.name: getattr(request, f.name) for f in fields(GenerateRequest)}, ids=ids, error=error)
 
 
@@ -128,8 +130,9 @@ class PromptTokenizer:
                 return ids
         return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
-    def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True,
-                 literal_spans: Sequence[Sequence[Sequence[int]]] | None = None) -> list[list[int]]:
+    def tokenize(
+        self, texts: Sequence[str], add_special_tokens: bool = True, literal_spans: Sequence[Sequence[Sequence[int]]] | None = None
+    ) -> list[list[int]]:
         """Each text's ids; ``literal_spans`` (per text) are tokenized as plain text, as a generate request's are."""
         if literal_spans is not None and len(literal_spans) != len(texts):
             raise ValueError(f"literal_spans: {len(literal_spans)} lists for {len(texts)} texts")
@@ -153,7 +156,7 @@ class PromptTokenizer:
             try:
                 ids = self.prompt_ids(request)
                 problem = self.check_lengths(len(ids), request.max_tokens)
-            except Exception as error:  # noqa: BLE001 - a bad request must not fail its batch mates
+            except Exception as error:
                 outcomes[index] = error_outcome(400, f"cannot tokenize the prompt: {error}", "prompt")
                 continue
             if problem:
@@ -171,7 +174,7 @@ class PromptTokenizer:
                 continue
             try:
                 out.append(Tokenized.of_request(request, self.encode_prompt(request.prompt, literal_spans=request.literal_spans), None))
-            except Exception as error:  # noqa: BLE001 - admission answers it, for this request alone
+            except Exception as error:
                 out.append(Tokenized.of_request(request, None, error))
         return out
 
@@ -191,10 +194,7 @@ class PromptTokenizer:
         if prompt_tokens == 0:
             return "the prompt is empty (0 tokens)"
         if prompt_tokens > self.context_length:
-            return (
-                f"the prompt has {prompt_tokens} tokens, more than the model's context length of "
-                f"{self.context_length} tokens"
-            )
+            return f"the prompt has {prompt_tokens} tokens, more than the model's context length of {self.context_length} tokens"
         if prompt_tokens + max_tokens > self.context_length:
             return (
                 f"the prompt has {prompt_tokens} tokens and max_tokens is {max_tokens}: "

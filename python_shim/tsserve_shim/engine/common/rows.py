@@ -3,11 +3,13 @@ output so far.
 
 ``build_rows`` is the one place that turns GenerateRequests into rows.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ..contract import GenerateRequest
 from .deadline import Deadline

@@ -5,6 +5,7 @@ from its request's seed and its sequence index.
 The transformers engine draws every sampled row's tokens from its key (transformers/sampling.py);
 the vLLM engine asks vLLM for temperature 0 below GREEDY_BELOW.
 """
+
 from __future__ import annotations
 
 import secrets

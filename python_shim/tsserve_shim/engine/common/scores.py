@@ -1,10 +1,11 @@
 """Prompt logprobs as numbers (Scores): each prompt position's logprob and its best alternatives, whichever
 engine computed them (the transformers engine from its logits or its prefix cache's blocks, the vLLM engine
 from vLLM's prompt logprobs). The output processor turns them into echo's texts (output.prompt_logprobs)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -17,18 +18,18 @@ class Scores:
     top_ids: list[list[int]]
     top_values: list[list[float]]
 
-    def __getitem__(self, positions: slice) -> "Scores":
+    def __getitem__(self, positions: slice) -> Scores:
         return Scores(self.logprobs[positions], self.top_ids[positions], self.top_values[positions])
 
-    def __add__(self, other: "Scores") -> "Scores":
+    def __add__(self, other: Scores) -> Scores:
         return Scores(self.logprobs + other.logprobs, self.top_ids + other.top_ids, self.top_values + other.top_values)
 
     @staticmethod
-    def empty() -> "Scores":
+    def empty() -> Scores:
         return Scores([], [], [])
 
     @staticmethod
-    def first() -> "Scores":
+    def first() -> Scores:
         """Position 0: a prompt's first token has no score."""
         return Scores([None], [[]], [[]])
 

@@ -2,6 +2,7 @@
 llm-metrics.json), kept in memory. Engines record into it from their own threads; the worker publishes
 snapshots of it to TorchServe (worker/metrics.py). Recording is a dictionary update under a lock: it never
 fails a request."""
+
 from __future__ import annotations
 
 import bisect
@@ -58,7 +59,7 @@ class Histogram:
             out.append((bound, running))
         return out
 
-    def copy(self) -> "Histogram":
+    def copy(self) -> Histogram:
         return Histogram(self.buckets, list(self.counts), self.total, self.count)
 
 

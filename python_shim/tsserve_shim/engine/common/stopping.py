@@ -1,7 +1,8 @@
 """Stop sequences on decoded text, and what text is safe to stream before a stop could still match."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 
 class StopMatcher:

@@ -2,9 +2,11 @@
 KINDS (a JSON Schema, any JSON object, a regex or a list of choices). The transformers engine
 constrains to it with xgrammar (transformers/grammar.py), the vLLM engine through vLLM's structured
 outputs (vllm/structured.py); one the engine cannot constrain to is a StructureError (a 400)."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 KINDS = ("json_schema", "json_object", "regex", "choice")
 

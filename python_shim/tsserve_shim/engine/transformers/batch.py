@@ -1,6 +1,7 @@
 """The running decode batch between steps: its rows, their KV cache, attention mask, positions,
 next-token logits and per-row sampling settings as tensors, kept in step and pruned together; and
 DecodeRow, a row as this engine decodes it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -54,7 +55,9 @@ class DecodeBatch:
     _PER_ROW = ("mask", "last_pos", "logits", "temperature", "top_k", "top_p", "keys", "steps", "seen", "penalty", "chosen")
     _JOINED = ("last_pos", "logits", "temperature", "top_k", "top_p", "keys", "steps", "seen", "penalty")
 
-    def __init__(self, rows: list[DecodeRow], cache, mask: torch.Tensor, last_pos: torch.Tensor, logits: torch.Tensor, seen: torch.Tensor | None) -> None:
+    def __init__(
+        self, rows: list[DecodeRow], cache, mask: torch.Tensor, last_pos: torch.Tensor, logits: torch.Tensor, seen: torch.Tensor | None
+    ) -> None:
         device = mask.device
         self.rows = list(rows)
         self.cache = cache
@@ -131,7 +134,7 @@ class DecodeBatch:
             drop_columns(self.cache, columns)
             self.mask = self.mask[:, columns:]
 
-    def join(self, other: "DecodeBatch") -> None:
+    def join(self, other: DecodeBatch) -> None:
         """Take in another batch's rows (one just prefilled): both must be between steps (logits ready, nothing chosen)."""
         width = max(self.mask.shape[1], other.mask.shape[1])
         join_caches(self.cache, other.cache, width)

@@ -12,12 +12,13 @@ streaming), and a seeded row draws the same numbers whatever shares its batch (s
 The loop runs on its own thread (``start``) when serving, or in the caller's thread (``run_until_idle``)
 for a synchronous ``generate``.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Hashable
+from collections.abc import Hashable
 
 import torch
 
@@ -26,8 +27,14 @@ from ..common.output import OutputProcessor, generation_failure, is_oom
 from ..common.prompts import PromptTokenizer
 from ..common.rows import CANCELLED, OnDelta, build_rows, expire
 from ..common.stats import (
-    E2E_REQUEST_LATENCY, INTER_TOKEN_LATENCY, KV_CACHE_USAGE, REQUEST_QUEUE_TIME, REQUESTS_RUNNING, REQUESTS_WAITING,
-    TIME_TO_FIRST_TOKEN, EngineStats,
+    E2E_REQUEST_LATENCY,
+    INTER_TOKEN_LATENCY,
+    KV_CACHE_USAGE,
+    REQUEST_QUEUE_TIME,
+    REQUESTS_RUNNING,
+    REQUESTS_WAITING,
+    TIME_TO_FIRST_TOKEN,
+    EngineStats,
 )
 from ..common.submit import Done, wait_for_outcomes
 from ..contract import Outcome, Requests, error_outcome, generate_requests
@@ -72,11 +79,13 @@ class EngineCore:
     def generate(self, requests: Requests, on_delta: OnDelta | None = None, deadlines=None, timeout: float | None = None) -> list[Outcome]:
         """submit and wait for the outcomes: on the loop's thread when it runs, else in this one."""
         return wait_for_outcomes(
-            lambda done: self.submit(requests, done, on_delta, deadlines), timeout,
-            drive=self.run_until_idle if self._thread is None else None, who="the scheduler",
+            lambda done: self.submit(requests, done, on_delta, deadlines),
+            timeout,
+            drive=self.run_until_idle if self._thread is None else None,
+            who="the scheduler",
         )
 
-    def start(self) -> "EngineCore":
+    def start(self) -> EngineCore:
         """Run the loop on its own thread (for serving: submit from any thread)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name="tsserve-scheduler", daemon=True)
@@ -111,7 +120,7 @@ class EngineCore:
         try:
             with torch.inference_mode():
                 self._iterate(arrived)
-        except Exception as error:  # noqa: BLE001 - fail what was running, keep serving
+        except Exception as error:
             self._fail_active(error)
         self._record_load()
 
@@ -127,7 +136,7 @@ class EngineCore:
             self._wait(plan.waiting)  # a batch that cannot be joined waits for the running one to end
         try:
             self._advance()
-        except Exception as error:  # noqa: BLE001 - the whole batch's pass raised: each call runs again alone
+        except Exception as error:
             self._retry_alone(error)
 
     def _running(self) -> Running:
@@ -190,7 +199,7 @@ class EngineCore:
             call.requests = generate_requests(call.requests)
             call.outcomes, call.prompts = self.text.admissible(call.requests)
             call.rows = build_rows(self.text.tokenizer, call.requests, call.prompts, call.deadlines, call.on_delta, DecodeRow)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             call.rows = []
             self._fail(call, error)
             return False
@@ -208,7 +217,7 @@ class EngineCore:
         """One forward for every call; when it fails, each call alone, so that only the one that fails is answered with its error."""
         try:
             self._join(self.runner.prefill([row for call in calls for row in call.rows]))
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             if len(calls) == 1:
                 self._fail(calls[0], error)
                 return
@@ -237,13 +246,17 @@ class EngineCore:
             try:
                 self.runner.forward(batch)
                 return
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 if not (is_oom(error) and batch.retryable and self._active):
                     raise
                 if self.runner.drop_prefix_cache():
                     continue
                 newest = self._active[-1]
-                log.warning("tsserve: out of memory in a decode step of %d rows; failing the newest call (%d rows)", len(batch.rows), len(newest.rows))
+                log.warning(
+                    "tsserve: out of memory in a decode step of %d rows; failing the newest call (%d rows)",
+                    len(batch.rows),
+                    len(newest.rows),
+                )
                 self._fail(newest, error)
                 if not batch.prune():
                     self._batch = None
@@ -261,7 +274,7 @@ class EngineCore:
                 elapsed = time.perf_counter() - call.started
                 for index, outcome in self.processor.outcomes(call.prompts, call.rows, elapsed).items():
                     call.outcomes[index] = outcome
-            except Exception as error:  # noqa: BLE001 - one call's answer failed: that call alone
+            except Exception as error:
                 self._fail(call, error)
                 continue
             self.stats.observe(E2E_REQUEST_LATENCY, *[time.perf_counter() - call.arrived] * len(call.prompts))

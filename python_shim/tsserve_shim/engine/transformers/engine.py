@@ -7,11 +7,12 @@ is), a model runner that does every forward (ModelRunner), a scheduler that deci
 worker. Requests that are refused (400) or run out of time (504) do not fail
 their batch mates. ``common/output.py`` describes the shapes.
 """
+
 from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 
 from ...model.handler_config import HandlerConfig
 from ...model.load_plan import LoadPlan, plan_load_here
@@ -46,7 +47,7 @@ class Engine(PromptTokenizer):
         self.scheduler = Scheduler()
         self.core = EngineCore(runner, self, self.scheduler)
 
-    def __copy__(self) -> "Engine":
+    def __copy__(self) -> Engine:
         """A copy (a test's engine with another model or EOS) runs its own decode loop over a runner of its
         own, with a prefix cache of its own (another model's KV must never be found in it)."""
         other = object.__new__(type(self))
@@ -67,13 +68,11 @@ class Engine(PromptTokenizer):
         device_type: str | None = None,
         device_ids: Sequence[int] | None = None,
         startup_timeout_s: float | None = None,
-    ) -> "Engine":
+    ) -> Engine:
         """Load per the model-config.yaml ``handler:`` section (see model.load_plan.plan_load). It loads in the
         worker's own process, so TorchServe's start-up timeout alone bounds it (``startup_timeout_s`` unused)."""
         check_transformers_version()
-        plan: LoadPlan = plan_load_here(
-            config, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids
-        )
+        plan: LoadPlan = plan_load_here(config, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids)
         log.info("tsserve: loading %s on %s (dtype %s, quantize %s)", plan.model_path, plan.device, plan.dtype_name, plan.quantize)
         tokenizer = load_tokenizer(plan)
         model = load_model(plan)
@@ -105,7 +104,7 @@ class Engine(PromptTokenizer):
         """What the decode loop measures (common/stats.py)."""
         return self.core.stats
 
-    def start(self) -> "Engine":
+    def start(self) -> Engine:
         """Run the decode loop on its own thread: the worker submits from the bridge's."""
         self.core.start()
         return self

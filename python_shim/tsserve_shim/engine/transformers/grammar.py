@@ -18,12 +18,14 @@ complete, so a row that stops by itself holds a valid text, and one cut by ``max
 
 Reported logprobs stay the model's own (before the mask), as vLLM reports them.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -126,4 +128,3 @@ class Grammars:
         for row, token in zip(rows, tokens):
             if row.grammar is not None and not row.grammar.is_terminated() and not row.grammar.accept_token(int(token)):
                 raise RuntimeError(f"the grammar refused token {token}, which its own mask allowed")
-

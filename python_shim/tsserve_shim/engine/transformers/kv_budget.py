@@ -8,10 +8,11 @@ longest-running row still has ``remaining`` tokens to generate holds at most
 time (the padded copy and the concatenation: two layers' worth of the joined batch at once). The
 scheduler admits rows only while that peak fits; the prefix cache gets what the rows leave.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 
@@ -44,16 +45,16 @@ class KvShape:
     width: int = 0
     remaining: int = 0
 
-    def joined(self, other: "KvShape") -> "KvShape":
+    def joined(self, other: KvShape) -> KvShape:
         return KvShape(self.rows + other.rows, max(self.width, other.width), max(self.remaining, other.remaining))
 
     @staticmethod
-    def of_new_rows(rows: Iterable) -> "KvShape":
+    def of_new_rows(rows: Iterable) -> KvShape:
         rows = list(rows)
         return KvShape(len(rows), max((len(r.prompt_ids) for r in rows), default=0), max((r.max_tokens for r in rows), default=0))
 
     @staticmethod
-    def of_batch(batch) -> "KvShape":
+    def of_batch(batch) -> KvShape:
         if batch is None:
             return KvShape()
         live = [r for r in batch.rows if not r.done]

@@ -11,6 +11,7 @@ A model spread over several GPUs keeps each layer's KV on that layer's GPU, and 
 refuses an index on another GPU than the tensor it indexes: every index is moved to each
 layer's device first (``IndexOnDevices``).
 """
+
 from __future__ import annotations
 
 import torch

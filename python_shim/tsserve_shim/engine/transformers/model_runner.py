@@ -3,6 +3,7 @@ is made of, prefill (new rows' prompts in one forward, giving a DecodeBatch) and
 every row's next token from its logits: a StepOutput for the output processor), and the prefix cache
 whose KV they reuse. It does every forward; it writes no text and streams nothing.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -67,7 +68,7 @@ class ModelRunner:
         self.prefix_cache: PrefixCache | None = None  # use_prefix_cache turns it on
         self.grammars = Grammars(tokenizer, self.vocab_size)  # structured output (grammar.py)
 
-    def __copy__(self) -> "ModelRunner":
+    def __copy__(self) -> ModelRunner:
         """A runner on the same model with a prefix cache of its own (another model's KV must never be found in it)."""
         other = object.__new__(type(self))
         other.__dict__.update(self.__dict__)
@@ -190,7 +191,14 @@ class ModelRunner:
         last, echo_logits = self._split_logits(out.logits, keep, layout, echo_rows)
         scores = self._score_prompts(rows, chains, layout.reused, echo_logits)
         del echo_logits
-        batch = DecodeBatch(rows, cache, layout.mask, layout.positions[:, -1], last.to(device=self.device, dtype=torch.float32), self._seen(rows, last.shape[-1]))
+        batch = DecodeBatch(
+            rows,
+            cache,
+            layout.mask,
+            layout.positions[:, -1],
+            last.to(device=self.device, dtype=torch.float32),
+            self._seen(rows, last.shape[-1]),
+        )
         if self.prefix_cache is not None:
             for i, row in enumerate(rows):
                 self.prefix_cache.extend(row.prompt_ids, batch.row_kv(i), scores.get(i))
@@ -228,7 +236,9 @@ class ModelRunner:
         return keep
 
     @staticmethod
-    def _split_logits(logits: torch.Tensor, keep, layout: PromptLayout, echo_rows: list[int]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    def _split_logits(
+        logits: torch.Tensor, keep, layout: PromptLayout, echo_rows: list[int]
+    ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """Each row's next-token logits [B, V], and each echo row's logits at its computed positions."""
         if not isinstance(keep, torch.Tensor):
             return logits[:, -1, :], {i: logits[i, layout.width - len(layout.suffixes[i]) :] for i in echo_rows}
@@ -237,7 +247,9 @@ class ModelRunner:
         starts = (ends - keep.sum(-1)).tolist()
         return flat[ends - 1], {i: flat[starts[i] : int(ends[i])] for i in echo_rows}
 
-    def _score_prompts(self, rows: list[DecodeRow], chains: list[list[Block]], reused: list[int], echo_logits: dict[int, torch.Tensor]) -> dict[int, Scores]:
+    def _score_prompts(
+        self, rows: list[DecodeRow], chains: list[list[Block]], reused: list[int], echo_logits: dict[int, torch.Tensor]
+    ) -> dict[int, Scores]:
         """Each echo row's prompt Scores (set on the row too): the cached chain's, then the computed positions'.
         With a prefix cache they keep SCORE_TOP_K alternatives, for the blocks they are stored with."""
         scores: dict[int, Scores] = {}

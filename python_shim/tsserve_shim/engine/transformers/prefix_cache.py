@@ -17,12 +17,13 @@ the tokens before it and the ``SCORE_TOP_K`` best alternatives), computed when a
 echo (scoring) request went through it. A scoring request only reuses blocks
 that carry them, so its answer does not depend on whether the cache hit.
 """
+
 from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 
@@ -39,7 +40,7 @@ BlockKV = tuple["list[torch.Tensor] | torch.Tensor", "list[torch.Tensor] | torch
 @dataclass(eq=False)
 class Block:
     uid: int
-    parent: "Block | None"
+    parent: Block | None
     tokens: tuple[int, ...]
     keys: list[torch.Tensor]
     values: list[torch.Tensor]

@@ -18,6 +18,7 @@ counter-based hash (splitmix64) of the row's key and its step, all rows in one
 tensor expression: a seeded row draws the same numbers whatever shares its
 batch, and no per-row generator or Python loop is involved.
 """
+
 from __future__ import annotations
 
 import torch

@@ -7,10 +7,11 @@ Calls are admitted in arrival order while their rows fit ``max_num_seqs`` and th
 a call that does not fit waits, and the calls behind it wait too. A call whose batch's forward raised runs
 again ``alone``: in a batch of its own, which nothing joins.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from ...model.handler_config import DEFAULTS
 from ..common.calls import Call
@@ -36,7 +37,7 @@ class Running:
     """What the running batch holds, as the scheduler sees it (``joinable`` None: no batch runs)."""
 
     rows: int = 0
-    shape: KvShape = KvShape()
+    shape: KvShape = field(default_factory=KvShape)
     joinable: bool | None = None
 
 
@@ -45,7 +46,7 @@ class SchedulerOutput:
     admitted: list[ScheduledCall] = field(default_factory=list)
     waiting: list[ScheduledCall] = field(default_factory=list)  # in arrival order
     unfit: list[ScheduledCall] = field(default_factory=list)  # too big for the KV budget alone (answered 507)
-    shape: KvShape = KvShape()  # the running rows' KV once the admitted ones join
+    shape: KvShape = field(default_factory=KvShape)  # the running rows' KV once the admitted ones join
 
 
 class Scheduler:

@@ -5,6 +5,7 @@ transformers 5.24 renamed ``forward(past_key_values=...)`` to ``forward(cache=..
 model does not take lands in its ``**kwargs`` and is ignored, so every decode step would silently
 start from an empty cache: the name is read from the loaded model's own signature instead.
 """
+
 from __future__ import annotations
 
 import functools
@@ -53,7 +54,7 @@ def installed_keyword() -> str:
     return "cache" if _minor(transformers.__version__) >= (5, 24) else "past_key_values"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _keyword_of(forward) -> str:
     parameters = inspect.signature(forward).parameters
     for name in CACHE_KEYWORDS:

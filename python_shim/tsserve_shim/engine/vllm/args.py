@@ -6,11 +6,13 @@ and which environment variables the vLLM engine starts with. A setting vLLM cann
 here with the key named, so that `tsserve archive` (through the deploy checks) and the worker's load
 say the same thing.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ...model.handler_config import HandlerConfig, ModelConfigError
 from ...model.load_plan import LoadPlan
@@ -32,7 +34,8 @@ class VllmLaunch:
 def _refuse_transformers_only(config: HandlerConfig, plan: LoadPlan) -> None:
     if plan.gguf_file is not None:
         raise ModelConfigError(
-            "handler.gguf_file: the vLLM engine does not serve GGUF checkpoints; convert the model to safetensors or set handler.engine: transformers"
+            "handler.gguf_file: the vLLM engine does not serve GGUF checkpoints;"
+            " convert the model to safetensors or set handler.engine: transformers"
         )
     if plan.quantize != "none":
         raise ModelConfigError(
@@ -60,9 +63,7 @@ def _gpu_share(plan: LoadPlan, gpu_total_memory: Callable[[int], int]) -> float:
     total = min(gpu_total_memory(i) for i in group)
     share = per_gpu / total
     if share > 1.0:
-        raise ModelConfigError(
-            f"handler.gpu_max_memory ({per_gpu} bytes) is more than a GPU of this worker has ({total} bytes)"
-        )
+        raise ModelConfigError(f"handler.gpu_max_memory ({per_gpu} bytes) is more than a GPU of this worker has ({total} bytes)")
     return math.floor(share * 1000) / 1000
 
 

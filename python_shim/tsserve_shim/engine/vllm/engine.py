@@ -10,6 +10,7 @@ Its calls and their cancels are common/calls.py's, as the transformers engine's 
 The engine runs on an asyncio loop of its own thread; ``submit`` may be called from any thread and
 ``done`` is called on that loop's thread, as the transformers engine calls it on its scheduler's.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Mapping, Sequence
+from typing import Any
 
 from ...model.handler_config import HandlerConfig
 from ...model.load_plan import plan_load_here
@@ -85,7 +87,7 @@ def ranked(position: Mapping[int, Any] | None, k: int) -> tuple[list[int], list[
     """The k most likely tokens of one position of vLLM's logprobs (a dict token id -> Logprob)."""
     if not position or k <= 0:
         return [], []
-    best = sorted(position.items(), key=lambda item: (item[1].rank if item[1].rank is not None else 1 << 30))[:k]
+    best = sorted(position.items(), key=lambda item: item[1].rank if item[1].rank is not None else 1 << 30)[:k]
     return [token for token, _ in best], [lp.logprob for _, lp in best]
 
 
@@ -104,8 +106,16 @@ def prompt_scores(prompt_logprobs: Sequence[Mapping[int, Any] | None], ids: Sequ
 
 # vLLM's request parameters, as the request fields tsserve's 400s name.
 REFUSED_FIELDS = {
-    "n": "n", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "max_tokens": "max_tokens",
-    "logprobs": "logprobs", "prompt_logprobs": "logprobs", "seed": "seed", "stop": "stop", "repetition_penalty": "repetition_penalty",
+    "n": "n",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "max_tokens": "max_tokens",
+    "logprobs": "logprobs",
+    "prompt_logprobs": "logprobs",
+    "seed": "seed",
+    "stop": "stop",
+    "repetition_penalty": "repetition_penalty",
 }
 # vLLM's finish reasons that are no answer: the request's own failure.
 UNANSWERED = {"error": (500, "vLLM ended the request with an error"), "abort": (503, "vLLM aborted the request")}
@@ -162,7 +172,7 @@ class VllmEngine(PromptTokenizer):
         device_type: str | None = None,
         device_ids: Sequence[int] | None = None,
         startup_timeout_s: float | None = None,
-    ) -> "VllmEngine":
+    ) -> VllmEngine:
         import torch
 
         plan = plan_load_here(config, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids)
@@ -180,7 +190,9 @@ class VllmEngine(PromptTokenizer):
         stats = EngineStats()
         try:
             with reaper.watching_new_children():  # from the first process vLLM starts: a load can be killed too
-                llm = asyncio.run_coroutine_threadsafe(_create_async_llm(launch.engine_args, stat_logger_factory(stats) if metrics_enabled() else None), loop).result()
+                llm = asyncio.run_coroutine_threadsafe(
+                    _create_async_llm(launch.engine_args, stat_logger_factory(stats) if metrics_enabled() else None), loop
+                ).result()
         except BaseException:
             reaper.close()  # a start that failed leaves none of its processes behind
             raise
@@ -189,7 +201,7 @@ class VllmEngine(PromptTokenizer):
         engine._reaper = reaper
         return engine
 
-    def start(self) -> "VllmEngine":
+    def start(self) -> VllmEngine:
         return self
 
     def shutdown(self) -> None:
@@ -227,7 +239,7 @@ class VllmEngine(PromptTokenizer):
             # One request's failure is its own: an exception of one task is that request's outcome.
             results = await asyncio.gather(*call.tasks, return_exceptions=True) if call.tasks else [None] * len(call.prompts)
             self._answer(call, results)
-        except Exception as error:  # noqa: BLE001 - one call's failure is its own
+        except Exception as error:
             for task in call.tasks:  # none is left running with no one to answer
                 task.cancel()
             failure = generation_failure(error, len(call.requests))
@@ -293,7 +305,9 @@ class VllmEngine(PromptTokenizer):
         if self._dying:
             return
         self._dying = True
-        log.error("tsserve: vLLM's engine died (%s); this worker exits in %g s so that TorchServe restarts it", error, EXIT_AFTER_ENGINE_DEATH_S)
+        log.error(
+            "tsserve: vLLM's engine died (%s); this worker exits in %g s so that TorchServe restarts it", error, EXIT_AFTER_ENGINE_DEATH_S
+        )
         self._loop.call_later(EXIT_AFTER_ENGINE_DEATH_S, _exit_worker)
 
     async def _generate(self, request: GenerateRequest, ids: list[int], rows: list[Row], params) -> Outcome | None:

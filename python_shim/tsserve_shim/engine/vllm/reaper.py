@@ -11,6 +11,7 @@ Run as a script (the standard library and psutil only):
 
     python reaper.py    stdin: lines "PID CREATE_TIME"; at its end, reaps them
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,7 +22,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import IO, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import IO
 
 import psutil
 
@@ -56,7 +58,7 @@ class Reaper:
         os.register_at_fork(after_in_child=self._pipe.close)
 
     @classmethod
-    def start(cls) -> "Reaper":
+    def start(cls) -> Reaper:
         # A session of its own: a signal to the worker's process group does not end it before it reaps.
         process = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, bufsize=0, start_new_session=True
@@ -75,7 +77,9 @@ class Reaper:
         try:
             self._pipe.write("".join(lines).encode())
         except (BrokenPipeError, ValueError):  # the reaper is gone, or closed
-            log.warning("tsserve: the vLLM reaper is gone; vLLM's processes %s may outlive this worker", [line.split()[0] for line in lines])
+            log.warning(
+                "tsserve: the vLLM reaper is gone; vLLM's processes %s may outlive this worker", [line.split()[0] for line in lines]
+            )
 
     @contextlib.contextmanager
     def watching_new_children(self, every_s: float = 0.5) -> Iterator[None]:

@@ -1,10 +1,17 @@
 """vLLM's own per-step statistics into the engine's EngineStats: a stat logger (vLLM's StatLoggerBase) that
 AsyncLLM calls after each engine step with its scheduler's load and the step's token timings."""
+
 from __future__ import annotations
 
 from ..common.stats import (
-    E2E_REQUEST_LATENCY, INTER_TOKEN_LATENCY, KV_CACHE_USAGE, REQUEST_QUEUE_TIME, REQUESTS_RUNNING, REQUESTS_WAITING,
-    TIME_TO_FIRST_TOKEN, EngineStats,
+    E2E_REQUEST_LATENCY,
+    INTER_TOKEN_LATENCY,
+    KV_CACHE_USAGE,
+    REQUEST_QUEUE_TIME,
+    REQUESTS_RUNNING,
+    REQUESTS_WAITING,
+    TIME_TO_FIRST_TOKEN,
+    EngineStats,
 )
 
 

@@ -1,9 +1,11 @@
 """Structured output on the vLLM engine: a GenerateRequest's ``structured`` as vLLM's
 StructuredOutputsParams, with the same grammars as the transformers engine (both use xgrammar, vLLM's
 default backend, so both accept the same schemas and write JSON the same way)."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..common.structured import structure_kind
 
