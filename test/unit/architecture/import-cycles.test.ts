@@ -93,4 +93,10 @@ describe("src/", () => {
   it("has no import circle between folders", () => {
     expect(show(findCycles(folderGraph(files)))).toEqual([]);
   });
+
+  it("keeps protocol/ free of every other folder: the messages depend on nothing of tsserve's", () => {
+    const folders = folderGraph(files);
+    expect(folders.has("protocol")).toBe(true);
+    expect([...folders.get("protocol")!]).toEqual([]);
+  });
 });
