@@ -5,15 +5,18 @@ cancellation by Node, by the end of a handle and by the child's end, and big tex
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 import time
 
 import pytest
+from conftest import make_request
 
 from tsserve_shim.bridge import protocol
 from tsserve_shim.bridge.errors import INVALID_PARAMS, RpcError
-from tsserve_shim.bridge.model_calls import OFF_THREAD_IDS, OFF_THREAD_TEXT_BYTES, ModelCalls, engine_call
+from tsserve_shim.bridge.model_calls import OFF_THREAD_IDS, OFF_THREAD_TEXT_BYTES, ModelCalls
 from tsserve_shim.bridge.rpc import Deferred
+from tsserve_shim.engine.contract import generate_requests
 
 
 class RecordingEngine:
@@ -42,7 +45,7 @@ class RecordingEngine:
         self.tokenizing.set()
         self.release.wait(10)
         self.pretokenized.append(threading.current_thread().name)
-        return [{**request, "prompt_token_ids": [1, 2]} for request in requests]
+        return [dataclasses.replace(request, prompt_token_ids=(1, 2)) for request in requests]
 
     def tokenize(self, texts, add_special_tokens):
         return [[len(text)] for text in texts]
@@ -113,7 +116,7 @@ def serving(engine, **hooks):
 
 
 def generate_params(*prompts, batch_id=1, stream=False):
-    return {"call_id": 5, "batch_id": batch_id, "requests": [{"prompt": p, "max_tokens": 2, "stream": stream} for p in prompts]}
+    return {"call_id": 5, "batch_id": batch_id, "requests": [make_request(p, max_tokens=2, stream=stream) for p in prompts]}
 
 
 def test_a_short_generate_goes_to_the_engine_as_sent_and_is_answered_when_done():
@@ -122,7 +125,7 @@ def test_a_short_generate_goes_to_the_engine_as_sent_and_is_answered_when_done()
     params = generate_params("a", "b", stream=True)
     assert isinstance(peer.call(protocol.GENERATE, params), Deferred)
     [(requests, tag, deadline)] = engine.submitted
-    assert requests == params["requests"] and deadline == "deadline of 1" and tag[:2] == ("generate", 42)
+    assert requests == generate_requests(params["requests"]) and deadline == "deadline of 1" and tag[:2] == ("generate", 42)
     assert engine.pretokenized == []
     delta = {"call_id": 5, "request_index": 0, "sequence_index": 0, "text": "hi", "logprobs": None}
     assert peer.sent == [("notify", protocol.GENERATION_DELTA, delta), ("reply", 7, {"outcomes": [{"ok": True, "texts": ["hi"]}] * 2})]
@@ -136,7 +139,7 @@ def test_a_generate_with_long_text_prompts_is_tokenized_on_the_tokenizer_thread_
     peer.call(protocol.GENERATE, generate_params(long_prompt))
     peer.wait_sent(1)
     assert engine.pretokenized and engine.pretokenized[0].startswith("tsserve-tokenize")
-    assert engine.submitted[0][0][0]["prompt_token_ids"] == [1, 2]
+    assert engine.submitted[0][0][0].prompt_token_ids == (1, 2)
     calls.shutdown()
 
 
@@ -204,7 +207,14 @@ def test_a_text_call_over_the_limits_is_refused_with_a_400():
     assert raised.value.to_json() == {"code": INVALID_PARAMS, "message": "tokenize: too long", "data": {"status": 400}}
 
 
-def test_the_engine_is_handed_the_calls_requests():
-    params = generate_params("a")
-    call = engine_call(params, done=print, on_delta=None, deadline="d")
-    assert call.requests == params["requests"] and call.deadline == "d"
+def test_a_malformed_request_fails_its_call_with_a_500_and_reaches_no_engine():
+    engine = RecordingEngine(answer_at_once=True)
+    _calls, peer, generated = serving(engine)
+    params = generate_params("a", "b")
+    del params["requests"][1]["temperature"]
+    peer.call(protocol.GENERATE, params)
+    peer.wait_sent(1)
+    assert engine.submitted == []
+    [(_, _, answer)] = peer.sent
+    assert [outcome["status"] for outcome in answer["outcomes"]] == [500, 500]
+    assert "temperature" in answer["outcomes"][0]["message"] and generated[0][1] == answer["outcomes"]

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.contract import ServingEngine
+from ..engine.contract import GenerateRequest, ServingEngine, failed_outcome, generate_requests
 from . import protocol
 from .errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
 from .rpc import Deferred, Peer
@@ -51,7 +51,7 @@ class Generation:
 class EngineCall:
     """What the engine is handed for one generate call, but its tag."""
 
-    requests: list
+    requests: list[GenerateRequest]
     done: Done
     on_delta: Callable[..., None] | None
     deadline: Any
@@ -104,14 +104,20 @@ class ModelCalls:
     # ------------------------------------------------------------ generate
 
     def _generate(self, peer: Peer, pid: int, params: dict) -> Deferred | dict:
-        requests, batch_id = params["requests"], params.get("batch_id")
-        refused = self._refusal_outcomes(batch_id, requests)
+        batch_id = params.get("batch_id")
+        refused = self._refusal_outcomes(batch_id, params["requests"])
         if refused is not None:
             return {"outcomes": refused}
         tag = ("generate", pid, next(self._tags))
         generation = self._generations.setdefault(pid, {})[tag] = Generation(batch_id, pid, tag)
-        on_delta = self._streamer(peer, params["call_id"]) if any(request.get("stream") for request in requests) else None
-        call = engine_call(params, self._finisher(peer, generation), on_delta, self.deadline_for(batch_id))
+        done = self._finisher(peer, generation)
+        try:
+            requests = generate_requests(params["requests"])  # typed once, here, for the engine
+        except (KeyError, TypeError, ValueError) as error:  # a malformed request fails its call, as the engine would
+            done([failed_outcome(error)] * len(params["requests"]))
+            return generation.deferred
+        on_delta = self._streamer(peer, params["call_id"]) if any(request.stream for request in requests) else None
+        call = EngineCall(requests, done, on_delta, self.deadline_for(batch_id))
         if _text_bytes(_text_prompts(requests)) < OFF_THREAD_TEXT_BYTES:
             self._start(generation, call, call.requests)
         else:
@@ -224,18 +230,13 @@ class ModelCalls:
         return deferred
 
 
-def engine_call(params: dict, done: Done, on_delta: Callable[..., None] | None, deadline: Any) -> EngineCall:
-    """The hand-off of a generate call's requests (GenerateParams.requests) to the engine."""
-    return EngineCall(params["requests"], done, on_delta, deadline)
-
-
 def _failed(count: int, status: int, message: str) -> list:
     return [{"ok": False, "status": status, "message": message}] * count
 
 
-def _text_prompts(requests: list) -> Iterable[Any]:
+def _text_prompts(requests: list[GenerateRequest]) -> Iterable[Any]:
     """The prompts the engine would tokenize (a request that sends its ids is not tokenized)."""
-    return (request.get("prompt") for request in requests if request.get("prompt_token_ids") is None)
+    return (request.prompt for request in requests if request.prompt_token_ids is None)
 
 
 def _text_bytes(texts: Iterable[Any]) -> int:
