@@ -79,7 +79,12 @@ const COUNTS = [
   "tsserve_prefix_cache_hits_total",
 ] as const;
 
-/** Waits for the published counts to reach `before` plus the workload's (the worker publishes once a second). */
+const REFUSED = "tsserve_request_failure_total{status=400}";
+
+/**
+ * Waits for the published counts to reach `before` plus the workload's (the worker publishes once a second),
+ * the refused request's 400 included: it came last, so a flush can hold the answers and not yet the refusal.
+ */
 async function countsAfter(server: RunningServer, model: string, before: string, done: Workload): Promise<Record<string, number>> {
   const expected = {
     tsserve_prompt_tokens_total: done.prompt,
@@ -87,6 +92,7 @@ async function countsAfter(server: RunningServer, model: string, before: string,
     tsserve_time_to_first_token_seconds_count: done.answered,
     tsserve_e2e_request_latency_seconds_count: done.answered,
     tsserve_request_queue_time_seconds_count: done.answered,
+    [REFUSED]: 1,
   };
   let last: Record<string, number> = {};
   try {
@@ -95,6 +101,9 @@ async function countsAfter(server: RunningServer, model: string, before: string,
       async () => {
         const now = await exposition(server);
         last = Object.fromEntries(COUNTS.map((name) => [name, total(now, name, model) - total(before, name, model)]));
+        last[REFUSED] =
+          total(now, "tsserve_request_failure_total", model, { status: "400" }) -
+          total(before, "tsserve_request_failure_total", model, { status: "400" });
         return Object.entries(expected).every(([name, value]) => last[name] === value) ? last : undefined;
       },
       20_000,

@@ -10,7 +10,7 @@ def _tensors(path):
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
-        for name in f:
+        for name in f.keys():  # noqa: SIM118 - a safe_open handle has keys() but is not iterable
             t = f.get_tensor(name)
             yield name, t.numel(), t.numel() * t.element_size()
 
