@@ -162,6 +162,17 @@ def test_a_bad_request_fails_alone(serving_engine):
     assert outcomes[2]["status"] == 400 and "empty" in outcomes[2]["message"]
 
 
+@pytest.mark.parametrize("pretokenized", [False, True], ids=["submitted", "pretokenized"])
+def test_a_malformed_request_is_its_own_400_naming_the_field_and_its_call_mates_answer_as_alone(serving_engine, pretokenized):
+    """A field of the wrong type fails its request only, whether the engine or the bridge's tokenizer thread parses it."""
+    alone = serving_engine.generate([greedy("Water boils at", max_tokens=4)])
+    requests = [greedy("Water boils at", max_tokens=4), greedy("Hello", temperature=None), greedy("Water boils at", max_tokens=4)]
+    first, bad, last = serving_engine.generate(serving_engine.pretokenize(requests) if pretokenized else requests)
+    assert (bad["status"], bad["field"]) == (400, "temperature") and "temperature" in bad["message"], bad
+    tokens = [[sequence["logprobs"]["token_ids"] for sequence in ok(outcome)["sequences"]] for outcome in (alone[0], first, last)]
+    assert tokens[0] == tokens[1] == tokens[2]  # the same tokens (vLLM's logprobs move in the last digits with the batch)
+
+
 def test_a_passed_deadline_is_a_504_and_its_mates_go_on(serving_engine):
     outcomes = serving_engine.generate(
         [greedy("Hello", max_tokens=400), greedy("Water boils at")],

@@ -9,7 +9,7 @@ import pytest
 from conftest import make_request
 
 from tsserve_shim.bridge.protocol import schema
-from tsserve_shim.engine.contract import GenerateRequest, generate_requests
+from tsserve_shim.engine.contract import GenerateRequest, Malformed, MalformedRequest, generate_requests
 
 
 def request_schema() -> dict:
@@ -32,7 +32,21 @@ def test_a_request_is_parsed_once_and_typed_ones_pass_through():
 
 
 def test_a_malformed_request_is_an_error_naming_what_is_wrong():
-    with pytest.raises(KeyError, match="temperature"):
+    with pytest.raises(MalformedRequest, match="temperature: missing") as missing:
         GenerateRequest.from_params({k: v for k, v in make_request("Hi").items() if k != "temperature"})
-    with pytest.raises(TypeError):
+    assert missing.value.field == "temperature"
+    with pytest.raises(MalformedRequest, match="temperature") as wrong_type:
         GenerateRequest.from_params(make_request("Hi", temperature=None))
+    assert wrong_type.value.field == "temperature" and isinstance(wrong_type.value.__cause__, TypeError)
+    with pytest.raises(MalformedRequest, match="max_tokens"):
+        GenerateRequest.from_params(make_request("Hi", max_tokens="many"))
+    with pytest.raises(MalformedRequest, match="request"):
+        GenerateRequest.from_params(["Hi"])
+
+
+def test_a_call_s_malformed_request_is_its_own_400_naming_the_field_and_the_others_are_parsed():
+    good, bad = generate_requests([make_request("Hi"), make_request("Hi", num_sequences="two")])
+    assert isinstance(good, GenerateRequest) and isinstance(bad, Malformed)
+    outcome = bad.outcome()
+    assert outcome["status"] == 400 and outcome["field"] == "num_sequences" and "num_sequences" in outcome["message"]
+    assert generate_requests([bad])[0] is bad

@@ -42,23 +42,24 @@ class GenerateRequest:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> GenerateRequest:
-        """From one entry of GenerateParams.requests (KeyError, TypeError or ValueError when it is malformed)."""
-        ids, spans = params.get("prompt_token_ids"), params.get("literal_spans")
+        """From one entry of GenerateParams.requests (MalformedRequest, naming the field, when it is malformed)."""
+        if not isinstance(params, Mapping):
+            raise MalformedRequest("request", f"a generate request is an object, not {type(params).__name__}")
         return cls(
-            prompt=params["prompt"],
-            max_tokens=int(params["max_tokens"]),
-            temperature=float(params["temperature"]),
-            top_p=float(params["top_p"]),
-            top_k=int(params["top_k"] or 0),
-            repetition_penalty=float(params["repetition_penalty"] or 1.0),
-            seed=params["seed"],
-            stop=tuple(params["stop"] or ()),
-            logprobs=int(params["logprobs"] or 0),
-            num_sequences=int(params["num_sequences"]),
-            echo=bool(params["echo"]),
-            stream=bool(params["stream"]),
-            prompt_token_ids=None if ids is None else tuple(int(i) for i in ids),
-            literal_spans=None if spans is None else tuple((int(s), int(e)) for s, e in spans),
+            prompt=_field(params, "prompt"),
+            max_tokens=_field(params, "max_tokens", int),
+            temperature=_field(params, "temperature", float),
+            top_p=_field(params, "top_p", float),
+            top_k=_field(params, "top_k", lambda v: int(v or 0)),
+            repetition_penalty=_field(params, "repetition_penalty", lambda v: float(v or 1.0)),
+            seed=_field(params, "seed"),
+            stop=_field(params, "stop", lambda v: tuple(v or ())),
+            logprobs=_field(params, "logprobs", lambda v: int(v or 0)),
+            num_sequences=_field(params, "num_sequences", int),
+            echo=_field(params, "echo", bool),
+            stream=_field(params, "stream", bool),
+            prompt_token_ids=_field(params, "prompt_token_ids", _token_ids, optional=True),
+            literal_spans=_field(params, "literal_spans", _spans, optional=True),
             structured=params.get("structured"),
         )
 
@@ -68,8 +69,52 @@ class GenerateRequest:
         return request if isinstance(request, GenerateRequest) else cls.from_params(request)
 
 
-def generate_requests(requests: Sequence[GenerateRequest | Mapping[str, Any]]) -> list[GenerateRequest]:
-    return [GenerateRequest.of(request) for request in requests]
+class MalformedRequest(ValueError):
+    """A generate request with a field missing or of the wrong type; ``field`` names it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+def _field(params: Mapping[str, Any], name: str, convert: Callable[[Any], Any] = lambda v: v, *, optional: bool = False) -> Any:
+    if not optional and name not in params:
+        raise MalformedRequest(name, "missing")
+    value = params.get(name)
+    try:
+        return convert(value)
+    except (TypeError, ValueError) as error:
+        raise MalformedRequest(name, f"{value!r} is not valid here ({error})") from error
+
+
+def _token_ids(value: Any) -> tuple[int, ...] | None:
+    return None if value is None else tuple(int(i) for i in value)
+
+
+def _spans(value: Any) -> tuple[tuple[int, int], ...] | None:
+    return None if value is None else tuple((int(start), int(end)) for start, end in value)
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A request of a generate call that could not be parsed: admission answers it alone, with its 400."""
+
+    error: MalformedRequest
+
+    def outcome(self) -> Outcome:
+        return error_outcome(400, f"malformed generate request: {self.error}", self.error.field)
+
+
+def parse_request(request: GenerateRequest | Mapping[str, Any]) -> GenerateRequest | Malformed:
+    try:
+        return GenerateRequest.of(request)
+    except MalformedRequest as error:
+        return Malformed(error)
+
+
+def generate_requests(requests: Sequence[GenerateRequest | Malformed | Mapping[str, Any]]) -> list[GenerateRequest | Malformed]:
+    """A call's requests parsed, each alone: a malformed one is a Malformed that its own 400 answers."""
+    return [request if isinstance(request, Malformed) else parse_request(request) for request in requests]
 
 
 def error_outcome(status: int, message: str, field: str | None = None) -> Outcome:

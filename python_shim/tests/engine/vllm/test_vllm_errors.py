@@ -11,7 +11,8 @@ from types import SimpleNamespace
 from conftest import make_request
 
 from tsserve_shim.engine.contract import GenerateRequest
-from tsserve_shim.engine.vllm.engine import VllmEngine, refusal
+from tsserve_shim.engine.vllm.engine import VllmEngine
+from tsserve_shim.engine.vllm.failures import refusal, request_failure
 
 
 def greedy(prompt: str, **overrides) -> dict:
@@ -70,4 +71,41 @@ def test_a_sequence_vllm_ends_with_error_or_abort_is_that_request_s_failure_not_
         return asyncio.run(VllmEngine._generate(engine, GenerateRequest.from_params(greedy("x")), [1, 2], [None], None))
 
     assert outcome_for("error")["status"] == 500
-    assert outcome_for("abort")["status"] == 503 and "aborted" in outcome_for("abort")["message"]
+    assert outcome_for("abort")["status"] == 500 and "aborted" in outcome_for("abort")["message"]
+
+
+def test_vllm_s_own_busy_and_generate_errors_keep_their_status():
+    from vllm.exceptions import MaxQueuedTokensError, QueueOverflowError
+    from vllm.v1.engine.exceptions import EngineGenerateError
+
+    busy = request_failure(QueueOverflowError())
+    assert busy["status"] == 503 and "busy" in busy["message"]
+    assert request_failure(MaxQueuedTokensError())["status"] == 503
+    try:
+        try:
+            raise RuntimeError("KV block lost")
+        except RuntimeError as cause:
+            raise EngineGenerateError() from cause
+    except EngineGenerateError as error:
+        failed = request_failure(error)
+    assert failed["status"] == 500 and "RuntimeError: KV block lost" in failed["message"]
+    assert request_failure(RuntimeError("odd"))["status"] == 500
+
+
+def test_a_request_vllm_turns_away_as_busy_is_its_own_503_and_its_call_mates_answer_as_alone(vllm_engine, monkeypatch):
+    """vLLM's generate raises QueueOverflowError for one request of the call (faked: the real engine serves the others)."""
+    from vllm.exceptions import QueueOverflowError
+
+    alone = vllm_engine.generate([greedy("Water boils at")])
+    busy_ids = vllm_engine.tokenize(["Hello there"])[0]
+    generate = vllm_engine.llm.generate
+
+    def turning_one_away(prompt, params, request_id):
+        if list(prompt["prompt_token_ids"]) == busy_ids:
+            raise QueueOverflowError()
+        return generate(prompt, params, request_id)
+
+    monkeypatch.setattr(vllm_engine.llm, "generate", turning_one_away)
+    first, busy, last = vllm_engine.generate([greedy("Water boils at"), greedy("Hello there"), greedy("Water boils at")])
+    assert busy["status"] == 503, busy
+    assert texts(first) == texts(alone[0]) and texts(last) == texts(alone[0])

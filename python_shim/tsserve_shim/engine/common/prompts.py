@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..contract import GenerateRequest, Outcome, Requests, error_outcome
+from ..contract import GenerateRequest, Malformed, Outcome, Requests, error_outcome, generate_requests
 
 # A model config's max_position_embeddings is trusted up to this; beyond it the
 # tokenizer's model_max_length (when smaller) wins.
@@ -62,6 +62,11 @@ class Tokenized(GenerateRequest):
     @classmethod
     def of_request(cls, request: GenerateRequest, ids: list[int] | None, error: Exception | None) -> Tokenized:
         return cls(**{f.name: getattr(request, f.name) for f in fields(GenerateRequest)}, ids=ids, error=error)
+
+
+def needs_tokenizing(request: GenerateRequest | Malformed) -> bool:
+    """Whether admitting the request encodes a text prompt (not one Tokenized already, one sent as ids, or a Malformed one)."""
+    return isinstance(request, GenerateRequest) and not isinstance(request, Tokenized) and request.prompt_token_ids is None
 
 
 class PromptTokenizer:
@@ -148,11 +153,14 @@ class PromptTokenizer:
 
     # ------------------------------------------------------------- admission
 
-    def admissible(self, requests: Sequence[GenerateRequest]) -> tuple[list[Outcome | None], dict[int, list[int]]]:
-        """Tokenize every request: a 400 outcome for those refused, the prompt ids of the others."""
+    def admissible(self, requests: Sequence[GenerateRequest | Malformed]) -> tuple[list[Outcome | None], dict[int, list[int]]]:
+        """Tokenize every request: a 400 outcome for those refused (a Malformed one's names its field), the prompt ids of the others."""
         outcomes: list[Outcome | None] = [None] * len(requests)
         prompts: dict[int, list[int]] = {}
         for index, request in enumerate(requests):
+            if isinstance(request, Malformed):
+                outcomes[index] = request.outcome()
+                continue
             try:
                 ids = self.prompt_ids(request)
                 problem = self.check_lengths(len(ids), request.max_tokens)
@@ -165,11 +173,11 @@ class PromptTokenizer:
                 prompts[index] = ids
         return outcomes, prompts
 
-    def pretokenize(self, requests: Requests) -> list[GenerateRequest]:
+    def pretokenize(self, requests: Requests) -> list[GenerateRequest | Malformed]:
         """The requests with each text prompt tokenized now (Tokenized), for an engine to admit without tokenizing."""
-        out: list[GenerateRequest] = []
-        for request in map(GenerateRequest.of, requests):
-            if isinstance(request, Tokenized) or request.prompt_token_ids is not None:
+        out: list[GenerateRequest | Malformed] = []
+        for request in generate_requests(requests):
+            if not needs_tokenizing(request):
                 out.append(request)
                 continue
             try:

@@ -27,7 +27,7 @@ from ...model.handler_config import HandlerConfig
 from ...model.load_plan import plan_load_here
 from ..common.calls import Call, Calls
 from ..common.output import OutputProcessor, SampledToken, generation_failure
-from ..common.prompts import PromptTokenizer, Tokenized, eos_token_ids
+from ..common.prompts import PromptTokenizer, eos_token_ids, needs_tokenizing
 from ..common.rows import CANCELLED, TIMED_OUT, OnDelta, Row, build_rows
 from ..common.sampling import GREEDY_BELOW
 from ..common.scores import Scores
@@ -35,6 +35,7 @@ from ..common.stats import EngineStats, metrics_enabled
 from ..common.submit import Done, wait_for_outcomes
 from ..contract import GenerateRequest, Outcome, Requests, error_outcome, generate_requests
 from .args import VllmLaunch, vllm_launch
+from .failures import refusal, request_failure, unanswered
 from .reaper import Reaper
 from .stats import stat_logger_factory
 
@@ -102,32 +103,6 @@ def prompt_scores(prompt_logprobs: Sequence[Mapping[int, Any] | None], ids: Sequ
         scores.top_ids.append(top_ids)
         scores.top_values.append(top_values)
     return scores
-
-
-# vLLM's request parameters, as the request fields tsserve's 400s name.
-REFUSED_FIELDS = {
-    "n": "n",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "max_tokens": "max_tokens",
-    "logprobs": "logprobs",
-    "prompt_logprobs": "logprobs",
-    "seed": "seed",
-    "stop": "stop",
-    "repetition_penalty": "repetition_penalty",
-}
-# vLLM's finish reasons that are no answer: the request's own failure.
-UNANSWERED = {"error": (500, "vLLM ended the request with an error"), "abort": (503, "vLLM aborted the request")}
-
-
-def refusal(error: Exception) -> Outcome:
-    """A request vLLM refuses (or tsserve's mapping onto vLLM does): that request's 400, naming its field where
-    vLLM names the parameter (or the message begins with it: "n must be 1 when using greedy sampling")."""
-    parameter = getattr(error, "parameter", None) or str(error).split(" ", 1)[0]
-    field = REFUSED_FIELDS.get(parameter)
-    message = f"the vLLM engine refused the request: {error}"
-    return error_outcome(400, f"{field}: {message}" if field else message, field)
 
 
 @dataclass(eq=False)
@@ -252,7 +227,7 @@ class VllmEngine(PromptTokenizer):
         """Parse and tokenize the call's requests, make its rows, and start one task per admitted request
         (none when the call was cancelled meanwhile: its rows end cancelled)."""
         call.requests = generate_requests(call.requests)
-        if all(isinstance(request, Tokenized) or request.prompt_token_ids is not None for request in call.requests):
+        if not any(map(needs_tokenizing, call.requests)):
             call.outcomes, call.prompts = self.admissible(call.requests)
         else:  # tokenizing a long prompt here would stop every request's stream: on a thread of the executor
             call.outcomes, call.prompts = await asyncio.get_running_loop().run_in_executor(None, self.admissible, call.requests)
@@ -292,11 +267,11 @@ class VllmEngine(PromptTokenizer):
             _finish(rows, TIMED_OUT)
         except asyncio.CancelledError:
             _finish(rows, CANCELLED)
-        except (VLLMClientError, ValueError) as error:
-            return refusal(error)
         except EngineDeadError as error:
             self._engine_died(error)
             return error_outcome(503, f"the vLLM engine died ({error}); the worker is restarting")
+        except Exception as error:
+            return request_failure(error)
         return None
 
     def _engine_died(self, error: BaseException) -> None:
@@ -319,9 +294,9 @@ class VllmEngine(PromptTokenizer):
             if out.prompt_logprobs is not None and rows[0].scores_prompt and rows[0].prompt_scores is None:
                 rows[0].prompt_scores = prompt_scores(out.prompt_logprobs, ids, rows[0].k)
             for completion in out.outputs:
-                if completion.finish_reason in UNANSWERED:
-                    status, why = UNANSWERED[completion.finish_reason]
-                    return error_outcome(status, f"{why} (sequence {completion.index})")
+                failure = unanswered(completion.finish_reason, completion.index)
+                if failure is not None:
+                    return failure
                 row = rows[completion.index]
                 row.cached_tokens = int(out.num_cached_tokens or 0)
                 if scoring_only:
