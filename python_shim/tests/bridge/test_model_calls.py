@@ -16,7 +16,7 @@ from tsserve_shim.bridge import protocol
 from tsserve_shim.bridge.errors import INVALID_PARAMS, RpcError
 from tsserve_shim.bridge.model_calls import OFF_THREAD_IDS, OFF_THREAD_TEXT_BYTES, ModelCalls
 from tsserve_shim.bridge.rpc import Deferred
-from tsserve_shim.engine.contract import generate_requests
+from tsserve_shim.engine.contract import Malformed, generate_requests
 
 
 class RecordingEngine:
@@ -207,14 +207,13 @@ def test_a_text_call_over_the_limits_is_refused_with_a_400():
     assert raised.value.to_json() == {"code": INVALID_PARAMS, "message": "tokenize: too long", "data": {"status": 400}}
 
 
-def test_a_malformed_request_fails_its_call_with_a_500_and_reaches_no_engine():
+def test_a_malformed_request_reaches_the_engine_as_a_malformed_one_and_its_siblings_as_parsed():
     engine = RecordingEngine(answer_at_once=True)
-    _calls, peer, generated = serving(engine)
+    _calls, peer, _generated = serving(engine)
     params = generate_params("a", "b")
     del params["requests"][1]["temperature"]
     peer.call(protocol.GENERATE, params)
-    peer.wait_sent(1)
-    assert engine.submitted == []
-    [(_, _, answer)] = peer.sent
-    assert [outcome["status"] for outcome in answer["outcomes"]] == [500, 500]
-    assert "temperature" in answer["outcomes"][0]["message"] and generated[0][1] == answer["outcomes"]
+    [(requests, _tag, _deadline)] = engine.submitted
+    assert requests[0] == generate_requests(params["requests"][:1])[0]
+    assert isinstance(requests[1], Malformed) and requests[1].outcome()["field"] == "temperature"
+    assert requests[1].outcome()["status"] == 400

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.contract import GenerateRequest, ServingEngine, failed_outcome, generate_requests
+from ..engine.contract import GenerateRequest, Malformed, ServingEngine, generate_requests
 from . import protocol
 from .errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
 from .rpc import Deferred, Peer
@@ -51,7 +51,7 @@ class Generation:
 class EngineCall:
     """What the engine is handed for one generate call, but its tag."""
 
-    requests: list[GenerateRequest]
+    requests: list[GenerateRequest | Malformed]
     done: Done
     on_delta: Callable[..., None] | None
     deadline: Any
@@ -110,14 +110,11 @@ class ModelCalls:
             return {"outcomes": refused}
         tag = ("generate", pid, next(self._tags))
         generation = self._generations.setdefault(pid, {})[tag] = Generation(batch_id, pid, tag)
-        done = self._finisher(peer, generation)
-        try:
-            requests = generate_requests(params["requests"])  # typed once, here, for the engine
-        except (KeyError, TypeError, ValueError) as error:  # a malformed request fails its call, as the engine would
-            done([failed_outcome(error)] * len(params["requests"]))
-            return generation.deferred
-        on_delta = self._streamer(peer, params["call_id"]) if any(request.stream for request in requests) else None
-        call = EngineCall(requests, done, on_delta, self.deadline_for(batch_id))
+        # Typed once, here, for the engine; a malformed request stays a Malformed that the engine answers alone (a 400).
+        requests = generate_requests(params["requests"])
+        streams = any(isinstance(request, GenerateRequest) and request.stream for request in requests)
+        on_delta = self._streamer(peer, params["call_id"]) if streams else None
+        call = EngineCall(requests, self._finisher(peer, generation), on_delta, self.deadline_for(batch_id))
         if _text_bytes(_text_prompts(requests)) < OFF_THREAD_TEXT_BYTES:
             self._start(generation, call, call.requests)
         else:
@@ -234,9 +231,9 @@ def _failed(count: int, status: int, message: str) -> list:
     return [{"ok": False, "status": status, "message": message}] * count
 
 
-def _text_prompts(requests: list[GenerateRequest]) -> Iterable[Any]:
-    """The prompts the engine would tokenize (a request that sends its ids is not tokenized)."""
-    return (request.prompt for request in requests if request.prompt_token_ids is None)
+def _text_prompts(requests: list[GenerateRequest | Malformed]) -> Iterable[Any]:
+    """The prompts the engine would tokenize (a request that sends its ids is not tokenized, nor a malformed one)."""
+    return (request.prompt for request in requests if isinstance(request, GenerateRequest) and request.prompt_token_ids is None)
 
 
 def _text_bytes(texts: Iterable[Any]) -> int:
