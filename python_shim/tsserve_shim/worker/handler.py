@@ -98,8 +98,6 @@ class TsserveHandler:
     # ------------------------------------------------------------ TorchServe API
 
     def initialize(self, context) -> None:
-        from ..engine.registry import load_engine  # torch loads only when a model does
-
         props = context.system_properties
         self.model_dir = props.get("model_dir") or os.getcwd()
         self.model_config = dict(context.model_yaml_config or {})
@@ -112,10 +110,19 @@ class TsserveHandler:
         if not os.path.isfile(bundle):
             raise ShimConfigError(f"handler bundle {bundle} is missing from the archive")
         self.model_name = context.manifest.get("model", {}).get("modelName") or props.get("model_name") or "model"
-        gpu_id = props.get("gpu_id")
         self.handle_timeout = handle_timeout(config.handle_timeout_s, self.model_config.get("responseTimeout"))
         self.asynchronous = continuous_batching(self.model_config)
         self.max_response_size = max_response_size()
+        self._load_engine(config, props.get("gpu_id"), context)
+        self._start_bridge(ChildSpec(node, bundle, self.model_dir, self._handshake(props)))
+        version = context.manifest.get("model", {}).get("modelVersion")
+        if self.asynchronous and version:
+            watch_readiness(self.model_name, str(version))  # TorchServe 0.12's in-place restart of an async worker
+        self.initialized = True
+
+    def _load_engine(self, config: HandlerConfig, gpu_id, context) -> None:
+        from ..engine.registry import load_engine  # torch loads only when a model does
+
         _set_cpu_threads(cpu_threads(config.cpu_threads, on_cpu=gpu_id is None))
         self.engine = load_engine(
             config,
@@ -127,17 +134,22 @@ class TsserveHandler:
         ).start()
         self.metrics = start_publishing(self.engine, context, self.model_name)
         self.generate_limits = GenerateLimits.from_config(config, self.engine.info()["context_length"])
-        handshake = {
+
+    def _handshake(self, props) -> dict:
+        """What the Node child is told at its start (HandshakeParams)."""
+        return {
             "protocol_version": protocol.PROTOCOL_VERSION,
             "model_name": self.model_name,
             "model_dir": self.model_dir,
-            "gpu_id": gpu_id,
+            "gpu_id": props.get("gpu_id"),
             "batch_size": int(props.get("batch_size") or 1),
             "model_config": self.model_config,
             "model_info": self.engine.info(),
         }
+
+    def _start_bridge(self, child: ChildSpec) -> None:
         self.bridge = Bridge(
-            ChildSpec(node, bundle, self.model_dir, handshake),
+            child,
             self.engine,
             deadline_for=self._deadline_for,
             on_chunk=self._on_chunk,
@@ -145,10 +157,6 @@ class TsserveHandler:
             refuse_generate=self._generate_refusal,
             refuse_text=self.generate_limits.text_refusal,
         ).start()
-        version = context.manifest.get("model", {}).get("modelVersion")
-        if self.asynchronous and version:
-            watch_readiness(self.model_name, str(version))  # TorchServe 0.12's in-place restart of an async worker
-        self.initialized = True
 
     def handle(self, data: list[Any], context):
         coroutine = self._serve(data, context)
