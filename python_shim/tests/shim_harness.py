@@ -9,17 +9,6 @@ from ts.context import Context, RequestProcessor
 
 from tsserve_shim.handler import TsserveHandler
 
-SEED_REQUEST = {
-    "seed": 0,
-    "prompt": "Alan Turing was a ",
-    "max_tokens": 128,
-    "temperature": 0.7,
-    "top_p": 0.7,
-    "top_k": 50,
-    "logprobs": 0,
-    "stop": [],
-}
-
 
 def make_context(model_dir: str, config: dict, batch: int) -> Context:
     context = Context("tiny", model_dir, {"model": {"modelName": "tiny"}}, batch, None, "0.12.0", model_yaml_config=config)

@@ -4,22 +4,15 @@ import path from "node:path";
 import { workPaths, type WorkPaths } from "../../src/client/paths.ts";
 import { allProcs, stillRunning, type ProcInfo } from "../../src/client/procs.ts";
 import { loopbackProperties } from "../../src/client/properties.ts";
+import SEED_REQUEST from "../fixtures/seed-request.json" with { type: "json" };
+
+export { SEED_REQUEST };
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const CLI = path.join(ROOT, "bin", "tsserve.mjs");
 export const TINY_HANDLER = path.join(ROOT, "handlers", "llama-2-7b-chat.ts");
 export const TINY_CONFIG = path.join(ROOT, "configs", "tiny-llama-2-chat.yaml");
 
-export const SEED_REQUEST = {
-  seed: 0,
-  prompt: "Alan Turing was a ",
-  max_tokens: 128,
-  temperature: 0.7,
-  top_p: 0.7,
-  top_k: 50,
-  logprobs: 0,
-  stop: [],
-};
 /** What AgentInstruct's HELM client sends. */
 export const HELM_REQUEST = {
   model: "tiny-llama-2-chat",
