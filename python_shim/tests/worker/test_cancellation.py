@@ -13,28 +13,20 @@ import time
 
 import orjson
 import pytest
-from bundles import ROOT, bundle
-from shim_harness import make_context
+from bundles import ROOT
+from shim_harness import make_context, open_shim
 
 DEADLINE_S = 2.0
 
 
 @pytest.fixture(scope="module")
 def shim(tmp_path_factory, tiny_model_dir):
-    from tsserve_shim.handler import TsserveHandler
-
-    model_dir = str(tmp_path_factory.mktemp("cancel-probe"))
-    bundle(os.path.join(ROOT, "test", "fixtures", "handlers", "cancel-probe-handler.ts"), model_dir)
-    config = {
-        "batchSize": 1,
-        "asyncCommunication": True,
-        "responseTimeout": 120,
-        "handler": {"model_path": str(tiny_model_dir), "dtype": "float32", "handle_timeout_s": DEADLINE_S},
-    }
-    handler = TsserveHandler()
-    handler.initialize(make_context(model_dir, config, 1))
-    yield handler, model_dir, config
-    handler.shutdown()
+    probe = os.path.join(ROOT, "test", "fixtures", "handlers", "cancel-probe-handler.ts")
+    opened = open_shim(
+        tmp_path_factory, tiny_model_dir, batch_size=1, handler_file=probe, async_communication=True, handle_timeout_s=DEADLINE_S
+    )
+    yield opened
+    opened[0].shutdown()
 
 
 async def ask(shim, body: dict):
