@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-from conftest import make_request
 from named_outcomes import NamedOutcomes
+from protocol_values import make_request
 
 from tsserve_shim.engine.common.deadline import Deadline
 
