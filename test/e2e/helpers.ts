@@ -243,3 +243,25 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/**
+ * Runs one of the Python client scripts beside these tests with the venv's Python and resolves with the
+ * JSON of its `REPORT ` line; rejects when it exits non-zero or reports nothing, and kills it after `timeoutMs`.
+ */
+export function runPythonReport<T>(script: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(path.join(ROOT, ".venv", "bin", "python"), [path.join(ROOT, "test", "e2e", script), ...args], { cwd: ROOT, env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c) => (stdout += c));
+    child.stderr.on("data", (c) => (stderr += c));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("error", reject);
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      const line = stdout.split("\n").find((l) => l.startsWith("REPORT "));
+      if (code !== 0 || !line) reject(new Error(`${script} ${args[0] ?? ""} exited ${code}\n${stderr.slice(-4000)}`));
+      else resolve(JSON.parse(line.slice("REPORT ".length)) as T);
+    });
+  });
+}
