@@ -42,8 +42,10 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "python_shim"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "python_shim", "tests"))
 
 from handler_bench import FakeContext  # noqa: E402
+from protocol_values import make_request  # noqa: E402
 
 from tsserve_shim.engine.transformers.engine import Engine  # noqa: E402
 from tsserve_shim.model.handler_config import HandlerConfig  # noqa: E402
@@ -88,25 +90,6 @@ WORDS = [
     "ribbon",
 ]
 SUBJECTS = ["chemistry", "biology", "physics", "history", "geography", "economics", "music", "astronomy"]
-
-
-def request(prompt: str = "", **fields) -> dict:
-    base = {
-        "prompt": prompt,
-        "max_tokens": 16,
-        "temperature": 0.0,
-        "top_p": 1.0,
-        "top_k": 0,
-        "repetition_penalty": 1.0,
-        "seed": None,
-        "stop": [],
-        "logprobs": 0,
-        "num_sequences": 1,
-        "echo": False,
-        "stream": False,
-    }
-    base.update(fields)
-    return base
 
 
 class PrefillClock:
@@ -164,7 +147,9 @@ def mc_requests(tokenizer, per_question_shots: bool, questions: int, context_tok
         out.append(
             [
                 (
-                    request(prompt_token_ids=ctx_ids + tokenizer(choice)["input_ids"], max_tokens=1, logprobs=1, echo=True, seed=1234),
+                    make_request(
+                        "", prompt_token_ids=ctx_ids + tokenizer(choice)["input_ids"], max_tokens=1, logprobs=1, echo=True, seed=1234
+                    ),
                     len(ctx_ids),
                 )
                 for choice in choices
@@ -331,7 +316,7 @@ def run_no_shared(reference: Engine, cached: Engine, rounds: int) -> dict:
         spent = {name: {"tokens": 0, "cpu": 0.0, "wall": 0.0} for name in ("off", "on")}
         for turn, (name, engine) in enumerate((("off", reference), ("on", cached), ("on", cached), ("off", reference))):
             batch = prompts[16 * (turn in (1, 3)) :][:16]  # each engine sees each prompt once
-            calls = [[request(p, max_tokens=32, temperature=0.0) for p in batch[i : i + 8]] for i in (0, 8)]
+            calls = [[make_request(p, max_tokens=32, temperature=0.0) for p in batch[i : i + 8]] for i in (0, 8)]
             cpu, wall = time.process_time(), time.perf_counter()
             spent[name]["tokens"] += sum(
                 len(s["logprobs"]["token_ids"]) for call in calls for o in engine.generate(call) for s in o["sequences"]

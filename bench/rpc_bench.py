@@ -20,17 +20,9 @@ from tsserve_shim.bridge.rpc import Peer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python_shim", "tests"))
 from peer_calls import call
+from protocol_values import initialize_params
 
 SIZES = {"100B": 100, "1KB": 1_000, "100KB": 100_000, "1MB": 1_000_000}
-MODEL_INFO = {
-    "name_or_path": "bench",
-    "context_length": 64,
-    "vocab_size": 32000,
-    "bos_token": "<s>",
-    "eos_token": "</s>",
-    "chat_template": None,
-    "device": "cpu",
-}
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -99,15 +91,7 @@ def main() -> None:
         call(
             peer,
             protocol.INITIALIZE,
-            {
-                "protocol_version": protocol.PROTOCOL_VERSION,
-                "model_name": "bench",
-                "model_dir": os.path.dirname(args.bundle),
-                "gpu_id": None,
-                "batch_size": 1,
-                "model_config": {"handler": {"model_path": "/unused"}},
-                "model_info": MODEL_INFO,
-            },
+            initialize_params("bench", os.path.dirname(args.bundle), 1, "/unused"),
             timeout=30,
         )
         results = {name: measure(peer, size, args.seconds, args.max_rounds, child.pid) for name, size in sizes.items()}

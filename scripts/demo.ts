@@ -25,19 +25,10 @@ import { loopbackProperties } from "../src/client/properties.ts";
 import { DEMO_OPTIONS, describeAnswer } from "./demo-interface.ts";
 import { connect, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
 import { registerWatched, WorkerStartError } from "../src/client/model-registration.ts";
+import SEED_REQUEST from "../test/fixtures/seed-request.json" with { type: "json" };
 
 const TINY = "tiny-llama-2-chat";
 const SMOL = "smollm2-135m-instruct";
-const SEED_REQUEST = {
-  seed: 0,
-  prompt: "Alan Turing was a ",
-  max_tokens: 128,
-  temperature: 0.7,
-  top_p: 0.7,
-  top_k: 50,
-  logprobs: 0,
-  stop: [],
-};
 const CHAT_REQUEST = {
   seed: 0,
   messages: [

@@ -20,35 +20,34 @@
  * Exit code 1 when a check failed.
  */
 import fs from "node:fs";
-import http from "node:http";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createArchive } from "../src/archive/archive.ts";
-import { readKeyFile } from "../src/client/keys.ts";
-import { allProcs, stillRunning } from "../src/client/procs.ts";
-import { connect, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
-import { registerWatched } from "../src/client/model-registration.ts";
+import { stopServer } from "../src/client/torchserve-process.ts";
 import { ROOT, isolatedServer, leftovers, writeFile } from "../test/e2e/helpers.ts";
-import { fdCount, jvmLiveHeap, prng, rssMiB } from "./soak-lib.ts";
+import {
+  type Answer,
+  countLines,
+  fdCount,
+  jvmLiveHeap,
+  nodeChildren,
+  parseSoakArgs,
+  pickWeighted,
+  post,
+  prng,
+  rssMiB,
+  runSoak,
+  startSoakServer,
+} from "./soak-lib.ts";
 
-const { values: args } = parseArgs({
-  options: {
-    requests: { type: "string", default: "5000" },
-    concurrency: { type: "string", default: "24" },
-    kills: { type: "string", default: "8" },
-    seed: { type: "string", default: "1" },
-    "port-base": { type: "string", default: "58080" },
-    "max-minutes": { type: "string", default: "40" },
-  },
-});
-const TOTAL = Number(args.requests);
-const CONCURRENCY = Number(args.concurrency);
-const KILLS = Number(args.kills);
-const DEADLINE = Date.now() + Number(args["max-minutes"]) * 60_000;
+const args = parseSoakArgs({ requests: "5000", concurrency: "24", kills: "8", "port-base": "58080", "max-minutes": "40" });
+const TOTAL = args.total;
+const CONCURRENCY = args.concurrency;
+const KILLS = Number(args.values.kills);
+const DEADLINE = args.deadline;
 const MODEL = "smollm2";
 const REQUEST_TIMEOUT_MS = 120_000;
-const random = prng(Number(args.seed));
+const random = prng(args.seed);
 
 const PROMPTS = [
   "The capital of France is",
@@ -121,14 +120,7 @@ interface Job {
   want?: number;
 }
 
-function pick(): Kind {
-  let r = random() * 1000;
-  for (const [kind, weight] of MIX) {
-    if (r < weight) return kind;
-    r -= weight;
-  }
-  return "seed";
-}
+const pick = (): Kind => pickWeighted(random, MIX, "seed");
 
 function choose<T>(items: readonly T[]): T {
   return items[Math.floor(random() * items.length)]!;
@@ -230,48 +222,6 @@ function textOf(job: Job, body: string): string | null {
   return chunks.map((chunk) => chunk.choices![0]?.text ?? "").join("");
 }
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
-/** One POST on its own connection; `disconnectAfterFirstChunk` drops the connection once the stream has begun. */
-function post(url: URL, token: string | undefined, body: string, disconnectAfterFirstChunk = false): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      url,
-      {
-        method: "POST",
-        agent: false,
-        headers: {
-          "Content-Type": "application/json",
-          "Content-Length": Buffer.byteLength(body),
-          ...(token ? { Authorization: `Bearer ${token}` } : {}),
-        },
-        timeout: REQUEST_TIMEOUT_MS,
-      },
-      (response) => {
-        let text = "";
-        response.setEncoding("utf8");
-        response.on("data", (chunk: string) => {
-          text += chunk;
-          if (disconnectAfterFirstChunk) {
-            request.destroy();
-            resolve({ status: response.statusCode ?? 0, body: text });
-          }
-        });
-        response.on("end", () => resolve({ status: response.statusCode ?? 0, body: text }));
-        response.on("error", (error) =>
-          disconnectAfterFirstChunk ? resolve({ status: response.statusCode ?? 0, body: text }) : reject(error),
-        );
-      },
-    );
-    request.on("timeout", () => request.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
-    request.on("error", (error) => (disconnectAfterFirstChunk && request.destroyed ? undefined : reject(error)));
-    request.end(body);
-  });
-}
-
 interface Sample {
   at: number;
   frontendMiB: number;
@@ -293,7 +243,7 @@ function quarters(samples: Sample[], key: keyof Omit<Sample, "at">): { first: nu
 }
 
 async function main(): Promise<number> {
-  const srv = isolatedServer("soak-continuous", [`max_response_size=${MAX_RESPONSE_BYTES}`], Number(args["port-base"]));
+  const srv = isolatedServer("soak-continuous", [`max_response_size=${MAX_RESPONSE_BYTES}`], args.portBase);
   const started = Date.now();
   const config = fs
     .readFileSync(path.join(ROOT, "configs", "smollm2-135m-instruct.yaml"), "utf8")
@@ -309,20 +259,16 @@ async function main(): Promise<number> {
   const summary: Record<string, unknown> = {
     requests: TOTAL,
     concurrency: CONCURRENCY,
-    seed: Number(args.seed),
+    seed: args.seed,
     model: "SmolLM2-135M-Instruct (CPU, float32)",
   };
   const failures: string[] = [];
   let stopped = false;
   try {
-    await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
-    const client = connect(srv.paths);
-    await registerWatched(client, { url: `${MODEL}.mar`, modelName: MODEL, initialWorkers: 1 }, srv.paths);
-    const java = runningServer(srv.paths)!;
+    const { client, java, token } = await startSoakServer(srv, MODEL, 1);
     const workerPid = (await client.describeModel(MODEL))[0]!.workers[0]!.pid!;
     const base = client.addresses.inference;
-    const token = () => readKeyFile(srv.paths.keyFile)?.inference.key;
-    const send = (j: Job, disconnect = false) => post(new URL(base + j.path), token(), j.body, disconnect);
+    const send = (j: Job, disconnect = false) => post(new URL(base + j.path), token(), j.body, REQUEST_TIMEOUT_MS, disconnect);
 
     const jobs = Array.from({ length: TOTAL }, () => job(pick()));
     // Every distinct well-formed request alone first: the text it must give under load.
@@ -340,7 +286,7 @@ async function main(): Promise<number> {
 
     const samples: Sample[] = [];
     const sampler = setInterval(() => {
-      const node = allProcs().filter((p) => p.ppid === workerPid && p.cmdline.includes("handler.mjs") && stillRunning(p));
+      const node = nodeChildren([workerPid]);
       samples.push({
         at: Date.now(),
         frontendMiB: rssMiB(java.pid),
@@ -394,7 +340,7 @@ async function main(): Promise<number> {
       while (next < TOTAL && Date.now() < DEADLINE) {
         const i = next++;
         if (i > 0 && i % killEvery === 0 && kills < KILLS) {
-          const child = allProcs().find((p) => p.ppid === workerPid && p.cmdline.includes("handler.mjs") && stillRunning(p));
+          const child = nodeChildren([workerPid])[0];
           if (child) {
             process.kill(child.pid, "SIGKILL");
             kills += 1;
@@ -471,12 +417,7 @@ async function main(): Promise<number> {
       "## soak:continuous summary",
       "",
       `- requests sent: ${s.sent} (not sent: ${s.notSent}) at concurrency ${CONCURRENCY}, ${s.requestsPerSecond} requests/s over ${s.loadSeconds.toFixed(0)} s`,
-      ...Object.entries(s.byKind).map(
-        ([kind, statuses]) =>
-          `  - ${kind}: ${Object.entries(statuses)
-            .map(([k, v]) => `${k}: ${v}`)
-            .join(", ")}`,
-      ),
+      ...countLines(s.byKind),
       `- checks failed: ${s.failureCount} (no answer: ${s.lost}, text differing from alone: ${s.mismatches})`,
       `- Node children SIGKILLed: ${s.childKills}; Python worker restarted: ${s.workerRestarted}`,
       `- RSS MiB, first quarter -> last quarter of the load: frontend ${q(s.frontendRssMiB)}, worker ${q(s.workerRssMiB)}`,
@@ -499,10 +440,4 @@ async function main(): Promise<number> {
   return ok ? 0 : 1;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error) => {
-    console.error(`soak: ${error?.stack ?? error}`);
-    process.exit(2);
-  },
-);
+runSoak(main);

@@ -1,7 +1,15 @@
-/** What both soak scripts measure with: a seeded PRNG and a process's descriptors and memory. */
+/** What both soak scripts share: a seeded PRNG, a process's descriptors and memory, the server, the POST, the summary's counts. */
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import path from "node:path";
+import { parseArgs } from "node:util";
+import type { TorchServeClient } from "../src/client/http.ts";
+import { readKeyFile } from "../src/client/keys.ts";
+import { registerWatched } from "../src/client/model-registration.ts";
+import { allProcs, type ProcInfo, stillRunning } from "../src/client/procs.ts";
+import { connect, runningServer, startServer } from "../src/client/torchserve-process.ts";
+import type { IsolatedServer } from "../test/e2e/helpers.ts";
 
 /** mulberry32: a small seeded PRNG, so a run can be repeated. */
 export function prng(seed: number): () => number {
@@ -57,4 +65,133 @@ export function jvmLiveHeap(pid: number, className: string): { heapMiB: number; 
       ?.trim()
       .split(/\s+/) ?? [];
   return { heapMiB: Math.round((Number(total[2] ?? 0) / 2 ** 20) * 10) / 10, instances: Number(row[1] ?? 0) };
+}
+
+export interface Answer {
+  status: number;
+  body: string;
+}
+
+/**
+ * One POST on its own connection (no keep-alive: the frontend's descriptors settle back);
+ * `disconnectAfterFirstChunk` drops the connection once the stream has begun.
+ */
+export function post(
+  url: URL,
+  token: string | undefined,
+  body: string,
+  timeoutMs: number,
+  disconnectAfterFirstChunk = false,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      url,
+      {
+        method: "POST",
+        agent: false,
+        headers: {
+          "Content-Type": "application/json",
+          "Content-Length": Buffer.byteLength(body),
+          ...(token ? { Authorization: `Bearer ${token}` } : {}),
+        },
+        timeout: timeoutMs,
+      },
+      (response) => {
+        let text = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => {
+          text += chunk;
+          if (disconnectAfterFirstChunk) {
+            request.destroy();
+            resolve({ status: response.statusCode ?? 0, body: text });
+          }
+        });
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body: text }));
+        response.on("error", (error) =>
+          disconnectAfterFirstChunk ? resolve({ status: response.statusCode ?? 0, body: text }) : reject(error),
+        );
+      },
+    );
+    request.on("timeout", () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    request.on("error", (error) => (disconnectAfterFirstChunk && request.destroyed ? undefined : reject(error)));
+    request.end(body);
+  });
+}
+
+/** A kind drawn from weights per 1,000; `rest` when the draw falls past them all. */
+export function pickWeighted<K>(random: () => number, mix: readonly [K, number][], rest: K): K {
+  let r = random() * 1000;
+  for (const [kind, weight] of mix) {
+    if (r < weight) return kind;
+    r -= weight;
+  }
+  return rest;
+}
+
+/** The Node children (bundled handlers) running under these Python workers. */
+export function nodeChildren(workerPids: number[]): ProcInfo[] {
+  return allProcs().filter((p) => workerPids.includes(p.ppid) && p.cmdline.includes("handler.mjs") && stillRunning(p));
+}
+
+/** Summary lines `  - kind: status: count, ...`, one per kind. */
+export function countLines(byKind: Record<string, Record<string, number>>): string[] {
+  return Object.entries(byKind).map(([kind, statuses]) => `  - ${kind}: ${joinCounts(statuses)}`);
+}
+
+export function joinCounts(counts: Record<string, number>): string {
+  return Object.entries(counts)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(", ");
+}
+
+export interface SoakServer {
+  client: TorchServeClient;
+  java: ProcInfo;
+  token: () => string | undefined;
+}
+
+/** Starts the isolated TorchServe and registers the archive `<model>.mar` with its workers. */
+export async function startSoakServer(srv: IsolatedServer, model: string, workers: number): Promise<SoakServer> {
+  await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
+  const client = connect(srv.paths);
+  await registerWatched(client, { url: `${model}.mar`, modelName: model, initialWorkers: workers }, srv.paths);
+  return { client, java: runningServer(srv.paths)!, token: () => readKeyFile(srv.paths.keyFile)?.inference.key };
+}
+
+/** Runs a soak's main and exits with its code (2 when it threw). */
+export function runSoak(main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    (error) => {
+      console.error(`soak: ${error?.stack ?? error}`);
+      process.exit(2);
+    },
+  );
+}
+
+export interface SoakArgs {
+  total: number;
+  concurrency: number;
+  seed: number;
+  portBase: number;
+  /** When no more requests are sent (epoch ms). */
+  deadline: number;
+  /** Every option as given, the script's own ones included. */
+  values: Record<string, string>;
+}
+
+/** The options both soaks take (--requests, --concurrency, --seed, --port-base, --max-minutes) and a script's own. */
+export function parseSoakArgs(defaults: Record<string, string>): SoakArgs {
+  const options = Object.fromEntries(
+    Object.entries({ seed: "1", ...defaults }).map(([name, value]) => [name, { type: "string" as const, default: value }]),
+  );
+  const values = parseArgs({ options }).values as Record<string, string>;
+  return {
+    total: Number(values.requests),
+    concurrency: Number(values.concurrency),
+    seed: Number(values.seed),
+    portBase: Number(values["port-base"]),
+    deadline: Date.now() + Number(values["max-minutes"]) * 60_000,
+    values,
+  };
 }

@@ -18,36 +18,36 @@
  * --max-minutes M (30).
  */
 import fs from "node:fs";
-import http from "node:http";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createArchive } from "../src/archive/archive.ts";
-import { readKeyFile } from "../src/client/keys.ts";
-import { allProcs, stillRunning, type ProcInfo } from "../src/client/procs.ts";
-import { connect, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
-import { registerWatched } from "../src/client/model-registration.ts";
+import type { ProcInfo } from "../src/client/procs.ts";
+import { stopServer } from "../src/client/torchserve-process.ts";
 import { OOM_MARKER, ROOT, faultShimPackage, isolatedServer, leftovers, tinyConfig } from "../test/e2e/helpers.ts";
-import { fdCount, prng, rssMiB } from "./soak-lib.ts";
+import {
+  countLines,
+  fdCount,
+  joinCounts,
+  nodeChildren,
+  parseSoakArgs,
+  pickWeighted,
+  post as postOnce,
+  prng,
+  rssMiB,
+  runSoak,
+  startSoakServer,
+} from "./soak-lib.ts";
 
-const { values: args } = parseArgs({
-  options: {
-    requests: { type: "string", default: "2000" },
-    concurrency: { type: "string", default: "4" },
-    seed: { type: "string", default: "1" },
-    "port-base": { type: "string", default: "48080" },
-    "max-minutes": { type: "string", default: "30" },
-  },
-});
-const TOTAL = Number(args.requests);
-const CONCURRENCY = Number(args.concurrency);
-const DEADLINE = Date.now() + Number(args["max-minutes"]) * 60_000;
+const args = parseSoakArgs({ requests: "2000", concurrency: "4", "port-base": "48080", "max-minutes": "30" });
+const TOTAL = args.total;
+const CONCURRENCY = args.concurrency;
+const DEADLINE = args.deadline;
 const MODEL = "soak";
 const WORKERS = 2;
 const HANDLE_TIMEOUT_S = 3;
 const REQUEST_TIMEOUT_MS = 60_000;
 
-const random = prng(Number(args.seed));
+const random = prng(args.seed);
 
 const BAD_BODIES = [
   '{"prompt": "x",',
@@ -70,14 +70,7 @@ const MIX: [Kind, number][] = [
   ["oom", 8],
 ];
 
-function pick(): Kind {
-  let r = random() * 1000;
-  for (const [kind, weight] of MIX) {
-    if (r < weight) return kind;
-    r -= weight;
-  }
-  return "good";
-}
+const pick = (): Kind => pickWeighted(random, MIX, "good");
 
 function bodyFor(kind: Kind, i: number): string {
   switch (kind) {
@@ -92,31 +85,9 @@ function bodyFor(kind: Kind, i: number): string {
   }
 }
 
-/** One POST on its own connection (no keep-alive: the frontend's descriptors settle back). */
-function post(url: URL, token: string | undefined, body: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      url,
-      {
-        method: "POST",
-        agent: false,
-        headers: {
-          "Content-Type": "application/json",
-          "Content-Length": Buffer.byteLength(body),
-          ...(token ? { Authorization: `Bearer ${token}` } : {}),
-        },
-        timeout: REQUEST_TIMEOUT_MS,
-      },
-      (response) => {
-        response.resume();
-        response.on("end", () => resolve(response.statusCode ?? 0));
-        response.on("error", reject);
-      },
-    );
-    request.on("timeout", () => request.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
-    request.on("error", reject);
-    request.end(body);
-  });
+/** The status of one POST (its body read and dropped). */
+async function post(url: URL, token: string | undefined, body: string): Promise<number> {
+  return (await postOnce(url, token, body, REQUEST_TIMEOUT_MS)).status;
 }
 
 interface Snapshot {
@@ -128,8 +99,7 @@ interface Snapshot {
 }
 
 function snapshot(java: ProcInfo, workerPids: number[]): Snapshot {
-  const procs = allProcs().filter(stillRunning);
-  const node = procs.filter((p) => workerPids.includes(p.ppid) && p.cmdline.includes("handler.mjs"));
+  const node = nodeChildren(workerPids);
   const workers = workerPids.map((pid) => ({ pid, fds: fdCount(pid), rssMiB: rssMiB(pid) }));
   const children = node.map((p) => ({ pid: p.pid, fds: fdCount(p.pid), rssMiB: rssMiB(p.pid) }));
   const frontend = { pid: java.pid, fds: fdCount(java.pid) };
@@ -143,7 +113,7 @@ function snapshot(java: ProcInfo, workerPids: number[]): Snapshot {
 }
 
 async function main(): Promise<number> {
-  const srv = isolatedServer("soak", [], Number(args["port-base"]));
+  const srv = isolatedServer("soak", [], args.portBase);
   const started = Date.now();
   const configFile = tinyConfig(path.join(srv.scratch, `${MODEL}.yaml`), {
     minWorkers: WORKERS,
@@ -164,15 +134,11 @@ async function main(): Promise<number> {
     },
     { shimPackage: faultShimPackage(srv.scratch) },
   );
-  const summary: Record<string, unknown> = { requests: TOTAL, workers: WORKERS, concurrency: CONCURRENCY, seed: Number(args.seed) };
+  const summary: Record<string, unknown> = { requests: TOTAL, workers: WORKERS, concurrency: CONCURRENCY, seed: args.seed };
   try {
-    await startServer({ paths: srv.paths, tsConfig: srv.tsConfig, modelStore: srv.modelStore });
-    const client = connect(srv.paths);
-    await registerWatched(client, { url: `${MODEL}.mar`, modelName: MODEL, initialWorkers: WORKERS }, srv.paths);
-    const java = runningServer(srv.paths)!;
+    const { client, java, token } = await startSoakServer(srv, MODEL, WORKERS);
     const workerPids = (await client.describeModel(MODEL))[0]!.workers.map((w) => w.pid!);
     const url = new URL(`${client.addresses.inference}/predictions/${MODEL}`);
-    const token = () => readKeyFile(srv.paths.keyFile)?.inference.key;
 
     // Warm up both workers, then take the "before" picture.
     await Promise.all(Array.from({ length: 8 }, (_, i) => post(url, token(), bodyFor("good", -i))));
@@ -207,7 +173,7 @@ async function main(): Promise<number> {
       while (next < TOTAL && Date.now() < DEADLINE) {
         const i = next++;
         if (i > 0 && i % killEvery === 0) {
-          const children = allProcs().filter((p) => workerPids.includes(p.ppid) && p.cmdline.includes("handler.mjs") && stillRunning(p));
+          const children = nodeChildren(workerPids);
           const victim = children[Math.floor(random() * children.length)];
           if (victim) {
             process.kill(victim.pid, "SIGKILL");
@@ -277,15 +243,8 @@ async function main(): Promise<number> {
     "## soak summary",
     "",
     `- requests sent: ${s.sent} (not sent: ${s.notSent}), answered: ${s.answered}, lost: ${s.lost}`,
-    `- by status: ${Object.entries(s.byStatus)
-      .map(([k, v]) => `${k}: ${v}`)
-      .join(", ")}`,
-    ...Object.entries(s.byKind).map(
-      ([kind, statuses]) =>
-        `  - ${kind}: ${Object.entries(statuses)
-          .map(([k, v]) => `${k}: ${v}`)
-          .join(", ")}`,
-    ),
+    `- by status: ${joinCounts(s.byStatus)}`,
+    ...countLines(s.byKind),
     `- Node children SIGKILLed from outside: ${s.childKillsFromOutside}; Python workers restarted: ${s.workersRestarted}`,
     `- node processes before / after: ${s.nodeProcesses.before} / ${s.nodeProcesses.after}`,
     `- open file descriptors (frontend + workers + node children) before / after: ${s.openFds.before} / ${s.openFds.after}`,
@@ -304,10 +263,4 @@ async function main(): Promise<number> {
   return ok ? 0 : 1;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error) => {
-    console.error(`soak: ${error?.stack ?? error}`);
-    process.exit(2);
-  },
-);
+runSoak(main);

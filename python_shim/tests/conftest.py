@@ -17,6 +17,9 @@ pytest_plugins = ["bundles"]
 
 import torch  # noqa: E402
 
+# Kept importable from here for the vLLM engine's tests, which still name conftest (protocol_values defines it).
+from protocol_values import make_request  # noqa: E402, F401
+
 # On a small, busy CPU (2 cores, other processes) OpenMP's second thread makes the
 # tiny model many times slower and its timing erratic; one thread is fastest.
 torch.set_num_threads(1)
@@ -68,26 +71,6 @@ NESTED_SCHEMA = {
     "required": ["answer", "confidence", "reasons", "topic"],
     "additionalProperties": False,
 }
-
-
-def make_request(prompt: str, **overrides) -> dict:
-    """A GenerateRequest: greedy, no stops, top_p 1 (off; 0 would keep only the top token)."""
-    request = {
-        "prompt": prompt,
-        "max_tokens": 12,
-        "temperature": 0.0,
-        "top_p": 1.0,
-        "top_k": 0,
-        "repetition_penalty": 1.0,
-        "seed": None,
-        "stop": [],
-        "logprobs": 0,
-        "num_sequences": 1,
-        "echo": False,
-        "stream": False,
-    }
-    request.update(overrides)
-    return request
 
 
 SMOLLM2 = ROOT / ".cache" / "smollm2-135m-instruct"

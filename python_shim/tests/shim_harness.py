@@ -9,17 +9,6 @@ from ts.context import Context, RequestProcessor
 
 from tsserve_shim.handler import TsserveHandler
 
-SEED_REQUEST = {
-    "seed": 0,
-    "prompt": "Alan Turing was a ",
-    "max_tokens": 128,
-    "temperature": 0.7,
-    "top_p": 0.7,
-    "top_k": 50,
-    "logprobs": 0,
-    "stop": [],
-}
-
 
 def make_context(model_dir: str, config: dict, batch: int) -> Context:
     context = Context("tiny", model_dir, {"model": {"modelName": "tiny"}}, batch, None, "0.12.0", model_yaml_config=config)
@@ -28,12 +17,25 @@ def make_context(model_dir: str, config: dict, batch: int) -> Context:
     return context
 
 
-def open_shim(tmp_path_factory, tiny_model_dir, *, batch_size: int = 8, **handler_section):
-    """The real shim, initialized with the bundled Llama-2 chat handler and the tiny model: (handler, model_dir, config)."""
+LLAMA_2_CHAT_HANDLER = os.path.join(ROOT, "handlers", "llama-2-7b-chat.ts")
+
+
+def open_shim(
+    tmp_path_factory,
+    tiny_model_dir,
+    *,
+    batch_size: int = 8,
+    handler_file: str = LLAMA_2_CHAT_HANDLER,
+    async_communication: bool = False,
+    **handler_section,
+):
+    """The real shim, initialized with a bundled handler (the Llama-2 chat one unless told) and the tiny model:
+    (handler, model_dir, config). ``async_communication`` configures it as TorchServe's async worker drives it."""
     model_dir = str(tmp_path_factory.mktemp("model-dir"))
-    bundle(os.path.join(ROOT, "handlers", "llama-2-7b-chat.ts"), model_dir)
+    bundle(handler_file, model_dir)
     config = {
         "batchSize": batch_size,
+        **({"asyncCommunication": True} if async_communication else {}),
         "responseTimeout": 120,
         "handler": {"model_path": str(tiny_model_dir), "dtype": "float32", **handler_section},
     }

@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 import yaml
 from bundles import ROOT
+from seed_request import SEED_REQUEST
 
 SHIM = os.path.join(ROOT, "python_shim", "tsserve_shim")
 
@@ -30,18 +31,6 @@ def test_the_schema_refuses_a_config_without_model_path():
 
 def test_the_seed_request_matches_the_request_schema_and_a_bad_one_does_not():
     schema = load_schema("completion-request.schema.json")
-    jsonschema.validate(
-        {
-            "seed": 0,
-            "prompt": "Alan Turing was a ",
-            "max_tokens": 128,
-            "temperature": 0.7,
-            "top_p": 0.7,
-            "top_k": 50,
-            "logprobs": 0,
-            "stop": [],
-        },
-        schema,
-    )
+    jsonschema.validate(SEED_REQUEST, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"prompt": "x", "max_tokens": -1}, schema)

@@ -79,6 +79,18 @@ export function sumUsage(usages: readonly Usage[]): Usage {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
+type HandlerChoice = CompletionResponse["choices"][number] | CompletionChunk["choices"][number];
+
+/** A handler's choice for prompt `prompt` as its place in the text completion's one list of choices. */
+function completionChoice(choice: HandlerChoice, prompt: number, n: number, logprobs: number | null): OpenAICompletionChoice {
+  return {
+    text: choice.text,
+    index: prompt * n + choice.index,
+    finish_reason: choice.finish_reason,
+    logprobs: trimLogprobs(choice.logprobs, logprobs),
+  };
+}
+
 /** One text completion from the handler's bodies, one body per prompt, each with `n` choices. */
 export function openaiCompletion(
   header: CallHeader,
@@ -89,14 +101,7 @@ export function openaiCompletion(
   return {
     ...header,
     object: "text_completion",
-    choices: bodies.flatMap((body, prompt) =>
-      body.choices.map((choice) => ({
-        text: choice.text,
-        index: prompt * n + choice.index,
-        finish_reason: choice.finish_reason,
-        logprobs: trimLogprobs(choice.logprobs, logprobs),
-      })),
-    ),
+    choices: bodies.flatMap((body, prompt) => body.choices.map((choice) => completionChoice(choice, prompt, n, logprobs))),
     usage: sumUsage(bodies.map((body) => body.usage)),
   };
 }
@@ -112,12 +117,7 @@ export function openaiCompletionChunk(
   return {
     ...header,
     object: "text_completion",
-    choices: chunk.choices.map((choice) => ({
-      text: choice.text,
-      index: prompt * n + choice.index,
-      finish_reason: choice.finish_reason,
-      logprobs: trimLogprobs(choice.logprobs, logprobs),
-    })),
+    choices: chunk.choices.map((choice) => completionChoice(choice, prompt, n, logprobs)),
   };
 }
 

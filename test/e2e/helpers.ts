@@ -4,22 +4,15 @@ import path from "node:path";
 import { workPaths, type WorkPaths } from "../../src/client/paths.ts";
 import { allProcs, stillRunning, type ProcInfo } from "../../src/client/procs.ts";
 import { loopbackProperties } from "../../src/client/properties.ts";
+import SEED_REQUEST from "../fixtures/seed-request.json" with { type: "json" };
+
+export { SEED_REQUEST };
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const CLI = path.join(ROOT, "bin", "tsserve.mjs");
 export const TINY_HANDLER = path.join(ROOT, "handlers", "llama-2-7b-chat.ts");
 export const TINY_CONFIG = path.join(ROOT, "configs", "tiny-llama-2-chat.yaml");
 
-export const SEED_REQUEST = {
-  seed: 0,
-  prompt: "Alan Turing was a ",
-  max_tokens: 128,
-  temperature: 0.7,
-  top_p: 0.7,
-  top_k: 50,
-  logprobs: 0,
-  stop: [],
-};
 /** What AgentInstruct's HELM client sends. */
 export const HELM_REQUEST = {
   model: "tiny-llama-2-chat",
@@ -249,4 +242,26 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * Runs one of the Python client scripts beside these tests with the venv's Python and resolves with the
+ * JSON of its `REPORT ` line; rejects when it exits non-zero or reports nothing, and kills it after `timeoutMs`.
+ */
+export function runPythonReport<T>(script: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(path.join(ROOT, ".venv", "bin", "python"), [path.join(ROOT, "test", "e2e", script), ...args], { cwd: ROOT, env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c) => (stdout += c));
+    child.stderr.on("data", (c) => (stderr += c));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("error", reject);
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      const line = stdout.split("\n").find((l) => l.startsWith("REPORT "));
+      if (code !== 0 || !line) reject(new Error(`${script} ${args[0] ?? ""} exited ${code}\n${stderr.slice(-4000)}`));
+      else resolve(JSON.parse(line.slice("REPORT ".length)) as T);
+    });
+  });
 }

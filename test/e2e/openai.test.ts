@@ -13,17 +13,15 @@
 // starts. Token authorization stays on: the SDK's api_key is the inference key.
 //
 // The run's shared vLLM TorchServe and its SmolLM2 model (servers.ts).
-import { spawn } from "node:child_process";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readKeyFile } from "../../src/client/keys.ts";
-import { ROOT } from "./helpers.ts";
+import { ROOT, runPythonReport } from "./helpers.ts";
 import { SMOLLM2_VLLM, smollm2OnVllm, type RunningServer } from "./servers.ts";
 
 const MODEL = SMOLLM2_VLLM;
 const VERSION = "1.0";
 const MODEL_PATH = path.join(ROOT, ".cache", "smollm2-135m-instruct");
-const PYTHON = path.join(ROOT, ".venv", "bin", "python");
 /** Log-likelihoods through TorchServe and from lm-eval's in-process `hf` model agree to this (float32 on CPU). */
 const LOGLIKELIHOOD_TOLERANCE = 1e-3;
 const MC_TASK = "tsserve_capitals_mc";
@@ -84,30 +82,16 @@ function compareLoglikelihoods(served: TaskRun, reference: TaskRun): { differenc
 
 /** Runs one mode of openai_clients.py and resolves with its report. */
 function runPython<T>(args: string[]): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const env = {
-      ...process.env,
-      OPENAI_API_KEY: key ?? "",
-      HF_HUB_OFFLINE: "1",
-      HF_DATASETS_OFFLINE: "1",
-      TRANSFORMERS_OFFLINE: "1",
-      TOKENIZERS_PARALLELISM: "false",
-      OMP_NUM_THREADS: "1",
-    };
-    const child = spawn(PYTHON, [path.join(ROOT, "test", "e2e", "openai_clients.py"), ...args], { cwd: ROOT, env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c) => (stdout += c));
-    child.stderr.on("data", (c) => (stderr += c));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 240_000);
-    child.once("error", reject);
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      const line = stdout.split("\n").find((l) => l.startsWith("REPORT "));
-      if (code !== 0 || !line) reject(new Error(`openai_clients.py ${args[0]} exited ${code}\n${stderr.slice(-4000)}`));
-      else resolve(JSON.parse(line.slice("REPORT ".length)) as T);
-    });
-  });
+  const env = {
+    ...process.env,
+    OPENAI_API_KEY: key ?? "",
+    HF_HUB_OFFLINE: "1",
+    HF_DATASETS_OFFLINE: "1",
+    TRANSFORMERS_OFFLINE: "1",
+    TOKENIZERS_PARALLELISM: "false",
+    OMP_NUM_THREADS: "1",
+  };
+  return runPythonReport<T>("openai_clients.py", args, env, 240_000);
 }
 
 describe("OpenAI routes through TorchServe's sub-paths", () => {

@@ -8,16 +8,14 @@
 // Two models on the transformers engine, on the run's shared transformers
 // TorchServe (servers.ts); the vLLM engine's structured outputs are held to the
 // same answers in python_shim/tests/engine/vllm/test_vllm_structured.py.
-import { spawn } from "node:child_process";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readKeyFile } from "../../src/client/keys.ts";
-import { ROOT, SMOLLM2_CONFIG, configWith } from "./helpers.ts";
+import { ROOT, SMOLLM2_CONFIG, configWith, runPythonReport } from "./helpers.ts";
 import { sharedModel, sharedServer, type RunningServer } from "./servers.ts";
 
 const CHAT_MODEL = "structured-smollm2";
 const MC_MODEL = "structured-smollm2-mc";
-const PYTHON = path.join(ROOT, ".venv", "bin", "python");
 const TRANSFORMERS = { "handler.engine": "transformers", "handler.cpu_threads": 1 };
 
 let srv: RunningServer;
@@ -34,26 +32,8 @@ beforeAll(async () => {
 }, 300_000);
 
 function clients(): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env, OPENAI_API_KEY: key, OMP_NUM_THREADS: "1" };
-    const child = spawn(
-      PYTHON,
-      [path.join(ROOT, "test", "e2e", "structured_clients.py"), `${inference}/${CHAT_MODEL}/1.0/v1`, CHAT_MODEL],
-      { cwd: ROOT, env },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c) => (stdout += c));
-    child.stderr.on("data", (c) => (stderr += c));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 400_000);
-    child.once("error", reject);
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      const line = stdout.split("\n").find((l) => l.startsWith("REPORT "));
-      if (code !== 0 || !line) reject(new Error(`structured_clients.py exited ${code}\n${stderr.slice(-4000)}`));
-      else resolve(JSON.parse(line.slice("REPORT ".length)));
-    });
-  });
+  const env = { ...process.env, OPENAI_API_KEY: key, OMP_NUM_THREADS: "1" };
+  return runPythonReport("structured_clients.py", [`${inference}/${CHAT_MODEL}/1.0/v1`, CHAT_MODEL], env, 400_000);
 }
 
 describe("structured output through TorchServe", () => {

@@ -8,7 +8,8 @@ import threading
 import time
 
 import pytest
-from test_rpc import MODEL_INFO, fake_generate
+from protocol_values import initialize_params
+from test_rpc import fake_generate
 
 from tsserve_shim.bridge import protocol
 from tsserve_shim.bridge.channel import Bridge, ChildSpec, closed, unavailable
@@ -34,15 +35,7 @@ class FakeModel:
 
 @pytest.fixture
 def bridge(echo_bundle):
-    handshake = {
-        "protocol_version": protocol.PROTOCOL_VERSION,
-        "model_name": "echo",
-        "model_dir": "/tmp",
-        "gpu_id": None,
-        "batch_size": 1,
-        "model_config": {"handler": {"model_path": "/m"}},
-        "model_info": MODEL_INFO,
-    }
+    handshake = initialize_params("echo", "/tmp", 1, "/m")
     spec = ChildSpec(find_node(), echo_bundle, os.path.dirname(echo_bundle), handshake)
     bridge = Bridge(spec, FakeModel(), deadline_for=lambda batch_id: None, on_chunk=lambda params: None).start()
     yield bridge

@@ -6,21 +6,13 @@ import time
 import pytest
 from peer_calls import call
 from protocol_check import RecordingPeer, check_result
+from protocol_values import initialize_params
 
 from tsserve_shim.bridge import protocol
 from tsserve_shim.bridge.errors import PeerClosed, PeerTimeout, RpcError, ShimConfigError
 from tsserve_shim.bridge.node_process import NodeProcess, find_node
 from tsserve_shim.bridge.rpc import Peer
 
-MODEL_INFO = {
-    "name_or_path": "fake",
-    "context_length": 64,
-    "vocab_size": 32000,
-    "bos_token": "<s>",
-    "eos_token": "</s>",
-    "chat_template": None,
-    "device": "cpu",
-}
 EMPTY = {"tokens": [], "token_ids": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
 
 
@@ -51,20 +43,7 @@ def child(echo_bundle):
 
 
 def initialize(peer, version=None):
-    return call(
-        peer,
-        protocol.INITIALIZE,
-        {
-            "protocol_version": protocol.PROTOCOL_VERSION if version is None else version,
-            "model_name": "echo",
-            "model_dir": "/tmp",
-            "gpu_id": None,
-            "batch_size": 4,
-            "model_config": {"handler": {"model_path": "/m"}},
-            "model_info": MODEL_INFO,
-        },
-        timeout=30,
-    )
+    return call(peer, protocol.INITIALIZE, initialize_params("echo", "/tmp", 4, "/m", version), timeout=30)
 
 
 def test_handshake_and_a_batch_with_one_bad_request(child):

@@ -8,7 +8,8 @@ import threading
 import time
 
 import pytest
-from conftest import make_request
+from named_outcomes import NamedOutcomes
+from protocol_values import make_request
 
 from tsserve_shim.engine.common.deadline import Deadline
 
@@ -184,22 +185,12 @@ def test_a_passed_deadline_is_a_504_and_its_mates_go_on(serving_engine):
 
 def test_cancel_ends_a_tagged_call_only(serving_engine):
     serving_engine.start()
-    answers: dict[str, list] = {}
-    arrived = threading.Event()
-
-    def record(name):
-        def done(outcomes):
-            answers[name] = outcomes
-            if len(answers) == 2:
-                arrived.set()
-
-        return done
-
-    serving_engine.submit([greedy("Once upon a time", max_tokens=400)], record("cancelled"), tag="batch-1")
-    serving_engine.submit([greedy("Water boils at", max_tokens=8)], record("kept"), tag="batch-2")
+    answers = NamedOutcomes(2)
+    serving_engine.submit([greedy("Once upon a time", max_tokens=400)], answers.done("cancelled"), tag="batch-1")
+    serving_engine.submit([greedy("Water boils at", max_tokens=8)], answers.done("kept"), tag="batch-2")
     time.sleep(0.5)
     serving_engine.cancel("batch-1")
-    assert arrived.wait(120)
+    assert answers.wait(120)
     assert answers["cancelled"][0]["status"] == 499
     assert ok(answers["kept"][0])["sequences"][0]["text"]
 
@@ -208,21 +199,11 @@ def test_a_cancel_that_comes_before_its_call_is_honoured(serving_engine):
     """Both engines keep a cancel whose tag no call has yet (common/calls.py): the call submitted with it
     later is answered 499 and generates nothing; a call with another tag is not touched."""
     serving_engine.start()
-    answers: dict[str, list] = {}
-    arrived = threading.Event()
-
-    def record(name):
-        def done(outcomes):
-            answers[name] = outcomes
-            if len(answers) == 2:
-                arrived.set()
-
-        return done
-
+    answers = NamedOutcomes(2)
     serving_engine.cancel("early-cancel")
-    serving_engine.submit([greedy("Once upon a time", max_tokens=400)], record("cancelled"), tag="early-cancel")
-    serving_engine.submit([greedy("Water boils at", max_tokens=4)], record("kept"), tag="early-cancel-other")
-    assert arrived.wait(120)
+    serving_engine.submit([greedy("Once upon a time", max_tokens=400)], answers.done("cancelled"), tag="early-cancel")
+    serving_engine.submit([greedy("Water boils at", max_tokens=4)], answers.done("kept"), tag="early-cancel-other")
+    assert answers.wait(120)
     assert answers["cancelled"][0]["status"] == 499
     assert ok(answers["kept"][0])["sequences"][0]["text"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import make_request
+from protocol_values import make_request
 
 from tsserve_shim.bridge.protocol import schema
 from tsserve_shim.engine.contract import GenerateRequest, Malformed, MalformedRequest, generate_requests

@@ -28,6 +28,19 @@ def gpu_plan(section, *, gpu_id=0, device_count=8, device_ids=None, device_type=
     )
 
 
+def one_gpu_plan(model_dir, **section):
+    """A plan for a real model's weights on one GPU whose memory is what the section says."""
+    return plan_load(
+        HandlerConfig.from_section({"model_path": str(model_dir), **section}),
+        model_dir=None,
+        gpu_id=0,
+        device_type=None,
+        device_ids=None,
+        cuda_available=True,
+        device_count=1,
+    )
+
+
 def cpu_plan(section, **kw):
     args = dict(model_dir="/store/llama", gpu_id=None, device_type=None, device_ids=None, cuda_available=False)
     args.update(kw)
@@ -138,30 +151,14 @@ def test_device_ids_and_visible_devices():
 
 def test_model_size_is_checked_against_the_group(tiny_model_dir):
     with pytest.raises(Exception, match="needs about"):
-        plan_load(
-            HandlerConfig.from_section({"model_path": str(tiny_model_dir), "gpu_max_memory": 1000}),
-            model_dir=None,
-            gpu_id=0,
-            device_type=None,
-            device_ids=None,
-            cuda_available=True,
-            device_count=1,
-        )
+        one_gpu_plan(tiny_model_dir, gpu_max_memory=1000)
 
 
 def test_quantized_size_check_counts_the_share_bitsandbytes_leaves_to_accelerate(tiny_model_dir):
     need = estimate_model_bytes(str(tiny_model_dir), "float16", "nf4")
 
     def plan(memory):
-        return plan_load(
-            HandlerConfig.from_section({"model_path": str(tiny_model_dir), "quantize": "nf4", "gpu_max_memory": memory}),
-            model_dir=None,
-            gpu_id=0,
-            device_type=None,
-            device_ids=None,
-            cuda_available=True,
-            device_count=1,
-        )
+        return one_gpu_plan(tiny_model_dir, quantize="nf4", gpu_max_memory=memory)
 
     enough = math.ceil(need / BNB_MAX_MEMORY_SHARE) + 1
     assert plan(enough).kwargs["max_memory"] == {0: enough}
@@ -170,15 +167,7 @@ def test_quantized_size_check_counts_the_share_bitsandbytes_leaves_to_accelerate
         plan(need + 1)
     # Unquantized, the whole max_memory counts.
     fp16 = estimate_model_bytes(str(tiny_model_dir), "float16", "none")
-    assert plan_load(
-        HandlerConfig.from_section({"model_path": str(tiny_model_dir), "dtype": "float16", "gpu_max_memory": fp16}),
-        model_dir=None,
-        gpu_id=0,
-        device_type=None,
-        device_ids=None,
-        cuda_available=True,
-        device_count=1,
-    ).kwargs["max_memory"] == {0: fp16}
+    assert one_gpu_plan(tiny_model_dir, dtype="float16", gpu_max_memory=fp16).kwargs["max_memory"] == {0: fp16}
 
 
 def test_torchrun_processes_are_refused():

@@ -13,7 +13,7 @@ import logging
 import bitsandbytes as bnb  # pinned in python_shim/requirements.txt: a missing install fails, it is not skipped
 import pytest
 import torch
-from conftest import make_request
+from protocol_values import make_request
 
 from tsserve_shim.engine.transformers.engine import Engine
 from tsserve_shim.model import loading

@@ -7,33 +7,26 @@ asyncCommunication as TorchServe's async worker drives it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 
 import orjson
 import pytest
-from bundles import ROOT, bundle
-from shim_harness import make_context
+from bundles import ROOT
+from shim_harness import make_context, open_shim
 
 DEADLINE_S = 2.0
 
 
 @pytest.fixture(scope="module")
 def shim(tmp_path_factory, tiny_model_dir):
-    from tsserve_shim.handler import TsserveHandler
-
-    model_dir = str(tmp_path_factory.mktemp("cancel-probe"))
-    bundle(os.path.join(ROOT, "test", "fixtures", "handlers", "cancel-probe-handler.ts"), model_dir)
-    config = {
-        "batchSize": 1,
-        "asyncCommunication": True,
-        "responseTimeout": 120,
-        "handler": {"model_path": str(tiny_model_dir), "dtype": "float32", "handle_timeout_s": DEADLINE_S},
-    }
-    handler = TsserveHandler()
-    handler.initialize(make_context(model_dir, config, 1))
-    yield handler, model_dir, config
-    handler.shutdown()
+    probe = os.path.join(ROOT, "test", "fixtures", "handlers", "cancel-probe-handler.ts")
+    opened = open_shim(
+        tmp_path_factory, tiny_model_dir, batch_size=1, handler_file=probe, async_communication=True, handle_timeout_s=DEADLINE_S
+    )
+    yield opened
+    opened[0].shutdown()
 
 
 async def ask(shim, body: dict):
@@ -43,8 +36,9 @@ async def ask(shim, body: dict):
     return context.get_response_status(0)[0] or 200, orjson.loads(replies[0])
 
 
-def test_a_timed_out_request_s_stages_see_the_abort_and_its_later_generate_is_refused(shim):
-    handler = shim[0]
+@contextlib.contextmanager
+def engine_calls_recorded(handler):
+    """Yields the tags the engine is submitted and told to cancel, while the calls still go through."""
     submitted: list = []
     cancelled: list = []
     engine_submit, engine_cancel = handler.engine.submit, handler.engine.cancel
@@ -54,19 +48,32 @@ def test_a_timed_out_request_s_stages_see_the_abort_and_its_later_generate_is_re
     )
     handler.engine.cancel = lambda tag: (cancelled.append(tag), engine_cancel(tag))
     try:
+        yield submitted, cancelled
+    finally:
+        handler.engine.submit, handler.engine.cancel = engine_submit, engine_cancel
+
+
+def report_once_later_settled(shim, probe_id: str, within_s: float, every_s: float):
+    """Asks for the probe's record until its later generate has settled (or time runs out): (status, record)."""
+    deadline = time.monotonic() + within_s
+    status, record = None, None
+    while time.monotonic() < deadline:
+        status, record = asyncio.run(ask(shim, {"action": "report", "id": probe_id}))
+        if record and record["later"] is not None:
+            break
+        time.sleep(every_s)
+    return status, record
+
+
+def test_a_timed_out_request_s_stages_see_the_abort_and_its_later_generate_is_refused(shim):
+    handler = shim[0]
+    with engine_calls_recorded(handler) as (submitted, _):
         started = time.monotonic()
         status, body = asyncio.run(ask(shim, {"action": "wait", "id": "t1", "max_tokens": 500, "rows": 32}))
         elapsed = time.monotonic() - started
         assert status == 504 and "did not answer within 2 s" in body["error"]["message"]
         assert elapsed < DEADLINE_S + 3
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            status, record = asyncio.run(ask(shim, {"action": "report", "id": "t1"}))
-            if record and record["later"] is not None:
-                break
-            time.sleep(0.1)
-    finally:
-        handler.engine.submit, handler.engine.cancel = engine_submit, engine_cancel
+        status, record = report_once_later_settled(shim, "t1", within_s=10, every_s=0.1)
     assert status == 200 and record["aborted"] is True, record
     assert "did not answer within 2 s" in record["reason"]
     assert record["waited_ms"] < (DEADLINE_S + 1) * 1000  # woken by the abort, not by its own 30 s timer
@@ -101,16 +108,8 @@ def test_a_generate_for_a_request_already_answered_is_refused_not_given_a_fresh_
 def test_a_request_whose_client_went_away_cancels_its_handle_and_the_engine_drops_its_rows(shim):
     """TorchServe cancels nothing itself; whoever awaits handle's answer may (a task cancelled when its client is gone)."""
     handler = shim[0]
-    submitted: list = []
-    cancelled: list = []
-    engine_submit, engine_cancel = handler.engine.submit, handler.engine.cancel
-    handler.engine.submit = lambda requests, done, on_delta=None, deadlines=None, tag=None: (
-        submitted.append(tag),
-        engine_submit(requests, done, on_delta, deadlines, tag),
-    )
-    handler.engine.cancel = lambda tag: (cancelled.append(tag), engine_cancel(tag))
 
-    async def gone():
+    async def gone(submitted):
         task = asyncio.create_task(ask(shim, {"action": "wait", "id": "t2", "max_tokens": 500}))
         while not submitted:
             await asyncio.sleep(0.02)
@@ -118,17 +117,9 @@ def test_a_request_whose_client_went_away_cancels_its_handle_and_the_engine_drop
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    try:
-        asyncio.run(gone())
-        deadline = time.monotonic() + 10
-        record = None
-        while time.monotonic() < deadline:
-            _, record = asyncio.run(ask(shim, {"action": "report", "id": "t2"}))
-            if record and record["later"] is not None:
-                break
-            time.sleep(0.05)
-    finally:
-        handler.engine.submit, handler.engine.cancel = engine_submit, engine_cancel
+    with engine_calls_recorded(handler) as (submitted, cancelled):
+        asyncio.run(gone(submitted))
+        _, record = report_once_later_settled(shim, "t2", within_s=10, every_s=0.05)
     assert record["aborted"] is True and "its client went away" in record["reason"], record
     assert record["opened"].startswith("rejected: generate cancelled"), record
     assert record["later"].startswith("rejected: generate not sent"), record

@@ -7,7 +7,8 @@ import time
 
 import pytest
 import torch
-from shim_harness import SEED_REQUEST, ask, open_shim
+from seed_request import SEED_REQUEST
+from shim_harness import ask, open_shim
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 LLAMA2_RAW_PREFIX = "[INST] <<SYS>>\n\n<</SYS>>\n\n"

@@ -9,26 +9,14 @@ import time
 
 import orjson
 import pytest
-from bundles import ROOT, bundle
-from shim_harness import make_context
+from shim_harness import make_context, open_shim
 
 
 @pytest.fixture(scope="module")
 def shim(tmp_path_factory, tiny_model_dir):
-    from tsserve_shim.handler import TsserveHandler
-
-    model_dir = str(tmp_path_factory.mktemp("continuous-model-dir"))
-    bundle(os.path.join(ROOT, "handlers", "llama-2-7b-chat.ts"), model_dir)
-    config = {
-        "batchSize": 1,
-        "asyncCommunication": True,
-        "responseTimeout": 120,
-        "handler": {"model_path": str(tiny_model_dir), "dtype": "float32"},
-    }
-    handler = TsserveHandler()
-    handler.initialize(make_context(model_dir, config, 1))
-    yield handler, model_dir, config
-    handler.shutdown()
+    opened = open_shim(tmp_path_factory, tiny_model_dir, batch_size=1, async_communication=True)
+    yield opened
+    opened[0].shutdown()
 
 
 async def ask(shim, body: dict, finished: list, name: str):

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import time
 
 import orjson
 import pytest
-from bundles import ROOT, bundle
-from shim_harness import make_context
+from shim_harness import make_context, open_shim
 from ts.context import RequestProcessor
 
 LONG_PROMPTS = ["Tell me a story", "Tell me a poem", "Tell me a joke", "Tell me a fact"]
@@ -28,20 +26,9 @@ def nested(depth: int):
 
 @pytest.fixture(scope="module")
 def shim(tmp_path_factory, tiny_model_dir):
-    from tsserve_shim.handler import TsserveHandler
-
-    model_dir = str(tmp_path_factory.mktemp("isolation-model-dir"))
-    bundle(os.path.join(ROOT, "handlers", "llama-2-7b-chat.ts"), model_dir)
-    config = {
-        "batchSize": 1,
-        "asyncCommunication": True,
-        "responseTimeout": 120,
-        "handler": {"model_path": str(tiny_model_dir), "dtype": "float32", "prefix_cache_mb": 0},
-    }
-    handler = TsserveHandler()
-    handler.initialize(make_context(model_dir, config, 1))
-    yield handler, model_dir, config
-    handler.shutdown()
+    opened = open_shim(tmp_path_factory, tiny_model_dir, batch_size=1, async_communication=True, prefix_cache_mb=0)
+    yield opened
+    opened[0].shutdown()
 
 
 async def ask(shim, row: dict, url_path: str | None = None):

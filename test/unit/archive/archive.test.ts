@@ -7,7 +7,7 @@ import { createArchive, type ArchiveFormatOption } from "../../../src/archive/ar
 import { ArchiveInputError } from "../../../src/config/input-error.ts";
 import { VLLM_STARTUP_TIMEOUT_S } from "../../../src/config/packed-config.ts";
 import { listArchive, modelFiles, readArchiveFile, readManifest } from "../../../src/archive/reader.ts";
-import { FIXTURES, GREETING_CONFIG, GREETING_HANDLER, ROOT, recordingBundle, tempDir, zipMethods } from "./helpers.ts";
+import { GREETING_CONFIG, GREETING_HANDLER, ROOT, recordingBundle, tempDir, zipMethods } from "./helpers.ts";
 
 const SHIM_FILES = (fs.readdirSync(path.join(ROOT, "python_shim", "tsserve_shim"), { recursive: true }) as string[])
   .filter((f) => !f.endsWith(".pyc") && !f.split(path.sep).includes("__pycache__") && f !== "tests")
@@ -237,29 +237,28 @@ describe("createArchive", () => {
   });
 });
 
+/** `node bin/tsserve.mjs archive` of the greeting handler as model "g" with this config, into `out`. */
+const archiveGreeting = (config: string, out: string): string[] => [
+  path.join(ROOT, "bin", "tsserve.mjs"),
+  "archive",
+  "--model-name",
+  "g",
+  "--version",
+  "1",
+  "--handler",
+  GREETING_HANDLER,
+  "-c",
+  config,
+  "--export-path",
+  out,
+];
+
 describe("tsserve archive (CLI)", () => {
   it("exits 2 naming the bad key, and writes nothing", () => {
     const out = tempDir();
     const bad = path.join(out, "..", `cli-bad-${path.basename(out)}.yaml`);
     fs.writeFileSync(bad, "handler:\n  model_path: /m\n");
-    const run = spawnSync(
-      process.execPath,
-      [
-        path.join(ROOT, "bin", "tsserve.mjs"),
-        "archive",
-        "--model-name",
-        "g",
-        "--version",
-        "1",
-        "--handler",
-        path.join(FIXTURES, "greeting-handler.ts"),
-        "-c",
-        bad,
-        "--export-path",
-        out,
-      ],
-      { encoding: "utf8" },
-    );
+    const run = spawnSync(process.execPath, archiveGreeting(bad, out), { encoding: "utf8" });
     expect(run.status).toBe(2);
     expect(run.stderr).toContain("handler.greeting");
     expect(fs.readdirSync(out)).toEqual([]);
@@ -269,20 +268,7 @@ describe("tsserve archive (CLI)", () => {
     const out = tempDir();
     const typos = path.join(out, "..", `cli-typos-${path.basename(out)}.yaml`);
     fs.writeFileSync(typos, "handler:\n  model_path: /m\n  greeting: hi\n  quantise: nf4\n");
-    const args = [
-      path.join(ROOT, "bin", "tsserve.mjs"),
-      "archive",
-      "--model-name",
-      "g",
-      "--version",
-      "1",
-      "--handler",
-      GREETING_HANDLER,
-      "-c",
-      typos,
-      "--export-path",
-      out,
-    ];
+    const args = archiveGreeting(typos, out);
     const strict = spawnSync(process.execPath, [...args, "--strict"], { encoding: "utf8" });
     expect(strict.status).toBe(2);
     expect(strict.stderr).toContain(

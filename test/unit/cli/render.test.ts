@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { runMain } from "../../../src/cli/main.ts";
+import SEED_EXAMPLE from "../../fixtures/seed-request.json" with { type: "json" };
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 const tmp = mkdtempSync(path.join(tmpdir(), "tsserve-render-"));
@@ -52,16 +53,6 @@ function requestFile(body: unknown): string {
   return file;
 }
 
-const SEED_EXAMPLE = {
-  seed: 0,
-  prompt: "Alan Turing was a ",
-  max_tokens: 128,
-  temperature: 0.7,
-  top_p: 0.7,
-  top_k: 50,
-  logprobs: 0,
-  stop: [],
-};
 const golden = (file: string, name: string) =>
   (
     JSON.parse(readFileSync(path.join(ROOT, "test/fixtures/prompts", file), "utf8")) as {

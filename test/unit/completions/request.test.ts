@@ -3,6 +3,7 @@ import { CompletionRequest, completionRequestSchema } from "../../../src/complet
 import { parseOrFail } from "../../../src/handler/validate.ts";
 import { RequestFailure } from "../../../src/handler/failure.ts";
 import { z } from "zod";
+import SEED_EXAMPLE from "../../fixtures/seed-request.json" with { type: "json" };
 
 const ok = (body: unknown) => {
   const result = parseOrFail(CompletionRequest, body);
@@ -13,17 +14,6 @@ const refused = (body: unknown) => {
   const result = parseOrFail(CompletionRequest, body);
   if (!(result instanceof RequestFailure)) throw new Error(`accepted: ${JSON.stringify(result)}`);
   return result;
-};
-
-const SEED_EXAMPLE = {
-  seed: 0,
-  prompt: "Alan Turing was a ",
-  max_tokens: 128,
-  temperature: 0.7,
-  top_p: 0.7,
-  top_k: 50,
-  logprobs: 0,
-  stop: [],
 };
 
 describe("completion request: accepted forms", () => {

@@ -16,22 +16,13 @@ import Llama7bBase from "../../../handlers/llama-2-7b.ts";
 import Llama13bBase from "../../../handlers/llama-2-13b.ts";
 import Llama70bBase from "../../../handlers/llama-2-70b.ts";
 import SmolLM2 from "../../../handlers/smollm2-135m-instruct.ts";
+import SEED_EXAMPLE from "../../fixtures/seed-request.json" with { type: "json" };
 
 const FIXTURES = path.resolve(import.meta.dirname, "../../fixtures/prompts");
 type Case = { name: string; messages: { role: string; content: string }[]; expected: string };
 const golden = (file: string, name: string): Case =>
   (JSON.parse(readFileSync(path.join(FIXTURES, file), "utf8")) as { cases: Case[] }).cases.find((c) => c.name === name)!;
 
-const SEED_EXAMPLE = {
-  seed: 0,
-  prompt: "Alan Turing was a ",
-  max_tokens: 128,
-  temperature: 0.7,
-  top_p: 0.7,
-  top_k: 50,
-  logprobs: 0,
-  stop: [],
-};
 const AGENT_PROMPT =
   "<|im_start|>system\nYou are helpful.\n<|im_end|>\n<|im_start|>user\nWhat is 2+2?\n<|im_end|>\n<|im_start|>assistant\n";
 

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import SmolLM2MultipleChoice, { Answer } from "../../../handlers/smollm2-multiple-choice.ts";
 import { FakeModel, fakeOutcome, runHandler } from "../../../src/testing/index.ts";
+import { greedyRequest } from "../../fixtures/greedy-request.ts";
 
 const CHATML = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n";
 const QUESTION = { question: "Which planet is largest?", choices: ["Mars", "Jupiter", "Venus", "Earth"] };
@@ -52,17 +53,4 @@ describe("smollm2-multiple-choice handler", () => {
   });
 });
 
-const QUESTION_REQUEST = {
-  prompt: "",
-  max_tokens: 0,
-  temperature: 0,
-  top_p: 1,
-  top_k: 0,
-  repetition_penalty: 1,
-  seed: 0,
-  stop: [],
-  logprobs: 0,
-  num_sequences: 1,
-  echo: false,
-  stream: false,
-};
+const QUESTION_REQUEST = greedyRequest("", 0);

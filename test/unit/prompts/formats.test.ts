@@ -8,16 +8,7 @@ import {
   vicunaV11Prompt,
 } from "../../../src/prompts/index.ts";
 import { RequestFailure } from "../../../src/handler/failure.ts";
-
-function failureOf(fn: () => unknown): RequestFailure {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof RequestFailure) return error;
-    throw error;
-  }
-  throw new Error("no failure");
-}
+import { refusal } from "./refusal.ts";
 
 describe("conversation rules shared by the chat formats", () => {
   for (const [name, format] of [
@@ -25,7 +16,7 @@ describe("conversation rules shared by the chat formats", () => {
     ["vicuna", (m: never) => vicunaV11Prompt(m)],
   ] as const) {
     it(`${name}: refuses a system message that is not first, naming it`, () => {
-      const f = failureOf(() =>
+      const f = refusal(() =>
         format([
           { role: "user", content: "a" },
           { role: "system", content: "b" },
@@ -36,11 +27,11 @@ describe("conversation rules shared by the chat formats", () => {
       expect(f.message).toMatch(/^messages\.1\.role: a system message may only come first/);
     });
     it(`${name}: refuses a conversation with only a system message`, () => {
-      const f = failureOf(() => format([{ role: "system", content: "b" }] as never));
+      const f = refusal(() => format([{ role: "system", content: "b" }] as never));
       expect(f.field).toBe("messages");
     });
     it(`${name}: refuses assistant turns that do not alternate`, () => {
-      const f = failureOf(() =>
+      const f = refusal(() =>
         format([
           { role: "user", content: "a" },
           { role: "assistant", content: "b" },
@@ -52,7 +43,7 @@ describe("conversation rules shared by the chat formats", () => {
       );
     });
     it(`${name}: refuses an empty conversation`, () => {
-      expect(failureOf(() => format([] as never)).field).toBe("messages");
+      expect(refusal(() => format([] as never)).field).toBe("messages");
     });
   }
 
@@ -96,7 +87,7 @@ describe("renderChatTemplate", () => {
   it("turns raise_exception into a 400 naming messages, but leaves a string literal mentioning it alone", () => {
     const t = "{{ 'raise_exception' }}{% if messages|length > 1 %}{{ raise_exception('one message only') }}{% endif %}";
     expect(renderChatTemplate(t, [{ role: "user", content: "x" }])).toBe("raise_exception");
-    const f = failureOf(() =>
+    const f = refusal(() =>
       renderChatTemplate(t, [
         { role: "user", content: "x" },
         { role: "assistant", content: "y" },

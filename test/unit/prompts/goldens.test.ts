@@ -16,7 +16,7 @@ import {
   vicunaV11Prompt,
   type ChatMessage,
 } from "../../../src/prompts/index.ts";
-import { RequestFailure } from "../../../src/handler/failure.ts";
+import { refusal } from "./refusal.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 const FIXTURES = path.join(ROOT, "test/fixtures/prompts");
@@ -36,16 +36,6 @@ const agent = load<{ llama2_prefix: string; cases: { name: string; prompt: strin
 const templates = load<{ bos_token: string; eos_token: string; templates: { name: string; template: string; cases: ChatCase[] }[] }>(
   "chat-templates.json",
 );
-
-function refusal(fn: () => unknown): RequestFailure {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof RequestFailure) return error;
-    throw error;
-  }
-  throw new Error("expected a RequestFailure, got a prompt");
-}
 
 describe("Llama-2 chat format matches transformers' apply_chat_template with the published template", () => {
   it("has both rendered and refused cases", () => {

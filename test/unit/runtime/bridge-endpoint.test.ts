@@ -6,25 +6,9 @@ import { PROTOCOL_VERSION, type GenerateRequest } from "../../../src/protocol/me
 import { Generate, Handle, Initialize, Shutdown } from "../../../src/protocol/methods.ts";
 import { startRuntime } from "../../../src/runtime/bridge-endpoint.ts";
 import EchoHandler from "../../fixtures/handlers/echo-handler.ts";
+import { initializeParams } from "./initialize-params.ts";
 
-const modelInfo = {
-  name_or_path: "fake",
-  context_length: 64,
-  vocab_size: 32000,
-  bos_token: "<s>",
-  eos_token: "</s>",
-  chat_template: null,
-  device: "cpu",
-};
-const initParams = (version = PROTOCOL_VERSION) => ({
-  protocol_version: version,
-  model_name: "echo",
-  model_dir: "/tmp",
-  gpu_id: null,
-  batch_size: 4,
-  model_config: { handler: { model_path: "/models/fake" } },
-  model_info: modelInfo,
-});
+const initParams = (version = PROTOCOL_VERSION) => initializeParams("echo", 4, version);
 
 /** The shim's side of the channel, with a model that appends "+" per token. */
 function shim() {

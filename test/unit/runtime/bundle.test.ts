@@ -11,6 +11,7 @@ import { Connection } from "../../../src/protocol/connection.ts";
 import { PROTOCOL_VERSION } from "../../../src/protocol/messages.ts";
 import { Generate, Handle, Initialize, Ping, Shutdown } from "../../../src/protocol/methods.ts";
 import { STDIN_READ_BYTES } from "../../../src/runtime/stdio.ts";
+import { initializeParams } from "./initialize-params.ts";
 
 let bundlePath: string;
 const children: ChildProcess[] = [];
@@ -53,23 +54,7 @@ function startChild() {
   return { child, connection, noise, exited, stderr: () => stderr };
 }
 
-const init = {
-  protocol_version: PROTOCOL_VERSION,
-  model_name: "echo",
-  model_dir: "/tmp",
-  gpu_id: null,
-  batch_size: 1,
-  model_config: { handler: { model_path: "/m" } },
-  model_info: {
-    name_or_path: "m",
-    context_length: 64,
-    vocab_size: 32000,
-    bos_token: "<s>",
-    eos_token: "</s>",
-    chat_template: null,
-    device: "cpu",
-  },
-};
+const init = initializeParams("echo", 1);
 
 describe("handler bundle", () => {
   it("is one ESM file with a source map and nothing else", () => {

@@ -10,8 +10,8 @@ import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { bundleHandler } from "../../../src/bundle/bundle.ts";
 import { Connection } from "../../../src/protocol/connection.ts";
-import { PROTOCOL_VERSION } from "../../../src/protocol/messages.ts";
 import { Handle, Initialize } from "../../../src/protocol/methods.ts";
+import { initializeParams } from "./initialize-params.ts";
 
 const HANDLER = "test/fixtures/handlers/throwing-handler.ts";
 const PLACE = /in formatPrompt at test\/fixtures\/handlers\/throwing-handler\.ts:11:\d+/;
@@ -26,23 +26,7 @@ afterEach(() => {
   for (const c of children.splice(0)) c.kill("SIGKILL");
 });
 
-const init = {
-  protocol_version: PROTOCOL_VERSION,
-  model_name: "throwing",
-  model_dir: "/tmp",
-  gpu_id: null,
-  batch_size: 2,
-  model_config: { handler: { model_path: "/m" } },
-  model_info: {
-    name_or_path: "m",
-    context_length: 64,
-    vocab_size: 32000,
-    bos_token: "<s>",
-    eos_token: "</s>",
-    chat_template: null,
-    device: "cpu",
-  },
-};
+const init = initializeParams("throwing", 2);
 
 async function failOnce(nodeFlags: string[]) {
   // Another working folder than the project's, as a TorchServe worker has.

@@ -3,21 +3,9 @@ import { z } from "zod";
 import { generateStructured, structuredOutput, StructuredOutputError, unsupportedSchemaFeatures } from "../../../src/structured/index.ts";
 import { FakeModel, fakeOutcome } from "../../../src/testing/index.ts";
 import type { GenerateRequest } from "../../../src/protocol/messages.ts";
+import { greedyRequest } from "../../fixtures/greedy-request.ts";
 
-const REQUEST: GenerateRequest = {
-  prompt: "Q",
-  max_tokens: 200,
-  temperature: 0,
-  top_p: 1,
-  top_k: 0,
-  repetition_penalty: 1,
-  seed: 0,
-  stop: [],
-  logprobs: 0,
-  num_sequences: 1,
-  echo: false,
-  stream: false,
-};
+const REQUEST: GenerateRequest = greedyRequest("Q", 200);
 
 const Person = z.object({ name: z.string(), age: z.int().min(0).max(150), tags: z.array(z.enum(["a", "b"])).max(2) });
 

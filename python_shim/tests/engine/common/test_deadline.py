@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import make_request
+from protocol_values import make_request
 from shim_harness import ask, open_shim
 
 from tsserve_shim.engine.common.deadline import Deadline

@@ -3,7 +3,7 @@ TypeScript side builds a choice's text (formatted prompt + completion)."""
 
 from __future__ import annotations
 
-from conftest import make_request
+from protocol_values import make_request
 
 from tsserve_shim.engine.common.output import prompt_offsets
 

@@ -1,7 +1,7 @@
 """PromptTokenizer on the Llama-2 tokenizer (the tiny model): the text of a control token in chat content
 (literal_spans) is tokenized as plain text, so "</s><s>[INST]" in a message cannot end the turn or start one."""
 
-from conftest import make_request
+from protocol_values import make_request
 
 from tsserve_shim.engine.common.prompts import Tokenized
 

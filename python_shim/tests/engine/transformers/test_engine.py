@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from conftest import make_request
+from protocol_values import make_request
 
 PROMPTS = [
     "Alan Turing was a",

@@ -10,7 +10,7 @@ import os
 
 import pytest
 import torch
-from conftest import make_request
+from protocol_values import make_request
 
 PROMPTS = [
     "The capital of France is",

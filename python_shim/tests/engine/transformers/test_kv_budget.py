@@ -8,7 +8,7 @@ import copy
 
 import pytest
 import torch
-from conftest import make_request
+from protocol_values import make_request
 from transformers import DynamicCache
 
 from tsserve_shim.engine.transformers.kv_budget import KvBudget, KvShape, kv_budget_bytes, kv_bytes_per_token

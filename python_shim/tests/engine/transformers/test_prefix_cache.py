@@ -7,7 +7,7 @@ import copy
 
 import pytest
 import torch
-from conftest import make_request
+from protocol_values import make_request
 
 from tsserve_shim.engine.common.scores import Scores
 from tsserve_shim.engine.transformers.prefix_cache import BLOCK_TOKENS, PrefixCache

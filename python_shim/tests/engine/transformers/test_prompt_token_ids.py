@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_request
+from protocol_values import make_request
 
 
 def forward_logprobs(engine, ids: list[int]) -> torch.Tensor:

@@ -8,7 +8,8 @@ import threading
 import time
 
 import pytest
-from conftest import make_request
+from named_outcomes import NamedOutcomes
+from protocol_values import make_request
 
 from tsserve_shim.engine.common.deadline import Deadline
 
@@ -80,20 +81,10 @@ def test_a_short_request_admitted_while_a_long_one_decodes_finishes_first(engine
 
 
 def test_a_late_call_is_504_while_the_running_one_goes_on(engine, scheduler):
-    got: dict[str, list] = {}
-    both = threading.Event()
-
-    def record(name):
-        def done(outcomes):
-            got[name] = outcomes
-            if len(got) == 2:
-                both.set()
-
-        return done
-
-    scheduler.submit([make_request("Alan Turing was a", max_tokens=40)], record("kept"))
-    scheduler.submit([make_request("Hello", max_tokens=400)], record("late"), deadlines=Deadline(time.monotonic() + 0.05, 0.05, "test"))
-    assert both.wait(120)
+    got = NamedOutcomes(2)
+    scheduler.submit([make_request("Alan Turing was a", max_tokens=40)], got.done("kept"))
+    scheduler.submit([make_request("Hello", max_tokens=400)], got.done("late"), deadlines=Deadline(time.monotonic() + 0.05, 0.05, "test"))
+    assert got.wait(120)
     assert got["late"][0]["status"] == 504 and "0.05 s (test)" in got["late"][0]["message"]
     assert len(tokens_of(got["kept"][0])[0]) == 40
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import make_request
+from protocol_values import make_request
 
 from tsserve_shim.engine.transformers.core import EngineCore
 
