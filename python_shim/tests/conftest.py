@@ -17,9 +17,6 @@ pytest_plugins = ["bundles"]
 
 import torch  # noqa: E402
 
-# Kept importable from here for the vLLM engine's tests, which still name conftest (protocol_values defines it).
-from protocol_values import make_request  # noqa: E402, F401
-
 # On a small, busy CPU (2 cores, other processes) OpenMP's second thread makes the
 # tiny model many times slower and its timing erratic; one thread is fastest.
 torch.set_num_threads(1)

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import make_request
+from protocol_values import make_request
 
 from tsserve_shim.bridge import protocol
 from tsserve_shim.bridge.errors import INVALID_PARAMS, RpcError

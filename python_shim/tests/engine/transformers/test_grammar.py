@@ -8,7 +8,8 @@ import re
 
 import jsonschema
 import pytest
-from conftest import NESTED_SCHEMA, make_request
+from conftest import NESTED_SCHEMA
+from protocol_values import make_request
 
 from tsserve_shim.engine.common.structured import StructureError, structure_kind
 from tsserve_shim.engine.transformers.grammar import choice_grammar, error_reason

@@ -3,7 +3,7 @@ validates them): the fast paths vLLM has are taken wherever the answer is the sa
 
 from __future__ import annotations
 
-from conftest import make_request
+from protocol_values import make_request
 from vllm.sampling_params import SamplingType
 
 from tsserve_shim.engine.contract import GenerateRequest

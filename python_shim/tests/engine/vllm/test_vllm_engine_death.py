@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import make_request
+from protocol_values import make_request
 
 from tsserve_shim.engine.contract import GenerateRequest
 from tsserve_shim.engine.vllm import engine as vllm_engine

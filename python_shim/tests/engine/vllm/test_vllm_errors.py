@@ -8,7 +8,7 @@ import threading
 import time
 from types import SimpleNamespace
 
-from conftest import make_request
+from protocol_values import make_request
 
 from tsserve_shim.engine.contract import GenerateRequest
 from tsserve_shim.engine.vllm.engine import VllmEngine

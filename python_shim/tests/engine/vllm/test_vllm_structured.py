@@ -9,7 +9,8 @@ import re
 
 import jsonschema
 import pytest
-from conftest import NESTED_SCHEMA, make_request
+from conftest import NESTED_SCHEMA
+from protocol_values import make_request
 
 from tsserve_shim.engine.vllm.structured import vllm_structured_outputs
 
