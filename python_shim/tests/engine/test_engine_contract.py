@@ -243,6 +243,7 @@ def test_the_vllm_engine_tokenizes_a_long_prompt_off_its_loop(vllm_engine):
 
     arrived = threading.Event()
     answers: list = []
+    submitted = time.monotonic()
     vllm_engine.submit([greedy("word " * 400_000, max_tokens=2)], lambda outcomes: (answers.extend(outcomes), arrived.set()))
 
     async def nothing():
@@ -255,7 +256,9 @@ def test_the_vllm_engine_tokenizes_a_long_prompt_off_its_loop(vllm_engine):
         longest = max(longest, time.monotonic() - started)
         time.sleep(0.01)
     assert answers[0]["status"] == 400 and "context length" in answers[0]["message"]
-    assert longest < 0.25, f"the loop stopped for {longest:.2f} s"
+    took = time.monotonic() - submitted
+    # On the loop, the stop would be the whole tokenize (most of `took`); a loaded CPU alone stops it a fraction.
+    assert longest < max(0.25, 0.25 * took), f"the loop stopped for {longest:.2f} s of the {took:.2f} s the call took"
 
 
 def test_the_engine_s_own_refusals_name_the_field(serving_engine):

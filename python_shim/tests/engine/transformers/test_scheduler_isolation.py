@@ -63,8 +63,8 @@ def test_a_call_whose_rows_cannot_be_built_fails_alone_and_the_call_beside_it_is
     scheduler.submit([make_request("Hi", temperature=None)], answers.to("bad"))  # a handler's generate with temperature: null
     scheduler.submit([long_request("Hi")], answers.to("beside"))
     scheduler.run_until_idle()
-    bad = answers["bad"][0]
-    assert not bad["ok"] and bad["status"] == 500 and "TypeError" in bad["message"]
+    bad = answers["bad"][0]  # refused alone, naming the field (engine/contract.py's Malformed)
+    assert not bad["ok"] and bad["status"] == 400 and bad["field"] == "temperature"
     assert tokens_of(answers["beside"][0]) == alone["Hi"]
     assert_long_generations_unchanged(answers, alone)
 
