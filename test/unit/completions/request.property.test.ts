@@ -16,6 +16,7 @@ import {
 } from "../../../src/completions/request.ts";
 import { parseOrFail } from "../../../src/handler/validate.ts";
 import { RequestFailure } from "../../../src/handler/failure.ts";
+import { expectEqualValue, expectSame, expectTrue } from "../property-checks.ts";
 import { propertyRuns } from "../property-runs.ts";
 
 const RUNS = propertyRuns(10_000);
@@ -42,16 +43,19 @@ const parse = (body: unknown) => parseOrFail(CompletionRequest, body);
 
 /** A refusal is a 400 whose message starts with its field path, which starts at a known field (or is `body`). */
 function expectNamedRefusal(failure: RequestFailure): void {
-  expect(failure).toBeInstanceOf(RequestFailure);
-  expect(failure.status).toBe(400);
-  expect(failure.field).toEqual(expect.any(String));
-  expect(failure.message.startsWith(`${failure.field}: `)).toBe(true);
-  expect(failure.message.length).toBeGreaterThan(`${failure.field}: `.length);
+  expectTrue(failure instanceof RequestFailure, "a RequestFailure");
+  expectSame(failure.status, 400);
+  expectSame(typeof failure.field, "string");
+  const prefix = `${failure.field}: `;
+  expectTrue(
+    failure.message.startsWith(prefix) && failure.message.length > prefix.length,
+    `"${failure.message}" starts with "${prefix}" and says more`,
+  );
   const [head, ...rest] = failure.field!.split(".");
-  if (head === "body") expect(rest).toEqual([]);
-  else expect(KNOWN).toContain(head);
+  if (head === "body") expectEqualValue(rest, []);
+  else expectTrue(KNOWN.includes(head!), `${head} is a known field`);
   // Deeper segments are list indexes or the keys of a message.
-  for (const segment of rest) expect(segment).toMatch(/^(\d+|role|content)$/);
+  for (const segment of rest) expectTrue(/^(\d+|role|content)$/.test(segment), `segment ${segment} is an index, role or content`);
 }
 
 // ---- arbitrary bodies -------------------------------------------------------
@@ -169,10 +173,9 @@ describe("completion request schema: properties", () => {
     fc.assert(
       fc.property(anyBody, (raw) => {
         const body = wire(raw);
-        let result: ReturnType<typeof parse>;
-        expect(() => (result = parse(body))).not.toThrow();
-        if (result! instanceof RequestFailure) expectNamedRefusal(result);
-        else expect(result!.prompt !== undefined || result!.messages !== undefined).toBe(true);
+        const result = parse(body);
+        if (result instanceof RequestFailure) expectNamedRefusal(result);
+        else expectTrue(result.prompt !== undefined || result.messages !== undefined, "a prompt or messages");
       }),
       { numRuns: RUNS },
     );
@@ -185,16 +188,19 @@ describe("completion request schema: properties", () => {
         if (parsed instanceof RequestFailure) throw new Error(`refused ${JSON.stringify(body)}: ${parsed.message}`);
         const given = (key: string) => body[key] ?? undefined;
         for (const key of Object.keys(DOCUMENTED) as (keyof typeof DOCUMENTED)[]) {
-          expect(parsed[key]).toBe(given(key) ?? DOCUMENTED[key]);
+          expectSame(parsed[key], given(key) ?? DOCUMENTED[key]);
         }
-        expect(parsed.best_of).toBe(given("best_of") ?? parsed.n);
+        expectSame(parsed.best_of, given("best_of") ?? parsed.n);
         const stop = given("stop");
-        expect(parsed.stop).toEqual(stop === undefined ? [] : typeof stop === "string" ? [stop] : stop);
-        expect(parsed.model).toBe(given("model"));
-        expect(parsed.prompt).toBe(given("prompt"));
-        expect(parsed.messages).toEqual(given("messages"));
+        expectEqualValue(parsed.stop, stop === undefined ? [] : typeof stop === "string" ? [stop] : stop);
+        expectSame(parsed.model, given("model"));
+        expectSame(parsed.prompt, given("prompt"));
+        expectEqualValue(parsed.messages, given("messages"));
         // Unknown keys are accepted and left out.
-        expect(Object.keys(parsed).every((key) => KNOWN.includes(key))).toBe(true);
+        expectTrue(
+          Object.keys(parsed).every((key) => KNOWN.includes(key)),
+          "only known keys",
+        );
       }),
       { numRuns: RUNS },
     );
@@ -215,7 +221,7 @@ describe("completion request schema: properties", () => {
         const failure = parse(body);
         if (!(failure instanceof RequestFailure)) throw new Error(`accepted ${JSON.stringify(body)}`);
         expectNamedRefusal(failure);
-        expect(failure.field!.split(".")[0]).toBe(key);
+        expectSame(failure.field!.split(".")[0], key);
       }),
       { numRuns: RUNS },
     );
@@ -226,8 +232,8 @@ describe("completion request schema: properties", () => {
 function expectSchemaAnswer(body: unknown): void {
   const plain = parsePlainCompletionRequest(body);
   const schema = CompletionRequest.safeParse(body);
-  if (schema.success) expect(plain).toEqual(schema.data);
-  else expect(plain).toBeUndefined();
+  if (schema.success) expectEqualValue(plain, schema.data);
+  else expectSame(plain, undefined);
 }
 
 describe("parsePlainCompletionRequest (the path without zod)", () => {
