@@ -17,7 +17,7 @@
 import { Handler } from "../handler/handler-class.ts";
 import type { StageContext } from "../handler/context.ts";
 import { RequestFailure, type Maybe } from "../handler/failure.ts";
-import type { GenerateRequest, GenerationDelta, TokenLogprobs } from "../protocol/messages.ts";
+import type { GenerateRequest, GenerationDelta, Sequence, TokenLogprobs } from "../protocol/messages.ts";
 import type { HandlerSection } from "../config/model-config.ts";
 import { CompletionRequest, parsePlainCompletionRequest } from "./request.ts";
 import { contentSpans } from "../prompts/literal-spans.ts";
@@ -220,7 +220,7 @@ export abstract class CompletionHandler<
         logprobs: echoLogprobs(outcome.prompt, sequence.logprobs, codePoints(input.prompt)),
       };
     });
-    const completionTokens = outcome.sequences.reduce((sum, sequence) => sum + sequence.logprobs.tokens.length, 0);
+    const completionTokens = outcome.sequences.reduce((sum, sequence) => sum + generatedTokens(sequence), 0);
     return {
       id: input.id,
       object: "text_completion",
@@ -235,6 +235,11 @@ export abstract class CompletionHandler<
       raw_compute_time: outcome.compute_time,
     };
   }
+}
+
+/** What a sequence cost in generated tokens, as vLLM counts `completion_tokens`: its stop token included. */
+function generatedTokens(sequence: Sequence): number {
+  return sequence.generated_tokens ?? sequence.logprobs.tokens.length;
 }
 
 /** The response's view of the shim's token logprobs (token ids left out). */

@@ -196,6 +196,11 @@ export const Sequence = z.strictObject({
   finish_reason: z.enum(["stop", "length"]),
   logprobs: TokenLogprobs,
   cumulative_logprob: z.number(),
+  /**
+   * Tokens the engine generated for this sequence, the EOS or the token that completed a stop sequence
+   * included (vLLM's `completion_tokens`); `logprobs.tokens` holds only those before the stop.
+   */
+  generated_tokens: z.number().int().min(0).optional(),
 });
 export type Sequence = z.infer<typeof Sequence>;
 

@@ -165,7 +165,9 @@ describe("OpenAI routes through TorchServe's sub-paths", () => {
     expect(c.indices).toEqual([0, 1, 2, 3]);
     expect(c.tokens_join).toEqual(c.texts);
     for (const sizes of c.top_sizes) for (const size of sizes) expect(size === 1 || size === 2).toBe(true);
-    expect(c.usage.completion_tokens).toBe(c.logprob_lengths.reduce((a: number, b: number) => a + b, 0));
+    // Every generated token counts, an EOS too (no stop sequences here: "stop" is an EOS), as vLLM counts.
+    const generated = c.logprob_lengths.map((n: number, i: number) => n + (c.finish_reasons[i] === "stop" ? 1 : 0));
+    expect(c.usage.completion_tokens).toBe(generated.reduce((a: number, b: number) => a + b, 0));
     expect(sdk.echo).toMatchObject({ text: "The capital of France is", first_logprob: null });
 
     // Seeded sampling gives the same choices streamed or not, alone or next to another prompt.

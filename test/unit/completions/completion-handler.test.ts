@@ -120,6 +120,13 @@ describe("CompletionHandler", () => {
     expect(Math.abs(body.created - Date.now() / 1000)).toBeLessThan(60);
   });
 
+  it("counts completion_tokens as generated, the stop token included, where the engine says how many (vLLM's count)", async () => {
+    const model = new FakeModel({ script: [outcome([{ ...seq("hello", -2, "stop"), generated_tokens: 6 }, seq("hi", -1)])] });
+    const { outcomes } = await runHandler(new EchoHandler(), [{ prompt: "x", n: 2, temperature: 1 }], { model });
+    const body = CompletionResponse.parse((outcomes[0] as { body: unknown }).body);
+    expect(body.usage).toEqual({ prompt_tokens: 3, completion_tokens: 6 + 2, total_tokens: 11 });
+  });
+
   it("names the model after the served model when the request does not", async () => {
     const { outcomes } = await runHandler(new EchoHandler(), [{ prompt: "x" }], { modelName: "served-name" });
     expect((outcomes[0] as { body: { model: string } }).body.model).toBe("served-name");

@@ -28,3 +28,17 @@ def test_echo_offsets_point_at_each_token_in_the_prompt(engine):
     for token, offset in list(zip(tokens, offsets))[2:]:
         assert PROMPT[offset : offset + len(token)] == token
     assert offsets[-1] + len(tokens[-1]) == len(PROMPT)
+
+
+def test_generated_tokens_count_the_token_that_completed_a_stop(engine):
+    """usage.completion_tokens counts what the engine generated, as vLLM does: the token that completed a
+    stop sequence too, although the text and the token logprobs end before the stop."""
+    [free] = engine.generate([make_request("Alan Turing was a", max_tokens=8)])[0]["sequences"]
+    assert free["finish_reason"] == "length" and free["generated_tokens"] == len(free["logprobs"]["tokens"]) == 8
+    tokens = free["logprobs"]["tokens"]
+    stop_at = next(i for i in range(2, 8) if tokens[i] and tokens[i] not in "".join(tokens[:i]))  # a new text
+    [cut] = engine.generate([make_request("Alan Turing was a", max_tokens=8, stop=[tokens[stop_at]])])[0]["sequences"]
+    assert cut["finish_reason"] == "stop"
+    assert cut["text"] == "".join(tokens[:stop_at])
+    assert len(cut["logprobs"]["tokens"]) == stop_at  # the stop's own token is cut from the text and logprobs
+    assert cut["generated_tokens"] == stop_at + 1  # but it was generated

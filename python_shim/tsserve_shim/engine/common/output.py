@@ -238,6 +238,7 @@ def sequence(row: Row) -> dict:
         "finish_reason": row.finish_reason or "length",
         "logprobs": token_logprobs(row),
         "cumulative_logprob": float(sum(row.logprobs)),
+        "generated_tokens": len(row.chosen_ids),
     }
 
 

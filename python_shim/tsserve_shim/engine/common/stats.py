@@ -117,6 +117,11 @@ def count_outcomes(stats: EngineStats, outcomes) -> tuple[int, int]:
         stats.count(PREFIX_CACHE_HITS, cached)
         prompts, cached_total = prompts + prompt, cached_total + cached
         for sequence in outcome.get("sequences", []):
-            stats.count(GENERATION_TOKENS, len(sequence.get("logprobs", {}).get("token_ids", [])))
+            stats.count(GENERATION_TOKENS, generated_tokens(sequence))
             stats.count(REQUEST_SUCCESS, 1, str(sequence.get("finish_reason", "length")))
     return prompts, cached_total
+
+
+def generated_tokens(sequence: dict) -> int:
+    """What a sequence cost in generated tokens, its EOS or stop token included (vLLM's count)."""
+    return int(sequence.get("generated_tokens", len(sequence.get("logprobs", {}).get("token_ids", []))))
