@@ -18,22 +18,13 @@
  *
  * Writes the JSON, a markdown table beside it (`.md`) and its charts (bench/vllm-charts.ts: vllm-tokens.svg, vllm-ttft.svg).
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { createArchive } from "../src/archive/archive.ts";
-import { workPaths, type WorkPaths } from "../src/client/paths.ts";
-import { loopbackProperties } from "../src/client/properties.ts";
+import { ROOT, SMOLLM2_PATH as MODEL_PATH, serveTsserve, serveVllm, smollm2Config, type Served } from "./bench-servers.ts";
 import { writeVllmCharts } from "./vllm-charts.ts";
-import { connect, runningServer, startServer, stopServer } from "../src/client/torchserve-process.ts";
-import { registerWatched } from "../src/client/model-registration.ts";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
-const MODEL_PATH = path.join(ROOT, ".cache", "smollm2-135m-instruct");
-const CONFIG = path.join(ROOT, "configs", "smollm2-135m-instruct.yaml");
 const HANDLER = path.join(ROOT, "handlers", "smollm2-135m-instruct.ts");
-const PYTHON = path.join(ROOT, ".venv", "bin", "python");
 const KV_CACHE_MB = 1024; // the vLLM engine's CPU default (vllm_args.DEFAULT_CPU_KV_CACHE_MB); the server gets the same
 
 const { values: args } = parseArgs({
@@ -183,93 +174,25 @@ async function measure(url: string, headers: Record<string, string>, load_s: num
   };
 }
 
-function configFor(engine: "vllm" | "transformers", file: string): string {
-  const yaml = fs
-    .readFileSync(CONFIG, "utf8")
-    .replace(/model_path: .*/, `model_path: "${MODEL_PATH}"`)
-    .replace(/engine: .*/, engine === "vllm" ? `engine: "vllm"\n  kv_cache_mb: ${KV_CACHE_MB}` : `engine: "${engine}"`);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, yaml);
-  return file;
+async function measured(served: Served, route: string): Promise<Figures> {
+  try {
+    return await measure(`${served.base}${route}`, served.headers, served.load_s);
+  } finally {
+    await served.stop();
+  }
 }
 
 async function tsserve(engine: "vllm" | "transformers"): Promise<Figures> {
-  const work = path.join(ROOT, ".work", `bench-vllm-${engine}`);
-  fs.rmSync(work, { recursive: true, force: true });
-  const paths: WorkPaths = workPaths({ ...process.env, TSSERVE_WORK_DIR: work });
-  const modelStore = path.join(work, "model-store");
-  fs.mkdirSync(modelStore, { recursive: true });
-  const tsConfig = path.join(work, "config.properties");
-  fs.writeFileSync(tsConfig, loopbackProperties(PORT));
   const model = `smollm2-${engine}`;
-  await createArchive({
-    modelName: model,
-    version: "1.0",
-    handler: HANDLER,
-    configFile: configFor(engine, path.join(work, "scratch", `${model}.yaml`)),
-    exportPath: modelStore,
-    force: true,
-  });
-  try {
-    await startServer({ paths, tsConfig, modelStore });
-    const started = performance.now();
-    await registerWatched(connect(paths), { url: `${model}.mar`, modelName: model, initialWorkers: 1 }, paths);
-    const load = (performance.now() - started) / 1000;
-    const key = JSON.parse(fs.readFileSync(paths.keyFile, "utf8")).inference.key as string;
-    return await measure(`http://127.0.0.1:${PORT}/predictions/${model}/1.0/v1/completions`, { Authorization: `Bearer ${key}` }, load);
-  } finally {
-    if (runningServer(paths)) await stopServer({ paths });
-  }
+  const config = smollm2Config(engine === "vllm" ? `engine: "vllm"\n  kv_cache_mb: ${KV_CACHE_MB}` : `engine: "${engine}"`);
+  return measured(
+    await serveTsserve(`bench-vllm-${engine}`, PORT, [{ name: model, handler: HANDLER, config }]),
+    `/predictions/${model}/1.0/v1/completions`,
+  );
 }
 
 async function vllmServer(): Promise<Figures> {
-  const port = PORT + 5;
-  const started = performance.now();
-  const child: ChildProcess = spawn(
-    PYTHON,
-    [
-      "-m",
-      "vllm.entrypoints.openai.api_server",
-      "--model",
-      MODEL_PATH,
-      "--dtype",
-      "float32",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--kv-cache-memory-bytes",
-      String(KV_CACHE_MB * 2 ** 20),
-      "--disable-log-stats",
-    ],
-    { stdio: ["ignore", "ignore", "pipe"], detached: true },
-  );
-  let log = "";
-  child.stderr!.on("data", (c) => (log = (log + c).slice(-4000)));
-  try {
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`vLLM's server exited (${child.exitCode}):\n${log}`);
-      const health = await fetch(`http://127.0.0.1:${port}/health`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (health) break;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    return await measure(`http://127.0.0.1:${port}/v1/completions`, {}, (performance.now() - started) / 1000);
-  } finally {
-    try {
-      process.kill(-child.pid!, "SIGTERM");
-    } catch {
-      /* gone */
-    }
-    await new Promise((r) => setTimeout(r, 3000));
-    try {
-      process.kill(-child.pid!, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
+  return measured(await serveVllm(MODEL_PATH, PORT + 5, KV_CACHE_MB), "/v1/completions");
 }
 
 function table(figures: Partial<Record<Target, Figures>>): string {

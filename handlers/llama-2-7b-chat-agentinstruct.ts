@@ -35,6 +35,7 @@ import {
   completionRequestSchema,
   explanationPrompt,
   extendHandlerSection,
+  generatedTokens,
   llama2RawPrompt,
   LLAMA2_CHAT_EXPLANATION_TRIGGER,
   type CompletionInput,
@@ -147,7 +148,7 @@ export default class Llama2_7bChatAgentInstruct extends CompletionHandler<AgentI
       });
       const prompt = llama2RawPrompt(rawPrompt);
       const next: Input = { ...input, prompt, generate: this.generateRequest(request, prompt) };
-      const completionTokens = sequence.logprobs.tokens.length;
+      const completionTokens = generatedTokens(sequence);
       this.explanations.set(next, {
         text: cleanExplanation(sequence.text),
         finish_reason: sequence.finish_reason,

@@ -238,7 +238,7 @@ export abstract class CompletionHandler<
 }
 
 /** What a sequence cost in generated tokens, as vLLM counts `completion_tokens`: its stop token included. */
-function generatedTokens(sequence: Sequence): number {
+export function generatedTokens(sequence: Sequence): number {
   return sequence.generated_tokens ?? sequence.logprobs.tokens.length;
 }
 

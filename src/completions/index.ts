@@ -1,4 +1,4 @@
-export { CompletionHandler, choiceLogprobs, echoLogprobs } from "./completion-handler.ts";
+export { CompletionHandler, choiceLogprobs, echoLogprobs, generatedTokens } from "./completion-handler.ts";
 export {
   responseId,
   unixSeconds,
