@@ -48,35 +48,42 @@ EXIT_AFTER_ENGINE_DEATH_S = 2.0
 VLLM_MAX_TEMPERATURE = 2.0
 
 
+def sampling_choice(request: GenerateRequest) -> tuple[float, float, int]:
+    """(temperature, top_p, top_k) as vLLM takes them. A greedy request (temperature under GREEDY_BELOW,
+    or the seed's top_p 0 with one sequence) is temperature 0: vLLM's greedy path, no generator and
+    no top-k. top_p 0 with several sequences keeps only the most likely token by top_k 1 (vLLM refuses
+    n > 1 at temperature 0)."""
+    temperature, top_p, top_k = request.temperature, request.top_p, request.top_k
+    if temperature < GREEDY_BELOW or (top_p <= 0.0 and request.num_sequences == 1):
+        return 0.0, 1.0, 0
+    if top_p <= 0.0:
+        return temperature, 1.0, 1
+    return temperature, top_p, top_k
+
+
 def sampling_params(request: GenerateRequest):
-    """vLLM's SamplingParams for one GenerateRequest. Always asks for the chosen tokens' logprobs
-    (a Sequence reports them), and for the prompt's when the request echoes it."""
+    """vLLM's SamplingParams for one GenerateRequest. Asks for the chosen tokens' logprobs only when
+    the request reports them (logprobs None: none), and for the prompt's when it echoes."""
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
     from .structured import vllm_structured_outputs
 
-    temperature = request.temperature
-    if temperature > VLLM_MAX_TEMPERATURE:
-        raise ValueError(f"temperature {temperature:g} is above {VLLM_MAX_TEMPERATURE:g}, the most the vLLM engine takes")
-    n = request.num_sequences
-    top_p, top_k = request.top_p, request.top_k
-    if top_p <= 0.0:  # the seed's top_p 0: only the most likely token
-        top_p, top_k = 1.0, 1
-        if n == 1:  # that token by vLLM's greedy path, which needs no generator (it refuses n > 1 at temperature 0)
-            temperature = 0.0
+    if request.temperature > VLLM_MAX_TEMPERATURE:
+        raise ValueError(f"temperature {request.temperature:g} is above {VLLM_MAX_TEMPERATURE:g}, the most the vLLM engine takes")
+    temperature, top_p, top_k = sampling_choice(request)
     k = request.logprobs
     return SamplingParams(
-        n=n,
+        n=request.num_sequences,
         max_tokens=max(1, request.max_tokens),  # max_tokens 0 (scoring): the one token is dropped
-        temperature=0.0 if temperature < GREEDY_BELOW else temperature,
+        temperature=temperature,
         top_p=top_p,
         top_k=top_k,
         repetition_penalty=request.repetition_penalty,
-        seed=request.seed,
+        seed=request.seed if temperature > 0.0 else None,  # greedy needs none; a seed would give it a generator
         stop=list(request.stop) or None,
         logprobs=k,
-        prompt_logprobs=k if request.echo else None,
+        prompt_logprobs=(k or 0) if request.echo else None,
         skip_special_tokens=False,  # stop strings are matched on the text tsserve reports, special tokens included
         detokenize=bool(request.stop),  # tsserve builds the text itself; vLLM's only matches stop strings
         output_kind=RequestOutputKind.DELTA,
