@@ -7,7 +7,7 @@ import { z } from "zod";
 import path from "node:path";
 import { parseByteSize } from "./bytes.ts";
 import { gpuLayoutIssues } from "./gpu-layout.ts";
-import { engineIssues } from "./engine-support.ts";
+import { engineIssues, vllmWorkerIssues } from "./engine-support.ts";
 
 export const Dtype = z.enum(["auto", "float16", "bfloat16", "float32"]);
 export const Quantize = z.enum(["none", "int8", "fp4", "nf4"]);
@@ -127,6 +127,10 @@ export function parseModelConfig<Cfg>(raw: unknown, handlerSchema: z.ZodType<Cfg
     ...batchingIssues(outer.data),
     ...gpuLayoutIssues(outer.data, typeof perModel === "number" ? perModel : 1),
     ...engineIssues(inner.data as Record<string, unknown>),
+    // The GPUs are known here only when deviceIds lists them; the shim's load checks the machine's.
+    ...(outer.data.deviceIds?.length
+      ? vllmWorkerIssues(outer.data, inner.data as Record<string, unknown>, outer.data.deviceIds.length)
+      : []),
   ];
   if (layout.length > 0) {
     const issues = layout.map((issue) => ({ code: "custom" as const, input: raw, ...issue }));

@@ -28,7 +28,7 @@ from ..bridge.channel import Bridge, ChildSpec, closed, unavailable
 from ..bridge.errors import ShimConfigError
 from ..bridge.node_process import find_node
 from ..model.handler_config import HandlerConfig
-from ..model.placement import worker_device_ids
+from ..model.placement import model_workers, worker_device_ids
 from . import envelope as kserve
 from .handle_timeout import handle_timeout
 from .limits import GenerateLimits, max_response_size
@@ -131,6 +131,7 @@ class TsserveHandler:
             device_type=self.model_config.get("deviceType"),
             device_ids=worker_device_ids(self.model_config),
             startup_timeout_s=self.model_config.get("startupTimeout"),
+            workers=model_workers(self.model_config),
         ).start()
         self.metrics = start_publishing(self.engine, context, self.model_name)
         self.generate_limits = GenerateLimits.from_config(config, self.engine.info()["context_length"])

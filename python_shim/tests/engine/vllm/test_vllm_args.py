@@ -13,7 +13,7 @@ from tsserve_shim.model.load_plan import plan_load
 GiB = 2**30
 
 
-def gpu_launch(section: dict, *, gpu_id: int = 0, device_count: int = 8, device_ids=None, environ=None):
+def gpu_launch(section: dict, *, gpu_id: int = 0, device_count: int = 8, device_ids=None, environ=None, workers: int | None = 1):
     full = HandlerConfig.from_section({"model_path": "/models/llama", "engine": "vllm", **section})
     plan = plan_load(
         full,
@@ -27,7 +27,7 @@ def gpu_launch(section: dict, *, gpu_id: int = 0, device_count: int = 8, device_
         environ=environ or {},
         check_model_size=False,
     )
-    return vllm_launch(full, plan, gpu_total_memory=lambda i: 80 * GiB, environ=environ or {})
+    return vllm_launch(full, plan, gpu_total_memory=lambda i: 80 * GiB, environ=environ or {}, workers=workers)
 
 
 def cpu_launch(section: dict):
@@ -135,3 +135,34 @@ def test_vllm_s_ready_timeout_falls_inside_the_worker_s_start_up_budget(startup,
     full = HandlerConfig.from_section({"model_path": str(SMOLLM2), "engine": "vllm"})
     plan = plan_load(full, model_dir=str(SMOLLM2), gpu_id=None, device_type="cpu", device_ids=None, cuda_available=False)
     assert vllm_launch(full, plan, startup_timeout_s=startup).environ["VLLM_ENGINE_READY_TIMEOUT_S"] == str(ready)
+
+
+# (GPUs, num_gpu_per_model, deviceIds): the most workers with a GPU group each.
+GROUPS = [
+    (1, 1, None, 1),
+    (2, 1, None, 2),
+    (2, 2, None, 1),
+    (8, 1, None, 8),
+    (8, 2, None, 4),
+    (8, 4, None, 2),
+    (8, 8, None, 1),
+    (8, 2, [4, 5, 6], 1),
+]
+
+
+@pytest.mark.parametrize("gpus,per_model,device_ids,groups", GROUPS)
+def test_each_vllm_worker_needs_a_gpu_group_of_its_own(gpus, per_model, device_ids, groups):
+    section = {"num_gpu_per_model": per_model}
+    launch = gpu_launch(section, device_count=gpus, device_ids=device_ids, gpu_id=(device_ids or [0])[0], workers=groups)
+    assert launch.engine_args["tensor_parallel_size"] == per_model
+    usable = len(device_ids) if device_ids else gpus
+    with pytest.raises(
+        ValueError, match=rf"{groups + 1} worker\(s\) but {usable} GPU\(s\) make only {groups} group\(s\).*at most {groups}"
+    ):
+        gpu_launch(section, device_count=gpus, device_ids=device_ids, gpu_id=(device_ids or [0])[0], workers=groups + 1)
+
+
+def test_without_a_worker_count_torchserve_starts_one_worker_per_gpu():
+    assert gpu_launch({"num_gpu_per_model": 1}, device_count=8, workers=None).engine_args["tensor_parallel_size"] == 1
+    with pytest.raises(ValueError, match=r"8 worker\(s\) but 8 GPU\(s\) make only 4 group\(s\)"):
+        gpu_launch({"num_gpu_per_model": 2}, device_count=8, workers=None)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ...model.handler_config import HandlerConfig, ModelConfigError
 from ...model.load_plan import LoadPlan
-from ...model.placement import parse_cuda_visible_devices
+from ...model.placement import check_one_group_per_worker, parse_cuda_visible_devices
 
 # The CPU backend sizes its KV cache from this when handler.kv_cache_mb is not set: vLLM's own default
 # reserves a share of all the machine's memory, which fails beside other workers on a small host.
@@ -85,9 +85,11 @@ def vllm_launch(
     gpu_total_memory: Callable[[int], int] | None = None,
     environ: Mapping[str, str] | None = None,
     startup_timeout_s: float | None = None,
+    workers: int | None = None,
 ) -> VllmLaunch:
     """The vLLM engine's arguments for this worker (``gpu_total_memory``: bytes of CUDA ordinal i;
-    ``startup_timeout_s``: model-config.yaml's startupTimeout)."""
+    ``startup_timeout_s``: model-config.yaml's startupTimeout; ``workers``: the most it lets TorchServe
+    start, None for TorchServe's default of one per GPU)."""
     _refuse_transformers_only(config, plan)
     args: dict[str, Any] = {
         "model": plan.model_path,
@@ -104,6 +106,8 @@ def vllm_launch(
     env: dict[str, str] = {"VLLM_ENGINE_READY_TIMEOUT_S": str(ready_timeout_s(startup_timeout_s))}
     if plan.on_gpu:
         assert plan.placement is not None
+        placement = plan.placement
+        check_one_group_per_worker(len(placement.max_memory) if workers is None else workers, placement.usable_gpus, len(placement.group))
         if gpu_total_memory is None:
             raise ModelConfigError("the GPUs' memory is unknown, so handler.gpu_max_memory cannot become vLLM's gpu_memory_utilization")
         args["tensor_parallel_size"] = len(plan.placement.group)

@@ -154,6 +154,7 @@ class VllmEngine(PromptTokenizer):
         device_type: str | None = None,
         device_ids: Sequence[int] | None = None,
         startup_timeout_s: float | None = None,
+        workers: int | None = None,
     ) -> VllmEngine:
         import torch
 
@@ -164,6 +165,7 @@ class VllmEngine(PromptTokenizer):
             gpu_total_memory=(lambda i: torch.cuda.get_device_properties(i).total_memory) if plan.on_gpu else None,
             environ=os.environ,
             startup_timeout_s=startup_timeout_s,
+            workers=workers,
         )
         os.environ.update(launch.environ)
         log.info("tsserve: starting vLLM for %s on %s (%s)", plan.model_path, plan.device, launch.engine_args)
