@@ -11,12 +11,22 @@ interface EngineKeys {
   gguf_file?: unknown;
   quantize?: unknown;
   double_quant?: unknown;
+  vllm?: unknown;
 }
 
 const USE_TRANSFORMERS = "or set handler.engine: transformers";
 
 export function engineIssues(handler: EngineKeys): GpuLayoutIssue[] {
-  if (handler.engine !== "vllm") return [];
+  if (handler.engine !== "vllm") {
+    return handler.vllm === undefined
+      ? []
+      : [
+          {
+            path: ["handler", "vllm"],
+            message: "holds vLLM engine arguments, which the transformers engine does not read: set handler.engine: vllm or remove it",
+          },
+        ];
+  }
   const issues: GpuLayoutIssue[] = [];
   const refuse = (key: string, message: string) => issues.push({ path: ["handler", key], message });
   if (typeof handler.gguf_file === "string") {

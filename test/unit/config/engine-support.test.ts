@@ -79,3 +79,18 @@ describe("vLLM workers and GPU groups", () => {
     expect(problems(parse({ engine: "transformers", num_gpu_per_model: 2 }, { deviceIds: [0, 1, 2, 3], maxWorkers: 3 }))).toEqual([]);
   });
 });
+
+describe("handler.vllm", () => {
+  it("passes vLLM's engine arguments through and refuses the ones tsserve sets, naming the key to use", () => {
+    const vllm = { max_num_batched_tokens: 4096, kv_cache_dtype: "fp8", speculative_config: { method: "ngram" } };
+    expect(parse({ engine: "vllm", vllm }).data?.handler.vllm).toEqual(vllm);
+    expect(problems(parse({ engine: "vllm", vllm: { max_num_seqs: 8, tensor_parallel_size: 2 } }))).toEqual([
+      "handler.vllm.max_num_seqs: tsserve sets it: use handler.max_num_seqs",
+      "handler.vllm.tensor_parallel_size: tsserve sets it: use handler.num_gpu_per_model",
+    ]);
+    expect(problems(parse({ engine: "vllm", vllm: [1] }))).toEqual(["handler.vllm: must be a map of vLLM engine arguments"]);
+    expect(problems(parse({ vllm: { max_num_batched_tokens: 1 } }))).toEqual([
+      expect.stringMatching(/^handler\.vllm: .*set handler\.engine: vllm/),
+    ]);
+  });
+});

@@ -34,7 +34,7 @@ from ..common.scores import Scores
 from ..common.stats import EngineStats, metrics_enabled
 from ..common.submit import Done, wait_for_outcomes
 from ..contract import GenerateRequest, Outcome, Requests, error_outcome, generate_requests
-from .args import VllmLaunch, vllm_launch
+from .args import VllmLaunch, not_ready_message, unknown_vllm_args, vllm_launch
 from .failures import refusal, request_failure, unanswered
 from .reaper import Reaper
 from .stats import stat_logger_factory
@@ -156,8 +156,12 @@ class VllmEngine(PromptTokenizer):
         startup_timeout_s: float | None = None,
         workers: int | None = None,
     ) -> VllmEngine:
-        import torch
+        import dataclasses
 
+        import torch
+        from vllm.engine.arg_utils import AsyncEngineArgs
+
+        unknown_vllm_args(config, {f.name for f in dataclasses.fields(AsyncEngineArgs)})
         plan = plan_load_here(config, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids)
         launch = vllm_launch(
             config,
@@ -169,17 +173,8 @@ class VllmEngine(PromptTokenizer):
         )
         os.environ.update(launch.environ)
         log.info("tsserve: starting vLLM for %s on %s (%s)", plan.model_path, plan.device, launch.engine_args)
-        loop = _start_loop()
-        reaper = Reaper.start()
         stats = EngineStats()
-        try:
-            with reaper.watching_new_children():  # from the first process vLLM starts: a load can be killed too
-                llm = asyncio.run_coroutine_threadsafe(
-                    _create_async_llm(launch.engine_args, stat_logger_factory(stats) if metrics_enabled() else None), loop
-                ).result()
-        except BaseException:
-            reaper.close()  # a start that failed leaves none of its processes behind
-            raise
+        llm, loop, reaper = _start_vllm(launch, stats, startup_timeout_s)
         engine = cls(llm, name_or_path=config.model_path, device=plan.device, loop=loop, stats=stats)
         engine.launch = launch
         engine._reaper = reaper
@@ -360,6 +355,25 @@ def _start_loop() -> asyncio.AbstractEventLoop:
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, name="tsserve-vllm", daemon=True).start()
     return loop
+
+
+def _start_vllm(launch: VllmLaunch, stats: EngineStats, startup_timeout_s: float | None):
+    """vLLM's async engine on a loop of its own, its processes watched by a reaper from the first one: a start
+    that fails or is killed leaves none behind. A start slower than vLLM's ready timeout says why."""
+    loop = _start_loop()
+    reaper = Reaper.start()
+    try:
+        with reaper.watching_new_children():
+            llm = asyncio.run_coroutine_threadsafe(
+                _create_async_llm(launch.engine_args, stat_logger_factory(stats) if metrics_enabled() else None), loop
+            ).result()
+    except TimeoutError as error:
+        reaper.close()
+        raise TimeoutError(not_ready_message(startup_timeout_s)) from error
+    except BaseException:
+        reaper.close()
+        raise
+    return llm, loop, reaper
 
 
 async def _create_async_llm(engine_args: Mapping[str, Any], stat_logger=None):
