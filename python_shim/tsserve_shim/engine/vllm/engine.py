@@ -36,7 +36,6 @@ from ..common.submit import Done, wait_for_outcomes
 from ..contract import GenerateRequest, Outcome, Requests, error_outcome, generate_requests
 from .args import VllmLaunch, not_ready_message, unknown_vllm_args, vllm_launch
 from .failures import refusal, request_failure, unanswered
-from .reaper import Reaper
 from .stats import stat_logger_factory
 
 log = logging.getLogger(__name__)
@@ -140,7 +139,6 @@ class VllmEngine(PromptTokenizer):
         self._calls = Calls()
         self._request_ids = itertools.count(1)
         self._dying = False
-        self._reaper: Reaper | None = None  # set by load
 
     # ------------------------------------------------------------ loading
 
@@ -174,10 +172,10 @@ class VllmEngine(PromptTokenizer):
         os.environ.update(launch.environ)
         log.info("tsserve: starting vLLM for %s on %s (%s)", plan.model_path, plan.device, launch.engine_args)
         stats = EngineStats()
-        llm, loop, reaper = _start_vllm(launch, stats, startup_timeout_s)
+        loop = _start_loop()
+        llm = _start_vllm(launch, stats, startup_timeout_s, loop)
         engine = cls(llm, name_or_path=config.model_path, device=plan.device, loop=loop, stats=stats)
         engine.launch = launch
-        engine._reaper = reaper
         return engine
 
     def start(self) -> VllmEngine:
@@ -186,8 +184,6 @@ class VllmEngine(PromptTokenizer):
     def shutdown(self) -> None:
         """Stop vLLM's engine processes, then this engine's loop (its tasks cancelled first, not dropped)."""
         self.llm.shutdown()
-        if self._reaper is not None:
-            self._reaper.close()
         asyncio.run_coroutine_threadsafe(_cancel_tasks(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
 
@@ -357,23 +353,15 @@ def _start_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-def _start_vllm(launch: VllmLaunch, stats: EngineStats, startup_timeout_s: float | None):
-    """vLLM's async engine on a loop of its own, its processes watched by a reaper from the first one: a start
-    that fails or is killed leaves none behind. A start slower than vLLM's ready timeout says why."""
-    loop = _start_loop()
-    reaper = Reaper.start()
+def _start_vllm(launch: VllmLaunch, stats: EngineStats, startup_timeout_s: float | None, loop: asyncio.AbstractEventLoop):
+    """vLLM's async engine on ``loop`` (its processes are the worker's reaper's: worker/reaper.py). A start
+    slower than vLLM's ready timeout says why."""
     try:
-        with reaper.watching_new_children():
-            llm = asyncio.run_coroutine_threadsafe(
-                _create_async_llm(launch.engine_args, stat_logger_factory(stats) if metrics_enabled() else None), loop
-            ).result()
+        return asyncio.run_coroutine_threadsafe(
+            _create_async_llm(launch.engine_args, stat_logger_factory(stats) if metrics_enabled() else None), loop
+        ).result()
     except TimeoutError as error:
-        reaper.close()
         raise TimeoutError(not_ready_message(startup_timeout_s)) from error
-    except BaseException:
-        reaper.close()
-        raise
-    return llm, loop, reaper
 
 
 async def _create_async_llm(engine_args: Mapping[str, Any], stat_logger=None):
