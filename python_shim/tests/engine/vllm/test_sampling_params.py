@@ -43,3 +43,8 @@ def test_logprobs_are_asked_of_vllm_only_when_the_request_reports_them():
     assert params(logprobs=0).logprobs == 0
     assert params(logprobs=3).logprobs == 3
     assert params(logprobs=None, echo=True).prompt_logprobs == 0
+
+
+def test_full_context_scoring_forces_one_greedy_token():
+    p = sampling_params(GenerateRequest.from_params(make_request("Hi", max_tokens=0, echo=True, num_sequences=2, logprobs=None)), 7)
+    assert (p.n, p.temperature, p.max_tokens, p.allowed_token_ids, p.logprobs, p.prompt_logprobs) == (1, 0.0, 1, [7], 0, 0)

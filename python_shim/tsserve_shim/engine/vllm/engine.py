@@ -60,9 +60,10 @@ def sampling_choice(request: GenerateRequest) -> tuple[float, float, int]:
     return temperature, top_p, top_k
 
 
-def sampling_params(request: GenerateRequest):
+def sampling_params(request: GenerateRequest, forced_token: int | None = None):
     """vLLM's SamplingParams for one GenerateRequest. Asks for the chosen tokens' logprobs only when
-    the request reports them (logprobs None: none), and for the prompt's when it echoes."""
+    the request reports them (logprobs None: none), and for the prompt's when it echoes. ``forced_token``:
+    full-context scoring (VllmEngine._generate), one greedy token that can only be this one."""
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
@@ -71,9 +72,11 @@ def sampling_params(request: GenerateRequest):
     if request.temperature > VLLM_MAX_TEMPERATURE:
         raise ValueError(f"temperature {request.temperature:g} is above {VLLM_MAX_TEMPERATURE:g}, the most the vLLM engine takes")
     temperature, top_p, top_k = sampling_choice(request)
-    k = request.logprobs
+    n, k = request.num_sequences, request.logprobs
+    if forced_token is not None:  # its logprob is the model's own: vLLM takes raw logprobs before the mask
+        temperature, top_p, top_k, n, k = 0.0, 1.0, 0, 1, k or 0
     return SamplingParams(
-        n=request.num_sequences,
+        n=n,
         max_tokens=max(1, request.max_tokens),  # max_tokens 0 (scoring): the one token is dropped
         temperature=temperature,
         top_p=top_p,
@@ -86,6 +89,7 @@ def sampling_params(request: GenerateRequest):
         skip_special_tokens=False,  # stop strings are matched on the text tsserve reports, special tokens included
         detokenize=bool(request.stop),  # tsserve builds the text itself; vLLM's only matches stop strings
         output_kind=RequestOutputKind.DELTA,
+        allowed_token_ids=None if forced_token is None else [forced_token],
         structured_outputs=vllm_structured_outputs(request.structured),
     )
 
@@ -256,7 +260,7 @@ class VllmEngine(PromptTokenizer):
         from vllm.v1.engine.exceptions import EngineDeadError
 
         try:
-            params = sampling_params(request)
+            params = sampling_params(request, ids[-1] if self._scores_full_context(request, ids) else None)
         except (ValueError, VLLMClientError) as error:
             return refusal(error)
         deadline = rows[0].deadline
@@ -285,14 +289,25 @@ class VllmEngine(PromptTokenizer):
         )
         self._loop.call_later(EXIT_AFTER_ENGINE_DEATH_S, _exit_worker)
 
+    def _scores_full_context(self, request: GenerateRequest, ids: list[int]) -> bool:
+        """A prompt of max_model_len tokens scored (max_tokens 0, lm-eval's rolling windows): vLLM generates at least
+        one token, so it would refuse the prompt. It gets all but the last token as the prompt and the last
+        as its one generated token, so every position is scored, as the transformers engine scores it."""
+        return request.max_tokens == 0 and len(ids) >= self.context_length > 1
+
     async def _generate(self, request: GenerateRequest, ids: list[int], rows: list[Row], params) -> Outcome | None:
         """Take vLLM's outputs into the rows; an error outcome when vLLM ends a sequence with no answer."""
         from vllm.inputs import TokensPrompt
 
         scoring_only = request.max_tokens == 0
-        async for out in self.llm.generate(TokensPrompt(prompt_token_ids=ids), params, f"tsserve-{next(self._request_ids)}"):
-            if out.prompt_logprobs is not None and rows[0].scores_prompt and rows[0].prompt_scores is None:
-                rows[0].prompt_scores = prompt_scores(out.prompt_logprobs, ids, rows[0].k)
+        full = self._scores_full_context(request, ids)
+        prompt = ids[:-1] if full else ids
+        async for out in self.llm.generate(TokensPrompt(prompt_token_ids=prompt), params, f"tsserve-{next(self._request_ids)}"):
+            positions = out.prompt_logprobs
+            if full and positions is not None:
+                positions = [*positions, out.outputs[0].logprobs[0] if out.outputs and out.outputs[0].logprobs else None]
+            if positions is not None and rows[0].scores_prompt and rows[0].prompt_scores is None:
+                rows[0].prompt_scores = prompt_scores(positions, ids, rows[0].k)
             for completion in out.outputs:
                 failure = unanswered(completion.finish_reason, completion.index)
                 if failure is not None:
@@ -301,7 +316,7 @@ class VllmEngine(PromptTokenizer):
                 row.cached_tokens = int(out.num_cached_tokens or 0)
                 if scoring_only:
                     if completion.finish_reason is not None:
-                        row.finish_reason = "length"
+                        _finish(rows if full else [row], "length")  # full: one sequence stands for all
                 else:
                     self._take(row, completion)
 
