@@ -104,9 +104,16 @@ def vllm_engine():
 
     if not (SMOLLM2 / "config.json").is_file():
         pytest.fail(f"{SMOLLM2} is missing: scripts/setup.sh converts SmolLM2-135M-Instruct there")
-    engine = load_engine(HandlerConfig.from_section(VLLM_SECTION), model_dir=str(SMOLLM2), gpu_id=None)
-    yield engine
-    engine.shutdown()
+    from tsserve_shim.worker.reaper import Reaper
+
+    reaper = Reaper.start()  # as the worker does: no vLLM process outlives the test run
+    try:
+        with reaper.watching_new_children():
+            engine = load_engine(HandlerConfig.from_section(VLLM_SECTION), model_dir=str(SMOLLM2), gpu_id=None)
+        yield engine
+        engine.shutdown()
+    finally:
+        reaper.close()
 
 
 @pytest.fixture(scope="session", params=["transformers", "vllm"])

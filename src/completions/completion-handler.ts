@@ -19,7 +19,7 @@ import type { StageContext } from "../handler/context.ts";
 import { RequestFailure, type Maybe } from "../handler/failure.ts";
 import type { GenerateRequest, GenerationDelta, Sequence, TokenLogprobs } from "../protocol/messages.ts";
 import type { HandlerSection } from "../config/model-config.ts";
-import { CompletionRequest, parsePlainCompletionRequest } from "./request.ts";
+import { CompletionRequest, computesLogprobs, parsePlainCompletionRequest } from "./request.ts";
 import { contentSpans } from "../prompts/literal-spans.ts";
 import type { ChoiceLogprobs, CompletionChunk, CompletionResponse, Choice } from "./response.ts";
 import type { z } from "zod";
@@ -78,7 +78,7 @@ export abstract class CompletionHandler<
       repetition_penalty: request.repetition_penalty,
       seed: request.seed,
       stop: request.stop,
-      logprobs: request.logprobs,
+      logprobs: computesLogprobs(request) ? request.logprobs : null,
       num_sequences: request.best_of,
       echo: request.echo,
       stream: request.stream,

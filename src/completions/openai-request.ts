@@ -122,7 +122,7 @@ export function parseOpenAICompletion<Req extends CompletionRequest>(
   for (const form of forms) {
     const parsed = parseRequest({ ...shared, prompt: "text" in form ? form.text : "" });
     if (isFailure(parsed)) return parsed;
-    const request = asAsked(parsed, openai as Body, structured);
+    const request = asAsked(parsed, openai as Body, structured, logprobs);
     prompts.push("text" in form ? { request } : { request, tokenIds: form.tokenIds });
   }
   return { prompts, logprobs, ...streaming(openai as Body) };
@@ -149,16 +149,22 @@ export function parseOpenAIChat<Req extends CompletionRequest>(
   }));
   const request = parseRequest({ ...shared, messages });
   if (isFailure(request)) return request;
-  return { prompts: [{ request: asAsked(request, openai as Body, structured) }], logprobs, ...streaming(openai as Body) };
+  return { prompts: [{ request: asAsked(request, openai as Body, structured, logprobs) }], logprobs, ...streaming(openai as Body) };
 }
 
 /**
  * The handler's request as the OpenAI call asked for it: unseeded unless the client gave a seed (the
  * seed's route defaults to seed 0; vLLM samples unseeded requests together, without a generator each),
- * and with the call's structured output (the text is constrained to it).
+ * with the call's structured output (the text is constrained to it), and saying whether the client
+ * asked for logprobs (vLLM computes none for a request that reports none).
  */
-function asAsked<Req extends CompletionRequest>(request: Req, body: Body, structured: StructuredOutput | undefined): Req {
-  const seeded = { ...request, seed: typeof body.seed === "number" ? body.seed : null };
+function asAsked<Req extends CompletionRequest>(
+  request: Req,
+  body: Body,
+  structured: StructuredOutput | undefined,
+  logprobs: number | null,
+): Req {
+  const seeded = { ...request, seed: typeof body.seed === "number" ? body.seed : null, logprobs_wanted: logprobs !== null };
   return structured === undefined ? seeded : { ...seeded, structured };
 }
 

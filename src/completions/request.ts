@@ -128,6 +128,8 @@ export interface CompletionRequest {
   stream: boolean;
   /** What the text is constrained to (set by the OpenAI routes from `response_format` and vLLM's extras). */
   structured?: StructuredOutput;
+  /** false: the client asked for no logprobs (the OpenAI routes), so the engine need not compute them; the seed's route always reports them. */
+  logprobs_wanted?: boolean;
 }
 
 type Raw = z.output<typeof CompletionRequestInput>;
@@ -248,3 +250,11 @@ export function completionRequestSchema<Extra extends z.ZodRawShape = Record<nev
 }
 
 export const CompletionRequest = completionRequestSchema();
+
+/**
+ * Whether the engine must compute logprobs for this request: the client asked for them, the prompt is
+ * scored (echo), or the best `n` of `best_of` are chosen by their cumulative logprob.
+ */
+export function computesLogprobs(request: CompletionRequest): boolean {
+  return request.logprobs_wanted !== false || request.echo || request.best_of > request.n;
+}

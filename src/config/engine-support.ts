@@ -11,12 +11,22 @@ interface EngineKeys {
   gguf_file?: unknown;
   quantize?: unknown;
   double_quant?: unknown;
+  vllm?: unknown;
 }
 
 const USE_TRANSFORMERS = "or set handler.engine: transformers";
 
 export function engineIssues(handler: EngineKeys): GpuLayoutIssue[] {
-  if (handler.engine !== "vllm") return [];
+  if (handler.engine !== "vllm") {
+    return handler.vllm === undefined
+      ? []
+      : [
+          {
+            path: ["handler", "vllm"],
+            message: "holds vLLM engine arguments, which the transformers engine does not read: set handler.engine: vllm or remove it",
+          },
+        ];
+  }
   const issues: GpuLayoutIssue[] = [];
   const refuse = (key: string, message: string) => issues.push({ path: ["handler", key], message });
   if (typeof handler.gguf_file === "string") {
@@ -35,4 +45,39 @@ export function engineIssues(handler: EngineKeys): GpuLayoutIssue[] {
     );
   }
   return issues;
+}
+
+interface WorkerKeys {
+  minWorkers?: number | undefined;
+  maxWorkers?: number | undefined;
+  deviceType?: string | undefined;
+  deviceIds?: number[] | undefined;
+}
+
+/**
+ * On the vLLM engine each worker takes a GPU group of its own: vLLM's gpu_memory_utilization is a share of
+ * every GPU of the group, and a second worker there finds too little free memory. `gpuCount`: the GPUs the
+ * workers choose among (`deviceIds`, else the machine's); without minWorkers or maxWorkers TorchServe starts
+ * one worker per GPU. The shim's load applies the same rule (model/placement.py, check_one_group_per_worker).
+ */
+export function vllmWorkerIssues(
+  config: WorkerKeys,
+  handler: EngineKeys & { num_gpu_per_model?: unknown },
+  gpuCount: number,
+): GpuLayoutIssue[] {
+  if (handler.engine !== "vllm" || config.deviceType === "cpu") return [];
+  const perModel = typeof handler.num_gpu_per_model === "number" ? handler.num_gpu_per_model : 1;
+  const groups = Math.floor(gpuCount / perModel);
+  const counts = [config.minWorkers, config.maxWorkers].filter((n): n is number => typeof n === "number");
+  const workers = counts.length > 0 ? Math.max(...counts) : gpuCount;
+  if (workers <= groups) return [];
+  const key = config.minWorkers === workers && config.maxWorkers !== workers ? "minWorkers" : "maxWorkers";
+  return [
+    {
+      path: [key],
+      message:
+        `${workers} worker(s) but ${gpuCount} GPU(s) make only ${groups} group(s) of handler.num_gpu_per_model ${perModel}; ` +
+        `on the vLLM engine each worker needs a group of its own: set maxWorkers (and minWorkers) to at most ${groups}`,
+    },
+  ];
 }

@@ -7,7 +7,7 @@ import { z } from "zod";
 import path from "node:path";
 import { parseByteSize } from "./bytes.ts";
 import { gpuLayoutIssues } from "./gpu-layout.ts";
-import { engineIssues } from "./engine-support.ts";
+import { engineIssues, vllmWorkerIssues } from "./engine-support.ts";
 
 export const Dtype = z.enum(["auto", "float16", "bfloat16", "float32"]);
 export const Quantize = z.enum(["none", "int8", "fp4", "nf4"]);
@@ -22,6 +22,38 @@ const ByteSize = z.union([z.number().positive(), z.string()]).transform((value, 
     return z.NEVER;
   }
 });
+
+/** vLLM's engine arguments that tsserve sets from its own keys: each with the handler key to use instead. */
+const VLLM_ARGS_TSSERVE_SETS = {
+  model: "model_path",
+  tokenizer: "tokenizer_path",
+  dtype: "dtype",
+  max_num_seqs: "max_num_seqs",
+  max_model_len: "max_model_len",
+  enable_prefix_caching: "prefix_cache_mb",
+  enforce_eager: "enforce_eager",
+  tensor_parallel_size: "num_gpu_per_model",
+  gpu_memory_utilization: "gpu_max_memory",
+  kv_cache_memory_bytes: "kv_cache_mb",
+} as const;
+
+/**
+ * `handler.vllm`: vLLM engine arguments (AsyncEngineArgs' names) passed through as they are. The ones
+ * tsserve sets are refused naming the handler key to use; the shim reads them (and `tsserve_key`) from
+ * the exported schema.
+ */
+const VllmEngineArgs = z.looseObject(
+  Object.fromEntries(
+    Object.entries(VLLM_ARGS_TSSERVE_SETS).map(([arg, key]) => [
+      arg,
+      z
+        .never({ error: `tsserve sets it: use handler.${key}` })
+        .optional()
+        .meta({ tsserve_key: key }),
+    ]),
+  ),
+  { error: "must be a map of vLLM engine arguments" },
+);
 
 /** The fields every handler section has; extend them with `extendHandlerSection`. */
 export const HandlerSectionFields = {
@@ -61,6 +93,8 @@ export const HandlerSectionFields = {
   kv_cache_mb: z.number().positive().optional(),
   /** vLLM only: skip torch.compile and CUDA graphs (starts in about a third of the time, decodes slower). */
   enforce_eager: z.boolean().default(false),
+  /** vLLM only: more of vLLM's engine arguments (`max_num_batched_tokens`, `kv_cache_dtype`, `speculative_config`, ...). */
+  vllm: VllmEngineArgs.optional(),
 } satisfies z.ZodRawShape;
 
 /**
@@ -127,6 +161,10 @@ export function parseModelConfig<Cfg>(raw: unknown, handlerSchema: z.ZodType<Cfg
     ...batchingIssues(outer.data),
     ...gpuLayoutIssues(outer.data, typeof perModel === "number" ? perModel : 1),
     ...engineIssues(inner.data as Record<string, unknown>),
+    // The GPUs are known here only when deviceIds lists them; the shim's load checks the machine's.
+    ...(outer.data.deviceIds?.length
+      ? vllmWorkerIssues(outer.data, inner.data as Record<string, unknown>, outer.data.deviceIds.length)
+      : []),
   ];
   if (layout.length > 0) {
     const issues = layout.map((issue) => ({ code: "custom" as const, input: raw, ...issue }));

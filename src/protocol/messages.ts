@@ -169,8 +169,11 @@ export const GenerateRequest = z.strictObject({
   repetition_penalty: z.number().positive(),
   seed: z.number().int().nullable(),
   stop: z.array(z.string()),
-  /** How many alternatives to report per token (0 = only the chosen token's logprob). */
-  logprobs: z.number().int().min(0).max(20),
+  /**
+   * How many alternatives to report per token (0 = only the chosen token's logprob); null: none are
+   * reported, so the engine need not compute them (the sequences' logprobs are then 0).
+   */
+  logprobs: z.number().int().min(0).max(20).nullable(),
   /** Sequences to sample for this prompt. */
   num_sequences: z.number().int().min(1),
   /** Also score the prompt's own tokens (echo). */

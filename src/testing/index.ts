@@ -131,10 +131,10 @@ export function fakeOutcome(request: GenerateRequest, texts: string | string[]):
   const sequences: Sequence[] = list.map((text) => ({
     text,
     finish_reason: [...text].length < request.max_tokens ? "stop" : "length",
-    logprobs: fakeLogprobs(text, request.logprobs),
+    logprobs: fakeLogprobs(text, request.logprobs ?? 0),
     cumulative_logprob: -[...text].length,
   }));
-  const prompt = fakeLogprobs(request.prompt, request.logprobs);
+  const prompt = fakeLogprobs(request.prompt, request.logprobs ?? 0);
   if (prompt.token_logprobs.length > 0) {
     prompt.token_logprobs[0] = null;
     prompt.top_logprobs[0] = null;

@@ -99,6 +99,18 @@ def test_echo_scores_agree_between_the_engines(smollm2_engine, vllm_engine):
         assert b["sequences"][0]["text"] == "" and b["sequences"][0]["finish_reason"] == "length"
 
 
+def test_a_prompt_of_exactly_max_model_len_tokens_is_scored_on_vllm(vllm_engine):
+    """lm-eval's rolling windows: a prompt as long as vLLM's max_model_len with max_tokens 0, which vLLM alone
+    refuses for want of room for one token, answers as the transformers engine answers it (which admits any
+    prompt up to its context length). vLLM only, and without echo: a 2,048-token prefill costs seconds of CPU
+    per engine here; with echo, both engines' 2,048 logprobs agreed within 1e-3 (run by hand)."""
+    n = vllm_engine.context_length
+    ids = (vllm_engine.tokenizer(" ".join(PROMPTS))["input_ids"] * n)[:n]
+    [b] = vllm_engine.generate([greedy(vllm_engine.tokenizer.decode(ids), prompt_token_ids=ids, max_tokens=0, logprobs=None)])
+    assert ok(b)["prompt_tokens"] == n
+    assert [(s["text"], s["finish_reason"]) for s in b["sequences"]] == [("", "length")]
+
+
 # ------------------------------------------------------------------ each engine
 
 

@@ -24,7 +24,8 @@ def parse(**section) -> HandlerConfig:
 def test_every_key_of_the_schema_is_a_field_and_its_default_the_schema_s():
     properties = handler_schema()["properties"]
     fields = {f.name for f in dataclasses.fields(HandlerConfig)}
-    assert fields == (set(properties) - {"per_gpu_mem"}) | {"extra"}  # per_gpu_mem folds into gpu_max_memory
+    # per_gpu_mem folds into gpu_max_memory; max_num_seqs_set says whether max_num_seqs was written
+    assert fields == (set(properties) - {"per_gpu_mem"}) | {"extra", "max_num_seqs_set"}
     config = parse()
     for key, spec in properties.items():
         if "default" in spec:
@@ -80,3 +81,10 @@ def test_a_bad_value_is_a_model_config_error_naming_its_key(section, message):
 def test_model_path_is_required():
     with pytest.raises(ModelConfigError, match="model_path is required"):
         HandlerConfig.from_section({})
+
+
+def test_handler_vllm_is_kept_and_refuses_the_arguments_tsserve_sets_naming_the_key():
+    assert parse().vllm == {} and not parse().max_num_seqs_set and parse(max_num_seqs=64).max_num_seqs_set
+    assert parse(vllm={"max_num_batched_tokens": 4096}).vllm == {"max_num_batched_tokens": 4096}
+    with pytest.raises(ModelConfigError, match=r"^handler\.vllm\.kv_cache_memory_bytes: tsserve sets it: use handler\.kv_cache_mb$"):
+        parse(vllm={"kv_cache_memory_bytes": 1})

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from tsserve_shim.model.placement import (
     PlacementError,
+    model_workers,
     parse_bytes,
     parse_cuda_visible_devices,
     plan_placement,
@@ -421,3 +422,10 @@ def test_shared_layouts_place_as_the_fixture_says(gpus, case):
         assert all(len(g) == config["handler"]["num_gpu_per_model"] for g in groups)
         assert len(set(groups)) == len(groups)  # one round of workers: every group distinct
     assert outcome == case["worker"]
+
+
+def test_model_workers_is_the_most_a_config_lets_torchserve_start():
+    assert model_workers({}) is None
+    assert model_workers({"minWorkers": 2}) == 2
+    assert model_workers({"minWorkers": 1, "maxWorkers": 3}) == 3
+    assert model_workers({"maxWorkers": True}) is None

@@ -32,7 +32,7 @@ class GenerateRequest:
     repetition_penalty: float
     seed: int | None
     stop: tuple[str, ...]
-    logprobs: int  # alternatives reported per token
+    logprobs: int | None  # alternatives reported per token; None: no logprobs reported, none need computing
     num_sequences: int
     echo: bool
     stream: bool
@@ -54,7 +54,7 @@ class GenerateRequest:
             repetition_penalty=_field(params, "repetition_penalty", lambda v: float(v or 1.0)),
             seed=_field(params, "seed"),
             stop=_field(params, "stop", lambda v: tuple(v or ())),
-            logprobs=_field(params, "logprobs", lambda v: int(v or 0)),
+            logprobs=_field(params, "logprobs", lambda v: None if v is None else int(v)),
             num_sequences=_field(params, "num_sequences", int),
             echo=_field(params, "echo", bool),
             stream=_field(params, "stream", bool),

@@ -27,5 +27,5 @@ def engine_class(config: HandlerConfig):
 
 def load_engine(config: HandlerConfig, **placement: Any) -> ServingEngine:
     """Load the engine the config names (``placement``: model_dir, gpu_id, device_type, device_ids,
-    startup_timeout_s: model-config.yaml's startupTimeout)."""
+    startup_timeout_s: model-config.yaml's startupTimeout, workers: the most workers it lets TorchServe start)."""
     return engine_class(config).load(config, **placement)

@@ -59,6 +59,8 @@ class HandlerConfig:
     max_model_len: int | None = None
     kv_cache_mb: float | None = None
     enforce_eager: bool = DEFAULTS["enforce_eager"]
+    max_num_seqs_set: bool = False  # whether the section names max_num_seqs (vLLM on GPUs otherwise keeps its own default)
+    vllm: Mapping[str, Any] = field(default_factory=dict)  # vLLM engine arguments passed through (handler.vllm)
     extra: Mapping[str, Any] = field(default_factory=dict)  # the keys the schema does not know
 
     @classmethod
@@ -83,6 +85,8 @@ class HandlerConfig:
             max_model_len=_positive_int(section, "max_model_len"),
             kv_cache_mb=_positive_number(section, "kv_cache_mb", "MiB"),
             enforce_eager=_flag(section, "enforce_eager"),
+            max_num_seqs_set=section.get("max_num_seqs") is not None,
+            vllm=_vllm_args(section),
             extra=MappingProxyType({key: value for key, value in section.items() if key not in PROPERTIES}),
         )
 
@@ -181,3 +185,21 @@ def _prefix_cache_mb(section: Mapping[str, Any]) -> float | None:
     if not _number(value) or value < 0:
         raise ModelConfigError(f"handler.prefix_cache_mb must be a number of MiB (0 turns prefix caching off), got {value!r}")
     return float(value)
+
+
+# vLLM's engine arguments that tsserve sets, each with the handler key that sets it (from the schema).
+VLLM_ARGS_TSSERVE_SETS: Mapping[str, str] = MappingProxyType(
+    {arg: spec["tsserve_key"] for arg, spec in PROPERTIES["vllm"]["properties"].items()}
+)
+
+
+def _vllm_args(section: Mapping[str, Any]) -> Mapping[str, Any]:
+    value = section.get("vllm")
+    if value is None:
+        return MappingProxyType({})
+    if not isinstance(value, Mapping):
+        raise ModelConfigError(f"handler.vllm must be a map of vLLM engine arguments, got {value!r}")
+    for arg in value:
+        if arg in VLLM_ARGS_TSSERVE_SETS:
+            raise ModelConfigError(f"handler.vllm.{arg}: tsserve sets it: use handler.{VLLM_ARGS_TSSERVE_SETS[arg]}")
+    return MappingProxyType(dict(value))

@@ -63,6 +63,7 @@ class Placement:
     device: str  # "cuda:N": where inputs go (the group's first GPU)
     max_memory: dict[int, int]  # every visible GPU index -> bytes (0 outside the group)
     group: tuple[int, ...]  # the GPU indices the model is spread over
+    usable_gpus: int = 1  # how many GPUs the worker may choose its group among (deviceIds, else all visible)
 
     @property
     def device_index(self) -> int:
@@ -109,7 +110,7 @@ def plan_placement(
             f"= {_fmt(usable)}; raise gpu_max_memory or num_gpu_per_model, or quantize"
         )
     max_memory = {index: (per_gpu if index in group else 0) for index in range(num_visible_gpus)}
-    return Placement(device=f"cuda:{first}", max_memory=max_memory, group=group)
+    return Placement(device=f"cuda:{first}", max_memory=max_memory, group=group, usable_gpus=num_visible_gpus)
 
 
 def _fmt(n: int) -> str:
@@ -195,7 +196,24 @@ def plan_worker(
     group = tuple(usable[i] for i in local.group)
     per_gpu = parse_bytes(gpu_max_memory)
     max_memory = {index: (per_gpu if index in group else 0) for index in range(device_count)}
-    return Placement(device=f"cuda:{group[0]}", max_memory=max_memory, group=group)
+    return Placement(device=f"cuda:{group[0]}", max_memory=max_memory, group=group, usable_gpus=len(usable))
+
+
+def model_workers(model_config: Mapping[str, object]) -> int | None:
+    """The most workers model-config.yaml lets TorchServe start (minWorkers, maxWorkers); None when it names neither."""
+    counts = [v for v in (model_config.get("minWorkers"), model_config.get("maxWorkers")) if isinstance(v, int) and not isinstance(v, bool)]
+    return max(counts) if counts else None
+
+
+def check_one_group_per_worker(workers: int, usable_gpus: int, num_gpu_per_model: int) -> None:
+    """A worker that owns its GPUs' memory share (vLLM's gpu_memory_utilization) needs a group of its own:
+    a second worker on the same group finds too little free memory. Same rule as src/config/engine-support.ts."""
+    groups = usable_gpus // num_gpu_per_model
+    if workers > groups:
+        raise PlacementError(
+            f"{workers} worker(s) but {usable_gpus} GPU(s) make only {groups} group(s) of handler.num_gpu_per_model {num_gpu_per_model}; "
+            f"on the vLLM engine each worker needs a group of its own: set maxWorkers (and minWorkers) to at most {groups}"
+        )
 
 
 def worker_device_ids(model_config: Mapping[str, object]) -> list[int] | None:

@@ -28,11 +28,12 @@ from ..bridge.channel import Bridge, ChildSpec, closed, unavailable
 from ..bridge.errors import ShimConfigError
 from ..bridge.node_process import find_node
 from ..model.handler_config import HandlerConfig
-from ..model.placement import worker_device_ids
+from ..model.placement import model_workers, worker_device_ids
 from . import envelope as kserve
 from .handle_timeout import handle_timeout
 from .limits import GenerateLimits, max_response_size
 from .metrics import report_generated, start_publishing
+from .reaper import Reaper
 from .recovery import watch_readiness
 from .replies import failures, respond, send_chunk, with_retirements
 from .requests import decode_body, decoded_by_torchserve, with_url_path
@@ -87,6 +88,7 @@ class TsserveHandler:
         self.engine = None
         self.metrics = None  # publishes the engine's LLM metrics (metrics.py)
         self.bridge: Bridge | None = None
+        self.reaper: Reaper | None = None  # ends what the worker started once it ends (worker/reaper.py)
         self.asynchronous = False
         self._batch_ids = itertools.count(1)
         self._batches: dict[int, _Batch] = {}
@@ -113,8 +115,14 @@ class TsserveHandler:
         self.handle_timeout = handle_timeout(config.handle_timeout_s, self.model_config.get("responseTimeout"))
         self.asynchronous = continuous_batching(self.model_config)
         self.max_response_size = max_response_size()
-        self._load_engine(config, props.get("gpu_id"), context)
-        self._start_bridge(ChildSpec(node, bundle, self.model_dir, self._handshake(props)))
+        self.reaper = Reaper.start()
+        try:
+            with self.reaper.watching_new_children():  # vLLM's processes and the Node child, from the first
+                self._load_engine(config, props.get("gpu_id"), context)
+                self._start_bridge(ChildSpec(node, bundle, self.model_dir, self._handshake(props)))
+        except BaseException:
+            self.reaper.close()  # a start that failed leaves none of its processes behind
+            raise
         version = context.manifest.get("model", {}).get("modelVersion")
         if self.asynchronous and version:
             watch_readiness(self.model_name, str(version))  # TorchServe 0.12's in-place restart of an async worker
@@ -131,6 +139,7 @@ class TsserveHandler:
             device_type=self.model_config.get("deviceType"),
             device_ids=worker_device_ids(self.model_config),
             startup_timeout_s=self.model_config.get("startupTimeout"),
+            workers=model_workers(self.model_config),
         ).start()
         self.metrics = start_publishing(self.engine, context, self.model_name)
         self.generate_limits = GenerateLimits.from_config(config, self.engine.info()["context_length"])
@@ -173,6 +182,8 @@ class TsserveHandler:
             self.metrics.stop()
         if self.engine is not None and hasattr(self.engine, "shutdown"):
             self.engine.shutdown()
+        if self.reaper is not None:
+            self.reaper.close()
 
     # ------------------------------------------------------------ one batch
 

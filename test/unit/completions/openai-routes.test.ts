@@ -54,7 +54,7 @@ describe("v1/completions", () => {
       max_tokens: 16,
       seed: 3,
       num_sequences: 2,
-      logprobs: 0,
+      logprobs: null,
       echo: false,
     });
     const response = body(outcomes[0]);
@@ -76,6 +76,19 @@ describe("v1/completions", () => {
       { url_path: COMPLETIONS, body: { prompt: "a", seed: 5 } },
     ]);
     expect(model.requests.map((r) => r.seed)).toEqual([null, 5]);
+  });
+
+  it("asks the engine for logprobs only when the client wants them, the prompt is echoed or best_of ranks by them", async () => {
+    const { model } = await run([
+      { url_path: COMPLETIONS, body: { prompt: "a" } },
+      { url_path: COMPLETIONS, body: { prompt: "a", logprobs: 2 } },
+      { url_path: COMPLETIONS, body: { prompt: "a", echo: true } },
+      { url_path: COMPLETIONS, body: { prompt: "a", n: 1, best_of: 2 } },
+      { url_path: CHAT, body: { messages: [{ role: "user", content: "a" }] } },
+      { url_path: CHAT, body: { messages: [{ role: "user", content: "a" }], logprobs: true } },
+      { url_path: "", body: { prompt: "a" } },
+    ]);
+    expect(model.requests.map((r) => r.logprobs)).toEqual([null, 2, 0, 0, null, 1, 0]);
   });
 
   it("gives logprobs in OpenAI's shape with at most `logprobs` alternatives (0: none), and echo with max_tokens 0", async () => {

@@ -99,7 +99,10 @@ def test_vllm_accepts_the_engine_arguments_of_a_shipped_config(path, tmp_path):
     args = engine_args(path, tmp_path)
     engine_config = AsyncEngineArgs(**args).create_engine_config()
     assert engine_config.model_config.max_model_len >= 2048
-    assert engine_config.scheduler_config.max_num_seqs == args["max_num_seqs"]
+    if "tensor_parallel_size" in args:  # a GPU config: vLLM's own max_num_seqs
+        assert "max_num_seqs" not in args
+    else:
+        assert engine_config.scheduler_config.max_num_seqs == args["max_num_seqs"]
     assert engine_config.parallel_config.tensor_parallel_size == args.get("tensor_parallel_size", 1)
     assert engine_config.model_config.quantization is None
 
@@ -111,3 +114,15 @@ def test_a_setting_vllm_refuses_fails_the_validation(tmp_path):
     args = engine_args(CONFIGS / "llama-2-7b-chat.yaml", tmp_path, max_model_len=65536)
     with pytest.raises(Exception, match="max_model_len"):
         AsyncEngineArgs(**args).create_engine_config()
+
+
+def test_vllm_accepts_handler_vllm_arguments_and_refuses_a_bad_one(tmp_path):
+    """handler.vllm's arguments reach vLLM's own configs, and vLLM's checks judge them."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    extra = {"max_num_batched_tokens": 8192, "kv_cache_dtype": "fp8"}
+    engine_config = AsyncEngineArgs(**engine_args(CONFIGS / "llama-2-7b-chat.yaml", tmp_path, vllm=extra)).create_engine_config()
+    assert engine_config.scheduler_config.max_num_batched_tokens == 8192
+    assert engine_config.cache_config.cache_dtype == "fp8"
+    with pytest.raises(Exception, match=r"cache_dtype"):
+        AsyncEngineArgs(**engine_args(CONFIGS / "llama-2-7b-chat.yaml", tmp_path, vllm={"kv_cache_dtype": "int3"})).create_engine_config()

@@ -64,7 +64,7 @@ class Row:
     @property
     def k(self) -> int:
         """top_logprobs wanted."""
-        return self.params.logprobs
+        return self.params.logprobs or 0
 
     @property
     def stream(self) -> bool:

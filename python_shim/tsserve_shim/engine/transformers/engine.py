@@ -68,9 +68,11 @@ class Engine(PromptTokenizer):
         device_type: str | None = None,
         device_ids: Sequence[int] | None = None,
         startup_timeout_s: float | None = None,
+        workers: int | None = None,
     ) -> Engine:
         """Load per the model-config.yaml ``handler:`` section (see model.load_plan.plan_load). It loads in the
-        worker's own process, so TorchServe's start-up timeout alone bounds it (``startup_timeout_s`` unused)."""
+        worker's own process, so TorchServe's start-up timeout alone bounds it (``startup_timeout_s`` unused);
+        its workers may share a GPU group, each within gpu_max_memory (``workers`` unused)."""
         check_transformers_version()
         plan: LoadPlan = plan_load_here(config, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids)
         log.info("tsserve: loading %s on %s (dtype %s, quantize %s)", plan.model_path, plan.device, plan.dtype_name, plan.quantize)

@@ -34,9 +34,8 @@ from ..common.scores import Scores
 from ..common.stats import EngineStats, metrics_enabled
 from ..common.submit import Done, wait_for_outcomes
 from ..contract import GenerateRequest, Outcome, Requests, error_outcome, generate_requests
-from .args import VllmLaunch, vllm_launch
+from .args import VllmLaunch, not_ready_message, unknown_vllm_args, vllm_launch
 from .failures import refusal, request_failure, unanswered
-from .reaper import Reaper
 from .stats import stat_logger_factory
 
 log = logging.getLogger(__name__)
@@ -48,38 +47,49 @@ EXIT_AFTER_ENGINE_DEATH_S = 2.0
 VLLM_MAX_TEMPERATURE = 2.0
 
 
-def sampling_params(request: GenerateRequest):
-    """vLLM's SamplingParams for one GenerateRequest. Always asks for the chosen tokens' logprobs
-    (a Sequence reports them), and for the prompt's when the request echoes it."""
+def sampling_choice(request: GenerateRequest) -> tuple[float, float, int]:
+    """(temperature, top_p, top_k) as vLLM takes them. A greedy request (temperature under GREEDY_BELOW,
+    or the seed's top_p 0 with one sequence) is temperature 0: vLLM's greedy path, no generator and
+    no top-k. top_p 0 with several sequences keeps only the most likely token by top_k 1 (vLLM refuses
+    n > 1 at temperature 0)."""
+    temperature, top_p, top_k = request.temperature, request.top_p, request.top_k
+    if temperature < GREEDY_BELOW or (top_p <= 0.0 and request.num_sequences == 1):
+        return 0.0, 1.0, 0
+    if top_p <= 0.0:
+        return temperature, 1.0, 1
+    return temperature, top_p, top_k
+
+
+def sampling_params(request: GenerateRequest, forced_token: int | None = None):
+    """vLLM's SamplingParams for one GenerateRequest. Asks for the chosen tokens' logprobs only when
+    the request reports them (logprobs None: none), and for the prompt's when it echoes. ``forced_token``:
+    full-context scoring (VllmEngine._generate), one greedy token that can only be this one."""
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
     from .structured import vllm_structured_outputs
 
-    temperature = request.temperature
-    if temperature > VLLM_MAX_TEMPERATURE:
-        raise ValueError(f"temperature {temperature:g} is above {VLLM_MAX_TEMPERATURE:g}, the most the vLLM engine takes")
-    n = request.num_sequences
-    top_p, top_k = request.top_p, request.top_k
-    if top_p <= 0.0:  # the seed's top_p 0: only the most likely token
-        top_p, top_k = 1.0, 1
-        if n == 1:  # that token by vLLM's greedy path, which needs no generator (it refuses n > 1 at temperature 0)
-            temperature = 0.0
-    k = request.logprobs
+    if request.temperature > VLLM_MAX_TEMPERATURE:
+        raise ValueError(f"temperature {request.temperature:g} is above {VLLM_MAX_TEMPERATURE:g}, the most the vLLM engine takes")
+    temperature, top_p, top_k = sampling_choice(request)
+    n, k = request.num_sequences, request.logprobs
+    if forced_token is not None:  # its logprob is the model's own: vLLM takes raw logprobs before the mask
+        temperature, top_p, top_k, n, k = 0.0, 1.0, 0, 1, k or 0
     return SamplingParams(
         n=n,
         max_tokens=max(1, request.max_tokens),  # max_tokens 0 (scoring): the one token is dropped
-        temperature=0.0 if temperature < GREEDY_BELOW else temperature,
+        temperature=temperature,
         top_p=top_p,
         top_k=top_k,
         repetition_penalty=request.repetition_penalty,
-        seed=request.seed,
+        seed=request.seed if temperature > 0.0 else None,  # greedy needs none; a seed would give it a generator
         stop=list(request.stop) or None,
         logprobs=k,
-        prompt_logprobs=k if request.echo else None,
+        prompt_logprobs=(k or 0) if request.echo else None,
         skip_special_tokens=False,  # stop strings are matched on the text tsserve reports, special tokens included
         detokenize=bool(request.stop),  # tsserve builds the text itself; vLLM's only matches stop strings
         output_kind=RequestOutputKind.DELTA,
+        allowed_token_ids=None if forced_token is None else [forced_token],
         structured_outputs=vllm_structured_outputs(request.structured),
     )
 
@@ -133,7 +143,6 @@ class VllmEngine(PromptTokenizer):
         self._calls = Calls()
         self._request_ids = itertools.count(1)
         self._dying = False
-        self._reaper: Reaper | None = None  # set by load
 
     # ------------------------------------------------------------ loading
 
@@ -147,9 +156,14 @@ class VllmEngine(PromptTokenizer):
         device_type: str | None = None,
         device_ids: Sequence[int] | None = None,
         startup_timeout_s: float | None = None,
+        workers: int | None = None,
     ) -> VllmEngine:
-        import torch
+        import dataclasses
 
+        import torch
+        from vllm.engine.arg_utils import AsyncEngineArgs
+
+        unknown_vllm_args(config, {f.name for f in dataclasses.fields(AsyncEngineArgs)})
         plan = plan_load_here(config, model_dir=model_dir, gpu_id=gpu_id, device_type=device_type, device_ids=device_ids)
         launch = vllm_launch(
             config,
@@ -157,23 +171,15 @@ class VllmEngine(PromptTokenizer):
             gpu_total_memory=(lambda i: torch.cuda.get_device_properties(i).total_memory) if plan.on_gpu else None,
             environ=os.environ,
             startup_timeout_s=startup_timeout_s,
+            workers=workers,
         )
         os.environ.update(launch.environ)
         log.info("tsserve: starting vLLM for %s on %s (%s)", plan.model_path, plan.device, launch.engine_args)
-        loop = _start_loop()
-        reaper = Reaper.start()
         stats = EngineStats()
-        try:
-            with reaper.watching_new_children():  # from the first process vLLM starts: a load can be killed too
-                llm = asyncio.run_coroutine_threadsafe(
-                    _create_async_llm(launch.engine_args, stat_logger_factory(stats) if metrics_enabled() else None), loop
-                ).result()
-        except BaseException:
-            reaper.close()  # a start that failed leaves none of its processes behind
-            raise
+        loop = _start_loop()
+        llm = _start_vllm(launch, stats, startup_timeout_s, loop)
         engine = cls(llm, name_or_path=config.model_path, device=plan.device, loop=loop, stats=stats)
         engine.launch = launch
-        engine._reaper = reaper
         return engine
 
     def start(self) -> VllmEngine:
@@ -182,8 +188,6 @@ class VllmEngine(PromptTokenizer):
     def shutdown(self) -> None:
         """Stop vLLM's engine processes, then this engine's loop (its tasks cancelled first, not dropped)."""
         self.llm.shutdown()
-        if self._reaper is not None:
-            self._reaper.close()
         asyncio.run_coroutine_threadsafe(_cancel_tasks(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
 
@@ -256,7 +260,7 @@ class VllmEngine(PromptTokenizer):
         from vllm.v1.engine.exceptions import EngineDeadError
 
         try:
-            params = sampling_params(request)
+            params = sampling_params(request, ids[-1] if self._scores_full_context(request, ids) else None)
         except (ValueError, VLLMClientError) as error:
             return refusal(error)
         deadline = rows[0].deadline
@@ -285,14 +289,25 @@ class VllmEngine(PromptTokenizer):
         )
         self._loop.call_later(EXIT_AFTER_ENGINE_DEATH_S, _exit_worker)
 
+    def _scores_full_context(self, request: GenerateRequest, ids: list[int]) -> bool:
+        """A prompt of max_model_len tokens scored (max_tokens 0, lm-eval's rolling windows): vLLM generates at least
+        one token, so it would refuse the prompt. It gets all but the last token as the prompt and the last
+        as its one generated token, so every position is scored, as the transformers engine scores it."""
+        return request.max_tokens == 0 and len(ids) >= self.context_length > 1
+
     async def _generate(self, request: GenerateRequest, ids: list[int], rows: list[Row], params) -> Outcome | None:
         """Take vLLM's outputs into the rows; an error outcome when vLLM ends a sequence with no answer."""
         from vllm.inputs import TokensPrompt
 
         scoring_only = request.max_tokens == 0
-        async for out in self.llm.generate(TokensPrompt(prompt_token_ids=ids), params, f"tsserve-{next(self._request_ids)}"):
-            if out.prompt_logprobs is not None and rows[0].scores_prompt and rows[0].prompt_scores is None:
-                rows[0].prompt_scores = prompt_scores(out.prompt_logprobs, ids, rows[0].k)
+        full = self._scores_full_context(request, ids)
+        prompt = ids[:-1] if full else ids
+        async for out in self.llm.generate(TokensPrompt(prompt_token_ids=prompt), params, f"tsserve-{next(self._request_ids)}"):
+            positions = out.prompt_logprobs
+            if full and positions is not None:
+                positions = [*positions, out.outputs[0].logprobs[0] if out.outputs and out.outputs[0].logprobs else None]
+            if positions is not None and rows[0].scores_prompt and rows[0].prompt_scores is None:
+                rows[0].prompt_scores = prompt_scores(positions, ids, rows[0].k)
             for completion in out.outputs:
                 failure = unanswered(completion.finish_reason, completion.index)
                 if failure is not None:
@@ -301,7 +316,7 @@ class VllmEngine(PromptTokenizer):
                 row.cached_tokens = int(out.num_cached_tokens or 0)
                 if scoring_only:
                     if completion.finish_reason is not None:
-                        row.finish_reason = "length"
+                        _finish(rows if full else [row], "length")  # full: one sequence stands for all
                 else:
                     self._take(row, completion)
 
@@ -351,6 +366,17 @@ def _start_loop() -> asyncio.AbstractEventLoop:
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, name="tsserve-vllm", daemon=True).start()
     return loop
+
+
+def _start_vllm(launch: VllmLaunch, stats: EngineStats, startup_timeout_s: float | None, loop: asyncio.AbstractEventLoop):
+    """vLLM's async engine on ``loop`` (its processes are the worker's reaper's: worker/reaper.py). A start
+    slower than vLLM's ready timeout says why."""
+    try:
+        return asyncio.run_coroutine_threadsafe(
+            _create_async_llm(launch.engine_args, stat_logger_factory(stats) if metrics_enabled() else None), loop
+        ).result()
+    except TimeoutError as error:
+        raise TimeoutError(not_ready_message(startup_timeout_s)) from error
 
 
 async def _create_async_llm(engine_args: Mapping[str, Any], stat_logger=None):

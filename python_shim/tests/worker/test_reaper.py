@@ -18,14 +18,14 @@ import psutil
 import pytest
 
 import tsserve_shim
-from tsserve_shim.engine.vllm.reaper import reap
+from tsserve_shim.worker.reaper import reap
 
 SHIM_ROOT = Path(tsserve_shim.__file__).parents[1]
 
 WORKER = textwrap.dedent(
     """
     import json, multiprocessing, os, signal, subprocess, sys, time
-    from tsserve_shim.engine.vllm.reaper import Reaper
+    from tsserve_shim.worker.reaper import Reaper
 
     STUBBORN = "import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); " \\
         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); time.sleep(600)"
@@ -131,3 +131,51 @@ WATCHED_PARENT = (
     "c = subprocess.Popen([sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)']); "
     "print(c.pid, flush=True); time.sleep(600)"
 )
+
+
+VLLM_LIKE_WORKER = textwrap.dedent(
+    """
+    import json, multiprocessing, signal, subprocess, sys, time
+    from setproctitle import setproctitle
+    from tsserve_shim.worker.reaper import Reaper
+
+    def stubborn(title, child_title=None):
+        setproctitle(title)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as vLLM's processes ignore it for a long time
+        if child_title:
+            multiprocessing.get_context("spawn").Process(target=stubborn, args=(child_title,)).start()
+        time.sleep(600)
+
+    if __name__ == "__main__":
+        reaper = Reaper.start()
+        with reaper.watching_new_children(every_s=0.1):  # as the worker wraps the engine's load and the bridge's start
+            multiprocessing.get_context("spawn").Process(target=stubborn, args=("VLLM::EngineCore", "VLLM::Worker")).start()
+            node = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], stdin=subprocess.PIPE)
+        while len(multiprocessing.active_children()) < 1 or "VLLM::Worker" not in subprocess.run(
+            ["ps", "-eo", "args"], capture_output=True, text=True
+        ).stdout:
+            time.sleep(0.05)
+        print(json.dumps({"reaper": reaper._process.pid}), flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def test_a_sigkilled_worker_leaves_no_vllm_process_and_no_node_child(tmp_path):
+    """vLLM's start method (spawn), its process names, and the Node child beside them: SIGKILL the worker,
+    and within 10 s no process of it is left."""
+    script = tmp_path / "worker.py"
+    script.write_text(VLLM_LIKE_WORKER)
+    env = {**os.environ, "PYTHONPATH": str(SHIM_ROOT)}
+    worker = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    reaper = json.loads(worker.stdout.readline())["reaper"]
+    started = [p for p in psutil.Process(worker.pid).children(recursive=True) if p.pid != reaper]
+    try:
+        titles = sorted(" ".join(p.cmdline()).strip() for p in started)
+        assert [t for t in titles if t.startswith("VLLM::")] == ["VLLM::EngineCore", "VLLM::Worker"], titles
+        assert len(started) >= 3  # and the Node stand-in (spawn's resource tracker may be there too)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(5)
+        assert _gone_within(started, 10) == []
+    finally:
+        _kill_all(started)

@@ -1,11 +1,13 @@
-"""No vLLM process outlives its worker.
+"""No process a worker started outlives it: vLLM's engine core and model workers, and the Node child.
 
-vLLM runs its engine core and its model workers as processes of their own. TorchServe ends a worker
-with SIGKILL (unregister, scale down, a stop) and a worker can die any other way; vLLM's processes
-are then orphans that ignore SIGTERM for a long time and hold the model's memory. The worker starts
-a small reaper process and tells it the engine's process ids; the reaper holds the read end of a pipe
-that only the worker writes to, so it sees the worker end however it ends (end of file), and then
-ends those processes: SIGTERM, and SIGKILL for what is left after a short grace.
+vLLM runs its engine core and its model workers as processes of their own, and the bridge runs the
+handler in a Node child. TorchServe ends a worker with SIGKILL (unregister, scale down, a stop) and a
+worker can die any other way; vLLM's processes are then orphans that ignore SIGTERM for a long time and
+hold the model's memory, and a Node child busy in a handler reads no end of its stdin. The worker starts
+one small reaper process and hands it every process that appears below it while the engine loads and
+the bridge starts; the reaper holds the read end of a pipe that only the worker writes to, so it sees
+the worker end however it ends (end of file), and then ends those processes: SIGTERM, and SIGKILL for
+what is left after a short grace.
 
 Run as a script (the standard library and psutil only):
 
@@ -53,7 +55,7 @@ class Reaper:
     def __init__(self, process: subprocess.Popen) -> None:
         self._process = process
         self._pipe = process.stdin  # unbuffered: nothing half-written is left for a fork to repeat
-        # A process forked from the worker (vLLM's default start method on a CPU) would hold the pipe
+        # A process forked from the worker (vLLM's fork start method, were it chosen) would hold the pipe
         # open after the worker's death: the fork closes its copy at once.
         os.register_at_fork(after_in_child=self._pipe.close)
 
@@ -77,9 +79,7 @@ class Reaper:
         try:
             self._pipe.write("".join(lines).encode())
         except (BrokenPipeError, ValueError):  # the reaper is gone, or closed
-            log.warning(
-                "tsserve: the vLLM reaper is gone; vLLM's processes %s may outlive this worker", [line.split()[0] for line in lines]
-            )
+            log.warning("tsserve: the reaper is gone; processes %s may outlive this worker", [line.split()[0] for line in lines])
 
     @contextlib.contextmanager
     def watching_new_children(self, every_s: float = 0.5) -> Iterator[None]:
@@ -95,7 +95,7 @@ class Reaper:
             while not stop.wait(every_s):
                 hand_over()
 
-        poller = threading.Thread(target=poll, name="tsserve-vllm-reaper", daemon=True)
+        poller = threading.Thread(target=poll, name="tsserve-reaper", daemon=True)
         poller.start()
         try:
             yield
