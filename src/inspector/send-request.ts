@@ -6,7 +6,7 @@ import { z } from "zod";
 
 export const SendRequest = z.strictObject({
   /** The handler route ("" for the model's own path, `v1/chat/completions`). */
-  route: z.string().regex(/^[\w./-]*$/, "a route is a path under the model"),
+  route: z.string().regex(/^$|^(?!.*\.\.)[\w-]+(?:\/[\w.-]+)*$/, "a route is a path under the model (no `..`)"),
   /** The body as the client sends it: text, so that a malformed body is sent as it is. */
   body: z.string(),
 });

@@ -36,7 +36,7 @@ export function App() {
   if (!state) return html`<p>loading…</p>`;
   const journeys = state.journeys;
   const shown = journeys.find((journey) => journey.id === selected) ?? journeys.at(-1);
-  const pair = compared.flatMap((id) => journeys.filter((journey) => journey.id === id));
+  const pair = journeys.filter((journey) => compared.includes(journey.id)); // oldest first: the diff reads before -> after
   const toggle = (id: string) => setCompared(compared.includes(id) ? compared.filter((c) => c !== id) : [...compared, id].slice(-2));
   return html`<header>
       <h1>tsserve inspector · ${state.modelName} <small>${state.hello ? state.hello.handler : "(no request yet)"}</small></h1>
