@@ -6,7 +6,7 @@
 import { errorPlace } from "../handler/error-place.ts";
 import type { ModelClient } from "../handler/model.ts";
 import type { IncomingRequest, RequestOutcome } from "../protocol/messages.ts";
-import type { StageReport } from "../runtime/stage-report.ts";
+import type { StageReport } from "../handler/stage-report.ts";
 import type { JournalEvent, JourneyEnd, StageTime } from "./journal.ts";
 import { RecordingModel } from "./recording-model.ts";
 

@@ -17,17 +17,17 @@ export interface PromptTokens {
   literalSpans?: LiteralSpans;
 }
 
-/** Where each token's text starts in the prompt (-1 for one that is not there, an added BOS). */
-function tokenStarts(prompt: string, texts: readonly string[]): number[] {
+/** Where each token's text starts and ends in the prompt (start -1: not there, as an added BOS). */
+function tokenPlaces(prompt: string, texts: readonly string[]): [number, number][] {
   let cursor = 0;
   return texts.map((text) => {
     const trimmed = text.trimStart();
-    if (trimmed === "") return cursor;
+    if (trimmed === "") return [cursor, cursor];
     const at = prompt.indexOf(trimmed, cursor);
     // A token's text is found close by, or the decoder changed it (a normalizer): then it is not placed.
-    if (at < 0 || at - cursor > text.length + 8) return -1;
+    if (at < 0 || at - cursor > text.length + 8) return [-1, -1];
     cursor = at + trimmed.length;
-    return at;
+    return [at, cursor];
   });
 }
 
@@ -35,12 +35,20 @@ function inSpans(start: number, spans: LiteralSpans): boolean {
   return spans.some(([from, to]) => start >= from && start < to);
 }
 
+/**
+ * One chip per prompt token. A placed token's chip shows the prompt from the
+ * previous token's end to its own: a token decoded alone loses its leading
+ * space (SentencePiece's "▁me"), which the prompt still has.
+ */
 export function promptChips(tokens: PromptTokens): TokenChip[] {
-  const starts = tokenStarts(tokens.prompt, tokens.texts);
+  const places = tokenPlaces(tokens.prompt, tokens.texts);
+  let previousEnd = 0;
   return tokens.ids.map((id, k) => {
-    const text = tokens.texts[k] ?? "";
-    const special = text !== "" && tokens.plainTexts[k] === "";
-    const start = starts[k]!;
+    const [start, end] = places[k]!;
+    const decoded = tokens.texts[k] ?? "";
+    const text = start >= 0 && end > start ? tokens.prompt.slice(previousEnd, end) : decoded;
+    if (start >= 0) previousEnd = end;
+    const special = decoded !== "" && tokens.plainTexts[k] === "";
     const content = !tokens.literalSpans || (start >= 0 && inSpans(start, tokens.literalSpans));
     return { text, id, kind: special ? "special" : content ? "content" : "template" };
   });

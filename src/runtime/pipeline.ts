@@ -13,7 +13,7 @@ import { oneAnswerPerItem, runStages, type Stage, type StageBase } from "../hand
 import { parseBody } from "../handler/request-body.ts";
 import type { IncomingRequest, RequestOutcome } from "../protocol/messages.ts";
 import { toOutcome } from "./outcome.ts";
-import { timedStage, type OnStage } from "./stage-report.ts";
+import { timedStage, type OnStage } from "../handler/stage-report.ts";
 
 interface BatchOptions {
   /** Intermediate responses for streaming requests. */

@@ -11,12 +11,12 @@ function CallOutcome({ call }: { call: ModelCall }) {
   if (!outcome.ok)
     return html`<p class="error">refused: ${outcome.status} ${outcome.message}${outcome.field ? ` (field ${outcome.field})` : ""}</p>`;
   const cached = outcome.cachedTokens === undefined ? "" : `, ${outcome.cachedTokens} from the prefix cache`;
+  const timings = `model ${ms(outcome.computeMs)} · call ${ms(call.ms)}`;
   return html`<div>
     <h4>Generated (${outcome.tokens.length} tokens, coloured by probability; hover for the alternatives)</h4>
     <${TokenChips} chips=${outcome.tokens} testId="generated-tokens" />
     <p class="facts" data-testid="finish">
-      finish: <b>${outcome.finishReason === "stop" ? "stop (EOS or a stop sequence cut here)" : "length (max_tokens reached)"}</b> · prompt tokens ${outcome.promptTokens}${cached}
-      · model ${ms(outcome.computeMs)} · call ${ms(call.ms)}
+      finish: <b>${outcome.finishReason === "stop" ? "stop (EOS or a stop sequence cut here)" : "length (max_tokens reached)"}</b> · prompt tokens ${outcome.promptTokens}${cached} · ${timings}
     </p>
   </div>`;
 }

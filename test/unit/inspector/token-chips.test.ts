@@ -26,3 +26,15 @@ describe("token chips", () => {
     expect(chips).toEqual([{ text: "a", id: 5, kind: "generated", logprob: -0.2, top: { a: -0.2 } }]);
   });
 });
+
+describe("a prompt token's chip text", () => {
+  it("keeps the space a token decoded alone loses (SentencePiece), from the prompt itself", () => {
+    const chips = promptChips({
+      prompt: "[INST] Tell me [/INST]",
+      ids: [1, 2, 3, 4, 5],
+      texts: ["<s>", "[INST]", "Tell", "me", "[/INST]"],
+      plainTexts: ["", "[INST]", "Tell", "me", "[/INST]"],
+    });
+    expect(chips.map((chip) => chip.text)).toEqual(["<s>", "[INST]", " Tell", " me", " [/INST]"]);
+  });
+});

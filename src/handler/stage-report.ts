@@ -2,8 +2,8 @@
  * A stage's own time and the requests it failed, for the inspector. Only a
  * batch run with `onStage` (tsserve dev's inspector) wraps its stages.
  */
-import { isFailure, type Maybe } from "../handler/failure.ts";
-import type { Stage } from "../handler/stages.ts";
+import { isFailure, type Maybe } from "./failure.ts";
+import type { Stage } from "./stages.ts";
 
 export interface StageReport {
   stage: string;
