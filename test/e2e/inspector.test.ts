@@ -55,6 +55,8 @@ async function sendChat(): Promise<void> {
   await page.waitForFunction((n) => document.querySelectorAll('[data-testid="history"] li').length > n, { timeout: 60_000 }, before);
   await page.waitForSelector('[data-testid="journey-end"]', { timeout: 60_000 });
   await page.waitForSelector('[data-testid="generated-tokens"] .chip', { timeout: 60_000 });
+  // The journey comes over the live feed, the form's answer with the send's reply: either may be first.
+  await page.waitForSelector('[data-testid="answer-status"]', { timeout: 60_000 });
 }
 
 describe.skipIf(!CHROMIUM)(
