@@ -13,6 +13,7 @@ import { JournalEvent } from "./journal.ts";
 import { JourneyStore } from "./journey-store.ts";
 import { pageHtml, UNAUTHORIZED_HTML } from "./page-html.ts";
 import { SendRequest, sendRequest } from "./send-request.ts";
+import { sourceLines } from "./source-lines.ts";
 
 const MAX_POST_BYTES = 16 << 20;
 
@@ -32,10 +33,19 @@ export interface InspectorServer {
   journalUrl: string;
   store: JourneyStore;
   swapped(file: string): void;
+  /** The handler's own sources (the bundle's inputs outside node_modules): the only files the page may show. */
+  setSources(files: readonly string[]): void;
   close(): Promise<void>;
 }
 
 type Feed = Set<ServerResponse>;
+
+interface Served {
+  options: InspectorOptions;
+  store: JourneyStore;
+  feed: Feed;
+  sources: readonly string[];
+}
 
 function readBody(request: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -93,14 +103,8 @@ function asset(response: ServerResponse, file: string, type: string): void {
 }
 
 /** The page's own routes, once the key is shown. */
-async function servePage(
-  request: IncomingMessage,
-  response: ServerResponse,
-  url: URL,
-  options: InspectorOptions,
-  store: JourneyStore,
-  feed: Feed,
-): Promise<void> {
+async function servePage(request: IncomingMessage, response: ServerResponse, url: URL, served: Served): Promise<void> {
+  const { options, store, feed } = served;
   const route = `${request.method} ${url.pathname}`;
   if (route === "GET /")
     return void response.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(pageHtml(options.modelName));
@@ -115,10 +119,15 @@ async function servePage(
     });
   if (route === "GET /api/events") return openFeed(feed, response);
   if (route === "POST /api/send") return forward(request, response, options);
+  if (route === "GET /api/source") {
+    const lines = await sourceLines(url.searchParams.get("location") ?? "", served.sources);
+    return lines ? json(response, 200, lines) : json(response, 404, { error: "not one of the handler's sources" });
+  }
   json(response, 404, { error: `no ${route} here` });
 }
 
-function handler(options: InspectorOptions, token: string, store: JourneyStore, feed: Feed) {
+function handler(token: string, served: Served) {
+  const { options, store, feed } = served;
   return async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     if (!fromLoopback(request)) return void response.writeHead(403).end();
     const url = new URL(request.url ?? "/", "http://127.0.0.1");
@@ -130,7 +139,7 @@ function handler(options: InspectorOptions, token: string, store: JourneyStore, 
       return void response.writeHead(303, { Location: "/", "Set-Cookie": keyCookie(key) }).end();
     }
     if (!hasKey(request, key)) return void response.writeHead(401, { "Content-Type": "text/html; charset=utf-8" }).end(UNAUTHORIZED_HTML);
-    return servePage(request, response, url, options, store, feed);
+    return servePage(request, response, url, served);
   };
 }
 
@@ -138,7 +147,8 @@ export async function startInspector(options: InspectorOptions): Promise<Inspect
   const token = randomBytes(16).toString("hex");
   const store = new JourneyStore();
   const feed: Feed = new Set();
-  const serve = handler(options, token, store, feed);
+  const served: Served = { options, store, feed, sources: [] };
+  const serve = handler(token, served);
   const server = http.createServer((request, response) => {
     serve(request, response).catch((error: Error) => {
       if (!response.headersSent) json(response, 400, { error: error.message });
@@ -154,6 +164,9 @@ export async function startInspector(options: InspectorOptions): Promise<Inspect
     },
     journalUrl: `${base}/journal/${token}`,
     store,
+    setSources(files) {
+      served.sources = [...files];
+    },
     swapped(file) {
       store.codeVersion += 1;
       broadcast(feed, { type: "swap", codeVersion: store.codeVersion, file, at: Date.now() });

@@ -149,5 +149,20 @@ describe.skipIf(!CHROMIUM)(
       expect(added).toContain("word");
       await shot("3-diff");
     }, 120_000);
+    it("locates a handler's exception: the stage, the .ts file:line, and its source lines", async () => {
+      const throwing = 'if (request.messages) throw new TypeError("no system for you");\n    const system =';
+      fs.writeFileSync(handlerFile, handlerSource("x").replace("const system =", throwing));
+      await page.waitForFunction(() => document.querySelector('[data-testid="swap-notice"]')?.textContent?.includes("code version 2"), {
+        timeout: 30_000,
+      });
+      await page.click('[data-testid="compare"]'); // untick the newest: back from the diff to the newest journey
+      await page.click('[data-testid="send"]');
+      await page.waitForSelector('[data-testid="journey-error"]', { timeout: 60_000 });
+      const error = await page.$eval('[data-testid="journey-error"]', (node) => node.textContent ?? "");
+      expect(error).toMatch(/no system for you.* at \S*inspect-chat\.ts:5:\d+/);
+      await page.waitForSelector('[data-testid="source-lines"] .failing', { timeout: 10_000 });
+      expect(await page.$eval('[data-testid="source-lines"] .failing', (node) => node.textContent)).toContain("throw new TypeError");
+      await shot("4-error");
+    }, 60_000);
   },
 );

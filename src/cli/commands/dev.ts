@@ -119,16 +119,21 @@ async function swapHandler(session: DevSession, changed: string): Promise<string
   }
 }
 
-/** The folders to watch: those of the handler's own sources (not node_modules) and of the config. */
+/** The handler's own sources: its bundle's inputs outside node_modules. */
+function ownSources(inputs: Iterable<string>): string[] {
+  return [...inputs].filter((input) => !input.split(path.sep).includes("node_modules")).map((input) => path.resolve(input));
+}
+
+/** The folders to watch: those of the handler's own sources and of the config. */
 function watchedFolders(inputs: readonly string[], configFile: string): Set<string> {
-  const own = inputs.filter((input) => !input.split(path.sep).includes("node_modules"));
-  return new Set([...own, path.resolve(configFile)].map((file) => path.dirname(file)));
+  return new Set([...ownSources(inputs), path.resolve(configFile)].map((file) => path.dirname(file)));
 }
 
 async function runDev(session: DevSession): Promise<void> {
   let served = await loadModel(session);
   if (session.inspector) session.say(`inspector: ${session.inspector.pageUrl()}`);
   let inputs = new Set((await bundleInputs(session.handler)).map((f) => path.resolve(f)));
+  session.inspector?.setSources(ownSources(inputs));
   const configPath = path.resolve(session.configFile);
   let pending = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
@@ -146,6 +151,7 @@ async function runDev(session: DevSession): Promise<void> {
         served = await loadModel(session);
       } else {
         inputs = new Set(await swapHandler(session, [...files][0]!));
+        session.inspector?.setSources(ownSources(inputs));
       }
     } catch (error) {
       const message =

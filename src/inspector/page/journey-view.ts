@@ -1,5 +1,6 @@
 /** One request's journey: its body, each model call (prompt, tokens, answer), the stages' times and what it answered. */
 import type { Journey, ModelCall } from "../journal.ts";
+import { SourceView } from "./source-view.ts";
 import { html } from "./html.ts";
 import { TokenChips } from "./token-chips-view.ts";
 
@@ -49,6 +50,7 @@ function EndView({ journey }: { journey: Journey }) {
         </p>`
         : null
     }
+    ${error?.location ? html`<${SourceView} location=${error.location} />` : null}
     <pre data-testid="journey-body">${pretty(end.body)}</pre>
   </section>`;
 }

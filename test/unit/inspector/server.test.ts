@@ -94,3 +94,20 @@ describe("the inspector's server", () => {
     expect(((await refused.json()) as { error: { field: string } }).error.field).toBe("route");
   });
 });
+
+describe("the source lines of an error's place", () => {
+  it("are read from the handler's own sources only", async () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), "inspector-src-"));
+    const source = path.join(folder, "handlers", "h.ts");
+    fs.mkdirSync(path.dirname(source));
+    fs.writeFileSync(source, Array.from({ length: 20 }, (_, k) => `line ${k + 1}`).join("\n"));
+    inspector.setSources([source]);
+    const ask = (location: string) => fetch(`${base}/api/source?location=${encodeURIComponent(location)}`, { headers: withKey });
+    const lines = (await (await ask("handlers/h.ts:11:5")).json()) as { line: number; lines: { number: number; text: string }[] };
+    expect(lines.line).toBe(11);
+    expect(lines.lines.map((l) => l.number)).toEqual([7, 8, 9, 10, 11, 12, 13, 14, 15]);
+    expect(lines.lines[4]!.text).toBe("line 11");
+    expect((await ask("../../etc/passwd:1")).status).toBe(404);
+    expect((await ask("handlers/other.ts:1")).status).toBe(404);
+  });
+});
