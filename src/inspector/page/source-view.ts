@@ -12,6 +12,7 @@ export function SourceView({ location }: { location: string }) {
   }, [location]);
   if (!source) return null;
   return html`<pre class="source" data-testid="source-lines">${source.lines.map(
-    (line) => html`<span class=${line.number === source.line ? "failing" : ""}>${`${String(line.number).padStart(4)}  ${line.text}\n`}</span>`,
+    (line) =>
+      html`<span class=${line.number === source.line ? "failing" : ""}>${`${String(line.number).padStart(4)}  ${line.text}\n`}</span>`,
   )}</pre>`;
 }
