@@ -15,6 +15,7 @@ const OWN_SERVER = [
   "dev",
   "failed-register",
   "faults",
+  "inspector",
   "kserve",
   "package",
   "register-replace",

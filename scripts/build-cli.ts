@@ -27,4 +27,16 @@ await build({
   logLevel: "warning",
   banner: { js: ESM_REQUIRE_BANNER },
 });
+// The inspector's page (tsserve dev serves dist/inspector/page.js and page.css): preact + htm for the browser.
+await build({
+  absWorkingDir: root,
+  entryPoints: { page: "src/inspector/page/main.ts" },
+  outdir: path.join(root, "dist", "inspector"),
+  bundle: true,
+  minify: true,
+  platform: "browser",
+  target: "es2022",
+  format: "esm",
+  logLevel: "warning",
+});
 if (process.argv[2] === undefined) await buildLibrary();

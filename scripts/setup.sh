@@ -31,6 +31,15 @@ if ! command -v prometheus >/dev/null 2>&1; then
     || echo "setup: Prometheus could not be installed; the metrics suite will check the metrics API without it" >&2
 fi
 
+# Chromium, which the inspector's real-browser test drives with puppeteer-core (test/e2e/inspector.test.ts).
+# Where it cannot be installed, that test says so and is skipped.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing Chromium (Debian's chromium)" >&2
+  as_root=""; [ "$(id -u)" = 0 ] || as_root="sudo -n"
+  { $as_root apt-get update -qq && $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2; } \
+    || echo "setup: Chromium could not be installed; the inspector's browser test will be skipped" >&2
+fi
+
 # The venv: the same script `tsserve setup` runs in a user's project.
 bash scripts/setup-venv.sh --editable python_shim .venv python_shim/requirements.txt python_shim/requirements-dev.txt
 

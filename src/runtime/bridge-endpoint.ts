@@ -15,11 +15,14 @@ import { RemoteModel } from "./remote-model.ts";
 import { runBatch } from "./pipeline.ts";
 import { encodeBody } from "./outcome.ts";
 import { describeThrown, mappedStack } from "../handler/error-place.ts";
+import type { Inspector } from "../inspector/journal-client.ts";
 
 interface RuntimeOptions {
   input: ByteSource;
   output: ByteSink;
   log?: (line: string) => void;
+  /** tsserve dev's inspector, told about each request (absent in production: nothing is recorded). */
+  inspector?: Inspector;
 }
 
 interface Runtime {
@@ -60,6 +63,7 @@ export function startRuntime(Handler: HandlerClass, options: RuntimeOptions): Ru
     };
     // A warm-up in initialize may call ctx.model (the shim serves it during the handshake).
     await handler.initialize({ ...ctx, signal });
+    options.inspector?.hello(Handler.name, handler);
     return { protocol_version: PROTOCOL_VERSION, handler: Handler.name };
   });
 
@@ -68,9 +72,15 @@ export function startRuntime(Handler: HandlerClass, options: RuntimeOptions): Ru
     const stream = (requestIndex: number, body: unknown) =>
       connection.sendNotification(StreamChunk, { batch_id: params.batch_id, request_index: requestIndex, ...encodeBody(body) });
     // The shim cancels the handle (a deadline, a client gone): the stages see `signal`, and ctx.model's calls are cancelled with it.
-    const batchCtx = { ...ctx, model: model!.forBatch(params.batch_id, signal), signal };
+    const batchModel = model!.forBatch(params.batch_id, signal);
     const onThrown = (error: Error) => log(`handler error: ${describeThrown(error)}\n${mappedStack(error)}`);
-    return { responses: await runBatch(handler, batchCtx, params.requests, { stream, onThrown }) };
+    const journal = options.inspector?.begin(params.batch_id, params.requests);
+    if (!journal)
+      return { responses: await runBatch(handler, { ...ctx, model: batchModel, signal }, params.requests, { stream, onThrown }) };
+    const batchCtx = { ...ctx, model: journal.model(batchModel), signal };
+    const responses = await runBatch(handler, batchCtx, params.requests, { stream, onThrown, onStage: journal.onStage });
+    journal.finish(responses);
+    return { responses };
   });
 
   connection.onNotification(GenerationDelta, (delta) => model?.deliverDelta(delta));

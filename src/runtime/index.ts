@@ -7,6 +7,7 @@ import { claimStdout, openStdin } from "./stdio.ts";
 import { startRuntime } from "./bridge-endpoint.ts";
 import { fileURLToPath } from "node:url";
 import { useBundleSourceMap } from "../handler/error-place.ts";
+import { inspectorFromEnv } from "../inspector/journal-client.ts";
 
 export { startRuntime } from "./bridge-endpoint.ts";
 export { runBatch } from "./pipeline.ts";
@@ -17,7 +18,7 @@ export function serve(Handler: HandlerClass): void {
   // Bundled, this module is part of handler.mjs: its stack frames map through handler.mjs.map.
   useBundleSourceMap(fileURLToPath(import.meta.url));
   const output = claimStdout();
-  const runtime = startRuntime(Handler, { input: openStdin(), output });
+  const runtime = startRuntime(Handler, { input: openStdin(), output, inspector: inspectorFromEnv() });
   const parent = process.ppid;
   // A SIGKILLed parent may leave stdin open in a grandchild; re-parenting tells us it is gone.
   const watch = setInterval(() => {

@@ -13,12 +13,15 @@ import { oneAnswerPerItem, runStages, type Stage, type StageBase } from "../hand
 import { parseBody } from "../handler/request-body.ts";
 import type { IncomingRequest, RequestOutcome } from "../protocol/messages.ts";
 import { toOutcome } from "./outcome.ts";
+import { timedStage, type OnStage } from "../handler/stage-report.ts";
 
 interface BatchOptions {
   /** Intermediate responses for streaming requests. */
   stream?: (requestIndex: number, body: unknown) => void;
   /** Each exception the handler threw in this batch, once (its stack goes to the model log). */
   onThrown?: (error: Error) => void;
+  /** Each stage's time and failures (tsserve dev's inspector); absent, the stages run unwrapped. */
+  onStage?: OnStage;
 }
 
 export async function runBatch(
@@ -34,9 +37,9 @@ export async function runBatch(
     const route = path === "" ? undefined : routeTable(handler).get(path);
     const answers =
       path === ""
-        ? await answerWithPipeline(handler, group, indices, base)
+        ? await answerWithPipeline(handler, group, indices, base, options.onStage)
         : route
-          ? await answerWithRoute(route, group, indices, base)
+          ? await answerWithRoute(route, group, indices, base, options.onStage)
           : group.map(() => handler.unknownRoute(path));
     indices.forEach((index, k) => {
       replies[index] = answers[k];
@@ -85,13 +88,15 @@ async function answerWithPipeline(
   requests: readonly IncomingRequest[],
   indices: readonly number[],
   base: StageBase,
+  onStage: OnStage | undefined,
 ): Promise<Maybe<unknown>[]> {
   const parsed = requests.map((request) => parseBody(request.body, request.body_error, (body) => handler.parseRequest(body)));
-  const stages: Stage[] = [
-    (items, c) => handler.preprocess(items, c),
-    (items, c) => handler.inference(items, c),
-    (items, c) => handler.postprocess(items, c),
+  const named: [string, Stage][] = [
+    ["preprocess", (items, c) => handler.preprocess(items, c)],
+    ["inference", (items, c) => handler.inference(items, c)],
+    ["postprocess", (items, c) => handler.postprocess(items, c)],
   ];
+  const stages = named.map(([name, stage]) => (onStage ? timedStage(name, stage, onStage) : stage));
   const live = parsed.flatMap((value, k) => (isFailure(value) ? [] : [k]));
   const results = await runStages(
     stages,
@@ -111,13 +116,14 @@ async function answerWithRoute(
   requests: readonly IncomingRequest[],
   indices: readonly number[],
   base: StageBase,
+  onStage: OnStage | undefined,
 ): Promise<Maybe<unknown>[]> {
   const calls: RouteCall[] = requests.map((request) =>
     request.body_error === undefined ? { body: request.body } : { body: request.body, bodyError: request.body_error },
   );
-  const replies = await oneAnswerPerItem(`route "${route.path}"`, calls.length, () =>
-    route.handle(calls, { ...base, requestIndices: indices }),
-  );
+  const handle: Stage = (items, ctx) => route.handle(items, ctx);
+  const stage = onStage ? timedStage(`route ${route.path}`, handle, onStage) : handle;
+  const replies = await oneAnswerPerItem(`route "${route.path}"`, calls.length, () => stage(calls, { ...base, requestIndices: indices }));
   return replies.map((reply) =>
     isFailure(reply) && reply.body === undefined && route.errorBody ? reply.withBody(route.errorBody(reply)) : reply,
   );

@@ -111,6 +111,7 @@ afterAll(async () => {
 describe("tsserve dev", () => {
   it("serves the handler with the model loaded once", async () => {
     expect(devLog).toMatch(new RegExp(`${MODEL} loaded in [\\d.]+ (ms|s)`));
+    expect(devLog).toMatch(/inspector: http:\/\/127\.0\.0\.1:\d+\/\?key=\S+/); // on unless --no-inspector (test/e2e/inspector.test.ts)
     expect(await promptStart()).toBe("VERSION-1");
     expect(loads()).toBe(1);
   }, 60_000);

@@ -20,10 +20,14 @@ import { registerWatched, WorkerStartError } from "../../client/model-registrati
 import { connect, readState, runningServer, startServer, stopServer } from "../../client/torchserve-process.ts";
 import { ArchiveInputError } from "../../config/input-error.ts";
 import { readModelConfig, validateModelConfig } from "../../config/model-config-file.ts";
+import { readKeyFile } from "../../client/keys.ts";
+import { INSPECTOR_URL_ENV } from "../../inspector/journal.ts";
+import { startInspector, type InspectorServer } from "../../inspector/server.ts";
+import { PACKAGE_ROOT } from "../../package-root.ts";
 import { UsageError, type Command } from "../command.ts";
 import { parsePortBase } from "./start.ts";
 
-const usage = `Usage: tsserve dev --handler handlers/<file>.ts -c <model-config.yaml> [--model-name NAME] [--port-base P]
+const usage = `Usage: tsserve dev --handler handlers/<file>.ts -c <model-config.yaml> [--model-name NAME] [--port-base P] [--no-inspector]
 
 Serves the handler on the local TorchServe (started if it is not running, and stopped again
 on Ctrl-C) and watches its sources. On every save the handler is rebundled and the running
@@ -31,11 +35,16 @@ worker swaps its Node child to the new bundle at the next request: the model sta
 a request in flight finishes on the code it started with. A change to the config file
 reloads the model. The terminal says which happened and how long it took.
 
+The inspector, a page on a loopback port (its link, with TorchServe's inference key, is printed
+at start), sends requests through a form and shows what each became at every stage: the
+prompts, their tokens, the generated tokens and their logprobs, timings, the answer.
+
 Options:
   --handler FILE          the TypeScript handler module
   -c, --config-file FILE  its model-config.yaml
   --model-name NAME       name to serve it under (default: the handler's file name)
-  --port-base P           for a TorchServe started here: ports as \`tsserve start --port-base\``;
+  --port-base P           for a TorchServe started here: ports as \`tsserve start --port-base\`
+  --no-inspector          serve no inspector page (the handler's Node child then records nothing)`;
 
 /** What runs now: the config it was loaded with, and where its store folder is. */
 interface Served {
@@ -51,6 +60,7 @@ interface DevSession {
   client: TorchServeClient;
   modelStore: string;
   say: (message: string) => void;
+  inspector?: InspectorServer;
 }
 
 function elapsed(since: number): string {
@@ -98,24 +108,32 @@ async function swapHandler(session: DevSession, changed: string): Promise<string
     const [bundle, map] = await Promise.all([fsp.readFile(built.bundlePath), fsp.readFile(built.mapPath)]);
     // A no-archive folder is used in place: TorchServe's model folder links to it, and its workers run its handler.mjs.
     await writeBundle(path.join(session.modelStore, session.modelName), bundle, map);
+    const shown = path.relative(process.cwd(), changed) || changed;
     session.say(
-      `${path.relative(process.cwd(), changed) || changed} changed: handler rebundled and swapped in ${elapsed(started)}; the model stayed loaded (the next request runs the new code)`,
+      `${shown} changed: handler rebundled and swapped in ${elapsed(started)}; the model stayed loaded (the next request runs the new code)`,
     );
+    session.inspector?.swapped(shown);
     return built.inputs;
   } finally {
     await fsp.rm(outDir, { recursive: true, force: true });
   }
 }
 
-/** The folders to watch: those of the handler's own sources (not node_modules) and of the config. */
+/** The handler's own sources: its bundle's inputs outside node_modules. */
+function ownSources(inputs: Iterable<string>): string[] {
+  return [...inputs].filter((input) => !input.split(path.sep).includes("node_modules")).map((input) => path.resolve(input));
+}
+
+/** The folders to watch: those of the handler's own sources and of the config. */
 function watchedFolders(inputs: readonly string[], configFile: string): Set<string> {
-  const own = inputs.filter((input) => !input.split(path.sep).includes("node_modules"));
-  return new Set([...own, path.resolve(configFile)].map((file) => path.dirname(file)));
+  return new Set([...ownSources(inputs), path.resolve(configFile)].map((file) => path.dirname(file)));
 }
 
 async function runDev(session: DevSession): Promise<void> {
   let served = await loadModel(session);
+  if (session.inspector) session.say(`inspector: ${session.inspector.pageUrl()}`);
   let inputs = new Set((await bundleInputs(session.handler)).map((f) => path.resolve(f)));
+  session.inspector?.setSources(ownSources(inputs));
   const configPath = path.resolve(session.configFile);
   let pending = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
@@ -133,6 +151,7 @@ async function runDev(session: DevSession): Promise<void> {
         served = await loadModel(session);
       } else {
         inputs = new Set(await swapHandler(session, [...files][0]!));
+        session.inspector?.setSources(ownSources(inputs));
       }
     } catch (error) {
       const message =
@@ -186,6 +205,7 @@ const command: Command = {
     "config-file": { type: "string", short: "c" },
     "model-name": { type: "string" },
     "port-base": { type: "string" },
+    "no-inspector": { type: "boolean" },
   },
   async run({ values }) {
     const handler = values.handler as string | undefined;
@@ -197,15 +217,31 @@ const command: Command = {
     const portBase = parsePortBase(values["port-base"]);
     const say = (message: string) => process.stderr.write(`tsserve dev: ${message}\n`);
     const paths = workPaths();
+    const inspector = values["no-inspector"] ? undefined : await openInspector(modelName, paths);
     const startedHere = !runningServer(paths);
+    // TorchServe's workers, and so the handler's Node children, inherit this: they post each request's journey to the inspector.
+    if (inspector && startedHere) process.env[INSPECTOR_URL_ENV] = inspector.journalUrl;
+    if (inspector && !startedHere)
+      say("TorchServe was already running: the inspector can send requests but sees no journeys (stop it and run tsserve dev again)");
     if (startedHere) await startServer({ paths, portBase, onProgress: say });
     else if (portBase !== undefined) say(`TorchServe is already running here; --port-base ${portBase} is not applied`);
     const state = readState(paths);
     if (!state) throw new UsageError("TorchServe is not running here, and could not be started");
-    const session: DevSession = { handler, configFile, modelName, paths, client: connect(paths), modelStore: state.modelStore, say };
+    const client = connect(paths);
+    const session: DevSession = {
+      handler,
+      configFile,
+      modelName,
+      paths,
+      client,
+      modelStore: state.modelStore,
+      say,
+      ...(inspector ? { inspector } : {}),
+    };
     try {
       await runDev(session);
     } finally {
+      await inspector?.close();
       if (startedHere) {
         say("stopping TorchServe");
         await stopServer({ paths });
@@ -213,5 +249,13 @@ const command: Command = {
     }
   },
 };
+
+function openInspector(modelName: string, paths: WorkPaths): Promise<InspectorServer> {
+  return startInspector({
+    modelName,
+    inference: () => ({ url: connect(paths).addresses.inference, key: readKeyFile(paths.keyFile)?.inference.key }),
+    pageDir: path.join(PACKAGE_ROOT, "dist", "inspector"),
+  });
+}
 
 export default command;
