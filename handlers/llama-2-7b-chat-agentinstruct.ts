@@ -121,6 +121,7 @@ export default class Llama2_7bChatAgentInstruct extends CompletionHandler<AgentI
         logprobs: 0,
         echo: false,
         stream: false,
+        stage: "explanation",
       })),
     );
     if (explained.length !== inputs.length) {
@@ -146,7 +147,7 @@ export default class Llama2_7bChatAgentInstruct extends CompletionHandler<AgentI
         outputPrefix: request.output_prefix ?? "",
       });
       const prompt = llama2RawPrompt(rawPrompt);
-      const next: Input = { ...input, prompt, generate: this.generateRequest(request, prompt) };
+      const next: Input = { ...input, prompt, generate: { ...this.generateRequest(request, prompt), stage: "answer" } };
       const completionTokens = sequence.logprobs.tokens.length;
       this.explanations.set(next, {
         text: cleanExplanation(sequence.text),

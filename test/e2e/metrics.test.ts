@@ -212,6 +212,11 @@ describe.each([
     expect(total(after, "tsserve_request_success_total", model) - total(before, "tsserve_request_success_total", model)).toBe(
       done.answered,
     );
+    // A handler's one model call is the stage `main` (AgentInstruct labels its two: python_shim/tests/worker/test_metrics.py).
+    const main = { stage: "main" };
+    expect(
+      total(after, "tsserve_generation_tokens_total", model, main) - total(before, "tsserve_generation_tokens_total", model, main),
+    ).toBe(done.generated);
     // Each histogram's +Inf bucket holds every observation, and the inter-token latencies one fewer per answer than its tokens.
     for (const name of ["tsserve_time_to_first_token_seconds", "tsserve_e2e_request_latency_seconds"]) {
       expect(total(after, `${name}_bucket`, model, { le: "+Inf" })).toBe(total(after, `${name}_count`, model));

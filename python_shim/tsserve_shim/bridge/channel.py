@@ -52,7 +52,7 @@ class Bridge:
         *,
         deadline_for: Callable[[int | None], Any],
         on_chunk: Callable[[dict], None],
-        on_generated: Callable[[int | None, list], None] = lambda batch_id, outcomes: None,
+        on_generated: Callable[[int | None, list, list[str]], None] = lambda batch_id, outcomes, stages: None,
         refuse_generate: Callable[[int | None, list], Any] = lambda batch_id, requests: None,
         refuse_text: Callable[[str, dict], str | None] = lambda method, params: None,
     ) -> None:

@@ -290,8 +290,8 @@ class TsserveHandler:
         if batch is not None:
             batch.loop.call_soon_threadsafe(send_chunk, batch.context, params, self.max_response_size)
 
-    def _on_generated(self, batch_id: int | None, outcomes: list) -> None:
-        report_generated(self.engine.stats, self.model_name, outcomes)
+    def _on_generated(self, batch_id: int | None, outcomes: list, stages: list[str]) -> None:
+        report_generated(self.engine.stats, self.model_name, outcomes, stages)
 
 
 def _resolver(loop: asyncio.AbstractEventLoop, future: asyncio.Future):
