@@ -16,6 +16,7 @@ from tsserve_shim.bridge import protocol
 from tsserve_shim.bridge.errors import INVALID_PARAMS, RpcError
 from tsserve_shim.bridge.model_calls import OFF_THREAD_IDS, OFF_THREAD_TEXT_BYTES, ModelCalls
 from tsserve_shim.bridge.rpc import Deferred
+from tsserve_shim.engine.common.trace import tag_trace
 from tsserve_shim.engine.contract import Malformed, generate_requests
 
 
@@ -110,6 +111,7 @@ def serving(engine, **hooks):
         on_generated=lambda batch_id, outcomes, stages: generated.append((batch_id, outcomes, stages)),
         refuse_generate=hooks.get("refuse_generate", lambda batch_id, requests: None),
         refuse_text=hooks.get("refuse_text", lambda method, params: None),
+        trace_for=hooks.get("trace_for", lambda batch_id: None),
     )
     calls.serve_on(peer, pid=42)
     return calls, peer, generated
@@ -131,6 +133,13 @@ def test_a_short_generate_goes_to_the_engine_as_sent_and_is_answered_when_done()
     delta = {"call_id": 5, "request_index": 0, "sequence_index": 0, "text": "hi", "logprobs": None}
     assert peer.sent == [("notify", protocol.GENERATION_DELTA, delta), ("reply", 7, {"outcomes": [{"ok": True, "texts": ["hi"]}] * 2})]
     assert generated == [(1, [{"ok": True, "texts": ["hi"]}] * 2, ["explanation", "main"])]  # each request's metrics stage
+
+
+def test_a_generate_call_s_engine_tag_carries_its_request_s_trace_id():
+    engine = RecordingEngine(answer_at_once=True)
+    _calls, peer, _generated = serving(engine, trace_for=lambda batch_id: f"trace-of-{batch_id}")
+    peer.call(protocol.GENERATE, generate_params("a", batch_id=3))
+    assert tag_trace(engine.submitted[0][1]) == "trace-of-3"
 
 
 def test_a_stage_that_could_not_be_a_metrics_label_refuses_its_call_naming_the_field():

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.common.stats import DEFAULT_STAGE
+from ..engine.common.trace import generate_tag, tag_trace, tagged
 from ..engine.contract import GenerateRequest, Malformed, ServingEngine, generate_requests
 from . import protocol
 from .errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
@@ -69,8 +70,10 @@ class ModelCalls:
         on_generated: Callable[[int | None, list, list[str]], None],
         refuse_generate: Callable[[int | None, list], Any],
         refuse_text: Callable[[str, dict], str | None],
+        trace_for: Callable[[int | None], str | None] = lambda batch_id: None,
     ) -> None:
         self.engine = engine
+        self.trace_for = trace_for  # a batch id -> its requests' trace id (the engine tag carries it)
         self._post = post  # runs work on the bridge thread (the one that writes the child's channel)
         self.deadline_for = deadline_for  # a batch id (or None) -> the Deadline of its generate calls
         # (batch id, GenerateOutcomes, their requests' stages) of every generate call, refused ones included
@@ -111,7 +114,7 @@ class ModelCalls:
         refused = self._refusal_outcomes(batch_id, params["requests"])
         if refused is not None:
             return {"outcomes": refused}
-        tag = ("generate", pid, next(self._tags))
+        tag = generate_tag(pid, next(self._tags), self.trace_for(batch_id))
         generation = self._generations.setdefault(pid, {})[tag] = Generation(batch_id, pid, tag, request_stages(params["requests"]))
         # Typed once, here, for the engine; a malformed request stays a Malformed that the engine answers alone (a 400).
         requests = generate_requests(params["requests"])
@@ -164,7 +167,7 @@ class ModelCalls:
         try:
             self._start(generation, call, self.engine.pretokenize(call.requests))
         except Exception as error:
-            log.exception("tsserve: tokenizing a generate call failed")
+            log.exception("tsserve: %s", tagged(tag_trace(generation.tag), "tokenizing a generate call failed"))
             call.done(_failed(len(call.requests), 500, f"tokenizing the prompts failed: {type(error).__name__}: {error}"))
 
     def _start(self, generation: Generation, call: EngineCall, requests: list) -> None:

@@ -33,6 +33,7 @@ from ..common.sampling import GREEDY_BELOW
 from ..common.scores import Scores
 from ..common.stats import EngineStats, metrics_enabled
 from ..common.submit import Done, wait_for_outcomes
+from ..common.trace import engine_request_id
 from ..contract import GenerateRequest, Outcome, Requests, error_outcome, generate_requests
 from .args import VllmLaunch, vllm_launch
 from .failures import refusal, request_failure, unanswered
@@ -236,7 +237,7 @@ class VllmEngine(PromptTokenizer):
             _finish(call.rows, CANCELLED)
             return
         call.tasks = [
-            asyncio.ensure_future(self._run(call.requests[index], ids, [row for row in call.rows if row.request == index]))
+            asyncio.ensure_future(self._run(call.requests[index], ids, [row for row in call.rows if row.request == index], call.tag))
             for index, ids in call.prompts.items()
         ]
 
@@ -250,7 +251,7 @@ class VllmEngine(PromptTokenizer):
         for index, outcome in self.processor.outcomes(finished, call.rows, time.perf_counter() - call.started).items():
             call.outcomes[index] = outcome
 
-    async def _run(self, request: GenerateRequest, ids: list[int], rows: list[Row]) -> Outcome | None:
+    async def _run(self, request: GenerateRequest, ids: list[int], rows: list[Row], tag: Hashable | None = None) -> Outcome | None:
         """Generate one request's rows; None when they ended (even by deadline or cancel), else its error outcome."""
         from vllm.exceptions import VLLMClientError
         from vllm.v1.engine.exceptions import EngineDeadError
@@ -262,7 +263,7 @@ class VllmEngine(PromptTokenizer):
         deadline = rows[0].deadline
         try:
             async with asyncio.timeout(None if deadline is None else max(0.0, deadline.at - time.monotonic())):
-                return await self._generate(request, ids, rows, params)
+                return await self._generate(request, ids, rows, params, engine_request_id(tag, next(self._request_ids)))
         except TimeoutError:
             _finish(rows, TIMED_OUT)
         except asyncio.CancelledError:
@@ -285,12 +286,12 @@ class VllmEngine(PromptTokenizer):
         )
         self._loop.call_later(EXIT_AFTER_ENGINE_DEATH_S, _exit_worker)
 
-    async def _generate(self, request: GenerateRequest, ids: list[int], rows: list[Row], params) -> Outcome | None:
+    async def _generate(self, request: GenerateRequest, ids: list[int], rows: list[Row], params, request_id: str) -> Outcome | None:
         """Take vLLM's outputs into the rows; an error outcome when vLLM ends a sequence with no answer."""
         from vllm.inputs import TokensPrompt
 
         scoring_only = request.max_tokens == 0
-        async for out in self.llm.generate(TokensPrompt(prompt_token_ids=ids), params, f"tsserve-{next(self._request_ids)}"):
+        async for out in self.llm.generate(TokensPrompt(prompt_token_ids=ids), params, request_id):
             if out.prompt_logprobs is not None and rows[0].scores_prompt and rows[0].prompt_scores is None:
                 rows[0].prompt_scores = prompt_scores(out.prompt_logprobs, ids, rows[0].k)
             for completion in out.outputs:
