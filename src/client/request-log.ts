@@ -2,13 +2,14 @@
  * One request's lines from TorchServe's logs, in time order (`tsserve logs --request ID`). The shim tags
  * every line about a request with `[request ID]` (the client's X-Request-Id, else TorchServe's request id),
  * the Node child's lines come through the model log with the same tag, and the worker's answer line names
- * TorchServe's own id too (`TorchServe request UUID`), so that the frontend's lines in ts_log.log, which know
- * only that one, are found from a client's id as well.
+ * TorchServe's own id too (`TorchServe request UUID`). That line ties the two: from a client's id the
+ * frontend's lines in ts_log.log (which know only TorchServe's) are found, and from TorchServe's id (the
+ * answer's `x-request-id` header) the lines tagged with the client's.
  */
 import fs from "node:fs";
 import path from "node:path";
 
-/** The logs searched, in the order their lines go when their times are equal. */
+/** The logs searched. */
 export const REQUEST_LOGS = ["ts_log.log", "model_log.log"] as const;
 
 interface LogLine {
@@ -20,7 +21,8 @@ interface LogLine {
 }
 
 const TIMESTAMP = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)[,.](\d{3})/;
-const TORCHSERVE_ID = /TorchServe request ([\x21-\x7e]+?)\)/g;
+// The worker's answer line ties the two ids of a request: `[request TRACE] answered ... (TorchServe request UUID)`.
+const LINKED_IDS = /\[request ([\x21-\x5c\x5e-\x7e]+)\]|TorchServe request ([\x21-\x7e]+?)\)/g;
 
 function timeOf(line: string): number {
   const match = TIMESTAMP.exec(line);
@@ -42,15 +44,22 @@ function namesAny(line: string, ids: ReadonlySet<string>): boolean {
 /** Lines of `texts` (file name -> its text) that name `id`, or TorchServe's id that a line about `id` names. */
 export function requestLines(texts: ReadonlyMap<string, string>, id: string): LogLine[] {
   const lines: LogLine[] = [];
-  for (const [file, text] of texts) {
-    for (const line of text.split(/\r?\n/)) if (line) lines.push({ file, at: timeOf(line), order: lines.length, text: line });
+  const seen = new Set<string>();
+  // model_log.log first: TorchServe's default log config copies the worker's lines into ts_log.log too.
+  for (const [file, text] of [...texts].sort(([a], [b]) => (a === "model_log.log" ? -1 : b === "model_log.log" ? 1 : 0))) {
+    for (const line of text.split(/\r?\n/)) {
+      if (!line || seen.has(line)) continue;
+      seen.add(line);
+      lines.push({ file, at: timeOf(line), order: lines.length, text: line });
+    }
   }
   const ids = new Set([id]);
   for (const line of lines) {
-    if (namesAny(line.text, new Set([id]))) for (const match of line.text.matchAll(TORCHSERVE_ID)) ids.add(match[1]!);
+    if (!namesAny(line.text, new Set([id]))) continue;
+    for (const match of line.text.matchAll(LINKED_IDS)) for (const linked of (match[1] ?? match[2]!).split(",")) ids.add(linked);
   }
   const mine = withContinuations(lines, new Set(lines.filter((line) => namesAny(line.text, ids))));
-  // Time order across files; a file's own order where the times are equal (or a line has none).
+  // Time order across files; the files' order (model_log first) where the times are equal (or a line has none).
   return mine.sort((a, b) => (a.at === b.at || Number.isNaN(a.at - b.at) ? a.order - b.order : a.at - b.at));
 }
 

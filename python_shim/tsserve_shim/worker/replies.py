@@ -25,7 +25,6 @@ from .trace import tagged
 log = logging.getLogger(__name__)
 
 STREAM_NEXT = "ts_stream_next"
-RESPONSE_HEADER = "X-Request-Id"
 
 
 def json_line(value: Any) -> str:
@@ -91,16 +90,14 @@ def too_large(size: int, limit: int) -> dict:
 
 
 def respond(context, index: int, outcome: dict, limit: int | None = None, request_id: str | None = None) -> str:
-    """Set the request's content type, status and `X-Request-Id` (``request_id``) on the context; its body (a 413
-    when over ``limit`` bytes)."""
+    """Set the request's content type and status on the context; its body (a 413 when over ``limit`` bytes), an
+    error naming ``request_id``. (The frontend answers every request with its own id in `x-request-id`.)"""
     content_type = outcome.get("content_type") if outcome["ok"] else None
     body = outcome["body"] if content_type else json_line(outcome_body(outcome, request_id))
     if limit is not None and body_bytes(body) > limit:
         log.error("tsserve: %s", tagged(request_id, f"refused a response of {body_bytes(body)} bytes (max_response_size {limit})"))
         outcome, content_type = too_large(body_bytes(body), limit), None
         body = json_line(outcome_body(outcome, request_id))
-    if request_id is not None:
-        context.set_response_header(index, RESPONSE_HEADER, request_id)
     context.set_response_content_type(index, content_type or "application/json")
     if not outcome["ok"]:
         context.set_response_status(outcome["status"], reason_phrase(outcome["message"]), index)

@@ -3,8 +3,9 @@
 The id is the client's `X-Request-Id` header when it sent a usable one, else TorchServe's own request id
 (the frontend's UUID for the job). It travels with the request: the IncomingRequest's `request_id` (the Node
 child prefixes its lines about the request with it), the bridge and the engine (a generate call's engine tag),
-every `tsserve:` log line about the request (`[request ID]`), the `X-Request-Id` response header and an error
-body's `error.request_id`. `tsserve logs --request ID` finds them in TorchServe's logs.
+every `tsserve:` log line about the request (`[request ID]`) and an error body's `error.request_id`. The worker's
+answer line also names TorchServe's id, which the frontend sends back in every answer's `x-request-id` header
+(it sets that header itself), so `tsserve logs --request` finds the request's lines from either id.
 """
 
 from __future__ import annotations

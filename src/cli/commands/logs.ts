@@ -6,8 +6,8 @@ const usage = `Usage: tsserve logs --request ID [--log-dir DIR]
 
 Prints one request's lines from every TorchServe log (${REQUEST_LOGS.join(", ")}) in time order: the
 frontend's, the worker's, the Node child's and the engine's (docs/operations.md, "Tracing a request").
-ID is the request's X-Request-Id (the client's, else TorchServe's own request id), as an answer's
-X-Request-Id header and an error body's error.request_id name it.
+ID is the client's X-Request-Id (an error body's error.request_id) or TorchServe's request id (every
+answer's x-request-id header): either finds the request's lines.
 
 Options:
   --request ID     the request to follow

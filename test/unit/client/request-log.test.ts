@@ -21,6 +21,18 @@ const MODEL_LOG = [
 ].join("\n");
 
 describe("one request's lines from every log", () => {
+  it("prints a worker line that TorchServe copied into ts_log.log once, as the model log's", () => {
+    const answer = MODEL_LOG.split("\n")[3]!;
+    const lines = requestLines(
+      new Map([
+        ["ts_log.log", `${TS_LOG}\n${answer}`],
+        ["model_log.log", MODEL_LOG],
+      ]),
+      "client-7",
+    );
+    expect(lines.filter((line) => line.text === answer).map((line) => line.file)).toEqual(["model_log.log"]);
+  });
+
   it("finds a client's id (with the rest of a Node message), and through the answer line TorchServe's own id in the frontend's log, in time order", () => {
     const lines = requestLines(
       new Map([
@@ -37,6 +49,23 @@ describe("one request's lines from every log", () => {
       ["ts_log.log", "00:24:29,100"],
     ]);
     expect(formatRequestLine(lines[1]!)).toBe(`model_log ${MODEL_LOG.split("\n")[0]}`);
+  });
+
+  it("finds a client's lines from TorchServe's own id (the answer's x-request-id header)", () => {
+    const lines = requestLines(
+      new Map([
+        ["ts_log.log", TS_LOG],
+        ["model_log.log", MODEL_LOG],
+      ]),
+      UUID,
+    );
+    expect(lines.map((line) => line.text.slice(11, 23))).toEqual([
+      "00:24:28,758",
+      "00:24:28,900",
+      "00:24:28,901",
+      "00:24:29,000",
+      "00:24:29,100",
+    ]);
   });
 
   it("finds TorchServe's own id, never a longer id that begins with it", () => {
