@@ -122,6 +122,7 @@ export default class Llama2_7bChatAgentInstruct extends CompletionHandler<AgentI
         logprobs: 0,
         echo: false,
         stream: false,
+        stage: "explanation",
       })),
     );
     if (explained.length !== inputs.length) {
@@ -147,7 +148,7 @@ export default class Llama2_7bChatAgentInstruct extends CompletionHandler<AgentI
         outputPrefix: request.output_prefix ?? "",
       });
       const prompt = llama2RawPrompt(rawPrompt);
-      const next: Input = { ...input, prompt, generate: this.generateRequest(request, prompt) };
+      const next: Input = { ...input, prompt, generate: { ...this.generateRequest(request, prompt), stage: "answer" } };
       const completionTokens = generatedTokens(sequence);
       this.explanations.set(next, {
         text: cleanExplanation(sequence.text),

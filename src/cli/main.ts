@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   "restart-workers": async () => (await import("./commands/restart-workers.ts")).default,
   status: async () => (await import("./commands/status.ts")).default,
   top: async () => (await import("./commands/top.ts")).default,
+  logs: async () => (await import("./commands/logs.ts")).default,
   predict: async () => (await import("./commands/predict.ts")).default,
   token: async () => (await import("./commands/token.ts")).default,
   setup: async () => (await import("./commands/setup.ts")).default,

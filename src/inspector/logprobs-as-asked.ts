@@ -1,7 +1,9 @@
 /**
  * While the inspector is on, each generate call asks for INSPECT_TOP_LOGPROBS
  * alternatives per token (the page shows them on hover); the handler must
- * still see what it asked for, so its outcomes are cut back to that.
+ * still see what it asked for, so its outcomes are cut back to that. A call
+ * that asked for none (`logprobs: null`) sees what the engine then reports:
+ * every logprob 0, no alternatives.
  */
 import type { GenerateOutcome, GenerationDelta, TokenLogprobs } from "../protocol/messages.ts";
 
@@ -16,13 +18,15 @@ function topK(top: Record<string, number> | null, k: number): Record<string, num
   );
 }
 
-export function logprobsAsAsked(logprobs: TokenLogprobs, asked: number): TokenLogprobs {
+export function logprobsAsAsked(logprobs: TokenLogprobs, asked: number | null): TokenLogprobs {
+  if (asked === null)
+    return { ...logprobs, token_logprobs: logprobs.token_logprobs.map(() => 0), top_logprobs: logprobs.top_logprobs.map(() => null) };
   if (asked >= INSPECT_TOP_LOGPROBS) return logprobs;
   return { ...logprobs, top_logprobs: logprobs.top_logprobs.map((top) => topK(top, asked)) };
 }
 
-export function outcomeAsAsked(outcome: GenerateOutcome, asked: number): GenerateOutcome {
-  if (!outcome.ok || asked >= INSPECT_TOP_LOGPROBS) return outcome;
+export function outcomeAsAsked(outcome: GenerateOutcome, asked: number | null): GenerateOutcome {
+  if (!outcome.ok || (asked !== null && asked >= INSPECT_TOP_LOGPROBS)) return outcome;
   return {
     ...outcome,
     prompt: logprobsAsAsked(outcome.prompt, asked),
@@ -30,6 +34,6 @@ export function outcomeAsAsked(outcome: GenerateOutcome, asked: number): Generat
   };
 }
 
-export function deltaAsAsked(delta: GenerationDelta, asked: number): GenerationDelta {
+export function deltaAsAsked(delta: GenerationDelta, asked: number | null): GenerationDelta {
   return delta.logprobs === null ? delta : { ...delta, logprobs: logprobsAsAsked(delta.logprobs, asked) };
 }

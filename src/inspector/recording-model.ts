@@ -63,14 +63,14 @@ export class RecordingModel implements ModelClient {
   async generate(requests: GenerateRequest[], options: GenerateOptions = {}): Promise<GenerateOutcome[]> {
     const call = ++this.calls;
     const started = performance.now();
-    const asking = requests.map((request) => ({ ...request, logprobs: Math.max(request.logprobs, INSPECT_TOP_LOGPROBS) }));
+    const asking = requests.map((request) => ({ ...request, logprobs: Math.max(request.logprobs ?? 0, INSPECT_TOP_LOGPROBS) }));
     const { onDelta } = options;
     const forwarded = onDelta
       ? {
           ...options,
           onDelta: (delta: Parameters<typeof onDelta>[0]) => {
             this.sink.delta(delta.text);
-            onDelta(deltaAsAsked(delta, requests[delta.request_index]?.logprobs ?? 0));
+            onDelta(deltaAsAsked(delta, requests[delta.request_index]?.logprobs ?? null));
           },
         }
       : options;

@@ -16,7 +16,11 @@ interface LlmMetric {
   kind: MetricKind;
   unit: string;
   help: string;
-  /** Labels besides `model_name` (TorchServe adds `Hostname`). */
+  /**
+   * Labels besides `model_name` (TorchServe adds `Hostname`). `stage` is the handler stage of the model call
+   * (GenerateRequest.stage: AgentInstruct's `explanation` and `answer`; `main` for a handler's one call); the
+   * engine's latency histograms and gauges are per model, as vLLM's are.
+   */
   labels: string[];
   buckets?: number[];
 }
@@ -85,24 +89,36 @@ export const LLM_METRICS: readonly LlmMetric[] = [
     kind: "counter",
     unit: "Count",
     help: "Prompt tokens looked up in the prefix cache.",
-    labels: [],
+    labels: ["stage"],
   },
-  { name: "tsserve_prefix_cache_hits_total", kind: "counter", unit: "Count", help: "Prompt tokens found in the prefix cache.", labels: [] },
-  { name: "tsserve_prompt_tokens_total", kind: "counter", unit: "Count", help: "Prompt tokens of answered requests.", labels: [] },
-  { name: "tsserve_generation_tokens_total", kind: "counter", unit: "Count", help: "Tokens generated for answered requests.", labels: [] },
+  {
+    name: "tsserve_prefix_cache_hits_total",
+    kind: "counter",
+    unit: "Count",
+    help: "Prompt tokens found in the prefix cache.",
+    labels: ["stage"],
+  },
+  { name: "tsserve_prompt_tokens_total", kind: "counter", unit: "Count", help: "Prompt tokens of answered requests.", labels: ["stage"] },
+  {
+    name: "tsserve_generation_tokens_total",
+    kind: "counter",
+    unit: "Count",
+    help: "Tokens generated for answered requests.",
+    labels: ["stage"],
+  },
   {
     name: "tsserve_request_success_total",
     kind: "counter",
     unit: "Count",
     help: "Sequences finished, by finish reason.",
-    labels: ["finished_reason"],
+    labels: ["finished_reason", "stage"],
   },
   {
     name: "tsserve_request_failure_total",
     kind: "counter",
     unit: "Count",
     help: "Requests the engine refused or failed, by HTTP status.",
-    labels: ["status"],
+    labels: ["status", "stage"],
   },
 ];
 

@@ -153,6 +153,9 @@ export type StructuredOutput = z.infer<typeof StructuredOutput>;
 export const LiteralSpans = z.array(z.tuple([z.number().int().min(0), z.number().int().min(0)]));
 export type LiteralSpans = z.infer<typeof LiteralSpans>;
 
+/** A metrics label value: short, and plain enough for every metrics backend. */
+export const MetricsStage = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "a stage is 1 to 64 letters, digits, '_', '.' or '-'");
+
 export const GenerateRequest = z.strictObject({
   prompt: z.string(),
   /**
@@ -182,6 +185,11 @@ export const GenerateRequest = z.strictObject({
   stream: z.boolean(),
   /** Constrain the generated text (structured output); absent: free text. */
   structured: StructuredOutput.optional(),
+  /**
+   * The handler stage this model call serves, where a handler makes several (AgentInstruct's
+   * `explanation` and `answer`): the `stage` label of its metrics. Absent: `main`.
+   */
+  stage: MetricsStage.optional(),
 });
 export type GenerateRequest = z.infer<typeof GenerateRequest>;
 

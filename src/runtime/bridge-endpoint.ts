@@ -5,7 +5,7 @@
  */
 import { Connection, type ByteSink, type ByteSource } from "../protocol/connection.ts";
 import { ErrorCode, RpcError } from "../protocol/errors.ts";
-import { PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { PROTOCOL_VERSION, type IncomingRequest } from "../protocol/messages.ts";
 import { GenerationDelta, Handle, Initialize, Ping, Shutdown, StreamChunk } from "../protocol/methods.ts";
 import { parseModelConfig } from "../config/model-config.ts";
 import { describeIssues } from "../handler/validate.ts";
@@ -73,7 +73,8 @@ export function startRuntime(Handler: HandlerClass, options: RuntimeOptions): Ru
       connection.sendNotification(StreamChunk, { batch_id: params.batch_id, request_index: requestIndex, ...encodeBody(body) });
     // The shim cancels the handle (a deadline, a client gone): the stages see `signal`, and ctx.model's calls are cancelled with it.
     const batchModel = model!.forBatch(params.batch_id, signal);
-    const onThrown = (error: Error) => log(`handler error: ${describeThrown(error)}\n${mappedStack(error)}`);
+    const onThrown = (error: Error, indices: number[]) =>
+      log(`${requestTag(params.requests, indices)}handler error: ${describeThrown(error)}\n${mappedStack(error)}`);
     const journal = options.inspector?.begin(params.batch_id, params.requests);
     if (!journal)
       return { responses: await runBatch(handler, { ...ctx, model: batchModel, signal }, params.requests, { stream, onThrown }) };
@@ -94,4 +95,10 @@ export function startRuntime(Handler: HandlerClass, options: RuntimeOptions): Ru
 
   const closed = new Promise<number>((resolve) => connection.onClose(() => resolve(shutdownRequested ? 0 : 1)));
   return { connection, closed };
+}
+
+/** `[request ID] ` for a log line about these requests of a batch (their trace ids, as the shim sent them), or "". */
+export function requestTag(requests: readonly IncomingRequest[], indices: readonly number[]): string {
+  const ids = [...new Set(indices.map((index) => requests[index]?.request_id).filter((id) => id !== undefined))];
+  return ids.length > 0 ? `[request ${ids.join(",")}] ` : "";
 }

@@ -18,8 +18,8 @@ import { timedStage, type OnStage } from "../handler/stage-report.ts";
 interface BatchOptions {
   /** Intermediate responses for streaming requests. */
   stream?: (requestIndex: number, body: unknown) => void;
-  /** Each exception the handler threw in this batch, once (its stack goes to the model log). */
-  onThrown?: (error: Error) => void;
+  /** Each exception the handler threw in this batch, once, with the batch indices of the requests it failed (its stack goes to the model log). */
+  onThrown?: (error: Error, requestIndices: number[]) => void;
   /** Each stage's time and failures (tsserve dev's inspector); absent, the stages run unwrapped. */
   onStage?: OnStage;
 }
@@ -49,14 +49,12 @@ export async function runBatch(
   return replies.map((reply) => toOutcome(reply ?? new RequestFailure(500, "handler returned no response for this request")));
 }
 
-function reportThrown(replies: readonly Maybe<unknown>[], onThrown: (error: Error) => void): void {
-  const seen = new Set<Error>();
-  for (const reply of replies) {
-    if (isFailure(reply) && reply.thrown && !seen.has(reply.thrown)) {
-      seen.add(reply.thrown);
-      onThrown(reply.thrown);
-    }
-  }
+function reportThrown(replies: readonly Maybe<unknown>[], onThrown: (error: Error, requestIndices: number[]) => void): void {
+  const failed = new Map<Error, number[]>();
+  replies.forEach((reply, index) => {
+    if (isFailure(reply) && reply.thrown) failed.set(reply.thrown, [...(failed.get(reply.thrown) ?? []), index]);
+  });
+  for (const [error, indices] of failed) onThrown(error, indices);
 }
 
 /** Batch indices per normalized url_path, in order of first appearance. */

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readKeyFile } from "../../src/client/keys.ts";
 import { parseExposition } from "../../src/metrics/exposition.ts";
 import { publishedMetrics } from "../../src/metrics/llm-metrics.ts";
-import { E2E_PORT_BASE, ROOT, TINY_HANDLER, tinyConfig, waitFor } from "./helpers.ts";
+import { cli, E2E_PORT_BASE, ROOT, TINY_HANDLER, tinyConfig, waitFor } from "./helpers.ts";
 import { sharedModel, sharedServer, SMOLLM2_VLLM, smollm2OnVllm, type RunningServer } from "./servers.ts";
 
 const TINY = "metrics-tiny";
@@ -212,6 +212,11 @@ describe.each([
     expect(total(after, "tsserve_request_success_total", model) - total(before, "tsserve_request_success_total", model)).toBe(
       done.answered,
     );
+    // A handler's one model call is the stage `main` (AgentInstruct labels its two: python_shim/tests/worker/test_metrics.py).
+    const main = { stage: "main" };
+    expect(
+      total(after, "tsserve_generation_tokens_total", model, main) - total(before, "tsserve_generation_tokens_total", model, main),
+    ).toBe(done.generated);
     // Each histogram's +Inf bucket holds every observation, and the inter-token latencies one fewer per answer than its tokens.
     for (const name of ["tsserve_time_to_first_token_seconds", "tsserve_e2e_request_latency_seconds"]) {
       expect(total(after, `${name}_bucket`, model, { le: "+Inf" })).toBe(total(after, `${name}_count`, model));
@@ -251,6 +256,54 @@ describe("tsserve top", () => {
     const [value, unit] = cells[3]!.split(" ");
     const shownMs = Number(value) * (unit === "s" ? 1000 : 1);
     expect(Math.abs(shownMs - median! * 1000)).toBeLessThanOrEqual(unit === "s" ? 10 : 1); // as rounded for the view
+  });
+});
+
+describe("one request traced across every hop", () => {
+  /** A request the handler refuses (max_tokens), on the model's own path, with or without the client's id. */
+  async function refused(id?: string): Promise<{ status: number; header: string | null; error: { request_id?: string } }> {
+    const key = readKeyFile(transformers.paths.keyFile)!.inference.key;
+    const response = await fetch(`http://127.0.0.1:${transformers.ports.inference}/predictions/${TINY}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${key}`, ...(id ? { "X-Request-Id": id } : {}) },
+      body: JSON.stringify({ prompt: "hi", max_tokens: -1 }),
+    });
+    const body = (await response.json()) as { error: { request_id?: string } };
+    return { status: response.status, header: response.headers.get("x-request-id"), error: body.error };
+  }
+
+  it("names the request in the answer, and tsserve logs --request prints its lines from every log in order", async () => {
+    const id = `trace-${process.pid}-${Date.now()}`;
+    const own = await refused(id);
+    expect([own.status, own.error.request_id]).toEqual([400, id]);
+    expect(own.header).toMatch(/^[0-9a-f-]{36}$/); // the frontend answers with its own request id
+    const plain = await refused();
+    expect(plain.status).toBe(400);
+    expect(plain.error.request_id).toBe(plain.header); // no client id: TorchServe's is the trace id
+    const logs = (request: string) => cli(["logs", "--request", request, "--log-dir", transformers.paths.logs], 30_000);
+    // The worker's line reaches the model log through the frontend, a moment after the answer.
+    const traced = await waitFor(
+      "the worker's answer line in the model log",
+      async () => {
+        const result = await logs(id);
+        return /answered 400 after/.test(result.stdout) ? result : undefined;
+      },
+      15_000,
+      300,
+    );
+    const lines = traced.stdout.trim().split("\n");
+    const answer = new RegExp(
+      `^model_log .*\\[request ${id}\\] answered 400 after \\d+ ms \\(TorchServe request ${own.header}\\): max_tokens`,
+    );
+    expect(
+      lines.filter((line) => answer.test(line)),
+      traced.stdout,
+    ).toHaveLength(1); // once, though ts_log.log copies it
+    expect(lines.some((line) => line.startsWith("ts_log "))).toBe(true); // the frontend's lines, found through its own id
+    const stamps = lines.map((line) => line.slice(10, 33));
+    expect(stamps).toEqual([...stamps].sort());
+    expect((await logs(plain.header!)).stdout).toMatch(/^model_log .*answered 400 after/m);
+    expect((await logs(own.header!)).stdout).toContain(`[request ${id}] answered 400`); // the header's id leads to the client's
   });
 });
 

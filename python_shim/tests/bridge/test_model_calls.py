@@ -16,6 +16,7 @@ from tsserve_shim.bridge import protocol
 from tsserve_shim.bridge.errors import INVALID_PARAMS, RpcError
 from tsserve_shim.bridge.model_calls import OFF_THREAD_IDS, OFF_THREAD_TEXT_BYTES, ModelCalls
 from tsserve_shim.bridge.rpc import Deferred
+from tsserve_shim.engine.common.trace import tag_trace
 from tsserve_shim.engine.contract import Malformed, generate_requests
 
 
@@ -107,9 +108,10 @@ def serving(engine, **hooks):
         engine,
         peer.post,
         deadline_for=hooks.get("deadline_for", lambda batch_id: f"deadline of {batch_id}"),
-        on_generated=lambda batch_id, outcomes: generated.append((batch_id, outcomes)),
+        on_generated=lambda batch_id, outcomes, stages: generated.append((batch_id, outcomes, stages)),
         refuse_generate=hooks.get("refuse_generate", lambda batch_id, requests: None),
         refuse_text=hooks.get("refuse_text", lambda method, params: None),
+        trace_for=hooks.get("trace_for", lambda batch_id: None),
     )
     calls.serve_on(peer, pid=42)
     return calls, peer, generated
@@ -123,13 +125,31 @@ def test_a_short_generate_goes_to_the_engine_as_sent_and_is_answered_when_done()
     engine = RecordingEngine(answer_at_once=True)
     _calls, peer, generated = serving(engine)
     params = generate_params("a", "b", stream=True)
+    params["requests"][0]["stage"] = "explanation"
     assert isinstance(peer.call(protocol.GENERATE, params), Deferred)
     [(requests, tag, deadline)] = engine.submitted
     assert requests == generate_requests(params["requests"]) and deadline == "deadline of 1" and tag[:2] == ("generate", 42)
     assert engine.pretokenized == []
     delta = {"call_id": 5, "request_index": 0, "sequence_index": 0, "text": "hi", "logprobs": None}
     assert peer.sent == [("notify", protocol.GENERATION_DELTA, delta), ("reply", 7, {"outcomes": [{"ok": True, "texts": ["hi"]}] * 2})]
-    assert generated == [(1, [{"ok": True, "texts": ["hi"]}] * 2)]
+    assert generated == [(1, [{"ok": True, "texts": ["hi"]}] * 2, ["explanation", "main"])]  # each request's metrics stage
+
+
+def test_a_generate_call_s_engine_tag_carries_its_request_s_trace_id():
+    engine = RecordingEngine(answer_at_once=True)
+    _calls, peer, _generated = serving(engine, trace_for=lambda batch_id: f"trace-of-{batch_id}")
+    peer.call(protocol.GENERATE, generate_params("a", batch_id=3))
+    assert tag_trace(engine.submitted[0][1]) == "trace-of-3"
+
+
+def test_a_stage_that_could_not_be_a_metrics_label_refuses_its_call_naming_the_field():
+    engine = RecordingEngine(answer_at_once=True)
+    _calls, peer, generated = serving(engine)
+    params = generate_params("a", "b")
+    params["requests"][1]["stage"] = "two words"
+    answer = peer.call(protocol.GENERATE, params)
+    assert [(o["status"], o["field"]) for o in answer["outcomes"]] == [(400, "stage")] * 2 and engine.submitted == []
+    assert generated[0][2] == ["main", "main"]  # its counts carry a label TorchServe can read
 
 
 def test_a_generate_with_long_text_prompts_is_tokenized_on_the_tokenizer_thread_first():
@@ -148,7 +168,7 @@ def test_a_refused_generate_is_answered_at_once_with_its_status_and_field():
     _calls, peer, generated = serving(engine, refuse_generate=lambda batch_id, requests: (400, "n: too many", "n"))
     answer = peer.call(protocol.GENERATE, generate_params("a", "b"))
     outcome = {"ok": False, "status": 400, "message": "n: too many", "field": "n"}
-    assert answer == {"outcomes": [outcome, outcome]} and generated == [(1, [outcome, outcome])]
+    assert answer == {"outcomes": [outcome, outcome]} and generated == [(1, [outcome, outcome], ["main", "main"])]
     assert engine.submitted == []
 
 

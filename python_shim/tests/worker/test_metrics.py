@@ -7,7 +7,9 @@ import logging
 
 import pytest
 from conftest import ROOT
+from protocol_values import make_request
 
+from tsserve_shim.bridge.model_calls import request_stages
 from tsserve_shim.engine.common.stats import (
     PREFIX_CACHE_HITS,
     PROMPT_TOKENS,
@@ -68,15 +70,15 @@ def test_counters_go_as_increases_and_gauges_as_values_labelled_by_worker():
     stats.set(REQUESTS_RUNNING, 3)
     first = stats.snapshot()
     sent = updates(None, first, "m", "7")
-    assert (PROMPT_TOKENS, ["m"], 10) in sent and (PREFIX_CACHE_HITS, ["m"], 4) in sent
-    assert (REQUEST_SUCCESS, ["m", "stop"], 1) in sent and (REQUEST_FAILURE, ["m", "400"], 1) in sent
+    assert (PROMPT_TOKENS, ["m", "main"], 10) in sent and (PREFIX_CACHE_HITS, ["m", "main"], 4) in sent
+    assert (REQUEST_SUCCESS, ["m", "stop", "main"], 1) in sent and (REQUEST_FAILURE, ["m", "400", "main"], 1) in sent
     assert (REQUESTS_RUNNING, ["m", "7"], 3.0) in sent
     count_outcomes(stats, [{"ok": True, "prompt_tokens": 5, "sequences": []}])
     stats.set(REQUESTS_RUNNING, 0)
     assert sorted(updates(first, stats.snapshot(), "m", "7")) == sorted(
         [
-            ("tsserve_prefix_cache_queries_total", ["m"], 5),
-            (PROMPT_TOKENS, ["m"], 5),
+            ("tsserve_prefix_cache_queries_total", ["m", "main"], 5),
+            (PROMPT_TOKENS, ["m", "main"], 5),
             (REQUESTS_RUNNING, ["m", "7"], 0.0),
         ]
     )
@@ -93,7 +95,8 @@ def test_lines_through_torchserve_s_metrics_cache_with_the_generated_config(capl
     with caplog.at_level(logging.INFO):
         MetricsPublisher(stats, cache, "m", "7").publish()
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[METRICS]")]
-    assert any(line.startswith("[METRICS]tsserve_prompt_tokens_total.Count:12|#model_name:m|#type:COUNTER|") for line in lines), lines
+    prompt_line = "[METRICS]tsserve_prompt_tokens_total.Count:12|#model_name:m,stage:main|#type:COUNTER|"
+    assert any(line.startswith(prompt_line) for line in lines), lines
     assert any(
         line.startswith("[METRICS]tsserve_time_to_first_token_seconds_bucket.Seconds:1|#model_name:m,le:0.04|#type:COUNTER|")
         for line in lines
@@ -123,7 +126,22 @@ def test_a_cache_that_refuses_is_logged_once_and_serving_goes_on(caplog):
 def test_failures_are_counted_by_status(status):
     stats = EngineStats()
     count_outcomes(stats, [{"ok": False, "status": status, "message": "x"}] * 2)
-    assert stats.snapshot().counters[(REQUEST_FAILURE, (str(status),))] == 2
+    assert stats.snapshot().counters[(REQUEST_FAILURE, (str(status), "main"))] == 2
+
+
+def test_each_count_carries_its_model_call_s_handler_stage():
+    """AgentInstruct's two calls (explanation, then answer) are told apart by the `stage` label; a request
+    that names no stage is `main`."""
+    stats = EngineStats()
+    explanation = make_request("q", max_tokens=4) | {"stage": "explanation"}
+    answer = make_request("q", max_tokens=1) | {"stage": "answer"}
+    ok = {"ok": True, "prompt_tokens": 6, "sequences": [{"finish_reason": "stop", "logprobs": {"token_ids": [1, 2]}}]}
+    count_outcomes(stats, [ok, ok], request_stages([explanation, make_request("q", max_tokens=2)]))
+    count_outcomes(stats, [{"ok": False, "status": 504, "message": "late"}], request_stages([answer]))
+    counters = stats.snapshot().counters
+    assert counters[(PROMPT_TOKENS, ("explanation",))] == 6 and counters[(PROMPT_TOKENS, ("main",))] == 6
+    assert counters[(REQUEST_SUCCESS, ("stop", "explanation"))] == 1 and counters[(REQUEST_FAILURE, ("504", "answer"))] == 1
+    assert (PROMPT_TOKENS, ("answer",)) not in counters
 
 
 def test_tsserve_llm_metrics_off_publishes_nothing(monkeypatch):

@@ -52,9 +52,10 @@ class Bridge:
         *,
         deadline_for: Callable[[int | None], Any],
         on_chunk: Callable[[dict], None],
-        on_generated: Callable[[int | None, list], None] = lambda batch_id, outcomes: None,
+        on_generated: Callable[[int | None, list, list[str]], None] = lambda batch_id, outcomes, stages: None,
         refuse_generate: Callable[[int | None, list], Any] = lambda batch_id, requests: None,
         refuse_text: Callable[[str, dict], str | None] = lambda method, params: None,
+        trace_for: Callable[[int | None], str | None] = lambda batch_id: None,
     ) -> None:
         self.on_chunk = on_chunk  # StreamChunkParams, on the bridge thread
         self.mailbox = Mailbox()
@@ -65,6 +66,7 @@ class Bridge:
             on_generated=on_generated,
             refuse_generate=refuse_generate,
             refuse_text=refuse_text,
+            trace_for=trace_for,
         )
         self.supervisor = Supervisor(spec, self.mailbox, self._attach, self.model_calls.forget_child)
         self._thread = threading.Thread(target=self._run, name="tsserve-bridge", daemon=True)

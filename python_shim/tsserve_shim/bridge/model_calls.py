@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.common.stats import DEFAULT_STAGE
+from ..engine.common.trace import generate_tag, tag_trace, tagged
 from ..engine.contract import GenerateRequest, Malformed, ServingEngine, generate_requests
 from . import protocol
 from .errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
@@ -41,6 +43,7 @@ class Generation:
     batch_id: int | None  # the handle call it serves (None: from initialize)
     pid: int  # the child that made it
     tag: Hashable  # its own engine tag
+    stages: list[str] = field(default_factory=list)  # each request's handler stage (its metrics' `stage` label)
     deferred: Deferred = field(default_factory=Deferred)
     lock: threading.Lock = field(default_factory=threading.Lock)
     submitted: bool = False  # the engine has it (else it is being tokenized)
@@ -64,14 +67,17 @@ class ModelCalls:
         post: Post,
         *,
         deadline_for: Callable[[int | None], Any],
-        on_generated: Callable[[int | None, list], None],
+        on_generated: Callable[[int | None, list, list[str]], None],
         refuse_generate: Callable[[int | None, list], Any],
         refuse_text: Callable[[str, dict], str | None],
+        trace_for: Callable[[int | None], str | None] = lambda batch_id: None,
     ) -> None:
         self.engine = engine
+        self.trace_for = trace_for  # a batch id -> its requests' trace id (the engine tag carries it)
         self._post = post  # runs work on the bridge thread (the one that writes the child's channel)
         self.deadline_for = deadline_for  # a batch id (or None) -> the Deadline of its generate calls
-        self.on_generated = on_generated  # (batch id, GenerateOutcomes) of every generate call, refused ones included
+        # (batch id, GenerateOutcomes, their requests' stages) of every generate call, refused ones included
+        self.on_generated = on_generated
         # (batch id, GenerateRequests) -> why the call is refused before any work: a message (400) or (status, message[, field]); None
         self.refuse_generate = refuse_generate
         self.refuse_text = refuse_text  # (tokenize | detokenize, its params) -> why it is refused (a 400), or None
@@ -108,8 +114,8 @@ class ModelCalls:
         refused = self._refusal_outcomes(batch_id, params["requests"])
         if refused is not None:
             return {"outcomes": refused}
-        tag = ("generate", pid, next(self._tags))
-        generation = self._generations.setdefault(pid, {})[tag] = Generation(batch_id, pid, tag)
+        tag = generate_tag(pid, next(self._tags), self.trace_for(batch_id))
+        generation = self._generations.setdefault(pid, {})[tag] = Generation(batch_id, pid, tag, request_stages(params["requests"]))
         # Typed once, here, for the engine; a malformed request stays a Malformed that the engine answers alone (a 400).
         requests = generate_requests(params["requests"])
         streams = any(isinstance(request, GenerateRequest) and request.stream for request in requests)
@@ -123,13 +129,13 @@ class ModelCalls:
 
     def _refusal_outcomes(self, batch_id: int | None, requests: list) -> list | None:
         """The outcomes of a generate call refused before any work, or None."""
-        refusal = self.refuse_generate(batch_id, requests)
+        refusal = _stage_refusal(requests) or self.refuse_generate(batch_id, requests)
         if refusal is None:
             return None
         status, message, *field = (400, refusal) if isinstance(refusal, str) else refusal
         outcome = {"ok": False, "status": status, "message": message, **({"field": field[0]} if field else {})}
         outcomes = [outcome] * len(requests)
-        self.on_generated(batch_id, outcomes)
+        self.on_generated(batch_id, outcomes, request_stages(requests))
         return outcomes
 
     def _streamer(self, peer: Peer, call_id: Any) -> Callable[..., None]:
@@ -147,7 +153,7 @@ class ModelCalls:
 
     def _finisher(self, peer: Peer, generation: Generation) -> Done:
         def done(outcomes: list) -> None:
-            self.on_generated(generation.batch_id, outcomes)
+            self.on_generated(generation.batch_id, outcomes, generation.stages)
 
             def answer() -> None:
                 self._generations.get(generation.pid, {}).pop(generation.tag, None)
@@ -161,7 +167,7 @@ class ModelCalls:
         try:
             self._start(generation, call, self.engine.pretokenize(call.requests))
         except Exception as error:
-            log.exception("tsserve: tokenizing a generate call failed")
+            log.exception("tsserve: %s", tagged(tag_trace(generation.tag), "tokenizing a generate call failed"))
             call.done(_failed(len(call.requests), 500, f"tokenizing the prompts failed: {type(error).__name__}: {error}"))
 
     def _start(self, generation: Generation, call: EngineCall, requests: list) -> None:
@@ -234,6 +240,22 @@ def _failed(count: int, status: int, message: str) -> list:
 def _text_prompts(requests: list[GenerateRequest | Malformed]) -> Iterable[Any]:
     """The prompts the engine would tokenize (a request that sends its ids is not tokenized, nor a malformed one)."""
     return (request.prompt for request in requests if isinstance(request, GenerateRequest) and request.prompt_token_ids is None)
+
+
+def request_stages(requests: list) -> list[str]:
+    """Each GenerateRequest's handler stage, the `stage` label of its counts: its `stage`, else DEFAULT_STAGE
+    (also for one that could not be a label, whose call is refused)."""
+    stages = [request.get("stage") if isinstance(request, dict) else None for request in requests]
+    return [stage if isinstance(stage, str) and protocol.STAGE_PATTERN.fullmatch(stage) else DEFAULT_STAGE for stage in stages]
+
+
+def _stage_refusal(requests: list) -> tuple[int, str, str] | None:
+    """A stage that could not be a metrics label (the handler's mistake): the call is refused, naming it."""
+    for request in requests:
+        stage = request.get("stage") if isinstance(request, dict) else None
+        if stage is not None and not (isinstance(stage, str) and protocol.STAGE_PATTERN.fullmatch(stage)):
+            return 400, f"stage: {str(stage)[:80]!r} is not 1 to 64 letters, digits, '_', '.' or '-'", "stage"
+    return None
 
 
 def _text_bytes(texts: Iterable[Any]) -> int:

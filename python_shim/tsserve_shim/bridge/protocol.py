@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import lru_cache
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "protocol.schema.json")
@@ -29,3 +30,6 @@ TOKENIZE = "tokenize"
 DETOKENIZE = "detokenize"
 STREAM_CHUNK = "stream/chunk"
 CANCELLED = "notifications/cancelled"  # either side: stop serving request_id
+
+# What a GenerateRequest's `stage` (a metrics label value) may be, as messages.ts's MetricsStage says.
+STAGE_PATTERN = re.compile(schema()["methods"]["generate"]["params"]["properties"]["requests"]["items"]["properties"]["stage"]["pattern"])

@@ -38,6 +38,7 @@ from .recovery import watch_readiness
 from .replies import failures, respond, send_chunk, with_retirements
 from .requests import decode_body, decoded_by_torchserve, with_url_path
 from .socket_writer import one_writer
+from .trace import header_problem, tagged, trace_id
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class _Batch:
     loop: asyncio.AbstractEventLoop
     deadline: Any
     requests: int = 1
+    trace: str | None = None  # its requests' trace ids (worker/trace.py), for the bridge's and engine's log lines
 
 
 class _Awaitable:
@@ -165,6 +167,7 @@ class TsserveHandler:
             on_generated=self._on_generated,
             refuse_generate=self._generate_refusal,
             refuse_text=self.generate_limits.text_refusal,
+            trace_for=self._trace_for,
         ).start()
 
     def handle(self, data: list[Any], context):
@@ -194,11 +197,11 @@ class TsserveHandler:
         try:
             envelope = kserve.detect(data, context)
             if envelope is None:
-                requests = [
-                    with_url_path(decode_body(row, decoded_by_torchserve(context, index)), context, index) for index, row in enumerate(data)
-                ]
+                requests = [incoming(row, context, index) for index, row in enumerate(data)]
                 outcomes = await self._outcomes(requests, context, arrived)
-                replies = [respond(context, index, outcome, self.max_response_size) for index, outcome in enumerate(outcomes)]
+                traces = [request["request_id"] for request in requests]
+                replies = [respond(context, i, outcome, self.max_response_size, traces[i]) for i, outcome in enumerate(outcomes)]
+                log_answers(traces, outcomes, arrived, [context.get_request_id(i) for i in range(len(traces))])
             else:
                 requests = kserve.requests(envelope, data)
                 outcomes = await self._outcomes(requests, context, arrived) if requests else kserve.no_instances()
@@ -218,7 +221,8 @@ class TsserveHandler:
         """Send the requests to Node as one handle call; its RequestOutcomes."""
         loop = asyncio.get_running_loop()
         batch_id = next(self._batch_ids)
-        self._batches[batch_id] = _Batch(context, loop, self.handle_timeout.generation_deadline(arrived), len(requests))
+        trace = ",".join(dict.fromkeys(r["request_id"] for r in requests if r.get("request_id"))) or trace_id(context, 0)
+        self._batches[batch_id] = _Batch(context, loop, self.handle_timeout.generation_deadline(arrived), len(requests), trace)
         answer: asyncio.Future = loop.create_future()
         ticket = self.bridge.request(protocol.HANDLE, {"batch_id": batch_id, "requests": requests}, _resolver(loop, answer))
         try:
@@ -228,7 +232,7 @@ class TsserveHandler:
             self._end(batch_id, ticket, 504, why)
             restarted = await self._kill_if_hung()
             also = "; its process was stopped and restarted" if restarted else ""
-            return failures(len(requests), 504, f"{why}{also}")
+            return failures(len(requests), 504, f"{why}{also}", trace)
         except asyncio.CancelledError:  # whoever awaited the answer is gone (the client went away)
             self._end(batch_id, ticket, 499, "the request was cancelled (its client went away)")
             raise
@@ -236,14 +240,13 @@ class TsserveHandler:
             self._batches.pop(batch_id, None)
             self.bridge.end_batch(batch_id)  # generate calls the handler left running
         if unavailable(message):
-            return failures(len(requests), 503, message["error"]["message"])
+            return failures(len(requests), 503, message["error"]["message"], trace)
         if closed(message):
-            return failures(
-                len(requests), 503, f"the handler process died during the request ({message['error']['message']}); it has been restarted"
-            )
+            why = f"the handler process died during the request ({message['error']['message']}); it has been restarted"
+            return failures(len(requests), 503, why, trace)
         if "error" in message:
             error = message["error"]
-            return failures(len(requests), 500, f"handler error: {error.get('message') if isinstance(error, dict) else error}")
+            return failures(len(requests), 500, f"handler error: {error.get('message') if isinstance(error, dict) else error}", trace)
         return message["result"]["responses"]
 
     def _end(self, batch_id: int, ticket, status: int, why: str) -> None:
@@ -285,6 +288,10 @@ class TsserveHandler:
             return batch.deadline
         return self.handle_timeout.generation_deadline(time.monotonic())
 
+    def _trace_for(self, batch_id: int | None) -> str | None:
+        batch = self._batches.get(batch_id) if batch_id is not None else None
+        return batch.trace if batch is not None else None
+
     def _generate_refusal(self, batch_id: int | None, requests: list):
         """Why a generate call is refused before any work: a message (400), (status, message) for one whose request
         is over (it would otherwise run on with a fresh deadline, for nobody), or None."""
@@ -301,8 +308,30 @@ class TsserveHandler:
         if batch is not None:
             batch.loop.call_soon_threadsafe(send_chunk, batch.context, params, self.max_response_size)
 
-    def _on_generated(self, batch_id: int | None, outcomes: list) -> None:
-        report_generated(self.engine.stats, self.model_name, outcomes)
+    def _on_generated(self, batch_id: int | None, outcomes: list, stages: list[str]) -> None:
+        report_generated(self.engine.stats, self.model_name, outcomes, stages)
+
+
+def incoming(row: Any, context, index: int) -> dict:
+    """One TorchServe row as the IncomingRequest Node gets: its body, sub-path and trace id."""
+    request = with_url_path(decode_body(row, decoded_by_torchserve(context, index)), context, index)
+    trace = trace_id(context, index)
+    problem = header_problem(context, index)
+    if problem:
+        logger.warning("tsserve: %s", tagged(trace, f"{problem}: TorchServe's request id is used instead"))
+    return {**request, "request_id": trace}
+
+
+def log_answers(traces: list[str], outcomes: list[dict], arrived: float, job_ids: list | None = None) -> None:
+    """One line per request: how it was answered and when (what `tsserve logs --request` ends with). It names
+    TorchServe's own request id (``job_ids``) where the trace id is the client's: the frontend's lines know only that."""
+    took_ms = (time.monotonic() - arrived) * 1000
+    for index, (trace, outcome) in enumerate(zip(traces, outcomes)):
+        status = 200 if outcome.get("ok") else outcome.get("status", 500)
+        job = job_ids[index] if job_ids and index < len(job_ids) else None
+        also = f" (TorchServe request {job})" if job and job != trace else ""
+        why = "" if outcome.get("ok") else f": {outcome.get('message', '')}"
+        logger.info("tsserve: %s", tagged(trace, f"answered {status} after {took_ms:.0f} ms{also}{why}"))
 
 
 def _resolver(loop: asyncio.AbstractEventLoop, future: asyncio.Future):

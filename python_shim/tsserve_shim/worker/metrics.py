@@ -112,10 +112,11 @@ class MetricsPublisher:
         return metric
 
 
-def report_generated(stats: EngineStats, model_name: str, outcomes: list) -> None:
-    """A generate call's outcomes into the metrics, and its prefix-cache hits into the worker's log."""
+def report_generated(stats: EngineStats, model_name: str, outcomes: list, stages: list[str] | None = None) -> None:
+    """A generate call's outcomes (labelled by their requests' ``stages``) into the metrics, and its prefix-cache
+    hits into the worker's log."""
     try:
-        prompt, cached = count_outcomes(stats, outcomes)
+        prompt, cached = count_outcomes(stats, outcomes, stages)
     except Exception:
         logger.exception("tsserve: counting a generate call's outcomes failed")
         return

@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from .trace import tagged
+
 log = logging.getLogger(__name__)
 
 STREAM_NEXT = "ts_stream_next"
@@ -30,10 +32,12 @@ def json_line(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE).decode("utf-8")
 
 
-def error_body(status: int, message: str, field: str | None = None) -> dict:
-    error = {"code": status, "message": message}
+def error_body(status: int, message: str, field: str | None = None, request_id: str | None = None) -> dict:
+    error: dict[str, Any] = {"code": status, "message": message}
     if field is not None:
         error["field"] = field
+    if request_id is not None:
+        error["request_id"] = request_id  # what `tsserve logs --request` takes
     return {"error": error}
 
 
@@ -49,17 +53,24 @@ def reason_phrase(message: str) -> str:
     return text.encode("ascii", "replace").decode("ascii")[:200]
 
 
-def failures(count: int, status: int, message: str) -> list[dict]:
-    """The same failed RequestOutcome for each of ``count`` requests."""
-    log.error("tsserve: %s", message)
+def failures(count: int, status: int, message: str, trace: str | None = None) -> list[dict]:
+    """The same failed RequestOutcome for each of ``count`` requests (``trace``: theirs, for the log line)."""
+    log.error("tsserve: %s", tagged(trace, message))
     return [{"ok": False, "status": status, "message": message}] * count
 
 
-def outcome_body(outcome: dict) -> Any:
-    """A RequestOutcome's body: the handler's own, or the error body."""
-    if outcome["ok"] or "body" in outcome:
+def outcome_body(outcome: dict, request_id: str | None = None) -> Any:
+    """A RequestOutcome's body: the handler's own, or the error body; an error names ``request_id`` (in a route's
+    own error body too, where it has an `error` object: OpenAI's)."""
+    if outcome["ok"]:
         return outcome["body"]
-    return error_body(outcome["status"], outcome["message"], outcome.get("field"))
+    if "body" in outcome:
+        own = outcome["body"]
+        error = own.get("error") if isinstance(own, dict) else None
+        if request_id is None or not isinstance(error, dict) or "request_id" in error:
+            return own
+        return {**own, "error": {**error, "request_id": request_id}}
+    return error_body(outcome["status"], outcome["message"], outcome.get("field"), request_id)
 
 
 def body_bytes(body: Any) -> int:
@@ -78,14 +89,15 @@ def too_large(size: int, limit: int) -> dict:
     return {"ok": False, "status": 413, "message": message}
 
 
-def respond(context, index: int, outcome: dict, limit: int | None = None) -> str:
-    """Set the request's content type and status on the context; its body (a 413 when over ``limit`` bytes)."""
+def respond(context, index: int, outcome: dict, limit: int | None = None, request_id: str | None = None) -> str:
+    """Set the request's content type and status on the context; its body (a 413 when over ``limit`` bytes), an
+    error naming ``request_id``. (The frontend answers every request with its own id in `x-request-id`.)"""
     content_type = outcome.get("content_type") if outcome["ok"] else None
-    body = outcome["body"] if content_type else json_line(outcome_body(outcome))
+    body = outcome["body"] if content_type else json_line(outcome_body(outcome, request_id))
     if limit is not None and body_bytes(body) > limit:
-        log.error("tsserve: refused a response of %d bytes (max_response_size %d)", body_bytes(body), limit)
+        log.error("tsserve: %s", tagged(request_id, f"refused a response of {body_bytes(body)} bytes (max_response_size {limit})"))
         outcome, content_type = too_large(body_bytes(body), limit), None
-        body = json_line(outcome_body(outcome))
+        body = json_line(outcome_body(outcome, request_id))
     context.set_response_content_type(index, content_type or "application/json")
     if not outcome["ok"]:
         context.set_response_status(outcome["status"], reason_phrase(outcome["message"]), index)

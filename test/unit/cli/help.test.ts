@@ -23,6 +23,7 @@ describe("tsserve --help", () => {
         restart-workers stop a model's workers and start them again, waiting until they are READY
         status          show TorchServe's health and the registered models
         top             a live view of the running server's models: requests/s, tokens/s, TTFT, load, errors
+        logs            print one request's lines from every log, in order (--request ID)
         predict         send an inference request and print the response
         token           print TorchServe's current inference or management key
         setup           make a Python venv with TorchServe in the project (.venv)

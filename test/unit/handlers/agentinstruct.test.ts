@@ -57,7 +57,7 @@ describe("llama-2-7b-chat-agentinstruct handler", () => {
     expect(model.prompts[1]).toContain("Two plus three is five. The answer is 5.\n\nTherefore");
   });
 
-  it("runs stage 1 with 512 tokens, the input prefix as stop and one sequence; stage 2 with the caller's parameters", async () => {
+  it("runs stage 1 with 512 tokens, the input prefix as stop and one sequence; stage 2 with the caller's parameters; each call names its stage", async () => {
     const model = twoStages();
     await runHandler(new AgentInstruct(), [{ ...REQUEST, n: 2, best_of: 3 }], { model });
     const [stage1, stage2] = model.requests as [GenerateRequest, GenerateRequest];
@@ -74,6 +74,7 @@ describe("llama-2-7b-chat-agentinstruct handler", () => {
       top_k: 40,
       repetition_penalty: 1,
       seed: 7,
+      stage: "explanation",
     });
     expect(stage2).toEqual({
       prompt: STAGE2,
@@ -88,6 +89,7 @@ describe("llama-2-7b-chat-agentinstruct handler", () => {
       top_k: 40,
       repetition_penalty: 1,
       seed: 7,
+      stage: "answer",
     });
   });
 

@@ -30,12 +30,12 @@ function shim(events: JournalEvent[] | undefined) {
   });
   connection.onRequest(Generate, ({ requests }) => ({
     outcomes: requests.map((r: GenerateRequest) => {
-      asked.push(r.logprobs);
+      asked.push(r.logprobs ?? 0);
       const sequence = {
         text: "+".repeat(r.max_tokens),
         finish_reason: "length" as const,
         cumulative_logprob: 0,
-        logprobs: tokens(r.max_tokens, r.logprobs),
+        logprobs: tokens(r.max_tokens, r.logprobs ?? 0),
       };
       return { ok: true as const, prompt: tokens(0, 0), sequences: [sequence], prompt_tokens: 3, cached_tokens: 1, compute_time: 0.002 };
     }),

@@ -19,6 +19,13 @@ describe("the handler's view of logprobs while the inspector asks for more", () 
     expect(seen.ok && seen.prompt.top_logprobs).toEqual([null]);
   });
 
+  it("reports every logprob 0 and no alternatives where the handler asked for no logprobs at all (null), as the engine would", () => {
+    const seen = outcomeAsAsked(outcome, null);
+    expect(seen.ok && seen.sequences[0]!.logprobs).toMatchObject({ token_logprobs: [0], top_logprobs: [null], tokens: ["a"] });
+    const delta = { call_id: 1, request_index: 0, sequence_index: 0, text: "a", logprobs };
+    expect(deltaAsAsked(delta, null).logprobs).toMatchObject({ token_logprobs: [0], top_logprobs: [null] });
+  });
+
   it("keeps the most likely `asked` alternatives, and leaves what it asked in full alone", () => {
     const seen = outcomeAsAsked(outcome, 2);
     expect(seen.ok && seen.sequences[0]!.logprobs.top_logprobs).toEqual([{ a: -0.1, c: -1 }]);

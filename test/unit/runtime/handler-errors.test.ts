@@ -38,7 +38,10 @@ async function failOnce(nodeFlags: string[]) {
   await connection.sendRequest(Initialize, init);
   const { responses } = await connection.sendRequest(Handle, {
     batch_id: 1,
-    requests: [{ body: { prompt: "hi" } }, { body: { prompt: "again" } }],
+    requests: [
+      { body: { prompt: "hi" }, request_id: "trace-a" },
+      { body: { prompt: "again" }, request_id: "trace-b" },
+    ],
   });
   await new Promise((resolve) => setTimeout(resolve, 100));
   return { responses, stderr };
@@ -55,6 +58,9 @@ describe("a handler that throws", () => {
     }
     // One log entry per exception, not per request, with the stack in TypeScript.
     expect(stderr.match(/handler error:/g)).toHaveLength(2);
+    // Each names the request it failed (its trace id: `tsserve logs --request` finds it).
+    expect(stderr).toMatch(/\[tsserve\] \[request trace-a\] handler error: TypeError/);
+    expect(stderr).toMatch(/\[tsserve\] \[request trace-b\] handler error: TypeError/);
     expect(stderr).toMatch(/at ThrowingHandler\.formatPrompt \(test\/fixtures\/handlers\/throwing-handler\.ts:11:\d+\)/);
     expect(stderr).toMatch(/preprocess \(src\/completions\/completion-handler\.ts:\d+:\d+\)/);
     expect(stderr).not.toContain("handler.mjs:");

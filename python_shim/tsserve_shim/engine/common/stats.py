@@ -103,22 +103,28 @@ class EngineStats:
             return Snapshot({n: h.copy() for n, h in self._histograms.items()}, dict(self._counters), dict(self._gauges))
 
 
-def count_outcomes(stats: EngineStats, outcomes) -> tuple[int, int]:
+# The `stage` label of a model call whose GenerateRequest names none (a handler's one call).
+DEFAULT_STAGE = "main"
+
+
+def count_outcomes(stats: EngineStats, outcomes, stages: list[str] | None = None) -> tuple[int, int]:
     """Tokens, prefix-cache lookups, finished sequences by reason and failures by status, from a call's outcomes
-    (the same on every engine: what the worker answers). Returns its prompt tokens and those found cached."""
+    (the same on every engine: what the worker answers), each labelled by its request's stage (``stages``, in
+    the outcomes' order). Returns its prompt tokens and those found cached."""
     prompts = cached_total = 0
-    for outcome in outcomes:
+    for index, outcome in enumerate(outcomes):
+        stage = stages[index] if stages and index < len(stages) else DEFAULT_STAGE
         if not outcome.get("ok"):
-            stats.count(REQUEST_FAILURE, 1, str(outcome.get("status", 500)))
+            stats.count(REQUEST_FAILURE, 1, str(outcome.get("status", 500)), stage)
             continue
         prompt, cached = int(outcome.get("prompt_tokens", 0)), int(outcome.get("cached_tokens", 0))
-        stats.count(PROMPT_TOKENS, prompt)
-        stats.count(PREFIX_CACHE_QUERIES, prompt)
-        stats.count(PREFIX_CACHE_HITS, cached)
+        stats.count(PROMPT_TOKENS, prompt, stage)
+        stats.count(PREFIX_CACHE_QUERIES, prompt, stage)
+        stats.count(PREFIX_CACHE_HITS, cached, stage)
         prompts, cached_total = prompts + prompt, cached_total + cached
         for sequence in outcome.get("sequences", []):
-            stats.count(GENERATION_TOKENS, generated_tokens(sequence))
-            stats.count(REQUEST_SUCCESS, 1, str(sequence.get("finish_reason", "length")))
+            stats.count(GENERATION_TOKENS, generated_tokens(sequence), stage)
+            stats.count(REQUEST_SUCCESS, 1, str(sequence.get("finish_reason", "length")), stage)
     return prompts, cached_total
 
 

@@ -37,6 +37,7 @@ from ..common.stats import (
     EngineStats,
 )
 from ..common.submit import Done, wait_for_outcomes
+from ..common.trace import tag_trace, tagged
 from ..contract import Outcome, Requests, error_outcome, generate_requests
 from .batch import DecodeBatch, DecodeRow
 from .kv_budget import KvBudgetError, KvShape
@@ -283,6 +284,7 @@ class EngineCore:
 
     def _fail(self, call: ScheduledCall, error: BaseException) -> None:
         """Answer a call whose rows cannot go on; its rows leave the batch."""
+        log.warning("tsserve: %s", tagged(tag_trace(call.tag), f"a generate call failed in the engine: {type(error).__name__}: {error}"))
         for row in call.rows:
             row.finish_reason = row.finish_reason or CANCELLED
         if call in self._active:

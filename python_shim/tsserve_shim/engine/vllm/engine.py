@@ -33,6 +33,7 @@ from ..common.sampling import GREEDY_BELOW
 from ..common.scores import Scores
 from ..common.stats import EngineStats, metrics_enabled
 from ..common.submit import Done, wait_for_outcomes
+from ..common.trace import engine_request_id
 from ..contract import GenerateRequest, Outcome, Requests, error_outcome, generate_requests
 from .args import VllmLaunch, not_ready_message, unknown_vllm_args, vllm_launch
 from .failures import refusal, request_failure, unanswered
@@ -240,7 +241,7 @@ class VllmEngine(PromptTokenizer):
             _finish(call.rows, CANCELLED)
             return
         call.tasks = [
-            asyncio.ensure_future(self._run(call.requests[index], ids, [row for row in call.rows if row.request == index]))
+            asyncio.ensure_future(self._run(call.requests[index], ids, [row for row in call.rows if row.request == index], call.tag))
             for index, ids in call.prompts.items()
         ]
 
@@ -254,7 +255,7 @@ class VllmEngine(PromptTokenizer):
         for index, outcome in self.processor.outcomes(finished, call.rows, time.perf_counter() - call.started).items():
             call.outcomes[index] = outcome
 
-    async def _run(self, request: GenerateRequest, ids: list[int], rows: list[Row]) -> Outcome | None:
+    async def _run(self, request: GenerateRequest, ids: list[int], rows: list[Row], tag: Hashable | None = None) -> Outcome | None:
         """Generate one request's rows; None when they ended (even by deadline or cancel), else its error outcome."""
         from vllm.exceptions import VLLMClientError
         from vllm.v1.engine.exceptions import EngineDeadError
@@ -266,7 +267,7 @@ class VllmEngine(PromptTokenizer):
         deadline = rows[0].deadline
         try:
             async with asyncio.timeout(None if deadline is None else max(0.0, deadline.at - time.monotonic())):
-                return await self._generate(request, ids, rows, params)
+                return await self._generate(request, ids, rows, params, engine_request_id(tag, next(self._request_ids)))
         except TimeoutError:
             _finish(rows, TIMED_OUT)
         except asyncio.CancelledError:
@@ -295,14 +296,14 @@ class VllmEngine(PromptTokenizer):
         as its one generated token, so every position is scored, as the transformers engine scores it."""
         return request.max_tokens == 0 and len(ids) >= self.context_length > 1
 
-    async def _generate(self, request: GenerateRequest, ids: list[int], rows: list[Row], params) -> Outcome | None:
+    async def _generate(self, request: GenerateRequest, ids: list[int], rows: list[Row], params, request_id: str) -> Outcome | None:
         """Take vLLM's outputs into the rows; an error outcome when vLLM ends a sequence with no answer."""
         from vllm.inputs import TokensPrompt
 
         scoring_only = request.max_tokens == 0
         full = self._scores_full_context(request, ids)
         prompt = ids[:-1] if full else ids
-        async for out in self.llm.generate(TokensPrompt(prompt_token_ids=prompt), params, f"tsserve-{next(self._request_ids)}"):
+        async for out in self.llm.generate(TokensPrompt(prompt_token_ids=prompt), params, request_id):
             positions = out.prompt_logprobs
             if full and positions is not None:
                 positions = [*positions, out.outputs[0].logprobs[0] if out.outputs and out.outputs[0].logprobs else None]
