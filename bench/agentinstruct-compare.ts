@@ -28,6 +28,7 @@ import {
   llama2RawPrompt,
 } from "../src/index.ts";
 import { ROOT, SMOLLM2_PATH, serveTsserve, serveVllm, smollm2Config, type Served } from "./bench-servers.ts";
+import { groupedBarsSvg } from "./svg.ts";
 
 const KV_CACHE_MB = 1024;
 const { values: args } = parseArgs({
@@ -39,6 +40,8 @@ const { values: args } = parseArgs({
     "answer-tokens": { type: "string", default: "16" },
     "port-base": { type: "string", default: "39480" },
     out: { type: "string", default: path.join(ROOT, "bench", "results", "agentinstruct.json") },
+    /** Rewrite the markdown table and the chart from --out's JSON, measuring nothing. */
+    redraw: { type: "boolean", default: false },
   },
 });
 const EXPLANATION_TOKENS = Number(args["explanation-tokens"]);
@@ -204,12 +207,24 @@ function summary(figures: Partial<Record<Way, Figures>>) {
   );
 }
 
-function markdown(date: string, rows: ReturnType<typeof summary>): string {
-  const count = Number(args.questions);
+interface Settings {
+  questions: number;
+  clients: number;
+  explanation_tokens: number;
+  answer_tokens: number;
+}
+interface Report {
+  date: string;
+  settings: Settings;
+  summary: ReturnType<typeof summary>;
+  figures: Partial<Record<Way, Figures>>;
+}
+
+function markdown({ date, settings: s, summary: rows }: Report): string {
   return [
-    `# bench:agentinstruct (${date}, SmolLM2-135M-Instruct float32, ${count} questions by ${args.clients} clients, greedy, explanations ≤ ${EXPLANATION_TOKENS} tokens)`,
+    `# bench:agentinstruct (${date}, SmolLM2-135M-Instruct float32, ${s.questions} questions by ${s.clients} clients, greedy, explanations ≤ ${s.explanation_tokens} tokens)`,
     "",
-    `| way | seconds | speed vs vLLM's server | explanations equal (of ${count}) | answers equal | answers' completion_tokens | start-up (s) |`,
+    `| way | seconds | speed vs vLLM's server | explanations equal (of ${s.questions}) | answers equal | answers' completion_tokens | start-up (s) |`,
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...Object.entries(rows).map(
       ([way, r]) =>
@@ -219,27 +234,46 @@ function markdown(date: string, rows: ReturnType<typeof summary>): string {
   ].join("\n");
 }
 
+const COLORS: Record<Way, string> = { "vllm-server": "#e08a1e", "tsserve-two-calls": "#7aa95c", "tsserve-one-request": "#2f6fdf" };
+
+/** The seconds each way took for every question, as a bar chart (docs/performance.md shows it). */
+function chart({ date, settings: s, summary: rows }: Report): string {
+  const ways = Object.keys(rows) as Way[];
+  return groupedBarsSvg({
+    title: `AgentInstruct, ${s.questions} questions by ${s.clients} clients: seconds (lower is better)`,
+    subtitle: `${date.slice(0, 10)} · SmolLM2-135M-Instruct float32 · greedy · explanations ≤ ${s.explanation_tokens} tokens, answers ≤ ${s.answer_tokens}`,
+    series: ways.map((way) => ({ label: way, color: COLORS[way] })),
+    groups: ["all questions"],
+    values: [ways.map((way) => rows[way]!.seconds)],
+  });
+}
+
+/** The JSON (unless redrawing it), the markdown table and the chart, side by side. */
+function write(report: Report, json = true): void {
+  const out = args.out!;
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  if (json) fs.writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+  fs.writeFileSync(out.replace(/\.json$/, ".md"), markdown(report));
+  fs.writeFileSync(out.replace(/\.json$/, ".svg"), chart(report));
+  console.log(markdown(report));
+}
+
 async function main(): Promise<void> {
+  if (args.redraw) return write(JSON.parse(fs.readFileSync(args.out!, "utf8")) as Report, false);
   const chosen = args.only ? (args.only.split(",") as Way[]) : WAYS;
-  const previous = args.only && fs.existsSync(args.out!) ? JSON.parse(fs.readFileSync(args.out!, "utf8")).figures : {};
+  const previous = args.only && fs.existsSync(args.out!) ? (JSON.parse(fs.readFileSync(args.out!, "utf8")) as Report).figures : {};
   const figures: Partial<Record<Way, Figures>> = { ...previous };
   for (const way of chosen) {
     process.stderr.write(`bench:agentinstruct: measuring ${way}\n`);
     figures[way] = await run(way);
   }
-  const date = new Date().toISOString();
-  const rows = summary(figures);
   const settings = {
     questions: Number(args.questions),
     clients: Number(args.clients),
     explanation_tokens: EXPLANATION_TOKENS,
     answer_tokens: ANSWER_TOKENS,
   };
-  fs.mkdirSync(path.dirname(args.out!), { recursive: true });
-  fs.writeFileSync(args.out!, `${JSON.stringify({ date, settings, summary: rows, figures }, null, 2)}\n`);
-  const md = markdown(date, rows);
-  fs.writeFileSync(args.out!.replace(/\.json$/, ".md"), md);
-  console.log(md);
+  write({ date: new Date().toISOString(), settings, summary: summary(figures), figures });
 }
 
 await main();
