@@ -58,6 +58,11 @@ export const HandlerSectionFields = {
    * prefilled in chunks, the running streams getting a token between two (docs/batching.md, "Long prompts").
    */
   prefill_chunk_tokens: z.number().int().positive().default(512),
+  /**
+   * Bytes one request may stream: TorchServe holds what its client has not read yet, so past this the stream
+   * ends with a 413 error line and its generation stops (docs/operations.md, "Disconnects and slow clients").
+   */
+  max_stream_bytes: z.number().int().positive().default(4194304),
   /** MiB of KV the engine keeps for prompt prefixes it computed (reused by later prompts that begin with them); 0 turns prefix caching off. */
   prefix_cache_mb: z.number().min(0).default(512),
   /** The longest prompt + generation served (default: the model's own context length), as vLLM's max_model_len. */

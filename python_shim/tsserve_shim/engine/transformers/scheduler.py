@@ -56,7 +56,7 @@ class SchedulerOutput:
 class Scheduler:
     def __init__(self, max_num_seqs: int = DEFAULT_MAX_NUM_SEQS, prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> None:
         self.max_num_seqs = max_num_seqs  # rows decoded at once; calls beyond wait in arrival order
-        self.prefill_chunk_tokens = prefill_chunk_tokens  # prompt tokens (rows × positions) one prefill forward takes
+        self.prefill_chunk_tokens = prefill_chunk_tokens  # prompt tokens (rows x positions) one prefill forward takes
         self.kv_budget: KvBudget | None = None  # rows are admitted only while their KV fits (kv_budget.py)
         self._batch_alone = False  # the running batch holds one call that must not be joined
 
