@@ -1,16 +1,17 @@
 """Long prompts beside streams, transformers engine, SmolLM2-135M-Instruct on the CPU, in one process:
 
 - ``full_context``: 4 streams decode; a prompt of the model's whole context (less its 8 new tokens)
-  arrives. Figures: the streams' longest gap between two tokens while it is prefilled and answered, and
+  arrives (``--prompt-tokens``: a shorter one). Figures: the streams' longest gap between two tokens while it is prefilled and answered, and
   the long prompt's time to its answer.
-- ``rows_64``: 4 streams decode; one request of 64 rows (64 prompts of ~100 tokens) arrives. Figure: the
+- ``rows_64``: 4 streams decode; one request of 64 rows (64 prompts of ~35 tokens) arrives. Figure: the
   streams' longest gap until it is answered.
 - ``deadline``: 4 streams decode; a full-context prompt with a 1 s deadline arrives. Figure: seconds from
   its deadline until its rows have left the engine (running rows back to the 4 streams).
 
 Each runs per ``--chunks`` value (handler.prefill_chunk_tokens; 0: the whole prompt in one forward).
 
-    .venv/bin/python bench/prefill_bench.py [--model DIR] [--threads 2] [--chunks 512,0] [--out FILE.json] [--markdown FILE.md]
+    .venv/bin/python bench/prefill_bench.py [--model DIR] [--threads 2] [--chunks 512,0] [--prompt-tokens N]
+        [--out FILE.json] [--markdown FILE.md]
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from tsserve_shim.model.handler_config import HandlerConfig  # noqa: E402
 STREAMS = 4
 LONG_NEW_TOKENS = 8
 WHOLE = 10**9  # a chunk no prompt reaches: the whole prompt in one forward
+PROMPT_TOKENS = [0]  # --prompt-tokens: the long prompt's length (0: the model's whole context less its answer)
 
 
 class Streams:
@@ -99,7 +101,7 @@ def answer(engine: Engine, requests: list[dict], deadline=None) -> tuple[float, 
 def full_context(engine: Engine) -> dict:
     streams = Streams(engine)
     streams.wait_started()
-    ids = prompt_of(engine, engine.context_length - LONG_NEW_TOKENS)
+    ids = prompt_of(engine, PROMPT_TOKENS[0] or engine.context_length - LONG_NEW_TOKENS)
     start = time.perf_counter()
     seconds, [outcome] = answer(engine, [make_request("", prompt_token_ids=ids, max_tokens=LONG_NEW_TOKENS)])
     gap = streams.longest_gap(start, time.perf_counter())
@@ -110,7 +112,7 @@ def full_context(engine: Engine) -> dict:
 def rows_64(engine: Engine) -> dict:
     streams = Streams(engine)
     streams.wait_started()
-    prompts = [" ".join(f"question {i} word{j}" for j in range(30)) for i in range(64)]
+    prompts = [" ".join(f"question {i} word{j}" for j in range(8)) for i in range(64)]
     start = time.perf_counter()
     seconds, outcomes = answer(engine, [make_request(p, max_tokens=4) for p in prompts])
     gap = streams.longest_gap(start, time.perf_counter())
@@ -121,7 +123,7 @@ def rows_64(engine: Engine) -> dict:
 def deadline(engine: Engine) -> dict:
     streams = Streams(engine)
     streams.wait_started()
-    ids = prompt_of(engine, engine.context_length - LONG_NEW_TOKENS)
+    ids = prompt_of(engine, PROMPT_TOKENS[0] or engine.context_length - LONG_NEW_TOKENS)
     limit = Deadline.after(1.0, 1.0, "handler.handle_timeout_s")
     _, [outcome] = answer(engine, [make_request("", prompt_token_ids=ids, max_tokens=LONG_NEW_TOKENS)], limit)
     while engine.core.running_rows > STREAMS:
@@ -136,7 +138,11 @@ def run(engine: Engine, chunk: int) -> dict:
     engine.use_prefix_cache(0)  # every prompt computed, none found
     engine.scheduler.prefill_chunk_tokens = chunk or WHOLE
     engine.start()
-    return {"prefill_chunk_tokens": chunk, "full_context": full_context(engine), "rows_64": rows_64(engine), "deadline": deadline(engine)}
+    result = {"prefill_chunk_tokens": chunk}
+    for name, scenario in (("full_context", full_context), ("rows_64", rows_64), ("deadline", deadline)):
+        result[name] = scenario(engine)
+        print(json.dumps({name: result[name]}), flush=True)
+    return result
 
 
 def markdown(results: dict) -> str:
@@ -144,7 +150,7 @@ def markdown(results: dict) -> str:
         f"Long prompts beside {STREAMS} streams (`.venv/bin/python bench/prefill_bench.py`), SmolLM2-135M-Instruct, "
         f"transformers engine, {results['threads']} torch thread(s), {results['cpus']} CPUs, {results['date']}.",
         "",
-        "| prefill_chunk_tokens | full-context prompt (tokens) | its answer (s) | streams' longest gap (s) "
+        "| prefill_chunk_tokens | long prompt (tokens) | its answer (s) | streams' longest gap (s) "
         "| 64-row request (s) | streams' longest gap (s) | left the engine after its deadline (s) |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -163,10 +169,12 @@ def main() -> None:
     parser.add_argument("--model", default=os.path.join(ROOT, ".cache", "smollm2-135m-instruct"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--chunks", default="512,0", help="handler.prefill_chunk_tokens values, 0: unchunked")
+    parser.add_argument("--prompt-tokens", type=int, default=0, help="the long prompt's tokens (0: the whole context)")
     parser.add_argument("--out")
     parser.add_argument("--markdown")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    PROMPT_TOKENS[0] = args.prompt_tokens
     model = os.path.abspath(args.model)
     engine = Engine.load(HandlerConfig.from_section({"model_path": model}), model_dir=model)
     runs = []

@@ -57,7 +57,7 @@ export const HandlerSectionFields = {
    * Transformers engine: prompt tokens (rows × positions) one prefill forward takes; a longer prompt is
    * prefilled in chunks, the running streams getting a token between two (docs/batching.md, "Long prompts").
    */
-  prefill_chunk_tokens: z.number().int().positive().default(512),
+  prefill_chunk_tokens: z.number().int().positive().default(256),
   /**
    * Bytes one request may stream: TorchServe holds what its client has not read yet, so past this the stream
    * ends with a 413 error line and its generation stops (docs/operations.md, "Disconnects and slow clients").

@@ -20,8 +20,9 @@ from .kv_budget import KvBudget, KvShape
 
 DEFAULT_MAX_NUM_SEQS: int = DEFAULTS["max_num_seqs"]
 DEFAULT_PREFILL_CHUNK_TOKENS: int = DEFAULTS["prefill_chunk_tokens"]
-# Fewer positions a forward and a wide prefill costs more in passes over the weights than it saves in gaps.
-MIN_PREFILL_WINDOW = 16
+# Positions a row's prefill computes a step at least: a 64-row prefill stays within a 256-token chunk, and
+# does not take a pass over the weights for each of its positions.
+MIN_PREFILL_WINDOW = 4
 
 
 @dataclass(eq=False)
