@@ -99,12 +99,17 @@ class PrefillClock:
         self.seconds = 0.0
         inner = engine.runner.prefill
 
-        def timed(rows):
-            started = time.process_time()
-            try:
-                return inner(rows)
-            finally:
-                self.seconds += time.process_time() - started
+        def timed(rows, chunk_tokens=None):
+            steps = inner(rows, chunk_tokens)  # a generator: each of its chunks is timed
+            while True:
+                started = time.process_time()
+                try:
+                    next(steps)
+                except StopIteration as end:
+                    return end.value
+                finally:
+                    self.seconds += time.process_time() - started
+                yield
 
         engine.runner.prefill = timed
 

@@ -8,7 +8,10 @@
  * carry (an integer beyond 64 bits, a lone surrogate, 300-deep nesting: each a 400), an answer
  * over the response limit (max_response_size is lowered to 2 MiB for the run: a 413), a request
  * wider than the row limit (a 400); clients that disconnect
- * mid-stream; and a SIGKILL of the Node child every --requests / --kills requests.
+ * mid-stream; /tokenize answers of about 1 MB beside the streams (the worker socket's race: issue 38);
+ * full-context prompts (the model's whole context, answered with the text they get alone while the
+ * streams go on); and a SIGKILL of the Node child every --requests / --kills requests.
+ * --engine vllm|transformers picks the engine that serves (the shipped config's: vllm).
  * Every distinct well-formed request is first sent alone; under load each must answer 200
  * with exactly that text (a 503 is allowed only for requests in flight when a child was
  * killed), every bad one its own 400. Frontend and worker RSS and open descriptors are
@@ -40,7 +43,16 @@ import {
   startSoakServer,
 } from "./soak-lib.ts";
 
-const args = parseSoakArgs({ requests: "5000", concurrency: "24", kills: "8", "port-base": "58080", "max-minutes": "40" });
+const args = parseSoakArgs({
+  requests: "5000",
+  concurrency: "24",
+  kills: "8",
+  "port-base": "58080",
+  "max-minutes": "40",
+  engine: "vllm",
+});
+const ENGINE = args.values.engine;
+if (ENGINE !== "vllm" && ENGINE !== "transformers") throw new Error(`--engine must be vllm or transformers, not ${ENGINE}`);
 const TOTAL = args.total;
 const CONCURRENCY = args.concurrency;
 const KILLS = Number(args.values.kills);
@@ -80,7 +92,9 @@ type Kind =
   | "lone-surrogate"
   | "deep-nesting"
   | "over-limit"
-  | "too-wide";
+  | "too-wide"
+  | "big-answer"
+  | "full-context";
 const MIX: [Kind, number][] = [
   ["seed", 290],
   ["seed-stream", 140],
@@ -96,7 +110,11 @@ const MIX: [Kind, number][] = [
   ["deep-nesting", 12],
   ["over-limit", 6],
   ["too-wide", 8],
+  ["big-answer", 12],
+  ["full-context", 1],
 ];
+/** Words of "word " that make a prompt of SmolLM2's whole context (8,192 tokens) less its answer and the chat turn around it. */
+const FULL_CONTEXT_WORDS = 8100;
 /** The frontend's max_response_size for the run: the over-limit kind's answer (echo logprobs of 16 prompts) exceeds it. */
 const MAX_RESPONSE_BYTES = 2 * 1024 * 1024;
 const nested = (depth: number): string => `${"[".repeat(depth)}1${"]".repeat(depth)}`;
@@ -197,6 +215,18 @@ function job(kind: Kind): Job {
         want: 413,
       };
     }
+    case "big-answer":
+      return {
+        kind,
+        path: route("tokenize"),
+        body: JSON.stringify({ prompt: `${choose(PROMPTS)} ${"word ".repeat(150_000)}`, add_special_tokens: false }),
+        stream: false,
+        want: 200,
+      };
+    case "full-context": {
+      const body = JSON.stringify({ prompt: `${prompt} ${"word ".repeat(FULL_CONTEXT_WORDS)}`, max_tokens: 4, temperature: 0 });
+      return { kind, path: route(""), body, stream: false, expect: `seed ${body}` };
+    }
     case "too-wide":
       return {
         kind,
@@ -247,7 +277,8 @@ async function main(): Promise<number> {
   const started = Date.now();
   const config = fs
     .readFileSync(path.join(ROOT, "configs", "smollm2-135m-instruct.yaml"), "utf8")
-    .replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "smollm2-135m-instruct")}"`);
+    .replace(/model_path: .*/, `model_path: "${path.join(ROOT, ".cache", "smollm2-135m-instruct")}"`)
+    .replace(/engine: .*/, `engine: "${ENGINE}"`);
   const configFile = writeFile(path.join(srv.scratch, `${MODEL}.yaml`), config);
   await createArchive({
     modelName: MODEL,
@@ -261,6 +292,7 @@ async function main(): Promise<number> {
     concurrency: CONCURRENCY,
     seed: args.seed,
     model: "SmolLM2-135M-Instruct (CPU, float32)",
+    engine: ENGINE,
   };
   const failures: string[] = [];
   let stopped = false;

@@ -85,6 +85,16 @@ export const HandlerSectionFields = {
   max_num_seqs: z.number().int().positive().default(64),
   /** The most rows (prompts × n × best_of) one request may ask for (default: max_num_seqs); a wider request is a 400. */
   max_rows_per_request: z.number().int().positive().optional(),
+  /**
+   * Transformers engine: prompt tokens (rows × positions) one prefill forward takes; a longer prompt is
+   * prefilled in chunks, the running streams getting a token between two (docs/batching.md, "Long prompts").
+   */
+  prefill_chunk_tokens: z.number().int().positive().default(256),
+  /**
+   * Bytes one request may stream: TorchServe holds what its client has not read yet, so past this the stream
+   * ends with a 413 error line and its generation stops (docs/operations.md, "Disconnects and slow clients").
+   */
+  max_stream_bytes: z.number().int().positive().default(4194304),
   /** MiB of KV the engine keeps for prompt prefixes it computed (reused by later prompts that begin with them); 0 turns prefix caching off. */
   prefix_cache_mb: z.number().min(0).default(512),
   /** The longest prompt + generation served (default: the model's own context length), as vLLM's max_model_len. */

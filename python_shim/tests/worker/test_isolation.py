@@ -230,3 +230,29 @@ def test_a_tokenize_whose_token_texts_are_over_the_limit_is_a_400_about_return_t
     assert status == 400, body
     assert body["error"]["param"] == "return_token_strs"
     assert body["error"]["message"].startswith(f"return_token_strs: the prompt is {plain['count']:,} tokens"), body
+
+
+def test_a_stream_over_max_stream_bytes_ends_with_a_413_and_stops_generating(shim):
+    """A client that does not read its stream cannot make the frontend buffer more than handler.max_stream_bytes:
+    the chunks stop there, the answer is a 413 naming the key, and the engine drops the rows."""
+    handler, model_dir, config = shim
+    limit, handler.max_stream_bytes = handler.max_stream_bytes, 4096
+    sent: list[int] = []
+
+    async def scenario():
+        context = make_context(model_dir, config, 1)
+        context.cl_socket = type("Socket", (), {"sendall": lambda self, data: sent.append(len(data))})()
+        body = {"prompt": "Tell me a story", "max_tokens": 480, "temperature": 0, "stream": True, "logprobs": 5}
+        replies = await handler.handle([{"body": orjson.dumps(body)}], context)
+        return context.get_response_status(0)[0], orjson.loads(replies[0])
+
+    try:
+        status, answer = asyncio.run(scenario())
+    finally:
+        handler.max_stream_bytes = limit
+    assert status == 413 and "over handler.max_stream_bytes (4,096)" in answer["error"]["message"], answer
+    assert sum(sent) < 4096 + 2048  # the chunks up to the limit, with their frames' headers
+    deadline = time.monotonic() + 5
+    while handler.engine.core.running_rows and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert handler.engine.core.running_rows == 0

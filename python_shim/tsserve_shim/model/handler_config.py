@@ -55,6 +55,8 @@ class HandlerConfig:
     cpu_threads: int | None = None
     max_num_seqs: int = DEFAULTS["max_num_seqs"]
     max_rows_per_request: int | None = None
+    prefill_chunk_tokens: int = DEFAULTS["prefill_chunk_tokens"]
+    max_stream_bytes: int = DEFAULTS["max_stream_bytes"]
     prefix_cache_mb: float | None = None  # not set: the engine sizes the cache (prefix_cache_size_mb at most)
     max_model_len: int | None = None
     kv_cache_mb: float | None = None
@@ -81,6 +83,8 @@ class HandlerConfig:
             cpu_threads=_positive_int(section, "cpu_threads"),
             max_num_seqs=_positive_int(section, "max_num_seqs"),
             max_rows_per_request=_positive_int(section, "max_rows_per_request"),
+            prefill_chunk_tokens=_positive_int(section, "prefill_chunk_tokens"),
+            max_stream_bytes=_positive_int(section, "max_stream_bytes"),
             prefix_cache_mb=_prefix_cache_mb(section),
             max_model_len=_positive_int(section, "max_model_len"),
             kv_cache_mb=_positive_number(section, "kv_cache_mb", "MiB"),

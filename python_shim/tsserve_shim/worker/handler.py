@@ -27,7 +27,7 @@ from ..bridge import protocol
 from ..bridge.channel import Bridge, ChildSpec, closed, unavailable
 from ..bridge.errors import ShimConfigError
 from ..bridge.node_process import find_node
-from ..model.handler_config import HandlerConfig
+from ..model.handler_config import DEFAULTS, HandlerConfig
 from ..model.placement import model_workers, worker_device_ids
 from . import envelope as kserve
 from .handle_timeout import handle_timeout
@@ -35,7 +35,7 @@ from .limits import GenerateLimits, max_response_size
 from .metrics import report_generated, start_publishing
 from .reaper import Reaper
 from .recovery import watch_readiness
-from .replies import failures, respond, send_chunk, with_retirements
+from .replies import body_bytes, chunk_body, failures, respond, send_chunk, stream_over, with_retirements
 from .requests import decode_body, decoded_by_torchserve, with_url_path
 from .socket_writer import one_writer
 from .trace import header_problem, tagged, trace_id
@@ -64,6 +64,8 @@ class _Batch:
     deadline: Any
     requests: int = 1
     trace: str | None = None  # its requests' trace ids (worker/trace.py), for the bridge's and engine's log lines
+    ticket: Any = None  # the bridge's ticket of its handle call
+    streamed_bytes: int = 0  # what its stream chunks came to (handler.max_stream_bytes bounds it)
 
 
 class _Awaitable:
@@ -98,6 +100,7 @@ class TsserveHandler:
         self._ended: collections.OrderedDict = collections.OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None  # runs handle when TorchServe calls it synchronously
         self.max_response_size: int | None = None  # bytes of one response body the frontend accepts
+        self.max_stream_bytes: int = DEFAULTS["max_stream_bytes"]  # bytes one handle call may stream
 
     # ------------------------------------------------------------ TorchServe API
 
@@ -117,6 +120,7 @@ class TsserveHandler:
         self.handle_timeout = handle_timeout(config.handle_timeout_s, self.model_config.get("responseTimeout"))
         self.asynchronous = continuous_batching(self.model_config)
         self.max_response_size = max_response_size()
+        self.max_stream_bytes = config.max_stream_bytes
         self.reaper = Reaper.start()
         try:
             with self.reaper.watching_new_children():  # vLLM's processes and the Node child, from the first
@@ -225,6 +229,7 @@ class TsserveHandler:
         self._batches[batch_id] = _Batch(context, loop, self.handle_timeout.generation_deadline(arrived), len(requests), trace)
         answer: asyncio.Future = loop.create_future()
         ticket = self.bridge.request(protocol.HANDLE, {"batch_id": batch_id, "requests": requests}, _resolver(loop, answer))
+        self._batches[batch_id].ticket = ticket
         try:
             message = await asyncio.wait_for(answer, max(0.0, arrived + self.handle_timeout.seconds - time.monotonic()))
         except asyncio.TimeoutError:
@@ -239,6 +244,8 @@ class TsserveHandler:
         finally:
             self._batches.pop(batch_id, None)
             self.bridge.end_batch(batch_id)  # generate calls the handler left running
+        if self._ended.get(batch_id, (None,))[0] == 413:  # its stream went over handler.max_stream_bytes
+            return failures(len(requests), 413, self._ended[batch_id][1])
         if unavailable(message):
             return failures(len(requests), 503, message["error"]["message"], trace)
         if closed(message):
@@ -304,9 +311,18 @@ class TsserveHandler:
         return None if refusal is None else (400, refusal, refusal.split(":", 1)[0])
 
     def _on_chunk(self, params: dict) -> None:
-        batch = self._batches.get(params.get("batch_id"))
-        if batch is not None:
-            batch.loop.call_soon_threadsafe(send_chunk, batch.context, params, self.max_response_size)
+        """Send a stream chunk; past handler.max_stream_bytes, end the handle call instead (a client that does not
+        read would otherwise have the frontend buffer its whole stream)."""
+        batch_id = params.get("batch_id")
+        batch = self._batches.get(batch_id)
+        if batch is None or batch.streamed_bytes > self.max_stream_bytes:
+            return
+        batch.streamed_bytes += body_bytes(chunk_body(params))
+        if batch.streamed_bytes > self.max_stream_bytes:
+            over = stream_over(batch.streamed_bytes, self.max_stream_bytes)["message"]
+            batch.loop.call_soon_threadsafe(lambda: batch_id in self._batches and self._end(batch_id, batch.ticket, 413, over))
+            return
+        batch.loop.call_soon_threadsafe(send_chunk, batch.context, params, self.max_response_size)
 
     def _on_generated(self, batch_id: int | None, outcomes: list, stages: list[str]) -> None:
         report_generated(self.engine.stats, self.model_name, outcomes, stages)

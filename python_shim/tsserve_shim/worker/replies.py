@@ -104,6 +104,20 @@ def respond(context, index: int, outcome: dict, limit: int | None = None, reques
     return body
 
 
+def chunk_body(params: dict) -> str:
+    """A StreamChunk's body as it goes out: the handler's own text, or its value as a JSON line."""
+    return params["body"] if params.get("content_type") else json_line(params["body"])
+
+
+def stream_over(sent: int, limit: int) -> dict:
+    """The outcome that ends a stream whose chunks came to more than handler.max_stream_bytes."""
+    message = (
+        f"the stream sent {sent:,} bytes, over handler.max_stream_bytes ({limit:,}): TorchServe holds what a client has "
+        "not read yet, so a stream stops there; ask for fewer tokens or logprobs, or raise handler.max_stream_bytes"
+    )
+    return {"ok": False, "status": 413, "message": message}
+
+
 def send_chunk(context, params: dict, limit: int | None = None) -> None:
     """A StreamChunk as TorchServe's intermediate response (`ts_stream_next: "true"`); a chunk
     over ``limit`` bytes is replaced by an error line."""
@@ -114,7 +128,7 @@ def send_chunk(context, params: dict, limit: int | None = None) -> None:
         return
     content_type = params.get("content_type")
     context.set_response_content_type(index, content_type or "application/json")
-    body = params["body"] if content_type else json_line(params["body"])
+    body = chunk_body(params)
     if limit is not None and body_bytes(body) > limit:
         content_type, body = None, json_line(outcome_body(too_large(body_bytes(body), limit)))
         context.set_response_content_type(index, "application/json")

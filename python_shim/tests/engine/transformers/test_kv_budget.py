@@ -145,7 +145,7 @@ def test_an_out_of_memory_step_fails_only_the_newest_call(unbounded):
     engine = copy.copy(unbounded)
     prefilled: list[int] = []
     prefill = engine.runner.prefill
-    engine.runner.prefill = lambda rows: (prefilled.extend(row.request for row in rows), prefill(rows))[1]
+    engine.runner.prefill = lambda rows, chunk_tokens=None: (prefilled.extend(row.request for row in rows), prefill(rows, chunk_tokens))[1]
     oom = OomInLastLayer(engine.runner.model, rows=3)
     try:
         outcomes, running = run_stepwise(engine, PROMPTS[:3], steps_between=2)

@@ -1,7 +1,7 @@
 """The engine's one decode loop (EngineCore): each step the scheduler says which calls are admitted
 (scheduler.py), the runner prefills them and decodes every row one token (model_runner.py), the output
 processor takes those tokens into the rows (common/output.py), and a call whose rows are all done is
-answered at once.
+answered at once. A long prompt is prefilled a chunk a step (prefill.py), the running rows decoding between chunks.
 
 Generate calls are submitted from any thread. A new request starts decoding at the next step instead of
 waiting for the batch to end; rows that finished, ran out of time or were cancelled leave the batch.
@@ -42,6 +42,7 @@ from ..contract import Outcome, Requests, error_outcome, generate_requests
 from .batch import DecodeBatch, DecodeRow
 from .kv_budget import KvBudgetError, KvShape
 from .model_runner import ModelRunner
+from .prefill import PrefillJob
 from .scheduler import Running, ScheduledCall, Scheduler
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class EngineCore:
         self._arrived: list[ScheduledCall] = []
         self._active: list[ScheduledCall] = []
         self._batch: DecodeBatch | None = None
+        self._prefills: list[PrefillJob] = []  # admitted calls whose prompts are still being prefilled, a chunk a step
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ the API
@@ -96,12 +98,12 @@ class EngineCore:
     @property
     def running_rows(self) -> int:
         batch = self._batch
-        return len(batch.rows) if batch is not None else 0
+        return (len(batch.rows) if batch is not None else 0) + len(self._prefilling_rows())
 
     # ------------------------------------------------------------ the loop
 
     def _has_work(self) -> bool:
-        return bool(self._arrived or self._batch is not None)
+        return bool(self._arrived or self._batch is not None or self._prefills)
 
     def _serve(self) -> None:
         while True:
@@ -127,12 +129,14 @@ class EngineCore:
 
     def _iterate(self, arrived: list[ScheduledCall]) -> None:
         arrived = self._cancel(arrived)
+        for job in list(self._prefills):
+            self._advance_prefill(job)
         plan = self.scheduler.schedule(arrived, self._running(), self._build)
         for call in plan.unfit:
             self._fail(call, KvBudgetError(f"out of memory for KV: {self.scheduler.kv_budget.describe(KvShape.of_new_rows(call.rows))}"))
         if plan.admitted:
             self._admit(plan.admitted, plan.shape)
-        self._fit_prefix_cache(KvShape.of_batch(self._batch))
+        self._fit_prefix_cache(self._running_shape())
         if plan.waiting:
             self._wait(plan.waiting)  # a batch that cannot be joined waits for the running one to end
         try:
@@ -141,10 +145,18 @@ class EngineCore:
             self._retry_alone(error)
 
     def _running(self) -> Running:
+        """The decode batch and the rows being prefilled (which join it when their prefill ends)."""
         batch = self._batch
-        if batch is None:
+        if batch is None and not self._prefills:
             return Running()
-        return Running(len(batch.rows), KvShape.of_batch(batch), batch.joinable)
+        joinable = batch.joinable if batch is not None else self.runner.kv_joinable
+        return Running(self.running_rows, self._running_shape(), joinable)
+
+    def _running_shape(self) -> KvShape:
+        return KvShape.of_batch(self._batch).joined(KvShape.of_new_rows(r for r in self._prefilling_rows() if not r.done))
+
+    def _prefilling_rows(self) -> list[DecodeRow]:
+        return [row for job in self._prefills for row in job.rows]
 
     def _wait(self, calls: list[ScheduledCall]) -> None:
         with self._wake:
@@ -169,6 +181,7 @@ class EngineCore:
         """A pass over the whole batch raised, and which call it was for is unknown: every call runs again
         from its prompt, each in a batch of its own; one that fails alone (or has streamed text already) is answered with the error."""
         calls, self._batch, self._active = list(self._active), None, []
+        self._drop_prefills()
         retried = []
         for call in calls:
             if call.alone or call.streamed:
@@ -215,15 +228,34 @@ class EngineCore:
         self._prefill(calls)
 
     def _prefill(self, calls: list[ScheduledCall]) -> None:
-        """One forward for every call; when it fails, each call alone, so that only the one that fails is answered with its error."""
+        """Start the calls' prefill (one forward a chunk for all of them) and run its first chunk."""
+        rows = [row for call in calls for row in call.rows]
+        job = PrefillJob(calls, self.runner.prefill(rows, self.scheduler.prefill_window(len(rows))))
+        self._prefills.append(job)
+        self._advance_prefill(job)
+
+    def _advance_prefill(self, job: PrefillJob) -> None:
+        """The prefill's next chunk; its batch joins the running one when it ends. When it fails, each call
+        starts again alone, so that only the one that fails is answered with its error."""
         try:
-            self._join(self.runner.prefill([row for call in calls for row in call.rows]))
-        except Exception as error:
-            if len(calls) == 1:
-                self._fail(calls[0], error)
+            if not job.advance():
                 return
-            for call in calls:
+        except Exception as error:
+            job.drop()
+            self._prefills.remove(job)
+            if len(job.calls) == 1:
+                self._fail(job.calls[0], error)
+                return
+            for call in job.calls:
                 self._prefill([call])
+            return
+        self._prefills.remove(job)
+        self._join(job.batch)
+
+    def _drop_prefills(self) -> None:
+        for job in self._prefills:
+            job.drop()
+        self._prefills = []
 
     def _join(self, batch: DecodeBatch | None) -> None:
         if batch is None:
@@ -294,6 +326,7 @@ class EngineCore:
 
     def _fail_active(self, error: BaseException) -> None:
         calls, self._batch = list(self._active), None
+        self._drop_prefills()
         for call in calls:
             self._fail(call, error)
 
@@ -319,6 +352,6 @@ class EngineCore:
             waiting = sum(len(call.requests) for call in self._arrived)
         self.stats.set(REQUESTS_RUNNING, self.running_rows)
         self.stats.set(REQUESTS_WAITING, waiting)
-        budget, batch = self.scheduler.kv_budget, self._batch
-        used = budget.need(KvShape.of_batch(batch)) / budget.total_bytes if budget is not None and budget.total_bytes else 0.0
+        budget = self.scheduler.kv_budget
+        used = budget.need(self._running_shape()) / budget.total_bytes if budget is not None and budget.total_bytes else 0.0
         self.stats.set(KV_CACHE_USAGE, min(1.0, used))

@@ -53,7 +53,7 @@ class Engine(PromptTokenizer):
         other = object.__new__(type(self))
         other.__dict__.update(self.__dict__)
         other.runner = copy.copy(self.runner)
-        other.scheduler = Scheduler(self.scheduler.max_num_seqs)
+        other.scheduler = Scheduler(self.scheduler.max_num_seqs, self.scheduler.prefill_chunk_tokens)
         other.scheduler.kv_budget = self.scheduler.kv_budget
         other.core = EngineCore(other.runner, other, other.scheduler)
         return other
@@ -81,6 +81,7 @@ class Engine(PromptTokenizer):
         engine = cls(model, tokenizer, device=plan.device, name_or_path=config.model_path)
         engine.plan = plan
         engine.scheduler.max_num_seqs = config.max_num_seqs
+        engine.scheduler.prefill_chunk_tokens = config.prefill_chunk_tokens
         engine.use_kv_budget(kv_budget_bytes(config.kv_cache_mb, plan, model.get_memory_footprint()))
         engine.use_prefix_cache(prefix_cache_bytes(config.prefix_cache_mb, engine.scheduler.kv_budget))
         return engine

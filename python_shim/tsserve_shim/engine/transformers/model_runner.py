@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,9 @@ from .transformers_compat import cache_keyword, forward_with_cache
 
 log = logging.getLogger(__name__)
 
+# A prefill: yields between two chunks' forwards, returns the rows' decode batch (model_runner.prefill).
+PrefillSteps = Generator[None, None, "DecodeBatch | None"]
+
 
 def _slices_logits_by_mask(model) -> bool:
     """Whether the model's forward takes a boolean (batch, length) ``logits_to_keep`` (transformers' slice_logits_to_keep)."""
@@ -31,6 +35,13 @@ def _slices_logits_by_mask(model) -> bool:
         return "slice_logits_to_keep" in inspect.getsource(type(model).forward)
     except (OSError, TypeError):
         return False
+
+
+def _plain_kv(model) -> bool:
+    """Whether the model's KV cache is plain full attention, which batches can be joined and cached in."""
+    from transformers import DynamicCache
+
+    return mergeable(DynamicCache(config=model.config))
 
 
 @dataclass
@@ -65,6 +76,7 @@ class ModelRunner:
         self.pad_id = int(pad)
         self._keeps_positions_by_mask = _slices_logits_by_mask(model)
         cache_keyword(model)  # a model whose forward takes no KV cache is refused here, not at its first step
+        self.kv_joinable = _plain_kv(model)  # whether batches join (else a running batch takes no new rows)
         self.prefix_cache: PrefixCache | None = None  # use_prefix_cache turns it on
         self.grammars = Grammars(tokenizer, self.vocab_size)  # structured output (grammar.py)
 
@@ -81,11 +93,9 @@ class ModelRunner:
     def use_prefix_cache(self, budget_bytes: int) -> None:
         """Turn on prefix caching with a budget (0 turns it off). Models whose KV cache is not plain
         full attention (sliding windows, quantized caches) run without it."""
-        from transformers import DynamicCache
-
         if budget_bytes <= 0:
             self.prefix_cache = None
-        elif not mergeable(DynamicCache(config=self.model.config)):
+        elif not self.kv_joinable:
             log.warning("tsserve: %s has no plain full-attention KV cache; prefix caching is off", self.name_or_path)
             self.prefix_cache = None
         else:
@@ -115,9 +125,11 @@ class ModelRunner:
 
     # ------------------------------------------------------------------ prefill
 
-    def prefill(self, rows: list[DecodeRow]) -> DecodeBatch | None:
-        """Prefill the rows that are still in time: their decode batch (None when no row needs a
-        token). An echo request's first row gets its prompt's Scores (``Row.prompt_scores``).
+    def prefill(self, rows: list[DecodeRow], chunk_tokens: int | None = None) -> PrefillSteps:
+        """Prefill the rows that are still in time, ``chunk_tokens`` prompt positions a forward (None: all
+        at once): a generator that yields between two forwards and returns the rows' decode batch (None
+        when no row needs a token). Its driver (core.PrefillJob) decodes the running rows between chunks.
+        An echo request's first row gets its prompt's Scores (``Row.prompt_scores``).
 
         With a prefix cache, each row starts from the longest cached prefix of its prompt. Rows
         that would compute the same new prefix as a row before them wait for a second forward,
@@ -127,12 +139,12 @@ class ModelRunner:
         if not live:
             return None
         if self.prefix_cache is None:
-            batch = self._forward_prompts(live, [[] for _ in live])
+            batch = yield from self._forward_prompts(live, [[] for _ in live], chunk_tokens)
         else:
             first, chains, later = self._split_shared(live)
-            batch = self._forward_prompts(first, chains)
+            batch = yield from self._forward_prompts(first, chains, chunk_tokens)
             if later:
-                batch.join(self._forward_prompts(later, self._lookup(later)))
+                batch.join((yield from self._forward_prompts(later, self._lookup(later), chunk_tokens)))
         for row in live:
             if row.max_tokens == 0:
                 row.finish_reason = "length"
@@ -172,10 +184,10 @@ class ModelRunner:
             reused = len(chain) * self.prefix_cache.block_tokens - 1
         return max(0, reused)
 
-    def _forward_prompts(self, rows: list[DecodeRow], chains: list[list[Block]]) -> DecodeBatch:
-        """One forward over the rows' prompts past what each takes from the cache: the decode batch (the
-        next-token logits of every row). Echo rows get their prompt's Scores; the new full blocks of every
-        prompt go to the cache."""
+    def _forward_prompts(self, rows: list[DecodeRow], chains: list[list[Block]], chunk_tokens: int | None) -> PrefillSteps:
+        """Forwards over the rows' prompts past what each takes from the cache, ``chunk_tokens`` positions
+        each (yielding between two): the decode batch (the next-token logits of every row). Echo rows get
+        their prompt's Scores, from one forward; the new full blocks of every prompt go to the cache."""
         from transformers import DynamicCache
 
         layout = self._layout(rows, chains)
@@ -184,9 +196,12 @@ class ModelRunner:
             self._load_prefixes(cache, chains, layout.reused, layout.cached_width)
         echo_rows = [i for i, row in enumerate(rows) if row.scores_prompt]
         keep = self._logits_to_keep(layout, echo_rows)
-        out, cache = forward_with_cache(
-            self.model, cache, input_ids=layout.input_ids, attention_mask=layout.mask, position_ids=layout.positions, logits_to_keep=keep
-        )
+        chunk = layout.width if echo_rows or not chunk_tokens else chunk_tokens
+        last_start = (layout.width - 1) // chunk * chunk
+        for start in range(0, last_start, chunk):
+            _, cache = self._forward_window(cache, layout, start, start + chunk, 1)
+            yield
+        out, cache = self._forward_window(cache, layout, last_start, layout.width, keep)
         self._count_lookups(rows, layout.reused)  # once the forward ran: a prefill that raises is retried, not counted twice
         last, echo_logits = self._split_logits(out.logits, keep, layout, echo_rows)
         scores = self._score_prompts(rows, chains, layout.reused, echo_logits)
@@ -203,6 +218,17 @@ class ModelRunner:
             for i, row in enumerate(rows):
                 self.prefix_cache.extend(row.prompt_ids, batch.row_kv(i), scores.get(i))
         return batch
+
+    def _forward_window(self, cache, layout: PromptLayout, start: int, end: int, keep):
+        """One forward over the computed positions [start, end) of every row, on top of ``cache``."""
+        return forward_with_cache(
+            self.model,
+            cache,
+            input_ids=layout.input_ids[:, start:end],
+            attention_mask=layout.mask[:, : layout.cached_width + end],
+            position_ids=layout.positions[:, start:end],
+            logits_to_keep=keep,
+        )
 
     def _layout(self, rows: list[DecodeRow], chains: list[list[Block]]) -> PromptLayout:
         reused = [self._reused(row, chain) for row, chain in zip(rows, chains)]

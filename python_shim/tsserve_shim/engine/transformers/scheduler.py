@@ -5,7 +5,8 @@ that cannot fit the KV budget even alone.
 
 Calls are admitted in arrival order while their rows fit ``max_num_seqs`` and the KV budget (kv_budget.py);
 a call that does not fit waits, and the calls behind it wait too. A call whose batch's forward raised runs
-again ``alone``: in a batch of its own, which nothing joins.
+again ``alone``: in a batch of its own, which nothing joins. Admitted rows are prefilled at most
+``prefill_chunk_tokens`` prompt tokens a step (``prefill_window``), so the running rows decode between chunks.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from ..common.calls import Call
 from .kv_budget import KvBudget, KvShape
 
 DEFAULT_MAX_NUM_SEQS: int = DEFAULTS["max_num_seqs"]
+DEFAULT_PREFILL_CHUNK_TOKENS: int = DEFAULTS["prefill_chunk_tokens"]
+# Positions a row's prefill computes a step at least: a 64-row prefill stays within a 256-token chunk, and
+# does not take a pass over the weights for each of its positions.
+MIN_PREFILL_WINDOW = 4
 
 
 @dataclass(eq=False)
@@ -50,8 +55,9 @@ class SchedulerOutput:
 
 
 class Scheduler:
-    def __init__(self, max_num_seqs: int = DEFAULT_MAX_NUM_SEQS) -> None:
+    def __init__(self, max_num_seqs: int = DEFAULT_MAX_NUM_SEQS, prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> None:
         self.max_num_seqs = max_num_seqs  # rows decoded at once; calls beyond wait in arrival order
+        self.prefill_chunk_tokens = prefill_chunk_tokens  # prompt tokens (rows x positions) one prefill forward takes
         self.kv_budget: KvBudget | None = None  # rows are admitted only while their KV fits (kv_budget.py)
         self._batch_alone = False  # the running batch holds one call that must not be joined
 
@@ -92,6 +98,10 @@ class Scheduler:
             return
         out.shape = joined
         out.admitted.append(call)
+
+    def prefill_window(self, rows: int) -> int:
+        """Prompt positions a prefill of ``rows`` rows computes a step: the running rows decode between two."""
+        return max(MIN_PREFILL_WINDOW, self.prefill_chunk_tokens // max(1, rows))
 
     def fits(self, shape: KvShape) -> bool:
         return self.kv_budget is None or self.kv_budget.fits(shape)
