@@ -42,6 +42,9 @@ class FakeContext:
         self.request_ids = {0: "bench"}
         self.statuses: dict = {}
 
+    def get_request_id(self, index=0):
+        return self.request_ids.get(index)
+
     def set_response_content_type(self, index, value) -> None:
         pass
 

@@ -16,8 +16,7 @@ from tsserve_shim.bridge import protocol
 from tsserve_shim.bridge.errors import INVALID_PARAMS, RpcError
 from tsserve_shim.bridge.model_calls import OFF_THREAD_IDS, OFF_THREAD_TEXT_BYTES, ModelCalls
 from tsserve_shim.bridge.rpc import Deferred
-from tsserve_shim.engine.common.trace import tag_trace
-from tsserve_shim.engine.contract import Malformed, generate_requests
+from tsserve_shim.engine.contract import Malformed, generate_requests, tag_trace
 
 
 class RecordingEngine:

@@ -151,14 +151,22 @@ VLLM_LIKE_WORKER = textwrap.dedent(
         with reaper.watching_new_children(every_s=0.1):  # as the worker wraps the engine's load and the bridge's start
             multiprocessing.get_context("spawn").Process(target=stubborn, args=("VLLM::EngineCore", "VLLM::Worker")).start()
             node = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], stdin=subprocess.PIPE)
-        while len(multiprocessing.active_children()) < 1 or "VLLM::Worker" not in subprocess.run(
-            ["ps", "-eo", "args"], capture_output=True, text=True
-        ).stdout:
-            time.sleep(0.05)
         print(json.dumps({"reaper": reaper._process.pid}), flush=True)
         time.sleep(600)
     """
 )
+
+
+def _stand_ins_up(worker: int, reaper: int, within_s: float = 30) -> tuple[list, list[str]]:
+    """The worker's processes but its reaper, once both VLLM:: titles are among them (the machine may run real
+    vLLM processes too, so only the worker's own descendants count), and their titles."""
+    deadline = time.monotonic() + within_s
+    while True:
+        started = [p for p in psutil.Process(worker).children(recursive=True) if p.pid != reaper]
+        titles = sorted(" ".join(p.cmdline()).strip() for p in started if p.is_running())
+        if {"VLLM::EngineCore", "VLLM::Worker"} <= set(titles) or time.monotonic() > deadline:
+            return started, titles
+        time.sleep(0.05)
 
 
 def test_a_sigkilled_worker_leaves_no_vllm_process_and_no_node_child(tmp_path):
@@ -169,9 +177,8 @@ def test_a_sigkilled_worker_leaves_no_vllm_process_and_no_node_child(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(SHIM_ROOT)}
     worker = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
     reaper = json.loads(worker.stdout.readline())["reaper"]
-    started = [p for p in psutil.Process(worker.pid).children(recursive=True) if p.pid != reaper]
+    started, titles = _stand_ins_up(worker.pid, reaper)
     try:
-        titles = sorted(" ".join(p.cmdline()).strip() for p in started)
         assert [t for t in titles if t.startswith("VLLM::")] == ["VLLM::EngineCore", "VLLM::Worker"], titles
         assert len(started) >= 3  # and the Node stand-in (spawn's resource tracker may be there too)
         os.kill(worker.pid, signal.SIGKILL)

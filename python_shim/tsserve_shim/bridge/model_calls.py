@@ -20,9 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.common.stats import DEFAULT_STAGE
-from ..engine.common.trace import generate_tag, tag_trace, tagged
-from ..engine.contract import GenerateRequest, Malformed, ServingEngine, generate_requests
+from ..engine.contract import DEFAULT_STAGE, GenerateRequest, Malformed, ServingEngine, generate_requests, generate_tag, tag_trace, tagged
 from . import protocol
 from .errors import INTERNAL_ERROR, INVALID_PARAMS, RpcError
 from .rpc import Deferred, Peer

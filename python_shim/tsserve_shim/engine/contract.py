@@ -17,6 +17,9 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+# The handler stage of a generate request that names none (a handler's one model call): its metrics' `stage` label.
+DEFAULT_STAGE = "main"
+
 Outcome = dict  # a GenerateOutcome (src/protocol/messages.ts): {"ok": True, ...} or {"ok": False, "status", "message"}
 
 
@@ -39,6 +42,7 @@ class GenerateRequest:
     prompt_token_ids: tuple[int, ...] | None = None  # the prompt as ids, when the client sent ids (never re-tokenized)
     literal_spans: tuple[tuple[int, int], ...] | None = None  # content spans of ``prompt``, tokenized as plain text
     structured: Mapping[str, Any] | None = None
+    stage: str | None = None  # the handler stage it serves (AgentInstruct's explanation, answer), for the metrics
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> GenerateRequest:
@@ -61,6 +65,7 @@ class GenerateRequest:
             prompt_token_ids=_field(params, "prompt_token_ids", _token_ids, optional=True),
             literal_spans=_field(params, "literal_spans", _spans, optional=True),
             structured=params.get("structured"),
+            stage=_field(params, "stage", lambda v: None if v is None else str(v), optional=True),
         )
 
     @classmethod
@@ -160,3 +165,29 @@ class ServingEngine(Protocol):
 
     # What it measures while serving (common.stats.EngineStats), which the worker publishes as metrics.
     stats: Any
+
+
+# ------------------------------------------------------------------ a call's tag and its trace id
+# The trace id of the HTTP request a model call serves (worker/trace.py picks it) goes as far down as the engine:
+# the bridge puts it last in a generate call's engine tag, and log lines about the request carry `[request ID]`.
+
+
+def tagged(trace: str | None, text: str) -> str:
+    """A log line about the request ``trace``: `[request ID] text` (the text alone without one)."""
+    return f"[request {trace}] {text}" if trace else text
+
+
+def generate_tag(pid: int, number: int, trace: str | None) -> tuple:
+    """The engine tag of a child's generate call: unique per call, its trace id last."""
+    return ("generate", pid, number, trace)
+
+
+def tag_trace(tag: Hashable | None) -> str | None:
+    """The trace id in an engine tag made by generate_tag, else None."""
+    return tag[3] if isinstance(tag, tuple) and len(tag) == 4 and tag[0] == "generate" else None
+
+
+def engine_request_id(tag: Hashable | None, number: int) -> str:
+    """An engine's own id for one request of a call (vLLM's request id, in vLLM's log lines): the trace id in it."""
+    trace = tag_trace(tag)
+    return f"tsserve-{trace}-{number}" if trace else f"tsserve-{number}"

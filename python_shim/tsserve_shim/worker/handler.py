@@ -38,7 +38,7 @@ from .recovery import watch_readiness
 from .replies import body_bytes, chunk_body, failures, respond, send_chunk, stream_over, with_retirements
 from .requests import decode_body, decoded_by_torchserve, with_url_path
 from .socket_writer import one_writer
-from .trace import header_problem, tagged, trace_id
+from .trace import header_problem, tagged, torchserve_request_id, trace_id
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class TsserveHandler:
                 outcomes = await self._outcomes(requests, context, arrived)
                 traces = [request["request_id"] for request in requests]
                 replies = [respond(context, i, outcome, self.max_response_size, traces[i]) for i, outcome in enumerate(outcomes)]
-                log_answers(traces, outcomes, arrived, [context.get_request_id(i) for i in range(len(traces))])
+                log_answers(traces, outcomes, arrived, [torchserve_request_id(context, i) for i in range(len(traces))])
             else:
                 requests = kserve.requests(envelope, data)
                 outcomes = await self._outcomes(requests, context, arrived) if requests else kserve.no_instances()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..engine.common.trace import tagged
+from ..engine.contract import tagged
 
 __all__ = ["client_request_id", "header_problem", "tagged", "trace_id"]
 
@@ -39,8 +39,14 @@ def trace_id(context: Any, index: int) -> str:
     given = client_request_id(context, index)
     if given is not None and USABLE_ID.fullmatch(given):
         return given
-    own = context.get_request_id(index) if getattr(context, "request_ids", None) else None
-    return str(own) if own else f"row-{index}"
+    own = torchserve_request_id(context, index)
+    return own if own else f"row-{index}"
+
+
+def torchserve_request_id(context: Any, index: int) -> str | None:
+    """TorchServe's own id of the batch's row ``index`` (None where the context has none, as a bench's stand-in)."""
+    own = context.get_request_id(index) if getattr(context, "request_ids", None) and hasattr(context, "get_request_id") else None
+    return str(own) if own else None
 
 
 def header_problem(context: Any, index: int) -> str | None:

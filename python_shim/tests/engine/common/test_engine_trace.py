@@ -1,6 +1,6 @@
-"""A request's trace id in an engine tag and in the engine's own request ids (engine/common/trace.py)."""
+"""A request's trace id in an engine tag and in the engine's own request ids (engine/contract.py)."""
 
-from tsserve_shim.engine.common.trace import engine_request_id, generate_tag, tag_trace, tagged
+from tsserve_shim.engine.contract import engine_request_id, generate_tag, tag_trace, tagged
 
 
 def test_a_generate_tag_carries_its_trace_id_and_stays_one_call_s():

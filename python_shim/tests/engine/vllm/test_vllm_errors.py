@@ -67,8 +67,8 @@ def test_a_sequence_vllm_ends_with_error_or_abort_is_that_request_s_failure_not_
             async def generate(self, *args):
                 yield out
 
-        engine = SimpleNamespace(llm=Llm(), _request_ids=itertools.count())
-        return asyncio.run(VllmEngine._generate(engine, GenerateRequest.from_params(greedy("x")), [1, 2], [None], None))
+        engine = SimpleNamespace(llm=Llm(), _request_ids=itertools.count(), _scores_full_context=lambda request, ids: False)
+        return asyncio.run(VllmEngine._generate(engine, GenerateRequest.from_params(greedy("x")), [1, 2], [None], None, "tsserve-1"))
 
     assert outcome_for("error")["status"] == 500
     assert outcome_for("abort")["status"] == 500 and "aborted" in outcome_for("abort")["message"]

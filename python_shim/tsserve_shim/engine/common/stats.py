@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..contract import DEFAULT_STAGE
+
 MANIFEST = json.loads((Path(__file__).resolve().parents[2] / "llm-metrics.json").read_text())
 DEFINITIONS = {metric["name"]: metric for metric in MANIFEST["metrics"]}
 
@@ -101,10 +103,6 @@ class EngineStats:
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot({n: h.copy() for n, h in self._histograms.items()}, dict(self._counters), dict(self._gauges))
-
-
-# The `stage` label of a model call whose GenerateRequest names none (a handler's one call).
-DEFAULT_STAGE = "main"
 
 
 def count_outcomes(stats: EngineStats, outcomes, stages: list[str] | None = None) -> tuple[int, int]:

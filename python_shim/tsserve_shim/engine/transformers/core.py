@@ -37,8 +37,7 @@ from ..common.stats import (
     EngineStats,
 )
 from ..common.submit import Done, wait_for_outcomes
-from ..common.trace import tag_trace, tagged
-from ..contract import Outcome, Requests, error_outcome, generate_requests
+from ..contract import Outcome, Requests, error_outcome, generate_requests, tag_trace, tagged
 from .batch import DecodeBatch, DecodeRow
 from .kv_budget import KvBudgetError, KvShape
 from .model_runner import ModelRunner

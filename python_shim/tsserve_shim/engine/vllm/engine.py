@@ -33,8 +33,7 @@ from ..common.sampling import GREEDY_BELOW
 from ..common.scores import Scores
 from ..common.stats import EngineStats, metrics_enabled
 from ..common.submit import Done, wait_for_outcomes
-from ..common.trace import engine_request_id
-from ..contract import GenerateRequest, Outcome, Requests, error_outcome, generate_requests
+from ..contract import GenerateRequest, Outcome, Requests, engine_request_id, error_outcome, generate_requests
 from .args import VllmLaunch, not_ready_message, unknown_vllm_args, vllm_launch
 from .failures import refusal, request_failure, unanswered
 from .stats import stat_logger_factory
