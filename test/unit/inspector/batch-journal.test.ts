@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { inspectorFor } from "../../../src/inspector/journal-client.ts";
 import type { JournalEvent } from "../../../src/inspector/journal.ts";
 import type { ModelClient } from "../../../src/handler/model.ts";
-import type { GenerateOutcome, GenerateRequest } from "../../../src/protocol/messages.ts";
+import type { GenerateOutcome } from "../../../src/protocol/messages.ts";
+import { greedyRequest } from "../../fixtures/greedy-request.ts";
 
 const empty = { tokens: [], token_ids: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
 const done: GenerateOutcome = {
@@ -14,20 +15,7 @@ const done: GenerateOutcome = {
   prompt_tokens: 1,
   compute_time: 0,
 };
-const request = {
-  prompt: "p",
-  max_tokens: 3,
-  temperature: 0,
-  top_p: 1,
-  top_k: 0,
-  repetition_penalty: 1,
-  seed: null,
-  stop: [],
-  logprobs: 0,
-  num_sequences: 1,
-  echo: false,
-  stream: true,
-} as GenerateRequest;
+const request = greedyRequest("p", 3, { seed: null, stream: true });
 
 /** A model that streams "a", "b", "c" and whose tokenizer refuses. */
 const streaming: ModelClient = {
